@@ -1,0 +1,202 @@
+"""The measurements. Each returns a dict with ``value`` (the headline figure) and details.
+
+Completion is always read from the shared counter (``INCR`` by every job), polled by
+the harness with its own client; no library's result API is involved in the timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from systems.base import System
+from systems.common import COUNTER
+
+SCENARIOS = {
+    "a": ("enqueue one at a time", "jobs/s", "higher"),
+    "b": ("bulk enqueue", "jobs/s", "higher"),
+    "c": ("drain, 1 worker process", "jobs/s", "higher"),
+    "d": ("drain, 2 worker processes", "jobs/s", "higher"),
+    "e": ("enqueue→start latency, idle worker", "ms", "lower"),
+    "f": ("drain rate vs backlog size", "jobs/s", "higher"),
+    "g": ("store memory per waiting job", "bytes/job", "lower"),
+    "h": ("worker memory after draining (1 process)", "MiB", "lower"),
+}
+WARMUP_PROBES = 5
+
+
+@dataclass
+class Config:
+    runs: int = 3
+    n_one: int = 5_000
+    n_bulk: int = 20_000
+    n_drain: int = 20_000
+    samples: int = 300
+    gap: float = 0.005
+    backlog_small: int = 1_000
+    backlog_large: int = 1_000_000
+    poll: float = 0.02
+    fine_poll: float = 0.002
+    stall: float = 30.0
+    scenarios: list[str] = field(default_factory=lambda: list("abcdefgh"))
+    backlog_systems: list[str] = field(default_factory=list)
+
+
+def size(system: System, kind: str, n: int) -> int:
+    return min(n, system.caps.get(kind, n))
+
+
+async def count(r: Any) -> int:
+    return int(await r.get(COUNTER) or 0)
+
+
+async def wait_count(
+    system: System,
+    r: Any,
+    cfg: Config,
+    *,
+    target: int = 0,
+    window: int = 0,
+    base: int = 0,
+    poll: float,
+) -> tuple[float, float, int, tuple[float, float]]:
+    """Poll the counter until it reaches ``target`` (or ``window`` past the first count
+    seen above ``base``). Returns (when work was first seen, when done, jobs done in
+    between, CPU used by workers and Redis in between): the jobs finished before the
+    first sighting are not counted."""
+    first_at: float | None = None
+    cpu_first = (0.0, 0.0)
+    first = last = base
+    last_change = time.perf_counter()
+    while True:
+        now_count, now = await count(r), time.perf_counter()
+        if first_at is None and now_count > base:
+            first_at, first = now, now_count
+            cpu_first = await cpu_now(system, r)
+            if window:
+                target = first + window
+        if first_at is not None and now_count >= target:
+            cpu_end = await cpu_now(system, r)
+            cpu = (cpu_end[0] - cpu_first[0], cpu_end[1] - cpu_first[1])
+            return first_at, now, now_count - first, cpu
+        if now_count != last:
+            last, last_change = now_count, now
+        elif now - last_change > cfg.stall:
+            raise TimeoutError(f"no progress for {cfg.stall:.0f}s at {now_count - base} jobs done")
+        system.check_workers()
+        await asyncio.sleep(poll)
+
+
+async def cpu_now(system: System, r: Any) -> tuple[float, float]:
+    """CPU seconds used so far by (the worker processes, Redis)."""
+    info = await r.info("cpu")
+    return system.worker_cpu(), float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def per_job_us(n: int, **seconds: float) -> dict[str, float]:
+    return {name: round(value / n * 1e6, 1) for name, value in seconds.items()}
+
+
+async def _enqueue_cpu(r: Any) -> tuple[float, float]:
+    info = await r.info("cpu")
+    return time.process_time(), float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def _enqueue_cost(
+    system: System, n: int, cpu0: tuple[float, float], cpu1: tuple[float, float]
+) -> dict[str, float]:
+    """Producer and Redis CPU per job; an out-of-process producer reports its own
+    (its start-up and connecting are not counted, as for the in-process ones)."""
+    producer, redis = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
+    if system.out_of_process() and system.producer_cpu is not None:
+        producer = system.producer_cpu
+        redis = system.producer_redis_cpu or redis
+    return per_job_us(n, producer=producer, redis=redis)
+
+
+def _rate(done: int, first_at: float, end: float) -> float:
+    if end <= first_at or done <= 0:
+        raise RuntimeError("finished within one poll interval: use more jobs")
+    return done / (end - first_at)
+
+
+async def enqueue_one(system: System, cfg: Config, r: Any) -> dict[str, Any]:
+    n = size(system, "one", cfg.n_one)
+    cpu0 = await _enqueue_cpu(r)
+    elapsed = await system.enqueue_one(n)
+    cpu1 = await _enqueue_cpu(r)
+    return {"value": n / elapsed, "n": n, "cpu_us_per_job": _enqueue_cost(system, n, cpu0, cpu1)}
+
+
+async def enqueue_bulk(system: System, cfg: Config, r: Any) -> dict[str, Any]:
+    """Bulk enqueue rate, and the store growth per waiting job (scenario g)."""
+    n = size(system, "bulk", cfg.n_bulk)
+    before = await system.store_bytes(r)
+    cpu0 = await _enqueue_cpu(r)
+    elapsed = await system.enqueue_bulk(n)
+    cpu1 = await _enqueue_cpu(r)
+    after = await system.store_bytes(r)
+    cpu = _enqueue_cost(system, n, cpu0, cpu1)
+    return {
+        "value": n / elapsed,
+        "n": n,
+        "bytes_per_job": (after - before) / n,
+        "cpu_us_per_job": cpu,
+    }
+
+
+async def drain(system: System, cfg: Config, r: Any, processes: int) -> dict[str, Any]:
+    n = size(system, "drain", cfg.n_drain)
+    await system.enqueue_bulk(n)
+    spawned = time.perf_counter()
+    system.start_workers(processes)
+    first_at, end, done, cpu = await wait_count(system, r, cfg, target=n, poll=cfg.poll)
+    out: dict[str, Any] = {
+        "value": _rate(done, first_at, end),
+        "cpu_us_per_job": per_job_us(done, worker=cpu[0], redis=cpu[1]),
+        "n": n,
+        "startup_s": round(first_at - spawned, 3),
+        "including_startup": n / (end - spawned),
+    }
+    if processes == 1:
+        out["memory"] = system.worker_memory()
+    return out
+
+
+async def latency(system: System, cfg: Config, r: Any) -> dict[str, Any]:
+    system.start_workers(1)
+    n = size(system, "samples", cfg.samples)
+    probes = await system.latency(n + WARMUP_PROBES, cfg.gap, r)
+    samples = sorted(s * 1000 for s in probes[WARMUP_PROBES:])
+    p99 = statistics.quantiles(samples, n=100, method="inclusive")[98]
+    return {
+        "value": statistics.median(samples),
+        "p50": statistics.median(samples),
+        "p99": p99,
+        "max": samples[-1],
+        "n": len(samples),
+    }
+
+
+async def fill(system: System, n: int) -> float:
+    """Pre-fill n waiting jobs with the bulk API; returns jobs/s."""
+    return n / await system.fill(n)
+
+
+async def backlog_window(
+    system: System, cfg: Config, r: Any, *, target: int = 0, window: int = 0
+) -> tuple[float, dict[str, float]]:
+    """Start one worker and time the jobs from the first completion seen until the
+    counter reaches ``target`` (or ``window`` more jobs are done); stop the worker."""
+    base = await count(r)
+    system.start_workers(1)
+    try:
+        first_at, end, done, cpu = await wait_count(
+            system, r, cfg, target=target, window=window, base=base, poll=cfg.fine_poll
+        )
+    finally:
+        system.stop()
+    return _rate(done, first_at, end), per_job_us(done, worker=cpu[0], redis=cpu[1])

@@ -1,0 +1,75 @@
+"""Corral: background jobs for Python, on Redis or embedded SQLite.
+
+Define tasks on a :class:`Corral` app, enqueue jobs from async or sync code, and
+run them with ``corral worker``: retries with backoff, timeouts, priorities,
+delays, leases that recover jobs from dead workers, progress, logs and results.
+"""
+
+from corral.app import Corral
+from corral.backends.base import JobState, Retention, WorkerInfo
+from corral.context import JobContext, current_job
+from corral.errors import (
+    BackendError,
+    ConfigurationError,
+    ConnectionFailed,
+    CorralError,
+    InvalidArguments,
+    InvalidName,
+    InvalidTransition,
+    JobCancelled,
+    JobFailed,
+    JobNotFound,
+    JobTimeout,
+    LeaseLost,
+    NoRetry,
+    PayloadTooLarge,
+    ResultTimeout,
+    Retry,
+    SerializationError,
+    StoreFull,
+    TaskSignal,
+    UnknownTask,
+    ValidationError,
+)
+from corral.job import Job
+from corral.policy import Backoff
+from corral.queue import Queue
+from corral.task import Call, Task
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendError",
+    "Backoff",
+    "Call",
+    "ConfigurationError",
+    "ConnectionFailed",
+    "Corral",
+    "CorralError",
+    "InvalidArguments",
+    "InvalidName",
+    "InvalidTransition",
+    "Job",
+    "JobCancelled",
+    "JobContext",
+    "JobFailed",
+    "JobNotFound",
+    "JobState",
+    "JobTimeout",
+    "LeaseLost",
+    "NoRetry",
+    "PayloadTooLarge",
+    "Queue",
+    "ResultTimeout",
+    "Retention",
+    "Retry",
+    "SerializationError",
+    "StoreFull",
+    "Task",
+    "TaskSignal",
+    "UnknownTask",
+    "ValidationError",
+    "WorkerInfo",
+    "__version__",
+    "current_job",
+]

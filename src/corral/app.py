@@ -1,0 +1,341 @@
+"""The app object: task registry, backend connection and the client entry points."""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from datetime import timedelta
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
+from urllib.parse import urlsplit
+
+from corral._sync import run_sync
+from corral.backends.base import Backend, NewJob, Retention, WorkerInfo
+from corral.context import JobContext
+from corral.errors import ConfigurationError, CorralError, JobNotFound, ValidationError
+from corral.job import Job
+from corral.options import DEFAULT_COMPLETED, DEFAULT_FAILED, TaskConfig
+from corral.policy import BackoffSpec, check_job_id, check_queue_name, check_task_name
+from corral.queue import Queue
+from corral.schedules import Schedules, ScheduleSpec
+from corral.settings import REDIS_SCHEMES, SQLITE_SCHEMES, resolve_url
+from corral.task import Call, Task, new_record
+
+__all__ = ["Corral"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+DEFAULT_MAX_PAYLOAD = 512 * 1024
+
+
+class TaskDecorator(Protocol):
+    """What ``@app.task(...)`` returns: it keeps the function's signature for
+    ``enqueue`` (a leading ``JobContext`` parameter is filled in by the worker)."""
+
+    @overload
+    def __call__(
+        self, fn: Callable[Concatenate[JobContext, P], Coroutine[Any, Any, R]]
+    ) -> Task[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[Concatenate[JobContext, P], R]) -> Task[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]]) -> Task[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R]) -> Task[P, R]: ...
+
+
+class Corral:
+    """A Corral application: tasks plus the backend they share.
+
+    ``url`` picks the backend (else ``CORRAL_URL``, ``REDIS_URL``, then
+    ``sqlite:///corral.db``). Creating the app opens no connection; the first call
+    that needs the backend connects, once per event loop. ``durable=True`` makes an
+    enqueue return only once the job is on disk (Redis: WAITAOF, or ``appendfsync
+    always`` before 7.2; SQLite: ``synchronous=FULL``).
+
+    >>> app = Corral("redis://localhost:6379/0")
+    >>> @app.task(queue="emails", attempts=5)
+    ... async def send_email(to: str, subject: str) -> None: ...
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        prefix: str = "corral",
+        default_queue: str = "default",
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
+        completed: Retention = DEFAULT_COMPLETED,
+        failed: Retention = DEFAULT_FAILED,
+        durable: bool = False,
+    ) -> None:
+        self.url = resolve_url(url)
+        self.durable = durable
+        if isinstance(max_payload_bytes, bool) or not isinstance(max_payload_bytes, int):
+            raise ConfigurationError("max_payload_bytes must be an integer")
+        if max_payload_bytes < 1:
+            raise ConfigurationError("max_payload_bytes must be >= 1")
+        self.prefix = prefix
+        self.default_queue = check_queue_name(default_queue)
+        self.max_payload_bytes = max_payload_bytes
+        self.completed = completed
+        self.failed = failed
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        #: Schedules declared with ``@app.task(cron=...)``; workers store them at start.
+        self.declared_schedules: list[ScheduleSpec] = []
+        #: Schedules created, listed, paused and removed at run time.
+        self.schedules = Schedules(self)
+        self._backends: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Backend] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def __repr__(self) -> str:
+        from corral.settings import mask_url
+
+        return f"<Corral {mask_url(self.url)} tasks={len(self.tasks)}>"
+
+    # -- tasks ----------------------------------------------------------------------
+
+    def task(
+        self,
+        *,
+        name: str | None = None,
+        queue: str | None = None,
+        priority: int = 0,
+        attempts: int = 3,
+        backoff: BackoffSpec = "exponential",
+        timeout: float | timedelta | None = None,
+        completed: Retention | None = None,
+        failed: Retention | None = None,
+        cron: str | None = None,
+        every: float | timedelta | None = None,
+        tz: str = "UTC",
+        catch_up: bool = False,
+    ) -> TaskDecorator:
+        """Register a function (async or plain) as a task.
+
+        ``name`` defaults to ``module.function``. ``attempts`` counts the first run
+        (3 = up to two retries); ``backoff`` is ``"exponential"`` (1 s, 2 s, 4 s...
+        with jitter, capped at an hour), ``"fixed"``, seconds, a ``Backoff`` or a
+        callable ``(retry, error) -> seconds``; ``timeout`` is seconds per attempt;
+        ``completed``/``failed`` set how many finished jobs to keep and for how long.
+        ``cron`` (5 fields, evaluated in ``tz``) or ``every`` (seconds or a timedelta)
+        also schedules the task: workers serving its queue enqueue one job per tick
+        (see :mod:`corral.schedules`; ``catch_up`` runs the latest missed tick).
+        """
+
+        def register(fn: Callable[..., Any]) -> Task[Any, Any]:
+            default = f"{fn.__module__}.{fn.__qualname__}".replace("<locals>.", "")
+            task_name = check_task_name(name or default)
+            if task_name in self.tasks:
+                raise ConfigurationError(f"a task named {task_name!r} is already registered")
+            config = TaskConfig.build(
+                task_name,
+                queue=queue or self.default_queue,
+                priority=priority,
+                attempts=attempts,
+                backoff=backoff,
+                timeout=timeout,
+                completed=completed or self.completed,
+                failed=failed or self.failed,
+            )
+            task: Task[Any, Any] = Task(self, fn, config)
+            if cron is not None or every is not None:
+                seconds = every.total_seconds() if isinstance(every, timedelta) else every
+                spec = ScheduleSpec(
+                    name=task_name,
+                    task=task_name,
+                    queue=config.queue,
+                    cron=cron,
+                    every=seconds,
+                    tz=tz,
+                    catch_up=catch_up,
+                )
+                try:
+                    task.prepare((), {})
+                except CorralError as exc:
+                    raise ConfigurationError(
+                        f"scheduled task {task_name!r} must take no arguments: {exc}"
+                    ) from None
+                self.declared_schedules.append(spec)
+            self.tasks[task_name] = task
+            return task
+
+        return register
+
+    # -- backend --------------------------------------------------------------------
+
+    def _make_backend(self) -> Backend:
+        scheme = urlsplit(self.url).scheme
+        if scheme in REDIS_SCHEMES:
+            from corral.backends.redis import RedisBackend
+
+            return RedisBackend(self.url, prefix=self.prefix, durable=self.durable)
+        if scheme in SQLITE_SCHEMES:
+            from corral.backends.sqlite import SQLiteBackend
+
+            return SQLiteBackend(self.url, durable=self.durable)
+        raise ConfigurationError(f"unsupported backend scheme {scheme!r}")
+
+    async def backend(self) -> Backend:
+        """The connected backend for the running event loop (connects on first use)."""
+        loop = asyncio.get_running_loop()
+        backend = self._backends.get(loop)
+        if backend is not None:
+            return backend
+        lock = self._locks.setdefault(loop, asyncio.Lock())
+        async with lock:
+            backend = self._backends.get(loop)
+            if backend is None:
+                backend = self._make_backend()
+                await backend.connect()
+                self._backends[loop] = backend
+        return backend
+
+    async def close(self) -> None:
+        """Close this event loop's connections (the app can be used again later)."""
+        backend = self._backends.pop(asyncio.get_running_loop(), None)
+        if backend is not None:
+            await backend.close()
+
+    def close_sync(self) -> None:
+        """Close the connections used by the ``*_sync`` calls."""
+        run_sync(self.close())
+
+    # -- enqueue --------------------------------------------------------------------
+
+    def _task_for(self, name: str, queue: str | None) -> Task[Any, Any]:
+        task = self.tasks.get(name)
+        if task is None:
+            # A producer that only knows the name: no signature to check, no defaults
+            # but the app's; the worker that runs it applies the task's own defaults.
+            config = TaskConfig(name=check_task_name(name), queue=self.default_queue)
+            task = Task(self, _unregistered, config)
+        return task.options(queue=queue) if queue is not None else task
+
+    async def enqueue(
+        self,
+        name: str,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        delay: Any = None,
+        attempts: int | None = None,
+        backoff: Any = None,
+        timeout: Any = None,
+        job_id: str | None = None,
+    ) -> Job:
+        """Enqueue a job by task name, with or without the task imported here.
+
+        A registered task's signature and defaults apply; an unregistered name goes
+        to ``queue`` (default: the app's default queue) unchecked.
+        """
+        if not isinstance(args, list | tuple):
+            raise ValidationError(f"args must be a list, got {type(args).__name__}")
+        if kwargs is not None and not isinstance(kwargs, dict):
+            raise ValidationError(f"kwargs must be an object, got {type(kwargs).__name__}")
+        task = self._task_for(name, queue).options(
+            priority=priority,
+            delay=delay,
+            attempts=attempts,
+            backoff=backoff,
+            timeout=timeout,
+            job_id=job_id,
+        )
+        target, new = task.prepare(tuple(args), dict(kwargs or {}))
+        return (await self.submit(target, [new]))[0]
+
+    def enqueue_sync(
+        self,
+        name: str,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Job:
+        """Blocking twin of :meth:`enqueue`."""
+        return run_sync(self.enqueue(name, args, kwargs, **options))
+
+    async def enqueue_many(self, calls: Iterable[Call]) -> list[Job]:
+        """Enqueue many jobs (``task.call(...)`` items) in few round trips, grouped by
+        queue. Everything is validated before anything is stored."""
+        prepared = [call.task.prepare(call.args, call.kwargs) for call in calls]
+        by_queue: dict[str, list[int]] = {}
+        for index, (queue, _new) in enumerate(prepared):
+            by_queue.setdefault(queue, []).append(index)
+        jobs: list[Job | None] = [None] * len(prepared)
+        for queue, indexes in by_queue.items():
+            created = await self.submit(queue, [prepared[i][1] for i in indexes])
+            for index, job in zip(indexes, created, strict=True):
+                jobs[index] = job
+        return [job for job in jobs if job is not None]
+
+    def enqueue_many_sync(self, calls: Iterable[Call]) -> list[Job]:
+        """Blocking twin of :meth:`enqueue_many`."""
+        return run_sync(self.enqueue_many(calls))
+
+    async def submit(self, queue: str, jobs: Sequence[NewJob]) -> list[Job]:
+        """Store prepared jobs (the common path under every enqueue call)."""
+        backend = await self.backend()
+        created = await backend.enqueue(queue, jobs)
+        handles: list[Job] = []
+        for new, was_created in zip(jobs, created, strict=True):
+            if was_created:
+                job = Job(self, queue, new.id, new_record(queue, new))
+            else:
+                job = await Job(self, queue, new.id).refresh()
+            job.created = was_created
+            handles.append(job)
+        return handles
+
+    # -- reads ----------------------------------------------------------------------
+
+    def queue(self, name: str) -> Queue:
+        """A handle on one queue (no I/O)."""
+        return Queue(self, name)
+
+    async def queues(self) -> list[str]:
+        """Names of every queue that has held a job."""
+        backend = await self.backend()
+        return await backend.queues()
+
+    def queues_sync(self) -> list[str]:
+        """Blocking twin of :meth:`queues`."""
+        return run_sync(self.queues())
+
+    async def get_job(self, job_id: str, queue: str | None = None) -> Job:
+        """The job with this id; without ``queue`` every known queue is searched.
+
+        Raises JobNotFound.
+        """
+        check_job_id(job_id)
+        backend = await self.backend()
+        candidates = [check_queue_name(queue)] if queue else await backend.queues()
+        for name in candidates:
+            record = await backend.get(name, job_id)
+            if record is not None:
+                return Job(self, name, job_id, record)
+        where = f"queue {queue!r}" if queue else "any queue"
+        raise JobNotFound(f"no job {job_id!r} in {where}")
+
+    def get_job_sync(self, job_id: str, queue: str | None = None) -> Job:
+        """Blocking twin of :meth:`get_job`."""
+        return run_sync(self.get_job(job_id, queue))
+
+    async def workers(self) -> list[WorkerInfo]:
+        """The live workers (each refreshes its record; dead ones drop out)."""
+        backend = await self.backend()
+        return await backend.workers()
+
+    def workers_sync(self) -> list[WorkerInfo]:
+        """Blocking twin of :meth:`workers`."""
+        return run_sync(self.workers())
+
+
+def _unregistered(*args: Any, **kwargs: Any) -> None:
+    """Placeholder function of a task known here only by name."""

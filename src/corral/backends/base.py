@@ -1,0 +1,432 @@
+"""The backend protocol: the one seam between Corral and its storage.
+
+Every method that changes a job is one atomic transition (one Lua script on Redis,
+one transaction on SQLite). Methods that act on a claimed job take its lease token
+and apply only while that token is current: a worker that lost its lease can no
+longer change the job ("fencing"). Times (lease deadlines, delays, timestamps) come
+from the store's clock, never the caller's, so a worker with a skewed wall clock
+cannot expire other workers' leases or run delayed jobs early. All timestamps are
+milliseconds since the epoch.
+
+Driver errors never cross this seam: a backend raises :class:`ConnectionFailed`
+for an unreachable or failing store and the other :mod:`corral.errors` types for
+everything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+__all__ = [
+    "DURATION_BUCKETS",
+    "Backend",
+    "ClaimedJob",
+    "Completion",
+    "JobRecord",
+    "JobState",
+    "NewJob",
+    "QueueLimits",
+    "QueueStats",
+    "Retention",
+    "ScheduleRecord",
+    "WorkerInfo",
+]
+
+
+class JobState(StrEnum):
+    """Where a job is in its lifecycle (see DESIGN's state diagram)."""
+
+    WAITING = "waiting"
+    DELAYED = "delayed"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        """True for completed, failed and cancelled."""
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
+
+
+#: Upper bounds (seconds) of the processing-time histogram kept per queue.
+DURATION_BUCKETS = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+    900.0,
+    3600.0,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """Totals a queue has accumulated since it was created (for metrics).
+
+    ``buckets[i]`` counts completions whose run took at most ``DURATION_BUCKETS[i]``
+    seconds and more than the bound before; the last entry counts longer runs.
+    """
+
+    completed: int = 0
+    failed: int = 0
+    retried: int = 0
+    duration_sum: float = 0.0
+    buckets: tuple[int, ...] = (0,) * (len(DURATION_BUCKETS) + 1)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueLimits:
+    """Flow control shared by every worker of a queue.
+
+    ``max_active``: at most this many jobs of the queue run at once, across all
+    workers. ``rate_max`` per ``rate_window`` seconds: at most that many jobs start in
+    any window of that length. Jobs over a limit wait; they never fail.
+    """
+
+    max_active: int | None = None
+    rate_max: int | None = None
+    rate_window: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How many finished jobs of one kind a queue keeps, and for how long.
+
+    ``count=None`` keeps any number; ``max_age=None`` keeps them for ever (seconds).
+    """
+
+    count: int | None = None
+    max_age: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job ready to be stored: everything already validated and encoded.
+
+    ``data`` is the JSON text of ``[args, kwargs]``; ``options`` the JSON text of the
+    per-job overrides (attempts, backoff, timeout) or ``b""`` when there are none.
+    ``delay_ms`` is relative to the store's clock; ``run_at_ms`` (absolute) wins when set.
+    """
+
+    id: str
+    name: str
+    data: bytes
+    priority: int = 0
+    delay_ms: int = 0
+    run_at_ms: int = 0
+    options: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    """A job handed to a worker, with the lease token that fences its outcome."""
+
+    id: str
+    queue: str
+    name: str
+    data: bytes
+    attempt: int
+    token: str
+    options: bytes
+    stalls: int
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A successful outcome to record: ``result`` is JSON text."""
+
+    id: str
+    token: str
+    result: bytes
+
+
+@dataclass(slots=True)
+class JobRecord:
+    """Everything stored about one job, as read back from the backend."""
+
+    id: str
+    queue: str
+    name: str
+    state: JobState
+    data: bytes
+    priority: int = 0
+    options: bytes = b""
+    attempts: int = 0
+    stalls: int = 0
+    created_at: int | None = None
+    started_at: int | None = None
+    finished_at: int | None = None
+    run_at: int | None = None
+    progress: bytes | None = None
+    result: bytes | None = None
+    errors: list[bytes] = field(default_factory=list)
+    logs: list[bytes] = field(default_factory=list)
+    cancel_requested: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRecord:
+    """A stored schedule: its definition (JSON text), the pending tick (None while
+    paused) and the last tick fired, in store milliseconds."""
+
+    name: str
+    definition: bytes
+    next_at: int | None
+    last_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """A live worker as it registered itself."""
+
+    id: str
+    host: str
+    pid: int
+    queues: list[str]
+    concurrency: int
+    started_at: int
+    last_seen: int
+    active: int = 0
+    processed: int = 0
+    failed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Backend(Protocol):
+    """The storage contract every backend fulfils (see the module docstring)."""
+
+    url: str
+
+    async def connect(self) -> None:
+        """Open connections and check the store (version, reachability).
+
+        Raises ConnectionFailed with the URL (password masked) when it cannot.
+        """
+
+    async def close(self) -> None:
+        """Release every connection; the backend may be connected again later."""
+
+    # -- producer transitions -------------------------------------------------------
+
+    async def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[bool]:
+        """Store jobs as ``waiting`` (or ``delayed``); each job atomically, a large
+        call in atomic chunks of up to 1,000 jobs.
+
+        Returns, per job, True when it was created and False when a job with that id
+        already existed in the queue (idempotent add: the existing job is untouched).
+        Within one priority, jobs are claimed in the order they were enqueued.
+        """
+
+    # -- worker transitions ---------------------------------------------------------
+
+    async def claim(
+        self, queue: str, count: int, lease_ms: int, worker_id: str
+    ) -> tuple[list[ClaimedJob], int | None]:
+        """Lease up to ``count`` waiting jobs, highest priority first, FIFO within one.
+
+        Due delayed jobs are promoted first. Each claimed job becomes ``active``, its
+        attempt counter grows by one and it gets a fresh token and a lease deadline of
+        now + ``lease_ms``. Returns the jobs and, when none was claimed, the number of
+        milliseconds until the next delayed job is due (or None). A paused queue
+        yields no jobs.
+        """
+
+    async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
+        """Block up to ``timeout`` seconds until a job may be claimable in a queue.
+
+        Woken by the enqueue itself (no polling); may return early spuriously.
+        """
+
+    async def complete(
+        self, queue: str, items: Sequence[Completion], retention: Retention
+    ) -> list[bool]:
+        """Mark leased jobs ``completed`` with their results, then apply retention.
+
+        Per item, False means the token was not current (lease lost): nothing changed.
+        """
+
+    async def fail(
+        self,
+        queue: str,
+        job_id: str,
+        token: str,
+        error: bytes,
+        retry_in_ms: int | None,
+        retention: Retention,
+        *,
+        count_attempt: bool = True,
+    ) -> bool:
+        """Record an attempt's error, then retry the job or dead-letter it.
+
+        ``retry_in_ms=None`` ends the job ``failed`` (kept in the dead-letter set,
+        subject to ``retention``); otherwise it becomes ``delayed`` (or ``waiting``
+        for 0). ``count_attempt=False`` gives the attempt back when retrying. False when
+        the token is not current.
+        """
+
+    async def abort(self, queue: str, job_id: str, token: str, reason: bytes) -> bool:
+        """End a leased job ``cancelled`` (its cancellation was honoured)."""
+
+    async def release(self, queue: str, leases: Sequence[tuple[str, str]]) -> int:
+        """Hand leased jobs back to ``waiting`` without spending their attempt.
+
+        Used at shutdown. Returns how many were released (stale tokens are skipped).
+        """
+
+    async def renew(
+        self, queue: str, leases: Sequence[tuple[str, str]], lease_ms: int
+    ) -> tuple[list[str], list[str]]:
+        """Extend the leases of jobs still held, in one round trip.
+
+        Returns (ids whose lease was lost, ids whose cancellation was requested).
+        """
+
+    async def update(
+        self,
+        queue: str,
+        job_id: str,
+        token: str,
+        progress: bytes | None = None,
+        logs: Sequence[str] = (),
+    ) -> bool:
+        """Set a leased job's progress (JSON text) and/or append log lines."""
+
+    async def reap_stalled(self, queue: str, max_stalls: int) -> tuple[list[str], list[str]]:
+        """Recover active jobs whose lease ran out.
+
+        Each goes back to ``waiting`` (its unfinished attempt given back, its stall
+        counter raised) or, past ``max_stalls``, ends ``failed`` with a reason.
+        Returns (requeued ids, failed ids). Safe to run from many workers at once.
+        """
+
+    # -- control --------------------------------------------------------------------
+
+    async def cancel(self, queue: str, job_id: str) -> JobState:
+        """Cancel a job: waiting/delayed end ``cancelled`` at once; an active job is
+        asked to stop (its worker is told) and ends ``cancelled`` when it does.
+
+        Returns the state after the call (cancelling a cancelled job is a no-op that
+        returns ``cancelled``). Raises JobNotFound, or InvalidTransition for a job
+        already completed or failed.
+        """
+
+    async def retry(self, queue: str, job_ids: Sequence[str]) -> list[bool]:
+        """Put failed or cancelled jobs back to ``waiting`` with fresh attempts.
+
+        Per id, False when the job is missing or in another state.
+        """
+
+    async def promote(self, queue: str, job_id: str) -> bool:
+        """Make a delayed job waiting now. False when it is not delayed."""
+
+    async def remove(self, queue: str, job_id: str) -> bool:
+        """Delete a job that is not active. False when missing; InvalidTransition if
+        the job is active (cancel it first)."""
+
+    async def set_paused(self, queue: str, paused: bool) -> None:
+        """Pause or resume claiming from a queue (enqueue still works)."""
+
+    async def set_limits(self, queue: str, limits: QueueLimits) -> None:
+        """Replace the queue's flow-control limits (``QueueLimits()`` clears them)."""
+
+    async def limits(self, queue: str) -> QueueLimits:
+        """The queue's flow-control limits."""
+
+    async def clean(self, queue: str, state: JobState, older_than_ms: int, limit: int) -> int:
+        """Delete up to ``limit`` finished jobs in ``state`` older than the age given."""
+
+    async def drain(self, queue: str, delayed: bool) -> int:
+        """Delete every waiting job (and delayed ones if asked). Returns how many."""
+
+    # -- reads ----------------------------------------------------------------------
+
+    async def get(self, queue: str, job_id: str) -> JobRecord | None:
+        """Read one job, or None."""
+
+    async def list_jobs(
+        self, queue: str, state: JobState, offset: int, limit: int
+    ) -> list[JobRecord]:
+        """Jobs in one state: waiting in claim order, delayed by due time, active by
+        lease deadline, finished ones newest first."""
+
+    async def counts(self, queue: str) -> dict[str, int]:
+        """Per-state counts of a queue plus ``paused`` (0/1)."""
+
+    async def queues(self) -> list[str]:
+        """Names of every queue that has ever held a job, sorted."""
+
+    async def wait_finished(self, queue: str, job_id: str, timeout: float) -> JobState | None:
+        """Wait until the job reaches a terminal state, woken by the transition itself.
+
+        Returns that state, or None when ``timeout`` ran out. Raises JobNotFound.
+        """
+
+    async def watch_cancellations(
+        self, queues: Sequence[str], callback: Callable[[str, str], None]
+    ) -> Callable[[], Awaitable[None]]:
+        """Call ``callback(queue, job_id)`` when cancellation of an active job is
+        requested. Returns a coroutine function that stops watching."""
+
+    async def events(self, queue: str) -> AsyncGenerator[tuple[str, str], None]:
+        """Subscribe to a queue's lifecycle events; returns once subscribed, so every
+        event after the call is seen. Iterate for ``(event, job_id)`` pairs (added,
+        active, progress, retrying, completed, failed, cancelled, waiting, removed) and
+        ``aclose()`` to stop. Best effort: a consumer that falls far behind may miss
+        events (read the job to be sure)."""
+
+    async def stats(self, queue: str) -> QueueStats:
+        """The queue's accumulated totals and processing-time histogram."""
+
+    async def time_ms(self) -> int:
+        """The store's clock."""
+
+    # -- schedules ------------------------------------------------------------------
+
+    async def upsert_schedule(
+        self, queue: str, name: str, definition: bytes, next_at: int | None, *, keep: bool
+    ) -> bool:
+        """Store a schedule with its pending tick (None: paused). With ``keep``, an
+        identical stored definition is left as it is, pending tick included.
+        Returns whether anything was written."""
+
+    async def remove_schedule(self, queue: str, name: str) -> bool:
+        """Delete a schedule; False when there was none."""
+
+    async def schedules(self, queue: str) -> list[ScheduleRecord]:
+        """The queue's schedules, sorted by name."""
+
+    async def fire_schedule(
+        self, queue: str, name: str, tick: int, next_at: int | None, job: NewJob | None
+    ) -> bool:
+        """Atomically: if the schedule's pending tick is still ``tick``, enqueue ``job``
+        (None skips the tick), record ``tick`` as the last one fired and make
+        ``next_at`` pending. False (nothing done) when another scheduler won."""
+
+    # -- workers --------------------------------------------------------------------
+
+    async def register_worker(self, info: WorkerInfo, ttl_ms: int) -> None:
+        """Record (or refresh) a live worker; it disappears ``ttl_ms`` after its last
+        refresh."""
+
+    async def unregister_worker(self, worker_id: str) -> None:
+        """Remove a worker's record at once."""
+
+    async def workers(self) -> list[WorkerInfo]:
+        """The live workers."""

@@ -1,0 +1,193 @@
+"""Queue settings, schedules, totals and the worker registry on Redis.
+
+A mixin of :class:`RedisBackend` (split out to keep each module to one concern): it
+uses the backend's plumbing, declared below and provided by the backend.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Any
+
+from corral.backends.base import (
+    DURATION_BUCKETS,
+    NewJob,
+    QueueLimits,
+    QueueStats,
+    ScheduleRecord,
+    WorkerInfo,
+)
+from corral.backends.redis.keys import QueueKeys, RegistryKeys
+from corral.backends.redis.records import text as _text
+from corral.backends.wire import decode_worker, encode_worker
+from redis.asyncio import Redis
+
+__all__ = ["RedisAdmin"]
+
+
+class RedisAdmin:
+    """Settings, schedules, stats and workers (see the module docstring)."""
+
+    _registry: RegistryKeys
+
+    def _translate(self) -> AbstractContextManager[None]:
+        raise NotImplementedError
+
+    def _client_or_fail(self) -> Redis:
+        raise NotImplementedError
+
+    def _k(self, queue: str) -> QueueKeys:
+        raise NotImplementedError
+
+    async def _run(self, name: str, queue: str, args: list[Any], client: Any = None) -> Any:
+        raise NotImplementedError
+
+    async def time_ms(self) -> int:
+        raise NotImplementedError
+
+    async def set_paused(self, queue: str, paused: bool) -> None:
+        client = self._client_or_fail()
+        keys = self._k(queue)
+        with self._translate():
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.sadd(self._registry.queues, queue)
+                if paused:
+                    pipe.hset(keys.meta, "paused", "1")
+                else:
+                    pipe.hdel(keys.meta, "paused")
+                    pipe.zadd(keys.marker, {"0": 0})
+                await pipe.execute()
+
+    async def set_limits(self, queue: str, limits: QueueLimits) -> None:
+        client = self._client_or_fail()
+        keys = self._k(queue)
+        fields = {
+            "max_active": limits.max_active,
+            "rate_max": limits.rate_max,
+            "rate_ms": None if limits.rate_window is None else int(limits.rate_window * 1000),
+        }
+        with self._translate():
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.sadd(self._registry.queues, queue)
+                pipe.hdel(keys.meta, *fields)
+                for name, value in fields.items():
+                    if value is not None:
+                        pipe.hset(keys.meta, name, value)
+                pipe.zadd(keys.marker, {"0": 0})  # limits may have loosened
+                await pipe.execute()
+
+    async def limits(self, queue: str) -> QueueLimits:
+        client = self._client_or_fail()
+        with self._translate():
+            raw = await client.hmget(self._k(queue).meta, ["max_active", "rate_max", "rate_ms"])
+        max_active, rate_max, rate_ms = (None if v is None else int(v) for v in raw)
+        return QueueLimits(max_active, rate_max, None if rate_ms is None else rate_ms / 1000)
+
+    async def stats(self, queue: str) -> QueueStats:
+        client = self._client_or_fail()
+        with self._translate():
+            raw = await client.hgetall(self._k(queue).meta)
+        meta = {_text(k): _text(v) for k, v in raw.items()}
+        return QueueStats(
+            completed=int(meta.get("m:completed", 0)),
+            failed=int(meta.get("m:failed", 0)),
+            retried=int(meta.get("m:retried", 0)),
+            duration_sum=float(meta.get("m:sum", 0.0)),
+            buckets=tuple(int(meta.get(f"m:b{i}", 0)) for i in range(1, len(DURATION_BUCKETS) + 2)),
+        )
+
+    async def upsert_schedule(
+        self, queue: str, name: str, definition: bytes, next_at: int | None, *, keep: bool
+    ) -> bool:
+        nxt = -1 if next_at is None else next_at
+        args = [name, definition, nxt, "keep" if keep else "replace"]
+        stored = bool(await self._run("schedule_upsert", queue, args))
+        with self._translate():
+            await self._client_or_fail().sadd(self._registry.queues, queue)
+        return stored
+
+    async def remove_schedule(self, queue: str, name: str) -> bool:
+        client = self._client_or_fail()
+        base = self._k(queue).base
+        with self._translate():
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.hdel(base + "sched", name)
+                pipe.zrem(base + "sched:next", name)
+                pipe.hdel(base + "sched:last", name)
+                removed, _, _ = await pipe.execute()
+        return bool(removed)
+
+    async def schedules(self, queue: str) -> list[ScheduleRecord]:
+        client = self._client_or_fail()
+        base = self._k(queue).base
+        with self._translate():
+            # Not MULTI: a Redis at maxmemory refuses every command queued in one.
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.hgetall(base + "sched")
+                pipe.zrange(base + "sched:next", 0, -1, withscores=True)
+                pipe.hgetall(base + "sched:last")
+                defs, pending, last = await pipe.execute()
+        next_at = {_text(n): int(score) for n, score in pending}
+        last_at = {_text(n): int(v) for n, v in last.items()}
+        return [
+            ScheduleRecord(name, definition, next_at.get(name), last_at.get(name))
+            for name, definition in sorted((_text(n), d) for n, d in defs.items())
+        ]
+
+    async def fire_schedule(
+        self, queue: str, name: str, tick: int, next_at: int | None, job: NewJob | None
+    ) -> bool:
+        args: list[Any] = [name, tick, -1 if next_at is None else next_at]
+        if job is not None:
+            args += (
+                job.id,
+                job.name,
+                job.data,
+                job.priority,
+                job.delay_ms,
+                job.run_at_ms,
+                job.options,
+            )
+        return bool(await self._run("schedule_fire", queue, args))
+
+    async def register_worker(self, info: WorkerInfo, ttl_ms: int) -> None:
+        client = self._client_or_fail()
+        payload = encode_worker(info, ttl_ms)
+        with self._translate():
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.set(self._registry.worker_prefix + info.id, payload, px=ttl_ms)
+                pipe.sadd(self._registry.workers, info.id)
+                await pipe.execute()
+
+    async def unregister_worker(self, worker_id: str) -> None:
+        client = self._client_or_fail()
+        with self._translate():
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.delete(self._registry.worker_prefix + worker_id)
+                pipe.srem(self._registry.workers, worker_id)
+                await pipe.execute()
+
+    async def workers(self) -> list[WorkerInfo]:
+        client = self._client_or_fail()
+        with self._translate():
+            ids = sorted(_text(m) for m in await client.smembers(self._registry.workers))
+            if not ids:
+                return []
+            async with client.pipeline(transaction=False) as pipe:
+                for worker_id in ids:
+                    pipe.get(self._registry.worker_prefix + worker_id)
+                    pipe.pttl(self._registry.worker_prefix + worker_id)
+                replies = await pipe.execute()
+            now = await self.time_ms()
+        live: list[WorkerInfo] = []
+        dead: list[str] = []
+        for i, worker_id in enumerate(ids):
+            raw, ttl = replies[2 * i], replies[2 * i + 1]
+            if raw is None:
+                dead.append(worker_id)
+                continue
+            live.append(decode_worker(raw, int(ttl), now))
+        if dead:
+            with self._translate():
+                await client.srem(self._registry.workers, *dead)
+        return live

@@ -1,0 +1,513 @@
+"""The Redis implementation of :class:`corral.backends.base.Backend`.
+
+Every transition is one Lua script in ``lua/`` (see the header of each for its
+KEYS, ARGV and return values); this module only packs arguments, runs scripts and
+decodes replies. Driver errors are translated to :mod:`corral.errors` here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
+from typing import Any
+
+from corral.backends.base import (
+    ClaimedJob,
+    Completion,
+    JobRecord,
+    JobState,
+    NewJob,
+    Retention,
+)
+from corral.backends.redis.admin import RedisAdmin
+from corral.backends.redis.keys import QueueKeys, RegistryKeys
+from corral.backends.redis.pubsub import Hub
+from corral.backends.redis.records import record_from_hash
+from corral.backends.redis.records import text as _text
+from corral.backends.redis.scripts import ScriptSet
+from corral.backends.redis.waiters import Waiters
+from corral.errors import (
+    BackendError,
+    ConfigurationError,
+    ConnectionFailed,
+    InvalidTransition,
+    JobNotFound,
+    StoreFull,
+)
+from corral.settings import mask_url
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+__all__ = ["MIN_REDIS_VERSION", "RedisBackend"]
+
+log = logging.getLogger("corral.redis")
+
+MIN_REDIS_VERSION = (6, 2, 0)
+_ENQUEUE_CHUNK = 1000
+_MAX_BLOCK = 30.0  # seconds; longest blocking wait (the socket timeout is above it)
+
+
+def _retention_args(retention: Retention) -> list[int]:
+    count = -1 if retention.count is None else retention.count
+    age = -1 if retention.max_age is None else int(retention.max_age * 1000)
+    return [count, age]
+
+
+class RedisBackend(RedisAdmin):
+    """Corral's storage on Redis. ``url`` is any redis-py URL (``redis://``,
+    ``rediss://``, ``unix://``); ``prefix`` namespaces every key."""
+
+    def __init__(self, url: str, *, prefix: str = "corral", durable: bool = False) -> None:
+        self.url = url
+        self.durable = durable
+        self._waitaof = False
+        self.safe_url = mask_url(url)
+        self.prefix = prefix
+        self._registry = RegistryKeys.build(prefix)
+        self._keys: dict[str, QueueKeys] = {}
+        self._known_queues: set[str] = set()
+        self._client: Redis | None = None
+        self._blocking: Redis | None = None
+        self._scripts: ScriptSet | None = None
+        self._hub: Hub | None = None
+        self._waiters: Waiters | None = None
+
+    # -- plumbing -------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _translate(self) -> Iterator[None]:
+        try:
+            yield
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise ConnectionFailed(
+                f"cannot reach Redis at {self.safe_url}: {exc} "
+                "(is redis-server running, and are host, port and password right?)"
+            ) from exc
+        except ResponseError as exc:
+            # redis-py strips the OOM prefix (OutOfMemoryError); inside a pipeline the
+            # refusal is wrapped in a plain ResponseError: match the message too.
+            if isinstance(exc, OutOfMemoryError) or "maxmemory" in str(exc):
+                raise StoreFull(
+                    f"Redis at {self.safe_url} is full (maxmemory reached, nothing was "
+                    "written): raise maxmemory or let workers drain the queues"
+                ) from exc
+            raise BackendError(f"Redis at {self.safe_url} refused a command: {exc}") from exc
+        except RedisError as exc:
+            raise BackendError(f"Redis error at {self.safe_url}: {exc}") from exc
+
+    def _client_or_fail(self) -> Redis:
+        if self._client is None:
+            raise ConfigurationError("the backend is not connected (call connect() first)")
+        return self._client
+
+    def _k(self, queue: str) -> QueueKeys:
+        keys = self._keys.get(queue)
+        if keys is None:
+            keys = self._keys[queue] = QueueKeys.build(self.prefix, queue)
+        return keys
+
+    def _queue_keys(self, keys: QueueKeys) -> list[str]:
+        return [
+            keys.wait,
+            keys.active,
+            keys.delayed,
+            keys.completed,
+            keys.failed,
+            keys.cancelled,
+            keys.meta,
+            keys.marker,
+        ]
+
+    async def _run(self, name: str, queue: str, args: list[Any], client: Any = None) -> Any:
+        assert self._scripts is not None, "not connected"
+        keys = self._k(queue)
+        with self._translate():
+            return await self._scripts.run(
+                name, self._queue_keys(keys), [keys.base, *args], client=client
+            )
+
+    async def connect(self) -> None:
+        if self._client is not None:
+            return
+        try:
+            # Explicit timeouts: a vanished peer is noticed; the blocking connection
+            # waits longer than any blocking command it sends (see wait_for_work).
+            client: Redis = Redis.from_url(
+                self.url, socket_keepalive=True, socket_timeout=10, socket_connect_timeout=5
+            )
+            blocking: Redis = Redis.from_url(
+                self.url,
+                socket_keepalive=True,
+                socket_timeout=_MAX_BLOCK + 10,
+                socket_connect_timeout=5,
+            )
+        except ValueError as exc:
+            raise ConfigurationError(f"invalid Redis URL {self.safe_url!r}: {exc}") from None
+        with self._translate():
+            try:
+                info = await client.info("server")
+            except BaseException:
+                await client.aclose()
+                await blocking.aclose()
+                raise
+        version = tuple(int(p) for p in str(info.get("redis_version", "0.0.0")).split(".")[:3])
+        if version < MIN_REDIS_VERSION:
+            await client.aclose()
+            await blocking.aclose()
+            need = ".".join(map(str, MIN_REDIS_VERSION))
+            raise ConfigurationError(
+                f"Redis at {self.safe_url} is version {info.get('redis_version')}; "
+                f"Corral needs {need} or newer"
+            )
+        try:
+            await self._check_persistence(client, version)
+        except BaseException:
+            await client.aclose()
+            await blocking.aclose()
+            raise
+        self._client = client
+        self._blocking = blocking
+        self._scripts = ScriptSet(client, flags=version >= (7, 0, 0))
+        self._hub = Hub(client)
+        self._waiters = Waiters(self._hub)
+
+    async def _check_persistence(self, client: Redis, version: tuple[int, ...]) -> None:
+        """Warn about eviction; for ``durable``, make sure acknowledged enqueues are on
+        disk (WAITAOF on Redis >= 7.2, else ``appendfsync always`` must be set)."""
+        config = await self._config(client, "maxmemory-policy", "appendonly", "appendfsync")
+        policy = config.get("maxmemory-policy", "noeviction")
+        if policy != "noeviction":
+            log.warning(
+                "Redis at %s has maxmemory-policy=%s: under memory pressure it will DELETE "
+                "job data (lost jobs). Set maxmemory-policy noeviction for queues.",
+                self.safe_url,
+                policy,
+            )
+        if not self.durable:
+            return
+        if config.get("appendonly") != "yes":
+            raise ConfigurationError(
+                f"durable enqueue needs the AOF on Redis at {self.safe_url}: set appendonly yes"
+            )
+        self._waitaof = version >= (7, 2, 0)
+        if not self._waitaof and config.get("appendfsync") != "always":
+            raise ConfigurationError(
+                f"durable enqueue on Redis < 7.2 (no WAITAOF) needs appendfsync always "
+                f"on {self.safe_url}"
+            )
+
+    async def _config(self, client: Redis, *names: str) -> dict[str, str]:
+        # Managed Redis often disables CONFIG: then assume defaults rather than fail.
+        values: dict[str, str] = {}
+        for name in names:
+            try:
+                reply = await client.config_get(name)
+            except RedisError:
+                continue
+            for key, value in reply.items():
+                values[_text(key)] = _text(value)
+        return values
+
+    async def close(self) -> None:
+        if self._hub is not None:
+            await self._hub.close()
+        for client in (self._client, self._blocking):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+        self._client = self._blocking = None
+        self._scripts = None
+        self._hub = None
+        self._waiters = None
+
+    # -- producer -------------------------------------------------------------------
+
+    async def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[bool]:
+        client = self._client_or_fail()
+        created: list[bool] = []
+        for start in range(0, len(jobs), _ENQUEUE_CHUNK):
+            args: list[Any] = []
+            for job in jobs[start : start + _ENQUEUE_CHUNK]:
+                args += (
+                    job.id,
+                    job.name,
+                    job.data,
+                    job.priority,
+                    job.delay_ms,
+                    job.run_at_ms,
+                    job.options,
+                )
+            reply = await self._run("enqueue", queue, args)
+            created.extend(bool(flag) for flag in reply)
+        if self._waitaof:
+            with self._translate():
+                local, _ = await client.execute_command("WAITAOF", 1, 0, 5000)  # type: ignore[no-untyped-call]
+            if int(local) < 1:
+                raise BackendError(f"Redis at {self.safe_url} did not fsync the enqueue in 5 s")
+        if queue not in self._known_queues:
+            with self._translate():
+                await client.sadd(self._registry.queues, queue)
+            self._known_queues.add(queue)
+        return created
+
+    # -- worker ---------------------------------------------------------------------
+
+    async def claim(
+        self, queue: str, count: int, lease_ms: int, worker_id: str
+    ) -> tuple[list[ClaimedJob], int | None]:
+        token_prefix = f"{worker_id}:{os.urandom(6).hex()}:"
+        reply = await self._run("claim", queue, [count, lease_ms, token_prefix, worker_id])
+        due_in = int(reply[0])
+        jobs = [
+            ClaimedJob(
+                id=reply[i].decode(),
+                queue=queue,
+                name=reply[i + 1].decode(),
+                data=reply[i + 2],
+                attempt=int(reply[i + 3]),
+                token=reply[i + 4].decode(),
+                options=reply[i + 5],
+                stalls=int(reply[i + 6]),
+            )
+            for i in range(2, len(reply), 7)
+        ]
+        return jobs, (None if due_in < 0 else due_in)
+
+    async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
+        if self._blocking is None:
+            raise ConfigurationError("the backend is not connected (call connect() first)")
+        markers = [self._k(q).marker for q in queues]
+        # BZPOPMIN's own timeout bounds the wait; a zero would block for ever.
+        with self._translate():
+            await self._blocking.bzpopmin(markers, timeout=min(max(timeout, 0.001), _MAX_BLOCK))
+
+    async def complete(
+        self, queue: str, items: Sequence[Completion], retention: Retention
+    ) -> list[bool]:
+        args: list[Any] = _retention_args(retention)
+        for item in items:
+            args += (item.id, item.token, item.result)
+        reply = await self._run("complete", queue, args)
+        return [bool(flag) for flag in reply]
+
+    async def fail(
+        self,
+        queue: str,
+        job_id: str,
+        token: str,
+        error: bytes,
+        retry_in_ms: int | None,
+        retention: Retention,
+        *,
+        count_attempt: bool = True,
+    ) -> bool:
+        retry = -1 if retry_in_ms is None else max(0, retry_in_ms)
+        args = [job_id, token, error, retry, int(count_attempt), *_retention_args(retention)]
+        return bool(await self._run("fail", queue, args))
+
+    async def abort(self, queue: str, job_id: str, token: str, reason: bytes) -> bool:
+        return bool(await self._run("abort", queue, [job_id, token, reason, -1, -1]))
+
+    async def release(self, queue: str, leases: Sequence[tuple[str, str]]) -> int:
+        if not leases:
+            return 0
+        args = [part for lease in leases for part in lease]
+        return int(await self._run("release", queue, args))
+
+    async def renew(
+        self, queue: str, leases: Sequence[tuple[str, str]], lease_ms: int
+    ) -> tuple[list[str], list[str]]:
+        if not leases:
+            return [], []
+        args: list[Any] = [lease_ms, *(part for lease in leases for part in lease)]
+        lost, cancel = await self._run("renew", queue, args)
+        return [i.decode() for i in lost], [i.decode() for i in cancel]
+
+    async def update(
+        self,
+        queue: str,
+        job_id: str,
+        token: str,
+        progress: bytes | None = None,
+        logs: Sequence[str] = (),
+    ) -> bool:
+        args = [job_id, token, 0 if progress is None else 1, progress or b"", *logs]
+        return bool(await self._run("update", queue, args))
+
+    async def reap_stalled(self, queue: str, max_stalls: int) -> tuple[list[str], list[str]]:
+        requeued, failed = await self._run("reap", queue, [max_stalls, -1, -1])
+        return [i.decode() for i in requeued], [i.decode() for i in failed]
+
+    # -- control --------------------------------------------------------------------
+
+    async def cancel(self, queue: str, job_id: str) -> JobState:
+        state = (await self._run("cancel", queue, [job_id, -1, -1])).decode()
+        if state == "missing":
+            raise JobNotFound(f"no job {job_id!r} in queue {queue!r}")
+        result = JobState(state)
+        if result in (JobState.COMPLETED, JobState.FAILED):
+            raise InvalidTransition(f"job {job_id!r} is already {state}; it cannot be cancelled")
+        return result
+
+    async def retry(self, queue: str, job_ids: Sequence[str]) -> list[bool]:
+        if not job_ids:
+            return []
+        return [bool(flag) for flag in await self._run("retry", queue, list(job_ids))]
+
+    async def promote(self, queue: str, job_id: str) -> bool:
+        return bool(await self._run("promote", queue, [job_id]))
+
+    async def remove(self, queue: str, job_id: str) -> bool:
+        result = int(await self._run("remove", queue, [job_id]))
+        if result < 0:
+            raise InvalidTransition(f"job {job_id!r} is active; cancel it before removing it")
+        return result == 1
+
+    async def clean(self, queue: str, state: JobState, older_than_ms: int, limit: int) -> int:
+        if not state.terminal:
+            raise InvalidTransition(f"only finished jobs can be cleaned, not {state.value!r}")
+        total = 0
+        while total < limit:
+            batch = min(1000, limit - total)
+            removed = int(await self._run("clean", queue, [state.value, older_than_ms, batch]))
+            total += removed
+            if removed < batch:
+                break
+        return total
+
+    async def drain(self, queue: str, delayed: bool) -> int:
+        total = 0
+        while True:
+            removed = int(await self._run("drain", queue, [int(delayed)]))
+            total += removed
+            if removed == 0:
+                return total
+
+    # -- reads ----------------------------------------------------------------------
+
+    async def get(self, queue: str, job_id: str) -> JobRecord | None:
+        records = await self._get_many(queue, [job_id])
+        return records[0]
+
+    async def _get_many(self, queue: str, job_ids: Sequence[str]) -> list[JobRecord | None]:
+        client = self._client_or_fail()
+        keys = self._k(queue)
+        with self._translate():
+            async with client.pipeline(transaction=False) as pipe:
+                for job_id in job_ids:
+                    pipe.hgetall(keys.job(job_id))
+                    pipe.lrange(keys.errors(job_id), 0, -1)
+                    pipe.lrange(keys.logs(job_id), 0, -1)
+                replies = await pipe.execute()
+        return [
+            record_from_hash(queue, job_id, replies[3 * i], replies[3 * i + 1], replies[3 * i + 2])
+            for i, job_id in enumerate(job_ids)
+        ]
+
+    async def list_jobs(
+        self, queue: str, state: JobState, offset: int, limit: int
+    ) -> list[JobRecord]:
+        client = self._client_or_fail()
+        if limit <= 0:
+            return []
+        key = self._k(queue).state_set(state.value)
+        end = offset + limit - 1
+        with self._translate():
+            if state.terminal:
+                raw = await client.zrevrange(key, offset, end)
+            else:
+                raw = await client.zrange(key, offset, end)
+        records = await self._get_many(queue, [_text(i) for i in raw])
+        return [r for r in records if r is not None]
+
+    async def counts(self, queue: str) -> dict[str, int]:
+        client = self._client_or_fail()
+        keys = self._k(queue)
+        states = list(JobState)
+        with self._translate():
+            async with client.pipeline(transaction=False) as pipe:
+                for state in states:
+                    pipe.zcard(keys.state_set(state.value))
+                pipe.hget(keys.meta, "paused")
+                replies = await pipe.execute()
+        counts = {state.value: int(n) for state, n in zip(states, replies, strict=False)}
+        counts["paused"] = int(replies[-1] == b"1")
+        return counts
+
+    async def queues(self) -> list[str]:
+        client = self._client_or_fail()
+        with self._translate():
+            members = await client.smembers(self._registry.queues)
+        return sorted(_text(m) for m in members)
+
+    async def wait_finished(self, queue: str, job_id: str, timeout: float) -> JobState | None:
+        client = self._client_or_fail()
+        assert self._waiters is not None
+        key = self._k(queue).job(job_id)
+
+        async def read_state() -> JobState:
+            with self._translate():
+                raw = await client.hget(key, "state")
+            if raw is None:
+                raise JobNotFound(f"no job {job_id!r} in queue {queue!r}")
+            return JobState(_text(raw))
+
+        with self._translate():
+            await self._waiters.watch(queue, self._k(queue).events)
+        return await self._waiters.wait(queue, job_id, read_state, timeout)
+
+    async def watch_cancellations(
+        self, queues: Sequence[str], callback: Callable[[str, str], None]
+    ) -> Callable[[], Awaitable[None]]:
+        assert self._hub is not None
+        unsubscribers = []
+        for queue in queues:
+
+            def on_control(data: bytes, queue: str = queue) -> None:
+                command, _, job_id = data.partition(b" ")
+                if command == b"cancel":
+                    callback(queue, job_id.decode())
+
+            with self._translate():
+                unsubscribers.append(await self._hub.subscribe(self._k(queue).control, on_control))
+
+        async def stop() -> None:
+            for unsubscribe in unsubscribers:
+                unsubscribe()
+
+        return stop
+
+    async def events(self, queue: str) -> AsyncGenerator[tuple[str, str], None]:
+        assert self._hub is not None, "not connected"
+        inbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue(maxsize=10_000)
+
+        def on_event(data: bytes) -> None:
+            event, _, job_id = data.partition(b" ")
+            # A consumer far behind loses events rather than memory (documented).
+            with contextlib.suppress(asyncio.QueueFull):
+                inbox.put_nowait((event.decode(), job_id.decode()))
+
+        with self._translate():
+            unsubscribe = await self._hub.subscribe(self._k(queue).events, on_event)
+
+        async def stream() -> AsyncGenerator[tuple[str, str], None]:
+            try:
+                while True:
+                    yield await inbox.get()
+            finally:
+                unsubscribe()
+
+        return stream()
+
+    async def time_ms(self) -> int:
+        client = self._client_or_fail()
+        with self._translate():
+            seconds, micros = await client.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    # -- workers --------------------------------------------------------------------

@@ -1,0 +1,96 @@
+"""Every Redis key Corral uses, built in one place.
+
+All keys of one queue share the hash tag ``{queue}`` so each script touches a
+single slot and the same code runs on Redis Cluster::
+
+    {prefix}:{queue}:waiting     zset  waiting jobs; score = priority band + sequence
+    {prefix}:{queue}:active      zset  leased jobs; score = lease deadline (ms)
+    {prefix}:{queue}:delayed     zset  score = due time (ms)
+    {prefix}:{queue}:completed   zset  score = finish time (microseconds)
+    {prefix}:{queue}:failed      zset  the dead-letter set; score = finish time (us)
+    {prefix}:{queue}:cancelled   zset  score = finish time (us)
+    {prefix}:{queue}:meta        hash  paused flag, enqueue sequence
+    {prefix}:{queue}:marker      zset  at most one member: "there may be work" for blocked workers
+    {prefix}:{queue}:j:{id}      hash  the job
+    {prefix}:{queue}:j:{id}:err  list  one JSON error per failed attempt
+    {prefix}:{queue}:j:{id}:log  list  log lines
+    {prefix}:{queue}:sched       hash  schedule name -> definition (JSON)
+    {prefix}:{queue}:sched:next  zset  schedule name -> pending tick (ms); absent while paused
+    {prefix}:{queue}:sched:last  hash  schedule name -> last tick fired (ms)
+    {prefix}:{queue}:events      pub/sub channel: "<event> <job id>"
+    {prefix}:{queue}:control     pub/sub channel: "cancel <job id>" for workers
+    {prefix}:queues              set   names of every queue used
+    {prefix}:{workers}:live      zset  worker id -> expiry (ms)
+    {prefix}:{workers}:w:{id}    string JSON worker info
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["QueueKeys", "RegistryKeys"]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueKeys:
+    """Key names of one queue."""
+
+    base: str
+    wait: str
+    active: str
+    delayed: str
+    completed: str
+    failed: str
+    cancelled: str
+    meta: str
+    marker: str
+    job_prefix: str
+    events: str
+    control: str
+
+    @classmethod
+    def build(cls, prefix: str, queue: str) -> QueueKeys:
+        base = f"{prefix}:{{{queue}}}:"
+        return cls(
+            base=base,
+            wait=base + "waiting",
+            active=base + "active",
+            delayed=base + "delayed",
+            completed=base + "completed",
+            failed=base + "failed",
+            cancelled=base + "cancelled",
+            meta=base + "meta",
+            marker=base + "marker",
+            job_prefix=base + "j:",
+            events=base + "events",
+            control=base + "control",
+        )
+
+    def job(self, job_id: str) -> str:
+        return self.job_prefix + job_id
+
+    def errors(self, job_id: str) -> str:
+        return self.job_prefix + job_id + ":err"
+
+    def logs(self, job_id: str) -> str:
+        return self.job_prefix + job_id + ":log"
+
+    def state_set(self, state: str) -> str:
+        return self.base + state
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryKeys:
+    """Keys that are not tied to one queue."""
+
+    queues: str
+    workers: str
+    worker_prefix: str
+
+    @classmethod
+    def build(cls, prefix: str) -> RegistryKeys:
+        return cls(
+            queues=f"{prefix}:queues",
+            workers=f"{prefix}:{{workers}}:live",
+            worker_prefix=f"{prefix}:{{workers}}:w:",
+        )

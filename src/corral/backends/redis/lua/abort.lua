@@ -1,0 +1,13 @@
+-- End a leased job cancelled: its worker honoured a cancellation.
+-- KEYS: common.  ARGV: 1 base, 2 id, 3 token, 4 reason (JSON error), 5 keep count, 6 max age ms
+-- Returns: 1 cancelled, 0 token not current.
+--@include common
+local id = ARGV[2]
+local k = jkey(id)
+if redis.call('HGET', k, 'tok') ~= ARGV[3] then return 0 end
+redis.call('RPUSH', k .. ':err', ARGV[4])
+redis.call('ZREM', K_ACTIVE, id)
+finished()
+to_cancelled(id, k)
+retain(K_CANCELLED, tonumber(ARGV[5]), tonumber(ARGV[6]))
+return 1

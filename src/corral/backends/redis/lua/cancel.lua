@@ -1,0 +1,21 @@
+-- Cancel a job: waiting or delayed ones at once; an active one is flagged and its
+-- worker told on the control channel.
+-- KEYS: common.  ARGV: 1 base, 2 id, 3 keep count, 4 max age ms (cancelled set)
+-- Returns: the state after the call ('cancelled', 'active'), the unchanged terminal
+--   state, or 'missing'.
+--@include common
+local id = ARGV[2]
+local k = jkey(id)
+local state = redis.call('HGET', k, 'state')
+if not state then return 'missing' end
+if state == 'waiting' or state == 'delayed' then
+  if state == 'waiting' then redis.call('ZREM', K_WAIT, id) else redis.call('ZREM', K_DELAYED, id) end
+  to_cancelled(id, k)
+  retain(K_CANCELLED, tonumber(ARGV[3]), tonumber(ARGV[4]))
+  return 'cancelled'
+end
+if state == 'active' then
+  redis.call('HSET', k, 'cxl', '1')
+  redis.call('PUBLISH', CONTROL, 'cancel ' .. id)
+end
+return state

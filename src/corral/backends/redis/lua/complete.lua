@@ -1,0 +1,38 @@
+-- Record results of leased jobs, fenced by their tokens, then apply retention.
+-- KEYS: common.  ARGV: 1 base, 2 keep count (-1 = all), 3 max age ms (-1 = for ever),
+--   then 3 fields per job: id, token, result (JSON)
+-- Returns: one integer per job, 1 = completed, 0 = token not current (nothing changed).
+--@include common
+local out = {}
+local done = 0
+local score = NOW_US
+local hist, total = {}, 0
+for i = 4, #ARGV, 3 do
+  local id = ARGV[i]
+  local k = jkey(id)
+  local f = redis.call('HMGET', k, 'tok', 'stime')
+  if f[1] == ARGV[i + 1] then
+    local ms = NOW - tonumber(f[2] or NOW)
+    local b = bucket_of(ms)
+    hist[b] = (hist[b] or 0) + 1
+    total = total + ms
+    redis.call('HDEL', k, 'tok', 'cxl')
+    redis.call('HSET', k, 'state', 'completed', 'res', ARGV[i + 2], 'ftime', NOW)
+    redis.call('ZREM', K_ACTIVE, id)
+    redis.call('ZADD', K_COMPLETED, score, id)
+    score = score + 1
+    redis.call('PUBLISH', EVENTS, 'completed ' .. id)
+    out[#out + 1] = 1
+    done = done + 1
+  else
+    out[#out + 1] = 0
+  end
+end
+if done > 0 then
+  finished()
+  redis.call('HINCRBY', K_META, 'm:completed', done)
+  redis.call('HINCRBYFLOAT', K_META, 'm:sum', total / 1000)
+  for b, n in pairs(hist) do redis.call('HINCRBY', K_META, 'm:b' .. b, n) end
+  retain(K_COMPLETED, tonumber(ARGV[2]), tonumber(ARGV[3]))
+end
+return out

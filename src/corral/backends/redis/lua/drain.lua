@@ -1,0 +1,17 @@
+-- Delete up to 5000 waiting jobs (and delayed ones when asked); call until it returns 0.
+-- KEYS: common.  ARGV: 1 base, 2 include delayed (1/0)
+-- Returns: how many were deleted.
+--@include common
+local n = 0
+local sets = {K_WAIT}
+if ARGV[2] == '1' then sets[2] = K_DELAYED end
+for _, set_key in ipairs(sets) do
+  while n < 5000 do
+    local ids = redis.call('ZRANGE', set_key, 0, math.min(999, 4999 - n))
+    if #ids == 0 then break end
+    for _, id in ipairs(ids) do delete_job(id) end
+    redis.call('ZREM', set_key, unpack(ids))
+    n = n + #ids
+  end
+end
+return n

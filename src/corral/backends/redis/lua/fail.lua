@@ -1,0 +1,38 @@
+-- Record a failed attempt, then retry the job (via delayed) or dead-letter it.
+-- A job whose cancellation was requested ends cancelled instead of retrying.
+-- KEYS: common.  ARGV: 1 base, 2 id, 3 token, 4 error (JSON), 5 retry_in_ms (-1 = dead-letter),
+--   6 count_attempt (1/0), 7 keep count, 8 max age ms (retention of the failed set)
+-- Returns: 0 token not current; 1 retrying; 2 failed; 3 cancelled
+--@include common
+local id = ARGV[2]
+local k = jkey(id)
+if redis.call('HGET', k, 'tok') ~= ARGV[3] then return 0 end
+redis.call('RPUSH', k .. ':err', ARGV[4])
+redis.call('LTRIM', k .. ':err', -100, -1)
+redis.call('ZREM', K_ACTIVE, id)
+finished()
+if redis.call('HGET', k, 'cxl') == '1' then
+  to_cancelled(id, k)
+  return 3
+end
+redis.call('HDEL', k, 'tok')
+local retry = tonumber(ARGV[5])
+if retry >= 0 then
+  if ARGV[6] == '0' then redis.call('HINCRBY', k, 'att', -1) end
+  if retry == 0 then
+    push_waiting(id, k)
+  else
+    redis.call('HSET', k, 'state', 'delayed', 'rtime', NOW + retry)
+    redis.call('ZADD', K_DELAYED, NOW + retry, id)
+  end
+  wake()
+  redis.call('HINCRBY', K_META, 'm:retried', 1)
+  redis.call('PUBLISH', EVENTS, 'retrying ' .. id)
+  return 1
+end
+redis.call('HSET', k, 'state', 'failed', 'ftime', NOW)
+redis.call('ZADD', K_FAILED, NOW_US, id)
+redis.call('HINCRBY', K_META, 'm:failed', 1)
+redis.call('PUBLISH', EVENTS, 'failed ' .. id)
+retain(K_FAILED, tonumber(ARGV[7]), tonumber(ARGV[8]))
+return 2

@@ -1,0 +1,11 @@
+-- Make a delayed job waiting now.
+-- KEYS: common.  ARGV: 1 base, 2 id
+-- Returns: 1 promoted, 0 not delayed.
+--@include common
+local id = ARGV[2]
+local k = jkey(id)
+if redis.call('HGET', k, 'state') ~= 'delayed' then return 0 end
+redis.call('ZREM', K_DELAYED, id)
+push_waiting(id, k)
+wake()
+return 1

@@ -1,0 +1,37 @@
+-- Recover active jobs whose lease expired (their worker died or was blocked).
+-- Each goes back to waiting with its attempt given back, or past max_stalls ends failed.
+-- KEYS: common.  ARGV: 1 base, 2 max_stalls, 3 keep count, 4 max age ms (failed set)
+-- Returns: {requeued ids, failed ids}
+--@include common
+local max = tonumber(ARGV[2])
+local ids = redis.call('ZRANGEBYSCORE', K_ACTIVE, '-inf', '(' .. NOW, 'LIMIT', 0, 1000)
+local requeued, failed = {}, {}
+for _, id in ipairs(ids) do
+  local k = jkey(id)
+  redis.call('ZREM', K_ACTIVE, id)
+  local stalls = redis.call('HINCRBY', k, 'stalls', 1)
+  if redis.call('HGET', k, 'cxl') == '1' then
+    to_cancelled(id, k)
+  elseif stalls > max then
+    redis.call('HDEL', k, 'tok')
+    local msg = 'lease expired ' .. stalls .. ' times (worker died or was blocked); max_stalls is ' .. max
+    redis.call('RPUSH', k .. ':err', cjson.encode({type = 'Stalled', message = msg,
+      attempt = tonumber(redis.call('HGET', k, 'att')), at = NOW}))
+    redis.call('HSET', k, 'state', 'failed', 'ftime', NOW)
+    redis.call('ZADD', K_FAILED, NOW_US, id)
+    redis.call('HINCRBY', K_META, 'm:failed', 1)
+    redis.call('PUBLISH', EVENTS, 'failed ' .. id)
+    failed[#failed + 1] = id
+  else
+    redis.call('HDEL', k, 'tok')
+    redis.call('HINCRBY', k, 'att', -1)
+    push_waiting(id, k)
+    requeued[#requeued + 1] = id
+  end
+end
+if #requeued > 0 then wake() end
+if #failed > 0 then
+  finished()
+  retain(K_FAILED, tonumber(ARGV[3]), tonumber(ARGV[4]))
+end
+return {requeued, failed}

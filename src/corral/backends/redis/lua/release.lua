@@ -1,0 +1,23 @@
+-- Hand leased jobs back to waiting without spending their attempt (worker shutdown).
+-- A job whose cancellation was requested ends cancelled instead.
+-- KEYS: common.  ARGV: 1 base, then pairs: id, token
+-- Returns: how many jobs were released.
+--@include common
+local n = 0
+for i = 2, #ARGV, 2 do
+  local id = ARGV[i]
+  local k = jkey(id)
+  if redis.call('HGET', k, 'tok') == ARGV[i + 1] then
+    redis.call('ZREM', K_ACTIVE, id)
+    if redis.call('HGET', k, 'cxl') == '1' then
+      to_cancelled(id, k)
+    else
+      redis.call('HDEL', k, 'tok')
+      redis.call('HINCRBY', k, 'att', -1)
+      push_waiting(id, k)
+    end
+    n = n + 1
+  end
+end
+if n > 0 then wake() end
+return n

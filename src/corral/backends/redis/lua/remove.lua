@@ -1,0 +1,12 @@
+-- Delete a job that is not active.
+-- KEYS: common.  ARGV: 1 base, 2 id
+-- Returns: 1 removed, 0 missing, -1 active (refused).
+--@include common
+local id = ARGV[2]
+local state = redis.call('HGET', jkey(id), 'state')
+if not state then return 0 end
+if state == 'active' then return -1 end
+redis.call('ZREM', BASE .. state, id)
+delete_job(id)
+redis.call('PUBLISH', EVENTS, 'removed ' .. id)
+return 1

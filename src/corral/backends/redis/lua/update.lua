@@ -1,0 +1,17 @@
+-- Set a leased job's progress and/or append log lines, fenced by its token.
+-- KEYS: common.  ARGV: 1 base, 2 id, 3 token, 4 has_progress (1/0), 5 progress (JSON),
+--   then log lines
+-- Returns: 1 applied, 0 token not current.
+--@include common
+local id = ARGV[2]
+local k = jkey(id)
+if redis.call('HGET', k, 'tok') ~= ARGV[3] then return 0 end
+if ARGV[4] == '1' then
+  redis.call('HSET', k, 'prog', ARGV[5])
+  redis.call('PUBLISH', EVENTS, 'progress ' .. id)
+end
+if #ARGV > 5 then
+  for i = 6, #ARGV do redis.call('RPUSH', k .. ':log', ARGV[i]) end
+  redis.call('LTRIM', k .. ':log', -1000, -1)
+end
+return 1

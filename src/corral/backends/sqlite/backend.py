@@ -1,0 +1,496 @@
+"""The SQLite implementation of :class:`corral.backends.base.Backend`.
+
+Same semantics as Redis, transition for transition: each method is one
+transaction (``BEGIN IMMEDIATE`` for writes) whose SQL lives in ``queries.py``.
+The store's clock is this machine's clock, read in :func:`_now_us` only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sqlite3
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from functools import partial
+
+from corral.backends.base import (
+    ClaimedJob,
+    Completion,
+    JobRecord,
+    JobState,
+    NewJob,
+    Retention,
+)
+from corral.backends.sqlite import queries as q
+from corral.backends.sqlite.admin import SQLiteAdmin
+from corral.backends.sqlite.changes import ChangeFeed
+from corral.backends.sqlite.rows import (
+    add_error,
+    add_stat,
+    clock_us,
+    delete,
+    emit,
+    insert_jobs,
+    leased,
+    observe,
+    records,
+    retain,
+    stalled_error,
+    to_cancelled,
+)
+from corral.backends.sqlite.store import Store, open_store, path_from_url
+from corral.errors import ConfigurationError, InvalidTransition, JobNotFound
+
+__all__ = ["SQLiteBackend", "path_from_url"]
+
+Conn = sqlite3.Connection
+_EVENT_LOG_SIZE = 10_000
+
+
+class SQLiteBackend(SQLiteAdmin):
+    """Corral's storage in one SQLite file (WAL mode), shared by any number of
+    processes on this machine. ``poll_interval`` is how often waiters look for
+    changes made by other processes (their wake-up latency)."""
+
+    def __init__(self, url: str, *, poll_interval: float = 0.005, durable: bool = False) -> None:
+        self.url = url
+        self.path = path_from_url(url)
+        self.durable = durable
+        self._poll_interval = poll_interval
+        self._store: Store | None = None
+        self._feed: ChangeFeed | None = None
+        self._cancel_watch: asyncio.Task[None] | None = None
+
+    def _s(self) -> Store:
+        if self._store is None:
+            raise ConfigurationError("the backend is not connected (call connect() first)")
+        return self._store
+
+    async def connect(self) -> None:
+        if self._store is not None:
+            return
+        store = open_store(self.path, durable=self.durable)
+        store.acquire()
+        try:
+            await store.open()
+        except BaseException:
+            await store.release()
+            raise
+        self._store = store
+        self._feed = ChangeFeed(store, self._poll_interval)
+
+    async def close(self) -> None:
+        if self._cancel_watch is not None:
+            self._cancel_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._cancel_watch
+            self._cancel_watch = None
+        if self._feed is not None:
+            await self._feed.close()
+            self._feed = None
+        if self._store is not None:
+            await self._store.release()
+            self._store = None
+
+    # -- producer -------------------------------------------------------------------
+
+    async def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[bool]:
+        return await self._s().write(partial(insert_jobs, queue=queue, jobs=jobs))
+
+    # -- worker ---------------------------------------------------------------------
+
+    async def claim(
+        self, queue: str, count: int, lease_ms: int, worker_id: str
+    ) -> tuple[list[ClaimedJob], int | None]:
+        # Random, not clock-based: a token must never repeat, even if the clock steps back.
+        prefix = f"{worker_id}:{os.urandom(6).hex()}:"
+
+        def tx(conn: Conn) -> tuple[list[ClaimedJob], int | None]:
+            now = clock_us() // 1000
+            conn.execute(q.PROMOTE_DUE, (queue, now))
+            paused, max_active, rate_max, rate_ms = conn.execute(
+                q.QUEUE_LIMITS, (queue,)
+            ).fetchone() or (0, None, None, None)
+            if paused:
+                return [], None
+            room = count
+            if max_active is not None:
+                room = min(room, max_active - conn.execute(q.ACTIVE_COUNT, (queue,)).fetchone()[0])
+                if room <= 0:
+                    return [], None
+            if rate_max is not None and rate_ms is not None:
+                conn.execute(q.FORGET_STARTS, (queue, now - rate_ms))
+                used, oldest = conn.execute(q.STARTS, (queue,)).fetchone()
+                if used >= rate_max:
+                    return [], max(1, oldest + rate_ms - now)
+                room = min(room, rate_max - used)
+            rows = conn.execute(
+                q.CLAIM, (prefix, now, now + lease_ms, worker_id, queue, queue, room)
+            ).fetchall()
+            if rate_max is not None:
+                conn.executemany(q.ADD_START, [(queue, now)] * len(rows))
+            if not rows:
+                due = conn.execute(q.NEXT_DUE, (queue,)).fetchone()[0]
+                return [], (None if due is None else max(0, due - now))
+            rows.sort(key=lambda r: (-r[7], r[8]))
+            emit(conn, queue, "active", *(r[0] for r in rows))
+            return [
+                ClaimedJob(
+                    id=r[0],
+                    queue=queue,
+                    name=r[1],
+                    data=r[2],
+                    attempt=r[3],
+                    token=r[4],
+                    options=r[5],
+                    stalls=r[6],
+                )
+                for r in rows
+            ], None
+
+        return await self._s().write(tx)
+
+    async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
+        assert self._feed is not None, "not connected"
+        await self._feed.wait(self._feed.current(), timeout)
+
+    async def complete(
+        self, queue: str, items: Sequence[Completion], retention: Retention
+    ) -> list[bool]:
+        def tx(conn: Conn) -> list[bool]:
+            now_us = clock_us()
+            done = []
+            durations: list[float] = []
+            for offset, item in enumerate(items):
+                finished = now_us + offset
+                row = conn.execute(
+                    q.COMPLETE,
+                    (item.result, finished // 1000, finished, queue, item.id, item.token),
+                ).fetchone()
+                done.append(row is not None)
+                if row is not None:
+                    durations.append(max(0, now_us // 1000 - (row[0] or 0)) / 1000)
+                    emit(conn, queue, "completed", item.id)
+            if durations:
+                observe(conn, queue, durations)
+                retain(conn, queue, "completed", retention, now_us + len(items))
+            return done
+
+        return await self._s().write(tx)
+
+    async def fail(
+        self,
+        queue: str,
+        job_id: str,
+        token: str,
+        error: bytes,
+        retry_in_ms: int | None,
+        retention: Retention,
+        *,
+        count_attempt: bool = True,
+    ) -> bool:
+        def tx(conn: Conn) -> bool:
+            row = leased(conn, queue, job_id, token)
+            if row is None:
+                return False
+            now_us = clock_us()
+            add_error(conn, queue, job_id, error)
+            if row[0]:
+                to_cancelled(conn, queue, job_id, now_us)
+            elif retry_in_ms is None:
+                conn.execute(q.TO_FAILED, (now_us // 1000, now_us, queue, job_id))
+                add_stat(conn, queue, "failed", 1)
+                emit(conn, queue, "failed", job_id)
+                retain(conn, queue, "failed", retention, now_us)
+            else:
+                give_back = 0 if count_attempt else -1
+                if retry_in_ms <= 0:
+                    conn.execute(q.TO_WAITING, (give_back, queue, job_id))
+                else:
+                    run_at = now_us // 1000 + retry_in_ms
+                    conn.execute(q.TO_DELAYED, (run_at, give_back, queue, job_id))
+                add_stat(conn, queue, "retried", 1)
+                emit(conn, queue, "retrying", job_id)
+            return True
+
+        return await self._s().write(tx)
+
+    async def abort(self, queue: str, job_id: str, token: str, reason: bytes) -> bool:
+        def tx(conn: Conn) -> bool:
+            if leased(conn, queue, job_id, token) is None:
+                return False
+            add_error(conn, queue, job_id, reason)
+            to_cancelled(conn, queue, job_id, clock_us())
+            return True
+
+        return await self._s().write(tx)
+
+    async def release(self, queue: str, leases: Sequence[tuple[str, str]]) -> int:
+        def tx(conn: Conn) -> int:
+            released = 0
+            for job_id, token in leases:
+                row = leased(conn, queue, job_id, token)
+                if row is None:
+                    continue
+                if row[0]:
+                    to_cancelled(conn, queue, job_id, clock_us())
+                else:
+                    conn.execute(q.TO_WAITING, (-1, queue, job_id))
+                released += 1
+            return released
+
+        return await self._s().write(tx) if leases else 0
+
+    async def renew(
+        self, queue: str, leases: Sequence[tuple[str, str]], lease_ms: int
+    ) -> tuple[list[str], list[str]]:
+        def tx(conn: Conn) -> tuple[list[str], list[str]]:
+            deadline = clock_us() // 1000 + lease_ms
+            lost: list[str] = []
+            cancel: list[str] = []
+            for job_id, token in leases:
+                row = leased(conn, queue, job_id, token)
+                if row is None:
+                    lost.append(job_id)
+                    continue
+                conn.execute(q.RENEW, (deadline, queue, job_id, token))
+                if row[0]:
+                    cancel.append(job_id)
+            return lost, cancel
+
+        return await self._s().write(tx) if leases else ([], [])
+
+    async def update(
+        self,
+        queue: str,
+        job_id: str,
+        token: str,
+        progress: bytes | None = None,
+        logs: Sequence[str] = (),
+    ) -> bool:
+        def tx(conn: Conn) -> bool:
+            if leased(conn, queue, job_id, token) is None:
+                return False
+            if progress is not None:
+                conn.execute(q.SET_PROGRESS, (progress, queue, job_id))
+                emit(conn, queue, "progress", job_id)
+            if logs:
+                conn.executemany(q.ADD_LOG, [(queue, job_id, line) for line in logs])
+                conn.execute(q.TRIM_LOGS, (queue, job_id, queue, job_id))
+            return True
+
+        return await self._s().write(tx)
+
+    async def reap_stalled(self, queue: str, max_stalls: int) -> tuple[list[str], list[str]]:
+        def tx(conn: Conn) -> tuple[list[str], list[str]]:
+            now_us = clock_us()
+            requeued: list[str] = []
+            failed: list[str] = []
+            for job_id, stalls, cancel_requested, attempts in conn.execute(
+                q.EXPIRED, (queue, now_us // 1000)
+            ).fetchall():
+                conn.execute(q.ADD_STALL, (queue, job_id))
+                if cancel_requested:
+                    to_cancelled(conn, queue, job_id, now_us)
+                elif stalls + 1 > max_stalls:
+                    add_error(
+                        conn,
+                        queue,
+                        job_id,
+                        stalled_error(stalls + 1, max_stalls, attempts, now_us),
+                    )
+                    conn.execute(q.TO_FAILED, (now_us // 1000, now_us, queue, job_id))
+                    add_stat(conn, queue, "failed", 1)
+                    emit(conn, queue, "failed", job_id)
+                    failed.append(job_id)
+                else:
+                    conn.execute(q.TO_WAITING, (-1, queue, job_id))
+                    requeued.append(job_id)
+            # Maintenance calls this regularly: keep the event log bounded here.
+            conn.execute(q.TRIM_EVENTS, (_EVENT_LOG_SIZE,))
+            return requeued, failed
+
+        return await self._s().write(tx)
+
+    # -- control --------------------------------------------------------------------
+
+    async def cancel(self, queue: str, job_id: str) -> JobState:
+        def tx(conn: Conn) -> str | None:
+            row = conn.execute(q.STATE, (queue, job_id)).fetchone()
+            if row is None:
+                return None
+            state: str = row[0]
+            if state in ("waiting", "delayed"):
+                to_cancelled(conn, queue, job_id, clock_us())
+                return "cancelled"
+            if state == "active":
+                conn.execute(q.REQUEST_CANCEL, (queue, job_id))
+            return state
+
+        state = await self._s().write(tx)
+        if state is None:
+            raise JobNotFound(f"no job {job_id!r} in queue {queue!r}")
+        result = JobState(state)
+        if result in (JobState.COMPLETED, JobState.FAILED):
+            raise InvalidTransition(f"job {job_id!r} is already {state}; it cannot be cancelled")
+        return result
+
+    async def retry(self, queue: str, job_ids: Sequence[str]) -> list[bool]:
+        def tx(conn: Conn) -> list[bool]:
+            done = [conn.execute(q.RETRY, (queue, job_id)).rowcount == 1 for job_id in job_ids]
+            emit(conn, queue, "waiting", *(j for j, ok in zip(job_ids, done, strict=True) if ok))
+            return done
+
+        return await self._s().write(tx) if job_ids else []
+
+    async def promote(self, queue: str, job_id: str) -> bool:
+        def tx(conn: Conn) -> bool:
+            return conn.execute(q.PROMOTE, (queue, job_id)).rowcount == 1
+
+        return await self._s().write(tx)
+
+    async def remove(self, queue: str, job_id: str) -> bool:
+        def tx(conn: Conn) -> int:
+            row = conn.execute(q.STATE, (queue, job_id)).fetchone()
+            if row is None:
+                return 0
+            if row[0] == "active":
+                return -1
+            emit(conn, queue, "removed", job_id)
+            return delete(conn, queue, [job_id])
+
+        result = await self._s().write(tx)
+        if result < 0:
+            raise InvalidTransition(f"job {job_id!r} is active; cancel it before removing it")
+        return result == 1
+
+    async def clean(self, queue: str, state: JobState, older_than_ms: int, limit: int) -> int:
+        if not state.terminal:
+            raise InvalidTransition(f"only finished jobs can be cleaned, not {state.value!r}")
+
+        def tx(conn: Conn) -> int:
+            cutoff = clock_us() - older_than_ms * 1000
+            ids = conn.execute(q.FINISHED_BEFORE, (queue, state.value, cutoff, limit)).fetchall()
+            return delete(conn, queue, (r[0] for r in ids))
+
+        return await self._s().write(tx)
+
+    async def drain(self, queue: str, delayed: bool) -> int:
+        states = ["waiting", "delayed"] if delayed else ["waiting"]
+
+        def tx(conn: Conn) -> int:
+            removed = 0
+            for state in states:
+                ids = conn.execute(q.IDS_IN_STATE, (queue, state, 5000 - removed)).fetchall()
+                removed += delete(conn, queue, (r[0] for r in ids))
+            return removed
+
+        total = 0
+        while removed := await self._s().write(tx):
+            total += removed
+        return total
+
+    # -- reads ----------------------------------------------------------------------
+
+    async def get(self, queue: str, job_id: str) -> JobRecord | None:
+        return (await self._s().read(lambda conn: records(conn, queue, [job_id])))[0]
+
+    async def list_jobs(
+        self, queue: str, state: JobState, offset: int, limit: int
+    ) -> list[JobRecord]:
+        sql = q.LIST_IDS.format(order=q.LIST_ORDER[state.value])
+
+        def tx(conn: Conn) -> list[JobRecord | None]:
+            ids = [r[0] for r in conn.execute(sql, (queue, state.value, limit, offset))]
+            return records(conn, queue, ids)
+
+        return [r for r in await self._s().read(tx) if r is not None]
+
+    async def counts(self, queue: str) -> dict[str, int]:
+        def tx(conn: Conn) -> dict[str, int]:
+            counts = {state.value: 0 for state in JobState}
+            counts.update(dict(conn.execute(q.COUNTS, (queue,)).fetchall()))
+            paused = conn.execute(q.IS_PAUSED, (queue,)).fetchone()
+            counts["paused"] = int(bool(paused and paused[0]))
+            return counts
+
+        return await self._s().read(tx)
+
+    async def queues(self) -> list[str]:
+        return await self._s().read(lambda conn: [r[0] for r in conn.execute(q.QUEUES)])
+
+    async def wait_finished(self, queue: str, job_id: str, timeout: float) -> JobState | None:
+        assert self._feed is not None, "not connected"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            changed = self._feed.current()
+            row = await self._s().read(
+                lambda conn: conn.execute(q.STATE, (queue, job_id)).fetchone()
+            )
+            if row is None:
+                raise JobNotFound(f"no job {job_id!r} in queue {queue!r}")
+            state = JobState(row[0])
+            if state.terminal:
+                return state
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return None
+            await self._feed.wait(changed, min(remaining, 1.0))
+
+    async def watch_cancellations(
+        self, queues: Sequence[str], callback: Callable[[str, str], None]
+    ) -> Callable[[], Awaitable[None]]:
+        feed = self._feed
+        assert feed is not None, "not connected"
+        sql = q.CANCEL_REQUESTED.format(marks=",".join("?" * len(queues)))
+        told: set[tuple[str, str]] = set()
+
+        async def watch() -> None:
+            while True:
+                changed = feed.current()
+                rows = await self._s().read(lambda conn: conn.execute(sql, list(queues)).fetchall())
+                current = {(r[0], r[1]) for r in rows}
+                for queue, job_id in current - told:
+                    callback(queue, job_id)
+                told.intersection_update(current)
+                told.update(current)
+                await feed.wait(changed, 1.0)
+
+        self._cancel_watch = asyncio.create_task(watch(), name="corral-sqlite-cancels")
+
+        async def stop() -> None:
+            if self._cancel_watch is not None:
+                self._cancel_watch.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._cancel_watch
+                self._cancel_watch = None
+
+        return stop
+
+    async def events(self, queue: str) -> AsyncGenerator[tuple[str, str], None]:
+        feed = self._feed
+        assert feed is not None, "not connected"
+        start = await self._s().read(lambda conn: int(conn.execute(q.LAST_EVENT).fetchone()[0]))
+
+        async def stream() -> AsyncGenerator[tuple[str, str], None]:
+            last = start
+            while True:
+                changed = feed.current()
+                rows = await self._s().read(partial(_events_after, queue=queue, after=last))
+                for event_id, event, job_id in rows:
+                    last = event_id
+                    yield event, job_id
+                if not rows:
+                    await feed.wait(changed, 1.0)
+
+        return stream()
+
+    async def time_ms(self) -> int:
+        return clock_us() // 1000
+
+
+def _events_after(conn: Conn, *, queue: str, after: int) -> list[tuple[int, str, str]]:
+    rows: list[tuple[int, str, str]] = conn.execute(q.EVENTS_AFTER, (queue, after)).fetchall()
+    return rows

@@ -1,0 +1,146 @@
+"""SQL text of the SQLite backend, in one place."""
+
+JOB_COLUMNS = (
+    "id, name, state, data, priority, options, attempts, stalls, created_at, started_at,"
+    " finished_at, run_at, progress, result, cancel_requested"
+)
+
+REGISTER_QUEUE = "INSERT OR IGNORE INTO queues (name) VALUES (?)"
+NEXT_SEQ = "UPDATE queues SET seq = seq + ? WHERE name = ? RETURNING seq"
+INSERT_JOB = """
+INSERT OR IGNORE INTO jobs
+    (queue, id, name, data, state, priority, seq, options, created_at, run_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+PROMOTE_DUE = """
+UPDATE jobs SET state = 'waiting'
+WHERE queue = ? AND state = 'delayed' AND run_at <= ?
+"""
+IS_PAUSED = "SELECT paused FROM queues WHERE name = ?"
+QUEUE_LIMITS = "SELECT paused, max_active, rate_max, rate_ms FROM queues WHERE name = ?"
+SET_LIMITS = "UPDATE queues SET max_active = ?, rate_max = ?, rate_ms = ? WHERE name = ?"
+ACTIVE_COUNT = "SELECT COUNT(*) FROM jobs WHERE queue = ? AND state = 'active'"
+FORGET_STARTS = "DELETE FROM starts WHERE queue = ? AND at <= ?"
+STARTS = "SELECT COUNT(*), MIN(at) FROM starts WHERE queue = ?"
+ADD_START = "INSERT INTO starts (queue, at) VALUES (?, ?)"
+CLAIM = """
+UPDATE jobs SET state = 'active', attempts = attempts + 1, token = ? || id,
+    started_at = ?, lease_until = ?, worker = ?
+WHERE queue = ? AND id IN (
+    SELECT id FROM jobs WHERE queue = ? AND state = 'waiting'
+    ORDER BY priority DESC, seq LIMIT ?
+)
+RETURNING id, name, data, attempts, token, options, stalls, priority, seq
+"""
+NEXT_DUE = "SELECT MIN(run_at) FROM jobs WHERE queue = ? AND state = 'delayed'"
+LEASED = "SELECT cancel_requested FROM jobs WHERE queue = ? AND id = ? AND token = ?"
+COMPLETE = """
+UPDATE jobs SET state = 'completed', result = ?, finished_at = ?, finished_us = ?,
+    token = NULL, lease_until = NULL, cancel_requested = 0
+WHERE queue = ? AND id = ? AND token = ?
+RETURNING started_at
+"""
+TO_CANCELLED = """
+UPDATE jobs SET state = 'cancelled', finished_at = ?, finished_us = ?,
+    token = NULL, lease_until = NULL, cancel_requested = 0
+WHERE queue = ? AND id = ?
+"""
+TO_FAILED = """
+UPDATE jobs SET state = 'failed', finished_at = ?, finished_us = ?,
+    token = NULL, lease_until = NULL
+WHERE queue = ? AND id = ?
+"""
+TO_WAITING = """
+UPDATE jobs SET state = 'waiting', attempts = attempts + ?, token = NULL, lease_until = NULL
+WHERE queue = ? AND id = ?
+"""
+TO_DELAYED = """
+UPDATE jobs SET state = 'delayed', run_at = ?, attempts = attempts + ?, token = NULL,
+    lease_until = NULL
+WHERE queue = ? AND id = ?
+"""
+ADD_ERROR = "INSERT INTO job_errors (queue, job_id, error) VALUES (?, ?, ?)"
+TRIM_ERRORS = """
+DELETE FROM job_errors WHERE queue = ? AND job_id = ? AND rowid NOT IN (
+    SELECT rowid FROM job_errors WHERE queue = ? AND job_id = ? ORDER BY rowid DESC LIMIT 100
+)
+"""
+ADD_LOG = "INSERT INTO job_logs (queue, job_id, line) VALUES (?, ?, ?)"
+TRIM_LOGS = """
+DELETE FROM job_logs WHERE queue = ? AND job_id = ? AND rowid NOT IN (
+    SELECT rowid FROM job_logs WHERE queue = ? AND job_id = ? ORDER BY rowid DESC LIMIT 1000
+)
+"""
+RENEW = "UPDATE jobs SET lease_until = ? WHERE queue = ? AND id = ? AND token = ?"
+SET_PROGRESS = "UPDATE jobs SET progress = ? WHERE queue = ? AND id = ?"
+EXPIRED = """
+SELECT id, stalls, cancel_requested, attempts FROM jobs
+WHERE queue = ? AND state = 'active' AND lease_until < ? LIMIT 1000
+"""
+ADD_STALL = "UPDATE jobs SET stalls = stalls + 1 WHERE queue = ? AND id = ?"
+STATE = "SELECT state FROM jobs WHERE queue = ? AND id = ?"
+REQUEST_CANCEL = "UPDATE jobs SET cancel_requested = 1 WHERE queue = ? AND id = ?"
+RETRY = """
+UPDATE jobs SET state = 'waiting', attempts = 0, stalls = 0, finished_at = NULL,
+    finished_us = NULL, cancel_requested = 0
+WHERE queue = ? AND id = ? AND state IN ('failed', 'cancelled')
+"""
+PROMOTE = "UPDATE jobs SET state = 'waiting' WHERE queue = ? AND id = ? AND state = 'delayed'"
+SET_PAUSED = "UPDATE queues SET paused = ? WHERE name = ?"
+FINISHED_BEFORE = """
+SELECT id FROM jobs WHERE queue = ? AND state = ? AND finished_us <= ?
+    AND state IN ('completed', 'failed', 'cancelled')  -- lets SQLite use the partial index
+LIMIT ?
+"""
+FINISHED_EXCESS = """
+SELECT id FROM jobs WHERE queue = ? AND state = ?
+    AND state IN ('completed', 'failed', 'cancelled')  -- lets SQLite use the partial index
+ORDER BY finished_us DESC LIMIT 1000 OFFSET ?
+"""
+IDS_IN_STATE = "SELECT id FROM jobs WHERE queue = ? AND state = ? LIMIT ?"
+DELETE_JOB = "DELETE FROM jobs WHERE queue = ? AND id = ?"
+DELETE_ERRORS = "DELETE FROM job_errors WHERE queue = ? AND job_id = ?"
+DELETE_LOGS = "DELETE FROM job_logs WHERE queue = ? AND job_id = ?"
+GET_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE queue = ? AND id = ?"
+GET_ERRORS = "SELECT error FROM job_errors WHERE queue = ? AND job_id = ? ORDER BY rowid"
+GET_LOGS = "SELECT line FROM job_logs WHERE queue = ? AND job_id = ? ORDER BY rowid"
+LIST_ORDER = {
+    "waiting": "priority DESC, seq",
+    "delayed": "run_at, seq",
+    "active": "lease_until, seq",
+    "completed": "finished_us DESC",
+    "failed": "finished_us DESC",
+    "cancelled": "finished_us DESC",
+}
+LIST_IDS = "SELECT id FROM jobs WHERE queue = ? AND state = ? ORDER BY {order} LIMIT ? OFFSET ?"
+COUNTS = "SELECT state, COUNT(*) FROM jobs WHERE queue = ? GROUP BY state"
+QUEUES = "SELECT name FROM queues ORDER BY name"
+CANCEL_REQUESTED = """
+SELECT queue, id FROM jobs WHERE state = 'active' AND cancel_requested = 1 AND queue IN ({marks})
+"""
+EMIT = "INSERT INTO events (queue, job_id, event) VALUES (?, ?, ?)"
+LAST_EVENT = "SELECT COALESCE(MAX(id), 0) FROM events"
+EVENTS_AFTER = (
+    "SELECT id, event, job_id FROM events WHERE queue = ? AND id > ? ORDER BY id LIMIT 1000"
+)
+TRIM_EVENTS = "DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?"
+ADD_STAT = """
+INSERT INTO stats (queue, name, value) VALUES (?, ?, ?)
+ON CONFLICT (queue, name) DO UPDATE SET value = value + excluded.value
+"""
+STATS = "SELECT name, value FROM stats WHERE queue = ?"
+GET_SCHEDULE_DEF = "SELECT definition FROM schedules WHERE queue = ? AND name = ?"
+PUT_SCHEDULE = """
+INSERT INTO schedules (queue, name, definition, next_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (queue, name) DO UPDATE SET definition = excluded.definition,
+    next_at = excluded.next_at
+"""
+DELETE_SCHEDULE = "DELETE FROM schedules WHERE queue = ? AND name = ?"
+LIST_SCHEDULES = (
+    "SELECT name, definition, next_at, last_at FROM schedules WHERE queue = ? ORDER BY name"
+)
+FIRE_SCHEDULE = "UPDATE schedules SET next_at = ?, last_at = COALESCE(?, last_at) WHERE queue = ? AND name = ? AND next_at = ?"
+UPSERT_WORKER = "INSERT OR REPLACE INTO workers (id, info, expires_at) VALUES (?, ?, ?)"
+DELETE_WORKER = "DELETE FROM workers WHERE id = ?"
+EXPIRE_WORKERS = "DELETE FROM workers WHERE expires_at <= ?"
+LIVE_WORKERS = "SELECT info, expires_at FROM workers ORDER BY id"

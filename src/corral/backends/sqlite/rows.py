@@ -1,0 +1,166 @@
+"""Building blocks of the SQLite transitions: each runs inside a caller's transaction.
+
+The store's clock is read here, in :func:`clock_us`, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import bisect
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+
+import orjson
+
+from corral.backends.base import DURATION_BUCKETS, JobRecord, JobState, NewJob, Retention
+from corral.backends.sqlite import queries as q
+
+__all__ = [
+    "add_error",
+    "add_stat",
+    "clock_us",
+    "delete",
+    "emit",
+    "insert_jobs",
+    "leased",
+    "observe",
+    "records",
+    "retain",
+    "stalled_error",
+    "to_cancelled",
+]
+
+Conn = sqlite3.Connection
+
+
+def clock_us() -> int:
+    """The store's clock (this machine's), in microseconds."""
+    return time.time_ns() // 1000
+
+
+def delete(conn: Conn, queue: str, ids: Iterable[str]) -> int:
+    rows = [(queue, job_id) for job_id in ids]
+    conn.executemany(q.DELETE_JOB, rows)
+    conn.executemany(q.DELETE_ERRORS, rows)
+    conn.executemany(q.DELETE_LOGS, rows)
+    return len(rows)
+
+
+def retain(conn: Conn, queue: str, state: str, retention: Retention, now_us: int) -> None:
+    if retention.max_age is not None:
+        cutoff = now_us - int(retention.max_age * 1_000_000)
+        old = conn.execute(q.FINISHED_BEFORE, (queue, state, cutoff, 1000)).fetchall()
+        delete(conn, queue, (r[0] for r in old))
+    if retention.count is not None:
+        excess = conn.execute(q.FINISHED_EXCESS, (queue, state, retention.count)).fetchall()
+        delete(conn, queue, (r[0] for r in excess))
+
+
+def add_error(conn: Conn, queue: str, job_id: str, error: bytes) -> None:
+    conn.execute(q.ADD_ERROR, (queue, job_id, error))
+    conn.execute(q.TRIM_ERRORS, (queue, job_id, queue, job_id))
+
+
+def emit(conn: Conn, queue: str, event: str, *job_ids: str) -> None:
+    """Append lifecycle events (the SQLite twin of Redis's pub/sub channel)."""
+    conn.executemany(q.EMIT, [(queue, job_id, event) for job_id in job_ids])
+
+
+def add_stat(conn: Conn, queue: str, name: str, value: float) -> None:
+    conn.execute(q.ADD_STAT, (queue, name, value))
+
+
+def insert_jobs(conn: Conn, *, queue: str, jobs: Sequence[NewJob]) -> list[bool]:
+    """Store new jobs (waiting, or delayed); an existing id is left untouched (False)."""
+    conn.execute(q.REGISTER_QUEUE, (queue,))
+    seq = conn.execute(q.NEXT_SEQ, (len(jobs), queue)).fetchone()[0] - len(jobs)
+    now = clock_us() // 1000
+    created: list[bool] = []
+    for job in jobs:
+        run_at = job.run_at_ms or (now + job.delay_ms if job.delay_ms > 0 else 0)
+        state = "delayed" if run_at > now else "waiting"
+        seq += 1
+        cursor = conn.execute(
+            q.INSERT_JOB,
+            (
+                queue,
+                job.id,
+                job.name,
+                job.data,
+                state,
+                job.priority,
+                seq,
+                job.options,
+                now,
+                run_at or None,
+            ),
+        )
+        created.append(cursor.rowcount == 1)
+        if created[-1]:
+            emit(conn, queue, "added", job.id)
+    return created
+
+
+def observe(conn: Conn, queue: str, durations: Sequence[float]) -> None:
+    """Count completions and their run times into the queue's histogram."""
+    counts: dict[int, int] = {}
+    for seconds in durations:
+        index = bisect.bisect_left(DURATION_BUCKETS, seconds)
+        counts[index] = counts.get(index, 0) + 1
+    add_stat(conn, queue, "completed", len(durations))
+    add_stat(conn, queue, "duration_sum", sum(durations))
+    for index, n in counts.items():
+        add_stat(conn, queue, f"b{index}", n)
+
+
+def to_cancelled(conn: Conn, queue: str, job_id: str, now_us: int) -> None:
+    conn.execute(q.TO_CANCELLED, (now_us // 1000, now_us, queue, job_id))
+    emit(conn, queue, "cancelled", job_id)
+
+
+def leased(conn: Conn, queue: str, job_id: str, token: str) -> tuple[int] | None:
+    row: tuple[int] | None = conn.execute(q.LEASED, (queue, job_id, token)).fetchone()
+    return row
+
+
+def stalled_error(stalls: int, max_stalls: int, attempts: int, now_us: int) -> bytes:
+    message = (
+        f"lease expired {stalls} times (worker died or was blocked); max_stalls is {max_stalls}"
+    )
+    return orjson.dumps(
+        {"type": "Stalled", "message": message, "attempt": attempts, "at": now_us // 1000}
+    )
+
+
+def records(conn: Conn, queue: str, ids: Sequence[str]) -> list[JobRecord | None]:
+    out: list[JobRecord | None] = []
+    for job_id in ids:
+        row = conn.execute(q.GET_JOB, (queue, job_id)).fetchone()
+        if row is None:
+            out.append(None)
+            continue
+        errors = [r[0] for r in conn.execute(q.GET_ERRORS, (queue, job_id))]
+        logs = [r[0].encode() for r in conn.execute(q.GET_LOGS, (queue, job_id))]
+        out.append(
+            JobRecord(
+                id=row[0],
+                queue=queue,
+                name=row[1],
+                state=JobState(row[2]),
+                data=row[3],
+                priority=row[4],
+                options=row[5] or b"",
+                attempts=row[6],
+                stalls=row[7],
+                created_at=row[8],
+                started_at=row[9],
+                finished_at=row[10],
+                run_at=row[11],
+                progress=row[12],
+                result=row[13],
+                errors=errors,
+                logs=logs,
+                cancel_requested=bool(row[14]),
+            )
+        )
+    return out

@@ -1,0 +1,48 @@
+"""Encodings shared by the backends (so each is written once)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from corral.backends.base import WorkerInfo
+
+__all__ = ["decode_worker", "encode_worker"]
+
+
+def encode_worker(info: WorkerInfo, ttl_ms: int) -> bytes:
+    """A worker record as stored: JSON with its time-to-live."""
+    return orjson.dumps(
+        {
+            "id": info.id,
+            "host": info.host,
+            "pid": info.pid,
+            "queues": info.queues,
+            "concurrency": info.concurrency,
+            "started_at": info.started_at,
+            "active": info.active,
+            "processed": info.processed,
+            "failed": info.failed,
+            "extra": info.extra,
+            "ttl_ms": ttl_ms,
+        }
+    )
+
+
+def decode_worker(raw: bytes, remaining_ms: int, now_ms: int) -> WorkerInfo:
+    """Rebuild a worker record; its last heartbeat is derived from the time left."""
+    data: dict[str, Any] = orjson.loads(raw)
+    return WorkerInfo(
+        id=data["id"],
+        host=data["host"],
+        pid=data["pid"],
+        queues=data["queues"],
+        concurrency=data["concurrency"],
+        started_at=data["started_at"],
+        last_seen=now_ms - max(0, int(data.get("ttl_ms", 0)) - remaining_ms),
+        active=data.get("active", 0),
+        processed=data.get("processed", 0),
+        failed=data.get("failed", 0),
+        extra=data.get("extra", {}),
+    )

@@ -1,0 +1,403 @@
+"""``corral``: run workers and inspect or steer jobs from a shell.
+
+Exit codes: 0 success; 1 the backend failed or refused; 2 bad usage or input;
+3 no such job; 4 the awaited job failed or was cancelled; 5 waiting timed out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import click
+import orjson
+
+from corral.app import Corral
+from corral.cli import output
+from corral.cli.loader import load_app
+from corral.errors import (
+    BackendError,
+    ConfigurationError,
+    CorralError,
+    JobCancelled,
+    JobFailed,
+    JobNotFound,
+    ResultTimeout,
+    ValidationError,
+)
+
+__all__ = ["main"]
+
+T = TypeVar("T")
+
+EXIT_BACKEND, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_JOB_FAILED, EXIT_TIMEOUT = 1, 2, 3, 4, 5
+
+
+def _fail(message: str, code: int) -> None:
+    click.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(code)
+
+
+def run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run one command's coroutine, turning Corral errors into a message + exit code."""
+    try:
+        return asyncio.run(make())
+    except JobNotFound as exc:
+        _fail(str(exc), EXIT_NOT_FOUND)
+    except (JobFailed, JobCancelled) as exc:
+        _fail(str(exc), EXIT_JOB_FAILED)
+    except ResultTimeout as exc:
+        _fail(str(exc), EXIT_TIMEOUT)
+    except (ConfigurationError, ValidationError) as exc:
+        _fail(str(exc), EXIT_USAGE)
+    except (BackendError, CorralError) as exc:
+        _fail(str(exc), EXIT_BACKEND)
+    raise AssertionError("unreachable")
+
+
+def _app(ctx: click.Context) -> Corral:
+    obj = ctx.ensure_object(dict)
+    if "app" not in obj:
+        try:
+            spec = obj.get("app_spec")
+            obj["app"] = load_app(spec) if spec else Corral(obj.get("url"))
+            if spec and obj.get("url"):
+                obj["app"] = _with_url(obj["app"], obj["url"])
+        except ConfigurationError as exc:
+            _fail(str(exc), EXIT_USAGE)
+    app: Corral = obj["app"]
+    return app
+
+
+def _with_url(app: Corral, url: str) -> Corral:
+    from corral.settings import resolve_url
+
+    app.url = resolve_url(url)
+    return app
+
+
+def _json_arg(name: str, raw: str | None, kind: type) -> Any:
+    if raw is None:
+        return kind()
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint=name) from None
+    if not isinstance(value, kind):
+        want = "a JSON array" if kind is list else "a JSON object"
+        raise click.BadParameter(f"must be {want}, got {raw!r}", param_hint=name)
+    return value
+
+
+def with_app(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command the app (from --app, else a bare app on the URL)."""
+
+    @click.pass_context
+    @functools.wraps(fn)
+    def wrapper(ctx: click.Context, *args: Any, **kwargs: Any) -> Any:
+        return fn(_app(ctx), *args, **kwargs)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--url",
+    envvar="CORRAL_URL",
+    help="Backend URL (default: $CORRAL_URL, $REDIS_URL, sqlite:///corral.db).",
+)
+@click.option(
+    "--app",
+    "app_spec",
+    envvar="CORRAL_APP",
+    metavar="MODULE:APP",
+    help="Your app, for task defaults (default: $CORRAL_APP).",
+)
+@click.version_option(package_name="corral")
+@click.pass_context
+def main(ctx: click.Context, url: str | None, app_spec: str | None) -> None:
+    """Corral: background jobs on Redis or SQLite."""
+    ctx.ensure_object(dict).update(url=url, app_spec=app_spec)
+
+
+@main.command()
+@click.argument("app_spec", metavar="MODULE:APP")
+@click.option(
+    "-q",
+    "--queues",
+    envvar="CORRAL_QUEUES",
+    help="Comma-separated queues, served in this order (default: $CORRAL_QUEUES, else the queues of the app's tasks).",
+)
+@click.option(
+    "-c",
+    "--concurrency",
+    type=click.IntRange(min=1),
+    envvar="CORRAL_CONCURRENCY",
+    help="Jobs run at once (default: $CORRAL_CONCURRENCY, else 10).",
+)
+@click.option(
+    "--lease",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    help="Seconds a claimed job stays leased without renewal.",
+)
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Seconds running jobs get to finish on shutdown.",
+)
+@click.option(
+    "--max-stalls",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Lease expiries a job survives before it fails.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    help="Use 'warning' to silence per-job lines.",
+)
+@click.pass_context
+def worker(
+    ctx: click.Context,
+    app_spec: str,
+    queues: str | None,
+    concurrency: int | None,
+    lease: float,
+    grace: float,
+    max_stalls: int,
+    log_level: str,
+) -> None:
+    """Run jobs of MODULE:APP until SIGTERM/SIGINT (a second signal stops at once)."""
+    from corral.cli.worker_process import run_worker
+
+    try:
+        app = load_app(app_spec)
+        if ctx.obj.get("url"):
+            app = _with_url(app, ctx.obj["url"])
+    except ConfigurationError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
+    code = run(
+        lambda: run_worker(
+            app,
+            names,
+            concurrency=concurrency,
+            lease=lease,
+            grace=grace,
+            max_stalls=max_stalls,
+            log_level=log_level,
+        )
+    )
+    sys.exit(code)
+
+
+@main.command()
+@click.argument("task")
+@click.option("--args", "args_json", metavar="JSON", help="Positional arguments, a JSON array.")
+@click.option("--kwargs", "kwargs_json", metavar="JSON", help="Keyword arguments, a JSON object.")
+@click.option("-q", "--queue", help="Queue (default: the task's, else 'default').")
+@click.option(
+    "--delay", type=click.FloatRange(min=0), help="Seconds to wait before the job may run."
+)
+@click.option("--priority", type=click.IntRange(-1000, 1000), help="Higher runs first.")
+@click.option("--attempts", type=click.IntRange(min=1), help="Attempts before the job fails.")
+@click.option("--job-id", help="Idempotency key: a second enqueue returns the same job.")
+@click.option(
+    "--wait", "wait", type=click.FloatRange(min=0), help="Wait this many seconds for the result."
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_app
+def enqueue(
+    app: Corral,
+    task: str,
+    args_json: str | None,
+    kwargs_json: str | None,
+    queue: str | None,
+    delay: float | None,
+    priority: int | None,
+    attempts: int | None,
+    job_id: str | None,
+    wait: float | None,
+    as_json: bool,
+) -> None:
+    """Enqueue a job of TASK (by name; the task need not be importable here)."""
+    args = _json_arg("--args", args_json, list)
+    kwargs = _json_arg("--kwargs", kwargs_json, dict)
+
+    async def go() -> None:
+        try:
+            job = await app.enqueue(
+                task,
+                args,
+                kwargs,
+                queue=queue,
+                delay=delay,
+                priority=priority,
+                attempts=attempts,
+                job_id=job_id,
+            )
+            if wait is not None:
+                await job.result(timeout=wait)
+            await job.refresh()
+            output.job(job, as_json)
+        finally:
+            await app.close()
+
+    run(go)
+
+
+@main.command()
+@click.argument("job_id")
+@click.option("-q", "--queue", help="Queue of the job (default: search every queue).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_app
+def job(app: Corral, job_id: str, queue: str | None, as_json: bool) -> None:
+    """Show a job: state, progress, result or error, attempts, timestamps, logs."""
+
+    async def go() -> None:
+        try:
+            output.job(await app.get_job(job_id, queue), as_json, full=True)
+        finally:
+            await app.close()
+
+    run(go)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_app
+def queues(app: Corral, as_json: bool) -> None:
+    """Job counts per state for every queue."""
+
+    async def go() -> None:
+        try:
+            rows = {name: await app.queue(name).counts() for name in await app.queues()}
+            output.queues(rows, as_json)
+        finally:
+            await app.close()
+
+    run(go)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_app
+def workers(app: Corral, as_json: bool) -> None:
+    """The live workers: host, pid, queues, concurrency, jobs in hand, last heartbeat."""
+
+    async def go() -> None:
+        try:
+            output.workers(await app.workers(), as_json)
+        finally:
+            await app.close()
+
+    run(go)
+
+
+def _bulk_or_one(action: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(fn)
+        fn = click.option("-q", "--queue", help="Queue of the job, or the queue for --all.")(fn)
+        fn = click.option(
+            "--all", "all_", is_flag=True, help=f"{action} every matching job of --queue."
+        )(fn)
+        return click.argument("job_id", required=False)(fn)
+
+    return decorate
+
+
+@main.command()
+@_bulk_or_one("Retry")
+@with_app
+def retry(app: Corral, job_id: str | None, all_: bool, queue: str | None, as_json: bool) -> None:
+    """Retry a failed or cancelled job, or --all failed jobs of --queue."""
+    _check_target(job_id, all_, queue)
+
+    async def go() -> None:
+        try:
+            if all_:
+                assert queue is not None
+                output.count("retried", await app.queue(queue).retry_all(), as_json)
+                return
+            assert job_id is not None
+            job = await app.get_job(job_id, queue)
+            if not await job.retry():
+                raise ValidationError(
+                    f"job {job_id} is {job.state.value}; only failed or cancelled jobs can be retried"
+                )
+            output.count("retried", 1, as_json)
+        finally:
+            await app.close()
+
+    run(go)
+
+
+@main.command()
+@_bulk_or_one("Cancel")
+@with_app
+def cancel(app: Corral, job_id: str | None, all_: bool, queue: str | None, as_json: bool) -> None:
+    """Cancel a job (a running one is asked to stop), or --all waiting/delayed jobs of --queue."""
+    _check_target(job_id, all_, queue)
+
+    async def go() -> None:
+        try:
+            if all_:
+                assert queue is not None
+                output.count("cancelled", await app.queue(queue).cancel_all(), as_json)
+                return
+            assert job_id is not None
+            job = await app.get_job(job_id, queue)
+            state = await job.cancel()
+            output.message(
+                {"id": job_id, "state": state.value},
+                f"job {job_id}: {state.value}"
+                + (" (asked to stop)" if state.value == "active" else ""),
+                as_json,
+            )
+        finally:
+            await app.close()
+
+    run(go)
+
+
+def _check_target(job_id: str | None, all_: bool, queue: str | None) -> None:
+    if all_ and not queue:
+        raise click.UsageError("--all needs --queue")
+    if all_ and job_id:
+        raise click.UsageError("give a JOB_ID or --all, not both")
+    if not all_ and not job_id:
+        raise click.UsageError("give a JOB_ID, or --all with --queue")
+
+
+from corral.cli.demo import demo  # noqa: E402  (registered last: demo.py imports from here)
+
+main.add_command(demo)
+
+from corral.cli.serve import serve  # noqa: E402
+
+main.add_command(serve)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_app
+def schedules(app: Corral, as_json: bool) -> None:
+    """Schedules of every queue with their next (and last) fire times."""
+
+    async def go() -> None:
+        try:
+            output.schedules([s.to_dict() for s in await app.schedules.list()], as_json)
+        finally:
+            await app.close()
+
+    run(go)

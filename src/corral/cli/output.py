@@ -1,0 +1,151 @@
+"""Human (rich) and machine (JSON) output of the CLI."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from corral.backends.base import JobState, WorkerInfo
+from corral.job import Job
+
+__all__ = ["count", "job", "message", "queues", "workers"]
+
+_console = Console(highlight=False)
+_STATE_STYLE = {
+    "completed": "green",
+    "failed": "red",
+    "active": "cyan",
+    "waiting": "yellow",
+    "delayed": "magenta",
+    "cancelled": "dim",
+}
+
+
+def _json(value: Any) -> None:
+    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
+
+
+def message(data: Any, text: str, as_json: bool) -> None:
+    if as_json:
+        _json(data)
+    else:
+        _console.print(text)
+
+
+def count(verb: str, n: int, as_json: bool) -> None:
+    message({verb: n}, f"{verb} {n} job{'s' if n != 1 else ''}", as_json)
+
+
+def job(handle: Job, as_json: bool, *, full: bool = False) -> None:
+    data = handle.to_dict()
+    if as_json:
+        _json(data)
+        return
+    style = _STATE_STYLE.get(data["state"], "")
+    _console.print(
+        f"[bold]{data['id']}[/]  {data['name']}  queue={data['queue']}  [{style}]{data['state']}[/]"
+    )
+    _console.print(
+        f"  attempts {data['attempts']}  priority {data['priority']}  created {data['created_at'] or '-'}"
+    )
+    if data["started_at"] or data["finished_at"]:
+        _console.print(
+            f"  started {data['started_at'] or '-'}  finished {data['finished_at'] or '-'}"
+        )
+    if data["run_at"] and data["state"] == JobState.DELAYED.value:
+        _console.print(f"  runs at {data['run_at']}")
+    if data["progress"] is not None:
+        _console.print(f"  progress {orjson.dumps(data['progress']).decode()}")
+    if data["state"] == JobState.COMPLETED.value:
+        _console.print(f"  result {orjson.dumps(data['result']).decode()}")
+    for error in data["errors"] if full else data["errors"][-1:]:
+        _console.print(
+            f"  [red]error (attempt {error.get('attempt')}): {error.get('type')}: {error.get('message')}[/]"
+        )
+    if full and data["errors"] and data["errors"][-1].get("traceback"):
+        _console.print(data["errors"][-1]["traceback"], markup=False)
+    if full:
+        for line in data["logs"]:
+            _console.print(f"  log: {line}", markup=False)
+
+
+def queues(rows: dict[str, dict[str, int]], as_json: bool) -> None:
+    if as_json:
+        _json(rows)
+        return
+    if not rows:
+        _console.print("no queues yet")
+        return
+    table = Table("queue", *(s.value for s in JobState), "paused")
+    for name, counts in rows.items():
+        table.add_row(
+            name,
+            *(str(counts.get(s.value, 0)) for s in JobState),
+            "yes" if counts.get("paused") else "",
+        )
+    _console.print(table)
+
+
+def workers(items: list[WorkerInfo], as_json: bool) -> None:
+    if as_json:
+        _json([{**w.__dict__} if hasattr(w, "__dict__") else _worker_dict(w) for w in items])
+        return
+    if not items:
+        _console.print("no live workers")
+        return
+    table = Table(
+        "worker",
+        "host",
+        "pid",
+        "queues",
+        "concurrency",
+        "active",
+        "processed",
+        "failed",
+        "last seen",
+    )
+    for w in items:
+        seen = datetime.fromtimestamp(w.last_seen / 1000, tz=UTC).strftime("%H:%M:%S")
+        table.add_row(
+            w.id,
+            w.host,
+            str(w.pid),
+            ",".join(w.queues),
+            str(w.concurrency),
+            str(w.active),
+            str(w.processed),
+            str(w.failed),
+            seen,
+        )
+    _console.print(table)
+
+
+def _worker_dict(w: WorkerInfo) -> dict[str, Any]:
+    return {name: getattr(w, name) for name in w.__dataclass_fields__}
+
+
+def schedules(items: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        _json(items)
+        return
+    if not items:
+        _console.print("no schedules")
+        return
+    table = Table("schedule", "task", "queue", "when", "next run", "last run", "paused")
+    for s in items:
+        when = s["cron"] + f" ({s['tz']})" if s["cron"] else f"every {s['every']:g}s"
+        table.add_row(
+            s["name"],
+            s["task"],
+            s["queue"],
+            when,
+            s["next_run_at"] or "-",
+            s["last_run_at"] or "-",
+            "yes" if s["paused"] else "",
+        )
+    _console.print(table)

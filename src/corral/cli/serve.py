@@ -1,0 +1,94 @@
+"""``corral serve``: the HTTP API under uvicorn."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import sys
+
+import click
+
+from corral.cli.loader import load_app
+from corral.errors import ConfigurationError
+
+__all__ = ["serve"]
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@click.command()
+@click.argument("app_spec", metavar="MODULE:APP")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option(
+    "--api-key",
+    "api_keys",
+    multiple=True,
+    metavar="TOKEN:SCOPE",
+    help="A bearer key and its scope (read, write, admin); repeatable. Also $CORRAL_API_KEYS "
+    "(comma-separated).",
+)
+@click.option(
+    "--allow-unregistered", is_flag=True, help="Accept task names this app has not registered."
+)
+@click.option(
+    "--insecure-public-without-auth",
+    is_flag=True,
+    help="Serve on a non-loopback address with NO authentication (anyone who can reach it "
+    "can enqueue and delete jobs).",
+)
+@click.option(
+    "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info"
+)
+@click.pass_context
+def serve(
+    ctx: click.Context,
+    app_spec: str,
+    host: str,
+    port: int,
+    api_keys: tuple[str, ...],
+    allow_unregistered: bool,
+    insecure_public_without_auth: bool,
+    log_level: str,
+) -> None:
+    """Serve the HTTP API of MODULE:APP (OpenAPI at /api/v1/openapi.json)."""
+    try:
+        import uvicorn
+
+        from corral.web import create_app
+        from corral.web.auth import parse_keys
+    except ImportError:
+        raise click.ClickException(
+            "the HTTP API needs the web extra: pip install 'corral[web]'"
+        ) from None
+    try:
+        app = load_app(app_spec)
+        if ctx.obj and ctx.obj.get("url"):
+            from corral.settings import resolve_url
+
+            app.url = resolve_url(ctx.obj["url"])
+        keys = parse_keys(",".join([*api_keys, os.environ.get("CORRAL_API_KEYS", "")]))
+    except ConfigurationError as exc:
+        click.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(2)
+    if not keys and not _is_loopback(host):
+        if not insecure_public_without_auth:
+            click.secho(
+                f"error: refusing to serve on {host} without an API key: add --api-key "
+                "TOKEN:admin (or set CORRAL_API_KEYS), or pass --insecure-public-without-auth",
+                fg="red",
+                err=True,
+            )
+            sys.exit(2)
+        click.secho(
+            f"WARNING: serving on {host} with NO authentication", fg="yellow", bold=True, err=True
+        )
+    web = create_app(app, api_keys=keys, allow_unregistered=allow_unregistered)
+    uvicorn.run(web, host=host, port=port, log_level=log_level)

@@ -1,0 +1,54 @@
+"""Running a worker as a process: logging, signals, exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from corral.app import Corral
+from corral.worker import Worker
+
+__all__ = ["run_worker"]
+
+log = logging.getLogger("corral.worker")
+
+
+async def run_worker(
+    app: Corral,
+    queues: Sequence[str] | None,
+    *,
+    concurrency: int | None,
+    lease: float,
+    grace: float,
+    max_stalls: int,
+    log_level: str,
+) -> int:
+    """Run a worker until SIGTERM/SIGINT; returns the process exit code."""
+    logging.basicConfig(
+        level=log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    worker = Worker(
+        app, queues, concurrency=concurrency, lease=lease, grace=grace, max_stalls=max_stalls
+    )
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        name = signal.Signals(signum).name
+        if worker._stop.is_set():
+            log.warning("%s again: stopping now, handing running jobs back", name)
+        else:
+            log.info("%s: finishing running jobs (up to %.0fs); again to stop now", name, grace)
+        worker.stop()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        await worker.run()
+    finally:
+        await app.close()
+    return 0

@@ -1,0 +1,109 @@
+"""What a running task can see and do about its own job.
+
+A task receives a :class:`JobContext` when its first parameter is annotated with
+it, or calls :func:`current_job` anywhere below the task (also inside threads the
+worker runs it in).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+from corral.errors import CorralError, JobCancelled
+from corral.serialization import dumps
+
+if TYPE_CHECKING:
+    from corral.backends.base import Backend, ClaimedJob
+
+__all__ = ["JobContext", "current_job"]
+
+_current: contextvars.ContextVar[JobContext] = contextvars.ContextVar("corral_job")
+
+
+def current_job() -> JobContext:
+    """The context of the job running in this task; raises CorralError outside one."""
+    try:
+        return _current.get()
+    except LookupError:
+        raise CorralError("current_job() was called outside a running job") from None
+
+
+class JobContext:
+    """A running job: its identity, and progress, logs and cancellation.
+
+    Async tasks ``await ctx.progress(...)``; sync tasks (run in threads) call the
+    ``*_sync`` twins, which go through the worker's own event loop.
+    """
+
+    def __init__(
+        self,
+        claimed: ClaimedJob,
+        backend: Backend,
+        loop: asyncio.AbstractEventLoop,
+        max_attempts: int,
+    ) -> None:
+        self.id = claimed.id
+        self.queue = claimed.queue
+        self.name = claimed.name
+        self.attempt = claimed.attempt
+        #: How often this job's lease expired before (its earlier workers died).
+        self.stalls = claimed.stalls
+        self.max_attempts = max_attempts
+        self._token = claimed.token
+        self._backend = backend
+        self._loop = loop
+        # Set once from the worker's loop, read by the task (any thread): a plain
+        # attribute suffices, and costs far less per job than a threading.Event.
+        self.cancel_reason: str | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the job was asked to stop (cancel, timeout, lost lease, shutdown)."""
+        return self.cancel_reason is not None
+
+    def raise_if_cancelled(self) -> None:
+        """Raise JobCancelled if the job was asked to stop (for sync tasks' loops)."""
+        if self.cancel_reason is not None:
+            raise JobCancelled(f"job {self.id} was asked to stop ({self.cancel_reason})")
+
+    def _request_cancel(self, reason: str) -> None:
+        if self.cancel_reason is None:
+            self.cancel_reason = reason
+
+    async def progress(self, value: Any) -> bool:
+        """Store the job's progress: any JSON value (a number, or a dict such as
+        ``{"page": 12, "pages": 40}``). False if the job's lease was lost."""
+        data = dumps(value, what="progress")
+        return await self._backend.update(self.queue, self.id, self._token, progress=data)
+
+    async def log(self, *lines: str) -> bool:
+        """Append lines to the job's log (the last 1,000 are kept)."""
+        return await self._backend.update(self.queue, self.id, self._token, logs=lines)
+
+    def progress_sync(self, value: Any) -> bool:
+        """Blocking twin of :meth:`progress`, for sync tasks."""
+        return self._call_sync(self.progress(value))
+
+    def log_sync(self, *lines: str) -> bool:
+        """Blocking twin of :meth:`log`, for sync tasks."""
+        return self._call_sync(self.log(*lines))
+
+    def _call_sync(self, coro: Coroutine[Any, Any, bool]) -> bool:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            coro.close()
+            raise CorralError("in an async task, await ctx.progress()/ctx.log() instead")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def _bind(self) -> contextvars.Token[JobContext]:
+        return _current.set(self)
+
+    @staticmethod
+    def _unbind(token: contextvars.Token[JobContext]) -> None:
+        _current.reset(token)

@@ -1,0 +1,157 @@
+"""Every error Corral raises, under one root.
+
+::
+
+    CorralError
+    ├── ConfigurationError          bad URL, option or setting
+    ├── BackendError                the store failed or refused an operation
+    │   ├── ConnectionFailed        the store cannot be reached (URL shown, password masked)
+    │   └── StoreFull               the store refused a write: out of memory (maxmemory)
+    ├── ValidationError             bad input to a public call
+    │   ├── InvalidName             queue or task name outside the safe alphabet
+    │   ├── InvalidArguments        arguments that do not fit the task's signature
+    │   ├── SerializationError      an argument or result that is not JSON
+    │   └── PayloadTooLarge         a payload over the configured limit
+    ├── UnknownTask                 no task registered under that name
+    ├── JobNotFound                 no job with that id
+    ├── InvalidTransition           the action does not apply to the job's state
+    ├── LeaseLost                   a worker acted on a job it no longer holds
+    ├── JobTimeout                  (recorded error) the job ran past its timeout
+    ├── JobFailed                   ``job.result()`` on a job that failed for good
+    ├── JobCancelled                ``job.result()`` on a cancelled job; also the
+    │                               signal a sync task raises to honour an abort
+    ├── ResultTimeout               ``job.result(timeout=...)`` ran out of time
+    └── TaskSignal                  what a task raises to steer its own job
+        ├── Retry                   retry later (optionally after ``delay`` seconds)
+        └── NoRetry                 fail now, whatever attempts remain
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "BackendError",
+    "ConfigurationError",
+    "ConnectionFailed",
+    "CorralError",
+    "InvalidArguments",
+    "InvalidName",
+    "InvalidTransition",
+    "JobCancelled",
+    "JobFailed",
+    "JobNotFound",
+    "JobTimeout",
+    "LeaseLost",
+    "NoRetry",
+    "PayloadTooLarge",
+    "ResultTimeout",
+    "Retry",
+    "SerializationError",
+    "StoreFull",
+    "TaskSignal",
+    "UnknownTask",
+    "ValidationError",
+]
+
+
+class CorralError(Exception):
+    """Root of every error Corral raises."""
+
+
+class ConfigurationError(CorralError):
+    """A URL, option or environment setting is wrong."""
+
+
+class BackendError(CorralError):
+    """The store failed or refused an operation (a driver error, translated)."""
+
+
+class ConnectionFailed(BackendError):
+    """The store could not be reached."""
+
+
+class StoreFull(BackendError):
+    """The store refused a write because it is full (Redis ``maxmemory`` reached with
+    ``noeviction``). Nothing was written; workers can still drain the queue."""
+
+
+class ValidationError(CorralError, ValueError):
+    """Input to a public call was rejected before anything was stored."""
+
+
+class InvalidName(ValidationError):
+    """A queue or task name is empty, too long or outside the safe alphabet."""
+
+
+class InvalidArguments(ValidationError, TypeError):
+    """Arguments do not fit the task's signature."""
+
+
+class SerializationError(ValidationError, TypeError):
+    """A value is not JSON-serialisable."""
+
+
+class PayloadTooLarge(ValidationError):
+    """An encoded payload is over the configured size limit."""
+
+
+class UnknownTask(CorralError, LookupError):
+    """No task is registered under the given name."""
+
+
+class JobNotFound(CorralError, LookupError):
+    """No job exists with the given id (it may have been removed by retention)."""
+
+
+class InvalidTransition(CorralError):
+    """The requested action does not apply to the job in its current state."""
+
+
+class LeaseLost(CorralError):
+    """A worker tried to finish a job whose lease it no longer holds."""
+
+
+class JobTimeout(CorralError, TimeoutError):
+    """A job ran longer than its timeout."""
+
+
+class JobFailed(CorralError):
+    """The awaited job ended ``failed``; ``error`` holds its last recorded error."""
+
+    def __init__(self, job_id: str, error: dict[str, Any] | None) -> None:
+        self.job_id = job_id
+        self.error = error or {}
+        detail = f"{self.error.get('type', 'Error')}: {self.error.get('message', '')}"
+        super().__init__(f"job {job_id} failed: {detail}")
+
+
+class JobCancelled(CorralError):
+    """The job was cancelled; a sync task raises it to honour an abort request."""
+
+
+class ResultTimeout(CorralError, TimeoutError):
+    """The job did not finish within the time given to ``job.result()``."""
+
+
+class TaskSignal(CorralError):
+    """Base of the exceptions a task raises to steer what happens to its job."""
+
+
+class Retry(TaskSignal):
+    """Retry the job later; ``delay`` (seconds) overrides the backoff policy.
+
+    With ``count_attempt=False`` the attempt is not spent (use it for an upstream
+    rate limit, where the job did nothing wrong).
+    """
+
+    def __init__(
+        self, message: str = "", *, delay: float | None = None, count_attempt: bool = True
+    ) -> None:
+        super().__init__(message or "retry requested by the task")
+        self.delay = delay
+        self.count_attempt = count_attempt
+
+
+class NoRetry(TaskSignal):
+    """Fail the job now and send it to the dead-letter set, whatever attempts remain."""

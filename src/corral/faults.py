@@ -1,0 +1,30 @@
+"""Fault injection for the chaos suite: crash the worker at a named step.
+
+Off unless ``CORRAL_FAULTS`` is set (e.g. ``after_claim=0.01,before_ack=0.02``): at
+each named point the process exits at once (``os._exit``, like a SIGKILL: no
+cleanup, no hand-back) with the given probability. Used to show that a crash
+between any two steps of claiming and completing a job loses nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+from corral.settings import fault_rates
+
+__all__ = ["POINTS", "maybe_crash"]
+
+#: after_claim: jobs leased, not started. before_ack: job ran, outcome not recorded.
+#: after_ack: outcome recorded. before_fail: failure about to be recorded.
+POINTS = ("after_claim", "before_ack", "after_ack", "before_fail")
+CRASH_EXIT_CODE = 86
+
+_rates = fault_rates(POINTS)
+
+
+def maybe_crash(point: str) -> None:
+    """Exit the process now with the configured probability for ``point``."""
+    rate = _rates.get(point)
+    if rate and random.random() < rate:
+        os._exit(CRASH_EXIT_CODE)

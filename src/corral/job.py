@@ -1,0 +1,238 @@
+"""The job handle: read a job's state and act on it."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from corral._sync import run_sync
+from corral.backends.base import JobRecord, JobState
+from corral.errors import JobCancelled, JobFailed, JobNotFound, ResultTimeout
+from corral.serialization import decode, loads
+
+if TYPE_CHECKING:
+    from corral.app import Corral
+
+__all__ = ["Job"]
+
+
+def _dt(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+class Job:
+    """A job in a queue. Fields are as of the last :meth:`refresh` (or the call
+    that returned the handle); actions go straight to the backend."""
+
+    def __init__(self, app: Corral, queue: str, job_id: str, record: JobRecord | None = None):
+        self._app = app
+        self.queue = queue
+        self.id = job_id
+        self._record = record
+        #: Set by enqueue: False when the job id already existed (idempotent add).
+        self.created: bool | None = None
+
+    def __repr__(self) -> str:
+        state = self._record.state.value if self._record else "?"
+        return f"<Job {self.id} queue={self.queue} state={state}>"
+
+    def _rec(self) -> JobRecord:
+        if self._record is None:
+            raise JobNotFound(
+                f"job {self.id!r} has not been read yet: call refresh() (or refresh_sync())"
+            )
+        return self._record
+
+    # -- fields ---------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The task name."""
+        return self._rec().name
+
+    @property
+    def state(self) -> JobState:
+        return self._rec().state
+
+    @property
+    def args(self) -> list[Any]:
+        return decode(self._rec().data)[0]
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return decode(self._rec().data)[1]
+
+    @property
+    def priority(self) -> int:
+        return self._rec().priority
+
+    @property
+    def progress(self) -> Any:
+        """The last progress the task reported (any JSON value), or None."""
+        raw = self._rec().progress
+        return None if raw is None else loads(raw)
+
+    @property
+    def return_value(self) -> Any:
+        """The task's result once completed, else None (see :meth:`result` to wait)."""
+        raw = self._rec().result
+        return None if raw is None else loads(raw)
+
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        """One record per failed attempt: type, message, traceback, attempt, at."""
+        return [loads(e) for e in self._rec().errors]
+
+    @property
+    def error(self) -> dict[str, Any] | None:
+        """The last error recorded, or None."""
+        errors = self._rec().errors
+        return loads(errors[-1]) if errors else None
+
+    @property
+    def logs(self) -> list[str]:
+        return [line.decode() for line in self._rec().logs]
+
+    @property
+    def attempts(self) -> int:
+        """Attempts made so far (including a running one)."""
+        return self._rec().attempts
+
+    @property
+    def stalls(self) -> int:
+        """How often the job's lease expired (its worker died or was blocked)."""
+        return self._rec().stalls
+
+    @property
+    def created_at(self) -> datetime | None:
+        return _dt(self._rec().created_at)
+
+    @property
+    def started_at(self) -> datetime | None:
+        """When the latest attempt started."""
+        return _dt(self._rec().started_at)
+
+    @property
+    def finished_at(self) -> datetime | None:
+        return _dt(self._rec().finished_at)
+
+    @property
+    def run_at(self) -> datetime | None:
+        """When a delayed job becomes due."""
+        return _dt(self._rec().run_at)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field as JSON-friendly values (timestamps in ISO 8601)."""
+        rec = self._rec()
+
+        def iso(ms: int | None) -> str | None:
+            dt = _dt(ms)
+            return None if dt is None else dt.isoformat()
+
+        return {
+            "id": self.id,
+            "queue": self.queue,
+            "name": rec.name,
+            "state": rec.state.value,
+            "args": self.args,
+            "kwargs": self.kwargs,
+            "priority": rec.priority,
+            "attempts": rec.attempts,
+            "stalls": rec.stalls,
+            "progress": self.progress,
+            "result": self.return_value,
+            "errors": self.errors,
+            "logs": self.logs,
+            "created_at": iso(rec.created_at),
+            "started_at": iso(rec.started_at),
+            "finished_at": iso(rec.finished_at),
+            "run_at": iso(rec.run_at),
+            "cancel_requested": rec.cancel_requested,
+        }
+
+    # -- reads and waits ------------------------------------------------------------
+
+    async def refresh(self) -> Job:
+        """Re-read the job; raises JobNotFound if it was removed."""
+        backend = await self._app.backend()
+        record = await backend.get(self.queue, self.id)
+        if record is None:
+            raise JobNotFound(f"no job {self.id!r} in queue {self.queue!r}")
+        self._record = record
+        return self
+
+    async def result(self, timeout: float | None = None) -> Any:
+        """Wait for the job to finish and return its result.
+
+        Woken by the completion itself (no polling). Raises JobFailed (with the last
+        error) if it failed for good, JobCancelled if cancelled, ResultTimeout when
+        ``timeout`` seconds pass first (the job keeps going).
+        """
+        state = await self.wait(timeout)
+        if state is None:
+            raise ResultTimeout(f"job {self.id} did not finish within {timeout} s")
+        if state is JobState.COMPLETED:
+            return self.return_value
+        if state is JobState.FAILED:
+            raise JobFailed(self.id, self.error)
+        raise JobCancelled(f"job {self.id} was cancelled")
+
+    async def wait(self, timeout: float | None = None) -> JobState | None:
+        """Wait until the job finishes (any way) and refresh it; returns the final
+        state, or None when ``timeout`` seconds passed first. Never raises for a
+        failed job (see :meth:`result` for that)."""
+        backend = await self._app.backend()
+        limit = math.inf if timeout is None else timeout
+        state = await backend.wait_finished(self.queue, self.id, min(limit, 10**9))
+        await self.refresh()
+        return state
+
+    # -- actions --------------------------------------------------------------------
+
+    async def cancel(self) -> JobState:
+        """Cancel: waiting/delayed jobs end ``cancelled`` now; a running job is asked
+        to stop (returns ``active``) and ends ``cancelled`` when it does."""
+        backend = await self._app.backend()
+        return await backend.cancel(self.queue, self.id)
+
+    async def retry(self) -> bool:
+        """Run a failed or cancelled job again with fresh attempts."""
+        backend = await self._app.backend()
+        return (await backend.retry(self.queue, [self.id]))[0]
+
+    async def promote(self) -> bool:
+        """Make a delayed job run now."""
+        backend = await self._app.backend()
+        return await backend.promote(self.queue, self.id)
+
+    async def remove(self) -> bool:
+        """Delete the job (not while it is active: cancel it first)."""
+        backend = await self._app.backend()
+        return await backend.remove(self.queue, self.id)
+
+    # -- blocking twins -------------------------------------------------------------
+
+    def refresh_sync(self) -> Job:
+        """Blocking twin of :meth:`refresh`."""
+        return run_sync(self.refresh())
+
+    def result_sync(self, timeout: float | None = None) -> Any:
+        """Blocking twin of :meth:`result`."""
+        return run_sync(self.result(timeout))
+
+    def cancel_sync(self) -> JobState:
+        """Blocking twin of :meth:`cancel`."""
+        return run_sync(self.cancel())
+
+    def retry_sync(self) -> bool:
+        """Blocking twin of :meth:`retry`."""
+        return run_sync(self.retry())
+
+    def promote_sync(self) -> bool:
+        """Blocking twin of :meth:`promote`."""
+        return run_sync(self.promote())
+
+    def remove_sync(self) -> bool:
+        """Blocking twin of :meth:`remove`."""
+        return run_sync(self.remove())

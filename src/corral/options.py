@@ -1,0 +1,190 @@
+"""Per-task defaults and per-job overrides, and how they combine.
+
+A job stores only the overrides given when it was enqueued; the worker combines
+them with the defaults of the task it has registered. A producer that only knows a
+task's name (CLI, HTTP, another service) therefore gets the task's defaults too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from corral.backends.base import Retention
+from corral.errors import ConfigurationError, ValidationError
+from corral.policy import (
+    Backoff,
+    BackoffSpec,
+    backoff_from_json,
+    check_job_id,
+    check_priority,
+    check_queue_name,
+    coerce_backoff,
+)
+
+__all__ = ["DEFAULT_COMPLETED", "DEFAULT_FAILED", "JobOptions", "TaskConfig"]
+
+#: Completed (and cancelled) jobs: the last 1,000, for up to a day.
+DEFAULT_COMPLETED = Retention(count=1000, max_age=86400.0)
+#: Failed jobs are the dead-letter set: kept until retried or removed.
+DEFAULT_FAILED = Retention()
+
+Delay = float | int | timedelta | datetime
+
+
+def _positive_seconds(name: str, value: float | int | timedelta | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValidationError(f"{name} must be a number of seconds, got {value!r}")
+    if value <= 0:
+        raise ValidationError(f"{name} must be > 0 seconds, got {value!r}")
+    return float(value)
+
+
+def _attempts(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationError(f"attempts must be an integer >= 1, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskConfig:
+    """The defaults a task was registered with (see ``Corral.task``)."""
+
+    name: str
+    queue: str = "default"
+    priority: int = 0
+    attempts: int = 3
+    backoff: Backoff | Any = field(default_factory=Backoff)
+    timeout: float | None = None
+    completed: Retention = DEFAULT_COMPLETED
+    failed: Retention = DEFAULT_FAILED
+
+    @classmethod
+    def build(
+        cls,
+        name: str,
+        *,
+        queue: str,
+        priority: int,
+        attempts: int,
+        backoff: BackoffSpec,
+        timeout: float | timedelta | None,
+        completed: Retention,
+        failed: Retention,
+    ) -> TaskConfig:
+        try:
+            return cls(
+                name=name,
+                queue=check_queue_name(queue),
+                priority=check_priority(priority),
+                attempts=_attempts(attempts),
+                backoff=coerce_backoff(backoff),
+                timeout=_positive_seconds("timeout", timeout),
+                completed=completed,
+                failed=failed,
+            )
+        except (ValidationError, ConfigurationError) as exc:
+            raise ConfigurationError(f"task {name!r}: {exc}") from None
+
+    def for_job(self, options: bytes) -> TaskConfig:
+        """This config with a stored job's overrides applied."""
+        if not options:
+            return self
+        data = orjson.loads(options)
+        changes: dict[str, Any] = {}
+        if "attempts" in data:
+            changes["attempts"] = int(data["attempts"])
+        if "timeout" in data:
+            changes["timeout"] = data["timeout"]
+        if "backoff" in data:
+            changes["backoff"] = backoff_from_json(data["backoff"])
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobOptions:
+    """Per-job overrides given at enqueue time; ``None`` means "use the task's"."""
+
+    queue: str | None = None
+    priority: int | None = None
+    delay: Delay | None = None
+    attempts: int | None = None
+    backoff: Any = None
+    timeout: float | timedelta | None = None
+    job_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.queue is not None:
+            check_queue_name(self.queue)
+        if self.priority is not None:
+            check_priority(self.priority)
+        if self.attempts is not None:
+            _attempts(self.attempts)
+        if self.job_id is not None:
+            check_job_id(self.job_id)
+        if self.backoff is not None:
+            if callable(self.backoff) and not isinstance(self.backoff, Backoff):
+                raise ValidationError(
+                    "a callable backoff can only be a task default (it cannot be stored in a job)"
+                )
+            try:
+                coerce_backoff(self.backoff)
+            except ConfigurationError as exc:
+                raise ValidationError(str(exc)) from None
+        _positive_seconds("timeout", self.timeout)
+        self.delay_ms()
+
+    def merged(self, other: JobOptions) -> JobOptions:
+        """These options with every field ``other`` sets taken from ``other``."""
+        changes = {
+            name: getattr(other, name)
+            for name in JobOptions.__dataclass_fields__
+            if getattr(other, name) is not None
+        }
+        return replace(self, **changes)
+
+    def delay_ms(self) -> tuple[int, int]:
+        """(relative delay ms, absolute run-at ms) for the backend; zeros when unset."""
+        delay = self.delay
+        if delay is None:
+            return 0, 0
+        if isinstance(delay, datetime):
+            if delay.tzinfo is None:
+                raise ValidationError(
+                    "delay as a datetime must be timezone-aware (e.g. datetime.now(timezone.utc))"
+                )
+            return 0, max(1, int(delay.astimezone(UTC).timestamp() * 1000))
+        if isinstance(delay, timedelta):
+            delay = delay.total_seconds()
+        if (
+            isinstance(delay, bool)
+            or not isinstance(delay, int | float)
+            or not math.isfinite(delay)
+        ):
+            raise ValidationError(
+                f"delay must be seconds, a timedelta or a datetime, got {delay!r}"
+            )
+        if delay < 0:
+            raise ValidationError(f"delay must be >= 0 seconds, got {delay!r}")
+        return int(delay * 1000), 0
+
+    def stored(self) -> bytes:
+        """The overrides the worker needs, as JSON text (``b""`` when none)."""
+        data: dict[str, Any] = {}
+        if self.attempts is not None:
+            data["attempts"] = self.attempts
+        if self.timeout is not None:
+            data["timeout"] = _positive_seconds("timeout", self.timeout)
+        if self.backoff is not None:
+            backoff = coerce_backoff(self.backoff)
+            assert isinstance(backoff, Backoff)
+            data["backoff"] = backoff.to_json()
+        return orjson.dumps(data) if data else b""

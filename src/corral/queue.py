@@ -1,0 +1,225 @@
+"""The queue handle: counts, listing, pause/resume, cleaning and bulk actions."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from corral._sync import run_sync
+from corral.backends.base import JobState, QueueLimits, QueueStats
+from corral.errors import ValidationError
+from corral.job import Job
+from corral.policy import check_queue_name
+
+if TYPE_CHECKING:
+    from corral.app import Corral
+
+__all__ = ["Queue"]
+
+_PAGE = 1000
+_CENTURY = 100 * 365 * 86400
+
+
+def _state(state: JobState | str) -> JobState:
+    try:
+        return JobState(state)
+    except ValueError:
+        names = ", ".join(s.value for s in JobState)
+        raise ValidationError(f"unknown job state {state!r}; use one of {names}") from None
+
+
+class Queue:
+    """One named queue of an app."""
+
+    def __init__(self, app: Corral, name: str) -> None:
+        self._app = app
+        self.name = check_queue_name(name)
+
+    def __repr__(self) -> str:
+        return f"<Queue {self.name}>"
+
+    async def counts(self) -> dict[str, int]:
+        """Jobs per state (waiting, active, delayed, completed, failed, cancelled) and
+        ``paused`` (0/1)."""
+        backend = await self._app.backend()
+        return await backend.counts(self.name)
+
+    async def jobs(
+        self, state: JobState | str = JobState.WAITING, *, offset: int = 0, limit: int = 50
+    ) -> list[Job]:
+        """Jobs in one state, a page at a time: waiting in the order they will run,
+        delayed by due time, active by lease, finished ones newest first."""
+        if not 0 <= offset <= 10_000_000 or not 1 <= limit <= 10_000:
+            raise ValidationError("offset must be 0-10,000,000 and limit 1-10,000")
+        backend = await self._app.backend()
+        records = await backend.list_jobs(self.name, _state(state), offset, limit)
+        return [Job(self._app, self.name, r.id, r) for r in records]
+
+    async def pause(self) -> None:
+        """Stop workers from starting jobs of this queue (running jobs finish;
+        enqueueing still works)."""
+        backend = await self._app.backend()
+        await backend.set_paused(self.name, True)
+
+    async def resume(self) -> None:
+        """Undo :meth:`pause`."""
+        backend = await self._app.backend()
+        await backend.set_paused(self.name, False)
+
+    async def set_limits(
+        self,
+        *,
+        max_active: int | None = None,
+        rate: tuple[int, float | timedelta] | None = None,
+    ) -> QueueLimits:
+        """Flow control for every worker of this queue (replaces earlier limits):
+        ``max_active`` jobs running at once; ``rate=(n, window)``: at most ``n`` jobs
+        started per ``window`` seconds (e.g. ``rate=(100, 60)`` for 100/minute).
+        Jobs over a limit wait in the queue; they never fail. No arguments: no limits.
+        """
+        limits = _limits(max_active, rate)
+        backend = await self._app.backend()
+        await backend.set_limits(self.name, limits)
+        return limits
+
+    async def limits(self) -> QueueLimits:
+        """The queue's current flow-control limits."""
+        backend = await self._app.backend()
+        return await backend.limits(self.name)
+
+    async def clean(
+        self,
+        state: JobState | str = JobState.COMPLETED,
+        *,
+        older_than: float | timedelta = 0,
+        limit: int = 10_000,
+    ) -> int:
+        """Delete finished jobs (completed, failed or cancelled) older than
+        ``older_than`` seconds, at most ``limit``. Returns how many were deleted."""
+        seconds = older_than.total_seconds() if isinstance(older_than, timedelta) else older_than
+        if not 0 <= seconds <= _CENTURY or limit < 1:
+            raise ValidationError("older_than must be between 0 and 100 years, limit >= 1")
+        backend = await self._app.backend()
+        return await backend.clean(self.name, _state(state), int(seconds * 1000), limit)
+
+    async def drain(self, *, delayed: bool = False) -> int:
+        """Delete every waiting job (and delayed ones with ``delayed=True``)."""
+        backend = await self._app.backend()
+        return await backend.drain(self.name, delayed)
+
+    async def retry_all(self, state: JobState | str = JobState.FAILED) -> int:
+        """Put every failed (or cancelled) job back to waiting. Returns how many."""
+        wanted = _state(state)
+        if wanted not in (JobState.FAILED, JobState.CANCELLED):
+            raise ValidationError("retry_all takes 'failed' or 'cancelled'")
+        backend = await self._app.backend()
+        total = 0
+        while True:
+            page = await backend.list_jobs(self.name, wanted, 0, _PAGE)
+            if not page:
+                return total
+            done = await backend.retry(self.name, [r.id for r in page])
+            total += sum(done)
+            if not any(done):
+                return total
+
+    async def cancel_all(self) -> int:
+        """Cancel every waiting and delayed job. Returns how many."""
+        backend = await self._app.backend()
+        total = 0
+        for state in (JobState.WAITING, JobState.DELAYED):
+            while page := await backend.list_jobs(self.name, state, 0, _PAGE):
+                for record in page:
+                    if await backend.cancel(self.name, record.id) is JobState.CANCELLED:
+                        total += 1
+        return total
+
+    async def stats(self) -> QueueStats:
+        """Totals since the queue was created (completed, failed, retried) and the
+        processing-time histogram (see ``corral.backends.base.DURATION_BUCKETS``)."""
+        backend = await self._app.backend()
+        return await backend.stats(self.name)
+
+    async def events(self) -> AsyncGenerator[tuple[str, str], None]:
+        """Subscribe to lifecycle events; returns once subscribed, so nothing after
+        the call is missed. Iterate for ``(event, job_id)`` (added, active, progress,
+        retrying, completed, failed, cancelled, waiting, removed); ``aclose()`` to
+        stop. Best effort: re-read a job when its exact state matters."""
+        backend = await self._app.backend()
+        return await backend.events(self.name)
+
+    # -- blocking twins -------------------------------------------------------------
+
+    def counts_sync(self) -> dict[str, int]:
+        """Blocking twin of :meth:`counts`."""
+        return run_sync(self.counts())
+
+    def jobs_sync(
+        self, state: JobState | str = JobState.WAITING, *, offset: int = 0, limit: int = 50
+    ) -> list[Job]:
+        """Blocking twin of :meth:`jobs`."""
+        return run_sync(self.jobs(state, offset=offset, limit=limit))
+
+    def pause_sync(self) -> None:
+        """Blocking twin of :meth:`pause`."""
+        run_sync(self.pause())
+
+    def resume_sync(self) -> None:
+        """Blocking twin of :meth:`resume`."""
+        run_sync(self.resume())
+
+    def clean_sync(
+        self,
+        state: JobState | str = JobState.COMPLETED,
+        *,
+        older_than: float | timedelta = 0,
+        limit: int = 10_000,
+    ) -> int:
+        """Blocking twin of :meth:`clean`."""
+        return run_sync(self.clean(state, older_than=older_than, limit=limit))
+
+    def drain_sync(self, *, delayed: bool = False) -> int:
+        """Blocking twin of :meth:`drain`."""
+        return run_sync(self.drain(delayed=delayed))
+
+    def retry_all_sync(self, state: JobState | str = JobState.FAILED) -> int:
+        """Blocking twin of :meth:`retry_all`."""
+        return run_sync(self.retry_all(state))
+
+    def cancel_all_sync(self) -> int:
+        """Blocking twin of :meth:`cancel_all`."""
+        return run_sync(self.cancel_all())
+
+    def set_limits_sync(
+        self, *, max_active: int | None = None, rate: tuple[int, float | timedelta] | None = None
+    ) -> QueueLimits:
+        """Blocking twin of :meth:`set_limits`."""
+        return run_sync(self.set_limits(max_active=max_active, rate=rate))
+
+    def stats_sync(self) -> QueueStats:
+        """Blocking twin of :meth:`stats`."""
+        return run_sync(self.stats())
+
+
+def _limits(max_active: int | None, rate: tuple[int, float | timedelta] | None) -> QueueLimits:
+    if max_active is not None and (
+        isinstance(max_active, bool) or not isinstance(max_active, int) or max_active < 1
+    ):
+        raise ValidationError(f"max_active must be an integer >= 1, got {max_active!r}")
+    if rate is None:
+        return QueueLimits(max_active=max_active)
+    try:
+        count, window = rate
+    except (TypeError, ValueError):
+        raise ValidationError(f"rate must be (jobs, seconds), got {rate!r}") from None
+    seconds = window.total_seconds() if isinstance(window, timedelta) else window
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValidationError(f"rate: jobs must be an integer >= 1, got {count!r}")
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not 0.001 <= seconds <= 86400 * 7
+    ):
+        raise ValidationError(f"rate: window must be between 0.001 s and 7 days, got {window!r}")
+    return QueueLimits(max_active=max_active, rate_max=count, rate_window=float(seconds))

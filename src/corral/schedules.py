@@ -1,0 +1,260 @@
+"""Cron and interval schedules: definitions, tick arithmetic and ``app.schedules``.
+
+A schedule lives in the store, in its queue; every worker serving that queue may
+fire a due tick, through one atomic compare-and-set on the tick (the backend's
+``fire_schedule``), so each tick yields exactly one job however many workers run
+and a tick is never lost between "enqueue" and "advance".
+
+Rules: cron expressions are evaluated in the schedule's time zone (``tz``) with
+cronsim: a daily time that falls in the spring-forward gap fires once, at the end
+of the gap; one that occurs twice in the autumn fires once, the first time.
+Intervals (``every``) are aligned to the Unix epoch, so all processes agree on the
+ticks. Misfires (no worker was running): a tick at most ``MISFIRE_GRACE`` late still
+fires, once; one later than that is skipped, unless the schedule has
+``catch_up=True``, which runs one job for the latest missed tick. Either way the
+schedule then continues from the first tick after now (never a burst of old ticks).
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import orjson
+from cronsim import CronSim, CronSimError
+
+from corral._sync import run_sync
+from corral.backends.base import NewJob
+from corral.errors import ConfigurationError, InvalidName, JobNotFound
+from corral.policy import check_queue_name, check_task_name
+
+if TYPE_CHECKING:
+    from corral.app import Corral
+
+__all__ = ["MISFIRE_GRACE", "Schedule", "ScheduleSpec", "Schedules", "next_tick"]
+
+#: How late (seconds) a tick may fire before it counts as missed.
+MISFIRE_GRACE = 60.0
+
+
+def _check_name(name: object) -> str:
+    # Schedule names end up in job ids ("<name>@<tick>"): the task-name alphabet.
+    try:
+        return check_task_name(name)
+    except InvalidName as exc:
+        raise InvalidName(str(exc).replace("task name", "schedule name")) from None
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleSpec:
+    """What to enqueue and when. Exactly one of ``cron`` and ``every`` (seconds)."""
+
+    name: str
+    task: str
+    queue: str
+    cron: str | None = None
+    every: float | None = None
+    tz: str = "UTC"
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    catch_up: bool = False
+    paused: bool = False
+
+    def __post_init__(self) -> None:
+        where = f"schedule {self.name!r}"
+        _check_name(self.name)
+        check_task_name(self.task)
+        check_queue_name(self.queue)
+        if (self.cron is None) == (self.every is None):
+            raise ConfigurationError(f"{where}: give exactly one of cron= and every=")
+        try:
+            zone = ZoneInfo(self.tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigurationError(f"{where}: unknown time zone {self.tz!r}") from None
+        if self.cron is not None:
+            try:
+                CronSim(self.cron, datetime.now(zone))
+            except CronSimError as exc:
+                raise ConfigurationError(
+                    f"{where}: invalid cron expression {self.cron!r}: {exc}"
+                ) from None
+        elif not (isinstance(self.every, int | float) and math.isfinite(self.every)) or (
+            self.every < 0.1
+        ):
+            raise ConfigurationError(f"{where}: every= must be at least 0.1 seconds")
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(asdict(self), option=orjson.OPT_SORT_KEYS)
+
+    @classmethod
+    def from_json(cls, data: bytes) -> ScheduleSpec:
+        return cls(**orjson.loads(data))
+
+    def job_id(self, tick: int) -> str:
+        return f"{self.name}@{tick}"
+
+
+def next_tick(spec: ScheduleSpec, after_ms: int) -> int:
+    """The first tick strictly after ``after_ms`` (milliseconds since the epoch)."""
+    if spec.every is not None:
+        step = round(spec.every * 1000)
+        return (after_ms // step + 1) * step
+    assert spec.cron is not None
+    zone = ZoneInfo(spec.tz)
+    start = datetime.fromtimestamp(after_ms / 1000, tz=zone)
+    return int(next(CronSim(spec.cron, start)).timestamp() * 1000)
+
+
+def last_tick_at_or_before(spec: ScheduleSpec, first: int, now: int) -> int:
+    """The latest tick in ``[first, now]`` (``first`` is a tick <= now)."""
+    if spec.every is not None:
+        step = round(spec.every * 1000)
+        return max(first, now // step * step)
+    tick = first
+    for _ in range(100_000):
+        following = next_tick(spec, tick)
+        if following > now:
+            break
+        tick = following
+    return tick
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A schedule as stored, with its pending and last ticks."""
+
+    spec: ScheduleSpec
+    next_run_at: datetime | None
+    last_run_at: datetime | None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **asdict(self.spec),
+            "next_run_at": self.next_run_at.isoformat() if self.next_run_at else None,
+            "last_run_at": self.last_run_at.isoformat() if self.last_run_at else None,
+        }
+
+
+def _dt(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+class Schedules:
+    """``app.schedules``: create, list, pause, resume and remove schedules at run time."""
+
+    def __init__(self, app: Corral) -> None:
+        self._app = app
+
+    async def add(
+        self,
+        name: str,
+        task: str,
+        *,
+        cron: str | None = None,
+        every: float | timedelta | None = None,
+        tz: str = "UTC",
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        queue: str | None = None,
+        catch_up: bool = False,
+    ) -> Schedule:
+        """Create (or replace) a schedule that enqueues ``task(*args, **kwargs)``.
+
+        ``cron`` is a 5-field expression evaluated in ``tz``; ``every`` an interval.
+        The arguments are checked against the task's signature when it is registered
+        here. Raises ConfigurationError naming what is wrong.
+        """
+        seconds = every.total_seconds() if isinstance(every, timedelta) else every
+        target = self._app._task_for(task, queue)
+        spec = ScheduleSpec(
+            name=name,
+            task=task,
+            queue=target.queue,
+            cron=cron,
+            every=seconds,
+            tz=tz,
+            args=list(args),
+            kwargs=dict(kwargs or {}),
+            catch_up=catch_up,
+        )
+        target.prepare(spec.args, spec.kwargs)  # arguments fit and are JSON
+        backend = await self._app.backend()
+        next_at = next_tick(spec, await backend.time_ms())
+        await backend.upsert_schedule(spec.queue, name, spec.to_json(), next_at, keep=False)
+        return Schedule(spec, _dt(next_at), None)
+
+    async def list(self) -> list[Schedule]:
+        """Every schedule of every queue."""
+        backend = await self._app.backend()
+        found: list[Schedule] = []
+        for queue in await backend.queues():
+            for record in await backend.schedules(queue):
+                spec = ScheduleSpec.from_json(record.definition)
+                found.append(Schedule(spec, _dt(record.next_at), _dt(record.last_at)))
+        return sorted(found, key=lambda s: s.name)
+
+    async def get(self, name: str) -> Schedule:
+        """One schedule by name; raises JobNotFound."""
+        for schedule in await self.list():
+            if schedule.name == name:
+                return schedule
+        raise JobNotFound(f"no schedule named {name!r}")
+
+    async def pause(self, name: str) -> Schedule:
+        """Stop firing until resumed (ticks in between are skipped)."""
+        return await self._set_paused(name, True)
+
+    async def resume(self, name: str) -> Schedule:
+        """Fire again from the next tick after now."""
+        return await self._set_paused(name, False)
+
+    async def _set_paused(self, name: str, paused: bool) -> Schedule:
+        spec = replace((await self.get(name)).spec, paused=paused)
+        backend = await self._app.backend()
+        next_at = None if paused else next_tick(spec, await backend.time_ms())
+        await backend.upsert_schedule(spec.queue, name, spec.to_json(), next_at, keep=False)
+        return Schedule(spec, _dt(next_at), None)
+
+    async def remove(self, name: str) -> bool:
+        """Delete a schedule (jobs it already enqueued are not touched)."""
+        try:
+            spec = (await self.get(name)).spec
+        except JobNotFound:
+            return False
+        backend = await self._app.backend()
+        return await backend.remove_schedule(spec.queue, name)
+
+    def add_sync(self, name: str, task: str, **options: Any) -> Schedule:
+        """Blocking twin of :meth:`add`."""
+        return run_sync(self.add(name, task, **options))
+
+    def list_sync(self) -> builtins.list[Schedule]:
+        """Blocking twin of :meth:`list`."""
+        return run_sync(self.list())
+
+    def pause_sync(self, name: str) -> Schedule:
+        """Blocking twin of :meth:`pause`."""
+        return run_sync(self.pause(name))
+
+    def resume_sync(self, name: str) -> Schedule:
+        """Blocking twin of :meth:`resume`."""
+        return run_sync(self.resume(name))
+
+    def remove_sync(self, name: str) -> bool:
+        """Blocking twin of :meth:`remove`."""
+        return run_sync(self.remove(name))
+
+
+def tick_job(app: Corral, spec: ScheduleSpec, tick: int) -> NewJob:
+    """The job a tick enqueues (its id names the schedule and the tick)."""
+    task = app._task_for(spec.task, spec.queue).options(job_id=spec.job_id(tick))
+    return task.prepare(spec.args, spec.kwargs)[1]

@@ -1,0 +1,97 @@
+"""Configuration from the environment: the one module that reads ``os.environ``.
+
+The backend is picked by one URL: ``CORRAL_URL``, else ``REDIS_URL``, else the
+embedded default ``sqlite:///corral.db``. Deploy-time worker knobs have environment
+overrides (``CORRAL_QUEUES``, ``CORRAL_CONCURRENCY``); everything else is code.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlsplit, urlunsplit
+
+from corral.errors import ConfigurationError
+
+__all__ = [
+    "DEFAULT_URL",
+    "REDIS_SCHEMES",
+    "SQLITE_SCHEMES",
+    "env_int",
+    "env_list",
+    "fault_rates",
+    "mask_url",
+    "resolve_url",
+]
+
+DEFAULT_URL = "sqlite:///corral.db"
+REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
+SQLITE_SCHEMES = frozenset({"sqlite"})
+
+
+def resolve_url(url: str | None = None) -> str:
+    """The backend URL: the argument, else ``CORRAL_URL``, else ``REDIS_URL``, else
+    the embedded default. Raises ConfigurationError for an unknown scheme."""
+    chosen = url or os.environ.get("CORRAL_URL") or os.environ.get("REDIS_URL") or DEFAULT_URL
+    scheme = urlsplit(chosen).scheme
+    if scheme not in REDIS_SCHEMES | SQLITE_SCHEMES:
+        known = ", ".join(sorted(f"{s}://" for s in REDIS_SCHEMES | SQLITE_SCHEMES))
+        raise ConfigurationError(
+            f"unsupported backend URL {mask_url(chosen)!r}: the scheme must be one of {known}"
+        )
+    return chosen
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced by ``***`` (safe to print)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    # Work on the netloc text as written (parsing the port could fail or drop
+    # IPv6 brackets).
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
+
+
+def env_int(name: str) -> int | None:
+    """An integer environment variable, or None when unset; a bad value is an error."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def env_list(name: str) -> list[str] | None:
+    """A comma-separated environment variable as a list, or None when unset."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def fault_rates(points: tuple[str, ...]) -> dict[str, float]:
+    """``CORRAL_FAULTS`` (chaos testing only) as {point: probability}."""
+    raw = os.environ.get("CORRAL_FAULTS", "").strip()
+    rates: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        name, _, value = item.partition("=")
+        if name not in points:
+            raise ConfigurationError(
+                f"CORRAL_FAULTS names unknown point {name!r}; use one of {', '.join(points)}"
+            )
+        try:
+            rate = float(value)
+        except ValueError:
+            raise ConfigurationError(
+                f"CORRAL_FAULTS: {name} needs a probability, got {value!r}"
+            ) from None
+        if not 0 <= rate <= 1:
+            raise ConfigurationError(f"CORRAL_FAULTS: {name}={rate} is not in [0, 1]")
+        rates[name] = rate
+    return rates

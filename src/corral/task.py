@@ -1,0 +1,175 @@
+"""Tasks: registered functions, and how their jobs are enqueued."""
+
+from __future__ import annotations
+
+import inspect
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+
+from corral._sync import run_sync
+from corral.backends.base import JobRecord, JobState, NewJob
+from corral.context import JobContext
+from corral.errors import InvalidArguments, ValidationError
+from corral.job import Job
+from corral.options import JobOptions, TaskConfig
+from corral.serialization import encode_call
+
+if TYPE_CHECKING:
+    from corral.app import Corral
+
+__all__ = ["Call", "Task"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _wants_context(fn: Callable[..., Any]) -> bool:
+    """True when the first parameter is annotated ``JobContext``."""
+    params = list(inspect.signature(fn).parameters.values())
+    if not params:
+        return False
+    annotation = params[0].annotation
+    if isinstance(annotation, str):
+        return annotation.rsplit(".", 1)[-1] == "JobContext"
+    return annotation is JobContext
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One job to enqueue in bulk: a task (with its options) and its arguments."""
+
+    task: Task[Any, Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
+class Task(Generic[P, R]):
+    """A registered function. ``enqueue(...)`` takes exactly the function's
+    arguments; job options go through :meth:`options` so the two never clash."""
+
+    def __init__(
+        self,
+        app: Corral,
+        fn: Callable[..., Any],
+        config: TaskConfig,
+        options: JobOptions | None = None,
+    ) -> None:
+        self.app = app
+        self.fn = fn
+        self.config = config
+        self.name = config.name
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.wants_context = _wants_context(fn)
+        signature = inspect.signature(fn)
+        params = list(signature.parameters.values())
+        if self.wants_context:
+            params = params[1:]
+        self.signature = signature.replace(parameters=params)
+        self.param_names = [
+            p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        self._options = options or JobOptions()
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name} queue={self.queue}>"
+
+    @property
+    def queue(self) -> str:
+        """The queue this task's jobs go to (after options)."""
+        return self._options.queue or self.config.queue
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Call the function directly, in this process (no job)."""
+        if self.wants_context:
+            raise ValidationError(f"task {self.name!r} needs a JobContext; enqueue it instead")
+        result: R = self.fn(*args, **kwargs)
+        return result
+
+    def options(
+        self,
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        delay: Any = None,
+        attempts: int | None = None,
+        backoff: Any = None,
+        timeout: Any = None,
+        job_id: str | None = None,
+    ) -> Task[P, R]:
+        """This task with per-job overrides, e.g. ``task.options(delay=60).enqueue(...)``.
+
+        ``delay`` is seconds, a timedelta or an aware datetime; ``priority`` an int in
+        [-1000, 1000] (higher runs first); ``job_id`` makes the enqueue idempotent: a
+        second enqueue with the same id returns the existing job.
+        """
+        overrides = JobOptions(
+            queue=queue,
+            priority=priority,
+            delay=delay,
+            attempts=attempts,
+            backoff=backoff,
+            timeout=timeout,
+            job_id=job_id,
+        )
+        return Task(self.app, self.fn, self.config, self._options.merged(overrides))
+
+    def call(self, *args: P.args, **kwargs: P.kwargs) -> Call:
+        """A job description for :meth:`enqueue_many` / ``Corral.enqueue_many``."""
+        return Call(self, args, kwargs)
+
+    def prepare(self, args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[str, NewJob]:
+        """Validate and encode one job: (queue, NewJob)."""
+        try:
+            self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise InvalidArguments(f"task {self.name!r}: {exc}") from None
+        opts = self._options
+        data = encode_call(self.name, args, kwargs, self.app.max_payload_bytes, self.param_names)
+        delay_ms, run_at_ms = opts.delay_ms()
+        return self.queue, NewJob(
+            id=opts.job_id or uuid.uuid4().hex,
+            name=self.name,
+            data=data,
+            priority=self.config.priority if opts.priority is None else opts.priority,
+            delay_ms=delay_ms,
+            run_at_ms=run_at_ms,
+            options=opts.stored(),
+        )
+
+    async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
+        """Enqueue one job; arguments are checked against the function's signature
+        and must be JSON-serialisable."""
+        queue, new = self.prepare(args, kwargs)
+        return (await self.app.submit(queue, [new]))[0]
+
+    def enqueue_sync(self, *args: P.args, **kwargs: P.kwargs) -> Job:
+        """Blocking twin of :meth:`enqueue` (for Flask, Django, scripts)."""
+        return run_sync(self.enqueue(*args, **kwargs))
+
+    async def enqueue_many(self, items: Iterable[Call | Sequence[Any]]) -> list[Job]:
+        """Enqueue many jobs in few round trips. Each item is a ``task.call(...)`` or
+        a sequence of positional arguments. Validation happens before anything is
+        stored, so one bad item enqueues nothing."""
+        calls = [item if isinstance(item, Call) else Call(self, tuple(item), {}) for item in items]
+        return await self.app.enqueue_many(calls)
+
+    def enqueue_many_sync(self, items: Iterable[Call | Sequence[Any]]) -> list[Job]:
+        """Blocking twin of :meth:`enqueue_many`."""
+        return run_sync(self.enqueue_many(items))
+
+
+def new_record(queue: str, new: NewJob) -> JobRecord:
+    """What a just-created job looks like, without reading it back."""
+    delayed = new.delay_ms > 0 or new.run_at_ms > time.time() * 1000
+    return JobRecord(
+        id=new.id,
+        queue=queue,
+        name=new.name,
+        state=JobState.DELAYED if delayed else JobState.WAITING,
+        data=new.data,
+        priority=new.priority,
+        options=new.options,
+    )

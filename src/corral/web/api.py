@@ -1,0 +1,247 @@
+"""The ``/api/v1`` routes: a thin layer over the Queue and Job API."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse
+
+from corral.backends.base import JobState, WorkerInfo
+from corral.errors import UnknownTask, ValidationError
+from corral.web.auth import Scope
+from corral.web.deps import job_out, require, settings_of
+from corral.web.schemas import (
+    CleanRequest,
+    Count,
+    EnqueueRequest,
+    JobOut,
+    JobPage,
+    QueueOut,
+    State,
+    WorkerOut,
+)
+
+__all__ = ["HEALTH_RULE", "router"]
+
+router = APIRouter(prefix="/api/v1")
+
+Read = Annotated[Scope, Depends(require(Scope.READ))]
+Write = Annotated[Scope, Depends(require(Scope.WRITE))]
+Admin = Annotated[Scope, Depends(require(Scope.ADMIN))]
+QueueName = Annotated[str, Path(min_length=1, max_length=100)]
+JobId = Annotated[str, Path(min_length=1, max_length=200)]
+
+HEALTH_RULE = (
+    "healthy unless the queue is paused while jobs wait, or jobs wait and no live worker "
+    "serves the queue"
+)
+
+
+_MAX_OFFSET = 10_000_000
+
+
+def _cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(str(offset).encode()).decode()
+
+
+def _offset(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        offset = int(base64.urlsafe_b64decode(cursor.encode()).decode())
+    except ValueError:
+        raise ValidationError("cursor is not one this API returned") from None
+    if not 0 <= offset <= _MAX_OFFSET:
+        raise ValidationError("cursor is not one this API returned")
+    return offset
+
+
+@router.post("/jobs", status_code=201, response_model=JobOut, tags=["jobs"])
+async def enqueue(body: EnqueueRequest, request: Request, scope: Write) -> Any:
+    """Enqueue a job by task name. With ``job_id``, a second call returns the existing
+    job (``created: false``, status 200)."""
+    settings = settings_of(request)
+    corral = settings.corral
+    if body.task not in corral.tasks and not settings.allow_unregistered:
+        raise UnknownTask(f"task: no task named {body.task!r} is registered in this server's app")
+    job = await corral.enqueue(
+        body.task,
+        body.args,
+        body.kwargs,
+        queue=body.queue,
+        priority=body.priority,
+        delay=body.delay,
+        attempts=body.attempts,
+        timeout=body.timeout,
+        job_id=body.job_id,
+    )
+    if job.created:
+        await job.refresh()
+    payload = job_out(job, scope, settings, created=job.created)
+    return JSONResponse(payload, status_code=201 if job.created else 200)
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
+async def find_job(job_id: JobId, request: Request, scope: Read) -> Any:
+    """A job by id, searching every queue."""
+    settings = settings_of(request)
+    return job_out(await settings.corral.get_job(job_id), scope, settings)
+
+
+@router.get(
+    "/queues",
+    response_model=list[QueueOut],
+    tags=["queues"],
+    description=f"Every queue with its counts and a health verdict: {HEALTH_RULE}.",
+)
+async def list_queues(request: Request, scope: Read) -> Any:
+    corral = settings_of(request).corral
+    workers = await corral.workers()
+    return [await _queue_out(corral.queue(name), workers) for name in await corral.queues()]
+
+
+async def _queue_out(queue: Any, workers: list[WorkerInfo]) -> dict[str, Any]:
+    counts = await queue.counts()
+    serving = sum(1 for w in workers if queue.name in w.queues)
+    paused = bool(counts["paused"])
+    if paused and counts["waiting"]:
+        healthy, reason = False, "paused with jobs waiting"
+    elif counts["waiting"] and not serving:
+        healthy, reason = False, "jobs waiting and no live worker serves the queue"
+    else:
+        healthy, reason = True, "ok"
+    return {
+        "name": queue.name,
+        **{s.value: counts[s.value] for s in JobState},
+        "paused": paused,
+        "workers": serving,
+        "healthy": healthy,
+        "reason": reason,
+    }
+
+
+@router.get("/queues/{queue}", response_model=QueueOut, tags=["queues"])
+async def get_queue(queue: QueueName, request: Request, scope: Read) -> Any:
+    corral = settings_of(request).corral
+    return await _queue_out(corral.queue(queue), await corral.workers())
+
+
+@router.get("/queues/{queue}/jobs", response_model=JobPage, tags=["queues"])
+async def list_jobs(
+    queue: QueueName,
+    request: Request,
+    scope: Read,
+    state: State = "waiting",
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> Any:
+    """Jobs in one state, a page at a time: finished ones newest first, waiting in the
+    order they will run, delayed by due time."""
+    settings = settings_of(request)
+    offset = _offset(cursor)
+    jobs = await settings.corral.queue(queue).jobs(state, offset=offset, limit=limit + 1)
+    page = jobs[:limit]
+    return {
+        "jobs": [job_out(j, scope, settings) for j in page],
+        "next_cursor": _cursor(offset + limit) if len(jobs) > limit else None,
+    }
+
+
+@router.get("/queues/{queue}/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
+async def get_job(queue: QueueName, job_id: JobId, request: Request, scope: Read) -> Any:
+    """A job: state, progress, result, errors of every attempt, timestamps, logs."""
+    settings = settings_of(request)
+    return job_out(await settings.corral.get_job(job_id, queue), scope, settings)
+
+
+@router.get(
+    "/queues/{queue}/jobs/{job_id}/result",
+    response_model=JobOut,
+    tags=["jobs"],
+    responses={202: {"model": JobOut, "description": "still running when the wait ended"}},
+)
+async def wait_result(
+    queue: QueueName,
+    job_id: JobId,
+    request: Request,
+    scope: Read,
+    timeout: Annotated[float, Query(ge=0, le=60)] = 30,
+) -> Any:
+    """Long-poll: answers (200) as soon as the job finishes, or 202 after ``timeout``."""
+    settings = settings_of(request)
+    job = await settings.corral.get_job(job_id, queue)
+    state = await job.wait(timeout)
+    return JSONResponse(job_out(job, scope, settings), status_code=200 if state else 202)
+
+
+async def _act(request: Request, queue: str, job_id: str, action: str, scope: Scope) -> Any:
+    settings = settings_of(request)
+    job = await settings.corral.get_job(job_id, queue)
+    if action == "cancel":
+        await job.cancel()
+    elif not await getattr(job, action)():
+        raise ValidationError(f"job {job_id} is {job.state.value}; it cannot be {action}d")
+    return job_out(await job.refresh(), scope, settings)
+
+
+@router.post("/queues/{queue}/jobs/{job_id}/cancel", response_model=JobOut, tags=["jobs"])
+async def cancel_job(queue: QueueName, job_id: JobId, request: Request, scope: Write) -> Any:
+    """Cancel: a waiting or delayed job ends cancelled; a running one is asked to stop."""
+    return await _act(request, queue, job_id, "cancel", scope)
+
+
+@router.post("/queues/{queue}/jobs/{job_id}/retry", response_model=JobOut, tags=["jobs"])
+async def retry_job(queue: QueueName, job_id: JobId, request: Request, scope: Write) -> Any:
+    """Run a failed or cancelled job again with fresh attempts."""
+    return await _act(request, queue, job_id, "retry", scope)
+
+
+@router.post("/queues/{queue}/jobs/{job_id}/promote", response_model=JobOut, tags=["jobs"])
+async def promote_job(queue: QueueName, job_id: JobId, request: Request, scope: Write) -> Any:
+    """Run a delayed job now."""
+    return await _act(request, queue, job_id, "promote", scope)
+
+
+@router.delete("/queues/{queue}/jobs/{job_id}", status_code=204, tags=["jobs"])
+async def remove_job(queue: QueueName, job_id: JobId, request: Request, scope: Admin) -> None:
+    """Delete a job (not while it runs: cancel it first)."""
+    job = await settings_of(request).corral.get_job(job_id, queue)
+    await job.remove()
+
+
+@router.post("/queues/{queue}/retry-failed", response_model=Count, tags=["queues"])
+async def retry_failed(queue: QueueName, request: Request, scope: Admin) -> Any:
+    """Put every failed job of the queue back to waiting."""
+    return {"count": await settings_of(request).corral.queue(queue).retry_all()}
+
+
+@router.post("/queues/{queue}/pause", response_model=QueueOut, tags=["queues"])
+async def pause(queue: QueueName, request: Request, scope: Admin) -> Any:
+    corral = settings_of(request).corral
+    await corral.queue(queue).pause()
+    return await _queue_out(corral.queue(queue), await corral.workers())
+
+
+@router.post("/queues/{queue}/resume", response_model=QueueOut, tags=["queues"])
+async def resume(queue: QueueName, request: Request, scope: Admin) -> Any:
+    corral = settings_of(request).corral
+    await corral.queue(queue).resume()
+    return await _queue_out(corral.queue(queue), await corral.workers())
+
+
+@router.post("/queues/{queue}/clean", response_model=Count, tags=["queues"])
+async def clean(queue: QueueName, body: CleanRequest, request: Request, scope: Admin) -> Any:
+    """Delete finished jobs older than ``older_than`` seconds."""
+    q = settings_of(request).corral.queue(queue)
+    return {"count": await q.clean(body.state, older_than=body.older_than, limit=body.limit)}
+
+
+@router.get("/workers", response_model=list[WorkerOut], tags=["workers"])
+async def workers(request: Request, scope: Read) -> Any:
+    """The live workers."""
+    return [
+        {name: getattr(w, name) for name in WorkerOut.model_fields}
+        for w in await settings_of(request).corral.workers()
+    ]

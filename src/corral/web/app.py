@@ -1,0 +1,164 @@
+"""The ASGI app: ``create_app(corral)`` gives a FastAPI app to serve or mount."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from corral import __version__
+from corral.app import Corral
+from corral.errors import (
+    BackendError,
+    CorralError,
+    InvalidTransition,
+    JobNotFound,
+    UnknownTask,
+    ValidationError,
+)
+from corral.web import api, metrics, sse
+from corral.web.auth import KeyRing
+from corral.web.auth import Scope as KeyScope
+from corral.web.deps import DEFAULT_SECRET_FIELDS, Settings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("corral.web")
+
+_STATUS = (
+    (JobNotFound, 404),
+    (UnknownTask, 422),
+    (ValidationError, 422),
+    (InvalidTransition, 409),
+    (BackendError, 503),
+)
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with 413, before reading them whole."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise HTTPException(413, f"request body is over the limit of {self.limit} bytes")
+            return message
+
+        await self.app(scope, limited, send)
+
+    async def _refuse(self, send: Send) -> None:
+        body = f'{{"error":"request body is over the limit of {self.limit} bytes"}}'.encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def create_app(
+    corral: Corral,
+    *,
+    api_keys: Mapping[str, KeyScope | str] | None = None,
+    allow_unregistered: bool = False,
+    secret_fields: tuple[str, ...] = DEFAULT_SECRET_FIELDS,
+    max_body_bytes: int = 1024 * 1024,
+) -> FastAPI:
+    """The HTTP API of ``corral`` as a FastAPI app (mount it, or ``corral serve``).
+
+    ``api_keys`` maps bearer tokens to scopes (read, write, admin); none means no
+    authentication (``corral serve`` refuses that on a public address). Enqueueing a
+    task name this app has not registered is refused unless ``allow_unregistered``.
+    Payload fields whose names contain one of ``secret_fields`` are shown as ``***``
+    to read-only keys.
+    """
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await corral.close()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="Corral",
+        version=__version__,
+        summary="Enqueue and follow background jobs from any language.",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+    )
+    app.state.corral_settings = Settings(
+        corral=corral,
+        keys=KeyRing(api_keys),
+        allow_unregistered=allow_unregistered,
+        secret_fields=secret_fields,
+        max_body_bytes=max_body_bytes,
+    )
+    app.include_router(api.router)
+    app.include_router(sse.router)
+    app.include_router(metrics.router)
+    app.add_middleware(BodyLimit, limit=max_body_bytes)
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz() -> JSONResponse:
+        """The backend answers."""
+        try:
+            await corral.queues()
+        except CorralError as exc:
+            return JSONResponse({"status": "unavailable", "error": str(exc)}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    @app.exception_handler(CorralError)
+    async def corral_error(request: Request, exc: CorralError) -> JSONResponse:
+        status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 500)
+        if status == 500:
+            log.exception("unexpected error in %s %s", request.method, request.url.path)
+            return JSONResponse({"error": "internal error"}, status_code=500)
+        return JSONResponse({"error": str(exc)}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = [_describe(e) for e in exc.errors()]
+        return JSONResponse({"error": "; ".join(detail), "detail": detail}, status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    return app
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    if error.get("type") == "json_invalid":
+        reason = (error.get("ctx") or {}).get("error", "")
+        return f"body is not valid JSON ({reason})" if reason else "body is not valid JSON"
+    where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+    return f"{where}: {error.get('msg', 'invalid')}"

@@ -1,0 +1,101 @@
+"""Per-request plumbing: the Corral app, the caller's scope, masking of secrets."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import HTTPException, Request
+
+from corral.app import Corral
+from corral.job import Job
+from corral.web.auth import KeyRing, Scope
+
+__all__ = ["DEFAULT_SECRET_FIELDS", "Settings", "job_out", "require", "settings_of"]
+
+#: Payload field names masked for callers without write scope (matched case-insensitively
+#: as substrings, so "db_password" and "X-Api-Key" are caught too).
+DEFAULT_SECRET_FIELDS = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "authorization",
+    "credential",
+    "private_key",
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    corral: Corral
+    keys: KeyRing
+    allow_unregistered: bool = False
+    secret_fields: tuple[str, ...] = DEFAULT_SECRET_FIELDS
+    max_body_bytes: int = 1024 * 1024
+    _pattern: re.Pattern[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        words = "|".join(re.escape(w.replace("-", "_")) for w in self.secret_fields)
+        object.__setattr__(self, "_pattern", re.compile(words, re.IGNORECASE))
+
+    def is_secret(self, name: str) -> bool:
+        return bool(self._pattern.search(name.replace("-", "_")))
+
+
+def settings_of(request: Request) -> Settings:
+    settings: Settings = request.app.state.corral_settings
+    return settings
+
+
+def require(scope: Scope) -> Callable[[Request], Scope]:
+    """A dependency: the caller's scope, or 401/403 when it is missing or too low."""
+
+    def check(request: Request) -> Scope:
+        settings = settings_of(request)
+        if not settings.keys.enabled:
+            return Scope.ADMIN
+        header = request.headers.get("authorization", "")
+        kind, _, token = header.partition(" ")
+        if kind.lower() != "bearer" or not token:
+            raise HTTPException(
+                401,
+                "missing API key: send 'Authorization: Bearer <key>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        granted = settings.keys.scope_of(token.strip())
+        if granted is None:
+            raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
+        if granted < scope:
+            raise HTTPException(
+                403, f"this key has {granted.name.lower()} scope; {scope.name.lower()} needed"
+            )
+        return granted
+
+    return check
+
+
+def _mask(value: Any, settings: Settings) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: "***" if settings.is_secret(str(k)) else _mask(v, settings) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_mask(v, settings) for v in value]
+    return value
+
+
+def job_out(
+    job: Job, scope: Scope, settings: Settings, *, created: bool | None = None
+) -> dict[str, Any]:
+    """A job as the API shows it; secrets masked for read-only callers."""
+    data = job.to_dict()
+    if scope < Scope.WRITE:
+        data["args"] = _mask(data["args"], settings)
+        data["kwargs"] = _mask(data["kwargs"], settings)
+    data["created"] = created
+    return data

@@ -1,0 +1,89 @@
+"""``/metrics`` in the Prometheus text format, built with prometheus_client.
+
+Everything comes from the store at scrape time (counts, totals and the duration
+histogram are kept per queue by the backend), so any API process reports the
+whole cluster, not just itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from corral.backends.base import DURATION_BUCKETS, JobState, QueueStats
+from corral.web.auth import Scope
+from corral.web.deps import require, settings_of
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["operations"])
+
+
+class _Snapshot(Collector):
+    def __init__(
+        self, counts: dict[str, dict[str, int]], stats: dict[str, QueueStats], workers: int
+    ) -> None:
+        self.counts, self.stats, self.workers = counts, stats, workers
+
+    def collect(self) -> Iterator[Metric]:
+        jobs = GaugeMetricFamily(
+            "corral_jobs", "Jobs per queue and state", labels=["queue", "state"]
+        )
+        paused = GaugeMetricFamily(
+            "corral_queue_paused", "1 when the queue is paused", labels=["queue"]
+        )
+        for queue, counts in self.counts.items():
+            for state in JobState:
+                jobs.add_metric([queue, state.value], counts[state.value])
+            paused.add_metric([queue], counts["paused"])
+        yield jobs
+        yield paused
+        totals = {
+            "completed": "Jobs completed",
+            "failed": "Jobs that failed for good (dead-lettered)",
+            "retried": "Failed attempts that were retried",
+        }
+        for name, help_text in totals.items():
+            family = CounterMetricFamily(f"corral_jobs_{name}", help_text, labels=["queue"])
+            for queue, stats in self.stats.items():
+                family.add_metric([queue], getattr(stats, name))
+            yield family
+        duration = HistogramMetricFamily(
+            "corral_job_duration_seconds", "Run time of completed jobs", labels=["queue"]
+        )
+        for queue, stats in self.stats.items():
+            duration.add_metric([queue], _cumulative(stats.buckets), stats.duration_sum)
+        yield duration
+        yield GaugeMetricFamily("corral_workers", "Live workers", value=self.workers)
+
+
+def _cumulative(buckets: Iterable[int]) -> list[tuple[str, float]]:
+    bounds = [str(b) for b in DURATION_BUCKETS] + ["+Inf"]
+    out: list[tuple[str, float]] = []
+    running = 0
+    for bound, n in zip(bounds, buckets, strict=True):
+        running += n
+        out.append((bound, running))
+    return out
+
+
+@router.get("/metrics", dependencies=[Depends(require(Scope.READ))])
+async def metrics(request: Request) -> Any:
+    """Per-queue job counts by state, totals, a processing-time histogram, workers."""
+    corral = settings_of(request).corral
+    names = await corral.queues()
+    counts = {name: await corral.queue(name).counts() for name in names}
+    stats = {name: await corral.queue(name).stats() for name in names}
+    registry = CollectorRegistry()
+    registry.register(_Snapshot(counts, stats, len(await corral.workers())))
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,112 @@
+"""Request and response bodies of the HTTP API (they make the OpenAPI document)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "CleanRequest",
+    "Count",
+    "EnqueueRequest",
+    "JobOut",
+    "JobPage",
+    "Problem",
+    "QueueOut",
+    "WorkerOut",
+]
+
+State = Literal["waiting", "delayed", "active", "completed", "failed", "cancelled"]
+Finished = Literal["completed", "failed", "cancelled"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EnqueueRequest(_Strict):
+    """A job to enqueue, by task name."""
+
+    task: str = Field(min_length=1, max_length=200, examples=["emails.send"])
+    args: list[Any] = Field(default_factory=list, examples=[["a@example.com", "Hi"]])
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    queue: str | None = Field(default=None, min_length=1, max_length=100)
+    delay: float | None = Field(default=None, ge=0, le=10 * 365 * 86400, description="seconds")
+    priority: int | None = Field(default=None, ge=-1000, le=1000, description="higher first")
+    attempts: int | None = Field(default=None, ge=1, le=1000)
+    timeout: float | None = Field(default=None, gt=0, le=30 * 86400, description="seconds")
+    job_id: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class CleanRequest(_Strict):
+    state: Finished = "completed"
+    older_than: float = Field(default=0, ge=0, le=100 * 365 * 86400, description="seconds")
+    limit: int = Field(default=10_000, ge=1, le=100_000)
+
+
+class JobOut(BaseModel):
+    id: str
+    queue: str
+    name: str
+    state: State
+    args: list[Any]
+    kwargs: dict[str, Any]
+    priority: int
+    attempts: int
+    stalls: int
+    progress: Any = None
+    result: Any = None
+    errors: list[dict[str, Any]]
+    logs: list[str]
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    run_at: str | None
+    cancel_requested: bool
+    created: bool | None = Field(
+        default=None, description="on enqueue: false when the job id already existed"
+    )
+
+
+class JobPage(BaseModel):
+    jobs: list[JobOut]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page")
+
+
+class QueueOut(BaseModel):
+    name: str
+    waiting: int
+    delayed: int
+    active: int
+    completed: int
+    failed: int
+    cancelled: int
+    paused: bool
+    workers: int
+    healthy: bool
+    reason: str = Field(description="why the queue is (un)healthy")
+
+
+class WorkerOut(BaseModel):
+    id: str
+    host: str
+    pid: int
+    queues: list[str]
+    concurrency: int
+    active: int
+    processed: int
+    failed: int
+    started_at: int
+    last_seen: int
+
+
+class Count(BaseModel):
+    count: int
+
+
+class Problem(BaseModel):
+    """Every error answer: a message that names what was wrong."""
+
+    error: str
+    detail: Any = None

@@ -1,0 +1,5 @@
+"""Running jobs: the worker process and what it does for each job."""
+
+from corral.worker.worker import Worker
+
+__all__ = ["Worker"]

@@ -1,0 +1,245 @@
+"""Run one claimed job and decide its outcome; nothing here touches the backend.
+
+Every way a job can go wrong (unknown task, bad payload, arguments that do not fit,
+an exception, a timeout, a result that is not JSON) ends as an :class:`Outcome`,
+never as an exception that could stop the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import random
+import time
+import traceback
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import orjson
+
+from corral.backends.base import ClaimedJob
+from corral.context import JobContext
+from corral.errors import (
+    InvalidArguments,
+    JobCancelled,
+    JobTimeout,
+    NoRetry,
+    Retry,
+    SerializationError,
+    UnknownTask,
+)
+from corral.options import TaskConfig
+from corral.policy import Backoff
+from corral.serialization import decode, dumps
+from corral.task import Task
+
+__all__ = ["Kind", "Outcome", "error_record", "execute", "failure_outcome", "log_outcome"]
+
+log = logging.getLogger("corral.worker")
+job_log = logging.getLogger("corral.job")
+
+_PERMANENT = (UnknownTask, InvalidArguments, SerializationError, NoRetry)
+
+
+class Kind(Enum):
+    COMPLETED = "completed"
+    RETRY = "retry"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    #: Lease lost or worker shutting down: the outcome is not ours to record.
+    DROPPED = "dropped"
+
+
+@dataclass(slots=True)
+class Outcome:
+    kind: Kind
+    result: bytes = b"null"
+    error: bytes = b""
+    error_text: str = ""
+    retry_in_ms: int = 0
+    count_attempt: bool = True
+
+
+def error_record(exc: BaseException, attempt: int, *, with_traceback: bool = True) -> bytes:
+    """The JSON stored for a failed attempt: type, message, traceback, attempt, at."""
+    tb = "".join(traceback.format_exception(exc)) if with_traceback else None
+    kind = type(exc)
+    name = (
+        kind.__qualname__
+        if kind.__module__ == "builtins"
+        else f"{kind.__module__}.{kind.__qualname__}"
+    )
+    return orjson.dumps(
+        {
+            "type": name,
+            "message": str(exc),
+            "traceback": tb,
+            "attempt": attempt,
+            "at": int(time.time() * 1000),
+        }
+    )
+
+
+def failure_outcome(
+    exc: BaseException, config: TaskConfig | None, attempt: int, rng: random.Random
+) -> Outcome:
+    """Retry or dead-letter, by the task's attempts and backoff policy."""
+    permanent = config is None or isinstance(exc, _PERMANENT)
+    error = error_record(exc, attempt, with_traceback=not isinstance(exc, _PERMANENT))
+    text = f"{type(exc).__name__}: {exc}"
+    if permanent:
+        return Outcome(Kind.FAILED, error=error, error_text=text)
+    assert config is not None
+    if isinstance(exc, Retry):
+        if exc.count_attempt and attempt >= config.attempts:
+            return Outcome(Kind.FAILED, error=error, error_text=text)
+        delay = exc.delay if exc.delay is not None else _backoff(config, attempt, exc, rng)
+        return Outcome(
+            Kind.RETRY,
+            error=error,
+            error_text=text,
+            retry_in_ms=int(delay * 1000),
+            count_attempt=exc.count_attempt,
+        )
+    if attempt >= config.attempts:
+        return Outcome(Kind.FAILED, error=error, error_text=text)
+    delay = _backoff(config, attempt, exc, rng)
+    return Outcome(Kind.RETRY, error=error, error_text=text, retry_in_ms=int(delay * 1000))
+
+
+def _backoff(config: TaskConfig, retry: int, exc: BaseException, rng: random.Random) -> float:
+    policy = config.backoff
+    if isinstance(policy, Backoff):
+        return policy.delay(retry, rng)
+    try:
+        return max(0.0, float(policy(retry, exc)))
+    except Exception:
+        log.exception("backoff function of task %s failed; using the default", config.name)
+        return Backoff().delay(retry, rng)
+
+
+async def execute(
+    task: Task[Any, Any] | None,
+    config: TaskConfig | None,
+    claimed: ClaimedJob,
+    ctx: JobContext,
+    pool: Executor,
+    rng: random.Random,
+) -> Outcome:
+    """Run the job's function and turn whatever happens into an Outcome."""
+    try:
+        if task is None or config is None:
+            raise UnknownTask(
+                f"no task named {claimed.name!r} is registered in this worker "
+                "(is the module that defines it imported by the app?)"
+            )
+        args, kwargs = decode(claimed.data)
+        try:
+            task.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise InvalidArguments(f"arguments do not fit task {task.name!r}: {exc}") from None
+        if task.wants_context:
+            args = [ctx, *args]
+        token = ctx._bind()
+        try:
+            value = await _call(task, args, kwargs, config.timeout, ctx, pool)
+        finally:
+            ctx._unbind(token)
+        return Outcome(
+            Kind.COMPLETED, result=dumps(value, what=f"the result of task {task.name!r}")
+        )
+    except asyncio.CancelledError:
+        stopped = _stopped(ctx, claimed)
+        if stopped is None:
+            raise
+        return stopped
+    except JobCancelled as exc:
+        return _stopped(ctx, claimed) or failure_outcome(exc, config, claimed.attempt, rng)
+    except Exception as exc:
+        return failure_outcome(exc, config, claimed.attempt, rng)
+
+
+def _stopped(ctx: JobContext, claimed: ClaimedJob) -> Outcome | None:
+    """The outcome of a job the worker asked to stop, or None if it did not."""
+    if ctx.cancel_reason == "cancelled":
+        reason = JobCancelled("cancelled while running")
+        error = error_record(reason, claimed.attempt, with_traceback=False)
+        return Outcome(Kind.CANCELLED, error=error, error_text="cancelled")
+    if ctx.cancel_reason in ("lost", "shutdown"):
+        return Outcome(Kind.DROPPED)
+    return None
+
+
+async def _invoke(
+    task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], pool: Executor
+) -> Any:
+    if task.is_async:
+        return await task.fn(*args, **kwargs)
+    # Threads don't inherit context variables: run the call inside a copy so
+    # current_job() works in sync tasks too.
+    call_context = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(
+        pool, lambda: call_context.run(task.fn, *args, **kwargs)
+    )
+
+
+async def _call(
+    task: Task[Any, Any],
+    args: list[Any],
+    kwargs: dict[str, Any],
+    timeout: float | None,
+    ctx: JobContext,
+    pool: Executor,
+) -> Any:
+    if timeout is None:  # the common case: no timeout context per job
+        return await _invoke(task, args, kwargs, pool)
+    deadline = asyncio.timeout(timeout)
+    try:
+        async with deadline:
+            return await _invoke(task, args, kwargs, pool)
+    except TimeoutError as exc:
+        if deadline.expired():
+            # Tell a sync task (its thread cannot be stopped) to give up.
+            ctx._request_cancel("timeout")
+            raise JobTimeout(f"job ran longer than its timeout of {timeout:g} s") from exc
+        raise
+
+
+def log_outcome(
+    verb: str,
+    claimed: ClaimedJob,
+    duration_ms: float,
+    accepted: bool,
+    outcome: Outcome | None = None,
+) -> None:
+    """The one log line per job outcome (never the job's arguments: they may hold
+    secrets). Completions at INFO, retries at WARNING, failures at ERROR."""
+    if not accepted:
+        log.warning(
+            "job %s (%s) %s, but its lease was lost: outcome rejected",
+            claimed.id,
+            claimed.name,
+            verb,
+        )
+        return
+    level = logging.INFO
+    detail = ""
+    if outcome is not None:
+        level = logging.WARNING if verb == "retrying" else logging.ERROR
+        detail = f" error={outcome.error_text!r}"
+        if verb == "retrying":
+            detail += f" retry_in={outcome.retry_in_ms / 1000:.2f}s"
+    job_log.log(
+        level,
+        "%s task=%s id=%s queue=%s attempt=%d duration=%.1fms%s",
+        verb,
+        claimed.name,
+        claimed.id,
+        claimed.queue,
+        claimed.attempt,
+        duration_ms,
+        detail,
+    )

@@ -1,0 +1,494 @@
+"""The worker: claims jobs in batches, runs them, records outcomes, keeps leases.
+
+One event loop runs everything: the fetch loop (claim a batch, block on the
+queue's marker when empty), one asyncio task per running job (sync functions in a
+thread pool), an ack loop that records completions in batches, one lease timer
+that renews every held lease in one call per queue, and a maintenance timer that
+heartbeats the worker record and recovers stalled jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from corral.backends.base import Backend, ClaimedJob, Completion, Retention, WorkerInfo
+from corral.context import JobContext
+from corral.errors import BackendError, ConfigurationError
+from corral.faults import maybe_crash
+from corral.options import TaskConfig
+from corral.policy import check_queue_name
+from corral.settings import env_int, env_list
+from corral.worker.executor import Kind, Outcome, execute, log_outcome
+from corral.worker.scheduler import Scheduler
+
+if TYPE_CHECKING:
+    from corral.app import Corral
+
+__all__ = ["Worker"]
+
+log = logging.getLogger("corral.worker")
+
+
+@dataclass(slots=True)
+class _Running:
+    claimed: ClaimedJob
+    ctx: JobContext
+    config: TaskConfig | None
+    is_async: bool
+    task: asyncio.Task[None] | None = None
+    executing: bool = True
+    started: float = field(default_factory=time.monotonic)
+
+
+class Worker:
+    """Runs the jobs of some queues of an app until stopped.
+
+    ``queues`` are served in the order given (a job of the first queue is always
+    claimed before one of the second); default: ``CORRAL_QUEUES``, else every queue
+    of the app's tasks. ``concurrency`` (default ``CORRAL_CONCURRENCY``, else 10)
+    bounds jobs running at once. ``lease`` is how long a claimed job stays ours
+    without renewal (renewed every lease/3); a job whose lease expires more than
+    ``max_stalls`` times fails. On stop, running jobs get ``grace`` seconds to
+    finish before they are handed back to waiting.
+    """
+
+    def __init__(
+        self,
+        app: Corral,
+        queues: Sequence[str] | None = None,
+        *,
+        concurrency: int | None = None,
+        lease: float = 30.0,
+        max_stalls: int = 1,
+        grace: float = 30.0,
+        block: float = 5.0,
+        heartbeat: float = 5.0,
+    ) -> None:
+        self.app = app
+        chosen = list(queues or env_list("CORRAL_QUEUES") or self._task_queues(app))
+        self.queues = [check_queue_name(q) for q in dict.fromkeys(chosen)]
+        if concurrency is None:
+            concurrency = env_int("CORRAL_CONCURRENCY") or 10
+        self.concurrency = concurrency
+        if self.concurrency < 1:
+            raise ConfigurationError(f"concurrency must be >= 1, got {self.concurrency}")
+        if lease <= 0 or grace < 0 or max_stalls < 0 or block <= 0 or heartbeat <= 0:
+            raise ConfigurationError(
+                "lease, block and heartbeat must be > 0; grace, max_stalls >= 0"
+            )
+        self.lease_ms = int(lease * 1000)
+        self.max_stalls = max_stalls
+        self.grace = grace
+        self.block = block
+        self.heartbeat = min(heartbeat, lease / 2)
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+        self.processed = 0
+        self.failed = 0
+        self._running: dict[tuple[str, str], _Running] = {}
+        self._unacked: dict[tuple[str, str], str] = {}
+        self._acks: dict[tuple[str, Retention], list[tuple[Completion, _Running]]] = {}
+        self._ack_wake = asyncio.Event()
+        self._slot_free = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._hard_stop = asyncio.Event()
+        self._closing = asyncio.Event()
+        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="corral-job")
+        self._rng = random.Random()
+        self._backend: Backend | None = None
+        self._started_ms = int(time.time() * 1000)
+
+    @staticmethod
+    def _task_queues(app: Corral) -> list[str]:
+        return [task.queue for task in app.tasks.values()] or [app.default_queue]
+
+    # -- control --------------------------------------------------------------------
+
+    def stop(self, *, graceful: bool = True) -> None:
+        """Ask the worker to stop (call on its loop; a signal handler does).
+
+        Graceful: stop claiming, let running jobs finish within ``grace`` seconds,
+        hand the rest back. A second call, or ``graceful=False``, stops at once.
+        """
+        if self._stop.is_set() or not graceful:
+            self._hard_stop.set()
+        self._stop.set()
+
+    @property
+    def active(self) -> int:
+        return len(self._running)
+
+    async def run(self) -> None:
+        """Run until :meth:`stop`; connects first (raising ConnectionFailed)."""
+        backend = self._backend = await self.app.backend()
+        loop_tasks = [
+            asyncio.create_task(self._schedule_loop(backend), name="corral-scheduler"),
+            asyncio.create_task(self._ack_loop(backend), name="corral-acks"),
+            asyncio.create_task(self._lease_loop(backend), name="corral-leases"),
+            asyncio.create_task(self._maintenance_loop(backend), name="corral-maintenance"),
+        ]
+        stop_watching = await backend.watch_cancellations(self.queues, self._on_cancel)
+        log.info(
+            "worker %s started: queues=%s concurrency=%d lease=%.1fs",
+            self.id,
+            ",".join(self.queues),
+            self.concurrency,
+            self.lease_ms / 1000,
+        )
+        try:
+            await self._fetch_loop(backend)
+            await self._drain_running(backend)
+        finally:
+            await stop_watching()
+            # The loops finish their current step and exit: cancelling one in the
+            # middle of a backend call could lose an acknowledgement.
+            self._closing.set()
+            self._ack_wake.set()
+            for task in loop_tasks:
+                with contextlib.suppress(Exception):
+                    await task
+            await self._flush_acks(backend)
+            with contextlib.suppress(BackendError):
+                await backend.unregister_worker(self.id)
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            log.info("worker %s stopped (processed %d)", self.id, self.processed)
+
+    # -- fetching -------------------------------------------------------------------
+
+    async def _fetch_loop(self, backend: Backend) -> None:
+        retry_in = 0.1
+        stop_wait = asyncio.create_task(self._stop.wait())
+        try:
+            while not self._stop.is_set():
+                free = self.concurrency - len(self._running)
+                if free <= 0:
+                    self._slot_free.clear()
+                    await asyncio.wait(
+                        [stop_wait, asyncio.ensure_future(self._slot_free.wait())],
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                    continue
+                try:
+                    claimed, due_in = await self._claim(backend, free)
+                except BackendError as exc:
+                    log.warning("cannot fetch jobs (%s); retrying in %.1fs", exc, retry_in)
+                    await asyncio.wait([stop_wait], timeout=retry_in)
+                    retry_in = min(retry_in * 2, 5.0)
+                    continue
+                retry_in = 0.1
+                if not claimed:
+                    timeout = self.block if due_in is None else min(self.block, due_in / 1000)
+                    await self._wait_for_work(backend, max(timeout, 0.005), stop_wait)
+        finally:
+            stop_wait.cancel()
+
+    async def _wait_for_work(
+        self, backend: Backend, timeout: float, stop_wait: asyncio.Task[bool]
+    ) -> None:
+        """Block until work may be there, the timeout passes or the worker stops. A
+        failed wait just ends early: the next claim reports real backend trouble."""
+        waiter = asyncio.ensure_future(backend.wait_for_work(self.queues, timeout))
+        done, _ = await asyncio.wait([waiter, stop_wait], return_when=asyncio.FIRST_COMPLETED)
+        if waiter not in done:
+            _abandon(waiter)
+        elif waiter.exception() is not None:
+            log.debug("waiting for work failed: %s", waiter.exception())
+            await asyncio.wait([stop_wait], timeout=0.1)
+
+    async def _claim(self, backend: Backend, free: int) -> tuple[int, int | None]:
+        total = 0
+        due_in: int | None = None
+        for queue in self.queues:
+            jobs, queue_due = await backend.claim(queue, free, self.lease_ms, self.id)
+            if jobs:
+                maybe_crash("after_claim")
+            for job in jobs:
+                self._start(backend, job)
+            total += len(jobs)
+            free -= len(jobs)
+            if queue_due is not None:
+                due_in = queue_due if due_in is None else min(due_in, queue_due)
+            if free <= 0:
+                break
+        return total, due_in
+
+    def _start(self, backend: Backend, claimed: ClaimedJob) -> None:
+        task = self.app.tasks.get(claimed.name)
+        config: TaskConfig | None = None
+        if task is not None:
+            try:
+                config = task.config.for_job(claimed.options)
+            except Exception:
+                log.warning("job %s has unreadable options; using task defaults", claimed.id)
+                config = task.config
+        ctx = JobContext(
+            claimed, backend, asyncio.get_running_loop(), config.attempts if config else 1
+        )
+        running = _Running(claimed, ctx, config, is_async=bool(task and task.is_async))
+        self._running[(claimed.queue, claimed.id)] = running
+        running.task = asyncio.create_task(self._run_one(backend, running, task))
+        key = (claimed.queue, claimed.id)
+        running.task.add_done_callback(lambda _: self._finished(key))
+
+    def _finished(self, key: tuple[str, str]) -> None:
+        self._running.pop(key, None)
+        self._slot_free.set()
+
+    async def _run_one(self, backend: Backend, running: _Running, task: Any) -> None:
+        claimed = running.claimed
+        try:
+            outcome = await execute(
+                task, running.config, claimed, running.ctx, self._pool, self._rng
+            )
+            running.executing = False
+            await self._record(backend, running, outcome)
+        except asyncio.CancelledError:
+            pass
+        except Exception:  # the worker must never die because of a job
+            log.exception("unexpected error while handling job %s", claimed.id)
+
+    # -- outcomes -------------------------------------------------------------------
+
+    async def _record(self, backend: Backend, running: _Running, outcome: Outcome) -> None:
+        claimed = running.claimed
+        config = running.config
+        if outcome.kind is Kind.COMPLETED:
+            maybe_crash("before_ack")
+            retention = config.completed if config else self.app.completed
+            self._unacked[(claimed.queue, claimed.id)] = claimed.token
+            item = Completion(claimed.id, claimed.token, outcome.result)
+            self._acks.setdefault((claimed.queue, retention), []).append((item, running))
+            self._ack_wake.set()
+            return
+        if outcome.kind is Kind.DROPPED:
+            log.info("job %s (%s) stopped: %s", claimed.id, claimed.name, running.ctx.cancel_reason)
+            return
+        duration = (time.monotonic() - running.started) * 1000
+        if outcome.kind is Kind.CANCELLED:
+            accepted = await self._with_retries(
+                lambda: backend.abort(claimed.queue, claimed.id, claimed.token, outcome.error)
+            )
+            log_outcome("cancelled", running.claimed, duration, accepted)
+            return
+        maybe_crash("before_fail")
+        retention = config.failed if config else self.app.failed
+        retry = outcome.retry_in_ms if outcome.kind is Kind.RETRY else None
+        accepted = await self._with_retries(
+            lambda: backend.fail(
+                claimed.queue,
+                claimed.id,
+                claimed.token,
+                outcome.error,
+                retry,
+                retention,
+                count_attempt=outcome.count_attempt,
+            )
+        )
+        self.failed += outcome.kind is Kind.FAILED
+        verb = "retrying" if retry is not None else "failed"
+        log_outcome(verb, running.claimed, duration, accepted, outcome)
+
+    async def _with_retries(self, call: Callable[[], Awaitable[bool]]) -> bool:
+        """Record an outcome; on backend errors try a few more times, then give up
+        (the lease expires and the job runs again: at-least-once)."""
+        for delay in (0.2, 1.0, 3.0, None):
+            try:
+                return await call()
+            except BackendError as exc:
+                if delay is None or self._hard_stop.is_set():
+                    log.error("could not record a job outcome (%s); its lease will expire", exc)
+                    return False
+                await asyncio.sleep(delay)
+        return False
+
+    async def _pause(self, seconds: float) -> bool:
+        """Sleep; False when the worker is closing (the loops then exit)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._closing.wait()
+        return not self._closing.is_set()
+
+    async def _ack_loop(self, backend: Backend) -> None:
+        while not self._closing.is_set():
+            await self._ack_wake.wait()
+            self._ack_wake.clear()
+            await self._flush_acks(backend)
+
+    async def _flush_acks(self, backend: Backend) -> None:
+        while self._acks:
+            batch, self._acks = self._acks, {}
+            for (queue, retention), items in batch.items():
+                try:
+                    accepted = await backend.complete(queue, [c for c, _ in items], retention)
+                    maybe_crash("after_ack")
+                except BackendError as exc:
+                    if self._hard_stop.is_set():
+                        log.error("could not record %d completions (%s)", len(items), exc)
+                        continue
+                    log.warning("could not record completions (%s); retrying", exc)
+                    self._acks.setdefault((queue, retention), []).extend(items)
+                    await asyncio.sleep(0.5)
+                    continue
+                for (completion, running), ok in zip(items, accepted, strict=True):
+                    self._unacked.pop((queue, completion.id), None)
+                    self.processed += ok
+                    duration = (time.monotonic() - running.started) * 1000
+                    log_outcome("completed", running.claimed, duration, ok)
+
+    # -- leases, cancellation, maintenance --------------------------------------------
+
+    def _held(self) -> dict[str, list[tuple[str, str]]]:
+        held: dict[str, list[tuple[str, str]]] = {}
+        for (queue, job_id), running in self._running.items():
+            held.setdefault(queue, []).append((job_id, running.claimed.token))
+        for (queue, job_id), token in self._unacked.items():
+            if (queue, job_id) not in self._running:
+                held.setdefault(queue, []).append((job_id, token))
+        return held
+
+    async def _lease_loop(self, backend: Backend) -> None:
+        interval = self.lease_ms / 3000
+        loop = asyncio.get_running_loop()
+        expected = loop.time() + interval
+        while await self._pause(interval):
+            lag = loop.time() - expected
+            if lag > interval:
+                log.warning(
+                    "the event loop was blocked for %.1fs: leases may have expired and their "
+                    "jobs may run twice; run blocking or CPU-bound work in a plain (sync) "
+                    "task, which runs in a thread",
+                    lag,
+                )
+            for queue, leases in self._held().items():
+                try:
+                    lost, cancel = await backend.renew(queue, leases, self.lease_ms)
+                except BackendError as exc:
+                    log.warning("could not renew leases (%s)", exc)
+                    continue
+                for job_id in lost:
+                    # A job whose completion was just recorded also reads as "lost".
+                    if (queue, job_id) in self._running:
+                        self._interrupt(queue, job_id, "lost")
+                        log.warning("lost the lease of job %s; another worker may run it", job_id)
+                for job_id in cancel:
+                    self._interrupt(queue, job_id, "cancelled")
+            # Measured from here: a slow renewal round trip is not event-loop lag.
+            expected = loop.time() + interval
+
+    def _on_cancel(self, queue: str, job_id: str) -> None:
+        self._interrupt(queue, job_id, "cancelled")
+
+    def _interrupt(self, queue: str, job_id: str, reason: str) -> None:
+        running = self._running.get((queue, job_id))
+        if running is None or not running.executing:
+            return
+        running.ctx._request_cancel(reason)
+        # Async tasks are cancelled; a sync task's thread can't be, it sees ctx.cancelled.
+        if running.is_async and running.task is not None:
+            running.task.cancel()
+
+    async def _maintenance_loop(self, backend: Backend) -> None:
+        while not self._closing.is_set():
+            try:
+                await backend.register_worker(self._info(), int(self.heartbeat * 3000))
+            except BackendError as exc:
+                log.warning("could not refresh the worker record (%s)", exc)
+            # Separate from the heartbeat: recovering stalled jobs must not depend on it.
+            try:
+                for queue in self.queues:
+                    requeued, failed = await backend.reap_stalled(queue, self.max_stalls)
+                    if requeued or failed:
+                        log.warning(
+                            "recovered stalled jobs in %s: %d back to waiting, %d failed",
+                            queue,
+                            len(requeued),
+                            len(failed),
+                        )
+            except BackendError as exc:
+                log.warning("maintenance failed (%s)", exc)
+            await self._pause(self.heartbeat)
+
+    async def _schedule_loop(self, backend: Backend) -> None:
+        scheduler = Scheduler(self.app, backend, self.queues)
+        declared = False
+        wait = 0.0
+        while await self._pause(wait):
+            try:
+                if not declared:
+                    await scheduler.declare()
+                    declared = True
+                wait = await scheduler.tick()
+            except BackendError as exc:
+                log.warning("scheduler: %s", exc)
+                wait = 1.0
+            except Exception:  # a scheduling bug must not stop the worker
+                log.exception("scheduler failed; retrying in 1s")
+                wait = 1.0
+
+    def _info(self) -> WorkerInfo:
+        return WorkerInfo(
+            id=self.id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            queues=self.queues,
+            concurrency=self.concurrency,
+            started_at=self._started_ms,
+            last_seen=int(time.time() * 1000),
+            active=len(self._running),
+            processed=self.processed,
+            failed=self.failed,
+        )
+
+    # -- shutdown -------------------------------------------------------------------
+
+    async def _drain_running(self, backend: Backend) -> None:
+        if self._running and not self._hard_stop.is_set():
+            log.info("waiting up to %.0fs for %d running jobs", self.grace, len(self._running))
+            hard = asyncio.ensure_future(self._hard_stop.wait())
+            deadline = asyncio.get_running_loop().time() + self.grace
+            while self._running and not hard.done():
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0:
+                    break
+                tasks = [r.task for r in self._running.values() if r.task is not None]
+                await asyncio.wait(
+                    [*tasks, hard], timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                )
+            hard.cancel()
+        if not self._running:
+            return
+        leftovers = list(self._running.values())
+        by_queue: dict[str, list[tuple[str, str]]] = {}
+        for running in leftovers:
+            running.ctx._request_cancel("shutdown")
+            if running.is_async and running.task is not None and running.executing:
+                running.task.cancel()
+            by_queue.setdefault(running.claimed.queue, []).append(
+                (running.claimed.id, running.claimed.token)
+            )
+        for queue, leases in by_queue.items():
+            try:
+                released = await backend.release(queue, leases)
+                log.info("handed %d unfinished jobs of %s back to waiting", released, queue)
+            except BackendError as exc:
+                log.error("could not hand jobs back (%s); their leases will expire", exc)
+        pending = [r.task for r in leftovers if r.task is not None and r.is_async]
+        if pending:
+            await asyncio.wait(pending, timeout=1.0)
+
+
+def _abandon(waiter: asyncio.Future[None]) -> None:
+    """Cancel a blocking wait without waiting for it: redis-py can lose a cancel that
+    lands while the command is being sent, and the wait would then run to its
+    timeout. The connection is closed with the backend anyway."""
+    waiter.cancel()
+    waiter.add_done_callback(lambda f: f.cancelled() or f.exception())

@@ -1,0 +1,56 @@
+"""The benchmark harness runs end to end.
+
+``bench/run.py --smoke`` measures Corral only (Redis and SQLite, a few hundred jobs)
+with this interpreter and its own throwaway redis-server. This checks that the
+harness works and writes well-formed results, never how fast anything is.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = "abce"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_smoke_run_writes_well_formed_results(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=170,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["mode"] == "smoke"
+    assert data["machine"]["nproc"] >= 1
+    assert data["machine"]["redis"]
+    assert set(data["systems"]) == {"corral-redis", "corral-sqlite"}
+    for system_id, entry in data["systems"].items():
+        assert "error" not in entry, (system_id, entry.get("error"))
+        assert entry["version"]
+        for key in SCENARIOS:
+            result = entry["scenarios"][key]
+            assert result["error"] is None, (system_id, key, result["error"])
+            assert len(result["runs"]) == data["config"]["runs"]
+            assert result["median"] > 0, (system_id, key)
+        bulk = entry["scenarios"]["b"]["runs"][0]
+        assert bulk["bytes_per_job"] > 0
+        drain = entry["scenarios"]["c"]["runs"][0]
+        assert drain["memory"]["rss_kib"] > 0
+        latency = entry["scenarios"]["e"]["runs"][0]
+        assert 0 < latency["p50"] <= latency["p99"]
+
+    report = (tmp_path / "RESULTS.md").read_text()
+    for heading in ("## a.", "## b.", "## c.", "## e.", "## g."):
+        assert heading in report
+    assert "error" not in report.lower()

@@ -1,0 +1,53 @@
+"""A fast subset of the chaos suite (``python -m chaos`` runs all of it, bigger).
+
+Real worker processes, real SIGKILLs and injected crashes, each scenario against its
+own redis-server (started by the chaos harness on a free port) or SQLite file; losses
+and duplicates are counted from the scenario's ledger, outside Corral.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from chaos.scenarios import SCENARIOS, run
+from chaos.verdict import Result
+
+pytestmark = pytest.mark.slow
+
+
+def _run(name: str, backend: str, root: Path) -> Result:
+    if backend == "redis" and shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    scenario = next(s for s in SCENARIOS if s.name == name)
+    (result,) = run(scenario, backend, root, quick=True)  # quick mode: one result each
+    failed = [f"{c.name}: {c.detail}" for c in result.checks if not c.ok]
+    assert not failed, result.summary() + "\n" + "\n".join(result.notes)
+    assert result.lost == 0
+    assert result.unexplained == 0
+    assert result.explained == result.duplicates
+    return result
+
+
+@pytest.mark.parametrize("backend", ["redis", "sqlite"])
+def test_kill_workers(backend: str, tmp_path: Path) -> None:
+    result = _run("kill_workers", backend, tmp_path)
+    assert result.jobs == 1000
+    assert result.faults >= 3
+    assert result.recovery_s is not None
+
+
+def test_crash_points(tmp_path: Path) -> None:
+    result = _run("crash_points", "redis", tmp_path)
+    assert result.faults >= 1
+
+
+def test_blocked_worker(tmp_path: Path) -> None:
+    result = _run("blocked_worker", "redis", tmp_path)
+    assert result.duplicates == 1  # A's late execution, rejected; B's completed the job
+
+
+def test_poison_job(tmp_path: Path) -> None:
+    result = _run("poison_job", "redis", tmp_path)
+    assert result.faults == 3  # max_stalls (2) + 1 crashes, then the job failed

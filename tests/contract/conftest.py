@@ -1,0 +1,93 @@
+"""Fixtures for the backend conformance suite.
+
+Every test in this package is written against :class:`corral.backends.base.Backend`
+only, so the same tests run unchanged on every backend. To add a backend, write an
+async factory below and add one line to ``FACTORIES``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from corral.backends.base import Backend, ClaimedJob, NewJob
+
+# (pytest request, per-test tmp_path) -> a connected backend on an empty store.
+# Factories pull the fixtures they need through ``request.getfixturevalue`` so that,
+# say, a SQLite run never starts redis-server.
+BackendFactory = Callable[[pytest.FixtureRequest, Path], Awaitable[Backend]]
+
+
+async def _redis_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    from corral.backends.redis import RedisBackend
+
+    redis_url: str = request.getfixturevalue("redis_url")  # FLUSHALLed for this test
+    backend = RedisBackend(redis_url)
+    await backend.connect()
+    return backend
+
+
+async def _sqlite_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    from corral.backends.sqlite import SQLiteBackend
+
+    backend = SQLiteBackend(f"sqlite:///{tmp_path / 'corral.db'}")
+    await backend.connect()
+    return backend
+
+
+FACTORIES: dict[str, BackendFactory] = {
+    "redis": _redis_backend,
+    "sqlite": _sqlite_backend,
+}
+
+
+@pytest.fixture(params=list(FACTORIES), ids=list(FACTORIES))
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    """A connected backend of each kind, on an empty store; closed afterwards."""
+    b = await FACTORIES[request.param](request, tmp_path)
+    try:
+        yield b
+    finally:
+        await b.close()
+
+
+# -- helpers (import them: ``from tests.contract.conftest import new_job``) -----------
+
+
+def new_job(
+    job_id: str,
+    *,
+    name: str = "t.x",
+    data: bytes = b"[[],{}]",
+    priority: int = 0,
+    delay_ms: int = 0,
+    run_at_ms: int = 0,
+    options: bytes = b"",
+) -> NewJob:
+    """A NewJob with harmless defaults."""
+    return NewJob(
+        id=job_id,
+        name=name,
+        data=data,
+        priority=priority,
+        delay_ms=delay_ms,
+        run_at_ms=run_at_ms,
+        options=options,
+    )
+
+
+async def enqueue(backend: Backend, queue: str, *job_ids: str, **fields: object) -> None:
+    """Enqueue fresh jobs (same extra fields for each) and check they were created."""
+    created = await backend.enqueue(queue, [new_job(i, **fields) for i in job_ids])  # type: ignore[arg-type]
+    assert created == [True] * len(job_ids)
+
+
+async def claim_one(
+    backend: Backend, queue: str, *, lease_ms: int = 30_000, worker_id: str = "w1"
+) -> ClaimedJob:
+    """Claim exactly one job, failing the test when there is none."""
+    jobs, _ = await backend.claim(queue, 1, lease_ms, worker_id)
+    assert len(jobs) == 1, f"expected one claimable job in {queue!r}, got {jobs!r}"
+    return jobs[0]

@@ -1,0 +1,74 @@
+"""Lifecycle events and queue totals, the same on every backend."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from corral.backends.base import DURATION_BUCKETS, Backend, Completion, Retention
+from tests.contract.conftest import claim_one, enqueue
+
+
+async def _collect(stream: AsyncIterator[tuple[str, str]], n: int) -> list[tuple[str, str]]:
+    seen: list[tuple[str, str]] = []
+    async with asyncio.timeout(5):
+        async for item in stream:
+            seen.append(item)
+            if len(seen) == n:
+                return seen
+    return seen
+
+
+async def test_events_follow_a_job_through_its_lifecycle(backend: Backend) -> None:
+    stream = await backend.events("q")
+    collector = asyncio.create_task(_collect(stream, 5))
+    await enqueue(backend, "q", "j1")
+    job = await claim_one(backend, "q")
+    await backend.update("q", job.id, job.token, progress=b"50")
+    await backend.fail("q", job.id, job.token, b'{"type":"E"}', 0, Retention())
+    job = await claim_one(backend, "q")
+    seen = await collector
+    assert seen == [
+        ("added", "j1"),
+        ("active", "j1"),
+        ("progress", "j1"),
+        ("retrying", "j1"),
+        ("active", "j1"),
+    ]
+    await backend.complete("q", [Completion(job.id, job.token, b"1")], Retention())
+    await stream.aclose()
+
+
+async def test_events_are_per_queue(backend: Backend) -> None:
+    stream = await backend.events("a")
+    collector = asyncio.create_task(_collect(stream, 1))
+    await enqueue(backend, "b", "other")
+    await enqueue(backend, "a", "mine")
+    assert await collector == [("added", "mine")]
+    await stream.aclose()
+
+
+async def test_stats_count_outcomes_and_durations(backend: Backend) -> None:
+    empty = await backend.stats("q")
+    assert (empty.completed, empty.failed, empty.retried) == (0, 0, 0)
+    assert len(empty.buckets) == len(DURATION_BUCKETS) + 1
+
+    await enqueue(backend, "q", "a", "b", "c")
+    first = await claim_one(backend, "q")
+    await backend.fail("q", first.id, first.token, b"{}", 0, Retention())  # retried
+    jobs = [await claim_one(backend, "q") for _ in range(3)]
+    await asyncio.sleep(0.03)
+    done = jobs[:2]
+    await backend.complete("q", [Completion(j.id, j.token, b"1") for j in done], Retention())
+    last = jobs[2]
+    await backend.fail("q", last.id, last.token, b"{}", None, Retention())  # dead-lettered
+
+    stats = await backend.stats("q")
+    assert (stats.completed, stats.failed, stats.retried) == (2, 1, 1)
+    assert sum(stats.buckets) == 2
+    assert stats.duration_sum == pytest.approx(0.03, abs=0.5)
+    assert stats.duration_sum >= 0.02
+    # Both runs took 30-500 ms: nothing in the buckets up to 10 ms.
+    assert stats.buckets[0] == stats.buckets[1] == 0

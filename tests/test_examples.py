@@ -1,0 +1,118 @@
+"""The examples the README points to run as written, on both backends."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    url = (
+        f"sqlite:///{tmp_path / 'ex.db'}"
+        if request.param == "sqlite"
+        else str(request.getfixturevalue("redis_url"))
+    )
+    return {**os.environ, "CORRAL_URL": url, "PYTHONPATH": str(ROOT)}
+
+
+def test_quickstart(env: dict[str, str]) -> None:
+    out = subprocess.run(
+        [sys.executable, "examples/quickstart.py"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "sync: {'orders': 500}" in out.stdout
+    assert "email: sent 'Welcome' to a@example.com" in out.stdout
+    assert "webhook: job" in out.stdout and "is gone" in out.stdout
+    assert "bulk: 100 jobs" in out.stdout
+
+
+def test_sync_producer_with_a_worker_process(env: dict[str, str]) -> None:
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "corral", "worker", "examples.tasks:app", "--log-level", "warning"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        out = subprocess.run(
+            [sys.executable, "examples/sync_producer.py"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        worker.terminate()
+        worker.wait(15)
+    assert out.returncode == 0, out.stderr
+    assert "{'job_id': 'sync-restaurant-7', 'state': 'waiting'}" in out.stdout
+    assert "result: {'orders': 300}" in out.stdout
+    assert "'state': 'completed'" in out.stdout
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_node_fetch_example_enqueues_over_http(tmp_path: Path) -> None:
+    env = {**os.environ, "CORRAL_URL": f"sqlite:///{tmp_path / 'ex.db'}", "PYTHONPATH": str(ROOT)}
+    port = _free_port()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "corral", *args, "examples.tasks:app", "--log-level", "warning"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for args in (["serve", "--port", str(port)], ["worker"])
+    ]
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        out = subprocess.run(
+            ["node", "examples/enqueue.mjs"],
+            cwd=ROOT,
+            env={**env, "CORRAL_API": f"http://127.0.0.1:{port}"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(15)
+    assert out.returncode == 0, out.stderr
+    job_id, state, result = out.stdout.split(maxsplit=2)
+    assert len(job_id) == 32
+    assert state == "completed"
+    assert result.strip() == '{"orders":300}'

@@ -1,0 +1,70 @@
+"""The public names of the package: changing them is a deliberate, visible act."""
+
+from __future__ import annotations
+
+import corral
+
+EXPECTED = [
+    "BackendError",
+    "Backoff",
+    "Call",
+    "ConfigurationError",
+    "ConnectionFailed",
+    "Corral",
+    "CorralError",
+    "InvalidArguments",
+    "InvalidName",
+    "InvalidTransition",
+    "Job",
+    "JobCancelled",
+    "JobContext",
+    "JobFailed",
+    "JobNotFound",
+    "JobState",
+    "JobTimeout",
+    "LeaseLost",
+    "NoRetry",
+    "PayloadTooLarge",
+    "Queue",
+    "ResultTimeout",
+    "Retention",
+    "Retry",
+    "SerializationError",
+    "StoreFull",
+    "Task",
+    "TaskSignal",
+    "UnknownTask",
+    "ValidationError",
+    "WorkerInfo",
+    "__version__",
+    "current_job",
+]
+
+
+def test_all_is_pinned() -> None:
+    assert sorted(corral.__all__) == EXPECTED
+
+
+def test_every_public_name_exists() -> None:
+    missing = [name for name in corral.__all__ if not hasattr(corral, name)]
+    assert missing == []
+
+
+def test_no_duplicates_in_all() -> None:
+    assert len(corral.__all__) == len(set(corral.__all__))
+
+
+def test_every_error_derives_from_corral_error() -> None:
+    errors = [
+        getattr(corral, name)
+        for name in corral.__all__
+        if isinstance(getattr(corral, name), type)
+        and issubclass(getattr(corral, name), BaseException)
+    ]
+    assert len(errors) == 21
+    assert all(issubclass(err, corral.CorralError) for err in errors)
+
+
+def test_version_is_a_string() -> None:
+    assert isinstance(corral.__version__, str)
+    assert corral.__version__.count(".") == 2

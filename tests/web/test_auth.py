@@ -1,0 +1,292 @@
+"""API keys and scopes, masking of secrets for read-only keys, and ``corral serve``'s
+refusal to serve a public address without authentication (SQLite)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.web.apps import QUEUE, build_app
+from tests.web.conftest import (
+    ADMIN_KEY,
+    API_KEYS,
+    READ_KEY,
+    WRITE_KEY,
+    LiveServer,
+    Serve,
+    bearer,
+    sse_events,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def secured(serve: Serve, url: str) -> LiveServer:
+    return serve(build_app(url), api_keys=API_KEYS)
+
+
+@pytest.fixture
+async def anon(secured: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=secured.url, timeout=15) as client:
+        yield client
+
+
+async def enqueue_as(client: httpx.AsyncClient, key: str, **body: object) -> dict:
+    response = await client.post(
+        "/api/v1/jobs", json={"task": "web.echo", **body}, headers=bearer(key)
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def test_a_request_without_a_key_is_401_with_www_authenticate(
+    anon: httpx.AsyncClient,
+) -> None:
+    for method, path in [
+        ("GET", "/api/v1/queues"),
+        ("GET", "/api/v1/workers"),
+        ("GET", "/api/v1/jobs/x"),
+        ("POST", "/api/v1/jobs"),
+        ("GET", f"/api/v1/queues/{QUEUE}/events"),
+        ("GET", "/metrics"),
+    ]:
+        response = await anon.request(method, path)
+        assert response.status_code == 401, (method, path, response.text)
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert "Authorization: Bearer" in response.json()["error"]
+
+
+async def test_a_wrong_key_or_scheme_is_401(anon: httpx.AsyncClient) -> None:
+    for header in (
+        "Bearer not-a-key-0123456789abcdef",
+        f"Bearer {READ_KEY}x",
+        f"Basic {READ_KEY}",
+        "Bearer",
+        READ_KEY,
+    ):
+        response = await anon.get("/api/v1/queues", headers={"Authorization": header})
+        assert response.status_code == 401, header
+        assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_the_scheme_is_case_insensitive(anon: httpx.AsyncClient) -> None:
+    response = await anon.get("/api/v1/queues", headers={"Authorization": f"bearer {READ_KEY}"})
+    assert response.status_code == 200
+
+
+async def test_a_read_key_cannot_enqueue_or_act(anon: httpx.AsyncClient) -> None:
+    response = await anon.post("/api/v1/jobs", json={"task": "web.echo"}, headers=bearer(READ_KEY))
+    assert response.status_code == 403
+    assert "write" in response.json()["error"]
+    job = await enqueue_as(anon, WRITE_KEY)
+    for action in ("cancel", "retry", "promote"):
+        denied = await anon.post(
+            f"/api/v1/queues/{QUEUE}/jobs/{job['id']}/{action}", headers=bearer(READ_KEY)
+        )
+        assert denied.status_code == 403, action
+    for path in ("/api/v1/queues", f"/api/v1/queues/{QUEUE}", f"/api/v1/jobs/{job['id']}"):
+        assert (await anon.get(path, headers=bearer(READ_KEY))).status_code == 200, path
+
+
+async def test_a_write_key_cannot_delete_or_administer(anon: httpx.AsyncClient) -> None:
+    job = await enqueue_as(anon, WRITE_KEY)
+    response = await anon.delete(
+        f"/api/v1/queues/{QUEUE}/jobs/{job['id']}", headers=bearer(WRITE_KEY)
+    )
+    assert response.status_code == 403
+    assert "admin" in response.json()["error"]
+    for path in ("retry-failed", "pause", "resume", "clean"):
+        denied = await anon.post(
+            f"/api/v1/queues/{QUEUE}/{path}", json={}, headers=bearer(WRITE_KEY)
+        )
+        assert denied.status_code == 403, path
+        assert "admin" in denied.json()["error"]
+    cancel = await anon.post(
+        f"/api/v1/queues/{QUEUE}/jobs/{job['id']}/cancel", headers=bearer(WRITE_KEY)
+    )
+    assert cancel.status_code == 200
+
+
+async def test_an_admin_key_can_do_everything(anon: httpx.AsyncClient) -> None:
+    admin = bearer(ADMIN_KEY)
+    job = await enqueue_as(anon, ADMIN_KEY, delay=60)
+    base = f"/api/v1/queues/{QUEUE}"
+    assert (await anon.get("/api/v1/queues", headers=admin)).status_code == 200
+    assert (await anon.get("/api/v1/workers", headers=admin)).status_code == 200
+    assert (await anon.get("/metrics", headers=admin)).status_code == 200
+    assert (await anon.post(f"{base}/jobs/{job['id']}/promote", headers=admin)).status_code == 200
+    assert (await anon.post(f"{base}/pause", headers=admin)).status_code == 200
+    assert (await anon.post(f"{base}/resume", headers=admin)).status_code == 200
+    assert (await anon.post(f"{base}/retry-failed", headers=admin)).status_code == 200
+    assert (await anon.post(f"{base}/clean", json={}, headers=admin)).status_code == 200
+    assert (await anon.delete(f"{base}/jobs/{job['id']}", headers=admin)).status_code == 204
+
+
+async def test_health_probes_and_the_openapi_document_need_no_key(
+    anon: httpx.AsyncClient,
+) -> None:
+    assert (await anon.get("/healthz")).status_code == 200
+    assert (await anon.get("/readyz")).status_code == 200
+    doc = await anon.get("/api/v1/openapi.json")
+    assert doc.status_code == 200
+    assert "/api/v1/jobs" in doc.json()["paths"]
+
+
+SECRET_KWARGS = {
+    "user": "bob",
+    "password": "hunter2",
+    "api_key": "ak-123",
+    "token": "tk-456",
+    "X-Api-Key": "hdr-789",
+    "nested": {"db_password": "pw", "inner": {"token": "deep"}, "host": "db"},
+    "items": [{"secret": "s1", "name": "n1"}],
+}
+MASKED_KWARGS = {
+    "user": "bob",
+    "password": "***",
+    "api_key": "***",
+    "token": "***",
+    "X-Api-Key": "***",
+    "nested": {"db_password": "***", "inner": {"token": "***"}, "host": "db"},
+    "items": [{"secret": "***", "name": "n1"}],
+}
+
+
+async def test_secrets_are_masked_for_a_read_key_and_clear_for_write(
+    anon: httpx.AsyncClient,
+) -> None:
+    created = await anon.post(
+        "/api/v1/jobs",
+        json={
+            "task": "web.secrets",
+            "args": [{"authorization": "Bearer x"}, "plain"],
+            "kwargs": SECRET_KWARGS,
+        },
+        headers=bearer(WRITE_KEY),
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["kwargs"] == SECRET_KWARGS
+    job_id = created.json()["id"]
+
+    for path in (f"/api/v1/queues/{QUEUE}/jobs/{job_id}", f"/api/v1/jobs/{job_id}"):
+        read = (await anon.get(path, headers=bearer(READ_KEY))).json()
+        assert read["kwargs"] == MASKED_KWARGS, path
+        assert read["args"] == [{"authorization": "***"}, "plain"], path
+        for key in (WRITE_KEY, ADMIN_KEY):
+            clear = (await anon.get(path, headers=bearer(key))).json()
+            assert clear["kwargs"] == SECRET_KWARGS, path
+            assert clear["args"] == [{"authorization": "Bearer x"}, "plain"], path
+
+    listed = await anon.get(f"/api/v1/queues/{QUEUE}/jobs", headers=bearer(READ_KEY))
+    [job] = listed.json()["jobs"]
+    assert job["kwargs"] == MASKED_KWARGS
+    waited = await anon.get(
+        f"/api/v1/queues/{QUEUE}/jobs/{job_id}/result",
+        params={"timeout": 0},
+        headers=bearer(READ_KEY),
+    )
+    assert waited.json()["kwargs"] == MASKED_KWARGS
+    cancelled = await anon.post(
+        f"/api/v1/queues/{QUEUE}/jobs/{job_id}/cancel", headers=bearer(WRITE_KEY)
+    )
+    assert cancelled.json()["kwargs"] == SECRET_KWARGS
+
+    stream_path = f"/api/v1/queues/{QUEUE}/jobs/{job_id}/events"
+    async with anon.stream("GET", stream_path, headers=bearer(READ_KEY)) as stream:
+        events = [event async for event in sse_events(stream)]
+    assert [e.name for e in events] == ["state", "end"]  # the job is cancelled: ends at once
+    assert all(e.data["kwargs"] == MASKED_KWARGS for e in events)
+
+    shown = await anon.get(f"/api/v1/queues/{QUEUE}/jobs/{job_id}", headers=bearer(READ_KEY))
+    assert "hunter2" not in shown.text
+
+
+# -- corral serve ------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _env(url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("CORRAL_API_KEYS", "REDIS_URL")}
+    return {**env, "CORRAL_URL": url, "PYTHONPATH": str(ROOT)}
+
+
+def _serve(url: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "corral", "serve", "tests.web.apps:app", *args]
+
+
+def test_serve_refuses_a_public_address_without_a_key(url: str) -> None:
+    done = subprocess.run(
+        _serve(url, "--host", "0.0.0.0", "--port", str(_free_port())),
+        cwd=ROOT,
+        env=_env(url),
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "--api-key" in done.stderr
+    assert "0.0.0.0" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_serve_refuses_a_short_api_key(url: str) -> None:
+    done = subprocess.run(
+        _serve(url, "--api-key", "short:admin"),
+        cwd=ROOT,
+        env=_env(url),
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "16" in done.stderr
+    assert "short:admin" not in done.stderr, "the key was echoed"
+
+
+def test_serve_insecure_public_without_auth_warns_and_serves(url: str) -> None:
+    port = _free_port()
+    proc = subprocess.Popen(
+        _serve(url, "--host", "0.0.0.0", "--port", str(port), "--insecure-public-without-auth"),
+        cwd=ROOT,
+        env=_env(url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        answered = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                answered = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        assert answered is not None, f"no answer on port {port} (exit code {proc.poll()})"
+        assert answered.status_code == 200
+        assert answered.json() == {"status": "ok"}
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            _, err = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate(timeout=5)
+    assert "WARNING" in err
+    assert "NO authentication" in err
