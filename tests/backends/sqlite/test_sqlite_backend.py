@@ -172,3 +172,71 @@ def test_sigkilled_worker_on_sqlite_is_recovered(tmp_path: Path) -> None:
     finally:
         first.stop()
     app.close_sync()
+
+
+def _open_at(path: str, start_at: float) -> None:
+    while time.time() < start_at:
+        pass
+    Corral(f"sqlite:///{path}").queues_sync()
+
+
+@pytest.mark.slow
+def test_processes_opening_a_fresh_file_together_all_succeed(tmp_path: Path) -> None:
+    # Switching a new file to WAL answers BUSY without the busy handler; every
+    # opener must retry instead of failing (this crashed workers in CI).
+    ctx = multiprocessing.get_context("spawn")
+    for round_ in range(6):
+        path = str(tmp_path / f"fresh{round_}.db")
+        start_at = time.time() + 1.0
+        procs = [ctx.Process(target=_open_at, args=(path, start_at)) for _ in range(4)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(30)
+        assert [p.exitcode for p in procs] == [0] * 4
+
+
+async def test_change_between_read_and_wait_still_wakes(tmp_path: Path) -> None:
+    from corral.backends.sqlite.changes import ChangeFeed
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    backend = SQLiteBackend(url)
+    await backend.connect()
+    other = sqlite3.connect(tmp_path / "c.db", isolation_level=None)
+    try:
+        assert backend._store is not None
+        feed = ChangeFeed(backend._store, interval=0.005, linger=1.0)
+        for _ in range(20):
+            event = feed.current()  # taken before the (imagined) read
+            await asyncio.sleep(0.02)  # the poll may run and find nothing
+            other.execute(
+                "INSERT INTO stats (queue, name, value) VALUES ('q', 'x', 1) "
+                "ON CONFLICT DO UPDATE SET value = value + 1"
+            )
+            started = time.monotonic()
+            await feed.wait(event, 2.0)
+            assert time.monotonic() - started < 0.5
+        await feed.close()
+    finally:
+        other.close()
+        await backend.close()
+
+
+async def test_enqueue_right_after_an_empty_claim_wakes_the_worker(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    worker_side = SQLiteBackend(url)
+    producer = Corral(url)
+    await worker_side.connect()
+    try:
+        for i in range(10):
+            claimed, _ = await worker_side.claim("q", 1, 30_000, "w")
+            assert claimed == []
+            await producer.enqueue("t.x", [i], queue="q")  # lands before the wait
+            started = time.monotonic()
+            await worker_side.wait_for_work(["q"], 3.0)
+            assert time.monotonic() - started < 0.5
+            claimed, _ = await worker_side.claim("q", 1, 30_000, "w")
+            assert len(claimed) == 1
+    finally:
+        await worker_side.close()
+        await producer.close()

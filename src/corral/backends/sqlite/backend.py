@@ -61,6 +61,9 @@ class SQLiteBackend(SQLiteAdmin):
         self._store: Store | None = None
         self._feed: ChangeFeed | None = None
         self._cancel_watch: asyncio.Task[None] | None = None
+        # The change event taken before a claim began: an enqueue between an empty
+        # claim and wait_for_work still wakes the worker.
+        self._claim_event: asyncio.Event | None = None
 
     def _s(self) -> Store:
         if self._store is None:
@@ -105,6 +108,8 @@ class SQLiteBackend(SQLiteAdmin):
     ) -> tuple[list[ClaimedJob], int | None]:
         # Random, not clock-based: a token must never repeat, even if the clock steps back.
         prefix = f"{worker_id}:{os.urandom(6).hex()}:"
+        if self._feed is not None and (self._claim_event is None or self._claim_event.is_set()):
+            self._claim_event = self._feed.current()
 
         def tx(conn: Conn) -> tuple[list[ClaimedJob], int | None]:
             now = clock_us() // 1000
@@ -153,7 +158,9 @@ class SQLiteBackend(SQLiteAdmin):
 
     async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
         assert self._feed is not None, "not connected"
-        await self._feed.wait(self._feed.current(), timeout)
+        event = self._claim_event or self._feed.current()
+        if not event.is_set():  # set: something changed since a claim began
+            await self._feed.wait(event, timeout)
 
     async def complete(
         self, queue: str, items: Sequence[Completion], retention: Retention

@@ -78,7 +78,9 @@ class Store:
             )
             conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             if not self._memory:
-                conn.execute("PRAGMA journal_mode = WAL")
+                # Switching a fresh file to WAL takes an exclusive lock and SQLite
+                # answers BUSY at once, without the busy handler: retry it ourselves.
+                self._with_busy_retry(lambda: conn.execute("PRAGMA journal_mode = WAL"))
             # WAL + NORMAL survives a process crash; FULL also survives power loss.
             conn.execute(f"PRAGMA synchronous = {'FULL' if self.durable else 'NORMAL'}")
             conn.execute("PRAGMA foreign_keys = OFF")
@@ -105,10 +107,13 @@ class Store:
 
         def attempt() -> T:
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            before = conn.total_changes
             try:
                 result = fn(conn)
                 conn.execute("COMMIT")
-                if write:
+                # Only a write that changed rows wakes this process's waiters: an
+                # empty claim must not wake the worker that made it.
+                if write and conn.total_changes != before:
                     self.version += 1
                 return result
             except BaseException:
