@@ -41,6 +41,22 @@ def test_quickstart(env: dict[str, str]) -> None:
     assert "bulk: 100 jobs" in out.stdout
 
 
+def test_tenants(env: dict[str, str]) -> None:
+    out = subprocess.run(
+        [sys.executable, "examples/tenants.py"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "dedupe: same job: True created: False" in out.stdout
+    done = int(out.stdout.split("small restaurant done after ")[1].split()[0])
+    assert done < 30, out.stdout  # not behind the big restaurant's 200 jobs
+    assert "args: ['r-7', 3]" in out.stdout
+
+
 def test_sync_producer_with_a_worker_process(env: dict[str, str]) -> None:
     worker = subprocess.Popen(
         [sys.executable, "-m", "corral", "worker", "examples.tasks:app", "--log-level", "warning"],

@@ -230,11 +230,16 @@ class Corral:
         backoff: Any = None,
         timeout: Any = None,
         job_id: str | None = None,
+        group: str | None = None,
+        dedupe_key: str | None = None,
+        dedupe_window: Any = None,
+        debounce: Any = None,
     ) -> Job:
         """Enqueue a job by task name, with or without the task imported here.
 
         A registered task's signature and defaults apply; an unregistered name goes
-        to ``queue`` (default: the app's default queue) unchecked.
+        to ``queue`` (default: the app's default queue) unchecked. The options are
+        those of :meth:`Task.options`.
         """
         if not isinstance(args, list | tuple):
             raise ValidationError(f"args must be a list, got {type(args).__name__}")
@@ -247,6 +252,10 @@ class Corral:
             backoff=backoff,
             timeout=timeout,
             job_id=job_id,
+            group=group,
+            dedupe_key=dedupe_key,
+            dedupe_window=dedupe_window,
+            debounce=debounce,
         )
         target, new = task.prepare(tuple(args), dict(kwargs or {}))
         return (await self.submit(target, [new]))[0]
@@ -282,14 +291,14 @@ class Corral:
     async def submit(self, queue: str, jobs: Sequence[NewJob]) -> list[Job]:
         """Store prepared jobs (the common path under every enqueue call)."""
         backend = await self.backend()
-        created = await backend.enqueue(queue, jobs)
+        outcomes = await backend.enqueue(queue, jobs)
         handles: list[Job] = []
-        for new, was_created in zip(jobs, created, strict=True):
-            if was_created:
+        for new, stand_in in zip(jobs, outcomes, strict=True):
+            if stand_in is None:
                 job = Job(self, queue, new.id, new_record(queue, new))
             else:
-                job = await Job(self, queue, new.id).refresh()
-            job.created = was_created
+                job = await Job(self, queue, stand_in).refresh()
+            job.created = stand_in is None
             handles.append(job)
         return handles
 

@@ -68,6 +68,11 @@ class Job:
         return self._rec().priority
 
     @property
+    def group(self) -> str | None:
+        """The group (tenant) the job belongs to, if any."""
+        return self._rec().group
+
+    @property
     def progress(self) -> Any:
         """The last progress the task reported (any JSON value), or None."""
         raw = self._rec().progress
@@ -138,6 +143,7 @@ class Job:
             "args": self.args,
             "kwargs": self.kwargs,
             "priority": rec.priority,
+            "group": rec.group,
             "attempts": rec.attempts,
             "stalls": rec.stalls,
             "progress": self.progress,

@@ -21,6 +21,7 @@ from corral.policy import (
     BackoffSpec,
     backoff_from_json,
     check_job_id,
+    check_key,
     check_priority,
     check_queue_name,
     coerce_backoff,
@@ -120,6 +121,10 @@ class JobOptions:
     backoff: Any = None
     timeout: float | timedelta | None = None
     job_id: str | None = None
+    group: str | None = None
+    dedupe_key: str | None = None
+    dedupe_window: float | timedelta | None = None
+    debounce: float | timedelta | None = None
 
     def __post_init__(self) -> None:
         if self.queue is not None:
@@ -141,6 +146,36 @@ class JobOptions:
                 raise ValidationError(str(exc)) from None
         _positive_seconds("timeout", self.timeout)
         self.delay_ms()
+        if self.group is not None:
+            check_key("group", self.group)
+        if self.dedupe_key is not None:
+            check_key("dedupe_key", self.dedupe_key)
+        _positive_seconds("dedupe_window", self.dedupe_window)
+        _positive_seconds("debounce", self.debounce)
+
+    def check_dedupe(self) -> None:
+        """Refuse combinations that cannot mean anything (checked once all options
+        are merged, since a task default and a per-job override may combine)."""
+        if self.dedupe_key is None and (self.dedupe_window or self.debounce):
+            raise ValidationError("dedupe_window and debounce need a dedupe_key")
+        if self.dedupe_window is not None and self.debounce is not None:
+            raise ValidationError(
+                "give dedupe_window or debounce, not both: a debounced job holds its key "
+                "until it starts"
+            )
+        if self.debounce is not None and self.delay is not None:
+            raise ValidationError("debounce sets the job's start: do not give a delay too")
+
+    def dedupe_fields(self) -> dict[str, Any]:
+        """The group/dedupe fields of a NewJob."""
+        window = _positive_seconds("dedupe_window", self.dedupe_window)
+        debounce = _positive_seconds("debounce", self.debounce)
+        return {
+            "group": self.group or "",
+            "dedupe_key": self.dedupe_key or "",
+            "dedupe_ms": 0 if window is None else max(1, int(window * 1000)),
+            "debounce_ms": 0 if debounce is None else max(1, int(debounce * 1000)),
+        }
 
     def merged(self, other: JobOptions) -> JobOptions:
         """These options with every field ``other`` sets taken from ``other``."""

@@ -20,6 +20,7 @@ __all__ = [
     "BackoffSpec",
     "backoff_from_json",
     "check_job_id",
+    "check_key",
     "check_priority",
     "check_queue_name",
     "check_task_name",
@@ -32,6 +33,7 @@ MAX_PRIORITY = 1000
 _QUEUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}")
 _TASK = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,199}")
 _JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@=+-]{0,199}")
+_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@=+/#-]{0,199}")
 
 
 def _check(kind: str, value: object, pattern: re.Pattern[str], rule: str) -> str:
@@ -64,6 +66,16 @@ def check_job_id(job_id: object) -> str:
         job_id,
         _JOB_ID,
         "use 1-200 of A-Z a-z 0-9 _ . : @ = + - starting with a letter or digit",
+    )
+
+
+def check_key(kind: str, key: object) -> str:
+    """Return ``key`` if it is a valid group name or dedupe key, else raise InvalidName."""
+    return _check(
+        kind,
+        key,
+        _KEY,
+        "use 1-200 of A-Z a-z 0-9 _ . : @ = + / # - starting with a letter or digit",
     )
 
 

@@ -72,13 +72,26 @@ class Queue:
         *,
         max_active: int | None = None,
         rate: tuple[int, float | timedelta] | None = None,
+        group_max_active: int | None = None,
+        group_rate: tuple[int, float | timedelta] | None = None,
     ) -> QueueLimits:
         """Flow control for every worker of this queue (replaces earlier limits):
         ``max_active`` jobs running at once; ``rate=(n, window)``: at most ``n`` jobs
         started per ``window`` seconds (e.g. ``rate=(100, 60)`` for 100/minute).
-        Jobs over a limit wait in the queue; they never fail. No arguments: no limits.
+        ``group_max_active`` and ``group_rate`` apply the same to each group (tenant)
+        on its own. Jobs over a limit wait in the queue; they never fail. No
+        arguments: no limits.
         """
-        limits = _limits(max_active, rate)
+        whole = _limits(max_active, rate)
+        per_group = _limits(group_max_active, group_rate, prefix="group_")
+        limits = QueueLimits(
+            whole.max_active,
+            whole.rate_max,
+            whole.rate_window,
+            per_group.max_active,
+            per_group.rate_max,
+            per_group.rate_window,
+        )
         backend = await self._app.backend()
         await backend.set_limits(self.name, limits)
         return limits
@@ -192,34 +205,50 @@ class Queue:
         return run_sync(self.cancel_all())
 
     def set_limits_sync(
-        self, *, max_active: int | None = None, rate: tuple[int, float | timedelta] | None = None
+        self,
+        *,
+        max_active: int | None = None,
+        rate: tuple[int, float | timedelta] | None = None,
+        group_max_active: int | None = None,
+        group_rate: tuple[int, float | timedelta] | None = None,
     ) -> QueueLimits:
         """Blocking twin of :meth:`set_limits`."""
-        return run_sync(self.set_limits(max_active=max_active, rate=rate))
+        return run_sync(
+            self.set_limits(
+                max_active=max_active,
+                rate=rate,
+                group_max_active=group_max_active,
+                group_rate=group_rate,
+            )
+        )
 
     def stats_sync(self) -> QueueStats:
         """Blocking twin of :meth:`stats`."""
         return run_sync(self.stats())
 
 
-def _limits(max_active: int | None, rate: tuple[int, float | timedelta] | None) -> QueueLimits:
+def _limits(
+    max_active: int | None, rate: tuple[int, float | timedelta] | None, prefix: str = ""
+) -> QueueLimits:
     if max_active is not None and (
         isinstance(max_active, bool) or not isinstance(max_active, int) or max_active < 1
     ):
-        raise ValidationError(f"max_active must be an integer >= 1, got {max_active!r}")
+        raise ValidationError(f"{prefix}max_active must be an integer >= 1, got {max_active!r}")
     if rate is None:
         return QueueLimits(max_active=max_active)
     try:
         count, window = rate
     except (TypeError, ValueError):
-        raise ValidationError(f"rate must be (jobs, seconds), got {rate!r}") from None
+        raise ValidationError(f"{prefix}rate must be (jobs, seconds), got {rate!r}") from None
     seconds = window.total_seconds() if isinstance(window, timedelta) else window
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ValidationError(f"rate: jobs must be an integer >= 1, got {count!r}")
+        raise ValidationError(f"{prefix}rate: jobs must be an integer >= 1, got {count!r}")
     if (
         isinstance(seconds, bool)
         or not isinstance(seconds, int | float)
         or not 0.001 <= seconds <= 86400 * 7
     ):
-        raise ValidationError(f"rate: window must be between 0.001 s and 7 days, got {window!r}")
+        raise ValidationError(
+            f"{prefix}rate: window must be between 0.001 s and 7 days, got {window!r}"
+        )
     return QueueLimits(max_active=max_active, rate_max=count, rate_window=float(seconds))

@@ -98,12 +98,23 @@ class Task(Generic[P, R]):
         backoff: Any = None,
         timeout: Any = None,
         job_id: str | None = None,
+        group: str | None = None,
+        dedupe_key: str | None = None,
+        dedupe_window: Any = None,
+        debounce: Any = None,
     ) -> Task[P, R]:
         """This task with per-job overrides, e.g. ``task.options(delay=60).enqueue(...)``.
 
         ``delay`` is seconds, a timedelta or an aware datetime; ``priority`` an int in
         [-1000, 1000] (higher runs first); ``job_id`` makes the enqueue idempotent: a
         second enqueue with the same id returns the existing job.
+
+        ``group`` (a tenant, e.g. ``"restaurant-42"``): groups with waiting jobs take
+        turns, so one group's backlog cannot hold up another's jobs. ``dedupe_key``:
+        while the job holding the key is unfinished (or, with ``dedupe_window``
+        seconds, for that long after its add), an enqueue with the same key returns
+        that job. ``debounce`` seconds (with a key): the job starts that long after
+        the *last* enqueue with its key; each one replaces its arguments.
         """
         overrides = JobOptions(
             queue=queue,
@@ -113,6 +124,10 @@ class Task(Generic[P, R]):
             backoff=backoff,
             timeout=timeout,
             job_id=job_id,
+            group=group,
+            dedupe_key=dedupe_key,
+            dedupe_window=dedupe_window,
+            debounce=debounce,
         )
         return Task(self.app, self.fn, self.config, self._options.merged(overrides))
 
@@ -127,6 +142,7 @@ class Task(Generic[P, R]):
         except TypeError as exc:
             raise InvalidArguments(f"task {self.name!r}: {exc}") from None
         opts = self._options
+        opts.check_dedupe()
         data = encode_call(self.name, args, kwargs, self.app.max_payload_bytes, self.param_names)
         delay_ms, run_at_ms = opts.delay_ms()
         return self.queue, NewJob(
@@ -137,6 +153,7 @@ class Task(Generic[P, R]):
             delay_ms=delay_ms,
             run_at_ms=run_at_ms,
             options=opts.stored(),
+            **opts.dedupe_fields(),
         )
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
@@ -163,7 +180,7 @@ class Task(Generic[P, R]):
 
 def new_record(queue: str, new: NewJob) -> JobRecord:
     """What a just-created job looks like, without reading it back."""
-    delayed = new.delay_ms > 0 or new.run_at_ms > time.time() * 1000
+    delayed = new.delay_ms > 0 or new.debounce_ms > 0 or new.run_at_ms > time.time() * 1000
     return JobRecord(
         id=new.id,
         queue=queue,
@@ -172,4 +189,5 @@ def new_record(queue: str, new: NewJob) -> JobRecord:
         data=new.data,
         priority=new.priority,
         options=new.options,
+        group=new.group or None,
     )

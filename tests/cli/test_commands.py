@@ -153,6 +153,33 @@ def test_enqueue_wait_reports_failure_with_exit_code(url: str, tmp_path: Path) -
         worker.wait(15)
 
 
+def test_enqueue_with_group_and_dedupe_key(url: str) -> None:
+    first = corral("enqueue", "t.x", "--group", "shop-1", "--dedupe-key", "k", "--json", url=url)
+    assert first.returncode == 0, first.stderr
+    job = json.loads(first.stdout)
+    assert job["group"] == "shop-1"
+    again = corral("enqueue", "t.x", "--dedupe-key", "k", "--json", url=url)
+    assert json.loads(again.stdout)["id"] == job["id"]
+    bad = corral("enqueue", "t.x", "--debounce", "5", url=url)
+    assert bad.returncode == 2
+    assert "need a dedupe_key" in bad.stderr
+
+
+def test_limits_show_set_and_clear(url: str) -> None:
+    out = corral(
+        "limits", "emails", "--max-active", "5", "--group-rate", "10/60", "--json", url=url
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["group_rate_max"] == 10
+    shown = corral("limits", "emails", url=url)
+    assert "10 per 60 s" in shown.stdout
+    cleared = corral("limits", "emails", "--clear", "--json", url=url)
+    assert json.loads(cleared.stdout)["max_active"] is None
+    bad = corral("limits", "emails", "--rate", "fast", url=url)
+    assert bad.returncode == 2
+    assert "is not JOBS/SECONDS" in bad.stderr
+
+
 def test_wait_timeout_exit_code(url: str) -> None:
     out = corral("enqueue", "t.x", "--wait", "0.2", url=url)
     assert out.returncode == 5

@@ -65,6 +65,10 @@ def new_job(
     delay_ms: int = 0,
     run_at_ms: int = 0,
     options: bytes = b"",
+    group: str = "",
+    dedupe_key: str = "",
+    dedupe_ms: int = 0,
+    debounce_ms: int = 0,
 ) -> NewJob:
     """A NewJob with harmless defaults."""
     return NewJob(
@@ -75,13 +79,17 @@ def new_job(
         delay_ms=delay_ms,
         run_at_ms=run_at_ms,
         options=options,
+        group=group,
+        dedupe_key=dedupe_key,
+        dedupe_ms=dedupe_ms,
+        debounce_ms=debounce_ms,
     )
 
 
 async def enqueue(backend: Backend, queue: str, *job_ids: str, **fields: object) -> None:
     """Enqueue fresh jobs (same extra fields for each) and check they were created."""
     created = await backend.enqueue(queue, [new_job(i, **fields) for i in job_ids])  # type: ignore[arg-type]
-    assert created == [True] * len(job_ids)
+    assert created == [None] * len(job_ids)
 
 
 async def claim_one(

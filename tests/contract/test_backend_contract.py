@@ -39,7 +39,7 @@ async def state(backend: Backend, job_id: str, queue: str = Q) -> JobState | Non
 
 
 async def test_enqueue_stores_waiting_job(backend: Backend) -> None:
-    assert await backend.enqueue(Q, [new_job("j1")]) == [True]
+    assert await backend.enqueue(Q, [new_job("j1")]) == [None]
     assert await state(backend, "j1") is JobState.WAITING
 
 
@@ -101,10 +101,10 @@ async def test_get_missing_returns_none(backend: Backend) -> None:
 
 
 async def test_enqueue_same_id_is_idempotent(backend: Backend) -> None:
-    assert await backend.enqueue(Q, [new_job("j1", data=b"[[1],{}]", priority=1)]) == [True]
+    assert await backend.enqueue(Q, [new_job("j1", data=b"[[1],{}]", priority=1)]) == [None]
     original = await backend.get(Q, "j1")
     again = new_job("j1", name="t.other", data=b"[[2],{}]", priority=9, delay_ms=60_000)
-    assert await backend.enqueue(Q, [again]) == [False]
+    assert await backend.enqueue(Q, [again]) == ["j1"]
     assert await backend.get(Q, "j1") == original
     assert (await backend.counts(Q))["delayed"] == 0
 
@@ -112,9 +112,9 @@ async def test_enqueue_same_id_is_idempotent(backend: Backend) -> None:
 async def test_enqueue_reports_per_job_in_one_call(backend: Backend) -> None:
     await enqueue(backend, Q, "j1")
     assert await backend.enqueue(Q, [new_job("j0"), new_job("j1"), new_job("j2")]) == [
-        True,
-        False,
-        True,
+        None,
+        "j1",
+        None,
     ]
     jobs, _ = await backend.claim(Q, 10, LEASE, "w1")
     assert [j.id for j in jobs] == ["j1", "j0", "j2"]
@@ -122,7 +122,7 @@ async def test_enqueue_reports_per_job_in_one_call(backend: Backend) -> None:
 
 async def test_bulk_enqueue_2500_jobs(backend: Backend) -> None:
     ids = [f"j{i}" for i in range(2500)]
-    assert await backend.enqueue(Q, [new_job(i) for i in ids]) == [True] * 2500
+    assert await backend.enqueue(Q, [new_job(i) for i in ids]) == [None] * 2500
     assert (await backend.counts(Q))["waiting"] == 2500
     jobs, _ = await backend.claim(Q, 2500, LEASE, "w1")
     assert [j.id for j in jobs] == ids  # FIFO across the whole batch

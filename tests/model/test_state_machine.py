@@ -283,7 +283,7 @@ class BackendMachine(RuleBasedStateMachine):
         if repeat_first:
             batch.append(new_job(jobs[0].id, name="t.dup", priority=9, delay_ms=LONG))
         created, t0, t1 = self.timed(self.backend.enqueue(Q, batch))
-        assert created == [True] * len(jobs) + [False] * repeat_first
+        assert created == [None] * len(jobs) + [jobs[0].id] * repeat_first
         for job in jobs:
             self.add(job, t0, t1)
         if repeat_first:
@@ -305,7 +305,7 @@ class BackendMachine(RuleBasedStateMachine):
         dup = new_job(existing, name="t.dup", data=b"[[0],{}]", priority=9, delay_ms=LONG)
         before = self.get(existing)
         created, t0, t1 = self.timed(self.backend.enqueue(Q, [*jobs[:at], dup, *jobs[at:]]))
-        assert created == [True] * at + [False] + [True] * (len(jobs) - at)
+        assert created == [None] * at + [existing] + [None] * (len(jobs) - at)
         assert self.get(existing) == before
         for job in jobs:
             self.add(job, t0, t1)

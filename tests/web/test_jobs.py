@@ -47,6 +47,27 @@ async def test_enqueue_creates_a_waiting_job(client: httpx.AsyncClient) -> None:
     assert job["id"]
 
 
+async def test_enqueue_with_a_group_and_a_dedupe_key(client: httpx.AsyncClient) -> None:
+    body = {"task": "web.echo", "args": ["first"], "group": "restaurant-42", "dedupe_key": "k"}
+    first = await client.post(JOBS, json=body)
+    assert first.status_code == 201, first.text
+    assert first.json()["group"] == "restaurant-42"
+    again = await client.post(JOBS, json={**body, "args": ["second"]})
+    assert again.status_code == 200
+    assert (again.json()["created"], again.json()["id"]) == (False, first.json()["id"])
+    assert again.json()["args"] == ["first"]
+
+
+async def test_debounced_enqueue_replaces_the_arguments(client: httpx.AsyncClient) -> None:
+    body = {"task": "web.echo", "dedupe_key": "sync-7", "debounce": 60}
+    first = await client.post(JOBS, json={**body, "args": ["one"]})
+    assert (first.status_code, first.json()["state"]) == (201, "delayed")
+    again = await client.post(JOBS, json={**body, "args": ["two"]})
+    assert again.status_code == 200
+    assert again.json()["id"] == first.json()["id"]
+    assert again.json()["args"] == ["two"]
+
+
 async def test_enqueue_with_the_same_job_id_returns_the_existing_job(
     client: httpx.AsyncClient,
 ) -> None:

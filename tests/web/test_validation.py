@@ -71,6 +71,13 @@ async def test_the_task_is_required(client: httpx.AsyncClient) -> None:
         ({"job_id": ""}, "job_id"),
         ({"job_id": "x" * 201}, "job_id"),
         ({"task": 7}, "task"),
+        ({"group": ""}, "group"),
+        ({"group": 42}, "group"),
+        ({"dedupe_key": "x" * 201}, "dedupe_key"),
+        ({"dedupe_window": 0}, "dedupe_window"),
+        ({"debounce": -1}, "debounce"),
+        ({"debounce": 5}, "dedupe_key"),
+        ({"dedupe_key": "k", "debounce": 1, "dedupe_window": 1}, "not both"),
         ({"bogus": 1}, "bogus"),
         ({"Priority": 1}, "Priority"),
     ],
@@ -93,6 +100,8 @@ async def test_arguments_that_do_not_fit_the_task(client: httpx.AsyncClient) -> 
 async def test_invalid_names(client: httpx.AsyncClient) -> None:
     assert_names(await client.post(JOBS, json={"task": "web.echo", "queue": "a b"}), "queue")
     assert_names(await client.post(JOBS, json={"task": "web.echo", "job_id": "a b"}), "job id")
+    assert_names(await client.post(JOBS, json={"task": "web.echo", "group": "a b"}), "group")
+    assert_names(await client.post(JOBS, json={"task": "web.echo", "dedupe_key": "a b"}), "dedupe")
     assert_names(await client.get("/api/v1/queues/a%20b"), "queue")
     assert_names(await client.get("/api/v1/queues/a%20b/jobs"), "queue")
     assert_names(await client.post("/api/v1/queues/a%20b/pause"), "queue")

@@ -97,12 +97,16 @@ class QueueLimits:
 
     ``max_active``: at most this many jobs of the queue run at once, across all
     workers. ``rate_max`` per ``rate_window`` seconds: at most that many jobs start in
-    any window of that length. Jobs over a limit wait; they never fail.
+    any window of that length. The ``group_*`` twins apply the same limits to each
+    group (tenant) of the queue separately. Jobs over a limit wait; they never fail.
     """
 
     max_active: int | None = None
     rate_max: int | None = None
     rate_window: float | None = None
+    group_max_active: int | None = None
+    group_rate_max: int | None = None
+    group_rate_window: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +127,13 @@ class NewJob:
     ``data`` is the JSON text of ``[args, kwargs]``; ``options`` the JSON text of the
     per-job overrides (attempts, backoff, timeout) or ``b""`` when there are none.
     ``delay_ms`` is relative to the store's clock; ``run_at_ms`` (absolute) wins when set.
+
+    ``group``: the tenant the job belongs to ("" = none); groups take turns.
+    ``dedupe_key``: while the job holding this key counts (see ``dedupe_ms``), an add
+    with the same key returns that job instead of storing a new one. ``dedupe_ms``:
+    0 = the key is held until its job finishes; > 0 = for that long after the add.
+    ``debounce_ms`` (with a key): the job waits that long, and an add with the same
+    key before it starts replaces its name, data and options and restarts the wait.
     """
 
     id: str
@@ -132,6 +143,10 @@ class NewJob:
     delay_ms: int = 0
     run_at_ms: int = 0
     options: bytes = b""
+    group: str = ""
+    dedupe_key: str = ""
+    dedupe_ms: int = 0
+    debounce_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +194,7 @@ class JobRecord:
     errors: list[bytes] = field(default_factory=list)
     logs: list[bytes] = field(default_factory=list)
     cancel_requested: bool = False
+    group: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,13 +241,17 @@ class Backend(Protocol):
 
     # -- producer transitions -------------------------------------------------------
 
-    async def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[bool]:
+    async def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[str | None]:
         """Store jobs as ``waiting`` (or ``delayed``); each job atomically, a large
         call in atomic chunks of up to 1,000 jobs.
 
-        Returns, per job, True when it was created and False when a job with that id
-        already existed in the queue (idempotent add: the existing job is untouched).
-        Within one priority, jobs are claimed in the order they were enqueued.
+        Returns, per job, None when it was stored as given, else the id of the job
+        that stands for it: the same id when a job with that id already existed
+        (idempotent add: left untouched), or the job holding its dedupe key (for a
+        debounced add: that job, updated and pushed back).
+        Within one priority and group, jobs are claimed in the order they were
+        enqueued; groups with waiting jobs (and the ungrouped jobs as one more) take
+        turns.
         """
 
     # -- worker transitions ---------------------------------------------------------

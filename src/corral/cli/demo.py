@@ -238,12 +238,12 @@ def _print_summary(console: Console, summary: dict[str, Any], url_from_cli: bool
 @click.pass_context
 def demo(ctx: click.Context, n: int, as_json: bool) -> None:
     """Run sample jobs on an in-process worker and show what happens: a quick tour."""
-    from corral.cli.main import EXIT_USAGE, _fail, run
+    from corral.cli.commands import EXIT_USAGE, fail, run
 
     try:
         app = Corral(ctx.ensure_object(dict).get("url"))
     except ConfigurationError as exc:
-        _fail(str(exc), EXIT_USAGE)
+        fail(str(exc), EXIT_USAGE)
     # With --json, stdout carries only the JSON; the live display goes to stderr.
     console = Console(stderr=as_json, highlight=False)
     summary = run(lambda: _run(app, n, console))

@@ -6,101 +6,19 @@ Exit codes: 0 success; 1 the backend failed or refused; 2 bad usage or input;
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import sys
-from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import click
-import orjson
 
 from corral.app import Corral
 from corral.cli import output
+from corral.cli.commands import EXIT_USAGE, fail, json_arg, run, with_app, with_url
 from corral.cli.loader import load_app
-from corral.errors import (
-    BackendError,
-    ConfigurationError,
-    CorralError,
-    JobCancelled,
-    JobFailed,
-    JobNotFound,
-    ResultTimeout,
-    ValidationError,
-)
+from corral.errors import ConfigurationError, ValidationError
 
 __all__ = ["main"]
-
-T = TypeVar("T")
-
-EXIT_BACKEND, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_JOB_FAILED, EXIT_TIMEOUT = 1, 2, 3, 4, 5
-
-
-def _fail(message: str, code: int) -> None:
-    click.secho(f"error: {message}", fg="red", err=True)
-    sys.exit(code)
-
-
-def run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run one command's coroutine, turning Corral errors into a message + exit code."""
-    try:
-        return asyncio.run(make())
-    except JobNotFound as exc:
-        _fail(str(exc), EXIT_NOT_FOUND)
-    except (JobFailed, JobCancelled) as exc:
-        _fail(str(exc), EXIT_JOB_FAILED)
-    except ResultTimeout as exc:
-        _fail(str(exc), EXIT_TIMEOUT)
-    except (ConfigurationError, ValidationError) as exc:
-        _fail(str(exc), EXIT_USAGE)
-    except (BackendError, CorralError) as exc:
-        _fail(str(exc), EXIT_BACKEND)
-    raise AssertionError("unreachable")
-
-
-def _app(ctx: click.Context) -> Corral:
-    obj = ctx.ensure_object(dict)
-    if "app" not in obj:
-        try:
-            spec = obj.get("app_spec")
-            obj["app"] = load_app(spec) if spec else Corral(obj.get("url"))
-            if spec and obj.get("url"):
-                obj["app"] = _with_url(obj["app"], obj["url"])
-        except ConfigurationError as exc:
-            _fail(str(exc), EXIT_USAGE)
-    app: Corral = obj["app"]
-    return app
-
-
-def _with_url(app: Corral, url: str) -> Corral:
-    from corral.settings import resolve_url
-
-    app.url = resolve_url(url)
-    return app
-
-
-def _json_arg(name: str, raw: str | None, kind: type) -> Any:
-    if raw is None:
-        return kind()
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise click.BadParameter(f"not valid JSON: {exc}", param_hint=name) from None
-    if not isinstance(value, kind):
-        want = "a JSON array" if kind is list else "a JSON object"
-        raise click.BadParameter(f"must be {want}, got {raw!r}", param_hint=name)
-    return value
-
-
-def with_app(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Give a command the app (from --app, else a bare app on the URL)."""
-
-    @click.pass_context
-    @functools.wraps(fn)
-    def wrapper(ctx: click.Context, *args: Any, **kwargs: Any) -> Any:
-        return fn(_app(ctx), *args, **kwargs)
-
-    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -183,9 +101,9 @@ def worker(
     try:
         app = load_app(app_spec)
         if ctx.obj.get("url"):
-            app = _with_url(app, ctx.obj["url"])
+            app = with_url(app, ctx.obj["url"])
     except ConfigurationError as exc:
-        _fail(str(exc), EXIT_USAGE)
+        fail(str(exc), EXIT_USAGE)
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
     code = run(
         lambda: run_worker(
@@ -212,6 +130,20 @@ def worker(
 @click.option("--priority", type=click.IntRange(-1000, 1000), help="Higher runs first.")
 @click.option("--attempts", type=click.IntRange(min=1), help="Attempts before the job fails.")
 @click.option("--job-id", help="Idempotency key: a second enqueue returns the same job.")
+@click.option("--group", help="Tenant: groups with waiting jobs take turns.")
+@click.option(
+    "--dedupe-key", help="While the job holding this key is unfinished, return it instead."
+)
+@click.option(
+    "--dedupe-window",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Hold the dedupe key this many seconds (even after the job finished).",
+)
+@click.option(
+    "--debounce",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Start this many seconds after the last enqueue with the dedupe key.",
+)
 @click.option(
     "--wait", "wait", type=click.FloatRange(min=0), help="Wait this many seconds for the result."
 )
@@ -227,12 +159,16 @@ def enqueue(
     priority: int | None,
     attempts: int | None,
     job_id: str | None,
+    group: str | None,
+    dedupe_key: str | None,
+    dedupe_window: float | None,
+    debounce: float | None,
     wait: float | None,
     as_json: bool,
 ) -> None:
     """Enqueue a job of TASK (by name; the task need not be importable here)."""
-    args = _json_arg("--args", args_json, list)
-    kwargs = _json_arg("--kwargs", kwargs_json, dict)
+    args = json_arg("--args", args_json, list)
+    kwargs = json_arg("--kwargs", kwargs_json, dict)
 
     async def go() -> None:
         try:
@@ -245,6 +181,10 @@ def enqueue(
                 priority=priority,
                 attempts=attempts,
                 job_id=job_id,
+                group=group,
+                dedupe_key=dedupe_key,
+                dedupe_window=dedupe_window,
+                debounce=debounce,
             )
             if wait is not None:
                 await job.result(timeout=wait)
@@ -386,6 +326,10 @@ main.add_command(demo)
 from corral.cli.serve import serve  # noqa: E402
 
 main.add_command(serve)
+
+from corral.cli.limits import limits  # noqa: E402
+
+main.add_command(limits)
 
 
 @main.command()

@@ -60,8 +60,8 @@ def _offset(cursor: str | None) -> int:
 
 @router.post("/jobs", status_code=201, response_model=JobOut, tags=["jobs"])
 async def enqueue(body: EnqueueRequest, request: Request, scope: Write) -> Any:
-    """Enqueue a job by task name. With ``job_id``, a second call returns the existing
-    job (``created: false``, status 200)."""
+    """Enqueue a job by task name. With ``job_id`` (or a ``dedupe_key`` still held), a
+    second call returns the existing job (``created: false``, status 200)."""
     settings = settings_of(request)
     corral = settings.corral
     if body.task not in corral.tasks and not settings.allow_unregistered:
@@ -76,6 +76,10 @@ async def enqueue(body: EnqueueRequest, request: Request, scope: Write) -> Any:
         attempts=body.attempts,
         timeout=body.timeout,
         job_id=body.job_id,
+        group=body.group,
+        dedupe_key=body.dedupe_key,
+        dedupe_window=body.dedupe_window,
+        debounce=body.debounce,
     )
     if job.created:
         await job.refresh()

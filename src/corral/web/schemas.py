@@ -37,6 +37,30 @@ class EnqueueRequest(_Strict):
     attempts: int | None = Field(default=None, ge=1, le=1000)
     timeout: float | None = Field(default=None, gt=0, le=30 * 86400, description="seconds")
     job_id: str | None = Field(default=None, min_length=1, max_length=200)
+    group: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="tenant: groups with waiting jobs take turns",
+        examples=["restaurant-42"],
+    )
+    dedupe_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="while the job holding this key is unfinished (or within dedupe_window), "
+        "an enqueue with the same key returns that job",
+    )
+    dedupe_window: float | None = Field(
+        default=None, gt=0, le=365 * 86400, description="seconds the dedupe key is held"
+    )
+    debounce: float | None = Field(
+        default=None,
+        gt=0,
+        le=365 * 86400,
+        description="seconds: the job starts this long after the last enqueue with its "
+        "dedupe_key, with that enqueue's arguments",
+    )
 
 
 class CleanRequest(_Strict):
@@ -53,6 +77,7 @@ class JobOut(BaseModel):
     args: list[Any]
     kwargs: dict[str, Any]
     priority: int
+    group: str | None = None
     attempts: int
     stalls: int
     progress: Any = None
@@ -65,7 +90,9 @@ class JobOut(BaseModel):
     run_at: str | None
     cancel_requested: bool
     created: bool | None = Field(
-        default=None, description="on enqueue: false when the job id already existed"
+        default=None,
+        description="on enqueue: false when an existing job stands for it (same job_id, "
+        "dedupe_key or debounce)",
     )
 
 

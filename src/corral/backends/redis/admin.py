@@ -18,6 +18,7 @@ from corral.backends.base import (
     WorkerInfo,
 )
 from corral.backends.redis.keys import QueueKeys, RegistryKeys
+from corral.backends.redis.records import job_fields
 from corral.backends.redis.records import text as _text
 from corral.backends.wire import decode_worker, encode_worker
 from redis.asyncio import Redis
@@ -59,29 +60,37 @@ class RedisAdmin:
                 await pipe.execute()
 
     async def set_limits(self, queue: str, limits: QueueLimits) -> None:
-        client = self._client_or_fail()
-        keys = self._k(queue)
-        fields = {
-            "max_active": limits.max_active,
-            "rate_max": limits.rate_max,
-            "rate_ms": None if limits.rate_window is None else int(limits.rate_window * 1000),
-        }
+        def ms(window: float | None) -> int | None:
+            return None if window is None else int(window * 1000)
+
+        values = (
+            limits.max_active,
+            limits.rate_max,
+            ms(limits.rate_window),
+            limits.group_max_active,
+            limits.group_rate_max,
+            ms(limits.group_rate_window),
+        )
+        await self._run("limits", queue, ["" if v is None else v for v in values])
         with self._translate():
-            async with client.pipeline(transaction=True) as pipe:
-                pipe.sadd(self._registry.queues, queue)
-                pipe.hdel(keys.meta, *fields)
-                for name, value in fields.items():
-                    if value is not None:
-                        pipe.hset(keys.meta, name, value)
-                pipe.zadd(keys.marker, {"0": 0})  # limits may have loosened
-                await pipe.execute()
+            await self._client_or_fail().sadd(self._registry.queues, queue)
 
     async def limits(self, queue: str) -> QueueLimits:
         client = self._client_or_fail()
+        names = ["max_active", "rate_max", "rate_ms", "gmax", "grate", "grate_ms"]
         with self._translate():
-            raw = await client.hmget(self._k(queue).meta, ["max_active", "rate_max", "rate_ms"])
-        max_active, rate_max, rate_ms = (None if v is None else int(v) for v in raw)
-        return QueueLimits(max_active, rate_max, None if rate_ms is None else rate_ms / 1000)
+            raw = await client.hmget(self._k(queue).meta, names)
+        max_active, rate_max, rate_ms, gmax, grate, grate_ms = (
+            None if v is None else int(v) for v in raw
+        )
+        return QueueLimits(
+            max_active,
+            rate_max,
+            None if rate_ms is None else rate_ms / 1000,
+            gmax,
+            grate,
+            None if grate_ms is None else grate_ms / 1000,
+        )
 
     async def stats(self, queue: str) -> QueueStats:
         client = self._client_or_fail()
@@ -139,15 +148,7 @@ class RedisAdmin:
     ) -> bool:
         args: list[Any] = [name, tick, -1 if next_at is None else next_at]
         if job is not None:
-            args += (
-                job.id,
-                job.name,
-                job.data,
-                job.priority,
-                job.delay_ms,
-                job.run_at_ms,
-                job.options,
-            )
+            args += job_fields(job)
         return bool(await self._run("schedule_fire", queue, args))
 
     async def register_worker(self, info: WorkerInfo, ttl_ms: int) -> None:

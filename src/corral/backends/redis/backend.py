@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import os
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
@@ -25,7 +26,7 @@ from corral.backends.base import (
 from corral.backends.redis.admin import RedisAdmin
 from corral.backends.redis.keys import QueueKeys, RegistryKeys
 from corral.backends.redis.pubsub import Hub
-from corral.backends.redis.records import record_from_hash
+from corral.backends.redis.records import job_fields, record_from_hash
 from corral.backends.redis.records import text as _text
 from corral.backends.redis.scripts import ScriptSet
 from corral.backends.redis.waiters import Waiters
@@ -227,23 +228,15 @@ class RedisBackend(RedisAdmin):
 
     # -- producer -------------------------------------------------------------------
 
-    async def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[bool]:
+    async def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[str | None]:
         client = self._client_or_fail()
-        created: list[bool] = []
+        created: list[str | None] = []
         for start in range(0, len(jobs), _ENQUEUE_CHUNK):
             args: list[Any] = []
             for job in jobs[start : start + _ENQUEUE_CHUNK]:
-                args += (
-                    job.id,
-                    job.name,
-                    job.data,
-                    job.priority,
-                    job.delay_ms,
-                    job.run_at_ms,
-                    job.options,
-                )
+                args += job_fields(job)
             reply = await self._run("enqueue", queue, args)
-            created.extend(bool(flag) for flag in reply)
+            created.extend(None if flag == 1 else _text(flag) for flag in reply)
         if self._waitaof:
             with self._translate():
                 local, _ = await client.execute_command("WAITAOF", 1, 0, 5000)  # type: ignore[no-untyped-call]
@@ -415,11 +408,20 @@ class RedisBackend(RedisAdmin):
         client = self._client_or_fail()
         if limit <= 0:
             return []
-        key = self._k(queue).state_set(state.value)
+        keys = self._k(queue)
+        key = keys.state_set(state.value)
         end = offset + limit - 1
         with self._translate():
             if state.terminal:
                 raw = await client.zrevrange(key, offset, end)
+            elif state is JobState.WAITING:
+                # Ungrouped and grouped waiting jobs share one score order: merge them.
+                async with client.pipeline(transaction=False) as pipe:
+                    pipe.zrange(keys.wait, 0, end, withscores=True)
+                    pipe.zrange(keys.grouped_wait, 0, end, withscores=True)
+                    plain, grouped = await pipe.execute()
+                merged = heapq.merge(plain, grouped, key=lambda pair: pair[1])
+                raw = [member for member, _ in merged][offset : end + 1]
             else:
                 raw = await client.zrange(key, offset, end)
         records = await self._get_many(queue, [_text(i) for i in raw])
@@ -433,9 +435,11 @@ class RedisBackend(RedisAdmin):
             async with client.pipeline(transaction=False) as pipe:
                 for state in states:
                     pipe.zcard(keys.state_set(state.value))
+                pipe.zcard(keys.grouped_wait)
                 pipe.hget(keys.meta, "paused")
                 replies = await pipe.execute()
         counts = {state.value: int(n) for state, n in zip(states, replies, strict=False)}
+        counts[JobState.WAITING.value] += int(replies[-2])
         counts["paused"] = int(replies[-1] == b"1")
         return counts
 

@@ -3,13 +3,22 @@
 All keys of one queue share the hash tag ``{queue}`` so each script touches a
 single slot and the same code runs on Redis Cluster::
 
-    {prefix}:{queue}:waiting     zset  waiting jobs; score = priority band + sequence
+    {prefix}:{queue}:waiting     zset  ungrouped waiting jobs; score = priority band + sequence
+    {prefix}:{queue}:gw          zset  grouped waiting jobs (same score), for counts and lists
+    {prefix}:{queue}:g:{group}   zset  one group's waiting jobs (same score)
+    {prefix}:{queue}:groups      zset  groups in line for a turn; score = turn (meta 'turn')
+    {prefix}:{queue}:gactive     hash  group -> jobs running
+    {prefix}:{queue}:gcapped     set   groups held by the per-group concurrency cap
+    {prefix}:{queue}:gparked     zset  groups held by the per-group rate; score = ms free again
+    {prefix}:{queue}:grate:{g}   zset  a group's recent starts (per-group rate limit)
+    {prefix}:{queue}:rate        zset  the queue's recent starts (rate limit)
+    {prefix}:{queue}:dd:{key}    string dedupe key -> id of the job holding it
     {prefix}:{queue}:active      zset  leased jobs; score = lease deadline (ms)
     {prefix}:{queue}:delayed     zset  score = due time (ms)
     {prefix}:{queue}:completed   zset  score = finish time (microseconds)
     {prefix}:{queue}:failed      zset  the dead-letter set; score = finish time (us)
     {prefix}:{queue}:cancelled   zset  score = finish time (us)
-    {prefix}:{queue}:meta        hash  paused flag, enqueue sequence
+    {prefix}:{queue}:meta        hash  paused flag, enqueue sequence, limits, turns, counters
     {prefix}:{queue}:marker      zset  at most one member: "there may be work" for blocked workers
     {prefix}:{queue}:j:{id}      hash  the job
     {prefix}:{queue}:j:{id}:err  list  one JSON error per failed attempt
@@ -37,6 +46,7 @@ class QueueKeys:
 
     base: str
     wait: str
+    grouped_wait: str
     active: str
     delayed: str
     completed: str
@@ -54,6 +64,7 @@ class QueueKeys:
         return cls(
             base=base,
             wait=base + "waiting",
+            grouped_wait=base + "gw",
             active=base + "active",
             delayed=base + "delayed",
             completed=base + "completed",

@@ -1,10 +1,38 @@
-"""Decoding a job hash (HGETALL) into a :class:`JobRecord`."""
+"""A job hash both ways: the script arguments that store a job, and HGETALL decoded
+into a :class:`JobRecord`."""
 
 from __future__ import annotations
 
-from corral.backends.base import JobRecord, JobState
+from typing import Any
 
-__all__ = ["record_from_hash", "text"]
+import orjson
+
+from corral.backends.base import JobRecord, JobState, NewJob
+
+__all__ = ["job_fields", "record_from_hash", "text"]
+
+
+def job_fields(job: NewJob) -> tuple[Any, ...]:
+    """The 8 fields per job that enqueue.lua and schedule_fire.lua take."""
+    ext: dict[str, Any] = {}
+    if job.group:
+        ext["g"] = job.group
+    if job.dedupe_key:
+        ext["k"] = job.dedupe_key
+        if job.dedupe_ms:
+            ext["w"] = job.dedupe_ms
+        if job.debounce_ms:
+            ext["d"] = job.debounce_ms
+    return (
+        job.id,
+        job.name,
+        job.data,
+        job.priority,
+        job.delay_ms,
+        job.run_at_ms,
+        job.options,
+        orjson.dumps(ext) if ext else b"",
+    )
 
 
 def text(value: object) -> str:
@@ -40,4 +68,5 @@ def record_from_hash(
         errors=errors,
         logs=logs,
         cancel_requested=h.get(b"cxl") == b"1",
+        group=h[b"grp"].decode() if b"grp" in h else None,
     )

@@ -21,6 +21,7 @@ SCRIPT_NAMES = (
     "drain",
     "enqueue",
     "fail",
+    "limits",
     "promote",
     "reap",
     "release",

@@ -39,11 +39,21 @@ class SQLiteAdmin:
         await self._s().write(tx)
 
     async def set_limits(self, queue: str, limits: QueueLimits) -> None:
-        rate_ms = None if limits.rate_window is None else int(limits.rate_window * 1000)
+        def ms(window: float | None) -> int | None:
+            return None if window is None else int(window * 1000)
+
+        values = (
+            limits.max_active,
+            limits.rate_max,
+            ms(limits.rate_window),
+            limits.group_max_active,
+            limits.group_rate_max,
+            ms(limits.group_rate_window),
+        )
 
         def tx(conn: Conn) -> None:
             conn.execute(q.REGISTER_QUEUE, (queue,))
-            conn.execute(q.SET_LIMITS, (limits.max_active, limits.rate_max, rate_ms, queue))
+            conn.execute(q.SET_LIMITS, (*values, queue))
 
         await self._s().write(tx)
 
@@ -51,8 +61,15 @@ class SQLiteAdmin:
         row = await self._s().read(lambda conn: conn.execute(q.QUEUE_LIMITS, (queue,)).fetchone())
         if row is None:
             return QueueLimits()
-        _, max_active, rate_max, rate_ms = row
-        return QueueLimits(max_active, rate_max, None if rate_ms is None else rate_ms / 1000)
+        _, max_active, rate_max, rate_ms, gmax, grate, grate_ms = row
+        return QueueLimits(
+            max_active,
+            rate_max,
+            None if rate_ms is None else rate_ms / 1000,
+            gmax,
+            grate,
+            None if grate_ms is None else grate_ms / 1000,
+        )
 
     async def stats(self, queue: str) -> QueueStats:
         values = dict(await self._s().read(lambda conn: conn.execute(q.STATS, (queue,)).fetchall()))

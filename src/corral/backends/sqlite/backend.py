@@ -25,6 +25,7 @@ from corral.backends.base import (
 from corral.backends.sqlite import queries as q
 from corral.backends.sqlite.admin import SQLiteAdmin
 from corral.backends.sqlite.changes import ChangeFeed
+from corral.backends.sqlite.claims import claim as claim_jobs
 from corral.backends.sqlite.rows import (
     add_error,
     add_stat,
@@ -98,7 +99,7 @@ class SQLiteBackend(SQLiteAdmin):
 
     # -- producer -------------------------------------------------------------------
 
-    async def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[bool]:
+    async def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[str | None]:
         return await self._s().write(partial(insert_jobs, queue=queue, jobs=jobs))
 
     # -- worker ---------------------------------------------------------------------
@@ -111,50 +112,16 @@ class SQLiteBackend(SQLiteAdmin):
         if self._feed is not None and (self._claim_event is None or self._claim_event.is_set()):
             self._claim_event = self._feed.current()
 
-        def tx(conn: Conn) -> tuple[list[ClaimedJob], int | None]:
-            now = clock_us() // 1000
-            conn.execute(q.PROMOTE_DUE, (queue, now))
-            paused, max_active, rate_max, rate_ms = conn.execute(
-                q.QUEUE_LIMITS, (queue,)
-            ).fetchone() or (0, None, None, None)
-            if paused:
-                return [], None
-            room = count
-            if max_active is not None:
-                room = min(room, max_active - conn.execute(q.ACTIVE_COUNT, (queue,)).fetchone()[0])
-                if room <= 0:
-                    return [], None
-            if rate_max is not None and rate_ms is not None:
-                conn.execute(q.FORGET_STARTS, (queue, now - rate_ms))
-                used, oldest = conn.execute(q.STARTS, (queue,)).fetchone()
-                if used >= rate_max:
-                    return [], max(1, oldest + rate_ms - now)
-                room = min(room, rate_max - used)
-            rows = conn.execute(
-                q.CLAIM, (prefix, now, now + lease_ms, worker_id, queue, queue, room)
-            ).fetchall()
-            if rate_max is not None:
-                conn.executemany(q.ADD_START, [(queue, now)] * len(rows))
-            if not rows:
-                due = conn.execute(q.NEXT_DUE, (queue,)).fetchone()[0]
-                return [], (None if due is None else max(0, due - now))
-            rows.sort(key=lambda r: (-r[7], r[8]))
-            emit(conn, queue, "active", *(r[0] for r in rows))
-            return [
-                ClaimedJob(
-                    id=r[0],
-                    queue=queue,
-                    name=r[1],
-                    data=r[2],
-                    attempt=r[3],
-                    token=r[4],
-                    options=r[5],
-                    stalls=r[6],
-                )
-                for r in rows
-            ], None
-
-        return await self._s().write(tx)
+        return await self._s().write(
+            partial(
+                claim_jobs,
+                queue=queue,
+                count=count,
+                lease_ms=lease_ms,
+                worker_id=worker_id,
+                prefix=prefix,
+            )
+        )
 
     async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
         assert self._feed is not None, "not connected"

@@ -91,6 +91,79 @@ MIGRATIONS: list[str] = [
     CREATE TABLE starts (queue TEXT NOT NULL, at INTEGER NOT NULL);
     CREATE INDEX starts_queue ON starts (queue, at);
     """,
+    # 5: groups (tenants) taking turns, per-group limits, dedupe keys. Ungrouped and
+    # grouped waiting jobs get separate indexes so neither scans past the other.
+    # Triggers keep each group's waiting/active counts, whatever moved the job.
+    """
+    ALTER TABLE jobs ADD COLUMN grp TEXT;
+    ALTER TABLE jobs ADD COLUMN dedupe TEXT;
+    DROP INDEX jobs_waiting;
+    CREATE INDEX jobs_waiting ON jobs (queue, priority DESC, seq)
+        WHERE state = 'waiting' AND grp IS NULL;
+    CREATE INDEX jobs_group_waiting ON jobs (queue, grp, priority DESC, seq)
+        WHERE state = 'waiting' AND grp IS NOT NULL;
+    ALTER TABLE queues ADD COLUMN turn INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE queues ADD COLUMN uturn INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE queues ADD COLUMN group_max_active INTEGER;
+    ALTER TABLE queues ADD COLUMN group_rate_max INTEGER;
+    ALTER TABLE queues ADD COLUMN group_rate_ms INTEGER;
+    CREATE TABLE groups (
+        queue TEXT NOT NULL,
+        grp TEXT NOT NULL,
+        waiting INTEGER NOT NULL DEFAULT 0,
+        active INTEGER NOT NULL DEFAULT 0,
+        turn INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (queue, grp)
+    );
+    CREATE INDEX groups_turn ON groups (queue, turn) WHERE waiting > 0;
+    CREATE TABLE group_starts (queue TEXT NOT NULL, grp TEXT NOT NULL, at INTEGER NOT NULL);
+    CREATE INDEX group_starts_grp ON group_starts (queue, grp, at);
+    CREATE TABLE dedupe (
+        queue TEXT NOT NULL,
+        key TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        expires_at INTEGER,
+        PRIMARY KEY (queue, key)
+    );
+    CREATE TRIGGER jobs_group_insert AFTER INSERT ON jobs WHEN NEW.grp IS NOT NULL
+    BEGIN
+        UPDATE queues SET turn = turn + 1 WHERE name = NEW.queue;
+        INSERT INTO groups (queue, grp) VALUES (NEW.queue, NEW.grp) ON CONFLICT DO NOTHING;
+        UPDATE groups SET
+            turn = CASE WHEN waiting <= 0 AND NEW.state = 'waiting'
+                THEN (SELECT turn FROM queues WHERE name = NEW.queue) ELSE turn END,
+            waiting = waiting + (NEW.state = 'waiting'),
+            active = active + (NEW.state = 'active')
+        WHERE queue = NEW.queue AND grp = NEW.grp;
+    END;
+    CREATE TRIGGER jobs_group_update AFTER UPDATE OF state ON jobs
+    WHEN NEW.grp IS NOT NULL AND OLD.state != NEW.state
+    BEGIN
+        UPDATE queues SET turn = turn + 1 WHERE name = NEW.queue AND NEW.state = 'waiting';
+        INSERT INTO groups (queue, grp) VALUES (NEW.queue, NEW.grp) ON CONFLICT DO NOTHING;
+        UPDATE groups SET
+            turn = CASE WHEN waiting <= 0 AND NEW.state = 'waiting'
+                THEN (SELECT turn FROM queues WHERE name = NEW.queue) ELSE turn END,
+            waiting = waiting + (NEW.state = 'waiting') - (OLD.state = 'waiting'),
+            active = active + (NEW.state = 'active') - (OLD.state = 'active')
+        WHERE queue = NEW.queue AND grp = NEW.grp;
+        DELETE FROM groups
+        WHERE queue = NEW.queue AND grp = NEW.grp AND waiting <= 0 AND active <= 0;
+    END;
+    CREATE TRIGGER jobs_group_delete AFTER DELETE ON jobs WHEN OLD.grp IS NOT NULL
+    BEGIN
+        UPDATE groups SET
+            waiting = waiting - (OLD.state = 'waiting'),
+            active = active - (OLD.state = 'active')
+        WHERE queue = OLD.queue AND grp = OLD.grp;
+        DELETE FROM groups
+        WHERE queue = OLD.queue AND grp = OLD.grp AND waiting <= 0 AND active <= 0;
+    END;
+    CREATE TRIGGER jobs_dedupe_delete AFTER DELETE ON jobs WHEN OLD.dedupe IS NOT NULL
+    BEGIN
+        DELETE FROM dedupe WHERE queue = OLD.queue AND key = OLD.dedupe AND job_id = OLD.id;
+    END;
+    """,
 ]
 
 
@@ -123,5 +196,14 @@ def migrate(conn: sqlite3.Connection) -> int:
 
 
 def _statements(script: str) -> list[str]:
-    # executescript() would commit the open transaction; split and run one by one.
-    return [s.strip() for s in script.split(";") if s.strip()]
+    # executescript() would commit the open transaction; split and run one by one
+    # (a trigger body holds ";" too: a statement ends where SQLite says it is complete).
+    out: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                out.append(pending.strip())
+            pending = ""
+    return out

@@ -2,23 +2,41 @@
 
 JOB_COLUMNS = (
     "id, name, state, data, priority, options, attempts, stalls, created_at, started_at,"
-    " finished_at, run_at, progress, result, cancel_requested"
+    " finished_at, run_at, progress, result, cancel_requested, grp"
 )
 
 REGISTER_QUEUE = "INSERT OR IGNORE INTO queues (name) VALUES (?)"
 NEXT_SEQ = "UPDATE queues SET seq = seq + ? WHERE name = ? RETURNING seq"
 INSERT_JOB = """
 INSERT OR IGNORE INTO jobs
-    (queue, id, name, data, state, priority, seq, options, created_at, run_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    (queue, id, name, data, state, priority, seq, options, created_at, run_at, grp, dedupe)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
+JOB_EXISTS = "SELECT 1 FROM jobs WHERE queue = ? AND id = ?"
+DEDUPE_HOLDER = """
+SELECT d.job_id, d.expires_at, j.state FROM dedupe d
+LEFT JOIN jobs j ON j.queue = d.queue AND j.id = d.job_id
+WHERE d.queue = ? AND d.key = ?
+"""
+DEBOUNCE = """
+UPDATE jobs SET name = ?, data = ?, options = ?, state = 'delayed', run_at = ?
+WHERE queue = ? AND id = ?
+"""
+HOLD_DEDUPE = "INSERT OR REPLACE INTO dedupe (queue, key, job_id, expires_at) VALUES (?, ?, ?, ?)"
 PROMOTE_DUE = """
 UPDATE jobs SET state = 'waiting'
 WHERE queue = ? AND state = 'delayed' AND run_at <= ?
 """
 IS_PAUSED = "SELECT paused FROM queues WHERE name = ?"
-QUEUE_LIMITS = "SELECT paused, max_active, rate_max, rate_ms FROM queues WHERE name = ?"
-SET_LIMITS = "UPDATE queues SET max_active = ?, rate_max = ?, rate_ms = ? WHERE name = ?"
+QUEUE_LIMITS = """
+SELECT paused, max_active, rate_max, rate_ms, group_max_active, group_rate_max, group_rate_ms
+FROM queues WHERE name = ?
+"""
+SET_LIMITS = """
+UPDATE queues SET max_active = ?, rate_max = ?, rate_ms = ?, group_max_active = ?,
+    group_rate_max = ?, group_rate_ms = ?
+WHERE name = ?
+"""
 ACTIVE_COUNT = "SELECT COUNT(*) FROM jobs WHERE queue = ? AND state = 'active'"
 FORGET_STARTS = "DELETE FROM starts WHERE queue = ? AND at <= ?"
 STARTS = "SELECT COUNT(*), MIN(at) FROM starts WHERE queue = ?"
@@ -27,11 +45,39 @@ CLAIM = """
 UPDATE jobs SET state = 'active', attempts = attempts + 1, token = ? || id,
     started_at = ?, lease_until = ?, worker = ?
 WHERE queue = ? AND id IN (
-    SELECT id FROM jobs WHERE queue = ? AND state = 'waiting'
+    SELECT id FROM jobs WHERE queue = ? AND state = 'waiting' AND grp IS NULL
     ORDER BY priority DESC, seq LIMIT ?
 )
 RETURNING id, name, data, attempts, token, options, stalls, priority, seq
 """
+CLAIM_IN_GROUP = """
+UPDATE jobs SET state = 'active', attempts = attempts + 1, token = ? || id,
+    started_at = ?, lease_until = ?, worker = ?
+WHERE queue = ? AND id IN (
+    SELECT id FROM jobs WHERE queue = ? AND state = 'waiting' AND grp = ?
+    ORDER BY priority DESC, seq LIMIT 1
+)
+RETURNING id, name, data, attempts, token, options, stalls, priority, seq
+"""
+ANY_GROUP_WAITING = "SELECT 1 FROM groups WHERE queue = ? AND waiting > 0 LIMIT 1"
+ANY_UNGROUPED_WAITING = (
+    "SELECT 1 FROM jobs WHERE queue = ? AND state = 'waiting' AND grp IS NULL LIMIT 1"
+)
+NEXT_GROUP = """
+SELECT grp, turn FROM groups g WHERE queue = :queue AND waiting > 0
+    AND (:gmax IS NULL OR active < :gmax)
+    AND (:grate IS NULL OR (
+        SELECT COUNT(*) FROM group_starts s WHERE s.queue = g.queue AND s.grp = g.grp
+    ) < :grate)
+ORDER BY turn LIMIT 1
+"""
+TAKE_TURN = "UPDATE queues SET turn = turn + 1 WHERE name = ? RETURNING turn"
+GET_UTURN = "SELECT uturn FROM queues WHERE name = ?"
+SET_UTURN = "UPDATE queues SET uturn = ? WHERE name = ?"
+SET_GROUP_TURN = "UPDATE groups SET turn = ? WHERE queue = ? AND grp = ?"
+FORGET_GROUP_STARTS = "DELETE FROM group_starts WHERE queue = ? AND at <= ?"
+ADD_GROUP_START = "INSERT INTO group_starts (queue, grp, at) VALUES (?, ?, ?)"
+OLDEST_GROUP_START = "SELECT MIN(at) FROM group_starts WHERE queue = ?"
 NEXT_DUE = "SELECT MIN(run_at) FROM jobs WHERE queue = ? AND state = 'delayed'"
 LEASED = "SELECT cancel_requested FROM jobs WHERE queue = ? AND id = ? AND token = ?"
 COMPLETE = """

@@ -70,16 +70,47 @@ def add_stat(conn: Conn, queue: str, name: str, value: float) -> None:
     conn.execute(q.ADD_STAT, (queue, name, value))
 
 
-def insert_jobs(conn: Conn, *, queue: str, jobs: Sequence[NewJob]) -> list[bool]:
-    """Store new jobs (waiting, or delayed); an existing id is left untouched (False)."""
+def _stand_in(conn: Conn, queue: str, job: NewJob, now: int) -> str | None:
+    """The job that stands for this add instead of a new one (see ``NewJob``), after
+    debouncing it when asked; None when the add should create its job."""
+    if conn.execute(q.JOB_EXISTS, (queue, job.id)).fetchone():
+        return job.id
+    row = conn.execute(q.DEDUPE_HOLDER, (queue, job.dedupe_key)).fetchone()
+    if row is None:
+        return None
+    holder, expires_at, state = row
+    if job.debounce_ms:
+        if state not in ("waiting", "delayed"):
+            return None
+        run_at = now + job.debounce_ms
+        conn.execute(q.DEBOUNCE, (job.name, job.data, job.options, run_at, queue, holder))
+        emit(conn, queue, "debounced", holder)
+        return str(holder)
+    if state is None:
+        return None
+    # A window holds the key for its length; otherwise until the job finishes.
+    held = expires_at > now if expires_at is not None else state in ("waiting", "delayed", "active")
+    return str(holder) if held else None
+
+
+def insert_jobs(conn: Conn, *, queue: str, jobs: Sequence[NewJob]) -> list[str | None]:
+    """Store new jobs (waiting, or delayed). Per job: None when created, else the id
+    of the job that stands for it (the existing one with that id, or the holder of
+    its dedupe key)."""
     conn.execute(q.REGISTER_QUEUE, (queue,))
     seq = conn.execute(q.NEXT_SEQ, (len(jobs), queue)).fetchone()[0] - len(jobs)
     now = clock_us() // 1000
-    created: list[bool] = []
+    out: list[str | None] = []
     for job in jobs:
-        run_at = job.run_at_ms or (now + job.delay_ms if job.delay_ms > 0 else 0)
-        state = "delayed" if run_at > now else "waiting"
         seq += 1
+        if job.dedupe_key:
+            stand_in = _stand_in(conn, queue, job, now)
+            if stand_in is not None:
+                out.append(stand_in)
+                continue
+        delay_ms = job.debounce_ms or job.delay_ms
+        run_at = (not job.debounce_ms and job.run_at_ms) or (now + delay_ms if delay_ms > 0 else 0)
+        state = "delayed" if run_at > now else "waiting"
         cursor = conn.execute(
             q.INSERT_JOB,
             (
@@ -93,12 +124,19 @@ def insert_jobs(conn: Conn, *, queue: str, jobs: Sequence[NewJob]) -> list[bool]
                 job.options,
                 now,
                 run_at or None,
+                job.group or None,
+                job.dedupe_key or None,
             ),
         )
-        created.append(cursor.rowcount == 1)
-        if created[-1]:
-            emit(conn, queue, "added", job.id)
-    return created
+        if cursor.rowcount != 1:
+            out.append(job.id)
+            continue
+        out.append(None)
+        if job.dedupe_key:
+            expires_at = now + job.dedupe_ms if job.dedupe_ms else None
+            conn.execute(q.HOLD_DEDUPE, (queue, job.dedupe_key, job.id, expires_at))
+        emit(conn, queue, "added", job.id)
+    return out
 
 
 def observe(conn: Conn, queue: str, durations: Sequence[float]) -> None:
@@ -161,6 +199,7 @@ def records(conn: Conn, queue: str, ids: Sequence[str]) -> list[JobRecord | None
                 errors=errors,
                 logs=logs,
                 cancel_requested=bool(row[14]),
+                group=row[15],
             )
         )
     return out

@@ -8,6 +8,7 @@ if redis.call('HGET', k, 'tok') ~= ARGV[3] then return 0 end
 redis.call('RPUSH', k .. ':err', ARGV[4])
 redis.call('ZREM', K_ACTIVE, id)
 finished()
+group_left(redis.call('HGET', k, 'grp'))
 to_cancelled(id, k)
 retain(K_CANCELLED, tonumber(ARGV[5]), tonumber(ARGV[6]))
 return 1

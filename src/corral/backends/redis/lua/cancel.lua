@@ -9,7 +9,7 @@ local k = jkey(id)
 local state = redis.call('HGET', k, 'state')
 if not state then return 'missing' end
 if state == 'waiting' or state == 'delayed' then
-  if state == 'waiting' then redis.call('ZREM', K_WAIT, id) else redis.call('ZREM', K_DELAYED, id) end
+  if state == 'waiting' then unwait(id, k) else redis.call('ZREM', K_DELAYED, id) end
   to_cancelled(id, k)
   retain(K_CANCELLED, tonumber(ARGV[3]), tonumber(ARGV[4]))
   return 'cancelled'

@@ -1,9 +1,11 @@
 -- Lease up to N waiting jobs (promoting due delayed jobs first), within the queue's
 -- limits: at most max_active jobs active across all workers, at most rate_max starts
 -- per rate_ms (a sliding log of start times in BASE..'rate').
+-- With grouped jobs waiting, groups (and the ungrouped jobs as one more) take turns,
+-- one job per turn, each group within its own cap (gmax) and rate (grate per grate_ms).
 -- KEYS: common.  ARGV: 1 base, 2 count, 3 lease_ms, 4 token prefix (unique per call), 5 worker id
--- Returns: {ms until the next delayed job is due or -1, paused 0/1, then 7 fields per job:
---           id, name, data, attempt, token, options, stalls}
+-- Returns: {ms until the next delayed job or held group is due or -1, paused 0/1,
+--           then 7 fields per job: id, name, data, attempt, token, options, stalls}
 --@include common
 local due = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', NOW, 'LIMIT', 0, 1000)
 if #due > 0 then
@@ -11,7 +13,8 @@ if #due > 0 then
   redis.call('ZREM', K_DELAYED, unpack(due))
 end
 
-local meta = redis.call('HMGET', K_META, 'paused', 'max_active', 'rate_max', 'rate_ms')
+local meta = redis.call('HMGET', K_META, 'paused', 'max_active', 'rate_max', 'rate_ms',
+  'gmax', 'grate', 'grate_ms', 'uturn')
 if meta[1] == '1' then return {-1, 1} end
 
 local count = tonumber(ARGV[2])
@@ -33,12 +36,82 @@ if meta[3] then
   count = math.min(count, room)
 end
 
-local popped = redis.call('ZPOPMIN', K_WAIT, count)
+-- Pick up to `count` job ids taking turns: the lowest turn in GROUPS goes next, the
+-- ungrouped jobs' turn is meta 'uturn'. A group over its limits leaves the line
+-- (see line_up and group_left) instead of being skipped again and again.
+local function pick_fair()
+  local gmax, grate, grate_ms = tonumber(meta[5]), tonumber(meta[6]), tonumber(meta[7])
+  local back = redis.call('ZRANGEBYSCORE', GPARKED, '-inf', NOW, 'LIMIT', 0, 100)
+  for _, g in ipairs(back) do
+    redis.call('ZREM', GPARKED, g)
+    if redis.call('EXISTS', G_PREFIX .. g) == 1 then line_up(g) end
+  end
+  local ids = {}
+  local uturn = tonumber(meta[8] or '0')
+  local ungrouped = redis.call('ZCARD', K_WAIT)
+  local guard = count + 100
+  while #ids < count and guard > 0 do
+    guard = guard - 1
+    local head = redis.call('ZRANGE', GROUPS, 0, 0, 'WITHSCORES')
+    local g = head[1]
+    if ungrouped > 0 and (not g or uturn <= tonumber(head[2])) then
+      ids[#ids + 1] = redis.call('ZPOPMIN', K_WAIT, 1)[1]
+      ungrouped = ungrouped - 1
+      uturn = next_turn()
+    elseif not g then
+      break
+    else
+      local gk = G_PREFIX .. g
+      local rk = BASE .. 'grate:' .. g
+      local held = false
+      if gmax and tonumber(redis.call('HGET', GACTIVE, g) or '0') >= gmax then
+        redis.call('ZREM', GROUPS, g)
+        redis.call('SADD', GCAPPED, g)
+        held = true
+      elseif grate then
+        redis.call('ZREMRANGEBYSCORE', rk, '-inf', NOW - grate_ms)
+        if redis.call('ZCARD', rk) >= grate then
+          local oldest = redis.call('ZRANGE', rk, 0, 0, 'WITHSCORES')
+          redis.call('ZREM', GROUPS, g)
+          redis.call('ZADD', GPARKED, tonumber(oldest[2]) + grate_ms, g)
+          held = true
+        end
+      end
+      if not held then
+        local id = redis.call('ZPOPMIN', gk, 1)[1]
+        if id then
+          redis.call('ZREM', GW, id)
+          redis.call('HINCRBY', GACTIVE, g, 1)
+          if grate then
+            redis.call('ZADD', rk, NOW, ARGV[4] .. 'g' .. #ids)
+            redis.call('PEXPIRE', rk, grate_ms)
+          end
+          ids[#ids + 1] = id
+        end
+        if redis.call('EXISTS', gk) == 1 then
+          redis.call('ZADD', GROUPS, next_turn(), g)
+        else
+          redis.call('ZREM', GROUPS, g)
+        end
+      end
+    end
+  end
+  redis.call('HSET', K_META, 'uturn', uturn)
+  return ids
+end
+
+local ids = {}
+if redis.call('EXISTS', GW) == 0 then
+  local popped = redis.call('ZPOPMIN', K_WAIT, count)
+  for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
+else
+  ids = pick_fair()
+end
+
 local out = {-1, 0}
 local deadline = NOW + tonumber(ARGV[3])
 local n = 0
-for i = 1, #popped, 2 do
-  local id = popped[i]
+for _, id in ipairs(ids) do
   local k = jkey(id)
   local f = redis.call('HMGET', k, 'name', 'data', 'opts', 'stalls')
   if f[1] then
@@ -60,8 +133,12 @@ for i = 1, #popped, 2 do
 end
 if n == 0 then
   local nxt = redis.call('ZRANGE', K_DELAYED, 0, 0, 'WITHSCORES')
-  if #nxt > 0 then out[1] = math.max(0, tonumber(nxt[2]) - NOW) end
-elseif redis.call('ZCARD', K_WAIT) > 0 then
+  local parked = redis.call('ZRANGE', GPARKED, 0, 0, 'WITHSCORES')
+  local at = nil
+  if #nxt > 0 then at = tonumber(nxt[2]) end
+  if #parked > 0 and (not at or tonumber(parked[2]) < at) then at = tonumber(parked[2]) end
+  if at then out[1] = math.max(0, at - NOW) end
+elseif redis.call('ZCARD', K_WAIT) > 0 or redis.call('EXISTS', GROUPS) == 1 then
   -- More work remains: pass the wake-up on to another blocked worker.
   wake()
 end

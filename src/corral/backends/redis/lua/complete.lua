@@ -10,7 +10,7 @@ local hist, total = {}, 0
 for i = 4, #ARGV, 3 do
   local id = ARGV[i]
   local k = jkey(id)
-  local f = redis.call('HMGET', k, 'tok', 'stime')
+  local f = redis.call('HMGET', k, 'tok', 'stime', 'grp')
   if f[1] == ARGV[i + 1] then
     local ms = NOW - tonumber(f[2] or NOW)
     local b = bucket_of(ms)
@@ -19,6 +19,7 @@ for i = 4, #ARGV, 3 do
     redis.call('HDEL', k, 'tok', 'cxl')
     redis.call('HSET', k, 'state', 'completed', 'res', ARGV[i + 2], 'ftime', NOW)
     redis.call('ZREM', K_ACTIVE, id)
+    group_left(f[3])
     redis.call('ZADD', K_COMPLETED, score, id)
     score = score + 1
     redis.call('PUBLISH', EVENTS, 'completed ' .. id)

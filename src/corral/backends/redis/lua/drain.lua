@@ -3,14 +3,17 @@
 -- Returns: how many were deleted.
 --@include common
 local n = 0
-local sets = {K_WAIT}
-if ARGV[2] == '1' then sets[2] = K_DELAYED end
+local sets = {K_WAIT, GW}
+if ARGV[2] == '1' then sets[3] = K_DELAYED end
 for _, set_key in ipairs(sets) do
   while n < 5000 do
     local ids = redis.call('ZRANGE', set_key, 0, math.min(999, 4999 - n))
     if #ids == 0 then break end
-    for _, id in ipairs(ids) do delete_job(id) end
-    redis.call('ZREM', set_key, unpack(ids))
+    for _, id in ipairs(ids) do
+      if set_key == GW then unwait(id, jkey(id)) end
+      delete_job(id)
+    end
+    if set_key ~= GW then redis.call('ZREM', set_key, unpack(ids)) end
     n = n + #ids
   end
 end

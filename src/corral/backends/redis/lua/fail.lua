@@ -11,6 +11,7 @@ redis.call('RPUSH', k .. ':err', ARGV[4])
 redis.call('LTRIM', k .. ':err', -100, -1)
 redis.call('ZREM', K_ACTIVE, id)
 finished()
+group_left(redis.call('HGET', k, 'grp'))
 if redis.call('HGET', k, 'cxl') == '1' then
   to_cancelled(id, k)
   return 3

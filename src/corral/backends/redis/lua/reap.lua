@@ -9,6 +9,7 @@ local requeued, failed = {}, {}
 for _, id in ipairs(ids) do
   local k = jkey(id)
   redis.call('ZREM', K_ACTIVE, id)
+  group_left(redis.call('HGET', k, 'grp'))
   local stalls = redis.call('HINCRBY', k, 'stalls', 1)
   if redis.call('HGET', k, 'cxl') == '1' then
     to_cancelled(id, k)

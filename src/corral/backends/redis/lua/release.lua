@@ -9,6 +9,7 @@ for i = 2, #ARGV, 2 do
   local k = jkey(id)
   if redis.call('HGET', k, 'tok') == ARGV[i + 1] then
     redis.call('ZREM', K_ACTIVE, id)
+    group_left(redis.call('HGET', k, 'grp'))
     if redis.call('HGET', k, 'cxl') == '1' then
       to_cancelled(id, k)
     else

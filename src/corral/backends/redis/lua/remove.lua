@@ -6,7 +6,7 @@ local id = ARGV[2]
 local state = redis.call('HGET', jkey(id), 'state')
 if not state then return 0 end
 if state == 'active' then return -1 end
-redis.call('ZREM', BASE .. state, id)
+if state == 'waiting' then unwait(id, jkey(id)) else redis.call('ZREM', BASE .. state, id) end
 delete_job(id)
 redis.call('PUBLISH', EVENTS, 'removed ' .. id)
 return 1

@@ -24,14 +24,75 @@ local function wake()
   redis.call('ZADD', K_MARKER, 0, '0')
 end
 
+-- A job's dedupe key (see add_job) goes with it, unless a newer job took it over.
 local function delete_job(id)
   local k = jkey(id)
+  local dk = redis.call('HGET', k, 'ddk')
+  if dk and redis.call('GET', BASE .. 'dd:' .. dk) == id then
+    redis.call('DEL', BASE .. 'dd:' .. dk)
+  end
   redis.call('DEL', k, k .. ':err', k .. ':log')
 end
 
+-- Groups (tenants). Ungrouped waiting jobs are in K_WAIT; a group's waiting jobs in
+-- G_PREFIX..group, and every grouped waiting job also in GW (for counts and lists).
+-- Groups with waiting jobs take turns in GROUPS (score = turn, from meta 'turn');
+-- one held by its concurrency cap waits in GCAPPED, one held by its rate limit in
+-- GPARKED (score = ms when it may start again). GACTIVE counts running jobs per group.
+local G_PREFIX, GW, GROUPS = BASE .. 'g:', BASE .. 'gw', BASE .. 'groups'
+local GACTIVE, GCAPPED, GPARKED = BASE .. 'gactive', BASE .. 'gcapped', BASE .. 'gparked'
+
+local function next_turn()
+  return redis.call('HINCRBY', K_META, 'turn', 1)
+end
+
+-- Put a group with waiting jobs at the back of the line, unless a limit holds it.
+local function line_up(g)
+  if redis.call('ZSCORE', GROUPS, g) or redis.call('ZSCORE', GPARKED, g)
+      or redis.call('SISMEMBER', GCAPPED, g) == 1 then
+    return
+  end
+  redis.call('ZADD', GROUPS, next_turn(), g)
+end
+
+local function add_waiting(id, ws, g)
+  if g then
+    redis.call('ZADD', G_PREFIX .. g, ws, id)
+    redis.call('ZADD', GW, ws, id)
+    line_up(g)
+  else
+    redis.call('ZADD', K_WAIT, ws, id)
+  end
+end
+
 local function push_waiting(id, k)
-  redis.call('ZADD', K_WAIT, redis.call('HGET', k, 'ws'), id)
+  local f = redis.call('HMGET', k, 'ws', 'grp')
+  add_waiting(id, f[1], f[2])
   redis.call('HSET', k, 'state', 'waiting')
+end
+
+-- Take a waiting job out of line (cancel, remove, drain, debounce).
+local function unwait(id, k)
+  local g = redis.call('HGET', k, 'grp')
+  if g then
+    local gk = G_PREFIX .. g
+    redis.call('ZREM', gk, id)
+    redis.call('ZREM', GW, id)
+    if redis.call('EXISTS', gk) == 0 then redis.call('ZREM', GROUPS, g) end
+  else
+    redis.call('ZREM', K_WAIT, id)
+  end
+end
+
+-- A grouped job stopped running: free its group's slot; a group its cap held goes
+-- back in line and a blocked worker is told.
+local function group_left(g)
+  if not g then return end
+  if redis.call('HINCRBY', GACTIVE, g, -1) <= 0 then redis.call('HDEL', GACTIVE, g) end
+  if redis.call('SREM', GCAPPED, g) == 1 and redis.call('EXISTS', G_PREFIX .. g) == 1 then
+    line_up(g)
+    wake()
+  end
 end
 
 -- Keep at most `count` newest members of a finished set, none older than `max_age`

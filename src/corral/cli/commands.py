@@ -1,0 +1,109 @@
+"""What every ``corral`` command shares: exit codes, error handling, the app."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import click
+import orjson
+
+from corral.app import Corral
+from corral.cli.loader import load_app
+from corral.errors import (
+    BackendError,
+    ConfigurationError,
+    CorralError,
+    JobCancelled,
+    JobFailed,
+    JobNotFound,
+    ResultTimeout,
+    ValidationError,
+)
+
+__all__ = [
+    "EXIT_BACKEND",
+    "EXIT_JOB_FAILED",
+    "EXIT_NOT_FOUND",
+    "EXIT_TIMEOUT",
+    "EXIT_USAGE",
+    "fail",
+    "json_arg",
+    "run",
+    "with_app",
+    "with_url",
+]
+
+T = TypeVar("T")
+
+EXIT_BACKEND, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_JOB_FAILED, EXIT_TIMEOUT = 1, 2, 3, 4, 5
+
+
+def fail(message: str, code: int) -> None:
+    click.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(code)
+
+
+def run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run one command's coroutine, turning Corral errors into a message + exit code."""
+    try:
+        return asyncio.run(make())
+    except JobNotFound as exc:
+        fail(str(exc), EXIT_NOT_FOUND)
+    except (JobFailed, JobCancelled) as exc:
+        fail(str(exc), EXIT_JOB_FAILED)
+    except ResultTimeout as exc:
+        fail(str(exc), EXIT_TIMEOUT)
+    except (ConfigurationError, ValidationError) as exc:
+        fail(str(exc), EXIT_USAGE)
+    except (BackendError, CorralError) as exc:
+        fail(str(exc), EXIT_BACKEND)
+    raise AssertionError("unreachable")
+
+
+def _app(ctx: click.Context) -> Corral:
+    obj = ctx.ensure_object(dict)
+    if "app" not in obj:
+        try:
+            spec = obj.get("app_spec")
+            obj["app"] = load_app(spec) if spec else Corral(obj.get("url"))
+            if spec and obj.get("url"):
+                obj["app"] = with_url(obj["app"], obj["url"])
+        except ConfigurationError as exc:
+            fail(str(exc), EXIT_USAGE)
+    app: Corral = obj["app"]
+    return app
+
+
+def with_url(app: Corral, url: str) -> Corral:
+    from corral.settings import resolve_url
+
+    app.url = resolve_url(url)
+    return app
+
+
+def json_arg(name: str, raw: str | None, kind: type) -> Any:
+    if raw is None:
+        return kind()
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint=name) from None
+    if not isinstance(value, kind):
+        want = "a JSON array" if kind is list else "a JSON object"
+        raise click.BadParameter(f"must be {want}, got {raw!r}", param_hint=name)
+    return value
+
+
+def with_app(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command the app (from --app, else a bare app on the URL)."""
+
+    @click.pass_context
+    @functools.wraps(fn)
+    def wrapper(ctx: click.Context, *args: Any, **kwargs: Any) -> Any:
+        return fn(_app(ctx), *args, **kwargs)
+
+    return wrapper
