@@ -62,6 +62,11 @@ class Task(Generic[P, R]):
         self.config = config
         self.name = config.name
         self.is_async = inspect.iscoroutinefunction(fn)
+        #: Calling fn binds its arguments and runs nothing yet (a plain ``async def``,
+        #: not a wrapper whose signature may differ from the one it shows).
+        self.binds_on_call = (
+            self.is_async and inspect.isfunction(fn) and not hasattr(fn, "__wrapped__")
+        )
         self.wants_context = _wants_context(fn)
         signature = inspect.signature(fn)
         params = list(signature.parameters.values())

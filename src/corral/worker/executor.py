@@ -137,10 +137,11 @@ async def execute(
                 "(is the module that defines it imported by the app?)"
             )
         args, kwargs = decode(claimed.data)
-        try:
-            task.signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise InvalidArguments(f"arguments do not fit task {task.name!r}: {exc}") from None
+        if not task.binds_on_call:
+            try:
+                task.signature.bind(*args, **kwargs)
+            except TypeError as exc:
+                raise InvalidArguments(f"arguments do not fit task {task.name!r}: {exc}") from None
         if task.wants_context:
             args = [ctx, *args]
         token = ctx._bind()
@@ -177,7 +178,15 @@ async def _invoke(
     task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], pool: Executor
 ) -> Any:
     if task.is_async:
-        return await task.fn(*args, **kwargs)
+        try:
+            running = task.fn(*args, **kwargs)
+        except TypeError as exc:
+            if not task.binds_on_call:
+                raise
+            # Calling an ``async def`` only binds the arguments: a TypeError here
+            # means they do not fit (cheaper than Signature.bind on every job).
+            raise InvalidArguments(f"arguments do not fit task {task.name!r}: {exc}") from None
+        return await running
     # Threads don't inherit context variables: run the call inside a copy so
     # current_job() works in sync tasks too.
     call_context = contextvars.copy_context()

@@ -491,10 +491,11 @@ class RedisBackend(RedisAdmin):
         inbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue(maxsize=10_000)
 
         def on_event(data: bytes) -> None:
-            event, _, job_id = data.partition(b" ")
+            event, *job_ids = data.decode().split(" ")
             # A consumer far behind loses events rather than memory (documented).
             with contextlib.suppress(asyncio.QueueFull):
-                inbox.put_nowait((event.decode(), job_id.decode()))
+                for job_id in job_ids:
+                    inbox.put_nowait((event, job_id))
 
         with self._translate():
             unsubscribe = await self._hub.subscribe(self._k(queue).events, on_event)

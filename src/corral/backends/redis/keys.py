@@ -26,7 +26,7 @@ single slot and the same code runs on Redis Cluster::
     {prefix}:{queue}:sched       hash  schedule name -> definition (JSON)
     {prefix}:{queue}:sched:next  zset  schedule name -> pending tick (ms); absent while paused
     {prefix}:{queue}:sched:last  hash  schedule name -> last tick fired (ms)
-    {prefix}:{queue}:events      pub/sub channel: "<event> <job id>"
+    {prefix}:{queue}:events      pub/sub channel: "<event> <job id> [<job id> ...]"
     {prefix}:{queue}:control     pub/sub channel: "cancel <job id>" for workers
     {prefix}:queues              set   names of every queue used
     {prefix}:{workers}:live      zset  worker id -> expiry (ms)

@@ -44,6 +44,16 @@ def _int(value: bytes | None) -> int | None:
     return None if value is None else int(value)
 
 
+# add_job.lua: ws = (1000 - priority) * 2^42 + sequence; the priority is not stored.
+_BAND = 4398046511104
+
+
+def _priority(h: dict[bytes, bytes]) -> int:
+    if b"prio" in h:  # written by earlier versions
+        return int(h[b"prio"])
+    return 1000 - int(h[b"ws"]) // _BAND if b"ws" in h else 0
+
+
 def record_from_hash(
     queue: str, job_id: str, h: dict[bytes, bytes], errors: list[bytes], logs: list[bytes]
 ) -> JobRecord | None:
@@ -55,7 +65,7 @@ def record_from_hash(
         name=h[b"name"].decode(),
         state=JobState(h[b"state"].decode()),
         data=h.get(b"data", b"[[],{}]"),
-        priority=int(h.get(b"prio", 0)),
+        priority=_priority(h),
         options=h.get(b"opts", b""),
         attempts=int(h.get(b"att", 0)),
         stalls=int(h.get(b"stalls", 0)),

@@ -9,6 +9,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 __all__ = ["SCRIPT_NAMES", "ScriptSet", "source"]
 
@@ -77,10 +78,23 @@ class ScriptSet:
                 return "#!lua flags=allow-oom\n" + source(name)
             return source(name)
 
+        self._client = client
         self._scripts: dict[str, AsyncScript] = {
             name: client.register_script(text(name)) for name in SCRIPT_NAMES
         }
 
     async def run(self, name: str, keys: list[str], args: list[Any], client: Any = None) -> Any:
         """Run script ``name``; ``client`` may be a pipeline to batch calls."""
-        return await self._scripts[name](keys=keys, args=args, client=client)
+        script = self._scripts[name]
+        if client is not None:
+            return await script(keys=keys, args=args, client=client)
+        # The hot path: one EVALSHA, without the generic wrapper's layers per call.
+        try:
+            return await self._client.execute_command(  # type: ignore[no-untyped-call]
+                "EVALSHA", script.sha, len(keys), *keys, *args
+            )
+        except NoScriptError:  # the server restarted or flushed its scripts
+            script.sha = await self._client.script_load(script.script)
+            return await self._client.execute_command(  # type: ignore[no-untyped-call]
+                "EVALSHA", script.sha, len(keys), *keys, *args
+            )

@@ -28,12 +28,14 @@ class Waiters:
             return
 
         def on_event(data: bytes) -> None:
-            event, _, job_id = data.partition(b" ")
-            if event not in _TERMINAL_EVENTS:
+            # "<event> <id> [<id> ...]": a batch transition publishes once.
+            event, _, ids = data.partition(b" ")
+            if event not in _TERMINAL_EVENTS or not self._futures:
                 return
-            for future in self._futures.pop((queue, job_id.decode()), ()):
-                if not future.done():
-                    future.set_result(event)
+            for job_id in ids.decode().split(" "):
+                for future in self._futures.pop((queue, job_id), ()):
+                    if not future.done():
+                        future.set_result(event)
 
         await self._hub.subscribe(channel, on_event)
         self._watched.add(channel)

@@ -121,7 +121,6 @@ for _, id in ipairs(ids) do
     redis.call('HSET', k, 'state', 'active', 'tok', tok, 'stime', NOW, 'wkr', ARGV[5])
     redis.call('ZADD', K_ACTIVE, deadline, id)
     if meta[3] then redis.call('ZADD', rate_key, NOW, tok) end
-    redis.call('PUBLISH', EVENTS, 'active ' .. id)
     out[#out + 1] = id
     out[#out + 1] = f[1]
     out[#out + 1] = f[2]
@@ -130,6 +129,12 @@ for _, id in ipairs(ids) do
     out[#out + 1] = f[3] or ''
     out[#out + 1] = tonumber(f[4] or '0')
   end
+end
+if n > 0 then
+  -- One message for the batch: "active <id> <id> ...".
+  local ids_out = {}
+  for i = 3, #out, 7 do ids_out[#ids_out + 1] = out[i] end
+  redis.call('PUBLISH', EVENTS, 'active ' .. table.concat(ids_out, ' '))
 end
 if n == 0 then
   local nxt = redis.call('ZRANGE', K_DELAYED, 0, 0, 'WITHSCORES')

@@ -4,6 +4,7 @@
 -- Returns: one integer per job, 1 = completed, 0 = token not current (nothing changed).
 --@include common
 local out = {}
+local done_ids = {}
 local done = 0
 local score = NOW_US
 local hist, total = {}, 0
@@ -22,7 +23,7 @@ for i = 4, #ARGV, 3 do
     group_left(f[3])
     redis.call('ZADD', K_COMPLETED, score, id)
     score = score + 1
-    redis.call('PUBLISH', EVENTS, 'completed ' .. id)
+    done_ids[#done_ids + 1] = id
     out[#out + 1] = 1
     done = done + 1
   else
@@ -30,6 +31,7 @@ for i = 4, #ARGV, 3 do
   end
 end
 if done > 0 then
+  redis.call('PUBLISH', EVENTS, 'completed ' .. table.concat(done_ids, ' '))
   finished()
   redis.call('HINCRBY', K_META, 'm:completed', done)
   redis.call('HINCRBYFLOAT', K_META, 'm:sum', total / 1000)

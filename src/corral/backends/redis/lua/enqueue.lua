@@ -7,6 +7,7 @@
 --@include add_job
 local out = {}
 local any = false
+reserve_seq((#ARGV - 1) / 8)
 for i = 2, #ARGV, 8 do
   local flag = add_job(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5],
     ARGV[i + 6], ARGV[i + 7])
@@ -14,4 +15,5 @@ for i = 2, #ARGV, 8 do
   if flag == 1 then any = true end
 end
 if any then wake() end
+publish_added()
 return out

@@ -14,6 +14,7 @@ if #ARGV >= 12 then
   if add_job(ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]) == 1 then
     wake()
   end
+  publish_added()
   redis.call('HSET', BASE .. 'sched:last', name, ARGV[3])
 end
 if tonumber(ARGV[4]) >= 0 then

@@ -1,4 +1,18 @@
--- Store one new job as waiting or delayed (needs "common" first).
+-- Store one new job as waiting or delayed (needs "common" first). A script adding jobs
+-- calls reserve_seq(n) first (one HINCRBY for the batch) and publish_added() last (one
+-- "added" message for the batch: "added <id> <id> ...").
+local ADDED = {}
+local SEQ_NEXT, SEQ_END = 0, -1
+
+local function reserve_seq(n)
+  SEQ_END = redis.call('HINCRBY', K_META, 'seq', n)
+  SEQ_NEXT = SEQ_END - n + 1
+end
+
+local function publish_added()
+  if #ADDED > 0 then redis.call('PUBLISH', EVENTS, 'added ' .. table.concat(ADDED, ' ')) end
+end
+
 -- ext: "" or JSON {g = group, k = dedupe key, w = dedupe window ms, d = debounce ms}.
 -- Returns 1 when created, else the id of the job that stands for this add: the same
 -- id (it exists: left untouched) or the holder of the dedupe key (for a debounced
@@ -31,27 +45,38 @@ local function add_job(id, name, data, prio, delay, at, opts, ext)
     end
   end
   prio = tonumber(prio)
-  local seq = redis.call('HINCRBY', K_META, 'seq', 1)
+  if SEQ_NEXT > SEQ_END then reserve_seq(1) end
+  local seq = SEQ_NEXT
+  SEQ_NEXT = SEQ_NEXT + 1
   -- Higher priority sorts first; the sequence keeps FIFO within a priority.
   local ws = string.format('%.0f', (1000 - prio) * 4398046511104 + seq)
   delay, at = tonumber(delay), tonumber(at)
   if x.d then delay, at = x.d, 0 end
   local run_at = 0
   if at > 0 then run_at = at elseif delay > 0 then run_at = NOW + delay end
-  redis.call('HSET', k, 'name', name, 'data', data, 'prio', prio, 'ws', ws, 'ctime', NOW, 'att', 0)
-  if opts ~= '' then redis.call('HSET', k, 'opts', opts) end
-  if x.g then redis.call('HSET', k, 'grp', x.g) end
+  -- One HSET per job. The priority is not stored: it is read back from 'ws', and
+  -- 'att' appears at the first claim (memory per waiting job is what a backlog costs).
+  local fields = {'name', name, 'data', data, 'ws', ws, 'ctime', NOW}
+  if opts ~= '' then fields[#fields + 1] = 'opts'; fields[#fields + 1] = opts end
+  if x.g then fields[#fields + 1] = 'grp'; fields[#fields + 1] = x.g end
   if dkey then
-    redis.call('HSET', k, 'ddk', x.k)
+    fields[#fields + 1] = 'ddk'
+    fields[#fields + 1] = x.k
     if x.w then redis.call('SET', dkey, id, 'PX', x.w) else redis.call('SET', dkey, id) end
   end
   if run_at > NOW then
-    redis.call('HSET', k, 'state', 'delayed', 'rtime', run_at)
+    fields[#fields + 1] = 'state'
+    fields[#fields + 1] = 'delayed'
+    fields[#fields + 1] = 'rtime'
+    fields[#fields + 1] = run_at
+    redis.call('HSET', k, unpack(fields))
     redis.call('ZADD', K_DELAYED, run_at, id)
   else
-    redis.call('HSET', k, 'state', 'waiting')
+    fields[#fields + 1] = 'state'
+    fields[#fields + 1] = 'waiting'
+    redis.call('HSET', k, unpack(fields))
     add_waiting(id, ws, x.g)
   end
-  redis.call('PUBLISH', EVENTS, 'added ' .. id)
+  ADDED[#ADDED + 1] = id
   return 1
 end
