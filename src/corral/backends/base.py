@@ -108,6 +108,34 @@ class QueueLimits:
     group_rate_max: int | None = None
     group_rate_window: float | None = None
 
+    def stored(self) -> tuple[int | None, ...]:
+        """As backends store them: max_active, rate_max, rate_ms, and the group twins."""
+
+        def ms(window: float | None) -> int | None:
+            return None if window is None else int(window * 1000)
+
+        return (
+            self.max_active,
+            self.rate_max,
+            ms(self.rate_window),
+            self.group_max_active,
+            self.group_rate_max,
+            ms(self.group_rate_window),
+        )
+
+    @classmethod
+    def from_stored(cls, values: Sequence[int | None]) -> QueueLimits:
+        """The inverse of :meth:`stored`."""
+        max_active, rate_max, rate_ms, gmax, grate, grate_ms = values
+        return cls(
+            max_active,
+            rate_max,
+            None if rate_ms is None else rate_ms / 1000,
+            gmax,
+            grate,
+            None if grate_ms is None else grate_ms / 1000,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Retention:

@@ -60,18 +60,7 @@ class RedisAdmin:
                 await pipe.execute()
 
     async def set_limits(self, queue: str, limits: QueueLimits) -> None:
-        def ms(window: float | None) -> int | None:
-            return None if window is None else int(window * 1000)
-
-        values = (
-            limits.max_active,
-            limits.rate_max,
-            ms(limits.rate_window),
-            limits.group_max_active,
-            limits.group_rate_max,
-            ms(limits.group_rate_window),
-        )
-        await self._run("limits", queue, ["" if v is None else v for v in values])
+        await self._run("limits", queue, ["" if v is None else v for v in limits.stored()])
         with self._translate():
             await self._client_or_fail().sadd(self._registry.queues, queue)
 
@@ -80,17 +69,7 @@ class RedisAdmin:
         names = ["max_active", "rate_max", "rate_ms", "gmax", "grate", "grate_ms"]
         with self._translate():
             raw = await client.hmget(self._k(queue).meta, names)
-        max_active, rate_max, rate_ms, gmax, grate, grate_ms = (
-            None if v is None else int(v) for v in raw
-        )
-        return QueueLimits(
-            max_active,
-            rate_max,
-            None if rate_ms is None else rate_ms / 1000,
-            gmax,
-            grate,
-            None if grate_ms is None else grate_ms / 1000,
-        )
+        return QueueLimits.from_stored([None if v is None else int(v) for v in raw])
 
     async def stats(self, queue: str) -> QueueStats:
         client = self._client_or_fail()

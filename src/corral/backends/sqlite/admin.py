@@ -39,21 +39,9 @@ class SQLiteAdmin:
         await self._s().write(tx)
 
     async def set_limits(self, queue: str, limits: QueueLimits) -> None:
-        def ms(window: float | None) -> int | None:
-            return None if window is None else int(window * 1000)
-
-        values = (
-            limits.max_active,
-            limits.rate_max,
-            ms(limits.rate_window),
-            limits.group_max_active,
-            limits.group_rate_max,
-            ms(limits.group_rate_window),
-        )
-
         def tx(conn: Conn) -> None:
             conn.execute(q.REGISTER_QUEUE, (queue,))
-            conn.execute(q.SET_LIMITS, (*values, queue))
+            conn.execute(q.SET_LIMITS, (*limits.stored(), queue))
 
         await self._s().write(tx)
 
@@ -61,15 +49,7 @@ class SQLiteAdmin:
         row = await self._s().read(lambda conn: conn.execute(q.QUEUE_LIMITS, (queue,)).fetchone())
         if row is None:
             return QueueLimits()
-        _, max_active, rate_max, rate_ms, gmax, grate, grate_ms = row
-        return QueueLimits(
-            max_active,
-            rate_max,
-            None if rate_ms is None else rate_ms / 1000,
-            gmax,
-            grate,
-            None if grate_ms is None else grate_ms / 1000,
-        )
+        return QueueLimits.from_stored(row[1:])
 
     async def stats(self, queue: str) -> QueueStats:
         values = dict(await self._s().read(lambda conn: conn.execute(q.STATS, (queue,)).fetchall()))
