@@ -25,9 +25,10 @@ def env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "CORRAL_URL": url, "PYTHONPATH": str(ROOT)}
 
 
-def test_quickstart(env: dict[str, str]) -> None:
+def run_example(script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run ``examples/<script>`` as a user would; fails the test on a non-zero exit."""
     out = subprocess.run(
-        [sys.executable, "examples/quickstart.py"],
+        [sys.executable, f"examples/{script}"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -35,6 +36,11 @@ def test_quickstart(env: dict[str, str]) -> None:
         timeout=60,
     )
     assert out.returncode == 0, out.stderr
+    return out
+
+
+def test_quickstart(env: dict[str, str]) -> None:
+    out = run_example("quickstart.py", env)
     assert "sync: {'orders': 500}" in out.stdout
     assert "email: sent 'Welcome' to a@example.com" in out.stdout
     assert "webhook: job" in out.stdout and "is gone" in out.stdout
@@ -42,15 +48,7 @@ def test_quickstart(env: dict[str, str]) -> None:
 
 
 def test_tenants(env: dict[str, str]) -> None:
-    out = subprocess.run(
-        [sys.executable, "examples/tenants.py"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stderr
+    out = run_example("tenants.py", env)
     assert "dedupe: same job: True created: False" in out.stdout
     done = int(out.stdout.split("small restaurant done after ")[1].split()[0])
     assert done < 30, out.stdout  # not behind the big restaurant's 200 jobs

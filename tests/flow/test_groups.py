@@ -6,19 +6,11 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from corral import Corral, InvalidName, JobState, ValidationError
 from corral.worker import Worker
-
-
-@pytest.fixture(params=["redis", "sqlite"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "redis":
-        return str(request.getfixturevalue("redis_url"))
-    return f"sqlite:///{tmp_path / 'c.db'}"
 
 
 class Probe:
