@@ -32,6 +32,7 @@ __all__ = [
     "EXIT_USAGE",
     "fail",
     "json_arg",
+    "loop_factory",
     "run",
     "with_app",
     "with_url",
@@ -47,10 +48,37 @@ def fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-def run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run one command's coroutine, turning Corral errors into a message + exit code."""
+#: What ``--loop`` accepts: ``auto`` is uvloop where it is installed, else asyncio's.
+LOOPS = ("auto", "asyncio", "uvloop")
+
+
+def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop for ``--loop``; None means asyncio's default loop."""
+    if choice not in LOOPS:
+        raise ConfigurationError(f"--loop must be one of {', '.join(LOOPS)}, not {choice!r}")
+    if choice == "asyncio":
+        return None
     try:
-        return asyncio.run(make())
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise ConfigurationError(
+                "--loop uvloop needs the uvloop package (pip install uvloop; "
+                "not available on Windows)"
+            ) from None
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def run(make: Callable[[], Coroutine[Any, Any, T]], loop: str = "asyncio") -> T:
+    """Run one command's coroutine, turning Corral errors into a message + exit code.
+
+    ``loop`` picks the event loop (see :data:`LOOPS`); long-running commands (the
+    worker) use ``auto``: uvloop cuts the event loop's share of every job."""
+    try:
+        with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
+            return runner.run(make())
     except JobNotFound as exc:
         fail(str(exc), EXIT_NOT_FOUND)
     except (JobFailed, JobCancelled) as exc:

@@ -246,7 +246,7 @@ def demo(ctx: click.Context, n: int, as_json: bool) -> None:
         fail(str(exc), EXIT_USAGE)
     # With --json, stdout carries only the JSON; the live display goes to stderr.
     console = Console(stderr=as_json, highlight=False)
-    summary = run(lambda: _run(app, n, console))
+    summary = run(lambda: _run(app, n, console), loop="auto")
     if as_json:
         click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
     else:

@@ -14,7 +14,7 @@ import click
 
 from corral.app import Corral
 from corral.cli import output
-from corral.cli.commands import EXIT_USAGE, fail, json_arg, run, with_app, with_url
+from corral.cli.commands import EXIT_USAGE, LOOPS, fail, json_arg, run, with_app, with_url
 from corral.cli.loader import load_app
 from corral.errors import ConfigurationError, ValidationError
 
@@ -84,6 +84,14 @@ def main(ctx: click.Context, url: str | None, app_spec: str | None) -> None:
     show_default=True,
     help="Use 'warning' to silence per-job lines.",
 )
+@click.option(
+    "--loop",
+    type=click.Choice(LOOPS),
+    envvar="CORRAL_LOOP",
+    default="auto",
+    show_default=True,
+    help="Event loop: auto is uvloop where installed (faster), else asyncio's.",
+)
 @click.pass_context
 def worker(
     ctx: click.Context,
@@ -94,6 +102,7 @@ def worker(
     grace: float,
     max_stalls: int,
     log_level: str,
+    loop: str,
 ) -> None:
     """Run jobs of MODULE:APP until SIGTERM/SIGINT (a second signal stops at once)."""
     from corral.cli.worker_process import run_worker
@@ -114,7 +123,8 @@ def worker(
             grace=grace,
             max_stalls=max_stalls,
             log_level=log_level,
-        )
+        ),
+        loop=loop,
     )
     sys.exit(code)
 

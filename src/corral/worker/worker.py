@@ -138,11 +138,12 @@ class Worker:
         ]
         stop_watching = await backend.watch_cancellations(self.queues, self._on_cancel)
         log.info(
-            "worker %s started: queues=%s concurrency=%d lease=%.1fs",
+            "worker %s started: queues=%s concurrency=%d lease=%.1fs loop=%s",
             self.id,
             ",".join(self.queues),
             self.concurrency,
             self.lease_ms / 1000,
+            type(asyncio.get_running_loop()).__module__.partition(".")[0],
         )
         try:
             await self._fetch_loop(backend)
