@@ -43,6 +43,19 @@ async def test_enqueue_stores_waiting_job(backend: Backend) -> None:
     assert await state(backend, "j1") is JobState.WAITING
 
 
+async def test_payload_bytes_round_trip_exactly(backend: Backend) -> None:
+    # Every character JSON escapes, non-ASCII text and a 1 MB string: stored and
+    # claimed byte for byte (the Redis backend ships a batch as one JSON document).
+    data = orjson.dumps([['q"uote\\ \n\t\x00 ünïcode ✓ 😀', "x" * 1_000_000], {"k": 2**62}])
+    options = orjson.dumps({"attempts": 3, "note": "ünï"})
+    ids = [f"p{i}" for i in range(3)]
+    await backend.enqueue(Q, [new_job(i, data=data, options=options, name="t.ü") for i in ids])
+    jobs, _ = await backend.claim(Q, 3, LEASE, "w1")
+    assert [(j.id, j.name, j.data, j.options) for j in jobs] == [
+        (i, "t.ü", data, options) for i in ids
+    ]
+
+
 async def test_counts_per_state(backend: Backend) -> None:
     await enqueue(backend, Q, "w1", "w2", "w3")
     await enqueue(backend, Q, "d1", delay_ms=60_000)
@@ -755,6 +768,64 @@ async def test_wait_for_work_times_out(backend: Backend) -> None:
     started = time.monotonic()
     await backend.wait_for_work([Q], 0.2)
     assert 0.15 <= time.monotonic() - started < 2.0
+
+
+async def test_wait_and_claim_returns_the_job_that_woke_it(backend: Backend) -> None:
+    stop = asyncio.Event()
+    waiter = asyncio.create_task(backend.wait_and_claim([Q], 5.0, 5, LEASE, "w1", stop))
+    try:
+        await asyncio.sleep(0.1)
+        assert not waiter.done(), "wait_and_claim returned with nothing enqueued"
+        started = time.monotonic()
+        await enqueue(backend, Q, "j1", "j2")
+        jobs, due = await asyncio.wait_for(waiter, 2.0)
+        assert time.monotonic() - started < 1.0
+    finally:
+        await _stop(waiter)
+    assert [j.id for j in jobs] == ["j1", "j2"]
+    assert due is None
+    assert await state(backend, "j1") is JobState.ACTIVE
+    assert await backend.complete(Q, [Completion("j1", jobs[0].token, b"1")], KEEP) == [True]
+
+
+async def test_wait_and_claim_times_out_empty_with_next_due(backend: Backend) -> None:
+    await enqueue(backend, Q, "later", delay_ms=60_000)
+    await backend.wait_for_work([Q], 0.05)  # use up the wake-up the enqueue left
+    started = time.monotonic()
+    jobs, due = await backend.wait_and_claim([Q], 0.2, 5, LEASE, "w1", asyncio.Event())
+    assert 0.15 <= time.monotonic() - started < 2.0
+    assert jobs == []
+    assert due is not None and 50_000 < due <= 60_000
+
+
+async def test_wait_and_claim_stops_at_once_and_leases_nothing(backend: Backend) -> None:
+    stop = asyncio.Event()
+    waiter = asyncio.create_task(backend.wait_and_claim([Q], 10.0, 5, LEASE, "w1", stop))
+    await asyncio.sleep(0.1)
+    started = time.monotonic()
+    stop.set()
+    jobs, _ = await asyncio.wait_for(waiter, 3.0)
+    assert time.monotonic() - started < 1.0
+    assert jobs == []
+    assert (await backend.counts(Q))["active"] == 0
+    # The stop does not leave a wake-up behind for the next wait of the same worker.
+    started = time.monotonic()
+    jobs, _ = await backend.wait_and_claim([Q], 0.3, 5, LEASE, "w1", asyncio.Event())
+    assert jobs == [] and time.monotonic() - started >= 0.25
+
+
+async def test_wait_and_claim_claims_only_the_first_queue(backend: Backend) -> None:
+    stop = asyncio.Event()
+    waiter = asyncio.create_task(backend.wait_and_claim(["a", "b"], 5.0, 5, LEASE, "w1", stop))
+    try:
+        await asyncio.sleep(0.1)
+        await enqueue(backend, "b", "j1")
+        jobs, _ = await asyncio.wait_for(waiter, 2.0)
+    finally:
+        await _stop(waiter)
+    # Woken by queue b, it claimed from a (empty): the caller claims b itself.
+    assert jobs == []
+    assert await state(backend, "j1", "b") is JobState.WAITING
 
 
 # -- 13. retention -----------------------------------------------------------------------

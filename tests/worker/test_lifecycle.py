@@ -137,6 +137,37 @@ async def test_idle_worker_stops_promptly(app: Corral, workers: Workers) -> None
     assert time.monotonic() - t0 < 1.0
 
 
+async def test_jobs_claimed_by_the_stop_wake_up_are_handed_back(
+    app: Corral, workers: Workers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The claim behind an idle worker's blocking wait also runs when the stop ends the
+    # wait; a job that arrived just then is released unstarted, its attempt unspent.
+    @app.task(name="t.never")
+    async def never() -> None:
+        raise AssertionError("a stopping worker started a job")
+
+    backend = await app.backend()
+    idle = asyncio.Event()
+
+    async def woken_by_stop_only(
+        queues: Any, timeout: float, count: int, lease: int, wid: str, stop: asyncio.Event
+    ) -> Any:
+        idle.set()
+        await stop.wait()
+        return await backend.claim(queues[0], count, lease, wid)
+
+    monkeypatch.setattr(backend, "wait_and_claim", woken_by_stop_only)
+    worker = workers.start()
+    await asyncio.wait_for(idle.wait(), 5.0)
+    job = await never.enqueue()
+    t0 = time.monotonic()
+    await workers.stop(worker)
+    assert time.monotonic() - t0 < 1.0
+    record = await backend.get("default", job.id)
+    assert record is not None
+    assert (record.state, record.attempts) == (JobState.WAITING, 0)
+
+
 # -- registry --------------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ everything else.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -33,6 +34,7 @@ __all__ = [
     "Retention",
     "ScheduleRecord",
     "WorkerInfo",
+    "wait_then_claim",
 ]
 
 
@@ -304,6 +306,22 @@ class Backend(Protocol):
         Woken by the enqueue itself (no polling); may return early spuriously.
         """
 
+    async def wait_and_claim(
+        self,
+        queues: Sequence[str],
+        timeout: float,
+        count: int,
+        lease_ms: int,
+        worker_id: str,
+        stop: asyncio.Event,
+    ) -> tuple[list[ClaimedJob], int | None]:
+        """:meth:`wait_for_work`, then :meth:`claim` from ``queues[0]``: what an idle
+        worker does, and Redis does it in one round trip.
+
+        Never cancel it (jobs may be leased on the way back): set ``stop`` instead;
+        it then returns soon, possibly with jobs, which the caller must release.
+        """
+
     async def complete(
         self, queue: str, items: Sequence[Completion], retention: Retention
     ) -> list[bool]:
@@ -480,3 +498,29 @@ class Backend(Protocol):
 
     async def workers(self) -> list[WorkerInfo]:
         """The live workers."""
+
+
+async def wait_then_claim(
+    backend: Backend,
+    queues: Sequence[str],
+    timeout: float,
+    count: int,
+    lease_ms: int,
+    worker_id: str,
+    stop: asyncio.Event,
+) -> tuple[list[ClaimedJob], int | None]:
+    """:meth:`Backend.wait_and_claim` in two steps, for backends without a faster way.
+    The wait alone is cancelled when ``stop`` is set (it leases nothing)."""
+    waiter = asyncio.ensure_future(backend.wait_for_work(queues, timeout))
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+        if not waiter.done():
+            waiter.cancel()
+    if stop.is_set():
+        return [], None
+    if not waiter.cancelled():
+        waiter.result()  # a failed wait: let the caller see the backend trouble
+    return await backend.claim(queues[0], count, lease_ms, worker_id)

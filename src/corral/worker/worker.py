@@ -167,6 +167,7 @@ class Worker:
 
     async def _fetch_loop(self, backend: Backend) -> None:
         retry_in = 0.1
+        idle: float | None = None  # set: wait up to this long for work, then claim
         stop_wait = asyncio.create_task(self._stop.wait())
         try:
             while not self._stop.is_set():
@@ -179,31 +180,43 @@ class Worker:
                     )
                     continue
                 try:
-                    claimed, due_in = await self._claim(backend, free)
+                    if idle is None:
+                        claimed, due_in = await self._claim(backend, free)
+                    else:
+                        claimed, due_in = await self._wait_and_claim(backend, idle, free)
                 except BackendError as exc:
                     log.warning("cannot fetch jobs (%s); retrying in %.1fs", exc, retry_in)
                     await asyncio.wait([stop_wait], timeout=retry_in)
                     retry_in = min(retry_in * 2, 5.0)
+                    idle = None
                     continue
                 retry_in = 0.1
-                if not claimed:
+                # Nothing claimed: block until woken. A wait claims from the first queue
+                # only, so with several queues a woken worker claims from all of them.
+                if claimed or (idle is not None and len(self.queues) > 1):
+                    idle = None
+                else:
                     timeout = self.block if due_in is None else min(self.block, due_in / 1000)
-                    await self._wait_for_work(backend, max(timeout, 0.005), stop_wait)
+                    idle = max(timeout, 0.005)
         finally:
             stop_wait.cancel()
 
-    async def _wait_for_work(
-        self, backend: Backend, timeout: float, stop_wait: asyncio.Task[bool]
-    ) -> None:
-        """Block until work may be there, the timeout passes or the worker stops. A
-        failed wait just ends early: the next claim reports real backend trouble."""
-        waiter = asyncio.ensure_future(backend.wait_for_work(self.queues, timeout))
-        done, _ = await asyncio.wait([waiter, stop_wait], return_when=asyncio.FIRST_COMPLETED)
-        if waiter not in done:
-            _abandon(waiter)
-        elif waiter.exception() is not None:
-            log.debug("waiting for work failed: %s", waiter.exception())
-            await asyncio.wait([stop_wait], timeout=0.1)
+    async def _wait_and_claim(
+        self, backend: Backend, timeout: float, free: int
+    ) -> tuple[int, int | None]:
+        jobs, due_in = await backend.wait_and_claim(
+            self.queues, timeout, free, self.lease_ms, self.id, self._stop
+        )
+        if jobs and self._stop.is_set():
+            # Woken by the stop itself: hand these back without spending an attempt.
+            leases = [(job.id, job.token) for job in jobs]
+            await backend.release(self.queues[0], leases)
+            return 0, None
+        if jobs:
+            maybe_crash("after_claim")
+        for job in jobs:
+            self._start(backend, job)
+        return len(jobs), due_in
 
     async def _claim(self, backend: Backend, free: int) -> tuple[int, int | None]:
         total = 0
@@ -485,11 +498,3 @@ class Worker:
         pending = [r.task for r in leftovers if r.task is not None and r.is_async]
         if pending:
             await asyncio.wait(pending, timeout=1.0)
-
-
-def _abandon(waiter: asyncio.Future[None]) -> None:
-    """Cancel a blocking wait without waiting for it: redis-py can lose a cancel that
-    lands while the command is being sent, and the wait would then run to its
-    timeout. The connection is closed with the backend anyway."""
-    waiter.cancel()
-    waiter.add_done_callback(lambda f: f.cancelled() or f.exception())

@@ -9,6 +9,8 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Any
 
+import orjson
+
 from corral.backends.base import (
     DURATION_BUCKETS,
     NewJob,
@@ -18,7 +20,7 @@ from corral.backends.base import (
     WorkerInfo,
 )
 from corral.backends.redis.keys import QueueKeys, RegistryKeys
-from corral.backends.redis.records import job_fields
+from corral.backends.redis.records import job_row
 from corral.backends.redis.records import text as _text
 from corral.backends.wire import decode_worker, encode_worker
 from redis.asyncio import Redis
@@ -127,7 +129,7 @@ class RedisAdmin:
     ) -> bool:
         args: list[Any] = [name, tick, -1 if next_at is None else next_at]
         if job is not None:
-            args += job_fields(job)
+            args.append(orjson.dumps(job_row(job)))
         return bool(await self._run("schedule_fire", queue, args))
 
     async def register_worker(self, info: WorkerInfo, ttl_ms: int) -> None:

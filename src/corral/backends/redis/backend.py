@@ -26,7 +26,7 @@ from corral.backends.base import (
 from corral.backends.redis.admin import RedisAdmin
 from corral.backends.redis.keys import QueueKeys, RegistryKeys
 from corral.backends.redis.pubsub import Hub
-from corral.backends.redis.records import job_fields, record_from_hash
+from corral.backends.redis.records import job_rows, record_from_hash
 from corral.backends.redis.records import text as _text
 from corral.backends.redis.scripts import ScriptSet
 from corral.backends.redis.waiters import Waiters
@@ -41,7 +41,7 @@ from corral.errors import (
 from corral.settings import mask_url
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
+from redis.exceptions import NoScriptError, OutOfMemoryError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 __all__ = ["MIN_REDIS_VERSION", "RedisBackend"]
@@ -50,6 +50,7 @@ log = logging.getLogger("corral.redis")
 
 MIN_REDIS_VERSION = (6, 2, 0)
 _ENQUEUE_CHUNK = 1000
+_NKEYS = 8  # keys every script takes (_queue_keys)
 _MAX_BLOCK = 30.0  # seconds; longest blocking wait (the socket timeout is above it)
 
 
@@ -232,10 +233,8 @@ class RedisBackend(RedisAdmin):
         client = self._client_or_fail()
         created: list[str | None] = []
         for start in range(0, len(jobs), _ENQUEUE_CHUNK):
-            args: list[Any] = []
-            for job in jobs[start : start + _ENQUEUE_CHUNK]:
-                args += job_fields(job)
-            reply = await self._run("enqueue", queue, args)
+            rows = job_rows(jobs[start : start + _ENQUEUE_CHUNK])
+            reply = await self._run("enqueue", queue, [rows])
             created.extend(None if flag == 1 else _text(flag) for flag in reply)
         if self._waitaof:
             with self._translate():
@@ -250,11 +249,13 @@ class RedisBackend(RedisAdmin):
 
     # -- worker ---------------------------------------------------------------------
 
-    async def claim(
-        self, queue: str, count: int, lease_ms: int, worker_id: str
-    ) -> tuple[list[ClaimedJob], int | None]:
+    def _claim_args(self, queue: str, count: int, lease_ms: int, worker_id: str) -> list[Any]:
+        keys = self._k(queue)
         token_prefix = f"{worker_id}:{os.urandom(6).hex()}:"
-        reply = await self._run("claim", queue, [count, lease_ms, token_prefix, worker_id])
+        return [*self._queue_keys(keys), keys.base, count, lease_ms, token_prefix, worker_id]
+
+    @staticmethod
+    def _claimed(queue: str, reply: list[Any]) -> tuple[list[ClaimedJob], int | None]:
         due_in = int(reply[0])
         jobs = [
             ClaimedJob(
@@ -271,6 +272,15 @@ class RedisBackend(RedisAdmin):
         ]
         return jobs, (None if due_in < 0 else due_in)
 
+    async def claim(
+        self, queue: str, count: int, lease_ms: int, worker_id: str
+    ) -> tuple[list[ClaimedJob], int | None]:
+        assert self._scripts is not None, "not connected"
+        args = self._claim_args(queue, count, lease_ms, worker_id)
+        with self._translate():
+            reply = await self._scripts.run("claim", args[:_NKEYS], args[_NKEYS:])
+        return self._claimed(queue, reply)
+
     async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
         if self._blocking is None:
             raise ConfigurationError("the backend is not connected (call connect() first)")
@@ -278,6 +288,58 @@ class RedisBackend(RedisAdmin):
         # BZPOPMIN's own timeout bounds the wait; a zero would block for ever.
         with self._translate():
             await self._blocking.bzpopmin(markers, timeout=min(max(timeout, 0.001), _MAX_BLOCK))
+
+    async def wait_and_claim(
+        self,
+        queues: Sequence[str],
+        timeout: float,
+        count: int,
+        lease_ms: int,
+        worker_id: str,
+        stop: asyncio.Event,
+    ) -> tuple[list[ClaimedJob], int | None]:
+        if self._blocking is None or self._scripts is None:
+            raise ConfigurationError("the backend is not connected (call connect() first)")
+        # The claim is pipelined behind the blocking pop on one connection: Redis runs
+        # it as soon as the pop returns, so a woken worker gets its jobs in the same
+        # round trip. Its own wake key lets a stopping worker end the pop early.
+        own = self._k(queues[0]).wake(worker_id)
+        markers = [*(self._k(q).marker for q in queues), own]
+        args = self._claim_args(queues[0], count, lease_ms, worker_id)
+        pipe = self._blocking.pipeline(transaction=False)
+        pipe.bzpopmin(markers, timeout=min(max(timeout, 0.001), _MAX_BLOCK))
+        pipe.execute_command("EVALSHA", self._scripts.sha("claim"), _NKEYS, *args)
+        call = asyncio.ensure_future(pipe.execute(raise_on_error=False))
+        stopper = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait([call, stopper], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+        if not call.done():
+            await self._wake_own(own)
+            await asyncio.wait([call], timeout=5.0)
+            if not call.done():  # Redis is gone: nothing was leased that will not expire
+                call.cancel()
+                call.add_done_callback(lambda f: f.cancelled() or f.exception())
+                return [], None
+        with self._translate():
+            popped, reply = call.result()
+            if isinstance(popped, Exception):
+                raise popped
+            if isinstance(reply, NoScriptError):  # scripts flushed: claim on its own
+                await self._scripts.load("claim")
+                reply = await self._scripts.run("claim", args[:_NKEYS], args[_NKEYS:])
+            elif isinstance(reply, Exception):
+                raise reply
+        return self._claimed(queues[0], reply)
+
+    async def _wake_own(self, key: str) -> None:
+        client = self._client_or_fail()
+        with contextlib.suppress(RedisError, OSError):
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.zadd(key, {"stop": 0})
+                pipe.pexpire(key, 60_000)
+                await pipe.execute()
 
     async def complete(
         self, queue: str, items: Sequence[Completion], retention: Retention

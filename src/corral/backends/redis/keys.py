@@ -20,6 +20,7 @@ single slot and the same code runs on Redis Cluster::
     {prefix}:{queue}:cancelled   zset  score = finish time (us)
     {prefix}:{queue}:meta        hash  paused flag, enqueue sequence, limits, turns, counters
     {prefix}:{queue}:marker      zset  at most one member: "there may be work" for blocked workers
+    {prefix}:{queue}:wake:{id}   zset  wakes one blocked worker that is stopping (expires)
     {prefix}:{queue}:j:{id}      hash  the job
     {prefix}:{queue}:j:{id}:err  list  one JSON error per failed attempt
     {prefix}:{queue}:j:{id}:log  list  log lines
@@ -79,6 +80,9 @@ class QueueKeys:
 
     def job(self, job_id: str) -> str:
         return self.job_prefix + job_id
+
+    def wake(self, worker_id: str) -> str:
+        return self.base + "wake:" + worker_id
 
     def errors(self, job_id: str) -> str:
         return self.job_prefix + job_id + ":err"

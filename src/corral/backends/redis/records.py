@@ -3,17 +3,18 @@ into a :class:`JobRecord`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
 from corral.backends.base import JobRecord, JobState, NewJob
 
-__all__ = ["job_fields", "record_from_hash", "text"]
+__all__ = ["job_row", "job_rows", "record_from_hash", "text"]
 
 
-def job_fields(job: NewJob) -> tuple[Any, ...]:
-    """The 8 fields per job that enqueue.lua and schedule_fire.lua take."""
+def job_row(job: NewJob) -> list[Any]:
+    """One job as add_job.lua reads it: a JSON array, so a batch is one argument."""
     ext: dict[str, Any] = {}
     if job.group:
         ext["g"] = job.group
@@ -23,16 +24,21 @@ def job_fields(job: NewJob) -> tuple[Any, ...]:
             ext["w"] = job.dedupe_ms
         if job.debounce_ms:
             ext["d"] = job.debounce_ms
-    return (
+    return [
         job.id,
         job.name,
-        job.data,
+        job.data.decode(),
         job.priority,
         job.delay_ms,
         job.run_at_ms,
-        job.options,
-        orjson.dumps(ext) if ext else b"",
-    )
+        job.options.decode(),
+        ext,
+    ]
+
+
+def job_rows(jobs: Sequence[NewJob]) -> bytes:
+    """A batch of jobs as enqueue.lua's one JSON argument."""
+    return orjson.dumps([job_row(job) for job in jobs])
 
 
 def text(value: object) -> str:

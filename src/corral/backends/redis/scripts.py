@@ -83,6 +83,15 @@ class ScriptSet:
             name: client.register_script(text(name)) for name in SCRIPT_NAMES
         }
 
+    def sha(self, name: str) -> str:
+        """The SHA1 to ``EVALSHA`` script ``name`` with (e.g. inside a pipeline)."""
+        return str(self._scripts[name].sha)
+
+    async def load(self, name: str) -> None:
+        """Load script ``name`` again (after a ``NOSCRIPT`` reply)."""
+        script = self._scripts[name]
+        script.sha = await self._client.script_load(script.script)
+
     async def run(self, name: str, keys: list[str], args: list[Any], client: Any = None) -> Any:
         """Run script ``name``; ``client`` may be a pipeline to batch calls."""
         script = self._scripts[name]
@@ -94,7 +103,7 @@ class ScriptSet:
                 "EVALSHA", script.sha, len(keys), *keys, *args
             )
         except NoScriptError:  # the server restarted or flushed its scripts
-            script.sha = await self._client.script_load(script.script)
+            await self.load(name)
             return await self._client.execute_command(  # type: ignore[no-untyped-call]
                 "EVALSHA", script.sha, len(keys), *keys, *args
             )

@@ -21,6 +21,7 @@ from corral.backends.base import (
     JobState,
     NewJob,
     Retention,
+    wait_then_claim,
 )
 from corral.backends.sqlite import queries as q
 from corral.backends.sqlite.admin import SQLiteAdmin
@@ -128,6 +129,17 @@ class SQLiteBackend(SQLiteAdmin):
         event = self._claim_event or self._feed.current()
         if not event.is_set():  # set: something changed since a claim began
             await self._feed.wait(event, timeout)
+
+    async def wait_and_claim(
+        self,
+        queues: Sequence[str],
+        timeout: float,
+        count: int,
+        lease_ms: int,
+        worker_id: str,
+        stop: asyncio.Event,
+    ) -> tuple[list[ClaimedJob], int | None]:
+        return await wait_then_claim(self, queues, timeout, count, lease_ms, worker_id, stop)
 
     async def complete(
         self, queue: str, items: Sequence[Completion], retention: Retention

@@ -2,7 +2,7 @@
 -- Several schedulers may race for a tick; exactly one wins, and the job and the new
 -- tick are stored together, so a tick is never fired twice nor lost in between.
 -- KEYS: common.  ARGV: 1 base, 2 schedule name, 3 expected tick ms, 4 next tick ms
---   (-1: none), then 0 or 8 job fields (as enqueue.lua; none = skip this tick)
+--   (-1: none), then 0 or 1 job row (JSON, as enqueue.lua; none = skip this tick)
 -- Returns: 1 fired (or skipped as asked), 0 the tick was not current (someone else won).
 --@include common
 --@include add_job
@@ -10,8 +10,8 @@ local name = ARGV[2]
 local nxt = BASE .. 'sched:next'
 local current = redis.call('ZSCORE', nxt, name)
 if not current or tonumber(current) ~= tonumber(ARGV[3]) then return 0 end
-if #ARGV >= 12 then
-  if add_job(ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]) == 1 then
+if #ARGV >= 5 then
+  if add_job(cjson.decode(ARGV[5])) == 1 then
     wake()
   end
   publish_added()

@@ -13,15 +13,16 @@ local function publish_added()
   if #ADDED > 0 then redis.call('PUBLISH', EVENTS, 'added ' .. table.concat(ADDED, ' ')) end
 end
 
--- ext: "" or JSON {g = group, k = dedupe key, w = dedupe window ms, d = debounce ms}.
+-- A job comes as one row of JSON (records.job_row): {id, name, data, priority, delay_ms,
+-- run_at_ms (0 = unset), options ("" = none), ext}; ext is {g = group, k = dedupe key,
+-- w = dedupe window ms, d = debounce ms}, each optional.
 -- Returns 1 when created, else the id of the job that stands for this add: the same
 -- id (it exists: left untouched) or the holder of the dedupe key (for a debounced
 -- add: updated with this add's name, data and options, and its start pushed back).
-local function add_job(id, name, data, prio, delay, at, opts, ext)
+local function add_job(row)
+  local id, name, data, prio, delay, at, opts, x = unpack(row)
   local k = jkey(id)
   if redis.call('EXISTS', k) == 1 then return id end
-  local x = {}
-  if ext ~= '' then x = cjson.decode(ext) end
   local dkey = nil
   if x.k then
     dkey = BASE .. 'dd:' .. x.k
@@ -44,13 +45,11 @@ local function add_job(id, name, data, prio, delay, at, opts, ext)
       end
     end
   end
-  prio = tonumber(prio)
   if SEQ_NEXT > SEQ_END then reserve_seq(1) end
   local seq = SEQ_NEXT
   SEQ_NEXT = SEQ_NEXT + 1
   -- Higher priority sorts first; the sequence keeps FIFO within a priority.
   local ws = string.format('%.0f', (1000 - prio) * 4398046511104 + seq)
-  delay, at = tonumber(delay), tonumber(at)
   if x.d then delay, at = x.d, 0 end
   local run_at = 0
   if at > 0 then run_at = at elseif delay > 0 then run_at = NOW + delay end
