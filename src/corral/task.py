@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import os
 import time
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
@@ -76,6 +76,10 @@ class Task(Generic[P, R]):
         self.param_names = [
             p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
         ]
+        #: When every parameter is a plain required one, a call with exactly that many
+        #: positional arguments fits without Signature.bind (the common bulk case).
+        plain = all(p.kind is p.POSITIONAL_OR_KEYWORD and p.default is p.empty for p in params)
+        self._arity = len(params) if plain else -1
         self._options = options or JobOptions()
 
     def __repr__(self) -> str:
@@ -142,16 +146,17 @@ class Task(Generic[P, R]):
 
     def prepare(self, args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[str, NewJob]:
         """Validate and encode one job: (queue, NewJob)."""
-        try:
-            self.signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise InvalidArguments(f"task {self.name!r}: {exc}") from None
+        if kwargs or len(args) != self._arity:
+            try:
+                self.signature.bind(*args, **kwargs)
+            except TypeError as exc:
+                raise InvalidArguments(f"task {self.name!r}: {exc}") from None
         opts = self._options
         opts.check_dedupe()
         data = encode_call(self.name, args, kwargs, self.app.max_payload_bytes, self.param_names)
         delay_ms, run_at_ms = opts.delay_ms()
         return self.queue, NewJob(
-            id=opts.job_id or uuid.uuid4().hex,
+            id=opts.job_id or new_job_id(),
             name=self.name,
             data=data,
             priority=self.config.priority if opts.priority is None else opts.priority,
@@ -181,6 +186,15 @@ class Task(Generic[P, R]):
     def enqueue_many_sync(self, items: Iterable[Call | Sequence[Any]]) -> list[Job]:
         """Blocking twin of :meth:`enqueue_many`."""
         return run_sync(self.enqueue_many(items))
+
+
+def new_job_id() -> str:
+    """A random version-4 UUID as 32 hex digits (what ``uuid.uuid4().hex`` gives, at a
+    fraction of its cost: this runs once per enqueued job)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    return raw.hex()
 
 
 def new_record(queue: str, new: NewJob) -> JobRecord:

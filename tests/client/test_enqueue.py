@@ -270,3 +270,30 @@ async def test_random_job_ids_are_unique(app: Corral) -> None:
     ids = {(await send.enqueue("a@b.c", str(i))).id for i in range(20)}  # type: ignore[attr-defined]
     assert len(ids) == 20
     assert all(uuid.UUID(hex=i) for i in ids)
+
+
+async def test_plain_positional_task_checks_its_arity(app: Corral) -> None:
+    # Tasks whose parameters are all plain and required skip Signature.bind when the
+    # count fits; every other call still gets the full check.
+    @app.task(name="plain.add", queue="plain")
+    async def add(a: int, b: int) -> int:
+        return a + b
+
+    for args, kwargs in [((1,), {}), ((1, 2, 3), {}), ((1,), {"c": 2}), ((1, 2), {"a": 1})]:
+        with pytest.raises(InvalidArguments, match=r"plain\.add"):
+            await add.enqueue(*args, **kwargs)  # type: ignore[arg-type]
+    await add.enqueue(1, 2)
+    await add.enqueue(1, b=2)
+    assert (await app.queue("plain").counts())["waiting"] == 2
+
+
+def test_generated_job_ids_are_uuid4_hex() -> None:
+    import uuid
+
+    from corral.task import new_job_id
+
+    ids = {new_job_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    for job_id in ids:
+        parsed = uuid.UUID(hex=job_id)
+        assert (parsed.hex, parsed.version, parsed.variant) == (job_id, 4, uuid.RFC_4122)

@@ -146,7 +146,10 @@ async def execute(
             args = [ctx, *args]
         token = ctx._bind()
         try:
-            value = await _call(task, args, kwargs, config.timeout, ctx, pool)
+            if config.timeout is None and task.is_async:
+                value = await _call_async(task, args, kwargs)  # the common case, inline
+            else:
+                value = await _call(task, args, kwargs, config.timeout, ctx, pool)
         finally:
             ctx._unbind(token)
         return Outcome(
@@ -174,19 +177,23 @@ def _stopped(ctx: JobContext, claimed: ClaimedJob) -> Outcome | None:
     return None
 
 
+def _call_async(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
+    """The coroutine of an async task (awaited by the caller: no extra frame)."""
+    try:
+        return task.fn(*args, **kwargs)
+    except TypeError as exc:
+        if not task.binds_on_call:
+            raise
+        # Calling an ``async def`` only binds the arguments: a TypeError here
+        # means they do not fit (cheaper than Signature.bind on every job).
+        raise InvalidArguments(f"arguments do not fit task {task.name!r}: {exc}") from None
+
+
 async def _invoke(
     task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], pool: Executor
 ) -> Any:
     if task.is_async:
-        try:
-            running = task.fn(*args, **kwargs)
-        except TypeError as exc:
-            if not task.binds_on_call:
-                raise
-            # Calling an ``async def`` only binds the arguments: a TypeError here
-            # means they do not fit (cheaper than Signature.bind on every job).
-            raise InvalidArguments(f"arguments do not fit task {task.name!r}: {exc}") from None
-        return await running
+        return await _call_async(task, args, kwargs)
     # Threads don't inherit context variables: run the call inside a copy so
     # current_job() works in sync tasks too.
     call_context = contextvars.copy_context()

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["Worker"]
 
 log = logging.getLogger("corral.worker")
+job_log = logging.getLogger("corral.job")
 
 
 @dataclass(slots=True)
@@ -105,6 +106,7 @@ class Worker:
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="corral-job")
         self._rng = random.Random()
         self._backend: Backend | None = None
+        self._loop: asyncio.AbstractEventLoop  # set by run()
         self._started_ms = int(time.time() * 1000)
 
     @staticmethod
@@ -130,6 +132,7 @@ class Worker:
     async def run(self) -> None:
         """Run until :meth:`stop`; connects first (raising ConnectionFailed)."""
         backend = self._backend = await self.app.backend()
+        self._loop = asyncio.get_running_loop()
         loop_tasks = [
             asyncio.create_task(self._schedule_loop(backend), name="corral-scheduler"),
             asyncio.create_task(self._ack_loop(backend), name="corral-acks"),
@@ -244,9 +247,7 @@ class Worker:
             except Exception:
                 log.warning("job %s has unreadable options; using task defaults", claimed.id)
                 config = task.config
-        ctx = JobContext(
-            claimed, backend, asyncio.get_running_loop(), config.attempts if config else 1
-        )
+        ctx = JobContext(claimed, backend, self._loop, config.attempts if config else 1)
         running = _Running(claimed, ctx, config, is_async=bool(task and task.is_async))
         self._running[(claimed.queue, claimed.id)] = running
         running.task = asyncio.create_task(self._run_one(backend, running, task))
@@ -352,11 +353,13 @@ class Worker:
                     self._acks.setdefault((queue, retention), []).extend(items)
                     await asyncio.sleep(0.5)
                     continue
+                self.processed += sum(accepted)
+                verbose = job_log.isEnabledFor(logging.INFO)
                 for (completion, running), ok in zip(items, accepted, strict=True):
                     self._unacked.pop((queue, completion.id), None)
-                    self.processed += ok
-                    duration = (time.monotonic() - running.started) * 1000
-                    log_outcome("completed", running.claimed, duration, ok)
+                    if verbose or not ok:
+                        duration = (time.monotonic() - running.started) * 1000
+                        log_outcome("completed", running.claimed, duration, ok)
 
     # -- leases, cancellation, maintenance --------------------------------------------
 

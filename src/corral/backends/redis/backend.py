@@ -257,16 +257,17 @@ class RedisBackend(RedisAdmin):
     @staticmethod
     def _claimed(queue: str, reply: list[Any]) -> tuple[list[ClaimedJob], int | None]:
         due_in = int(reply[0])
+        # Positional: this runs once per claimed job.
         jobs = [
             ClaimedJob(
-                id=reply[i].decode(),
-                queue=queue,
-                name=reply[i + 1].decode(),
-                data=reply[i + 2],
-                attempt=int(reply[i + 3]),
-                token=reply[i + 4].decode(),
-                options=reply[i + 5],
-                stalls=int(reply[i + 6]),
+                reply[i].decode(),
+                queue,
+                reply[i + 1].decode(),
+                reply[i + 2],
+                reply[i + 3],
+                reply[i + 4].decode(),
+                reply[i + 5],
+                reply[i + 6],
             )
             for i in range(2, len(reply), 7)
         ]
