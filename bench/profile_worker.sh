@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Profile one Corral worker draining N bench jobs from its own redis-server.
 #   bench/profile_worker.sh [N] [OUT]      (N=60000; OUT=/tmp/corral-profile)
+# BODY=noop runs jobs with no body at all (no INCR): Corral's own cost per job.
 # Prints the drain rate and the worker's CPU µs/job; with PROFILE=1 it runs the worker
 # under py-spy (`pip install py-spy`, or PYSPY=/path/to/py-spy) and writes OUT.txt in
 # py-spy's raw format (one "frame;frame;... count" line per stack).
@@ -21,7 +22,8 @@ import asyncio
 from systems.corral_redis import make_app
 async def main():
     app, incr, _ = make_app('$CORRAL_URL')
-    await incr.enqueue_many([(i,) for i in range($N)])
+    task = app.tasks['bench.${BODY:-incr}']
+    await task.enqueue_many([(i,) for i in range($N)])
     await app.close()
 asyncio.run(main())"
 worker=("$PY" -m corral worker systems.corral_redis:app -c 50 --log-level warning)
@@ -30,7 +32,11 @@ if [ -n "${PROFILE:-}" ]; then
 else
   /usr/bin/time -f "%U %S" -o "$OUT.cpu" "${worker[@]}" &
 fi
-count() { redis-cli -p "$PORT" get bench:count; }
+if [ "${BODY:-incr}" = noop ]; then  # no counter: read Corral's own completion count
+  count() { redis-cli -p "$PORT" hget "corral:{bench}:meta" m:completed; }
+else
+  count() { redis-cli -p "$PORT" get bench:count; }
+fi
 until [ -n "$(count)" ]; do sleep 0.01; done
 c0=$(count); start=$(date +%s.%N)
 until [ "$(count)" = "$N" ]; do sleep 0.05; done

@@ -21,6 +21,10 @@ def make_app(url: str | None) -> tuple[Corral, Any, Any]:
     async def stamp(i: int) -> None:
         await stamp_async()
 
+    @app.task(name="bench.noop", queue=QUEUE)
+    async def noop(i: int) -> None:
+        """No job body at all: what Corral itself costs per job (profile_worker.sh)."""
+
     return app, incr, stamp
 
 
