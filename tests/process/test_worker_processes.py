@@ -108,3 +108,20 @@ def test_workers_command_lists_live_worker(redis_url: str, spawn_worker) -> None
     worker.signal(signal.SIGTERM)
     worker.wait(10)
     assert listed() == []
+
+
+@pytest.mark.parametrize("choice", ["auto", "asyncio", "uvloop"])
+def test_worker_runs_on_the_chosen_event_loop(app: Corral, spawn_worker, choice: str) -> None:
+    worker = spawn_worker("-q", "proc", "--loop", choice)
+    job = app.enqueue_sync("proc.busy_sync", [0.01], queue="proc")
+    job.result_sync(timeout=10)
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(10) == 0
+    expected = "asyncio" if choice == "asyncio" else "uvloop"
+    assert f"loop={expected}" in worker.output()
+
+
+def test_worker_refuses_an_unknown_event_loop(spawn_worker) -> None:
+    worker = spawn_worker("--loop", "trio")
+    assert worker.wait(10) == 2
+    assert "'trio' is not one of 'auto', 'asyncio', 'uvloop'" in worker.output()
