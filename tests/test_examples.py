@@ -127,6 +127,6 @@ def test_node_fetch_example_enqueues_over_http(tmp_path: Path) -> None:
             proc.wait(15)
     assert out.returncode == 0, out.stderr
     job_id, state, result = out.stdout.split(maxsplit=2)
-    assert len(job_id) == 32
+    assert len(job_id) == 26
     assert state == "completed"
     assert result.strip() == '{"orders":300}'

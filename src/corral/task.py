@@ -189,12 +189,10 @@ class Task(Generic[P, R]):
 
 
 def new_job_id() -> str:
-    """A random version-4 UUID as 32 hex digits (what ``uuid.uuid4().hex`` gives, at a
-    fraction of its cost: this runs once per enqueued job)."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40
-    raw[8] = (raw[8] & 0x3F) | 0x80
-    return raw.hex()
+    """104 random bits as 26 hex digits. Shorter than a UUID's 32 because a waiting
+    job's id is stored twice (its key and its place in line), and 2^-104 per pair
+    keeps collisions out of reach."""
+    return os.urandom(13).hex()
 
 
 def new_record(queue: str, new: NewJob) -> JobRecord:

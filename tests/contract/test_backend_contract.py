@@ -158,6 +158,28 @@ async def test_claim_priority_then_fifo(backend: Backend) -> None:
     assert [c.id for c in claimed] == expected
 
 
+async def test_line_order_back_and_front(backend: Backend) -> None:
+    # Within a priority: jobs handed back by a worker go to the front (in the order
+    # given); retried and promoted jobs join the back. Both ends, for priority 0 (a
+    # list on Redis) and for another priority (a sorted set).
+    for prio in (0, 3):
+        q = f"line{prio}"
+        await backend.enqueue(q, [new_job(i, priority=prio) for i in ("a", "b", "c", "d", "e")])
+        a, b = (await backend.claim(q, 2, LEASE, "w1"))[0]
+        assert await backend.release(q, [(a.id, a.token), (b.id, b.token)]) == 2
+        listed = [r.id for r in await backend.list_jobs(q, JobState.WAITING, 0, 10)]
+        assert listed == ["a", "b", "c", "d", "e"]
+        a, b, c = (await backend.claim(q, 3, LEASE, "w1"))[0]
+        assert await backend.release(q, [(c.id, c.token), (a.id, a.token)]) == 2
+        assert await backend.fail(q, "b", b.token, b"{}", 0, Retention()) is True  # retry now
+        listed = [r.id for r in await backend.list_jobs(q, JobState.WAITING, 0, 10)]
+        assert listed == ["c", "a", "d", "e", "b"]
+        await backend.enqueue(q, [new_job("late", priority=prio, delay_ms=60_000)])
+        assert await backend.promote(q, "late") is True
+        claimed, _ = await backend.claim(q, 10, LEASE, "w1")
+        assert [j.id for j in claimed] == ["c", "a", "d", "e", "b", "late"]
+
+
 async def test_claim_respects_count(backend: Backend) -> None:
     await enqueue(backend, Q, "j1", "j2", "j3", "j4", "j5")
     first, _ = await backend.claim(Q, 2, LEASE, "w1")

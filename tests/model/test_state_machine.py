@@ -26,8 +26,13 @@ What the model assumes, all from ``corral.backends.base`` and the conformance su
   passed only once more than 1.5 times its length has gone by since t1, and asserted
   pending only while less than half of it has gone by since t0. In between, either
   outcome is accepted and the model is resynchronised from the store.
-* Waiting jobs are claimed (and listed) by priority, then by their original enqueue
-  order; a job requeued by release, reap, fail or retry keeps its place.
+* Waiting jobs are claimed (and listed) by priority, then in line order. A job joins
+  the back of its priority when it is enqueued, retried (``fail`` with no delay,
+  ``retry``), promoted or found due; one a worker hands back (``release``, a reap)
+  goes to the front, and several handed back in one call keep the order given. Where
+  that order is the store's to know (delayed jobs due in one claim, leases reaped
+  together), the model checks they joined at the right end and takes their order from
+  the store.
 * A cancel-requested job ends ``cancelled`` when its worker releases, fails (retrying)
   or stalls; when it is dead-lettered (``retry_in_ms=None``) either ``failed`` or
   ``cancelled`` is accepted.
@@ -119,8 +124,9 @@ class Window:
 class ModelJob:
     id: str
     priority: int
-    seq: int  # enqueue order: the FIFO key within a priority
+    seq: int  # enqueue order (picks "the next job" for rules; not the line)
     state: JobState
+    line: int = 0  # place in line within its priority while waiting: lowest goes first
     attempts: int = 0
     stalls: int = 0
     claims: int = 0  # every claim ever, so attempts can never exceed it
@@ -133,7 +139,7 @@ class ModelJob:
 
     @property
     def key(self) -> tuple[int, int]:
-        return (-self.priority, self.seq)
+        return (-self.priority, self.line)
 
 
 class BackendMachine(RuleBasedStateMachine):
@@ -149,6 +155,7 @@ class BackendMachine(RuleBasedStateMachine):
         self.jobs: dict[str, ModelJob] = {}
         self.tokens: set[str] = set()
         self.next_id = 0
+        self.next_line = 0
         self.forged = 0
         # stats(): completions, dead letters, fail() retries, stall requeues
         self.totals = {"completed": 0, "failed": 0, "retried": 0, "requeued": 0}
@@ -230,11 +237,41 @@ class BackendMachine(RuleBasedStateMachine):
         job.cancel_requested = False
         job.finished = self.calls
 
-    def requeue(self, job: ModelJob, *, give_back: bool) -> None:
+    def requeue(self, job: ModelJob, *, give_back: bool, front: bool = False) -> None:
+        if front:
+            self.to_front(job)
+        else:
+            self.to_back(job)
         job.state, job.token, job.lease, job.due = JobState.WAITING, None, None, None
         job.cancel_requested = False
         if give_back:
             job.attempts -= 1
+
+    def to_back(self, job: ModelJob) -> None:
+        self.next_line += 1
+        job.line = self.next_line
+
+    def to_front(self, job: ModelJob) -> None:
+        band = [j.line for j in self.in_state(JobState.WAITING) if j.priority == job.priority]
+        job.line = min(band, default=job.line) - 1
+
+    def place_from_store(self, moved: list[ModelJob], *, front: bool) -> None:
+        """``moved`` (now waiting) joined the line in one call in an order only the store
+        knows: check they stand at the front (or back) of their priority, and take their
+        order from the store."""
+        if not moved:
+            return
+        listed = self.run(self.backend.list_jobs(Q, JobState.WAITING, 0, 10_000))
+        pos = {r.id: n for n, r in enumerate(listed)}
+        ids = {j.id for j in moved}
+        for job in moved:
+            for other in self.in_state(JobState.WAITING):
+                if other.priority == job.priority and other.id not in ids:
+                    ahead = pos[job.id] < pos[other.id]
+                    assert ahead is front, (job.id, other.id, "front" if front else "back")
+        ordered = sorted(moved, key=lambda j: pos[j.id])
+        for job in reversed(ordered) if front else ordered:
+            self.to_front(job) if front else self.to_back(job)
 
     def fresh(self, priority: int, delay_ms: int) -> NewJob:
         self.next_id += 1
@@ -245,6 +282,7 @@ class BackendMachine(RuleBasedStateMachine):
 
     def add(self, job: NewJob, t0: float, t1: float) -> None:
         model = ModelJob(job.id, job.priority, len(self.jobs), JobState.WAITING)
+        self.to_back(model)
         if job.delay_ms:
             model.state, model.due = JobState.DELAYED, Window(t0, t1, job.delay_ms)
         self.jobs[job.id] = model
@@ -351,8 +389,22 @@ class BackendMachine(RuleBasedStateMachine):
                 passed = record.state is JobState.WAITING
             (due if passed else not_due).append(job)
         assert not {j.id for j in not_due} & set(ids), "claimed a delayed job before it was due"
-        expected = sorted(waiting + due, key=lambda j: j.key)[:count]
-        assert ids == [j.id for j in expected], "not the first jobs by priority, then FIFO"
+
+        # Due jobs join the back of their priority, among themselves by due time.
+        def place(job: ModelJob) -> tuple[int, ...]:
+            return job.key if job.state is JobState.WAITING else (-job.priority, 1 << 62)
+
+        expected = sorted(waiting + due, key=place)[:count]
+        taken = [self.jobs[i] for i in ids]
+        assert [place(j) for j in taken] == [place(j) for j in expected], (
+            "not the first jobs by priority, then in line"
+        )
+        joined = [j for j in due if j.id not in ids]
+        for job in taken:
+            if job.due is not None:
+                assert not any(
+                    o.priority == job.priority and o.due.surely_before(job.due) for o in joined
+                ), "a job due later was claimed first"
         for job in due:
             job.state, job.due = JobState.WAITING, None
         for c in got:
@@ -374,6 +426,7 @@ class BackendMachine(RuleBasedStateMachine):
                 assert 0 <= due_in <= min(j.due.ms for j in left) + 1
             else:
                 assert due_in is None
+        self.place_from_store(joined, front=False)
         return [(c.id, c.token) for c in got]
 
     @rule(first=leases, more=st.lists(leases, max_size=2), mode=lease_modes, lease_ms=lease_lengths)
@@ -479,8 +532,8 @@ class BackendMachine(RuleBasedStateMachine):
     def release(self, first, more, mode):
         items = [self.pick(lease, mode) for lease in (first, *more)]
         self.calls += 1
-        released = []
-        for job_id, token in items:
+        released = []  # backwards, as the store does it: each goes to the front
+        for job_id, token in reversed(items):
             if self.current(job_id, token) and job_id not in released:
                 released.append(job_id)
         stale = [i for i, _ in items if i not in released]
@@ -492,7 +545,7 @@ class BackendMachine(RuleBasedStateMachine):
             if job.cancel_requested:
                 self.finish(job, JobState.CANCELLED)
             else:
-                self.requeue(job, give_back=True)
+                self.requeue(job, give_back=True, front=True)
 
     @rule(lease=leases, mode=lease_modes)
     def update(self, lease, mode):
@@ -519,6 +572,7 @@ class BackendMachine(RuleBasedStateMachine):
         self.calls += 1
         (requeued, failed), s0, s1 = self.timed(self.backend.reap_stalled(Q, max_stalls))
         touched = set(requeued) | set(failed)
+        back = []
         assert len(touched) == len(requeued) + len(failed), (requeued, failed)
         assert touched <= {j.id for j in active}, "reaped a job that was not active"
         for job in active:
@@ -549,8 +603,10 @@ class BackendMachine(RuleBasedStateMachine):
                 assert orjson.loads(record.errors[-1])["type"] == "Stalled"
             else:
                 assert job.id in requeued, (job.id, requeued, failed)
-                self.requeue(job, give_back=True)
+                self.requeue(job, give_back=True, front=True)
+                back.append(job)
                 self.totals["requeued"] += 1
+        self.place_from_store(back, front=True)  # among themselves: by lease deadline
 
     @rule()
     def advance_clock(self):
@@ -618,6 +674,7 @@ class BackendMachine(RuleBasedStateMachine):
         delayed = job.state is JobState.DELAYED
         assert self.run(self.backend.promote(Q, job_id)) is delayed
         if delayed:
+            self.to_back(job)
             job.state, job.due = JobState.WAITING, None
 
     # -- invariant ----------------------------------------------------------------------
@@ -640,6 +697,7 @@ class BackendMachine(RuleBasedStateMachine):
                 assert (record.state, record.queue) == (state, Q)
                 seen[record.id] = record
         assert set(seen) == set(self.jobs), "a job was lost or appeared from nowhere"
+        early = []
         for job_id, job in self.jobs.items():
             record = seen[job_id]
             if (
@@ -648,6 +706,7 @@ class BackendMachine(RuleBasedStateMachine):
                 and job.due.passed(s0, s1) is not False
             ):
                 job.state, job.due = JobState.WAITING, None  # a due job may be promoted early
+                early.append(job)
             assert record.state is job.state, (job_id, record.state, job.state)
             assert record.attempts == job.attempts, (job_id, record.attempts, job.attempts)
             assert 0 <= record.attempts <= job.claims
@@ -657,6 +716,10 @@ class BackendMachine(RuleBasedStateMachine):
             if job.state in TERMINAL:
                 assert record.finished_at is not None
         waiting = [r.id for r in listed[JobState.WAITING]]
+        if early:  # joined the line at a time the model did not see: take the store's order
+            for n, job_id in enumerate(waiting):
+                self.jobs[job_id].line = n
+            self.next_line = max(self.next_line, len(waiting))
         assert waiting == [
             j.id for j in sorted(self.in_state(JobState.WAITING), key=lambda j: j.key)
         ]

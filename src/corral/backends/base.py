@@ -291,9 +291,11 @@ class Backend(Protocol):
     async def claim(
         self, queue: str, count: int, lease_ms: int, worker_id: str
     ) -> tuple[list[ClaimedJob], int | None]:
-        """Lease up to ``count`` waiting jobs, highest priority first, FIFO within one.
+        """Lease up to ``count`` waiting jobs, highest priority first, then in line order.
 
-        Due delayed jobs are promoted first. Each claimed job becomes ``active``, its
+        Within a priority, jobs join the back of the line when they are enqueued,
+        retried, promoted or found due (those by due time); ``release`` and
+        ``reap_stalled`` put a job back at the front. Due delayed jobs are promoted first. Each claimed job becomes ``active``, its
         attempt counter grows by one and it gets a fresh token and a lease deadline of
         now + ``lease_ms``. Returns the jobs and, when none was claimed, the number of
         milliseconds until the next delayed job is due (or None). A paused queue

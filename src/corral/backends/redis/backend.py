@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import logging
 import os
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
@@ -26,7 +25,7 @@ from corral.backends.base import (
 from corral.backends.redis.admin import RedisAdmin
 from corral.backends.redis.keys import QueueKeys, RegistryKeys
 from corral.backends.redis.pubsub import Hub
-from corral.backends.redis.records import job_rows, record_from_hash
+from corral.backends.redis.records import job_rows, record_from_hash, waiting_order
 from corral.backends.redis.records import text as _text
 from corral.backends.redis.scripts import ScriptSet
 from corral.backends.redis.waiters import Waiters
@@ -474,17 +473,17 @@ class RedisBackend(RedisAdmin):
         keys = self._k(queue)
         key = keys.state_set(state.value)
         end = offset + limit - 1
+        raw: list[Any]
         with self._translate():
             if state.terminal:
                 raw = await client.zrevrange(key, offset, end)
             elif state is JobState.WAITING:
-                # Ungrouped and grouped waiting jobs share one score order: merge them.
                 async with client.pipeline(transaction=False) as pipe:
+                    pipe.lrange(keys.fifo, 0, end)
                     pipe.zrange(keys.wait, 0, end, withscores=True)
                     pipe.zrange(keys.grouped_wait, 0, end, withscores=True)
-                    plain, grouped = await pipe.execute()
-                merged = heapq.merge(plain, grouped, key=lambda pair: pair[1])
-                raw = [member for member, _ in merged][offset : end + 1]
+                    fifo, plain, grouped = await pipe.execute()
+                raw = waiting_order(fifo, plain, grouped)[offset : end + 1]
             else:
                 raw = await client.zrange(key, offset, end)
         records = await self._get_many(queue, [_text(i) for i in raw])
@@ -499,10 +498,11 @@ class RedisBackend(RedisAdmin):
                 for state in states:
                     pipe.zcard(keys.state_set(state.value))
                 pipe.zcard(keys.grouped_wait)
+                pipe.llen(keys.fifo)
                 pipe.hget(keys.meta, "paused")
                 replies = await pipe.execute()
         counts = {state.value: int(n) for state, n in zip(states, replies, strict=False)}
-        counts[JobState.WAITING.value] += int(replies[-2])
+        counts[JobState.WAITING.value] += int(replies[-3]) + int(replies[-2])
         counts["paused"] = int(replies[-1] == b"1")
         return counts
 

@@ -3,7 +3,8 @@
 All keys of one queue share the hash tag ``{queue}`` so each script touches a
 single slot and the same code runs on Redis Cluster::
 
-    {prefix}:{queue}:waiting     zset  ungrouped waiting jobs; score = priority band + sequence
+    {prefix}:{queue}:fifo        list  ungrouped waiting jobs of priority 0, in line order
+    {prefix}:{queue}:waiting     zset  other ungrouped waiting jobs; score = priority band + sequence
     {prefix}:{queue}:gw          zset  grouped waiting jobs (same score), for counts and lists
     {prefix}:{queue}:g:{group}   zset  one group's waiting jobs (same score)
     {prefix}:{queue}:groups      zset  groups in line for a turn; score = turn (meta 'turn')
@@ -46,6 +47,7 @@ class QueueKeys:
     """Key names of one queue."""
 
     base: str
+    fifo: str
     wait: str
     grouped_wait: str
     active: str
@@ -64,6 +66,7 @@ class QueueKeys:
         base = f"{prefix}:{{{queue}}}:"
         return cls(
             base=base,
+            fifo=base + "fifo",
             wait=base + "waiting",
             grouped_wait=base + "gw",
             active=base + "active",

@@ -10,7 +10,7 @@ import orjson
 
 from corral.backends.base import JobRecord, JobState, NewJob
 
-__all__ = ["job_row", "job_rows", "record_from_hash", "text"]
+__all__ = ["job_row", "job_rows", "record_from_hash", "text", "waiting_order"]
 
 
 def job_row(job: NewJob) -> list[Any]:
@@ -50,8 +50,23 @@ def _int(value: bytes | None) -> int | None:
     return None if value is None else int(value)
 
 
-# add_job.lua: ws = (1000 - priority) * 2^42 + sequence; the priority is not stored.
+# common.lua: ws = (1000 - priority) * 2^42 + 2^41 + sequence; the priority is not stored.
 _BAND = 4398046511104
+
+
+def waiting_order(
+    fifo: Sequence[bytes],
+    plain: Sequence[tuple[bytes, float]],
+    grouped: Sequence[tuple[bytes, float]],
+) -> list[bytes]:
+    """Waiting job ids in listing order, from the heads of the three places they wait:
+    by priority, then ungrouped (the priority-0 list first) before grouped, then age."""
+    keyed: list[tuple[tuple[int, int, int, float], bytes]]
+    keyed = [((1000, 0, 0, i), m) for i, m in enumerate(fifo)]
+    keyed += [((int(s) // _BAND, 0, 1, s), m) for m, s in plain]
+    keyed += [((int(s) // _BAND, 1, 0, s), m) for m, s in grouped]
+    keyed.sort(key=lambda pair: pair[0])
+    return [m for _, m in keyed]
 
 
 def _priority(h: dict[bytes, bytes]) -> int:

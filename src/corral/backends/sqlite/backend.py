@@ -30,9 +30,11 @@ from corral.backends.sqlite.claims import claim as claim_jobs
 from corral.backends.sqlite.rows import (
     add_error,
     add_stat,
+    back_seq,
     clock_us,
     delete,
     emit,
+    front_seq,
     insert_jobs,
     leased,
     observe,
@@ -192,7 +194,7 @@ class SQLiteBackend(SQLiteAdmin):
             else:
                 give_back = 0 if count_attempt else -1
                 if retry_in_ms <= 0:
-                    conn.execute(q.TO_WAITING, (give_back, queue, job_id))
+                    conn.execute(q.TO_WAITING, (back_seq(conn, queue), give_back, queue, job_id))
                 else:
                     run_at = now_us // 1000 + retry_in_ms
                     conn.execute(q.TO_DELAYED, (run_at, give_back, queue, job_id))
@@ -215,14 +217,16 @@ class SQLiteBackend(SQLiteAdmin):
     async def release(self, queue: str, leases: Sequence[tuple[str, str]]) -> int:
         def tx(conn: Conn) -> int:
             released = 0
-            for job_id, token in leases:
+            # Backwards: each goes to the front, so they end up there in the order given.
+            for job_id, token in reversed(leases):
                 row = leased(conn, queue, job_id, token)
                 if row is None:
                     continue
                 if row[0]:
                     to_cancelled(conn, queue, job_id, clock_us())
                 else:
-                    conn.execute(q.TO_WAITING, (-1, queue, job_id))
+                    seq = front_seq(conn, queue, job_id)
+                    conn.execute(q.TO_WAITING, (seq, -1, queue, job_id))
                 released += 1
             return released
 
@@ -273,9 +277,9 @@ class SQLiteBackend(SQLiteAdmin):
             now_us = clock_us()
             requeued: list[str] = []
             failed: list[str] = []
-            for job_id, stalls, cancel_requested, attempts in conn.execute(
-                q.EXPIRED, (queue, now_us // 1000)
-            ).fetchall():
+            expired = conn.execute(q.EXPIRED, (queue, now_us // 1000)).fetchall()
+            # Backwards: each requeued job goes to the front, so they keep lease order.
+            for job_id, stalls, cancel_requested, attempts in reversed(expired):
                 conn.execute(q.ADD_STALL, (queue, job_id))
                 if cancel_requested:
                     to_cancelled(conn, queue, job_id, now_us)
@@ -291,7 +295,8 @@ class SQLiteBackend(SQLiteAdmin):
                     emit(conn, queue, "failed", job_id)
                     failed.append(job_id)
                 else:
-                    conn.execute(q.TO_WAITING, (-1, queue, job_id))
+                    seq = front_seq(conn, queue, job_id)
+                    conn.execute(q.TO_WAITING, (seq, -1, queue, job_id))
                     requeued.append(job_id)
             # Maintenance calls this regularly: keep the event log bounded here.
             conn.execute(q.TRIM_EVENTS, (_EVENT_LOG_SIZE,))
@@ -324,7 +329,10 @@ class SQLiteBackend(SQLiteAdmin):
 
     async def retry(self, queue: str, job_ids: Sequence[str]) -> list[bool]:
         def tx(conn: Conn) -> list[bool]:
-            done = [conn.execute(q.RETRY, (queue, job_id)).rowcount == 1 for job_id in job_ids]
+            done = [
+                conn.execute(q.RETRY, (back_seq(conn, queue), queue, job_id)).rowcount == 1
+                for job_id in job_ids
+            ]
             emit(conn, queue, "waiting", *(j for j, ok in zip(job_ids, done, strict=True) if ok))
             return done
 
@@ -332,7 +340,7 @@ class SQLiteBackend(SQLiteAdmin):
 
     async def promote(self, queue: str, job_id: str) -> bool:
         def tx(conn: Conn) -> bool:
-            return conn.execute(q.PROMOTE, (queue, job_id)).rowcount == 1
+            return conn.execute(q.PROMOTE, (back_seq(conn, queue), queue, job_id)).rowcount == 1
 
         return await self._s().write(tx)
 

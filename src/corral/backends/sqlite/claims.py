@@ -11,7 +11,7 @@ from typing import Any
 
 from corral.backends.base import ClaimedJob
 from corral.backends.sqlite import queries as q
-from corral.backends.sqlite.rows import clock_us, emit
+from corral.backends.sqlite.rows import clock_us, emit, promote_due
 
 __all__ = ["claim"]
 
@@ -23,7 +23,7 @@ def claim(
 ) -> tuple[list[ClaimedJob], int | None]:
     """Lease up to ``count`` jobs; returns them and, when none, ms until one may be due."""
     now = clock_us() // 1000
-    conn.execute(q.PROMOTE_DUE, (queue, now))
+    promote_due(conn, queue, now)
     limits = conn.execute(q.QUEUE_LIMITS, (queue,)).fetchone()
     if limits is None:
         return [], None

@@ -23,9 +23,16 @@ UPDATE jobs SET name = ?, data = ?, options = ?, state = 'delayed', run_at = ?
 WHERE queue = ? AND id = ?
 """
 HOLD_DEDUPE = "INSERT OR REPLACE INTO dedupe (queue, key, job_id, expires_at) VALUES (?, ?, ?, ?)"
-PROMOTE_DUE = """
-UPDATE jobs SET state = 'waiting'
-WHERE queue = ? AND state = 'delayed' AND run_at <= ?
+DUE = """
+SELECT id FROM jobs WHERE queue = ? AND state = 'delayed' AND run_at <= ? ORDER BY run_at, seq
+"""
+TO_WAITING_AT = "UPDATE jobs SET state = 'waiting', seq = ? WHERE queue = ? AND id = ?"
+LINE_PLACE = "SELECT priority, grp, seq FROM jobs WHERE queue = ? AND id = ?"
+HEAD_UNGROUPED = """
+SELECT MIN(seq) FROM jobs WHERE queue = ? AND state = 'waiting' AND grp IS NULL AND priority = ?
+"""
+HEAD_GROUPED = """
+SELECT MIN(seq) FROM jobs WHERE queue = ? AND state = 'waiting' AND grp = ? AND priority = ?
 """
 IS_PAUSED = "SELECT paused FROM queues WHERE name = ?"
 QUEUE_LIMITS = """
@@ -97,7 +104,8 @@ UPDATE jobs SET state = 'failed', finished_at = ?, finished_us = ?,
 WHERE queue = ? AND id = ?
 """
 TO_WAITING = """
-UPDATE jobs SET state = 'waiting', attempts = attempts + ?, token = NULL, lease_until = NULL
+UPDATE jobs SET state = 'waiting', seq = ?, attempts = attempts + ?, token = NULL,
+    lease_until = NULL
 WHERE queue = ? AND id = ?
 """
 TO_DELAYED = """
@@ -121,17 +129,19 @@ RENEW = "UPDATE jobs SET lease_until = ? WHERE queue = ? AND id = ? AND token = 
 SET_PROGRESS = "UPDATE jobs SET progress = ? WHERE queue = ? AND id = ?"
 EXPIRED = """
 SELECT id, stalls, cancel_requested, attempts FROM jobs
-WHERE queue = ? AND state = 'active' AND lease_until < ? LIMIT 1000
+WHERE queue = ? AND state = 'active' AND lease_until < ? ORDER BY lease_until LIMIT 1000
 """
 ADD_STALL = "UPDATE jobs SET stalls = stalls + 1 WHERE queue = ? AND id = ?"
 STATE = "SELECT state FROM jobs WHERE queue = ? AND id = ?"
 REQUEST_CANCEL = "UPDATE jobs SET cancel_requested = 1 WHERE queue = ? AND id = ?"
 RETRY = """
-UPDATE jobs SET state = 'waiting', attempts = 0, stalls = 0, finished_at = NULL,
+UPDATE jobs SET state = 'waiting', seq = ?, attempts = 0, stalls = 0, finished_at = NULL,
     finished_us = NULL, cancel_requested = 0
 WHERE queue = ? AND id = ? AND state IN ('failed', 'cancelled')
 """
-PROMOTE = "UPDATE jobs SET state = 'waiting' WHERE queue = ? AND id = ? AND state = 'delayed'"
+PROMOTE = """
+UPDATE jobs SET state = 'waiting', seq = ? WHERE queue = ? AND id = ? AND state = 'delayed'
+"""
 SET_PAUSED = "UPDATE queues SET paused = ? WHERE name = ?"
 FINISHED_BEFORE = """
 SELECT id FROM jobs WHERE queue = ? AND state = ? AND finished_us <= ?
@@ -151,7 +161,7 @@ GET_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE queue = ? AND id = ?"
 GET_ERRORS = "SELECT error FROM job_errors WHERE queue = ? AND job_id = ? ORDER BY rowid"
 GET_LOGS = "SELECT line FROM job_logs WHERE queue = ? AND job_id = ? ORDER BY rowid"
 LIST_ORDER = {
-    "waiting": "priority DESC, seq",
+    "waiting": "priority DESC, grp IS NOT NULL, seq",
     "delayed": "run_at, seq",
     "active": "lease_until, seq",
     "completed": "finished_us DESC",

@@ -18,12 +18,15 @@ from corral.backends.sqlite import queries as q
 __all__ = [
     "add_error",
     "add_stat",
+    "back_seq",
     "clock_us",
     "delete",
     "emit",
+    "front_seq",
     "insert_jobs",
     "leased",
     "observe",
+    "promote_due",
     "records",
     "retain",
     "stalled_error",
@@ -54,6 +57,36 @@ def retain(conn: Conn, queue: str, state: str, retention: Retention, now_us: int
     if retention.count is not None:
         excess = conn.execute(q.FINISHED_EXCESS, (queue, state, retention.count)).fetchall()
         delete(conn, queue, (r[0] for r in excess))
+
+
+# Waiting order (as on Redis): priority, then the order jobs joined the line. A job that
+# waits again joins at the back; one a worker hands back (shutdown, lease expired), at
+# the front of its priority.
+
+
+def back_seq(conn: Conn, queue: str, n: int = 1) -> int:
+    """The first of ``n`` new sequence numbers (the back of the line); 0 for a queue
+    never used (it has no jobs to line up behind)."""
+    row = conn.execute(q.NEXT_SEQ, (n, queue)).fetchone()
+    return 0 if row is None else int(row[0]) - n + 1
+
+
+def front_seq(conn: Conn, queue: str, job_id: str) -> int:
+    """A sequence number ahead of every waiting job of this job's priority and group."""
+    priority, grp, seq = conn.execute(q.LINE_PLACE, (queue, job_id)).fetchone()
+    if grp is None:
+        head = conn.execute(q.HEAD_UNGROUPED, (queue, priority)).fetchone()[0]
+    else:
+        head = conn.execute(q.HEAD_GROUPED, (queue, grp, priority)).fetchone()[0]
+    return int(head) - 1 if head is not None and head <= seq else int(seq)
+
+
+def promote_due(conn: Conn, queue: str, now_ms: int) -> None:
+    """Delayed jobs that are due join the back of the line, by due time."""
+    due = conn.execute(q.DUE, (queue, now_ms)).fetchall()
+    if due:
+        first = back_seq(conn, queue, len(due))
+        conn.executemany(q.TO_WAITING_AT, [(first + i, queue, row[0]) for i, row in enumerate(due)])
 
 
 def add_error(conn: Conn, queue: str, job_id: str, error: bytes) -> None:

@@ -7,10 +7,21 @@
 -- Returns: {ms until the next delayed job or held group is due or -1, paused 0/1,
 --           then 7 fields per job: id, name, data, attempt, token, options, stalls}
 --@include common
-local due = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', NOW, 'LIMIT', 0, 1000)
+local due = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', NOW, 'WITHSCORES', 'LIMIT', 0, 1000)
 if #due > 0 then
-  for _, id in ipairs(due) do push_waiting(id, jkey(id)) end
-  redis.call('ZREM', K_DELAYED, unpack(due))
+  -- Due jobs join the back of the line by due time, then by the order they were added.
+  local order, ids = {}, {}
+  for i = 1, #due, 2 do
+    local ws = redis.call('HGET', jkey(due[i]), 'ws')
+    order[#order + 1] = {due[i], tonumber(due[i + 1]), tonumber(ws or '0')}
+    ids[#ids + 1] = due[i]
+  end
+  table.sort(order, function(a, b)
+    if a[2] ~= b[2] then return a[2] < b[2] end
+    return a[3] < b[3]
+  end)
+  for _, job in ipairs(order) do push_waiting(job[1], jkey(job[1]), false) end
+  redis.call('ZREM', K_DELAYED, unpack(ids))
 end
 
 local meta = redis.call('HMGET', K_META, 'paused', 'max_active', 'rate_max', 'rate_ms',
@@ -36,6 +47,28 @@ if meta[3] then
   count = math.min(count, room)
 end
 
+-- Take up to n ungrouped job ids in line order: jobs above the default priority, then
+-- the default priority's list, then the jobs below it.
+local function pop_ungrouped(n)
+  local ids = {}
+  local sorted = redis.call('EXISTS', K_WAIT) == 1
+  if sorted then
+    ids = redis.call('ZRANGEBYSCORE', K_WAIT, '-inf', '(' .. score(1000 * BAND), 'LIMIT', 0, n)
+    if #ids > 0 then redis.call('ZREM', K_WAIT, unpack(ids)) end
+  end
+  if #ids < n then
+    local listed = redis.call('LPOP', K_FIFO, n - #ids)
+    if listed then
+      for _, id in ipairs(listed) do ids[#ids + 1] = id end
+    end
+  end
+  if sorted and #ids < n then
+    local popped = redis.call('ZPOPMIN', K_WAIT, n - #ids)
+    for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
+  end
+  return ids
+end
+
 -- Pick up to `count` job ids taking turns: the lowest turn in GROUPS goes next, the
 -- ungrouped jobs' turn is meta 'uturn'. A group over its limits leaves the line
 -- (see line_up and group_left) instead of being skipped again and again.
@@ -48,14 +81,14 @@ local function pick_fair()
   end
   local ids = {}
   local uturn = tonumber(meta[8] or '0')
-  local ungrouped = redis.call('ZCARD', K_WAIT)
+  local ungrouped = redis.call('ZCARD', K_WAIT) + redis.call('LLEN', K_FIFO)
   local guard = count + 100
   while #ids < count and guard > 0 do
     guard = guard - 1
     local head = redis.call('ZRANGE', GROUPS, 0, 0, 'WITHSCORES')
     local g = head[1]
     if ungrouped > 0 and (not g or uturn <= tonumber(head[2])) then
-      ids[#ids + 1] = redis.call('ZPOPMIN', K_WAIT, 1)[1]
+      ids[#ids + 1] = pop_ungrouped(1)[1]
       ungrouped = ungrouped - 1
       uturn = next_turn()
     elseif not g then
@@ -102,8 +135,7 @@ end
 
 local ids = {}
 if redis.call('EXISTS', GW) == 0 then
-  local popped = redis.call('ZPOPMIN', K_WAIT, count)
-  for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
+  ids = pop_ungrouped(count)
 else
   ids = pick_fair()
 end
@@ -143,7 +175,7 @@ if n == 0 then
   if #nxt > 0 then at = tonumber(nxt[2]) end
   if #parked > 0 and (not at or tonumber(parked[2]) < at) then at = tonumber(parked[2]) end
   if at then out[1] = math.max(0, at - NOW) end
-elseif redis.call('ZCARD', K_WAIT) > 0 or redis.call('EXISTS', GROUPS) == 1 then
+elseif redis.call('EXISTS', K_WAIT, K_FIFO, GROUPS) > 0 then
   -- More work remains: pass the wake-up on to another blocked worker.
   wake()
 end

@@ -3,6 +3,13 @@
 -- Returns: how many were deleted.
 --@include common
 local n = 0
+while n < 5000 do
+  local ids = redis.call('LRANGE', K_FIFO, 0, math.min(999, 4999 - n))
+  if #ids == 0 then break end
+  for _, id in ipairs(ids) do delete_job(id) end
+  redis.call('LTRIM', K_FIFO, #ids, -1)
+  n = n + #ids
+end
 local sets = {K_WAIT, GW}
 if ARGV[2] == '1' then sets[3] = K_DELAYED end
 for _, set_key in ipairs(sets) do

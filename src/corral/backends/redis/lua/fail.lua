@@ -21,7 +21,7 @@ local retry = tonumber(ARGV[5])
 if retry >= 0 then
   if ARGV[6] == '0' then redis.call('HINCRBY', k, 'att', -1) end
   if retry == 0 then
-    push_waiting(id, k)
+    push_waiting(id, k, false)
   else
     redis.call('HSET', k, 'state', 'delayed', 'rtime', NOW + retry)
     redis.call('ZADD', K_DELAYED, NOW + retry, id)

@@ -6,6 +6,6 @@ local id = ARGV[2]
 local k = jkey(id)
 if redis.call('HGET', k, 'state') ~= 'delayed' then return 0 end
 redis.call('ZREM', K_DELAYED, id)
-push_waiting(id, k)
+push_waiting(id, k, false)
 wake()
 return 1

@@ -6,7 +6,9 @@
 local max = tonumber(ARGV[2])
 local ids = redis.call('ZRANGEBYSCORE', K_ACTIVE, '-inf', '(' .. NOW, 'LIMIT', 0, 1000)
 local requeued, failed = {}, {}
-for _, id in ipairs(ids) do
+-- Backwards: each requeued job goes to the front, so they keep lease order.
+for i = #ids, 1, -1 do
+  local id = ids[i]
   local k = jkey(id)
   redis.call('ZREM', K_ACTIVE, id)
   group_left(redis.call('HGET', k, 'grp'))
@@ -26,7 +28,7 @@ for _, id in ipairs(ids) do
   else
     redis.call('HDEL', k, 'tok')
     redis.call('HINCRBY', k, 'att', -1)
-    push_waiting(id, k)
+    push_waiting(id, k, true)
     requeued[#requeued + 1] = id
   end
 end

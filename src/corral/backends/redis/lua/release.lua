@@ -4,7 +4,8 @@
 -- Returns: how many jobs were released.
 --@include common
 local n = 0
-for i = 2, #ARGV, 2 do
+-- Backwards: each goes to the front, so they end up there in the order given.
+for i = #ARGV - 1, 2, -2 do
   local id = ARGV[i]
   local k = jkey(id)
   if redis.call('HGET', k, 'tok') == ARGV[i + 1] then
@@ -15,7 +16,7 @@ for i = 2, #ARGV, 2 do
     else
       redis.call('HDEL', k, 'tok')
       redis.call('HINCRBY', k, 'att', -1)
-      push_waiting(id, k)
+      push_waiting(id, k, true)
     end
     n = n + 1
   end

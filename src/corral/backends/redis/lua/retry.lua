@@ -12,7 +12,7 @@ for i = 2, #ARGV do
     redis.call('ZREM', BASE .. state, id)
     redis.call('HSET', k, 'att', 0, 'stalls', 0)
     redis.call('HDEL', k, 'ftime', 'cxl')
-    push_waiting(id, k)
+    push_waiting(id, k, false)
     redis.call('PUBLISH', EVENTS, 'waiting ' .. id)
     out[#out + 1] = 1
     any = true

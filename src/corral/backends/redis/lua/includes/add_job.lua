@@ -2,12 +2,6 @@
 -- calls reserve_seq(n) first (one HINCRBY for the batch) and publish_added() last (one
 -- "added" message for the batch: "added <id> <id> ...").
 local ADDED = {}
-local SEQ_NEXT, SEQ_END = 0, -1
-
-local function reserve_seq(n)
-  SEQ_END = redis.call('HINCRBY', K_META, 'seq', n)
-  SEQ_NEXT = SEQ_END - n + 1
-end
 
 local function publish_added()
   if #ADDED > 0 then redis.call('PUBLISH', EVENTS, 'added ' .. table.concat(ADDED, ' ')) end
@@ -45,17 +39,21 @@ local function add_job(row)
       end
     end
   end
-  if SEQ_NEXT > SEQ_END then reserve_seq(1) end
-  local seq = SEQ_NEXT
-  SEQ_NEXT = SEQ_NEXT + 1
-  -- Higher priority sorts first; the sequence keeps FIFO within a priority.
-  local ws = string.format('%.0f', (1000 - prio) * 4398046511104 + seq)
   if x.d then delay, at = x.d, 0 end
   local run_at = 0
   if at > 0 then run_at = at elseif delay > 0 then run_at = NOW + delay end
-  -- One HSET per job. The priority is not stored: it is read back from 'ws', and
-  -- 'att' appears at the first claim (memory per waiting job is what a backlog costs).
-  local fields = {'name', name, 'data', data, 'ws', ws, 'ctime', NOW}
+  local delayed = run_at > NOW
+  -- One HSET per job. The priority is not stored: it is read back from 'ws' (absent:
+  -- 0), and 'att' appears at the first claim (memory per waiting job is what a
+  -- backlog costs).
+  local fields = {'name', name, 'data', data, 'ctime', NOW}
+  local sorted = prio ~= 0 or x.g
+  local ws = nil
+  if delayed or sorted then
+    ws = score(ws_of(prio, next_seq()))
+    fields[#fields + 1] = 'ws'
+    fields[#fields + 1] = ws
+  end
   if opts ~= '' then fields[#fields + 1] = 'opts'; fields[#fields + 1] = opts end
   if x.g then fields[#fields + 1] = 'grp'; fields[#fields + 1] = x.g end
   if dkey then
@@ -63,7 +61,7 @@ local function add_job(row)
     fields[#fields + 1] = x.k
     if x.w then redis.call('SET', dkey, id, 'PX', x.w) else redis.call('SET', dkey, id) end
   end
-  if run_at > NOW then
+  if delayed then
     fields[#fields + 1] = 'state'
     fields[#fields + 1] = 'delayed'
     fields[#fields + 1] = 'rtime'
@@ -74,7 +72,15 @@ local function add_job(row)
     fields[#fields + 1] = 'state'
     fields[#fields + 1] = 'waiting'
     redis.call('HSET', k, unpack(fields))
-    add_waiting(id, ws, x.g)
+    if not sorted then
+      redis.call('RPUSH', K_FIFO, id)
+    else
+      redis.call('ZADD', x.g and (G_PREFIX .. x.g) or K_WAIT, ws, id)
+      if x.g then
+        redis.call('ZADD', GW, ws, id)
+        line_up(x.g)
+      end
+    end
   end
   ADDED[#ADDED + 1] = id
   return 1
