@@ -146,7 +146,7 @@ class Worker:
             ",".join(self.queues),
             self.concurrency,
             self.lease_ms / 1000,
-            type(asyncio.get_running_loop()).__module__.partition(".")[0],
+            type(self._loop).__module__.partition(".")[0],
         )
         try:
             await self._fetch_loop(backend)

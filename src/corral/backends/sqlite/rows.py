@@ -131,7 +131,7 @@ def insert_jobs(conn: Conn, *, queue: str, jobs: Sequence[NewJob]) -> list[str |
     of the job that stands for it (the existing one with that id, or the holder of
     its dedupe key)."""
     conn.execute(q.REGISTER_QUEUE, (queue,))
-    seq = conn.execute(q.NEXT_SEQ, (len(jobs), queue)).fetchone()[0] - len(jobs)
+    seq = back_seq(conn, queue, len(jobs)) - 1
     now = clock_us() // 1000
     out: list[str | None] = []
     for job in jobs:

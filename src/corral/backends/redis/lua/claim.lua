@@ -12,15 +12,15 @@ if #due > 0 then
   -- Due jobs join the back of the line by due time, then by the order they were added.
   local order, ids = {}, {}
   for i = 1, #due, 2 do
-    local ws = redis.call('HGET', jkey(due[i]), 'ws')
-    order[#order + 1] = {due[i], tonumber(due[i + 1]), tonumber(ws or '0')}
+    local f = redis.call('HMGET', jkey(due[i]), 'ws', 'grp')
+    order[#order + 1] = {due[i], tonumber(due[i + 1]), tonumber(f[1] or '0'), f}
     ids[#ids + 1] = due[i]
   end
   table.sort(order, function(a, b)
     if a[2] ~= b[2] then return a[2] < b[2] end
     return a[3] < b[3]
   end)
-  for _, job in ipairs(order) do push_waiting(job[1], jkey(job[1]), false) end
+  for _, job in ipairs(order) do push_waiting(job[1], jkey(job[1]), false, job[4]) end
   redis.call('ZREM', K_DELAYED, unpack(ids))
 end
 

@@ -72,15 +72,7 @@ local function add_job(row)
     fields[#fields + 1] = 'state'
     fields[#fields + 1] = 'waiting'
     redis.call('HSET', k, unpack(fields))
-    if not sorted then
-      redis.call('RPUSH', K_FIFO, id)
-    else
-      redis.call('ZADD', x.g and (G_PREFIX .. x.g) or K_WAIT, ws, id)
-      if x.g then
-        redis.call('ZADD', GW, ws, id)
-        line_up(x.g)
-      end
-    end
+    if sorted then enter_sorted(id, ws, x.g) else redis.call('RPUSH', K_FIFO, id) end
   end
   ADDED[#ADDED + 1] = id
   return 1

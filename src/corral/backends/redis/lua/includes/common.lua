@@ -91,6 +91,15 @@ local function in_fifo(ws, g)
   return not g and (not ws or math.floor(ws / BAND) == 1000)
 end
 
+-- Put a job in its sorted set(s) at score s (text).
+local function enter_sorted(id, s, g)
+  redis.call('ZADD', g and (G_PREFIX .. g) or K_WAIT, s, id)
+  if g then
+    redis.call('ZADD', GW, s, id)
+    line_up(g)
+  end
+end
+
 -- Put a job in line as the last of its priority, or (front) the first.
 local function add_waiting(id, k, ws, g, front)
   if in_fifo(ws, g) then
@@ -109,17 +118,14 @@ local function add_waiting(id, k, ws, g, front)
   end
   local s = score(ws)
   redis.call('HSET', k, 'ws', s)
-  redis.call('ZADD', set, s, id)
-  if g then
-    redis.call('ZADD', GW, s, id)
-    line_up(g)
-  end
+  enter_sorted(id, s, g)
 end
 
 -- A job that was delayed, running or finished waits again: at the back of its
 -- priority, or at the front when a worker hands it back (shutdown, lease expired).
-local function push_waiting(id, k, front)
-  local f = redis.call('HMGET', k, 'ws', 'grp')
+-- f: its {ws, grp} fields when the caller has read them already.
+local function push_waiting(id, k, front, f)
+  f = f or redis.call('HMGET', k, 'ws', 'grp')
   add_waiting(id, k, tonumber(f[1]), f[2], front)
   redis.call('HSET', k, 'state', 'waiting')
 end
