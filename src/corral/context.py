@@ -16,6 +16,8 @@ from corral.errors import CorralError, JobCancelled
 from corral.serialization import dumps
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
     from corral.backends.base import Backend, ClaimedJob
 
 __all__ = ["JobContext", "current_job"]
@@ -63,6 +65,20 @@ class JobContext:
     def cancelled(self) -> bool:
         """True once the job was asked to stop (cancel, timeout, lost lease, shutdown)."""
         return self.cancel_reason is not None
+
+    @property
+    def redis(self) -> Redis:
+        """The worker's own asyncio Redis client (Redis backend only), for a task's
+        own Redis work: counters, caches, locks. Shared by every job of the worker,
+        its ordinary commands are pipelined on one connection, so each costs a
+        fraction of a pooled client's. Replies are bytes; use it from async tasks."""
+        client = getattr(self._backend, "redis", None)
+        if client is None:
+            raise CorralError(
+                f"ctx.redis needs the Redis backend; this worker runs on "
+                f"{type(self._backend).__name__}"
+            )
+        return client  # type: ignore[no-any-return]
 
     def raise_if_cancelled(self) -> None:
         """Raise JobCancelled if the job was asked to stop (for sync tasks' loops)."""

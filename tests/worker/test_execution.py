@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -418,3 +419,35 @@ async def test_context_parameter_is_not_part_of_the_signature(
     workers.start()
     job = await with_ctx.enqueue(5)
     assert await job.result(timeout=5) == [job.id, 3, 5]
+
+
+async def test_ctx_redis_is_the_workers_own_client(app: Corral, workers: Workers) -> None:
+    @app.task(name="count.visit")
+    async def visit(ctx: JobContext, page: str) -> int:
+        return int(await ctx.redis.incr(f"visits:{page}"))
+
+    workers.start(concurrency=10)
+    jobs = await visit.enqueue_many([("home",)] * 20)
+    results = [await job.result(timeout=5) for job in jobs]
+    assert sorted(results) == list(range(1, 21))
+
+
+async def test_ctx_redis_on_sqlite_names_the_backend(tmp_path: Path, workers: Workers) -> None:
+    app = Corral(f"sqlite:///{tmp_path / 'q.db'}")
+
+    @app.task(name="count.visit")
+    async def visit(ctx: JobContext) -> str:
+        try:
+            ctx.redis  # noqa: B018
+        except CorralError as exc:
+            return str(exc)
+        return "no error"
+
+    workers.start(app=app)
+    try:
+        message = await (await visit.enqueue()).result(timeout=5)
+        assert "ctx.redis needs the Redis backend" in message
+        assert "SQLite" in message
+    finally:
+        await workers.stop_all()
+        await app.close()

@@ -295,11 +295,11 @@ class Backend(Protocol):
 
         Within a priority, jobs join the back of the line when they are enqueued,
         retried, promoted or found due (those by due time); ``release`` and
-        ``reap_stalled`` put a job back at the front. Due delayed jobs are promoted first. Each claimed job becomes ``active``, its
-        attempt counter grows by one and it gets a fresh token and a lease deadline of
-        now + ``lease_ms``. Returns the jobs and, when none was claimed, the number of
-        milliseconds until the next delayed job is due (or None). A paused queue
-        yields no jobs.
+        ``reap_stalled`` put a job back at the front. Due delayed jobs are promoted
+        first. Each claimed job becomes ``active``, its attempt counter grows by one
+        and it gets a fresh token and a lease deadline of now + ``lease_ms``. Returns
+        the jobs and, when none was claimed, the number of milliseconds until the
+        next delayed job is due (or None). A paused queue yields no jobs.
         """
 
     async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:

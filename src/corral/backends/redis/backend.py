@@ -24,6 +24,7 @@ from corral.backends.base import (
 )
 from corral.backends.redis.admin import RedisAdmin
 from corral.backends.redis.keys import QueueKeys, RegistryKeys
+from corral.backends.redis.mux import MuxRedis
 from corral.backends.redis.pubsub import Hub
 from corral.backends.redis.records import job_rows, record_from_hash, waiting_order
 from corral.backends.redis.records import text as _text
@@ -106,6 +107,12 @@ class RedisBackend(RedisAdmin):
             raise ConfigurationError("the backend is not connected (call connect() first)")
         return self._client
 
+    @property
+    def redis(self) -> Redis:
+        """The backend's own client, for tasks' own Redis work (``JobContext.redis``):
+        its ordinary commands share one pipelined connection."""
+        return self._client_or_fail()
+
     def _k(self, queue: str) -> QueueKeys:
         keys = self._keys.get(queue)
         if keys is None:
@@ -138,7 +145,7 @@ class RedisBackend(RedisAdmin):
         try:
             # Explicit timeouts: a vanished peer is noticed; the blocking connection
             # waits longer than any blocking command it sends (see wait_for_work).
-            client: Redis = Redis.from_url(
+            client: Redis = MuxRedis.from_url(
                 self.url, socket_keepalive=True, socket_timeout=10, socket_connect_timeout=5
             )
             blocking: Redis = Redis.from_url(

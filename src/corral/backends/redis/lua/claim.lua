@@ -145,12 +145,13 @@ local deadline = NOW + tonumber(ARGV[3])
 local n = 0
 for _, id in ipairs(ids) do
   local k = jkey(id)
-  local f = redis.call('HMGET', k, 'name', 'data', 'opts', 'stalls')
+  local f = redis.call('HMGET', k, 'name', 'data', 'opts', 'stalls', 'att')
   if f[1] then
     n = n + 1
     local tok = ARGV[4] .. n
-    local att = redis.call('HINCRBY', k, 'att', 1)
-    redis.call('HSET', k, 'state', 'active', 'tok', tok, 'stime', NOW, 'wkr', ARGV[5])
+    -- One write per job: each access to a job's key is a cache miss in a big backlog.
+    local att = tonumber(f[5] or '0') + 1
+    redis.call('HSET', k, 'att', att, 'state', 'active', 'tok', tok, 'stime', NOW, 'wkr', ARGV[5])
     redis.call('ZADD', K_ACTIVE, deadline, id)
     if meta[3] then redis.call('ZADD', rate_key, NOW, tok) end
     out[#out + 1] = id
