@@ -16,6 +16,7 @@ class CorralSQLite(CorralRedis):
     settings: ClassVar[dict[str, Any]] = {
         **CorralRedis.settings,
         "store": "SQLite file in a temp dir (WAL); counter INCR still goes to Redis",
+        "job body": "INCR through the shared redis-py client (no ctx.redis on SQLite)",
     }
 
     def db_path(self) -> Any:
