@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,9 @@ class Config:
     gap: float = 0.005
     backlog_small: int = 1_000
     backlog_large: int = 1_000_000
+    # Scenario f times this many jobs from a worker's start: with the small backlog,
+    # as many are still waiting when the window ends (no near-empty queue in it).
+    backlog_window: int = 500
     poll: float = 0.02
     fine_poll: float = 0.002
     stall: float = 30.0
@@ -53,31 +57,44 @@ async def count(r: Any) -> int:
     return int(await r.get(COUNTER) or 0)
 
 
+async def count_now(r: Any) -> tuple[int, float]:
+    """The counter, and the harness's clock when the reply came."""
+    return await count(r), time.perf_counter()
+
+
+async def count_at_server(r: Any) -> tuple[int, float]:
+    """The counter and Redis's clock at the same instant (one MULTI): a short window
+    timed this way is not skewed by when the harness process next gets a CPU."""
+    async with r.pipeline(transaction=True) as pipe:
+        pipe.get(COUNTER)
+        pipe.time()
+        value, (sec, usec) = await pipe.execute()
+    return int(value or 0), sec + usec / 1e6
+
+
 async def wait_count(
     system: System,
     r: Any,
     cfg: Config,
     *,
-    target: int = 0,
-    window: int = 0,
+    target: int,
     base: int = 0,
     poll: float,
+    clock: Callable[[Any], Awaitable[tuple[int, float]]] = count_now,
 ) -> tuple[float, float, int, tuple[float, float]]:
-    """Poll the counter until it reaches ``target`` (or ``window`` past the first count
-    seen above ``base``). Returns (when work was first seen, when done, jobs done in
-    between, CPU used by workers and Redis in between): the jobs finished before the
-    first sighting are not counted."""
+    """Poll the counter until it reaches ``target``. Returns (when work was first seen
+    above ``base``, when done, jobs done in between, CPU used by workers and Redis in
+    between): the jobs finished before the first sighting are not counted."""
     first_at: float | None = None
     cpu_first = (0.0, 0.0)
     first = last = base
-    last_change = time.perf_counter()
+    last_change: float | None = None
     while True:
-        now_count, now = await count(r), time.perf_counter()
+        now_count, now = await clock(r)
+        last_change = now if last_change is None else last_change
         if first_at is None and now_count > base:
             first_at, first = now, now_count
             cpu_first = await cpu_now(system, r)
-            if window:
-                target = first + window
         if first_at is not None and now_count >= target:
             cpu_end = await cpu_now(system, r)
             cpu = (cpu_end[0] - cpu_first[0], cpu_end[1] - cpu_first[1])
@@ -187,16 +204,25 @@ async def fill(system: System, n: int) -> float:
 
 
 async def backlog_window(
-    system: System, cfg: Config, r: Any, *, target: int = 0, window: int = 0
+    system: System, cfg: Config, r: Any, *, jobs: int, finish: int = 0
 ) -> tuple[float, dict[str, float]]:
-    """Start one worker and time the jobs from the first completion seen until the
-    counter reaches ``target`` (or ``window`` more jobs are done); stop the worker."""
+    """Start one worker and time the jobs from the first completion seen until ``jobs``
+    jobs have completed since it started; then, if ``finish`` is given, let it complete
+    that many in all (not timed) before stopping it."""
     base = await count(r)
     system.start_workers(1)
     try:
         first_at, end, done, cpu = await wait_count(
-            system, r, cfg, target=target, window=window, base=base, poll=cfg.fine_poll
+            system,
+            r,
+            cfg,
+            target=base + jobs,
+            base=base,
+            poll=cfg.fine_poll,
+            clock=count_at_server,
         )
+        if finish:
+            await wait_count(system, r, cfg, target=base + finish, base=base, poll=cfg.poll)
     finally:
         system.stop()
     return _rate(done, first_at, end), per_job_us(done, worker=cpu[0], redis=cpu[1])

@@ -7,8 +7,9 @@
 local id = ARGV[2]
 local k = jkey(id)
 if redis.call('HGET', k, 'tok') ~= ARGV[3] then return 0 end
-redis.call('RPUSH', k .. ':err', ARGV[4])
-redis.call('LTRIM', k .. ':err', -100, -1)
+local errs = has_errors(k)
+redis.call('RPUSH', errs, ARGV[4])
+redis.call('LTRIM', errs, -100, -1)
 redis.call('ZREM', K_ACTIVE, id)
 finished()
 group_left(redis.call('HGET', k, 'grp'))

@@ -11,7 +11,8 @@ if ARGV[4] == '1' then
   redis.call('PUBLISH', EVENTS, 'progress ' .. id)
 end
 if #ARGV > 5 then
-  for i = 6, #ARGV do redis.call('RPUSH', k .. ':log', ARGV[i]) end
-  redis.call('LTRIM', k .. ':log', -1000, -1)
+  local logs = has_logs(k)
+  for i = 6, #ARGV do redis.call('RPUSH', logs, ARGV[i]) end
+  redis.call('LTRIM', logs, -1000, -1)
 end
 return 1

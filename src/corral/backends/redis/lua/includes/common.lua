@@ -24,14 +24,30 @@ local function wake()
   redis.call('ZADD', K_MARKER, 0, '0')
 end
 
+-- A job's error and log lists exist only once its hash says so ('xe', 'xl'), so
+-- deleting a job looks up only keys it has: in a big keyspace every lookup, even of a
+-- missing key, is a cache miss.
+local function has_errors(k)
+  redis.call('HSET', k, 'xe', 1)
+  return k .. ':err'
+end
+
+local function has_logs(k)
+  redis.call('HSET', k, 'xl', 1)
+  return k .. ':log'
+end
+
 -- A job's dedupe key (see add_job) goes with it, unless a newer job took it over.
 local function delete_job(id)
   local k = jkey(id)
-  local dk = redis.call('HGET', k, 'ddk')
+  local f = redis.call('HMGET', k, 'ddk', 'xe', 'xl')
+  local dk = f[1]
   if dk and redis.call('GET', BASE .. 'dd:' .. dk) == id then
     redis.call('DEL', BASE .. 'dd:' .. dk)
   end
-  redis.call('DEL', k, k .. ':err', k .. ':log')
+  if f[2] then redis.call('DEL', k .. ':err') end
+  if f[3] then redis.call('DEL', k .. ':log') end
+  redis.call('DEL', k)
 end
 
 -- Groups (tenants). Ungrouped waiting jobs are in K_WAIT; a group's waiting jobs in
