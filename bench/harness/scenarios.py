@@ -198,11 +198,6 @@ async def latency(system: System, cfg: Config, r: Any) -> dict[str, Any]:
     }
 
 
-async def fill(system: System, n: int) -> float:
-    """Pre-fill n waiting jobs with the bulk API; returns jobs/s."""
-    return n / await system.fill(n)
-
-
 async def backlog_window(
     system: System, cfg: Config, r: Any, *, jobs: int, finish: int = 0
 ) -> tuple[float, dict[str, float]]:
