@@ -219,6 +219,9 @@ class Worker:
             maybe_crash("after_claim")
         for job in jobs:
             self._start(backend, job)
+        if jobs:
+            # Woken from idle: let the jobs start before the next claim goes out.
+            await asyncio.sleep(0)
         return len(jobs), due_in
 
     async def _claim(self, backend: Backend, free: int) -> tuple[int, int | None]:

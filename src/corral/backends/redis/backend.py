@@ -21,10 +21,11 @@ from corral.backends.base import (
     JobState,
     NewJob,
     Retention,
+    wait_then_claim,
 )
 from corral.backends.redis.admin import RedisAdmin
 from corral.backends.redis.keys import QueueKeys, RegistryKeys
-from corral.backends.redis.mux import MuxRedis
+from corral.backends.redis.mux import Link, MuxRedis, open_link, pack
 from corral.backends.redis.pubsub import Hub
 from corral.backends.redis.records import job_rows, record_from_hash, waiting_order
 from corral.backends.redis.records import text as _text
@@ -52,6 +53,12 @@ MIN_REDIS_VERSION = (6, 2, 0)
 _ENQUEUE_CHUNK = 1000
 _NKEYS = 8  # keys every script takes (_queue_keys)
 _MAX_BLOCK = 30.0  # seconds; longest blocking wait (the socket timeout is above it)
+_STOP_GIVE_UP = 5.0  # seconds a stopping worker waits for Redis to end its blocking wait
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _retention_args(retention: Retention) -> list[int]:
@@ -75,6 +82,10 @@ class RedisBackend(RedisAdmin):
         self._known_queues: set[str] = set()
         self._client: Redis | None = None
         self._blocking: Redis | None = None
+        # wait_and_claim's connections: one per concurrent wait (workers sharing the
+        # backend), kept open between waits; the idle ones are in _idle_links.
+        self._wait_links: set[Link] = set()
+        self._idle_links: list[Link] = []
         self._scripts: ScriptSet | None = None
         self._hub: Hub | None = None
         self._waiters: Waiters | None = None
@@ -224,6 +235,10 @@ class RedisBackend(RedisAdmin):
     async def close(self) -> None:
         if self._hub is not None:
             await self._hub.close()
+        for link in self._wait_links:
+            link.close()
+        self._wait_links.clear()
+        self._idle_links.clear()
         for client in (self._client, self._blocking):
             if client is not None:
                 with contextlib.suppress(Exception):
@@ -307,38 +322,85 @@ class RedisBackend(RedisAdmin):
     ) -> tuple[list[ClaimedJob], int | None]:
         if self._blocking is None or self._scripts is None:
             raise ConfigurationError("the backend is not connected (call connect() first)")
-        # The claim is pipelined behind the blocking pop on one connection: Redis runs
-        # it as soon as the pop returns, so a woken worker gets its jobs in the same
-        # round trip. Its own wake key lets a stopping worker end the pop early.
+        # The claim is pipelined behind the blocking pop on a connection of its own:
+        # Redis runs it as soon as the pop returns, so a woken worker gets its jobs in
+        # the same round trip, and their replies resolve this call as they are parsed.
+        # Its own wake key lets a stopping worker end the pop early.
         own = self._k(queues[0]).wake(worker_id)
         markers = [*(self._k(q).marker for q in queues), own]
         args = self._claim_args(queues[0], count, lease_ms, worker_id)
-        pipe = self._blocking.pipeline(transaction=False)
-        pipe.bzpopmin(markers, timeout=min(max(timeout, 0.001), _MAX_BLOCK))
-        pipe.execute_command("EVALSHA", self._scripts.sha("claim"), _NKEYS, *args)
-        call = asyncio.ensure_future(pipe.execute(raise_on_error=False))
-        stopper = asyncio.ensure_future(stop.wait())
-        try:
-            await asyncio.wait([call, stopper], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopper.cancel()
-        if not call.done():
-            await self._wake_own(own)
-            await asyncio.wait([call], timeout=5.0)
-            if not call.done():  # Redis is gone: nothing was leased that will not expire
-                call.cancel()
-                call.add_done_callback(lambda f: f.cancelled() or f.exception())
-                return [], None
         with self._translate():
-            popped, reply = call.result()
-            if isinstance(popped, Exception):
-                raise popped
-            if isinstance(reply, NoScriptError):  # scripts flushed: claim on its own
-                await self._scripts.load("claim")
-                reply = await self._scripts.run("claim", args[:_NKEYS], args[_NKEYS:])
-            elif isinstance(reply, Exception):
-                raise reply
+            link = await self._take_link()
+        if link is None:  # pragma: no cover - a redis-py that hides its socket
+            return await wait_then_claim(self, queues, timeout, count, lease_ms, worker_id, stop)
+        block = min(max(timeout, 0.001), _MAX_BLOCK)
+        sha = self._scripts.sha("claim")
+        popped = link.send(pack(("BZPOPMIN", *markers, block), self._blocking))
+        claimed = link.send(pack(("EVALSHA", sha, _NKEYS, *args), self._blocking))
+        # Read even when the pop's failure is what gets raised (no "never retrieved").
+        claimed.add_done_callback(_retrieved)
+        stopper = asyncio.ensure_future(stop.wait())
+        stopper.add_done_callback(lambda f: self._end_wait(f, own, link, claimed))
+        try:
+            with self._translate():
+                if isinstance(error := await popped, Exception):
+                    raise error
+                reply = await claimed
+                if isinstance(reply, NoScriptError):  # scripts flushed: claim on its own
+                    await self._scripts.load("claim")
+                    reply = await self._scripts.run("claim", args[:_NKEYS], args[_NKEYS:])
+                elif isinstance(reply, Exception):
+                    raise reply
+        except ConnectionFailed:
+            if stop.is_set():  # gave up on an unresponsive Redis to stop: nothing leased
+                return [], None
+            raise
+        finally:
+            self._put_link(link, claimed)
+            # Later: unwinding the stop watcher must not delay the jobs' start.
+            asyncio.get_running_loop().call_soon(stopper.cancel)
         return self._claimed(queues[0], reply)
+
+    async def _take_link(self) -> Link | None:
+        while self._idle_links:
+            idle = self._idle_links.pop()
+            if idle.broken is None:
+                return idle
+            self._wait_links.discard(idle)
+        assert self._blocking is not None
+        link = await open_link(self._blocking)
+        if link is not None:
+            if self._scripts is None:  # closed while connecting
+                link.close()
+                raise RedisConnectionError("the client was closed")
+            self._wait_links.add(link)
+        return link
+
+    def _put_link(self, link: Link, claimed: asyncio.Future[Any]) -> None:
+        """Keep a link for the next wait, unless its wait may still be blocking in
+        Redis (cancelled, failed): that one is closed."""
+        if link.broken is None and claimed.done() and link in self._wait_links:
+            self._idle_links.append(link)
+        else:
+            link.close()
+            self._wait_links.discard(link)
+
+    def _end_wait(
+        self, stopper: asyncio.Future[Any], own: str, link: Link, claimed: asyncio.Future[Any]
+    ) -> None:
+        """The worker is stopping: wake our own pop so the wait ends now; if Redis does
+        not answer within _STOP_GIVE_UP, drop the connection (any lease will expire)."""
+        if stopper.cancelled() or claimed.done():
+            return
+
+        def give_up() -> None:
+            if not claimed.done():
+                link.close()
+
+        wake = asyncio.ensure_future(self._wake_own(own))
+        timer = asyncio.get_running_loop().call_later(_STOP_GIVE_UP, give_up)
+        claimed.add_done_callback(lambda _: timer.cancel())
+        wake.add_done_callback(_retrieved)
 
     async def _wake_own(self, key: str) -> None:
         client = self._client_or_fail()

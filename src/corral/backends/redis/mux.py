@@ -37,7 +37,7 @@ try:  # redis-py >= 5: the error-reply → exception class table lives here
 except ImportError:  # pragma: no cover - a future redis-py moved it: plain errors
     _parse_error = ResponseError
 
-__all__ = ["MuxRedis"]
+__all__ = ["Link", "MuxRedis", "open_link", "pack"]
 
 _pooled_execute: Any = Redis.execute_command  # redis-py's own (untyped) path
 
@@ -56,7 +56,7 @@ _BLOCKING_READS = frozenset({"XREAD", "XREADGROUP"})  # blocking only with BLOCK
 _RECONNECT_PAUSE = 1.0  # seconds on the pooled path after the shared link failed
 
 
-class _Link(asyncio.Protocol):
+class Link(asyncio.Protocol):
     """One connected socket; replies resolve the waiting futures in order."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float | None) -> None:
@@ -149,6 +149,29 @@ class _Link(asyncio.Protocol):
         self._break(RedisConnectionError("the client was closed"))
 
 
+async def open_link(client: Redis, timeout: float | None = None) -> Link | None:
+    """A new connection of ``client``'s pool, taken over by a :class:`Link` whose
+    replies resolve futures as they are parsed (no reader task, no per-command
+    timeout scope). ``timeout`` (default: the pool's socket timeout) bounds the wait
+    for a reply. None when this redis-py does not expose the socket; connection
+    errors propagate."""
+    pool = client.connection_pool
+    # redis-py connects and does the handshake (TLS, AUTH, SELECT, client name); the
+    # socket is then taken over.
+    conn: Any = pool.connection_class(**pool.connection_kwargs)
+    await conn.connect()
+    writer = getattr(conn, "_writer", None)
+    if not isinstance(writer, asyncio.StreamWriter):  # pragma: no cover
+        await conn.disconnect()
+        return None
+    if timeout is None:
+        timeout = pool.connection_kwargs.get("socket_timeout")
+    link = Link(asyncio.get_running_loop(), timeout)
+    link.attach(writer)
+    conn._writer = conn._reader = None  # the link owns the socket now
+    return link
+
+
 def _pooled_only(args: tuple[Any, ...]) -> bool:
     name = args[0]
     if isinstance(name, bytes):
@@ -165,7 +188,7 @@ def _pooled_only(args: tuple[Any, ...]) -> bool:
     return False
 
 
-def _pack(args: tuple[Any, ...], client: Any) -> bytes:
+def pack(args: tuple[Any, ...], client: Any) -> bytes:
     name = args[0]
     if isinstance(name, str) and " " in name:  # redis-py's "SCRIPT LOAD" style names
         args = (*name.split(), *args[1:])
@@ -188,15 +211,15 @@ class MuxRedis(Redis):
     clients keep the pooled path throughout).
     """
 
-    _link: _Link | None = None
-    _link_opening: asyncio.Future[_Link | None] | None = None
+    _link: Link | None = None
+    _link_opening: asyncio.Future[Link | None] | None = None
     _link_retry_at = 0.0
 
     def _mux_allowed(self) -> bool:
         kwargs = self.connection_pool.connection_kwargs
         return not kwargs.get("decode_responses") and str(kwargs.get("protocol") or 2) == "2"
 
-    async def _open_link(self) -> _Link | None:
+    async def _open_link(self) -> Link | None:
         loop = asyncio.get_running_loop()
         if loop.time() < self._link_retry_at or not self._mux_allowed():
             return None
@@ -204,20 +227,10 @@ class MuxRedis(Redis):
         if opening is not None:
             return await asyncio.shield(opening)
         opening = self._link_opening = loop.create_future()
-        link: _Link | None = None
+        link: Link | None = None
         try:
-            pool = self.connection_pool
-            # redis-py connects and does the handshake (TLS, AUTH, SELECT, client
-            # name); the socket is then taken over.
-            conn: Any = pool.connection_class(**pool.connection_kwargs)
-            await conn.connect()
-            writer = getattr(conn, "_writer", None)
-            if isinstance(writer, asyncio.StreamWriter):
-                link = _Link(loop, pool.connection_kwargs.get("socket_timeout"))
-                link.attach(writer)
-                conn._writer = conn._reader = None  # the link owns the socket now
-            else:  # pragma: no cover - a redis-py without the attribute: stay pooled
-                await conn.disconnect()
+            link = await open_link(self)
+            if link is None:  # pragma: no cover - a redis-py without _writer
                 self._link_retry_at = float("inf")
         except (RedisConnectionError, RedisTimeoutError, OSError):
             self._link_retry_at = loop.time() + _RECONNECT_PAUSE
@@ -237,7 +250,7 @@ class MuxRedis(Redis):
                 return await _pooled_execute(self, *args, **options)
         try:
             # Error replies arrive as exception objects (the reader's replyError).
-            reply = await link.send(_pack(args, self))
+            reply = await link.send(pack(args, self))
         except (RedisConnectionError, RedisTimeoutError):
             # In flight when the link failed: the pooled path retries it by the
             # client's retry policy (and so may run it twice, as redis-py would).
