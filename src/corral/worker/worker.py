@@ -15,6 +15,7 @@ import logging
 import os
 import random
 import socket
+import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +39,18 @@ __all__ = ["Worker"]
 
 log = logging.getLogger("corral.worker")
 job_log = logging.getLogger("corral.job")
+
+
+if sys.version_info >= (3, 12):
+
+    def _start_task(loop: asyncio.AbstractEventLoop, coro: Any) -> asyncio.Task[None]:
+        # Run the job up to its first await now, not a turn of the loop later.
+        return asyncio.Task(coro, loop=loop, eager_start=True)
+
+else:
+
+    def _start_task(loop: asyncio.AbstractEventLoop, coro: Any) -> asyncio.Task[None]:
+        return loop.create_task(coro)
 
 
 @dataclass(slots=True)
@@ -253,7 +266,7 @@ class Worker:
         ctx = JobContext(claimed, backend, self._loop, config.attempts if config else 1)
         running = _Running(claimed, ctx, config, is_async=bool(task and task.is_async))
         self._running[(claimed.queue, claimed.id)] = running
-        running.task = asyncio.create_task(self._run_one(backend, running, task))
+        running.task = _start_task(self._loop, self._run_one(backend, running, task))
         key = (claimed.queue, claimed.id)
         running.task.add_done_callback(lambda _: self._finished(key))
 
