@@ -78,7 +78,7 @@ async def execute(args: argparse.Namespace) -> int:
         info = await r.info("server")
         say(f"redis {info['redis_version']} on {server.url}; logs in {work_dir}")
         ctx = Context(redis_url=server.url, bench_dir=env.BENCH, work_dir=work_dir)
-        results = await run_all(chosen, cfg, ctx, r)
+        results, floor = await run_all(chosen, cfg, ctx, r)
     finally:
         await r.aclose()
         server.stop()
@@ -98,6 +98,7 @@ async def execute(args: argparse.Namespace) -> int:
         },
         "config": {**cfg.__dict__, "systems": chosen},
         "systems": results,
+        "floor": floor,
     }
     out.mkdir(parents=True, exist_ok=True)
     report.write(out, data)

@@ -192,7 +192,24 @@ def _table(data: dict[str, Any], key: str, figs: dict[str, Any]) -> list[str]:
             lines.append(f"| {entry['label']} | {_err(error, '')} |" + " |" * (width - 1))
         elif value is not None:
             lines.append(f"| {entry['label']} | {_row(key, entry, value, res, base)} |")
+    if key == "e":
+        lines += _floor(data.get("floor") or {})
     return lines
+
+
+def _floor(floor: dict[str, Any]) -> list[str]:
+    runs = floor.get("runs", [])
+    if "p50" not in floor:
+        errors = [r["error"] for r in runs if "error" in r]
+        return ["", f"Floor: not measured ({errors[0] if errors else 'no run'})."] if runs else []
+    return [
+        "",
+        f"**Floor of this machine in this run: p50 {floor['p50']:.2f} ms, p99 "
+        f"{floor['p99']:.2f} ms** (median of {len(runs)} rounds, one after each round of "
+        "systems): the same probe with no queue at all, a redis-py `ZADD` waking a uvloop "
+        "process blocked in `BZPOPMIN` that `RPUSH`es its time (`systems/floor.py`). No "
+        "system can go below it; the distance to it is what a queue adds.",
+    ]
 
 
 def markdown(data: dict[str, Any]) -> str:

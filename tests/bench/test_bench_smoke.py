@@ -50,7 +50,12 @@ def test_smoke_run_writes_well_formed_results(tmp_path: Path) -> None:
         latency = entry["scenarios"]["e"]["runs"][0]
         assert 0 < latency["p50"] <= latency["p99"]
 
+    floor = data["floor"]  # the machine's floor for e, measured each round
+    assert len(floor["runs"]) == data["config"]["runs"]
+    assert 0 < floor["p50"] <= floor["p99"]
+
     report = (tmp_path / "RESULTS.md").read_text()
+    assert "Floor of this machine in this run" in report
     for heading in ("## a.", "## b.", "## c.", "## e.", "## g."):
         assert heading in report
     assert "error" not in report.lower()
