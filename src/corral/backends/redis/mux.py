@@ -149,12 +149,11 @@ class Link(asyncio.Protocol):
         self._break(RedisConnectionError("the client was closed"))
 
 
-async def open_link(client: Redis, timeout: float | None = None) -> Link | None:
+async def open_link(client: Redis) -> Link | None:
     """A new connection of ``client``'s pool, taken over by a :class:`Link` whose
     replies resolve futures as they are parsed (no reader task, no per-command
-    timeout scope). ``timeout`` (default: the pool's socket timeout) bounds the wait
-    for a reply. None when this redis-py does not expose the socket; connection
-    errors propagate."""
+    timeout scope; the pool's socket timeout bounds the wait for a reply). None when
+    this redis-py does not expose the socket; connection errors propagate."""
     pool = client.connection_pool
     # redis-py connects and does the handshake (TLS, AUTH, SELECT, client name); the
     # socket is then taken over.
@@ -164,9 +163,7 @@ async def open_link(client: Redis, timeout: float | None = None) -> Link | None:
     if not isinstance(writer, asyncio.StreamWriter):  # pragma: no cover
         await conn.disconnect()
         return None
-    if timeout is None:
-        timeout = pool.connection_kwargs.get("socket_timeout")
-    link = Link(asyncio.get_running_loop(), timeout)
+    link = Link(asyncio.get_running_loop(), pool.connection_kwargs.get("socket_timeout"))
     link.attach(writer)
     conn._writer = conn._reader = None  # the link owns the socket now
     return link
