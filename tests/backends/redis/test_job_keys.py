@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
 import redis.asyncio as aioredis
 
 from corral import JobState
@@ -15,16 +12,6 @@ from tests.contract.conftest import claim_one, enqueue
 Q = "keys"
 KEEP = Retention()
 ERR = b'{"type":"ValueError","message":"boom"}'
-
-
-@pytest.fixture
-async def backend(redis_url: str) -> AsyncIterator[RedisBackend]:
-    b = RedisBackend(redis_url)
-    await b.connect()
-    try:
-        yield b
-    finally:
-        await b.close()
 
 
 async def job_keys(url: str, job_id: str) -> list[bytes]:

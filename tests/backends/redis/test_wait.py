@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 import redis
@@ -16,16 +15,6 @@ from tests.contract.conftest import enqueue
 
 Q = "waits"
 LEASE = 30_000
-
-
-@pytest.fixture
-async def backend(redis_url: str) -> AsyncIterator[RedisBackend]:
-    b = RedisBackend(redis_url)
-    await b.connect()
-    try:
-        yield b
-    finally:
-        await b.close()
 
 
 def wait(
