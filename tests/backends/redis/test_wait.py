@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from corral.backends.redis import RedisBackend
-from corral.backends.redis import backend as redis_backend
+from corral.backends.redis import wait as redis_wait
 from corral.errors import ConnectionFailed
 from tests.contract.conftest import enqueue
 
@@ -81,7 +81,7 @@ async def test_stop_ends_the_wait_at_once(backend: RedisBackend) -> None:
 async def test_stop_gives_up_on_a_redis_that_does_not_answer(
     backend: RedisBackend, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(redis_backend, "_STOP_GIVE_UP", 0.2)
+    monkeypatch.setattr(redis_wait, "STOP_GIVE_UP", 0.2)
     stop = asyncio.Event()
     waiting = wait(backend, stop)
     await asyncio.sleep(0.05)

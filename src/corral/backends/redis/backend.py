@@ -25,11 +25,12 @@ from corral.backends.base import (
 )
 from corral.backends.redis.admin import RedisAdmin
 from corral.backends.redis.keys import QueueKeys, RegistryKeys
-from corral.backends.redis.mux import Link, MuxRedis, open_link, pack
+from corral.backends.redis.mux import MuxRedis, pack
 from corral.backends.redis.pubsub import Hub
 from corral.backends.redis.records import job_rows, record_from_hash, waiting_order
 from corral.backends.redis.records import text as _text
 from corral.backends.redis.scripts import ScriptSet
+from corral.backends.redis.wait import WaitLinks, end_on_stop, retrieved
 from corral.backends.redis.waiters import Waiters
 from corral.errors import (
     BackendError,
@@ -53,12 +54,6 @@ MIN_REDIS_VERSION = (6, 2, 0)
 _ENQUEUE_CHUNK = 1000
 _NKEYS = 8  # keys every script takes (_queue_keys)
 _MAX_BLOCK = 30.0  # seconds; longest blocking wait (the socket timeout is above it)
-_STOP_GIVE_UP = 5.0  # seconds a stopping worker waits for Redis to end its blocking wait
-
-
-def _retrieved(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
 
 
 def _retention_args(retention: Retention) -> list[int]:
@@ -82,10 +77,7 @@ class RedisBackend(RedisAdmin):
         self._known_queues: set[str] = set()
         self._client: Redis | None = None
         self._blocking: Redis | None = None
-        # wait_and_claim's connections: one per concurrent wait (workers sharing the
-        # backend), kept open between waits; the idle ones are in _idle_links.
-        self._wait_links: set[Link] = set()
-        self._idle_links: list[Link] = []
+        self._waits = WaitLinks()
         self._scripts: ScriptSet | None = None
         self._hub: Hub | None = None
         self._waiters: Waiters | None = None
@@ -235,10 +227,7 @@ class RedisBackend(RedisAdmin):
     async def close(self) -> None:
         if self._hub is not None:
             await self._hub.close()
-        for link in self._wait_links:
-            link.close()
-        self._wait_links.clear()
-        self._idle_links.clear()
+        self._waits.close()
         for client in (self._client, self._blocking):
             if client is not None:
                 with contextlib.suppress(Exception):
@@ -330,7 +319,7 @@ class RedisBackend(RedisAdmin):
         markers = [*(self._k(q).marker for q in queues), own]
         args = self._claim_args(queues[0], count, lease_ms, worker_id)
         with self._translate():
-            link = await self._take_link()
+            link = await self._waits.take(self._blocking)
         if link is None:  # pragma: no cover - a redis-py that hides its socket
             return await wait_then_claim(self, queues, timeout, count, lease_ms, worker_id, stop)
         block = min(max(timeout, 0.001), _MAX_BLOCK)
@@ -338,9 +327,8 @@ class RedisBackend(RedisAdmin):
         popped = link.send(pack(("BZPOPMIN", *markers, block), self._blocking))
         claimed = link.send(pack(("EVALSHA", sha, _NKEYS, *args), self._blocking))
         # Read even when the pop's failure is what gets raised (no "never retrieved").
-        claimed.add_done_callback(_retrieved)
-        stopper = asyncio.ensure_future(stop.wait())
-        stopper.add_done_callback(lambda f: self._end_wait(f, own, link, claimed))
+        claimed.add_done_callback(retrieved)
+        stopper = end_on_stop(stop, link, claimed, lambda: self._wake_own(own))
         try:
             with self._translate():
                 if isinstance(error := await popped, Exception):
@@ -356,51 +344,10 @@ class RedisBackend(RedisAdmin):
                 return [], None
             raise
         finally:
-            self._put_link(link, claimed)
+            self._waits.put(link, claimed)
             # Later: unwinding the stop watcher must not delay the jobs' start.
             asyncio.get_running_loop().call_soon(stopper.cancel)
         return self._claimed(queues[0], reply)
-
-    async def _take_link(self) -> Link | None:
-        while self._idle_links:
-            idle = self._idle_links.pop()
-            if idle.broken is None:
-                return idle
-            self._wait_links.discard(idle)
-        assert self._blocking is not None
-        link = await open_link(self._blocking)
-        if link is not None:
-            if self._scripts is None:  # closed while connecting
-                link.close()
-                raise RedisConnectionError("the client was closed")
-            self._wait_links.add(link)
-        return link
-
-    def _put_link(self, link: Link, claimed: asyncio.Future[Any]) -> None:
-        """Keep a link for the next wait, unless its wait may still be blocking in
-        Redis (cancelled, failed): that one is closed."""
-        if link.broken is None and claimed.done() and link in self._wait_links:
-            self._idle_links.append(link)
-        else:
-            link.close()
-            self._wait_links.discard(link)
-
-    def _end_wait(
-        self, stopper: asyncio.Future[Any], own: str, link: Link, claimed: asyncio.Future[Any]
-    ) -> None:
-        """The worker is stopping: wake our own pop so the wait ends now; if Redis does
-        not answer within _STOP_GIVE_UP, drop the connection (any lease will expire)."""
-        if stopper.cancelled() or claimed.done():
-            return
-
-        def give_up() -> None:
-            if not claimed.done():
-                link.close()
-
-        wake = asyncio.ensure_future(self._wake_own(own))
-        timer = asyncio.get_running_loop().call_later(_STOP_GIVE_UP, give_up)
-        claimed.add_done_callback(lambda _: timer.cancel())
-        wake.add_done_callback(_retrieved)
 
     async def _wake_own(self, key: str) -> None:
         client = self._client_or_fail()
