@@ -29,6 +29,18 @@ async def _redis_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Back
     return backend
 
 
+async def _redis_eval_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """Redis with the scripts run by EVALSHA, as on Redis 6.2 (no functions)."""
+    from corral.backends.redis import RedisBackend
+
+    class EvalBackend(RedisBackend):
+        use_functions = False
+
+    backend = EvalBackend(request.getfixturevalue("redis_url"))
+    await backend.connect()
+    return backend
+
+
 async def _sqlite_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     from corral.backends.sqlite import SQLiteBackend
 
@@ -39,6 +51,7 @@ async def _sqlite_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Bac
 
 FACTORIES: dict[str, BackendFactory] = {
     "redis": _redis_backend,
+    "redis-eval": _redis_eval_backend,
     "sqlite": _sqlite_backend,
 }
 

@@ -42,7 +42,7 @@ class RedisAdmin:
     def _k(self, queue: str) -> QueueKeys:
         raise NotImplementedError
 
-    async def _run(self, name: str, queue: str, args: list[Any], client: Any = None) -> Any:
+    async def _run(self, name: str, queue: str, args: list[Any]) -> Any:
         raise NotImplementedError
 
     async def time_ms(self) -> int:

@@ -43,7 +43,7 @@ from corral.errors import (
 from corral.settings import mask_url
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, OutOfMemoryError, RedisError, ResponseError
+from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 __all__ = ["MIN_REDIS_VERSION", "RedisBackend"]
@@ -65,6 +65,10 @@ def _retention_args(retention: Retention) -> list[int]:
 class RedisBackend(RedisAdmin):
     """Corral's storage on Redis. ``url`` is any redis-py URL (``redis://``,
     ``rediss://``, ``unix://``); ``prefix`` namespaces every key."""
+
+    #: Run the scripts as one function library (FCALL) on Redis >= 7; False keeps the
+    #: EVALSHA path that Redis 6.2 uses (the conformance suite runs both).
+    use_functions = True
 
     def __init__(self, url: str, *, prefix: str = "corral", durable: bool = False) -> None:
         self.url = url
@@ -134,13 +138,11 @@ class RedisBackend(RedisAdmin):
             keys.marker,
         ]
 
-    async def _run(self, name: str, queue: str, args: list[Any], client: Any = None) -> Any:
+    async def _run(self, name: str, queue: str, args: list[Any]) -> Any:
         assert self._scripts is not None, "not connected"
         keys = self._k(queue)
         with self._translate():
-            return await self._scripts.run(
-                name, self._queue_keys(keys), [keys.base, *args], client=client
-            )
+            return await self._scripts.run(name, self._queue_keys(keys), [keys.base, *args])
 
     async def connect(self) -> None:
         if self._client is not None:
@@ -183,7 +185,11 @@ class RedisBackend(RedisAdmin):
             raise
         self._client = client
         self._blocking = blocking
-        self._scripts = ScriptSet(client, flags=version >= (7, 0, 0))
+        self._scripts = ScriptSet(
+            client,
+            functions=self.use_functions and version >= (7, 0, 0),
+            flags=version >= (7, 0, 0),
+        )
         self._hub = Hub(client)
         self._waiters = Waiters(self._hub)
 
@@ -323,9 +329,9 @@ class RedisBackend(RedisAdmin):
         if link is None:  # pragma: no cover - a redis-py that hides its socket
             return await wait_then_claim(self, queues, timeout, count, lease_ms, worker_id, stop)
         block = min(max(timeout, 0.001), _MAX_BLOCK)
-        sha = self._scripts.sha("claim")
+        run_claim = self._scripts.command("claim")
         popped = link.send(pack(("BZPOPMIN", *markers, block), self._blocking))
-        claimed = link.send(pack(("EVALSHA", sha, _NKEYS, *args), self._blocking))
+        claimed = link.send(pack((*run_claim, _NKEYS, *args), self._blocking))
         # Read even when the pop's failure is what gets raised (no "never retrieved").
         claimed.add_done_callback(retrieved)
         stopper = end_on_stop(stop, link, claimed, lambda: self._wake_own(own))
@@ -334,8 +340,8 @@ class RedisBackend(RedisAdmin):
                 if isinstance(error := await popped, Exception):
                     raise error
                 reply = await claimed
-                if isinstance(reply, NoScriptError):  # scripts flushed: claim on its own
-                    await self._scripts.load("claim")
+                if isinstance(reply, Exception) and self._scripts.missing(reply):
+                    # Not loaded yet, or flushed: claim on its own (which loads it).
                     reply = await self._scripts.run("claim", args[:_NKEYS], args[_NKEYS:])
                 elif isinstance(reply, Exception):
                     raise reply

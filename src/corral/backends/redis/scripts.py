@@ -1,17 +1,23 @@
-"""Loading the Lua scripts in ``lua/`` and calling them through one typed entry point."""
+"""Loading the Lua scripts in ``lua/`` and calling them through one typed entry point.
+
+On Redis >= 7 the scripts are one function library (``FUNCTION LOAD`` once, then
+``FCALL``): the shared helpers in ``lua/includes/`` are defined when the library loads
+instead of on every call, which measured about a fifth fewer Redis instructions per
+script. Redis 6.2, or a Redis that refuses ``FUNCTION LOAD``, gets ``EVALSHA``.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from functools import cache
 from importlib import resources
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoPermissionError, NoScriptError, ResponseError
 
-__all__ = ["SCRIPT_NAMES", "ScriptSet", "source"]
+__all__ = ["SCRIPT_NAMES", "ScriptSet", "library", "source"]
 
 SCRIPT_NAMES = (
     "abort",
@@ -62,48 +68,111 @@ def _read(relative: str) -> str:
     return resources.files("corral.backends.redis").joinpath("lua", relative).read_text("utf-8")
 
 
+def _parts(name: str) -> tuple[list[str], str]:
+    """A script's includes (in order) and its body: ``begin()``, then the script file."""
+    text = _read(f"{name}.lua")
+    includes = _INCLUDE.findall(text)
+    if includes[:1] != ["common"]:
+        raise ValueError(f"lua/{name}.lua must include common first")
+    return includes, "begin(KEYS, ARGV)\n" + _INCLUDE.sub("", text)
+
+
 @cache
 def source(name: str) -> str:
-    """The full text of a script, with its ``--@include`` lines inlined."""
-    return _INCLUDE.sub(lambda m: _read(f"includes/{m.group(1)}.lua"), _read(f"{name}.lua"))
+    """The text to ``EVAL`` script ``name``: its includes inlined ahead of its body."""
+    includes, body = _parts(name)
+    return "".join(_read(f"includes/{i}.lua") for i in includes) + body
+
+
+@cache
+def library() -> tuple[str, str]:
+    """The function library (Redis >= 7) holding every script: (name, FUNCTION LOAD text).
+
+    The includes are defined once, when Redis loads the library, instead of on every
+    call; each script becomes a function whose parameters are named KEYS and ARGV, so
+    its body reads as it does under ``EVAL``. The name carries a hash of the text:
+    workers of two Corral versions on one Redis each call their own functions.
+    """
+    order: list[str] = []
+    bodies = {}
+    for name in SCRIPT_NAMES:
+        includes, bodies[name] = _parts(name)
+        order += [i for i in includes if i not in order]
+    shared = "".join(_read(f"includes/{i}.lua") for i in order)
+    signed = shared + "".join(bodies.values()) + " ".join(sorted(ALLOW_OOM))
+    digest = hashlib.sha1(signed.encode()).hexdigest()[:16]
+    lib = f"corral_{digest}"
+    functions = []
+    for name, body in bodies.items():
+        flags = "'allow-oom'" if name in ALLOW_OOM else ""
+        functions.append(
+            f"redis.register_function{{function_name='{lib}_{name}', flags={{{flags}}}, "
+            f"callback=function(KEYS, ARGV)\n{body}\nend}}\n"
+        )
+    return lib, f"#!lua name={lib}\n{shared}{''.join(functions)}"
+
+
+def _missing(exc: BaseException) -> bool:
+    """Whether a reply says the script or function is not loaded (restart, flush)."""
+    return isinstance(exc, NoScriptError) or (
+        isinstance(exc, ResponseError) and str(exc).startswith("Function not found")
+    )
 
 
 class ScriptSet:
-    """The scripts registered on one client; each is loaded once (EVALSHA after that)."""
+    """The scripts, as one function library (``FCALL``) on Redis >= 7, else one
+    ``EVALSHA`` each; loaded on first use and again whenever Redis has lost them."""
 
-    def __init__(self, client: Redis, *, flags: bool = False) -> None:
+    def __init__(self, client: Redis, *, functions: bool = False, flags: bool = False) -> None:
+        self._client = client
+        self._functions = functions
+        self._library, self._library_text = library()
+
         def text(name: str) -> str:
             # Script flags need Redis 7; older servers would read the shebang as Lua.
             if flags and name in ALLOW_OOM:
                 return "#!lua flags=allow-oom\n" + source(name)
             return source(name)
 
-        self._client = client
-        self._scripts: dict[str, AsyncScript] = {
-            name: client.register_script(text(name)) for name in SCRIPT_NAMES
-        }
+        self._texts = {name: text(name) for name in SCRIPT_NAMES}
+        self._shas = {n: hashlib.sha1(t.encode()).hexdigest() for n, t in self._texts.items()}
 
-    def sha(self, name: str) -> str:
-        """The SHA1 to ``EVALSHA`` script ``name`` with (e.g. inside a pipeline)."""
-        return str(self._scripts[name].sha)
+    def command(self, name: str) -> tuple[str, str]:
+        """The command and its first argument that run script ``name`` (keys count,
+        keys and arguments follow), e.g. to pipeline it behind another command."""
+        if self._functions:
+            return "FCALL", f"{self._library}_{name}"
+        return "EVALSHA", self._shas[name]
+
+    missing = staticmethod(_missing)
 
     async def load(self, name: str) -> None:
-        """Load script ``name`` again (after a ``NOSCRIPT`` reply)."""
-        script = self._scripts[name]
-        script.sha = await self._client.script_load(script.script)
+        """Load script ``name`` (with functions: the whole library). A Redis that
+        refuses ``FUNCTION LOAD`` (an ACL, a proxy) gets ``EVALSHA`` from then on."""
+        if self._functions:
+            try:
+                await self._client.execute_command(  # type: ignore[no-untyped-call]
+                    "FUNCTION", "LOAD", self._library_text
+                )
+                return
+            except ResponseError as exc:
+                if "already exists" in str(exc):  # another process loaded it first
+                    return
+                if not (isinstance(exc, NoPermissionError) or "unknown command" in str(exc)):
+                    raise
+                self._functions = False
+        await self._client.script_load(self._texts[name])
 
-    async def run(self, name: str, keys: list[str], args: list[Any], client: Any = None) -> Any:
-        """Run script ``name``; ``client`` may be a pipeline to batch calls."""
-        script = self._scripts[name]
-        if client is not None:
-            return await script(keys=keys, args=args, client=client)
-        # The hot path: one EVALSHA, without the generic wrapper's layers per call.
+    async def run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """Run script ``name`` (loading it first if Redis does not have it)."""
         try:
             return await self._client.execute_command(  # type: ignore[no-untyped-call]
-                "EVALSHA", script.sha, len(keys), *keys, *args
+                *self.command(name), len(keys), *keys, *args
             )
-        except NoScriptError:  # the server restarted or flushed its scripts
-            await self.load(name)
-            return await self._client.execute_command(  # type: ignore[no-untyped-call]
-                "EVALSHA", script.sha, len(keys), *keys, *args
-            )
+        except ResponseError as exc:
+            if not _missing(exc):
+                raise
+        await self.load(name)
+        return await self._client.execute_command(  # type: ignore[no-untyped-call]
+            *self.command(name), len(keys), *keys, *args
+        )

@@ -7,7 +7,7 @@
 -- Returns: {ms until the next delayed job or held group is due or -1, paused 0/1,
 --           then 7 fields per job: id, name, data, attempt, token, options, stalls}
 --@include common
-local due = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', NOW, 'WITHSCORES', 'LIMIT', 0, 1000)
+local due = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', NOW_S, 'WITHSCORES', 'LIMIT', '0', '1000')
 if #due > 0 then
   -- Due jobs join the back of the line by due time, then by the order they were added.
   local order, ids = {}, {}
@@ -141,7 +141,7 @@ else
 end
 
 local out = {-1, 0}
-local deadline = NOW + tonumber(ARGV[3])
+local deadline = tostring(NOW + tonumber(ARGV[3]))
 local n = 0
 for _, id in ipairs(ids) do
   local k = jkey(id)
@@ -151,9 +151,9 @@ for _, id in ipairs(ids) do
     local tok = ARGV[4] .. n
     -- One write per job: each access to a job's key is a cache miss in a big backlog.
     local att = tonumber(f[5] or '0') + 1
-    redis.call('HSET', k, 'att', att, 'state', 'active', 'tok', tok, 'stime', NOW, 'wkr', ARGV[5])
+    redis.call('HSET', k, 'att', att, 'state', 'active', 'tok', tok, 'stime', NOW_S, 'wkr', ARGV[5])
     redis.call('ZADD', K_ACTIVE, deadline, id)
-    if meta[3] then redis.call('ZADD', rate_key, NOW, tok) end
+    if meta[3] then redis.call('ZADD', rate_key, NOW_S, tok) end
     out[#out + 1] = id
     out[#out + 1] = f[1]
     out[#out + 1] = f[2]
@@ -170,8 +170,8 @@ if n > 0 then
   redis.call('PUBLISH', EVENTS, 'active ' .. table.concat(ids_out, ' '))
 end
 if n == 0 then
-  local nxt = redis.call('ZRANGE', K_DELAYED, 0, 0, 'WITHSCORES')
-  local parked = redis.call('ZRANGE', GPARKED, 0, 0, 'WITHSCORES')
+  local nxt = redis.call('ZRANGE', K_DELAYED, '0', '0', 'WITHSCORES')
+  local parked = redis.call('ZRANGE', GPARKED, '0', '0', 'WITHSCORES')
   local at = nil
   if #nxt > 0 then at = tonumber(nxt[2]) end
   if #parked > 0 and (not at or tonumber(parked[2]) < at) then at = tonumber(parked[2]) end

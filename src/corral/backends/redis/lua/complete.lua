@@ -18,7 +18,7 @@ for i = 4, #ARGV, 3 do
     hist[b] = (hist[b] or 0) + 1
     total = total + ms
     redis.call('HDEL', k, 'tok', 'cxl')
-    redis.call('HSET', k, 'state', 'completed', 'res', ARGV[i + 2], 'ftime', NOW)
+    redis.call('HSET', k, 'state', 'completed', 'res', ARGV[i + 2], 'ftime', NOW_S)
     redis.call('ZREM', K_ACTIVE, id)
     group_left(f[3])
     redis.call('ZADD', K_COMPLETED, score, id)

@@ -7,7 +7,7 @@
 local rows = cjson.decode(ARGV[2])
 local out = {}
 local any = false
-reserve_seq(#rows)
+start_adding(#rows)
 for i = 1, #rows do
   local flag = add_job(rows[i])
   out[i] = flag

@@ -1,7 +1,12 @@
 -- Store one new job as waiting or delayed (needs "common" first). A script adding jobs
--- calls reserve_seq(n) first (one HINCRBY for the batch) and publish_added() last (one
--- "added" message for the batch: "added <id> <id> ...").
-local ADDED = {}
+-- calls start_adding(n) first (n jobs will need at most n sequence numbers) and
+-- publish_added() last (one "added" message for the batch: "added <id> <id> ...").
+local ADDED
+
+local function start_adding(n)
+  ADDED = {}
+  SEQ_BATCH = math.max(n, 1)
+end
 
 local function publish_added()
   if #ADDED > 0 then redis.call('PUBLISH', EVENTS, 'added ' .. table.concat(ADDED, ' ')) end
@@ -46,7 +51,7 @@ local function add_job(row)
   -- One HSET per job. The priority is not stored: it is read back from 'ws' (absent:
   -- 0), and 'att' appears at the first claim (memory per waiting job is what a
   -- backlog costs).
-  local fields = {'name', name, 'data', data, 'ctime', NOW}
+  local fields = {'name', name, 'data', data, 'ctime', NOW_S}
   local sorted = prio ~= 0 or x.g
   local ws = nil
   if delayed or sorted then

@@ -1,19 +1,41 @@
--- Shared by every queue script (inlined by scripts.py where a script says
--- "--@include common").
+-- Shared by every queue script: inlined ahead of a script's body where it says
+-- "--@include common" (EVAL), or defined once in the function library (Redis >= 7),
+-- so nothing here may hold state from one call to the next except through begin().
 -- KEYS (same order in every queue script):
 --   1 wait  2 active  3 delayed  4 completed  5 failed  6 cancelled  7 meta  8 marker
 -- ARGV[1]: the queue's key base, "{prefix}:{queue}:" (job keys and channels hang off it)
 -- Invariant kept by every script: a job hash has a "tok" field exactly while it is active.
-local K_WAIT, K_ACTIVE, K_DELAYED = KEYS[1], KEYS[2], KEYS[3]
-local K_COMPLETED, K_FAILED, K_CANCELLED = KEYS[4], KEYS[5], KEYS[6]
-local K_META, K_MARKER = KEYS[7], KEYS[8]
-local BASE = ARGV[1]
-local EVENTS = BASE .. 'events'
-local CONTROL = BASE .. 'control'
-local T = redis.call('TIME')
-local NOW = tonumber(T[1]) * 1000 + math.floor(tonumber(T[2]) / 1000)
--- Finished sets are scored in microseconds so "keep the last N" is exact across calls.
-local NOW_US = tonumber(T[1]) * 1000000 + tonumber(T[2])
+local K_WAIT, K_ACTIVE, K_DELAYED, K_COMPLETED, K_FAILED, K_CANCELLED, K_META, K_MARKER
+-- NOW: the Redis clock in ms; NOW_S the same as text. Numbers passed to redis.call are
+-- formatted with printf on every call (several thousand instructions each), so the
+-- hot paths pass text, and literal numbers as strings.
+local BASE, EVENTS, CONTROL, NOW, NOW_S, NOW_US
+-- Groups (tenants). Ungrouped waiting jobs are in K_WAIT; a group's waiting jobs in
+-- G_PREFIX..group, and every grouped waiting job also in GW (for counts and lists).
+-- Groups with waiting jobs take turns in GROUPS (score = turn, from meta 'turn');
+-- one held by its concurrency cap waits in GCAPPED, one held by its rate limit in
+-- GPARKED (score = ms when it may start again). GACTIVE counts running jobs per group.
+local G_PREFIX, GW, GROUPS, GACTIVE, GCAPPED, GPARKED
+-- Ungrouped jobs of the default priority wait in the list K_FIFO (see add_waiting).
+local K_FIFO
+local SEQ_NEXT, SEQ_END, SEQ_BATCH
+
+-- Every script body starts here: this call's keys, key base and Redis clock.
+local function begin(keys, argv)
+  K_WAIT, K_ACTIVE, K_DELAYED = keys[1], keys[2], keys[3]
+  K_COMPLETED, K_FAILED, K_CANCELLED = keys[4], keys[5], keys[6]
+  K_META, K_MARKER = keys[7], keys[8]
+  BASE = argv[1]
+  EVENTS, CONTROL, K_FIFO = BASE .. 'events', BASE .. 'control', BASE .. 'fifo'
+  G_PREFIX, GW, GROUPS = BASE .. 'g:', BASE .. 'gw', BASE .. 'groups'
+  GACTIVE, GCAPPED, GPARKED = BASE .. 'gactive', BASE .. 'gcapped', BASE .. 'gparked'
+  local t = redis.call('TIME')
+  NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  NOW_S = t[1] .. string.sub(string.rep('0', 6 - #t[2]) .. t[2], 1, 3)
+  -- Finished sets are scored in microseconds so "keep the last N" is exact across calls.
+  NOW_US = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  SEQ_NEXT, SEQ_END, SEQ_BATCH = 0, -1, 1
+end
 
 local function jkey(id)
   return BASE .. 'j:' .. id
@@ -21,7 +43,7 @@ end
 
 -- Tell one blocked worker there may be work (the marker holds at most one member).
 local function wake()
-  redis.call('ZADD', K_MARKER, 0, '0')
+  redis.call('ZADD', K_MARKER, '0', '0')
 end
 
 -- A job's error and log lists exist only once its hash says so ('xe', 'xl'), so
@@ -50,14 +72,6 @@ local function delete_job(id)
   redis.call('DEL', k)
 end
 
--- Groups (tenants). Ungrouped waiting jobs are in K_WAIT; a group's waiting jobs in
--- G_PREFIX..group, and every grouped waiting job also in GW (for counts and lists).
--- Groups with waiting jobs take turns in GROUPS (score = turn, from meta 'turn');
--- one held by its concurrency cap waits in GCAPPED, one held by its rate limit in
--- GPARKED (score = ms when it may start again). GACTIVE counts running jobs per group.
-local G_PREFIX, GW, GROUPS = BASE .. 'g:', BASE .. 'gw', BASE .. 'groups'
-local GACTIVE, GCAPPED, GPARKED = BASE .. 'gactive', BASE .. 'gcapped', BASE .. 'gparked'
-
 local function next_turn()
   return redis.call('HINCRBY', K_META, 'turn', 1)
 end
@@ -78,18 +92,16 @@ end
 -- and keeps its ws in its hash (so does a delayed job, to keep its place among jobs
 -- due in the same millisecond). HALF leaves room below a priority's first seq for jobs
 -- sent back to the front of their priority.
-local K_FIFO = BASE .. 'fifo'
 local BAND, HALF = 4398046511104, 2199023255552
-local SEQ_NEXT, SEQ_END = 0, -1
 
--- Reserve n sequence numbers at once (one HINCRBY for a batch).
-local function reserve_seq(n)
-  SEQ_END = redis.call('HINCRBY', K_META, 'seq', n)
-  SEQ_NEXT = SEQ_END - n + 1
-end
-
+-- Sequence numbers are reserved when first needed (a plain job needs none), then
+-- SEQ_BATCH at once: one HINCRBY for a batch.
 local function next_seq()
-  if SEQ_NEXT > SEQ_END then reserve_seq(1) end
+  if SEQ_NEXT > SEQ_END then
+    SEQ_END = redis.call('HINCRBY', K_META, 'seq', SEQ_BATCH)
+    SEQ_NEXT = SEQ_END - SEQ_BATCH + 1
+    SEQ_BATCH = 1
+  end
   SEQ_NEXT = SEQ_NEXT + 1
   return SEQ_NEXT - 1
 end
