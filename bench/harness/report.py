@@ -42,7 +42,8 @@ def derive(entry: dict[str, Any]) -> dict[str, Any]:
     rss = _median(c.get("runs", []), lambda r: r.get("memory", {}).get("rss_kib"))
     fig["h"] = (rss / 1024 if rss else None, c.get("error"), c)
     p99 = _median(e.get("runs", []), lambda r: r.get("p99"))
-    fig["e"] = (e.get("median"), e.get("error"), {**e, "p99": p99})
+    above = _median(e.get("runs", []), lambda r: r.get("above_floor"))
+    fig["e"] = (e.get("median"), e.get("error"), {**e, "p99": p99, "above": above})
     f = s.get("f", {})
     fig["f"] = (f.get("median"), f.get("error"), f)
     return fig
@@ -136,7 +137,7 @@ def _row(key: str, entry: dict[str, Any], value: float, res: dict[str, Any], bas
     n = f"{runs[0]['n']:,}" if runs and "n" in runs[0] else DASH
     ratio = _ratio(base, value)
     if key == "e":
-        return f"{value:.2f} | {res['p99']:.2f} | {ratio} | {n}"
+        return f"{value:.2f} | {res['p99']:.2f} | {_num(res['above'], 2)} | {ratio} | {n}"
     if key == "f":
         small, large = res["small"], res["large"]
         cpu = f"{_cpu_list(small.get('cpu', []))} → {_cpu_list(large.get('cpu', []))}"
@@ -164,7 +165,7 @@ COLUMNS = {
     "a": ["jobs/s", "Corral ÷ system", f"{CPU_NOTE} (producer + Redis)", "N"],
     "b": ["jobs/s", "Corral ÷ system", f"{CPU_NOTE} (producer + Redis)", "N", "bulk API"],
     "c": ["jobs/s", "Corral ÷ system", f"{CPU_NOTE} (worker + Redis)", "N", "start-up"],
-    "e": ["p50 ms", "p99 ms", "Corral ÷ system (p50)", "probes/run"],
+    "e": ["p50 ms", "p99 ms", "p50 above floor ms", "Corral ÷ system (p50)", "probes/run"],
     "f": [
         "small backlog jobs/s",
         "large backlog jobs/s",
@@ -205,10 +206,12 @@ def _floor(floor: dict[str, Any]) -> list[str]:
     return [
         "",
         f"**Floor of this machine in this run: p50 {floor['p50']:.2f} ms, p99 "
-        f"{floor['p99']:.2f} ms** (median of {len(runs)} rounds, one after each round of "
-        "systems): the same probe with no queue at all, a redis-py `ZADD` waking a uvloop "
-        "process blocked in `BZPOPMIN` that `RPUSH`es its time (`systems/floor.py`). No "
-        "system can go below it; the distance to it is what a queue adds.",
+        f"{floor['p99']:.2f} ms** (median of {len(runs)} measurements, one right before "
+        "each system's probes): the same probe with no queue at all, a redis-py `ZADD` "
+        "waking a uvloop process blocked in `BZPOPMIN` that `RPUSH`es its time "
+        '(`systems/floor.py`). No system can go below it; "p50 above floor" (each '
+        "run's p50 minus the floor measured just before it, median of the runs) is what "
+        "the queue adds, and moves less with the machine than the p50 itself.",
     ]
 
 

@@ -23,7 +23,6 @@ from harness.scenarios import Config
 from redis.asyncio import Redis
 from systems import LABELS, load
 from systems.base import Context, System
-from systems.floor import Floor
 
 Measure = Callable[[System, Config, Any], Awaitable[dict[str, Any]]]
 RUN_TIMEOUT = 600.0
@@ -62,7 +61,8 @@ async def measure_once(
     slot["runs"].append(result)
     values = [r["value"] for r in slot["runs"]]
     slot["median"] = statistics.median(values)
-    say(f"  [{system.id}] {key} run {run}/{cfg.runs}: {result['value']:,.2f}")
+    floor = f" (floor {result['floor']['p50']:.2f})" if "floor" in result else ""
+    say(f"  [{system.id}] {key} run {run}/{cfg.runs}: {result['value']:,.2f}{floor}")
 
 
 async def _queue(system: System, n: int) -> float:
@@ -228,45 +228,32 @@ async def backlog_round(
         entry["seconds"] = round(entry["seconds"] + time.monotonic() - started, 1)
 
 
-async def floor_round(cfg: Config, ctx: Context, r: Any) -> dict[str, Any]:
-    """Scenario e with no queue at all (systems/floor.py): this machine's floor now."""
-    floor = Floor(ctx)
-    await r.flushall()
-    await floor.open()
-    try:
-        result = await asyncio.wait_for(sc.latency(floor, cfg, r), 120)
-    except Exception as exc:
-        return {"error": describe(exc)}
-    finally:
-        await close_system(floor, r)
-    say(f"  [floor] e: {result['p50']:.2f} / {result['p99']:.2f} ms")
-    return result
-
-
 async def run_all(
     systems: list[str], cfg: Config, ctx: Context, r: Any
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run-major order (run 1 of every system, then run 2...), so a burst of load from
-    elsewhere on the machine is spread over the systems instead of hitting one. With
-    scenario e, each round also measures the floor. Returns (systems, floor)."""
+    elsewhere on the machine is spread over the systems instead of hitting one.
+    Returns (systems, floor): the floor of scenario e, measured right before each
+    system's probes (see scenarios.latency), summarised over all of them."""
     entries = {sid: new_entry(sid) for sid in systems}
-    floor: list[dict[str, Any]] = []
     for run in range(1, cfg.runs + 1 if plan(cfg) else 1):
         for sid in systems:
             if entries[sid].get("error"):
                 continue
             say(f"==> run {run}/{cfg.runs}: {LABELS[sid]} (load {load_average()})")
             await one_round(sid, entries[sid], cfg, ctx, r, run)
-        if "e" in cfg.scenarios:
-            floor.append(await floor_round(cfg, ctx, r))
     if "f" in cfg.scenarios:
         for sid in systems:
             if sid in cfg.backlog_systems and not entries[sid].get("error"):
                 say(f"==> backlog: {LABELS[sid]} (load {load_average()})")
                 await backlog_round(sid, entries[sid], cfg, ctx, r)
-    good = [run for run in floor if "error" not in run]
-    summary: dict[str, Any] = {"runs": floor}
-    if good:
-        summary["p50"] = statistics.median(run["p50"] for run in good)
-        summary["p99"] = statistics.median(run["p99"] for run in good)
+    floors = [
+        run["floor"]
+        for entry in entries.values()
+        for run in entry["scenarios"].get("e", {}).get("runs", [])
+    ]
+    summary: dict[str, Any] = {"runs": floors}
+    if floors:
+        summary["p50"] = statistics.median(f["p50"] for f in floors)
+        summary["p99"] = statistics.median(f["p99"] for f in floors)
     return entries, summary

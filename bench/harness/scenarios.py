@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from systems.base import System
-from systems.common import COUNTER
+from systems.common import COUNTER, STARTS
+from systems.floor import Floor
 
 SCENARIOS = {
     "a": ("enqueue one at a time", "jobs/s", "higher"),
@@ -183,10 +184,14 @@ async def drain(system: System, cfg: Config, r: Any, processes: int) -> dict[str
     return out
 
 
-async def latency(system: System, cfg: Config, r: Any) -> dict[str, Any]:
+async def probe(system: System, cfg: Config, r: Any) -> dict[str, Any]:
+    """Latency probes, one at a time, on one idle worker of ``system``."""
     system.start_workers(1)
-    n = size(system, "samples", cfg.samples)
-    probes = await system.latency(n + WARMUP_PROBES, cfg.gap, r)
+    try:
+        n = size(system, "samples", cfg.samples)
+        probes = await system.latency(n + WARMUP_PROBES, cfg.gap, r)
+    finally:
+        system.stop()
     samples = sorted(s * 1000 for s in probes[WARMUP_PROBES:])
     p99 = statistics.quantiles(samples, n=100, method="inclusive")[98]
     return {
@@ -196,6 +201,22 @@ async def latency(system: System, cfg: Config, r: Any) -> dict[str, Any]:
         "max": samples[-1],
         "n": len(samples),
     }
+
+
+async def latency(system: System, cfg: Config, r: Any) -> dict[str, Any]:
+    """Scenario e, right after the same probes with no queue at all (systems/floor.py):
+    the machine's floor in the same minute, which no system can go below."""
+    floor = Floor(system.ctx)
+    await floor.open()
+    try:
+        floor_now = await probe(floor, cfg, r)
+    finally:
+        await floor.close()
+    await r.delete(STARTS)
+    result = await probe(system, cfg, r)
+    result["floor"] = {k: floor_now[k] for k in ("p50", "p99", "n")}
+    result["above_floor"] = result["p50"] - floor_now["p50"]
+    return result
 
 
 async def backlog_window(

@@ -49,9 +49,11 @@ def test_smoke_run_writes_well_formed_results(tmp_path: Path) -> None:
         assert drain["memory"]["rss_kib"] > 0
         latency = entry["scenarios"]["e"]["runs"][0]
         assert 0 < latency["p50"] <= latency["p99"]
+        assert 0 < latency["floor"]["p50"] <= latency["floor"]["p99"]  # measured just before
+        assert latency["above_floor"] == latency["p50"] - latency["floor"]["p50"]
 
-    floor = data["floor"]  # the machine's floor for e, measured each round
-    assert len(floor["runs"]) == data["config"]["runs"]
+    floor = data["floor"]  # summarised over every system's runs of e
+    assert len(floor["runs"]) == data["config"]["runs"] * len(data["systems"])
     assert 0 < floor["p50"] <= floor["p99"]
 
     report = (tmp_path / "RESULTS.md").read_text()
