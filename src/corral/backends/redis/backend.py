@@ -185,11 +185,8 @@ class RedisBackend(RedisAdmin):
             raise
         self._client = client
         self._blocking = blocking
-        self._scripts = ScriptSet(
-            client,
-            functions=self.use_functions and version >= (7, 0, 0),
-            flags=version >= (7, 0, 0),
-        )
+        v7 = version >= (7, 0, 0)
+        self._scripts = ScriptSet(client, functions=self.use_functions and v7, flags=v7)
         self._hub = Hub(client)
         self._waiters = Waiters(self._hub)
 

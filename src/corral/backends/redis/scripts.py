@@ -112,13 +112,6 @@ def library() -> tuple[str, str]:
     return lib, f"#!lua name={lib}\n{shared}{''.join(functions)}"
 
 
-def _missing(exc: BaseException) -> bool:
-    """Whether a reply says the script or function is not loaded (restart, flush)."""
-    return isinstance(exc, NoScriptError) or (
-        isinstance(exc, ResponseError) and str(exc).startswith("Function not found")
-    )
-
-
 class ScriptSet:
     """The scripts, as one function library (``FCALL``) on Redis >= 7, else one
     ``EVALSHA`` each; loaded on first use and again whenever Redis has lost them."""
@@ -144,7 +137,12 @@ class ScriptSet:
             return "FCALL", f"{self._library}_{name}"
         return "EVALSHA", self._shas[name]
 
-    missing = staticmethod(_missing)
+    @staticmethod
+    def missing(exc: BaseException) -> bool:
+        """Whether a reply says the script or function is not loaded (restart, flush)."""
+        return isinstance(exc, NoScriptError) or (
+            isinstance(exc, ResponseError) and str(exc).startswith("Function not found")
+        )
 
     async def load(self, name: str) -> None:
         """Load script ``name`` (with functions: the whole library). A Redis that
@@ -170,7 +168,7 @@ class ScriptSet:
                 *self.command(name), len(keys), *keys, *args
             )
         except ResponseError as exc:
-            if not _missing(exc):
+            if not self.missing(exc):
                 raise
         await self.load(name)
         return await self._client.execute_command(  # type: ignore[no-untyped-call]
