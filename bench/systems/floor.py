@@ -4,7 +4,8 @@ The "enqueue" is one ``ZADD`` from the harness's redis-py client; the "worker" i
 uvloop process blocked in ``BZPOPMIN`` on that key, which ``RPUSH``es its time when
 woken, as every system's job body does. No script, no job record, no claim: what the
 three processes and two round trips cost here, which no system can go below. Measured
-in every round next to the systems (it is not one of them), so a slow machine shows.
+right before each system's probes (scenarios.latency; it is not one of the systems), so
+a slow machine shows.
 """
 
 from __future__ import annotations

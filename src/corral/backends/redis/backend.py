@@ -337,11 +337,11 @@ class RedisBackend(RedisAdmin):
                 if isinstance(error := await popped, Exception):
                     raise error
                 reply = await claimed
-                if isinstance(reply, Exception) and self._scripts.missing(reply):
+                if isinstance(reply, Exception):
+                    if not self._scripts.missing(reply):
+                        raise reply
                     # Not loaded yet, or flushed: claim on its own (which loads it).
                     reply = await self._scripts.run("claim", args[:_NKEYS], args[_NKEYS:])
-                elif isinstance(reply, Exception):
-                    raise reply
         except ConnectionFailed:
             if stop.is_set():  # gave up on an unresponsive Redis to stop: nothing leased
                 return [], None
