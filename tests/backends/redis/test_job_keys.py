@@ -1,4 +1,5 @@
-"""A deleted job leaves no key behind: its error and log lists go with its hash."""
+"""A deleted job leaves no key behind: its error and log lists go with its hash; jobs
+stored with the layout before ``je:``/``jl:`` are still read and deleted whole."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ ERR = b'{"type":"ValueError","message":"boom"}'
 
 
 async def job_keys(url: str, job_id: str) -> list[bytes]:
+    """The job's hash, error and log lists, those that exist."""
     client = aioredis.Redis.from_url(url)
     try:
-        return sorted([k async for k in client.scan_iter(match=f"*:j:{job_id}*")])
+        names = [f"corral:{{{Q}}}:{kind}:{job_id}" for kind in ("j", "je", "jl")]
+        return [name.encode() for name in names if await client.exists(name)]
     finally:
         await client.aclose()
 
@@ -60,3 +63,36 @@ async def test_remove_and_clean_delete_every_key_of_a_job(
     assert len(await job_keys(redis_url, "d")) == 2
     assert await backend.clean(Q, JobState.FAILED, 0, 100) == 1
     assert await job_keys(redis_url, "d") == []
+
+
+async def test_jobs_stored_with_the_old_layout_keep_their_errors_and_logs(
+    backend: RedisBackend, redis_url: str
+) -> None:
+    # Before je:/jl:, a job's lists were <hash key>:err / :log, flagged xe / xl.
+    await enqueue(backend, Q, "old", "b", "b:err")
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        base = f"corral:{{{Q}}}:j:"
+        await client.rpush(base + "old:err", b'{"type":"Old"}')
+        await client.rpush(base + "old:log", b"old line")
+        await client.hset(base + "old", mapping={"xe": 1, "xl": 1})
+        await client.hset(base + "b", "xe", 1)  # its old list's name is job b:err's hash
+        job = await claim_one(backend, Q)
+        assert job.id == "old"
+        assert await backend.update(Q, "old", job.token, logs=["new line"]) is True
+        assert await backend.fail(Q, "old", job.token, ERR, None, KEEP) is True
+        record = await backend.get(Q, "old")
+        assert record is not None
+        assert record.errors == [b'{"type":"Old"}', ERR]
+        assert record.logs == [b"old line", b"new line"]
+        b = await backend.get(Q, "b")
+        assert b is not None and b.errors == []
+
+        assert await backend.remove(Q, "old") is True
+        assert await backend.remove(Q, "b") is True
+        assert await client.exists(base + "old:err", base + "old:log", base + "old") == 0
+        assert await job_keys(redis_url, "old") == []
+        b_err = await backend.get(Q, "b:err")
+        assert b_err is not None and b_err.state is JobState.WAITING
+    finally:
+        await client.aclose()

@@ -25,6 +25,7 @@ from corral.backends.base import (
 )
 from corral.backends.redis.admin import RedisAdmin
 from corral.backends.redis.keys import QueueKeys, RegistryKeys
+from corral.backends.redis.legacy import add_old_lists
 from corral.backends.redis.mux import MuxRedis, pack
 from corral.backends.redis.pubsub import Hub
 from corral.backends.redis.records import job_rows, record_from_hash, waiting_order
@@ -478,6 +479,7 @@ class RedisBackend(RedisAdmin):
                     pipe.lrange(keys.errors(job_id), 0, -1)
                     pipe.lrange(keys.logs(job_id), 0, -1)
                 replies = await pipe.execute()
+            await add_old_lists(client, keys, job_ids, replies)
         return [
             record_from_hash(queue, job_id, replies[3 * i], replies[3 * i + 1], replies[3 * i + 2])
             for i, job_id in enumerate(job_ids)

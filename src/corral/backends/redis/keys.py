@@ -23,16 +23,22 @@ single slot and the same code runs on Redis Cluster::
     {prefix}:{queue}:marker      zset  at most one member: "there may be work" for blocked workers
     {prefix}:{queue}:wake:{id}   zset  wakes one blocked worker that is stopping (expires)
     {prefix}:{queue}:j:{id}      hash  the job
-    {prefix}:{queue}:j:{id}:err  list  one JSON error per failed attempt
-    {prefix}:{queue}:j:{id}:log  list  log lines
+    {prefix}:{queue}:je:{id}     list  one JSON error per failed attempt (hash field 'je')
+    {prefix}:{queue}:jl:{id}     list  log lines (hash field 'jl')
     {prefix}:{queue}:sched       hash  schedule name -> definition (JSON)
     {prefix}:{queue}:sched:next  zset  schedule name -> pending tick (ms); absent while paused
     {prefix}:{queue}:sched:last  hash  schedule name -> last tick fired (ms)
     {prefix}:{queue}:events      pub/sub channel: "<event> <job id> [<job id> ...]"
     {prefix}:{queue}:control     pub/sub channel: "cancel <job id>" for workers
     {prefix}:queues              set   names of every queue used
-    {prefix}:{workers}:live      zset  worker id -> expiry (ms)
+    {prefix}:{workers}:live      set   ids of registered workers
     {prefix}:{workers}:w:{id}    string JSON worker info
+
+Every key that ends in caller-chosen text (a job id, group, dedupe key, worker id) has
+a prefix of its own that no other key of the queue starts with (``j:``, ``je:``,
+``jl:``, ``g:``, ``grate:``, ``dd:``, ``wake:``): ids may contain ``:``, so a suffix
+(``j:{id}:err``) would let job ``V:err``'s hash be job ``V``'s error list.
+Schedule names are hash fields, never part of a key.
 """
 
 from __future__ import annotations
@@ -88,10 +94,15 @@ class QueueKeys:
         return self.base + "wake:" + worker_id
 
     def errors(self, job_id: str) -> str:
-        return self.job_prefix + job_id + ":err"
+        return self.base + "je:" + job_id
 
     def logs(self, job_id: str) -> str:
-        return self.job_prefix + job_id + ":log"
+        return self.base + "jl:" + job_id
+
+    def old_lists(self, job_id: str) -> tuple[str, str]:
+        """The error and log lists of a job stored before the ``je:``/``jl:`` layout
+        (hash fields ``xe``/``xl``); either name may be another job's hash."""
+        return self.job(job_id) + ":err", self.job(job_id) + ":log"
 
     def state_set(self, state: str) -> str:
         return self.base + state

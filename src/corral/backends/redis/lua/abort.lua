@@ -5,7 +5,7 @@
 local id = ARGV[2]
 local k = jkey(id)
 if redis.call('HGET', k, 'tok') ~= ARGV[3] then return 0 end
-redis.call('RPUSH', has_errors(k), ARGV[4])
+redis.call('RPUSH', has_errors(id, k), ARGV[4])
 redis.call('ZREM', K_ACTIVE, id)
 finished()
 group_left(redis.call('HGET', k, 'grp'))

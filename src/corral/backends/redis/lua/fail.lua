@@ -7,7 +7,7 @@
 local id = ARGV[2]
 local k = jkey(id)
 if redis.call('HGET', k, 'tok') ~= ARGV[3] then return 0 end
-local errs = has_errors(k)
+local errs = has_errors(id, k)
 redis.call('RPUSH', errs, ARGV[4])
 redis.call('LTRIM', errs, -100, -1)
 redis.call('ZREM', K_ACTIVE, id)

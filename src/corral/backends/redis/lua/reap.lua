@@ -18,7 +18,7 @@ for i = #ids, 1, -1 do
   elseif stalls > max then
     redis.call('HDEL', k, 'tok')
     local msg = 'lease expired ' .. stalls .. ' times (worker died or was blocked); max_stalls is ' .. max
-    redis.call('RPUSH', has_errors(k), cjson.encode({type = 'Stalled', message = msg,
+    redis.call('RPUSH', has_errors(id, k), cjson.encode({type = 'Stalled', message = msg,
       attempt = tonumber(redis.call('HGET', k, 'att')), at = NOW}))
     redis.call('HSET', k, 'state', 'failed', 'ftime', NOW)
     redis.call('ZADD', K_FAILED, NOW_US, id)

@@ -11,7 +11,7 @@ if ARGV[4] == '1' then
   redis.call('PUBLISH', EVENTS, 'progress ' .. id)
 end
 if #ARGV > 5 then
-  local logs = has_logs(k)
+  local logs = has_logs(id, k)
   for i = 6, #ARGV do redis.call('RPUSH', logs, ARGV[i]) end
   redis.call('LTRIM', logs, -1000, -1)
 end

@@ -37,6 +37,9 @@ local function begin(keys, argv)
   SEQ_NEXT, SEQ_END, SEQ_BATCH = 0, -1, 1
 end
 
+-- A job's keys: its hash 'j:', error list 'je:' and log list 'jl:' + its id. Each kind has
+-- a prefix no other key of the queue starts with, so no id (ids may hold ':') names
+-- another job's key. keys.py builds the same names.
 local function jkey(id)
   return BASE .. 'j:' .. id
 end
@@ -46,29 +49,37 @@ local function wake()
   redis.call('ZADD', K_MARKER, '0', '0')
 end
 
--- A job's error and log lists exist only once its hash says so ('xe', 'xl'), so
+-- A job's error and log lists exist only once its hash says so ('je', 'jl'), so
 -- deleting a job looks up only keys it has: in a big keyspace every lookup, even of a
 -- missing key, is a cache miss.
-local function has_errors(k)
-  redis.call('HSET', k, 'xe', 1)
-  return k .. ':err'
+local function has_errors(id, k)
+  redis.call('HSET', k, 'je', '1')
+  return BASE .. 'je:' .. id
 end
 
-local function has_logs(k)
-  redis.call('HSET', k, 'xl', 1)
-  return k .. ':log'
+local function has_logs(id, k)
+  redis.call('HSET', k, 'jl', '1')
+  return BASE .. 'jl:' .. id
+end
+
+-- Lists written before the 'je:'/'jl:' layout ('xe'/'xl' in the hash) were named
+-- <job key>..':err'/':log'; such a name may be another job's hash, never deleted here.
+local function drop_old_list(key)
+  if redis.call('TYPE', key).ok == 'list' then redis.call('DEL', key) end
 end
 
 -- A job's dedupe key (see add_job) goes with it, unless a newer job took it over.
 local function delete_job(id)
   local k = jkey(id)
-  local f = redis.call('HMGET', k, 'ddk', 'xe', 'xl')
+  local f = redis.call('HMGET', k, 'ddk', 'je', 'jl', 'xe', 'xl')
   local dk = f[1]
   if dk and redis.call('GET', BASE .. 'dd:' .. dk) == id then
     redis.call('DEL', BASE .. 'dd:' .. dk)
   end
-  if f[2] then redis.call('DEL', k .. ':err') end
-  if f[3] then redis.call('DEL', k .. ':log') end
+  if f[2] then redis.call('DEL', BASE .. 'je:' .. id) end
+  if f[3] then redis.call('DEL', BASE .. 'jl:' .. id) end
+  if f[4] then drop_old_list(k .. ':err') end
+  if f[5] then drop_old_list(k .. ':log') end
   redis.call('DEL', k)
 end
 
