@@ -302,6 +302,12 @@ class Corral:
             handles.append(job)
         return handles
 
+    def cancelled_retention(self, task_name: str | None = None) -> Retention:
+        """How many cancelled jobs a queue keeps: like completed ones, by the task's
+        ``completed`` retention (the app's for a task not registered here)."""
+        task = self.tasks.get(task_name) if task_name else None
+        return task.config.completed if task else self.completed
+
     # -- reads ----------------------------------------------------------------------
 
     def queue(self, name: str) -> Queue:

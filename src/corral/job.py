@@ -200,7 +200,8 @@ class Job:
         """Cancel: waiting/delayed jobs end ``cancelled`` now; a running job is asked
         to stop (returns ``active``) and ends ``cancelled`` when it does."""
         backend = await self._app.backend()
-        return await backend.cancel(self.queue, self.id)
+        name = self._record.name if self._record else None
+        return await backend.cancel(self.queue, self.id, self._app.cancelled_retention(name))
 
     async def retry(self) -> bool:
         """Run a failed or cancelled job again with fresh attempts."""

@@ -144,7 +144,8 @@ class Queue:
         for state in (JobState.WAITING, JobState.DELAYED):
             while page := await backend.list_jobs(self.name, state, 0, _PAGE):
                 for record in page:
-                    if await backend.cancel(self.name, record.id) is JobState.CANCELLED:
+                    kept = self._app.cancelled_retention(record.name)
+                    if await backend.cancel(self.name, record.id, kept) is JobState.CANCELLED:
                         total += 1
         return total
 

@@ -15,6 +15,7 @@ from corral import (
     JobNotFound,
     JobState,
     ResultTimeout,
+    Retention,
     ValidationError,
 )
 from tests.client.conftest import EMPTY
@@ -283,3 +284,27 @@ async def test_clean_and_retry_all_argument_checks(app: Corral) -> None:
     with pytest.raises(ValidationError, match="retry_all"):
         await queue.retry_all("completed")
     assert await queue.retry_all() == 0
+
+
+async def test_cancelled_jobs_are_kept_like_completed_ones(redis_url: str) -> None:
+    # The app's completed retention; a task's own completed retention for its jobs.
+    app = Corral(redis_url, completed=Retention(count=2))
+    try:
+
+        @app.task(name="t.kept", queue="kept", completed=Retention(count=1))
+        def kept() -> None: ...
+
+        plain = [await app.enqueue("t.other", queue="plain") for _ in range(4)]
+        for job in plain:
+            assert await job.cancel() is JobState.CANCELLED
+        assert (await app.queue("plain").counts())["cancelled"] == 2
+        assert [j.id for j in await app.queue("plain").jobs("cancelled")] == [
+            plain[3].id,
+            plain[2].id,
+        ]
+        for _ in range(3):
+            await kept.enqueue()  # type: ignore[attr-defined]
+        assert await app.queue("kept").cancel_all() == 3
+        assert (await app.queue("kept").counts())["cancelled"] == 1
+    finally:
+        await app.close()

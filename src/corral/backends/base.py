@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 __all__ = [
     "DURATION_BUCKETS",
+    "KEEP_ALL",
     "Backend",
     "ClaimedJob",
     "Completion",
@@ -148,6 +149,10 @@ class Retention:
 
     count: int | None = None
     max_age: float | None = None
+
+
+#: Keep every finished job (the default where a method takes a retention).
+KEEP_ALL = Retention()
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,8 +356,11 @@ class Backend(Protocol):
         the token is not current.
         """
 
-    async def abort(self, queue: str, job_id: str, token: str, reason: bytes) -> bool:
-        """End a leased job ``cancelled`` (its cancellation was honoured)."""
+    async def abort(
+        self, queue: str, job_id: str, token: str, reason: bytes, retention: Retention = KEEP_ALL
+    ) -> bool:
+        """End a leased job ``cancelled`` (its cancellation was honoured), then apply
+        ``retention`` to the queue's cancelled jobs."""
 
     async def release(self, queue: str, leases: Sequence[tuple[str, str]]) -> int:
         """Hand leased jobs back to ``waiting`` without spending their attempt.
@@ -388,9 +396,10 @@ class Backend(Protocol):
 
     # -- control --------------------------------------------------------------------
 
-    async def cancel(self, queue: str, job_id: str) -> JobState:
-        """Cancel a job: waiting/delayed end ``cancelled`` at once; an active job is
-        asked to stop (its worker is told) and ends ``cancelled`` when it does.
+    async def cancel(self, queue: str, job_id: str, retention: Retention = KEEP_ALL) -> JobState:
+        """Cancel a job: waiting/delayed end ``cancelled`` at once (then ``retention``
+        applies to the queue's cancelled jobs); an active job is asked to stop (its
+        worker is told) and ends ``cancelled`` when it does (see :meth:`abort`).
 
         Returns the state after the call (cancelling a cancelled job is a no-op that
         returns ``cancelled``). Raises JobNotFound, or InvalidTransition for a job

@@ -305,8 +305,9 @@ class Worker:
             return
         duration = (time.monotonic() - running.started) * 1000
         if outcome.kind is Kind.CANCELLED:
+            kept = config.completed if config else self.app.completed  # as completed jobs
             accepted = await self._with_retries(
-                lambda: backend.abort(claimed.queue, claimed.id, claimed.token, outcome.error)
+                lambda: backend.abort(claimed.queue, claimed.id, claimed.token, outcome.error, kept)
             )
             log_outcome("cancelled", running.claimed, duration, accepted)
             return

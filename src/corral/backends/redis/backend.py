@@ -15,6 +15,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Seque
 from typing import Any
 
 from corral.backends.base import (
+    KEEP_ALL,
     ClaimedJob,
     Completion,
     JobRecord,
@@ -385,8 +386,11 @@ class RedisBackend(RedisAdmin):
         args = [job_id, token, error, retry, int(count_attempt), *_retention_args(retention)]
         return bool(await self._run("fail", queue, args))
 
-    async def abort(self, queue: str, job_id: str, token: str, reason: bytes) -> bool:
-        return bool(await self._run("abort", queue, [job_id, token, reason, -1, -1]))
+    async def abort(
+        self, queue: str, job_id: str, token: str, reason: bytes, retention: Retention = KEEP_ALL
+    ) -> bool:
+        args = [job_id, token, reason, *_retention_args(retention)]
+        return bool(await self._run("abort", queue, args))
 
     async def release(self, queue: str, leases: Sequence[tuple[str, str]]) -> int:
         if not leases:
@@ -420,8 +424,8 @@ class RedisBackend(RedisAdmin):
 
     # -- control --------------------------------------------------------------------
 
-    async def cancel(self, queue: str, job_id: str) -> JobState:
-        state = (await self._run("cancel", queue, [job_id, -1, -1])).decode()
+    async def cancel(self, queue: str, job_id: str, retention: Retention = KEEP_ALL) -> JobState:
+        state = (await self._run("cancel", queue, [job_id, *_retention_args(retention)])).decode()
         if state == "missing":
             raise JobNotFound(f"no job {job_id!r} in queue {queue!r}")
         result = JobState(state)

@@ -15,6 +15,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from functools import partial
 
 from corral.backends.base import (
+    KEEP_ALL,
     ClaimedJob,
     Completion,
     JobRecord,
@@ -204,12 +205,16 @@ class SQLiteBackend(SQLiteAdmin):
 
         return await self._s().write(tx)
 
-    async def abort(self, queue: str, job_id: str, token: str, reason: bytes) -> bool:
+    async def abort(
+        self, queue: str, job_id: str, token: str, reason: bytes, retention: Retention = KEEP_ALL
+    ) -> bool:
         def tx(conn: Conn) -> bool:
             if leased(conn, queue, job_id, token) is None:
                 return False
             add_error(conn, queue, job_id, reason)
-            to_cancelled(conn, queue, job_id, clock_us())
+            now_us = clock_us()
+            to_cancelled(conn, queue, job_id, now_us)
+            retain(conn, queue, "cancelled", retention, now_us)
             return True
 
         return await self._s().write(tx)
@@ -306,14 +311,16 @@ class SQLiteBackend(SQLiteAdmin):
 
     # -- control --------------------------------------------------------------------
 
-    async def cancel(self, queue: str, job_id: str) -> JobState:
+    async def cancel(self, queue: str, job_id: str, retention: Retention = KEEP_ALL) -> JobState:
         def tx(conn: Conn) -> str | None:
             row = conn.execute(q.STATE, (queue, job_id)).fetchone()
             if row is None:
                 return None
             state: str = row[0]
             if state in ("waiting", "delayed"):
-                to_cancelled(conn, queue, job_id, clock_us())
+                now_us = clock_us()
+                to_cancelled(conn, queue, job_id, now_us)
+                retain(conn, queue, "cancelled", retention, now_us)
                 return "cancelled"
             if state == "active":
                 conn.execute(q.REQUEST_CANCEL, (queue, job_id))
