@@ -10,7 +10,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
 from urllib.parse import urlsplit
 
 from corral._sync import run_sync
-from corral.backends.base import Backend, NewJob, Retention, WorkerInfo
+from corral.backends.base import Backend, NewJob, QueueOverview, Retention, WorkerInfo
 from corral.context import JobContext
 from corral.errors import ConfigurationError, CorralError, JobNotFound, ValidationError
 from corral.job import Job
@@ -315,13 +315,20 @@ class Corral:
         return Queue(self, name)
 
     async def queues(self) -> list[str]:
-        """Names of every queue that has held a job."""
+        """Names of the queues in use (see :meth:`overview`)."""
         backend = await self.backend()
         return await backend.queues()
 
     def queues_sync(self) -> list[str]:
         """Blocking twin of :meth:`queues`."""
         return run_sync(self.queues())
+
+    async def overview(self) -> list[QueueOverview]:
+        """Every queue with its counts and totals, sorted by name, read at once
+        whatever the number of queues. Queues left with no job, schedule, limit or
+        pause and served by no live worker are forgotten on the way."""
+        backend = await self.backend()
+        return await backend.overview()
 
     async def get_job(self, job_id: str, queue: str | None = None) -> Job:
         """The job with this id; without ``queue`` every known queue is searched.

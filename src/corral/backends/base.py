@@ -31,6 +31,7 @@ __all__ = [
     "JobState",
     "NewJob",
     "QueueLimits",
+    "QueueOverview",
     "QueueStats",
     "Retention",
     "ScheduleRecord",
@@ -92,6 +93,16 @@ class QueueStats:
     retried: int = 0
     duration_sum: float = 0.0
     buckets: tuple[int, ...] = (0,) * (len(DURATION_BUCKETS) + 1)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueOverview:
+    """One queue as a listing shows it: ``counts`` as :meth:`Backend.counts` returns
+    them (per state, plus ``paused``) and ``stats`` as :meth:`Backend.stats`."""
+
+    name: str
+    counts: dict[str, int]
+    stats: QueueStats
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,7 +460,18 @@ class Backend(Protocol):
         """Per-state counts of a queue plus ``paused`` (0/1)."""
 
     async def queues(self) -> list[str]:
-        """Names of every queue that has ever held a job, sorted."""
+        """Names of the queues in use (that held a job or were given a setting and
+        were not forgotten since, see :meth:`overview`), sorted."""
+
+    async def overview(self) -> list[QueueOverview]:
+        """Every queue of :meth:`queues` with its counts and totals, sorted by name, in a
+        fixed number of round trips whatever the number of queues.
+
+        Queues found with no job in any state, no schedule, no limits, not paused and
+        served by no live worker are forgotten on the way (left out, and dropped from
+        :meth:`queues` with what is left of them: their totals); a queue's next job or
+        setting brings it back.
+        """
 
     async def wait_finished(self, queue: str, job_id: str, timeout: float) -> JobState | None:
         """Wait until the job reaches a terminal state, woken by the transition itself.

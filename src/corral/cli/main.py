@@ -231,7 +231,7 @@ def queues(app: Corral, as_json: bool) -> None:
 
     async def go() -> None:
         try:
-            rows = {name: await app.queue(name).counts() for name in await app.queues()}
+            rows = {queue.name: queue.counts for queue in await app.overview()}
             output.queues(rows, as_json)
         finally:
             await app.close()

@@ -103,12 +103,15 @@ async def find_job(job_id: JobId, request: Request, scope: Read) -> Any:
 async def list_queues(request: Request, scope: Read) -> Any:
     corral = settings_of(request).corral
     workers = await corral.workers()
-    return [await _queue_out(corral.queue(name), workers) for name in await corral.queues()]
+    return [_queue_row(q.name, q.counts, workers) for q in await corral.overview()]
 
 
 async def _queue_out(queue: Any, workers: list[WorkerInfo]) -> dict[str, Any]:
-    counts = await queue.counts()
-    serving = sum(1 for w in workers if queue.name in w.queues)
+    return _queue_row(queue.name, await queue.counts(), workers)
+
+
+def _queue_row(name: str, counts: dict[str, int], workers: list[WorkerInfo]) -> dict[str, Any]:
+    serving = sum(1 for w in workers if name in w.queues)
     paused = bool(counts["paused"])
     if paused and counts["waiting"]:
         healthy, reason = False, "paused with jobs waiting"
@@ -117,7 +120,7 @@ async def _queue_out(queue: Any, workers: list[WorkerInfo]) -> dict[str, Any]:
     else:
         healthy, reason = True, "ok"
     return {
-        "name": queue.name,
+        "name": name,
         **{s.value: counts[s.value] for s in JobState},
         "paused": paused,
         "workers": serving,

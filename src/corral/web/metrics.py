@@ -81,9 +81,9 @@ def _cumulative(buckets: Iterable[int]) -> list[tuple[str, float]]:
 async def metrics(request: Request) -> Any:
     """Per-queue job counts by state, totals, a processing-time histogram, workers."""
     corral = settings_of(request).corral
-    names = await corral.queues()
-    counts = {name: await corral.queue(name).counts() for name in names}
-    stats = {name: await corral.queue(name).stats() for name in names}
+    overview = await corral.overview()
+    counts = {queue.name: queue.counts for queue in overview}
+    stats = {queue.name: queue.stats for queue in overview}
     registry = CollectorRegistry()
     registry.register(_Snapshot(counts, stats, len(await corral.workers())))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,4 +1,5 @@
-"""Queue settings, schedules, totals and the worker registry on Redis.
+"""Queue settings, schedules, counts and totals, the queue listing and the worker
+registry on Redis.
 
 A mixin of :class:`RedisBackend` (split out to keep each module to one concern): it
 uses the backend's plumbing, declared below and provided by the backend.
@@ -6,6 +7,7 @@ uses the backend's plumbing, declared below and provided by the backend.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -13,8 +15,10 @@ import orjson
 
 from corral.backends.base import (
     DURATION_BUCKETS,
+    JobState,
     NewJob,
     QueueLimits,
+    QueueOverview,
     QueueStats,
     ScheduleRecord,
     WorkerInfo,
@@ -22,10 +26,50 @@ from corral.backends.base import (
 from corral.backends.redis.keys import QueueKeys, RegistryKeys
 from corral.backends.redis.records import job_row
 from corral.backends.redis.records import text as _text
+from corral.backends.redis.scripts import ScriptSet
 from corral.backends.wire import decode_worker, encode_worker
 from redis.asyncio import Redis
 
 __all__ = ["RedisAdmin"]
+
+_STATES = list(JobState)
+_LIMITS = ("max_active", "rate_max", "rate_ms", "gmax", "grate", "grate_ms")
+_READS = len(_STATES) + 4  # commands per queue queued by _read_queue
+
+
+def _read_queue(pipe: Any, keys: QueueKeys) -> None:
+    """Queue the reads that :func:`_decode` turns into a queue's counts and meta."""
+    for state in _STATES:
+        pipe.zcard(keys.state_set(state.value))
+    pipe.zcard(keys.grouped_wait)
+    pipe.llen(keys.fifo)
+    pipe.hgetall(keys.meta)
+    pipe.hlen(keys.base + "sched")
+
+
+def _decode(replies: Sequence[Any]) -> tuple[dict[str, int], dict[str, str], int]:
+    """(counts with ``paused``, the meta hash as text, how many schedules)."""
+    n = len(_STATES)
+    counts = {state.value: int(v) for state, v in zip(_STATES, replies[:n], strict=True)}
+    counts[JobState.WAITING.value] += int(replies[n]) + int(replies[n + 1])
+    meta = {_text(k): _text(v) for k, v in replies[n + 2].items()}
+    counts["paused"] = int(meta.get("paused") == "1")
+    return counts, meta, int(replies[n + 3])
+
+
+def _stats(meta: dict[str, str]) -> QueueStats:
+    return QueueStats(
+        completed=int(meta.get("m:completed", 0)),
+        failed=int(meta.get("m:failed", 0)),
+        retried=int(meta.get("m:retried", 0)),
+        duration_sum=float(meta.get("m:sum", 0.0)),
+        buckets=tuple(int(meta.get(f"m:b{i}", 0)) for i in range(1, len(DURATION_BUCKETS) + 2)),
+    )
+
+
+def _unused(counts: dict[str, int], meta: dict[str, str], schedules: int) -> bool:
+    """Nothing holds the queue: no job, schedule, limit or pause (forget.lua decides)."""
+    return not (any(counts.values()) or schedules or any(name in meta for name in _LIMITS))
 
 
 class RedisAdmin:
@@ -43,6 +87,12 @@ class RedisAdmin:
         raise NotImplementedError
 
     async def _run(self, name: str, queue: str, args: list[Any]) -> Any:
+        raise NotImplementedError
+
+    def _queue_keys(self, keys: QueueKeys) -> list[str]:
+        raise NotImplementedError
+
+    def _scripts_or_fail(self) -> ScriptSet:
         raise NotImplementedError
 
     async def time_ms(self) -> int:
@@ -68,23 +118,87 @@ class RedisAdmin:
 
     async def limits(self, queue: str) -> QueueLimits:
         client = self._client_or_fail()
-        names = ["max_active", "rate_max", "rate_ms", "gmax", "grate", "grate_ms"]
         with self._translate():
-            raw = await client.hmget(self._k(queue).meta, names)
+            raw = await client.hmget(self._k(queue).meta, list(_LIMITS))
         return QueueLimits.from_stored([None if v is None else int(v) for v in raw])
 
     async def stats(self, queue: str) -> QueueStats:
         client = self._client_or_fail()
         with self._translate():
             raw = await client.hgetall(self._k(queue).meta)
-        meta = {_text(k): _text(v) for k, v in raw.items()}
-        return QueueStats(
-            completed=int(meta.get("m:completed", 0)),
-            failed=int(meta.get("m:failed", 0)),
-            retried=int(meta.get("m:retried", 0)),
-            duration_sum=float(meta.get("m:sum", 0.0)),
-            buckets=tuple(int(meta.get(f"m:b{i}", 0)) for i in range(1, len(DURATION_BUCKETS) + 2)),
-        )
+        return _stats({_text(k): _text(v) for k, v in raw.items()})
+
+    async def counts(self, queue: str) -> dict[str, int]:
+        client = self._client_or_fail()
+        with self._translate():
+            async with client.pipeline(transaction=False) as pipe:
+                _read_queue(pipe, self._k(queue))
+                replies = await pipe.execute()
+        return _decode(replies)[0]
+
+    async def queues(self) -> list[str]:
+        client = self._client_or_fail()
+        with self._translate():
+            members = await client.smembers(self._registry.queues)
+        return sorted(_text(m) for m in members)
+
+    async def overview(self) -> list[QueueOverview]:
+        client = self._client_or_fail()
+        # Two round trips whatever the number of queues: the names, then everything.
+        with self._translate():
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.smembers(self._registry.queues)
+                pipe.smembers(self._registry.workers)
+                names_raw, worker_ids = await pipe.execute()
+            names = sorted(_text(m) for m in names_raw)
+            async with client.pipeline(transaction=False) as pipe:
+                for name in names:
+                    _read_queue(pipe, self._k(name))
+                for worker_id in worker_ids:
+                    pipe.get(self._registry.worker_prefix + _text(worker_id))
+                replies = await pipe.execute()
+        served = {
+            queue
+            for raw in replies[len(names) * _READS :]
+            if raw is not None
+            for queue in decode_worker(raw, 0, 0).queues
+        }
+        listed: dict[str, QueueOverview] = {}
+        unused: list[str] = []
+        for i, name in enumerate(names):
+            counts, meta, schedules = _decode(replies[i * _READS : (i + 1) * _READS])
+            listed[name] = QueueOverview(name, counts, _stats(meta))
+            if name not in served and _unused(counts, meta, schedules):
+                unused.append(name)
+        for name in await self._forget(unused):
+            del listed[name]
+        return list(listed.values())
+
+    async def _forget(self, names: list[str]) -> list[str]:
+        """Forget queues found unused; returns those forgotten. The registry is in
+        another slot than a queue's keys, so it changes after the queue's own check
+        (forget.lua), and a second check puts back a queue that gained a job or a
+        setting in between. (An enqueue after the first check registers the queue
+        again itself: the check cleared its ``reg`` flag.)"""
+
+        client = self._client_or_fail()
+
+        async def check(batch: list[str]) -> list[str]:
+            calls = [(self._queue_keys(self._k(n)), [self._k(n).base]) for n in batch]
+            with self._translate():
+                done = await self._scripts_or_fail().run_many("forget", calls)
+            return [name for name, ok in zip(batch, done, strict=True) if ok]
+
+        gone = await check(names) if names else []
+        if not gone:
+            return []
+        with self._translate():
+            await client.srem(self._registry.queues, *gone)
+        still = await check(gone)
+        if back := sorted(set(gone) - set(still)):
+            with self._translate():
+                await client.sadd(self._registry.queues, *back)
+        return still
 
     async def upsert_schedule(
         self, queue: str, name: str, definition: bytes, next_at: int | None, *, keep: bool

@@ -122,6 +122,11 @@ class RedisBackend(RedisAdmin):
         its ordinary commands share one pipelined connection."""
         return self._client_or_fail()
 
+    def _scripts_or_fail(self) -> ScriptSet:
+        if self._scripts is None:
+            raise ConfigurationError("the backend is not connected (call connect() first)")
+        return self._scripts
+
     def _k(self, queue: str) -> QueueKeys:
         keys = self._keys.get(queue)
         if keys is None:
@@ -247,16 +252,18 @@ class RedisBackend(RedisAdmin):
     async def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[str | None]:
         client = self._client_or_fail()
         created: list[str | None] = []
+        fresh = queue not in self._known_queues
         for start in range(0, len(jobs), _ENQUEUE_CHUNK):
             rows = job_rows(jobs[start : start + _ENQUEUE_CHUNK])
-            reply = await self._run("enqueue", queue, [rows])
+            *reply, unlisted = await self._run("enqueue", queue, [rows])
             created.extend(None if flag == 1 else _text(flag) for flag in reply)
+            fresh = fresh or unlisted == 1
         if self._waitaof:
             with self._translate():
                 local, _ = await client.execute_command("WAITAOF", 1, 0, 5000)  # type: ignore[no-untyped-call]
             if int(local) < 1:
                 raise BackendError(f"Redis at {self.safe_url} did not fsync the enqueue in 5 s")
-        if queue not in self._known_queues:
+        if fresh:  # new to this process, or forgotten since (see overview)
             with self._translate():
                 await client.sadd(self._registry.queues, queue)
             self._known_queues.add(queue)
@@ -513,29 +520,6 @@ class RedisBackend(RedisAdmin):
                 raw = await client.zrange(key, offset, end)
         records = await self._get_many(queue, [_text(i) for i in raw])
         return [r for r in records if r is not None]
-
-    async def counts(self, queue: str) -> dict[str, int]:
-        client = self._client_or_fail()
-        keys = self._k(queue)
-        states = list(JobState)
-        with self._translate():
-            async with client.pipeline(transaction=False) as pipe:
-                for state in states:
-                    pipe.zcard(keys.state_set(state.value))
-                pipe.zcard(keys.grouped_wait)
-                pipe.llen(keys.fifo)
-                pipe.hget(keys.meta, "paused")
-                replies = await pipe.execute()
-        counts = {state.value: int(n) for state, n in zip(states, replies, strict=False)}
-        counts[JobState.WAITING.value] += int(replies[-3]) + int(replies[-2])
-        counts["paused"] = int(replies[-1] == b"1")
-        return counts
-
-    async def queues(self) -> list[str]:
-        client = self._client_or_fail()
-        with self._translate():
-            members = await client.smembers(self._registry.queues)
-        return sorted(_text(m) for m in members)
 
     async def wait_finished(self, queue: str, job_id: str, timeout: float) -> JobState | None:
         client = self._client_or_fail()

@@ -28,6 +28,7 @@ SCRIPT_NAMES = (
     "drain",
     "enqueue",
     "fail",
+    "forget",
     "limits",
     "promote",
     "reap",
@@ -54,6 +55,7 @@ ALLOW_OOM = frozenset(
         "complete",
         "drain",
         "fail",
+        "forget",
         "promote",
         "reap",
         "release",
@@ -174,3 +176,22 @@ class ScriptSet:
         return await self._client.execute_command(  # type: ignore[no-untyped-call]
             *self.command(name), len(keys), *keys, *args
         )
+
+    async def run_many(self, name: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        """Run script ``name`` once per (keys, args) in one pipelined round trip (two
+        more when Redis does not have it yet); replies in order, errors raised."""
+        replies = await self._pipelined(name, calls)
+        if any(self.missing(r) for r in replies if isinstance(r, Exception)):
+            await self.load(name)
+            replies = await self._pipelined(name, calls)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    async def _pipelined(self, name: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        async with self._client.pipeline(transaction=False) as pipe:
+            for keys, args in calls:
+                pipe.execute_command(*self.command(name), len(keys), *keys, *args)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return replies

@@ -1,4 +1,5 @@
-"""Queue settings, schedules, totals and the worker registry on SQLite.
+"""Queue settings, schedules, totals, the queue listing and the worker registry on
+SQLite.
 
 A mixin of :class:`SQLiteBackend` (split out to keep each module to one concern).
 """
@@ -6,11 +7,15 @@ A mixin of :class:`SQLiteBackend` (split out to keep each module to one concern)
 from __future__ import annotations
 
 import sqlite3
+from collections import defaultdict
+from typing import Any
 
 from corral.backends.base import (
     DURATION_BUCKETS,
+    JobState,
     NewJob,
     QueueLimits,
+    QueueOverview,
     QueueStats,
     ScheduleRecord,
     WorkerInfo,
@@ -23,6 +28,53 @@ from corral.backends.wire import decode_worker, encode_worker
 __all__ = ["SQLiteAdmin"]
 
 Conn = sqlite3.Connection
+
+
+def _stats(values: dict[str, Any]) -> QueueStats:
+    return QueueStats(
+        completed=int(values.get("completed", 0)),
+        failed=int(values.get("failed", 0)),
+        retried=int(values.get("retried", 0)),
+        duration_sum=float(values.get("duration_sum", 0.0)),
+        buckets=tuple(int(values.get(f"b{i}", 0)) for i in range(len(DURATION_BUCKETS) + 1)),
+    )
+
+
+def _listing(conn: Conn) -> tuple[list[QueueOverview], list[str]]:
+    """Every queue's overview, and the queues nothing holds (see ``overview``)."""
+    now = clock_us() // 1000
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: {s.value: 0 for s in JobState})
+    for queue, state, n in conn.execute(q.ALL_COUNTS):
+        counts[queue][state] = n
+    values: dict[str, dict[str, Any]] = defaultdict(dict)
+    for queue, name, value in conn.execute(q.ALL_STATS):
+        values[queue][name] = value
+    scheduled = {row[0] for row in conn.execute(q.SCHEDULED_QUEUES)}
+    served = {
+        queue
+        for info, expires in conn.execute(q.LIVE_WORKERS)
+        if expires > now
+        for queue in decode_worker(info, 0, now).queues
+    }
+    listed: list[QueueOverview] = []
+    unused: list[str] = []
+    for name, paused, limited in conn.execute(q.ALL_QUEUES):
+        jobs = counts[name]
+        listed.append(
+            QueueOverview(name, jobs | {"paused": int(bool(paused))}, _stats(values[name]))
+        )
+        if not (paused or limited or any(jobs.values()) or name in scheduled or name in served):
+            unused.append(name)
+    return listed, unused
+
+
+def _forget(conn: Conn, names: list[str]) -> set[str]:
+    """Delete queues nothing holds (checked again here, in the write transaction) and
+    what is left of them; returns those forgotten."""
+    gone = {name for name in names if conn.execute(q.FORGET_QUEUE, {"q": name}).rowcount}
+    for sql in q.FORGET_LEFTOVERS:
+        conn.executemany(sql, [(name,) for name in gone])
+    return gone
 
 
 class SQLiteAdmin:
@@ -53,13 +105,16 @@ class SQLiteAdmin:
 
     async def stats(self, queue: str) -> QueueStats:
         values = dict(await self._s().read(lambda conn: conn.execute(q.STATS, (queue,)).fetchall()))
-        return QueueStats(
-            completed=int(values.get("completed", 0)),
-            failed=int(values.get("failed", 0)),
-            retried=int(values.get("retried", 0)),
-            duration_sum=float(values.get("duration_sum", 0.0)),
-            buckets=tuple(int(values.get(f"b{i}", 0)) for i in range(len(DURATION_BUCKETS) + 1)),
-        )
+        return _stats(values)
+
+    async def overview(self) -> list[QueueOverview]:
+        # One read transaction, a fixed number of statements whatever the number of
+        # queues; a write transaction only when there is a queue to forget.
+        listed, unused = await self._s().read(_listing)
+        if not unused:
+            return listed
+        gone = await self._s().write(lambda conn: _forget(conn, unused))
+        return [o for o in listed if o.name not in gone]
 
     async def upsert_schedule(
         self, queue: str, name: str, definition: bytes, next_at: int | None, *, keep: bool

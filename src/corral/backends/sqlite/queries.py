@@ -171,6 +171,25 @@ LIST_ORDER = {
 LIST_IDS = "SELECT id FROM jobs WHERE queue = ? AND state = ? ORDER BY {order} LIMIT ? OFFSET ?"
 COUNTS = "SELECT state, COUNT(*) FROM jobs WHERE queue = ? GROUP BY state"
 QUEUES = "SELECT name FROM queues ORDER BY name"
+# The listing (overview): a fixed number of statements whatever the number of queues.
+ALL_QUEUES = """
+SELECT name, paused, max_active IS NOT NULL OR rate_max IS NOT NULL
+    OR group_max_active IS NOT NULL OR group_rate_max IS NOT NULL
+FROM queues ORDER BY name
+"""
+ALL_COUNTS = "SELECT queue, state, COUNT(*) FROM jobs GROUP BY queue, state"
+ALL_STATS = "SELECT queue, name, value FROM stats"
+SCHEDULED_QUEUES = "SELECT DISTINCT queue FROM schedules"
+FORGET_QUEUE = """
+DELETE FROM queues WHERE name = :q AND paused = 0 AND max_active IS NULL AND rate_max IS NULL
+    AND group_max_active IS NULL AND group_rate_max IS NULL
+    AND NOT EXISTS (SELECT 1 FROM jobs WHERE queue = :q)
+    AND NOT EXISTS (SELECT 1 FROM schedules WHERE queue = :q)
+"""
+FORGET_LEFTOVERS = [
+    f"DELETE FROM {table} WHERE queue = ?"
+    for table in ("stats", "starts", "group_starts", "groups", "dedupe")
+]
 CANCEL_REQUESTED = """
 SELECT queue, id FROM jobs WHERE state = 'active' AND cancel_requested = 1 AND queue IN ({marks})
 """

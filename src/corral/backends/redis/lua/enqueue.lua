@@ -1,6 +1,7 @@
 -- Store new jobs as waiting or delayed; a job id that exists is left untouched.
 -- KEYS: common.  ARGV[1]: base, ARGV[2]: a JSON array of job rows (see add_job)
--- Returns: per job, 1 = created, else the id of the job that stands for it.
+-- Returns: per job, 1 = created, else the id of the job that stands for it; then 1 when
+--   the queue is new or was forgotten (the caller adds it to the queue registry), else 0.
 --@include common
 --@include add_job
 -- One JSON argument instead of 8 per job: cheaper to pack in Python and to parse here.
@@ -15,4 +16,5 @@ for i = 1, #rows do
 end
 if any then wake() end
 publish_added()
+out[#rows + 1] = redis.call('HSETNX', K_META, 'reg', '1')
 return out
