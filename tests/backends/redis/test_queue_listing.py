@@ -93,3 +93,33 @@ async def test_a_forgotten_queue_leaves_no_key(backend: RedisBackend, redis_url:
         assert await client.keys("corral:{gone}:*") == []
     finally:
         await client.aclose()
+
+
+async def test_a_queue_that_gets_a_job_or_schedule_while_being_forgotten_stays_listed(
+    backend: RedisBackend, redis_url: str
+) -> None:
+    # Another producer acts between the queue's own check and the registry update
+    # (they are in different Cluster slots, so not one atomic step).
+    producer = RedisBackend(redis_url)
+    await producer.connect()
+    try:
+        for queue in ("jobbed", "scheduled"):
+            await enqueue(producer, queue, "first")  # the producer knows the queue now
+            job = await claim_one(producer, queue)
+            done = [Completion(job.id, job.token, b"1")]
+            assert await producer.complete(queue, done, Retention(count=0)) == [True]
+        srem = backend.redis.srem
+
+        async def srem_after_others_act(key: str, *names: str) -> Any:
+            await enqueue(producer, "jobbed", "second")
+            await producer.upsert_schedule("scheduled", "nightly", b"{}", None, keep=False)
+            return await srem(key, *names)
+
+        backend.redis.srem = srem_after_others_act  # type: ignore[method-assign]
+        assert [o.name for o in await backend.overview()] == ["jobbed", "scheduled"]
+        backend.redis.srem = srem  # type: ignore[method-assign]
+        assert await backend.queues() == ["jobbed", "scheduled"]
+        listed = {o.name: o.counts["waiting"] for o in await backend.overview()}
+        assert listed == {"jobbed": 1, "scheduled": 0}
+    finally:
+        await producer.close()
