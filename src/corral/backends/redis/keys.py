@@ -38,7 +38,8 @@ Every key that ends in caller-chosen text (a job id, group, dedupe key, worker i
 a prefix of its own that no other key of the queue starts with (``j:``, ``je:``,
 ``jl:``, ``g:``, ``grate:``, ``dd:``, ``wake:``): ids may contain ``:``, so a suffix
 (``j:{id}:err``) would let job ``V:err``'s hash be job ``V``'s error list.
-Schedule names are hash fields, never part of a key.
+Schedule names are hash fields, never part of a key. A queue named ``workers`` shares
+its hash tag with the worker registry: no queue key is ``live`` or starts with ``w:``.
 """
 
 from __future__ import annotations
