@@ -6,7 +6,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 
 from corral import JobState
-from corral.backends.base import Completion, Retention
+from corral.backends.base import Completion, NewJob, Retention, WorkerInfo
 from corral.backends.redis import RedisBackend
 from tests.contract.conftest import claim_one, enqueue
 
@@ -96,3 +96,20 @@ async def test_jobs_stored_with_the_old_layout_keep_their_errors_and_logs(
         assert b_err is not None and b_err.state is JobState.WAITING
     finally:
         await client.aclose()
+
+
+async def test_user_text_in_other_keys_never_meets_another_key(backend: RedisBackend) -> None:
+    # Groups, dedupe keys and worker ids that look like other keys' names, in a queue
+    # named "workers" (the worker registry's hash tag).
+    q = "workers"
+    now = await backend.time_ms()
+    await backend.register_worker(WorkerInfo("w:1", "h", 1, [q], 1, now, now), 60_000)
+    for job_id, group, key in [("live", "w:1", "j:a"), ("a", "live", "je:a"), ("b", "", "w:1")]:
+        job = NewJob(job_id, "t.x", b"[[],{}]", group=group, dedupe_key=key)
+        assert await backend.enqueue(q, [job]) == [None]
+    jobs, _ = await backend.claim(q, 3, 30_000, "w:1")
+    assert sorted(j.id for j in jobs) == ["a", "b", "live"]
+    for job in jobs:
+        assert await backend.fail(q, job.id, job.token, ERR, None, KEEP) is True
+    assert [w.id for w in await backend.workers()] == ["w:1"]
+    assert (await backend.counts(q))["failed"] == 3
