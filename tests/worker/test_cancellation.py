@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from corral import Corral, InvalidTransition, JobCancelled, JobContext, JobState
+from corral import Corral, InvalidTransition, JobCancelled, JobContext, JobState, Retention
 from tests.worker.conftest import Workers, wait_until
 
 
@@ -166,3 +166,24 @@ async def test_cancelled_running_job_can_be_retried(app: Corral, workers: Worker
     assert await job.result(timeout=5) == "run 2"
     await job.refresh()
     assert job.attempts == 1  # fresh attempts after retry()
+
+
+async def test_a_cancelled_running_job_is_trimmed_like_completed_ones(
+    app: Corral, workers: Workers
+) -> None:
+    started = asyncio.Event()
+
+    @app.task(name="slow.kept", completed=Retention(count=1))
+    async def slow() -> None:
+        started.set()
+        await asyncio.sleep(10)
+
+    queue = app.queue("default")
+    earlier = await app.enqueue("not.here", delay=3600)
+    assert await earlier.cancel() is JobState.CANCELLED  # kept by the app's retention
+    workers.start()
+    job = await slow.enqueue()  # type: ignore[attr-defined]
+    await asyncio.wait_for(started.wait(), 5)
+    assert await job.cancel() is JobState.ACTIVE
+    assert await job.wait(timeout=5) is JobState.CANCELLED
+    assert [j.id for j in await queue.jobs("cancelled")] == [job.id]  # the task's count=1
