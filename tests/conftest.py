@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
 
 from tests.redis_server import RedisServer
+
+#: The stores a test that asks for ``store_url`` runs on, each as its own test.
+BACKENDS = ("redis", "sqlite")
 
 
 @pytest.fixture(autouse=True)
@@ -38,3 +42,25 @@ def redis_url(redis_server: RedisServer) -> str:
     """URL of the session's private Redis, emptied (FLUSHALL) before each test."""
     flush(redis_server.url)
     return redis_server.url
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every test that uses ``store_url`` (directly or through a fixture) once per
+    backend; ``@pytest.mark.backends("redis")`` narrows that to the ones named."""
+    if "store_url" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("backends")
+    names = marker.args if marker else BACKENDS
+    unknown = set(names) - set(BACKENDS)
+    if not names or unknown:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: backends{names!r}: use {BACKENDS}")
+    metafunc.parametrize("store_url", names, indirect=True)
+
+
+@pytest.fixture
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty store of the backend the test is parametrised with: the private Redis
+    (FLUSHALLed) or a fresh SQLite file."""
+    if request.param == "redis":
+        return str(request.getfixturevalue("redis_url"))
+    return f"sqlite:///{tmp_path / 'corral.db'}"

@@ -8,9 +8,9 @@ from corral import Corral
 
 
 @pytest.fixture
-async def app(redis_url: str) -> AsyncIterator[Corral]:
-    """An app on the test Redis (no worker); its connections are closed afterwards."""
-    app = Corral(redis_url)
+async def app(store_url: str) -> AsyncIterator[Corral]:
+    """An app (no worker) on each backend in turn; its connections are closed afterwards."""
+    app = Corral(store_url)
     try:
         yield app
     finally:
@@ -18,9 +18,9 @@ async def app(redis_url: str) -> AsyncIterator[Corral]:
 
 
 @pytest.fixture
-def sync_app(redis_url: str) -> Iterator[Corral]:
+def sync_app(store_url: str) -> Iterator[Corral]:
     """An app used only through the blocking ``*_sync`` calls, from plain sync tests."""
-    app = Corral(redis_url)
+    app = Corral(store_url)
     try:
         yield app
     finally:

@@ -1,4 +1,4 @@
-"""Enqueueing through the client API against a real Redis (no worker)."""
+"""Enqueueing through the client API, on each backend (no worker)."""
 
 from __future__ import annotations
 
@@ -75,8 +75,8 @@ async def test_non_json_keyword_argument_names_the_parameter(app: Corral) -> Non
     await _nothing_stored(app)
 
 
-async def test_oversize_payload_is_refused(redis_url: str) -> None:
-    app = Corral(redis_url, max_payload_bytes=1000)
+async def test_oversize_payload_is_refused(store_url: str) -> None:
+    app = Corral(store_url, max_payload_bytes=1000)
     try:
         send = _register(app)
         with pytest.raises(PayloadTooLarge) as info:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -18,6 +21,7 @@ class Probe:
         self.running = 0
         self.peak = 0
         self.starts: list[float] = []
+        self.release = asyncio.Event()
 
 
 @pytest.fixture
@@ -32,6 +36,15 @@ async def setup(url: str) -> AsyncIterator[tuple[Corral, Probe]]:
         probe.peak = max(probe.peak, probe.running)
         try:
             await asyncio.sleep(seconds)
+        finally:
+            probe.running -= 1
+
+    @app.task(name="f.hold", queue="flow", attempts=1)
+    async def hold() -> None:
+        """Runs until the test releases it."""
+        probe.running += 1
+        try:
+            await probe.release.wait()
         finally:
             probe.running -= 1
 
@@ -89,22 +102,54 @@ async def test_limits_round_trip_and_clear(setup: tuple[Corral, Probe]) -> None:
     assert await queue.limits() == QueueLimits()
 
 
-async def test_cleared_cap_lets_waiting_jobs_run(setup: tuple[Corral, Probe]) -> None:
+async def test_cleared_cap_lets_waiting_jobs_run(
+    setup: tuple[Corral, Probe], monkeypatch: pytest.MonkeyPatch
+) -> None:
     app, probe = setup
     queue = app.queue("flow")
     await queue.set_limits(max_active=1)
-    await app.enqueue_many([app.tasks["f.work"].call(0.3) for _ in range(4)])
-    worker = Worker(app, ["flow"], concurrency=4, block=5.0)
+    await app.enqueue_many([app.tasks["f.hold"].call() for _ in range(4)])
+    # Note when the worker's blocking wait for work began (it is in one while this
+    # holds a time): a wait still blocked after a while is the idle worker.
+    backend = await app.backend()
+    loop = asyncio.get_running_loop()
+    wait_began: list[float] = []
+    original = backend.wait_and_claim
+
+    async def wait_and_claim(*args: Any) -> Any:
+        wait_began.append(loop.time())
+        try:
+            return await original(*args)
+        finally:
+            wait_began.clear()
+
+    monkeypatch.setattr(backend, "wait_and_claim", wait_and_claim)
+    # The worker has room for all four but blocks for 30 s once capped: only the
+    # wake-up from clearing the cap can start the others within the test's timeout.
+    worker = Worker(app, ["flow"], concurrency=4, block=30.0)
     running = asyncio.create_task(worker.run())
     try:
-        await asyncio.sleep(0.15)
-        assert probe.running == 1
-        await queue.set_limits()  # wakes the blocked worker at once
-        await asyncio.sleep(0.15)
-        assert probe.running >= 3
+        async with asyncio.timeout(10):
+            while not (probe.running and wait_began and loop.time() - wait_began[0] > 0.2):
+                await asyncio.sleep(0.01)
+        assert (await queue.counts())["active"] == 1
+        cleared_at = await backend.time_ms()
+        await queue.set_limits()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(10):
+                while probe.running < 4:
+                    await asyncio.sleep(0.01)
+        assert probe.running == 4, "clearing the cap did not wake the blocked worker"
     finally:
+        probe.release.set()
         worker.stop()
         await running
+    # The store's own start times: one job before the cap was cleared, three after.
+    jobs = await queue.jobs(JobState.COMPLETED, limit=10)
+    starts = sorted(j.started_at for j in jobs if j.started_at)
+    assert len(starts) == 4
+    cleared = datetime.fromtimestamp(cleared_at / 1000, UTC)
+    assert starts[0] <= cleared <= starts[1]
 
 
 @pytest.mark.parametrize(

@@ -8,23 +8,23 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from corral import Corral, JobState
+from corral.backends.base import Backend, NewJob
 from corral.schedules import ScheduleSpec
 from corral.worker import Worker
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(params=["redis", "sqlite"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "redis":
-        return str(request.getfixturevalue("redis_url"))
-    return f"sqlite:///{tmp_path / 'c.db'}"
+@pytest.fixture
+def url(store_url: str) -> str:
+    return store_url
 
 
 def make_app(url: str) -> Corral:
@@ -55,17 +55,46 @@ async def _jobs(app: Corral) -> list[str]:
     return jobs
 
 
-async def test_two_workers_fire_each_tick_exactly_once(app: Corral) -> None:
-    workers = [Worker(app, ["sched"], block=0.2) for _ in range(2)]
+def count_fires(backend: Backend, fires: Counter[tuple[str, int]]) -> None:
+    """Count, per (schedule, tick), the fires the store reported as won. A job id is
+    derived from its tick, so a tick fired twice still leaves one job: only the
+    fires themselves show it."""
+    original = backend.fire_schedule
+
+    async def fire_schedule(
+        queue: str, name: str, tick: int, next_at: int | None, job: NewJob | None
+    ) -> bool:
+        fired = await original(queue, name, tick, next_at, job)
+        if fired:
+            fires[(name, tick)] += 1
+        return fired
+
+    backend.fire_schedule = fire_schedule  # type: ignore[method-assign]
+
+
+async def test_two_workers_fire_each_tick_exactly_once(app: Corral, url: str) -> None:
+    # Two apps, two connections: as two worker processes would race for each tick.
+    other = make_app(url)
+    fires: Counter[tuple[str, int]] = Counter()
+    count_fires(await app.backend(), fires)
+    count_fires(await other.backend(), fires)
+    workers = [Worker(a, ["sched"], block=0.2) for a in (app, other)]
     tasks = [asyncio.create_task(w.run()) for w in workers]
-    await asyncio.sleep(2.0)
-    for w in workers:
-        w.stop()
-    await asyncio.gather(*tasks)
-    ids = [i for i in await _jobs(app) if i.startswith("s.tick@")]
-    ticks = sorted(int(i.split("@")[1]) for i in ids)
-    assert len(ticks) == len(set(ticks)) >= 4  # one job per tick, ~6 ticks in 2 s
+    try:
+        async with asyncio.timeout(10):
+            while len(fires) < 6:
+                await asyncio.sleep(0.05)
+    finally:
+        for w in workers:
+            w.stop()
+        await asyncio.gather(*tasks)
+        await other.close()
+    doubled = {key: n for key, n in fires.items() if n != 1}
+    assert doubled == {}, f"ticks fired more than once: {doubled}"
+    ticks = sorted(tick for name, tick in fires if name == "s.tick")
     assert {b - a for a, b in itertools.pairwise(ticks)} == {300}  # none lost
+    jobs = sorted(int(i.split("@")[1]) for i in await _jobs(app) if i.startswith("s.tick@"))
+    assert jobs == ticks  # every fire stored its job
 
 
 async def test_runtime_schedule_with_args_pause_resume_remove(app: Corral) -> None:

@@ -12,9 +12,10 @@ from corral.worker import Worker
 
 
 @pytest.fixture
-async def app(redis_url: str) -> AsyncIterator[Corral]:
-    """The app the worker runs (tasks are registered on it by each test)."""
-    app = Corral(redis_url)
+async def app(store_url: str) -> AsyncIterator[Corral]:
+    """The app the worker runs (tasks are registered on it by each test), on each
+    backend in turn (see ``store_url`` in tests/conftest.py)."""
+    app = Corral(store_url)
     try:
         yield app
     finally:
@@ -22,9 +23,9 @@ async def app(redis_url: str) -> AsyncIterator[Corral]:
 
 
 @pytest.fixture
-async def producer(redis_url: str) -> AsyncIterator[Corral]:
-    """A second app on the same Redis with no tasks registered (a bare producer)."""
-    app = Corral(redis_url)
+async def producer(store_url: str) -> AsyncIterator[Corral]:
+    """A second app on the same store with no tasks registered (a bare producer)."""
+    app = Corral(store_url)
     try:
         yield app
     finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -421,6 +420,7 @@ async def test_context_parameter_is_not_part_of_the_signature(
     assert await job.result(timeout=5) == [job.id, 3, 5]
 
 
+@pytest.mark.backends("redis")  # ctx.redis is the Redis backend's own client
 async def test_ctx_redis_is_the_workers_own_client(app: Corral, workers: Workers) -> None:
     @app.task(name="count.visit")
     async def visit(ctx: JobContext, page: str) -> int:
@@ -432,9 +432,8 @@ async def test_ctx_redis_is_the_workers_own_client(app: Corral, workers: Workers
     assert sorted(results) == list(range(1, 21))
 
 
-async def test_ctx_redis_on_sqlite_names_the_backend(tmp_path: Path, workers: Workers) -> None:
-    app = Corral(f"sqlite:///{tmp_path / 'q.db'}")
-
+@pytest.mark.backends("sqlite")
+async def test_ctx_redis_on_sqlite_names_the_backend(app: Corral, workers: Workers) -> None:
     @app.task(name="count.visit")
     async def visit(ctx: JobContext) -> str:
         try:
@@ -443,11 +442,7 @@ async def test_ctx_redis_on_sqlite_names_the_backend(tmp_path: Path, workers: Wo
             return str(exc)
         return "no error"
 
-    workers.start(app=app)
-    try:
-        message = await (await visit.enqueue()).result(timeout=5)
-        assert "ctx.redis needs the Redis backend" in message
-        assert "SQLite" in message
-    finally:
-        await workers.stop_all()
-        await app.close()
+    workers.start()
+    message = await (await visit.enqueue()).result(timeout=5)
+    assert "ctx.redis needs the Redis backend" in message
+    assert "SQLite" in message
