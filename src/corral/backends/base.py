@@ -254,6 +254,8 @@ class WorkerInfo:
     active: int = 0
     processed: int = 0
     failed: int = 0
+    #: Threads still running a sync job that timed out (they hold no job slot).
+    stuck: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
