@@ -214,15 +214,20 @@ class Worker:
                 except Exception:
                     log.exception("the fetch loop failed; stopping the worker")
                 await self._drain_running(backend)
-                await stop_watching()
+                try:
+                    await stop_watching()
+                except Exception as exc:
+                    report("could not stop watching for cancellations", exc)
                 # The loops finish their current step and exit: cancelling one in the
                 # middle of a backend call could lose an acknowledgement.
                 self._closing.set()
                 self._ack_wake.set()
                 await asyncio.wait(loop_tasks)
                 await self._flush_acks(backend)
-                with contextlib.suppress(BackendError):
+                try:
                     await backend.unregister_worker(self.id)
+                except Exception as exc:
+                    report("could not remove the worker record", exc)
         except TimeoutError:
             log.error(
                 "could not finish stopping within grace (%.0fs); the leases of unrecorded "
@@ -428,10 +433,11 @@ class Worker:
                     self._acks.setdefault((queue, retention), []).extend(items)
                     await asyncio.sleep(0.5)
                     continue
+                for completion, _ in items:  # recorded or rejected: no longer ours
+                    self._unacked.pop((queue, completion.id), None)
                 self.processed += sum(accepted)
                 verbose = job_log.isEnabledFor(logging.INFO)
-                for (completion, running), ok in zip(items, accepted, strict=True):
-                    self._unacked.pop((queue, completion.id), None)
+                for (_, running), ok in zip(items, accepted, strict=True):
                     if verbose or not ok:
                         duration = (time.monotonic() - running.started) * 1000
                         log_outcome("completed", running.claimed, duration, ok)
@@ -573,8 +579,8 @@ class Worker:
             try:
                 released = await backend.release(queue, leases)
                 log.info("handed %d unfinished jobs of %s back to waiting", released, queue)
-            except BackendError as exc:
-                log.error("could not hand jobs back (%s); their leases will expire", exc)
+            except Exception as exc:
+                report("could not hand jobs back; their leases will expire", exc)
         pending = [r.task for r in leftovers if r.task is not None and r.is_async]
         if pending:
             await asyncio.wait(pending, timeout=1.0)

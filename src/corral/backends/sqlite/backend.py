@@ -282,6 +282,11 @@ class SQLiteBackend(SQLiteAdmin):
         return await self._s().write(tx)
 
     async def reap_stalled(self, queue: str, max_stalls: int) -> tuple[list[str], list[str]]:
+        check = (queue, clock_us() // 1000, _EVENT_LOG_SIZE)
+        expired, trim = await self._s().read(lambda c: c.execute(q.REAP_NEEDED, check).fetchone())
+        if not expired and not trim:
+            return [], []
+
         def tx(conn: Conn) -> tuple[list[str], list[str]]:
             now_us = clock_us()
             requeued: list[str] = []
