@@ -84,7 +84,7 @@ def test_a_worker_process_with_a_stuck_thread_stops_promptly(
         worker.terminate()
         # Without daemon threads the process would live until the sleep ends (120 s).
         assert worker.proc.wait(15) == 0
-        assert "still running after its timeout" in worker.output()
+        assert "ended (timeout), but its thread is still running" in worker.output()
     finally:
         worker.close()
         app.close_sync()

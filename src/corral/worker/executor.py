@@ -205,7 +205,8 @@ async def _invoke(
     try:
         return await asyncio.wrap_future(future)
     except asyncio.CancelledError:
-        threads.abandon(future, f"{ctx.id} ({task.name})")
+        # No reason yet: the job's timeout (its reason is set once this returns).
+        threads.abandon(future, f"{ctx.id} ({task.name})", ctx.cancel_reason or "timeout")
         raise
 
 

@@ -75,19 +75,19 @@ class JobThreads:
                     return
                 self._idle += 1
 
-    def abandon(self, future: Future[Any], job: str) -> None:
-        """The job of ``future`` stopped waiting for it (a timeout): its thread counts
-        as stuck, and is logged, until the function returns."""
+    def abandon(self, future: Future[Any], job: str, why: str) -> None:
+        """The job of ``future`` stopped waiting for it (``why``: a timeout, a stop):
+        its thread counts as stuck, and is logged, until the function returns."""
         with self._lock:
             if future.done():
                 return
             self._stuck += 1
             stuck = self._stuck
         log.warning(
-            "job %s ended, but its thread is still running after its timeout (a sync "
-            "function cannot be interrupted; it should check ctx.cancelled); "
-            "%d stuck thread(s)",
+            "job %s ended (%s), but its thread is still running: a sync function cannot "
+            "be interrupted (it can check ctx.cancelled); %d stuck thread(s)",
             job,
+            why,
             stuck,
         )
         since = time.monotonic()
