@@ -161,6 +161,7 @@ class Worker:
         """Run until :meth:`stop`; connects first (raising ConnectionFailed)."""
         backend = self._backend = await self.app.backend()
         self._loop = asyncio.get_running_loop()
+        stop_watching = await backend.watch_cancellations(self.queues, self._on_cancel)
         loops: list[tuple[str, Callable[[Backend], Awaitable[None]]]] = [
             ("scheduler", self._schedule_loop),
             ("acks", self._ack_loop),
@@ -174,7 +175,6 @@ class Worker:
             )
             for name, fn in loops
         ]
-        stop_watching = await backend.watch_cancellations(self.queues, self._on_cancel)
         log.info(
             "worker %s started: queues=%s concurrency=%d lease=%.1fs loop=%s",
             self.id,
