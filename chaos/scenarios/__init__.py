@@ -18,7 +18,13 @@ from chaos.scenarios.common import Env
 from chaos.scenarios.network import connection_faults
 from chaos.scenarios.redis_faults import redis_full, redis_restart
 from chaos.scenarios.sqlite import sqlite_contention
-from chaos.scenarios.workers import crash_points, graceful_stops, kill_workers, poison_job
+from chaos.scenarios.workers import (
+    crash_points,
+    graceful_stops,
+    kill_recovery,
+    kill_workers,
+    poison_job,
+)
 from chaos.verdict import Result
 
 __all__ = ["SCENARIOS", "Scenario", "run"]
@@ -36,6 +42,7 @@ class Scenario:
 
 SCENARIOS = [
     Scenario("kill_workers", kill_workers),
+    Scenario("kill_recovery", kill_recovery),
     Scenario("crash_points", crash_points),
     Scenario("blocked_worker", blocked_worker),
     Scenario("poison_job", poison_job),

@@ -42,18 +42,21 @@ class Env:
         self,
         size: int,
         *,
-        lease: float,
+        lease: float | None,
         concurrency: int = 10,
-        grace: float = 5.0,
-        max_stalls: int = 50,
+        grace: float | None = 5.0,
+        max_stalls: int | None = 50,
         queues: str = QUEUE,
         env: dict[str, str] | None = None,
         url: str | None = None,
         ready: bool = True,
     ) -> Pool:
-        """Start ``size`` supervised workers; by default wait until all are connected."""
-        args = ["-q", queues, "-c", str(concurrency), "--lease", str(lease)]
-        args += ["--grace", str(grace), "--max-stalls", str(max_stalls), "--log-level", "warning"]
+        """Start ``size`` supervised workers; by default wait until all are connected.
+        ``None`` for ``lease``, ``grace`` or ``max_stalls``: the library's default."""
+        args = ["-q", queues, "-c", str(concurrency), "--log-level", "warning"]
+        for flag, value in (("--lease", lease), ("--grace", grace), ("--max-stalls", max_stalls)):
+            if value is not None:
+                args += [flag, str(value)]
         index = len(self.pools) + 1
         pool = Pool(size, url or self.url, self.ledger, self.dir / f"logs{index}", args, env)
         self.pools.append(pool)

@@ -12,7 +12,7 @@ from chaos.harness import wait_until
 from chaos.scenarios.common import Env, redis_consistency
 from chaos.verdict import Result, read_jobs, tally, wait_drained
 
-__all__ = ["crash_points", "graceful_stops", "kill_workers", "poison_job"]
+__all__ = ["crash_points", "graceful_stops", "kill_recovery", "kill_workers", "poison_job"]
 
 POINTS = ("after_claim", "before_ack", "after_ack", "before_fail")
 
@@ -55,6 +55,48 @@ def kill_workers(env: Env, quick: bool) -> Result:
     )
     r.check("results from a finished execution", not t.foreign_results, f"{t.foreign_results[:3]}")
     r.note(f"{stalled} jobs stalled (recovered after their lease expired)")
+    return env.finish()
+
+
+def kill_recovery(env: Env, quick: bool) -> Result:
+    """With library defaults (lease, reaper, max_stalls): one worker running 50 jobs
+    of 0.2 s is SIGKILLed and a fresh one started at once; how long until every job
+    it was running has started again (the promise: within 10 s)."""
+    r = env.result
+    jobs = 1000 if quick else 2000
+    ids = env.enqueue("chaos.work", [(200,)] * jobs)
+    pool = env.pool(1, lease=None, concurrency=50, grace=None, max_stalls=None)
+    wait_until(partial(_reached, env, jobs // 4), timeout=120, interval=0.02)
+    killed_at = time.time()
+    pid = pool.kill(0)
+    r.faults = 1
+    done = wait_drained(env.client, QUEUE, len(ids), timeout=120)
+    pool.stop()
+    runs = env.ledger.executions()
+    # The jobs the killed worker had started and not finished, and when each began again.
+    killed = [j for j, ex in runs.items() if any(e.pid == pid and e.finished is None for e in ex)]
+    again = {
+        j: min((e.started for e in runs[j] if e.started > killed_at), default=None) for j in killed
+    }
+    delays = sorted(at - killed_at for at in again.values() if at is not None)
+    r.recovery_s = delays[-1] if delays else None
+    t = tally(env.ledger, read_jobs(env.client, QUEUE))
+    r.absorb(t)
+    r.check("drained", done is not None, "queue not drained within 120 s")
+    r.check("the worker was running jobs when killed", bool(killed), "no unfinished execution")
+    r.check("every killed job ran again", len(delays) == len(killed), f"{again}")
+    r.check(
+        "killed jobs ran again within 10 s",
+        bool(delays) and delays[-1] <= 10.0,
+        f"the last after {delays[-1] if delays else None} s",
+    )
+    r.check("lost == 0", not t.lost, f"{len(t.lost)} lost, e.g. {t.lost[:3]}")
+    r.check("unexplained == 0", not t.unexplained, f"e.g. {t.unexplained[:3]}")
+    if delays:
+        r.note(
+            f"killed jobs ran again after {delays[-1]:.1f} s (first {delays[0]:.1f} s, "
+            f"{len(delays)} jobs; library defaults, a fresh worker started at once)"
+        )
     return env.finish()
 
 

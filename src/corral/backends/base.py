@@ -270,6 +270,8 @@ class WorkerInfo:
     active: int = 0
     processed: int = 0
     failed: int = 0
+    #: Threads still running a sync job that timed out (they hold no job slot).
+    stuck: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -541,10 +543,13 @@ async def wait_then_claim(
     lease_ms: int,
     worker_id: str,
     stop: asyncio.Event,
+    *,
+    wait: Awaitable[None] | None = None,
 ) -> tuple[list[ClaimedJob], int | None]:
     """:meth:`Backend.wait_and_claim` in two steps, for backends without a faster way.
-    The wait alone is cancelled when ``stop`` is set (it leases nothing)."""
-    waiter = asyncio.ensure_future(backend.wait_for_work(queues, timeout))
+    ``wait`` replaces ``backend.wait_for_work(queues, timeout)``. The wait alone is
+    cancelled when ``stop`` is set (it leases nothing)."""
+    waiter = asyncio.ensure_future(wait or backend.wait_for_work(queues, timeout))
     stopper = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)

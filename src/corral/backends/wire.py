@@ -24,6 +24,7 @@ def encode_worker(info: WorkerInfo, ttl_ms: int) -> bytes:
             "active": info.active,
             "processed": info.processed,
             "failed": info.failed,
+            "stuck": info.stuck,
             "extra": info.extra,
             "ttl_ms": ttl_ms,
         }
@@ -44,5 +45,6 @@ def decode_worker(raw: bytes, remaining_ms: int, now_ms: int) -> WorkerInfo:
         active=data.get("active", 0),
         processed=data.get("processed", 0),
         failed=data.get("failed", 0),
+        stuck=data.get("stuck", 0),
         extra=data.get("extra", {}),
     )

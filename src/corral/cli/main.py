@@ -59,7 +59,7 @@ def main(ctx: click.Context, url: str | None, app_spec: str | None) -> None:
 @click.option(
     "--lease",
     type=click.FloatRange(min=0.1),
-    default=30.0,
+    default=8.0,
     show_default=True,
     help="Seconds a claimed job stays leased without renewal.",
 )

@@ -124,6 +124,7 @@ class WorkerOut(BaseModel):
     active: int
     processed: int
     failed: int
+    stuck: int = Field(0, description="threads still running a sync job that timed out")
     started_at: int
     last_seen: int
 

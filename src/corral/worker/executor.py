@@ -13,7 +13,6 @@ import logging
 import random
 import time
 import traceback
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -35,6 +34,7 @@ from corral.options import TaskConfig
 from corral.policy import Backoff
 from corral.serialization import decode, dumps
 from corral.task import Task
+from corral.worker.threads import JobThreads
 
 __all__ = ["Kind", "Outcome", "error_record", "execute", "failure_outcome", "log_outcome"]
 
@@ -126,7 +126,7 @@ async def execute(
     config: TaskConfig | None,
     claimed: ClaimedJob,
     ctx: JobContext,
-    pool: Executor,
+    threads: JobThreads,
     rng: random.Random,
 ) -> Outcome:
     """Run the job's function and turn whatever happens into an Outcome."""
@@ -149,7 +149,7 @@ async def execute(
             if config.timeout is None and task.is_async:
                 value = await _call_async(task, args, kwargs)  # the common case, inline
             else:
-                value = await _call(task, args, kwargs, config.timeout, ctx, pool)
+                value = await _call(task, args, kwargs, config.timeout, ctx, threads)
         finally:
             ctx._unbind(token)
         return Outcome(
@@ -190,16 +190,24 @@ def _call_async(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any]) -
 
 
 async def _invoke(
-    task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], pool: Executor
+    task: Task[Any, Any],
+    args: list[Any],
+    kwargs: dict[str, Any],
+    ctx: JobContext,
+    threads: JobThreads,
 ) -> Any:
     if task.is_async:
         return await _call_async(task, args, kwargs)
     # Threads don't inherit context variables: run the call inside a copy so
     # current_job() works in sync tasks too.
     call_context = contextvars.copy_context()
-    return await asyncio.get_running_loop().run_in_executor(
-        pool, lambda: call_context.run(task.fn, *args, **kwargs)
-    )
+    future = threads.submit(lambda: call_context.run(task.fn, *args, **kwargs))
+    try:
+        return await asyncio.wrap_future(future)
+    except asyncio.CancelledError:
+        # No reason yet: the job's timeout (its reason is set once this returns).
+        threads.abandon(future, f"{ctx.id} ({task.name})", ctx.cancel_reason or "timeout")
+        raise
 
 
 async def _call(
@@ -208,14 +216,14 @@ async def _call(
     kwargs: dict[str, Any],
     timeout: float | None,
     ctx: JobContext,
-    pool: Executor,
+    threads: JobThreads,
 ) -> Any:
     if timeout is None:  # the common case: no timeout context per job
-        return await _invoke(task, args, kwargs, pool)
+        return await _invoke(task, args, kwargs, ctx, threads)
     deadline = asyncio.timeout(timeout)
     try:
         async with deadline:
-            return await _invoke(task, args, kwargs, pool)
+            return await _invoke(task, args, kwargs, ctx, threads)
     except TimeoutError as exc:
         if deadline.expired():
             # Tell a sync task (its thread cannot be stopped) to give up.

@@ -1,10 +1,11 @@
 """The worker: claims jobs in batches, runs them, records outcomes, keeps leases.
 
 One event loop runs everything: the fetch loop (claim a batch, block on the
-queue's marker when empty), one asyncio task per running job (sync functions in a
-thread pool), an ack loop that records completions in batches, one lease timer
-that renews every held lease in one call per queue, and a maintenance timer that
-heartbeats the worker record and recovers stalled jobs.
+queue's marker when empty), one asyncio task per running job (sync functions on
+:class:`~corral.worker.threads.JobThreads`), an ack loop that records completions in
+batches, one lease timer that renews every held lease in one call per queue, a reaper
+that recovers stalled jobs every second and a heartbeat that refreshes the worker
+record. The background loops are supervised (:mod:`corral.worker.supervise`).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from corral.backends.base import Backend, ClaimedJob, Completion, Retention, WorkerInfo
@@ -31,6 +32,8 @@ from corral.policy import check_queue_name
 from corral.settings import env_int, env_list
 from corral.worker.executor import Kind, Outcome, execute, log_outcome
 from corral.worker.scheduler import Scheduler
+from corral.worker.supervise import report, supervise
+from corral.worker.threads import JobThreads
 
 if TYPE_CHECKING:
     from corral.app import Corral
@@ -39,6 +42,11 @@ __all__ = ["Worker"]
 
 log = logging.getLogger("corral.worker")
 job_log = logging.getLogger("corral.job")
+
+#: How long a claimed job stays leased without renewal (renewed every quarter of it).
+DEFAULT_LEASE = 8.0
+#: After ``grace``, the last recording steps of a stop get this long; then it ends.
+_FINAL_STEPS = 2.0
 
 
 if sys.version_info >= (3, 12):
@@ -70,10 +78,13 @@ class Worker:
     ``queues`` are served in the order given (a job of the first queue is always
     claimed before one of the second); default: ``CORRAL_QUEUES``, else every queue
     of the app's tasks. ``concurrency`` (default ``CORRAL_CONCURRENCY``, else 10)
-    bounds jobs running at once. ``lease`` is how long a claimed job stays ours
-    without renewal (renewed every lease/3); a job whose lease expires more than
-    ``max_stalls`` times fails. On stop, running jobs get ``grace`` seconds to
-    finish before they are handed back to waiting.
+    bounds jobs running at once (a sync job's thread stuck past its timeout does not
+    count). ``lease`` is how long a claimed job stays ours without renewal (renewed
+    every lease/4; stalled jobs are looked for every min(1 s, lease/4), so a dead
+    worker's jobs run again within about lease + 1 s); a job whose lease expires more
+    than ``max_stalls`` times fails. On stop, running jobs get ``grace`` seconds to
+    finish before they are handed back to waiting, and the whole stop takes at most
+    about ``grace`` + 2 s, even with the store down (leases then take over).
     """
 
     def __init__(
@@ -82,7 +93,7 @@ class Worker:
         queues: Sequence[str] | None = None,
         *,
         concurrency: int | None = None,
-        lease: float = 30.0,
+        lease: float = DEFAULT_LEASE,
         max_stalls: int = 1,
         grace: float = 30.0,
         block: float = 5.0,
@@ -104,7 +115,8 @@ class Worker:
         self.max_stalls = max_stalls
         self.grace = grace
         self.block = block
-        self.heartbeat = min(heartbeat, lease / 2)
+        self.heartbeat = heartbeat
+        self.reap_every = min(1.0, lease / 4)
         self.id = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self.processed = 0
         self.failed = 0
@@ -116,7 +128,8 @@ class Worker:
         self._stop = asyncio.Event()
         self._hard_stop = asyncio.Event()
         self._closing = asyncio.Event()
-        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="corral-job")
+        self._threads = JobThreads()
+        self._stop_at: float | None = None  # time.monotonic() of the first stop()
         self._rng = random.Random()
         self._backend: Backend | None = None
         self._loop: asyncio.AbstractEventLoop  # set by run()
@@ -136,6 +149,8 @@ class Worker:
         """
         if self._stop.is_set() or not graceful:
             self._hard_stop.set()
+        if self._stop_at is None:
+            self._stop_at = time.monotonic()
         self._stop.set()
 
     @property
@@ -146,13 +161,20 @@ class Worker:
         """Run until :meth:`stop`; connects first (raising ConnectionFailed)."""
         backend = self._backend = await self.app.backend()
         self._loop = asyncio.get_running_loop()
-        loop_tasks = [
-            asyncio.create_task(self._schedule_loop(backend), name="corral-scheduler"),
-            asyncio.create_task(self._ack_loop(backend), name="corral-acks"),
-            asyncio.create_task(self._lease_loop(backend), name="corral-leases"),
-            asyncio.create_task(self._maintenance_loop(backend), name="corral-maintenance"),
-        ]
         stop_watching = await backend.watch_cancellations(self.queues, self._on_cancel)
+        loops: list[tuple[str, Callable[[Backend], Awaitable[None]]]] = [
+            ("scheduler", self._schedule_loop),
+            ("acks", self._ack_loop),
+            ("leases", self._lease_loop),
+            ("reaper", self._reap_loop),
+            ("heartbeat", self._heartbeat_loop),
+        ]
+        loop_tasks = [
+            asyncio.create_task(
+                supervise(name, partial(fn, backend), self._closing), name=f"corral-{name}"
+            )
+            for name, fn in loops
+        ]
         log.info(
             "worker %s started: queues=%s concurrency=%d lease=%.1fs loop=%s",
             self.id,
@@ -161,22 +183,64 @@ class Worker:
             self.lease_ms / 1000,
             type(self._loop).__module__.partition(".")[0],
         )
+        fetching = asyncio.create_task(self._fetch_loop(backend), name="corral-fetch")
+        stopping = asyncio.ensure_future(self._stop.wait())
         try:
-            await self._fetch_loop(backend)
-            await self._drain_running(backend)
+            await asyncio.wait([fetching, stopping], return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            self.stop(graceful=False)
+            raise
         finally:
-            await stop_watching()
-            # The loops finish their current step and exit: cancelling one in the
-            # middle of a backend call could lose an acknowledgement.
+            stopping.cancel()
+            await self._shutdown(backend, fetching, loop_tasks, stop_watching)
+
+    async def _shutdown(
+        self,
+        backend: Backend,
+        fetching: asyncio.Task[None],
+        loop_tasks: list[asyncio.Task[None]],
+        stop_watching: Callable[[], Awaitable[None]],
+    ) -> None:
+        """Stop within ``grace`` (+ a little for the last recording steps), whatever
+        the store does: after that, leases take over."""
+        self._stop.set()
+        waited = time.monotonic() - (self._stop_at or time.monotonic())
+        deadline = self._loop.time() + max(0.0, self.grace - waited)
+        hard = self._loop.call_at(deadline, self._hard_stop.set)
+        try:
+            async with asyncio.timeout_at(deadline + _FINAL_STEPS):
+                try:
+                    await fetching  # returns soon after the stop
+                except Exception:
+                    log.exception("the fetch loop failed; stopping the worker")
+                await self._drain_running(backend)
+                try:
+                    await stop_watching()
+                except Exception as exc:
+                    report("could not stop watching for cancellations", exc)
+                # The loops finish their current step and exit: cancelling one in the
+                # middle of a backend call could lose an acknowledgement.
+                self._closing.set()
+                self._ack_wake.set()
+                await asyncio.wait(loop_tasks)
+                await self._flush_acks(backend)
+                try:
+                    await backend.unregister_worker(self.id)
+                except Exception as exc:
+                    report("could not remove the worker record", exc)
+        except TimeoutError:
+            log.error(
+                "could not finish stopping within grace (%.0fs); the leases of unrecorded "
+                "jobs will expire and the jobs run again",
+                self.grace,
+            )
+        finally:
+            hard.cancel()
             self._closing.set()
-            self._ack_wake.set()
-            for task in loop_tasks:
-                with contextlib.suppress(Exception):
-                    await task
-            await self._flush_acks(backend)
-            with contextlib.suppress(BackendError):
-                await backend.unregister_worker(self.id)
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            for task in [fetching, *loop_tasks, *(r.task for r in self._running.values())]:
+                if task is not None:
+                    task.cancel()
+            self._threads.shutdown()
             log.info("worker %s stopped (processed %d)", self.id, self.processed)
 
     # -- fetching -------------------------------------------------------------------
@@ -200,8 +264,8 @@ class Worker:
                         claimed, due_in = await self._claim(backend, free)
                     else:
                         claimed, due_in = await self._wait_and_claim(backend, idle, free)
-                except BackendError as exc:
-                    log.warning("cannot fetch jobs (%s); retrying in %.1fs", exc, retry_in)
+                except Exception as exc:  # the store, or a bug: the worker goes on
+                    report(f"cannot fetch jobs; retrying in {retry_in:.1f}s", exc)
                     await asyncio.wait([stop_wait], timeout=retry_in)
                     retry_in = min(retry_in * 2, 5.0)
                     idle = None
@@ -278,7 +342,7 @@ class Worker:
         claimed = running.claimed
         try:
             outcome = await execute(
-                task, running.config, claimed, running.ctx, self._pool, self._rng
+                task, running.config, claimed, running.ctx, self._threads, self._rng
             )
             running.executing = False
             await self._record(backend, running, outcome)
@@ -335,9 +399,9 @@ class Worker:
         for delay in (0.2, 1.0, 3.0, None):
             try:
                 return await call()
-            except BackendError as exc:
+            except Exception as exc:
                 if delay is None or self._hard_stop.is_set():
-                    log.error("could not record a job outcome (%s); its lease will expire", exc)
+                    report("could not record a job outcome; its lease will expire", exc)
                     return False
                 await asyncio.sleep(delay)
         return False
@@ -362,18 +426,19 @@ class Worker:
                 try:
                     accepted = await backend.complete(queue, [c for c, _ in items], retention)
                     maybe_crash("after_ack")
-                except BackendError as exc:
+                except Exception as exc:
                     if self._hard_stop.is_set():
-                        log.error("could not record %d completions (%s)", len(items), exc)
+                        report(f"could not record {len(items)} completions", exc)
                         continue
-                    log.warning("could not record completions (%s); retrying", exc)
+                    report("could not record completions; retrying", exc)
                     self._acks.setdefault((queue, retention), []).extend(items)
                     await asyncio.sleep(0.5)
                     continue
+                for completion, _ in items:  # recorded or rejected: no longer ours
+                    self._unacked.pop((queue, completion.id), None)
                 self.processed += sum(accepted)
                 verbose = job_log.isEnabledFor(logging.INFO)
-                for (completion, running), ok in zip(items, accepted, strict=True):
-                    self._unacked.pop((queue, completion.id), None)
+                for (_, running), ok in zip(items, accepted, strict=True):
                     if verbose or not ok:
                         duration = (time.monotonic() - running.started) * 1000
                         log_outcome("completed", running.claimed, duration, ok)
@@ -390,7 +455,7 @@ class Worker:
         return held
 
     async def _lease_loop(self, backend: Backend) -> None:
-        interval = self.lease_ms / 3000
+        interval = self.lease_ms / 4000
         loop = asyncio.get_running_loop()
         expected = loop.time() + interval
         while await self._pause(interval):
@@ -405,8 +470,8 @@ class Worker:
             for queue, leases in self._held().items():
                 try:
                     lost, cancel = await backend.renew(queue, leases, self.lease_ms)
-                except BackendError as exc:
-                    log.warning("could not renew leases (%s)", exc)
+                except Exception as exc:
+                    report("could not renew leases", exc)
                     continue
                 for job_id in lost:
                     # A job whose completion was just recorded also reads as "lost".
@@ -430,25 +495,31 @@ class Worker:
         if running.is_async and running.task is not None:
             running.task.cancel()
 
-    async def _maintenance_loop(self, backend: Backend) -> None:
+    async def _reap_loop(self, backend: Backend) -> None:
+        # Often (a ZRANGEBYSCORE when nothing stalled): it bounds how long the jobs of
+        # a dead worker wait, together with the lease. Apart from the heartbeat, so
+        # recovering stalled jobs does not depend on it.
+        while await self._pause(self.reap_every):
+            for queue in self.queues:
+                try:
+                    requeued, failed = await backend.reap_stalled(queue, self.max_stalls)
+                except Exception as exc:
+                    report("could not recover stalled jobs", exc)
+                    continue
+                if requeued or failed:
+                    log.warning(
+                        "recovered stalled jobs in %s: %d back to waiting, %d failed",
+                        queue,
+                        len(requeued),
+                        len(failed),
+                    )
+
+    async def _heartbeat_loop(self, backend: Backend) -> None:
         while not self._closing.is_set():
             try:
                 await backend.register_worker(self._info(), int(self.heartbeat * 3000))
-            except BackendError as exc:
-                log.warning("could not refresh the worker record (%s)", exc)
-            # Separate from the heartbeat: recovering stalled jobs must not depend on it.
-            try:
-                for queue in self.queues:
-                    requeued, failed = await backend.reap_stalled(queue, self.max_stalls)
-                    if requeued or failed:
-                        log.warning(
-                            "recovered stalled jobs in %s: %d back to waiting, %d failed",
-                            queue,
-                            len(requeued),
-                            len(failed),
-                        )
-            except BackendError as exc:
-                log.warning("maintenance failed (%s)", exc)
+            except Exception as exc:
+                report("could not refresh the worker record", exc)
             await self._pause(self.heartbeat)
 
     async def _schedule_loop(self, backend: Backend) -> None:
@@ -480,23 +551,19 @@ class Worker:
             active=len(self._running),
             processed=self.processed,
             failed=self.failed,
+            stuck=self._threads.stuck,
         )
 
     # -- shutdown -------------------------------------------------------------------
 
     async def _drain_running(self, backend: Backend) -> None:
+        # _hard_stop is set by a second stop() or when grace runs out.
         if self._running and not self._hard_stop.is_set():
             log.info("waiting up to %.0fs for %d running jobs", self.grace, len(self._running))
             hard = asyncio.ensure_future(self._hard_stop.wait())
-            deadline = asyncio.get_running_loop().time() + self.grace
             while self._running and not hard.done():
-                remaining = deadline - asyncio.get_running_loop().time()
-                if remaining <= 0:
-                    break
                 tasks = [r.task for r in self._running.values() if r.task is not None]
-                await asyncio.wait(
-                    [*tasks, hard], timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-                )
+                await asyncio.wait([*tasks, hard], return_when=asyncio.FIRST_COMPLETED)
             hard.cancel()
         if not self._running:
             return
@@ -513,8 +580,8 @@ class Worker:
             try:
                 released = await backend.release(queue, leases)
                 log.info("handed %d unfinished jobs of %s back to waiting", released, queue)
-            except BackendError as exc:
-                log.error("could not hand jobs back (%s); their leases will expire", exc)
+            except Exception as exc:
+                report("could not hand jobs back; their leases will expire", exc)
         pending = [r.task for r in leftovers if r.task is not None and r.is_async]
         if pending:
             await asyncio.wait(pending, timeout=1.0)

@@ -65,10 +65,11 @@ class SQLiteBackend(SQLiteAdmin):
         self._poll_interval = poll_interval
         self._store: Store | None = None
         self._feed: ChangeFeed | None = None
-        self._cancel_watch: asyncio.Task[None] | None = None
-        # The change event taken before a claim began: an enqueue between an empty
-        # claim and wait_for_work still wakes the worker.
-        self._claim_event: asyncio.Event | None = None
+        # Per worker, as any number of workers may share this object: the cancellation
+        # watches, and the change event taken before each worker's claim began (an
+        # enqueue between an empty claim and the wait still wakes that worker).
+        self._cancel_watches: set[asyncio.Task[None]] = set()
+        self._claim_events: dict[str, asyncio.Event] = {}
 
     def _s(self) -> Store:
         if self._store is None:
@@ -89,11 +90,10 @@ class SQLiteBackend(SQLiteAdmin):
         self._feed = ChangeFeed(store, self._poll_interval)
 
     async def close(self) -> None:
-        if self._cancel_watch is not None:
-            self._cancel_watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._cancel_watch
-            self._cancel_watch = None
+        for watch in list(self._cancel_watches):
+            await _stop_task(watch)
+        self._cancel_watches.clear()
+        self._claim_events.clear()
         if self._feed is not None:
             await self._feed.close()
             self._feed = None
@@ -113,8 +113,10 @@ class SQLiteBackend(SQLiteAdmin):
     ) -> tuple[list[ClaimedJob], int | None]:
         # Random, not clock-based: a token must never repeat, even if the clock steps back.
         prefix = f"{worker_id}:{os.urandom(6).hex()}:"
-        if self._feed is not None and (self._claim_event is None or self._claim_event.is_set()):
-            self._claim_event = self._feed.current()
+        if self._feed is not None:
+            event = self._claim_events.get(worker_id)
+            if event is None or event.is_set():
+                self._claim_events[worker_id] = self._feed.current()
 
         return await self._s().write(
             partial(
@@ -128,9 +130,13 @@ class SQLiteBackend(SQLiteAdmin):
         )
 
     async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
+        await self._wait_since(None, timeout)
+
+    async def _wait_since(self, worker_id: str | None, timeout: float) -> None:
+        """Wait for a change since ``worker_id``'s last claim began (now, for None)."""
         assert self._feed is not None, "not connected"
-        event = self._claim_event or self._feed.current()
-        if not event.is_set():  # set: something changed since a claim began
+        event = (self._claim_events.get(worker_id) if worker_id else None) or self._feed.current()
+        if not event.is_set():  # set: something changed since the claim began
             await self._feed.wait(event, timeout)
 
     async def wait_and_claim(
@@ -142,7 +148,10 @@ class SQLiteBackend(SQLiteAdmin):
         worker_id: str,
         stop: asyncio.Event,
     ) -> tuple[list[ClaimedJob], int | None]:
-        return await wait_then_claim(self, queues, timeout, count, lease_ms, worker_id, stop)
+        wait = self._wait_since(worker_id, timeout)
+        return await wait_then_claim(
+            self, queues, timeout, count, lease_ms, worker_id, stop, wait=wait
+        )
 
     async def complete(
         self, queue: str, items: Sequence[Completion], retention: Retention
@@ -278,6 +287,11 @@ class SQLiteBackend(SQLiteAdmin):
         return await self._s().write(tx)
 
     async def reap_stalled(self, queue: str, max_stalls: int) -> tuple[list[str], list[str]]:
+        check = (queue, clock_us() // 1000, _EVENT_LOG_SIZE)
+        expired, trim = await self._s().read(lambda c: c.execute(q.REAP_NEEDED, check).fetchone())
+        if not expired and not trim:
+            return [], []
+
         def tx(conn: Conn) -> tuple[list[str], list[str]]:
             now_us = clock_us()
             requeued: list[str] = []
@@ -459,14 +473,12 @@ class SQLiteBackend(SQLiteAdmin):
                 told.update(current)
                 await feed.wait(changed, 1.0)
 
-        self._cancel_watch = asyncio.create_task(watch(), name="corral-sqlite-cancels")
+        task = asyncio.create_task(watch(), name="corral-sqlite-cancels")
+        self._cancel_watches.add(task)
 
         async def stop() -> None:
-            if self._cancel_watch is not None:
-                self._cancel_watch.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._cancel_watch
-                self._cancel_watch = None
+            await _stop_task(task)
+            self._cancel_watches.discard(task)
 
         return stop
 
@@ -490,6 +502,16 @@ class SQLiteBackend(SQLiteAdmin):
 
     async def time_ms(self) -> int:
         return clock_us() // 1000
+
+    async def unregister_worker(self, worker_id: str) -> None:
+        self._claim_events.pop(worker_id, None)
+        await super().unregister_worker(worker_id)
+
+
+async def _stop_task(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _events_after(conn: Conn, *, queue: str, after: int) -> list[tuple[int, str, str]]:

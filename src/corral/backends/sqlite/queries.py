@@ -131,6 +131,11 @@ EXPIRED = """
 SELECT id, stalls, cancel_requested, attempts FROM jobs
 WHERE queue = ? AND state = 'active' AND lease_until < ? ORDER BY lease_until LIMIT 1000
 """
+# Read first, so a reaper that finds nothing (the usual case) takes no write lock.
+REAP_NEEDED = """
+SELECT EXISTS (SELECT 1 FROM jobs WHERE queue = ? AND state = 'active' AND lease_until < ?),
+       (SELECT COALESCE(MAX(id) - MIN(id), 0) FROM events) >= ?
+"""
 ADD_STALL = "UPDATE jobs SET stalls = stalls + 1 WHERE queue = ? AND id = ?"
 STATE = "SELECT state FROM jobs WHERE queue = ? AND id = ?"
 REQUEST_CANCEL = "UPDATE jobs SET cancel_requested = 1 WHERE queue = ? AND id = ?"
