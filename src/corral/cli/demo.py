@@ -22,6 +22,7 @@ from rich.table import Table
 
 from corral.app import Corral
 from corral.backends.base import JobState
+from corral.cli.commands import json_option
 from corral.demo_tasks import BROKEN_IMPORT, FLAKY_WEBHOOK, QUEUE, SEND_REPORT, SYNC_ORDERS
 from corral.demo_tasks import register_demo_tasks as register
 from corral.errors import ConfigurationError, CorralError
@@ -234,7 +235,7 @@ def _print_summary(console: Console, summary: dict[str, Any], url_from_cli: bool
 
 @click.command()
 @click.option("--jobs", "n", type=click.IntRange(1, 1000), default=40, help="Jobs to run (40).")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@json_option
 @click.pass_context
 def demo(ctx: click.Context, n: int, as_json: bool) -> None:
     """Run sample jobs on an in-process worker and show what happens: a quick tour."""
@@ -250,5 +251,9 @@ def demo(ctx: click.Context, n: int, as_json: bool) -> None:
     if as_json:
         click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
     else:
-        source = ctx.find_root().get_parameter_source("url")
-        _print_summary(console, summary, source is click.core.ParameterSource.COMMANDLINE)
+        given = click.core.ParameterSource.COMMANDLINE
+        url_from_cli = given in (
+            ctx.find_root().get_parameter_source("url"),
+            ctx.get_parameter_source("url"),
+        )
+        _print_summary(console, summary, url_from_cli)

@@ -9,7 +9,7 @@ import click
 from corral.app import Corral
 from corral.backends.base import QueueLimits
 from corral.cli import output
-from corral.cli.commands import run, with_app
+from corral.cli.commands import json_option, run, with_app
 
 __all__ = ["limits"]
 
@@ -50,7 +50,7 @@ def _describe(queue: str, limits: QueueLimits) -> str:
 @click.option("--group-max-active", type=int, help="The same cap, for each group on its own.")
 @click.option("--group-rate", metavar="JOBS/SECONDS", help="The same rate, per group.")
 @click.option("--clear", is_flag=True, help="Remove every limit of the queue.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @with_app
 def limits(
     app: Corral,
