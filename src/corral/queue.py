@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from corral._sync import run_sync
-from corral.backends.base import JobState, QueueLimits, QueueStats
+from corral.backends.base import JobState, QueueLimits, QueueStats, WorkerInfo
 from corral.errors import ValidationError
 from corral.job import Job
 from corral.policy import check_queue_name
@@ -55,6 +55,10 @@ class Queue:
         backend = await self._app.backend()
         records = await backend.list_jobs(self.name, _state(state), offset, limit)
         return [Job(self._app, self.name, r.id, r) for r in records]
+
+    async def workers(self) -> list[WorkerInfo]:
+        """The live workers that serve this queue (empty: its jobs wait for one)."""
+        return [w for w in await self._app.workers() if self.name in w.queues]
 
     async def pause(self) -> None:
         """Stop workers from starting jobs of this queue (running jobs finish;
@@ -173,6 +177,10 @@ class Queue:
     ) -> list[Job]:
         """Blocking twin of :meth:`jobs`."""
         return run_sync(self.jobs(state, offset=offset, limit=limit))
+
+    def workers_sync(self) -> list[WorkerInfo]:
+        """Blocking twin of :meth:`workers`."""
+        return run_sync(self.workers())
 
     def pause_sync(self) -> None:
         """Blocking twin of :meth:`pause`."""

@@ -67,6 +67,8 @@ class WorkerProcess:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(15)
+        assert self.proc.stderr is not None
+        self.proc.stderr.close()
 
 
 def _pythonpath() -> str:

@@ -221,6 +221,12 @@ def enqueue(
                 dedupe_window=dedupe_window,
                 debounce=debounce,
             )
+            if not await app.queue(job.queue).workers():
+                output.warn(
+                    f"no live worker serves queue {job.queue!r}: the job waits until one "
+                    f"does (corral worker MODULE:APP -q {job.queue}); -q QUEUE or "
+                    "--app MODULE:APP picks the task's queue"
+                )
             if wait is not None:
                 await job.result(timeout=wait)
             await job.refresh()

@@ -28,7 +28,7 @@ from corral.errors import BackendError, ConfigurationError
 from corral.faults import maybe_crash
 from corral.options import TaskConfig
 from corral.policy import check_queue_name
-from corral.settings import env_int, env_list
+from corral.settings import describe_backend, env_int, env_list
 from corral.worker.executor import Kind, Outcome, execute, log_outcome
 from corral.worker.scheduler import Scheduler
 
@@ -154,12 +154,13 @@ class Worker:
         ]
         stop_watching = await backend.watch_cancellations(self.queues, self._on_cancel)
         log.info(
-            "worker %s started: queues=%s concurrency=%d lease=%.1fs loop=%s",
+            "worker %s started: queues=%s concurrency=%d lease=%.1fs loop=%s backend=%s",
             self.id,
             ",".join(self.queues),
             self.concurrency,
             self.lease_ms / 1000,
             type(self._loop).__module__.partition(".")[0],
+            describe_backend(self.app.url),
         )
         try:
             await self._fetch_loop(backend)
