@@ -39,7 +39,7 @@ async def main() -> None:
     print("debounced:", await debounced.result(timeout=30), "args:", debounced.args)
     worker.stop()
     await running
-    await sync.set_limits()
+    await sync.clear_limits()
     await app.close()
 
 

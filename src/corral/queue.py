@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from datetime import timedelta
+from enum import Enum
 from typing import TYPE_CHECKING
 
 from corral._sync import run_sync
@@ -15,9 +16,24 @@ from corral.policy import check_queue_name
 if TYPE_CHECKING:
     from corral.app import Corral
 
-__all__ = ["Queue"]
+__all__ = ["KEEP", "Keep", "Queue"]
 
 _PAGE = 1000
+
+_Rate = tuple[int, float | timedelta]
+
+
+class Keep(Enum):
+    """``set_limits``: an argument not given (keep the current limit), unlike None."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
+
+
+def _rate_of(count: int | None, window: float | None) -> _Rate | None:
+    return None if count is None or window is None else (count, window)
 _CENTURY = 100 * 365 * 86400
 
 
@@ -74,20 +90,37 @@ class Queue:
     async def set_limits(
         self,
         *,
-        max_active: int | None = None,
-        rate: tuple[int, float | timedelta] | None = None,
-        group_max_active: int | None = None,
-        group_rate: tuple[int, float | timedelta] | None = None,
+        max_active: int | None | Keep = KEEP,
+        rate: _Rate | None | Keep = KEEP,
+        group_max_active: int | None | Keep = KEEP,
+        group_rate: _Rate | None | Keep = KEEP,
     ) -> QueueLimits:
-        """Flow control for every worker of this queue (replaces earlier limits):
+        """Change flow control for every worker of this queue; returns the limits now
+        in force. Only the limits given change: ``set_limits(rate=...)`` keeps
+        ``max_active``; ``None`` removes one limit, :meth:`clear_limits` all of them.
+
         ``max_active`` jobs running at once; ``rate=(n, window)``: at most ``n`` jobs
         started per ``window`` seconds (e.g. ``rate=(100, 60)`` for 100/minute).
         ``group_max_active`` and ``group_rate`` apply the same to each group (tenant)
-        on its own. Jobs over a limit wait in the queue; they never fail. No
-        arguments: no limits.
+        on its own. Jobs over a limit wait in the queue; they never fail. Two calls
+        at the same moment on one queue: the later one's read may miss the earlier
+        one's change (read, merge, write).
         """
-        whole = _limits(max_active, rate)
-        per_group = _limits(group_max_active, group_rate, prefix="group_")
+        backend = await self._app.backend()
+        current = await backend.limits(self.name)
+        whole = _limits(
+            current.max_active if max_active is KEEP else max_active,
+            (_rate_of(current.rate_max, current.rate_window) if rate is KEEP else rate),
+        )
+        per_group = _limits(
+            current.group_max_active if group_max_active is KEEP else group_max_active,
+            (
+                _rate_of(current.group_rate_max, current.group_rate_window)
+                if group_rate is KEEP
+                else group_rate
+            ),
+            prefix="group_",
+        )
         limits = QueueLimits(
             whole.max_active,
             whole.rate_max,
@@ -96,9 +129,15 @@ class Queue:
             per_group.rate_max,
             per_group.rate_window,
         )
-        backend = await self._app.backend()
-        await backend.set_limits(self.name, limits)
+        if limits != current:
+            await backend.set_limits(self.name, limits)
         return limits
+
+    async def clear_limits(self) -> QueueLimits:
+        """Remove every flow-control limit of this queue."""
+        backend = await self._app.backend()
+        await backend.set_limits(self.name, QueueLimits())
+        return QueueLimits()
 
     async def limits(self) -> QueueLimits:
         """The queue's current flow-control limits."""
@@ -215,10 +254,10 @@ class Queue:
     def set_limits_sync(
         self,
         *,
-        max_active: int | None = None,
-        rate: tuple[int, float | timedelta] | None = None,
-        group_max_active: int | None = None,
-        group_rate: tuple[int, float | timedelta] | None = None,
+        max_active: int | None | Keep = KEEP,
+        rate: _Rate | None | Keep = KEEP,
+        group_max_active: int | None | Keep = KEEP,
+        group_rate: _Rate | None | Keep = KEEP,
     ) -> QueueLimits:
         """Blocking twin of :meth:`set_limits`."""
         return run_sync(
@@ -229,6 +268,10 @@ class Queue:
                 group_rate=group_rate,
             )
         )
+
+    def clear_limits_sync(self) -> QueueLimits:
+        """Blocking twin of :meth:`clear_limits`."""
+        return run_sync(self.clear_limits())
 
     def stats_sync(self) -> QueueStats:
         """Blocking twin of :meth:`stats`."""

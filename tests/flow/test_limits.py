@@ -85,7 +85,7 @@ async def test_limits_round_trip_and_clear(setup: tuple[Corral, Probe]) -> None:
     assert await queue.limits() == QueueLimits()
     await queue.set_limits(max_active=3, rate=(100, 60))
     assert await queue.limits() == QueueLimits(max_active=3, rate_max=100, rate_window=60.0)
-    await queue.set_limits()
+    await queue.clear_limits()
     assert await queue.limits() == QueueLimits()
 
 
@@ -99,7 +99,7 @@ async def test_cleared_cap_lets_waiting_jobs_run(setup: tuple[Corral, Probe]) ->
     try:
         await asyncio.sleep(0.15)
         assert probe.running == 1
-        await queue.set_limits()  # wakes the blocked worker at once
+        await queue.clear_limits()  # wakes the blocked worker at once
         await asyncio.sleep(0.15)
         assert probe.running >= 3
     finally:
