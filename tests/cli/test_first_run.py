@@ -228,3 +228,24 @@ def test_piped_tables_and_job_lines_are_not_cut(url: str) -> None:
     schedules = corral("schedules", "--url", url)
     assert any("s" * 50 in line and queue in line and "@daily" in line
                for line in schedules.stdout.splitlines()), schedules.stdout
+
+
+# -- the examples run as their headers say ------------------------------------------------
+
+
+@pytest.mark.parametrize("example", ["quickstart", "tenants"])
+def test_example_runs_as_its_header_says(example: str, tmp_path: Path) -> None:
+    header = (ROOT / "examples" / f"{example}.py").read_text().split('"""')[1]
+    command = next(line.split("  ")[0] for line in header.splitlines() if "python" in line)
+    assert command == f"python -m examples.{example}"
+    env = {k: v for k, v in os.environ.items() if k not in ("CORRAL_URL", "REDIS_URL")}
+    env["PYTHONPATH"] = str(ROOT / "src")  # corral installed; the repository is not on the path
+    out = subprocess.run(
+        [sys.executable, *command.split()[1:]],
+        cwd=ROOT,
+        env={**env, "CORRAL_URL": f"sqlite:///{tmp_path / 'ex.db'}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
