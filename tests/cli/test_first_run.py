@@ -249,3 +249,27 @@ def test_example_runs_as_its_header_says(example: str, tmp_path: Path) -> None:
         timeout=60,
     )
     assert out.returncode == 0, out.stderr
+
+
+# -- the README's CLI block runs as shown ----------------------------------------------------
+
+
+def test_the_readme_cli_block_runs_as_shown(url: str, tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## CLI\n", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    corral_cmd = f"{sys.executable} -m corral"  # `corral` once the venv is activated
+    script = "\n".join(
+        line.replace("corral ", f"{corral_cmd} ", 1).replace("| corral ", f"| {corral_cmd} ")
+        for line in block.splitlines()
+    )
+    out = subprocess.run(
+        ["bash", "-c", "set -eo pipefail\n" + script],
+        cwd=tmp_path,
+        env={**os.environ, "CORRAL_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, f"{script}\n{out.stderr}"
+    assert '"id": "welcome-1"' in out.stdout
+    assert "retried 1 job" in out.stdout
