@@ -34,6 +34,8 @@ KEEP = Keep.KEEP
 
 def _rate_of(count: int | None, window: float | None) -> _Rate | None:
     return None if count is None or window is None else (count, window)
+
+
 _CENTURY = 100 * 365 * 86400
 
 
@@ -90,10 +92,10 @@ class Queue:
     async def set_limits(
         self,
         *,
-        max_active: int | None | Keep = KEEP,
-        rate: _Rate | None | Keep = KEEP,
-        group_max_active: int | None | Keep = KEEP,
-        group_rate: _Rate | None | Keep = KEEP,
+        max_active: int | Keep | None = KEEP,
+        rate: _Rate | Keep | None = KEEP,
+        group_max_active: int | Keep | None = KEEP,
+        group_rate: _Rate | Keep | None = KEEP,
     ) -> QueueLimits:
         """Change flow control for every worker of this queue; returns the limits now
         in force. Only the limits given change: ``set_limits(rate=...)`` keeps
@@ -254,10 +256,10 @@ class Queue:
     def set_limits_sync(
         self,
         *,
-        max_active: int | None | Keep = KEEP,
-        rate: _Rate | None | Keep = KEEP,
-        group_max_active: int | None | Keep = KEEP,
-        group_rate: _Rate | None | Keep = KEEP,
+        max_active: int | Keep | None = KEEP,
+        rate: _Rate | Keep | None = KEEP,
+        group_max_active: int | Keep | None = KEEP,
+        group_rate: _Rate | Keep | None = KEEP,
     ) -> QueueLimits:
         """Blocking twin of :meth:`set_limits`."""
         return run_sync(

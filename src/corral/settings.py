@@ -14,9 +14,9 @@ from corral.errors import ConfigurationError
 
 __all__ = [
     "DEFAULT_URL",
-    "describe_backend",
     "REDIS_SCHEMES",
     "SQLITE_SCHEMES",
+    "describe_backend",
     "env_int",
     "env_list",
     "fault_rates",

@@ -158,7 +158,14 @@ def test_a_producer_in_a_subfolder_is_told_which_file_it_uses(tmp_path: Path) ->
 
 def test_url_app_and_json_work_after_the_subcommand(url: str) -> None:
     added = corral(
-        "enqueue", "pos.sync", "--args", '["r-1"]', "--app", "examples.tasks:app", "--url", url,
+        "enqueue",
+        "pos.sync",
+        "--args",
+        '["r-1"]',
+        "--app",
+        "examples.tasks:app",
+        "--url",
+        url,
         "--json",
     )
     assert added.returncode == 0, added.stderr
@@ -183,7 +190,15 @@ def test_args_and_kwargs_from_a_file_and_from_stdin(url: str, tmp_path: Path) ->
     payload = tmp_path / "args.json"
     payload.write_text(json.dumps(big))
     out = corral(
-        "enqueue", "t.x", "--args", f"@{payload}", "--kwargs", "-", "--url", url, "--json",
+        "enqueue",
+        "t.x",
+        "--args",
+        f"@{payload}",
+        "--kwargs",
+        "-",
+        "--url",
+        url,
+        "--json",
         stdin='{"n": 3}',
     )
     assert out.returncode == 0, out.stderr
@@ -214,8 +229,16 @@ def test_bad_file_arguments_are_one_line_errors(url: str, args: list[str], needl
 def test_piped_tables_and_job_lines_are_not_cut(url: str) -> None:
     queue = "q" * 60
     job_id = "j" * 100
-    added = corral("enqueue", "reports.with_a_rather_long_task_name", "-q", queue,
-                   "--job-id", job_id, "--url", url)
+    added = corral(
+        "enqueue",
+        "reports.with_a_rather_long_task_name",
+        "-q",
+        queue,
+        "--job-id",
+        job_id,
+        "--url",
+        url,
+    )
     assert added.returncode == 0, added.stderr
     first = added.stdout.splitlines()[0]
     assert job_id in first and queue in first and "waiting" in first  # one line
@@ -223,11 +246,15 @@ def test_piped_tables_and_job_lines_are_not_cut(url: str) -> None:
     row = next(line for line in table.stdout.splitlines() if queue in line)  # not "qqq…"
     assert [cell.strip() for cell in row.split("│")][2] == "1"  # waiting, on the same line
     app = Corral(url)
-    app.schedules.add_sync("s" * 50, "reports.with_a_rather_long_task_name", cron="@daily", queue=queue)
+    app.schedules.add_sync(
+        "s" * 50, "reports.with_a_rather_long_task_name", cron="@daily", queue=queue
+    )
     app.close_sync()
     schedules = corral("schedules", "--url", url)
-    assert any("s" * 50 in line and queue in line and "@daily" in line
-               for line in schedules.stdout.splitlines()), schedules.stdout
+    assert any(
+        "s" * 50 in line and queue in line and "@daily" in line
+        for line in schedules.stdout.splitlines()
+    ), schedules.stdout
 
 
 # -- the examples run as their headers say ------------------------------------------------

@@ -41,5 +41,5 @@ def test_reboot_is_refused_with_a_reason() -> None:
 
 
 def test_an_unknown_alias_lists_the_known_ones() -> None:
-    with pytest.raises(ConfigurationError, match="unknown cron alias '@often'.*@daily"):
+    with pytest.raises(ConfigurationError, match=r"unknown cron alias '@often'.*@daily"):
         ScheduleSpec(name="s", task="t.x", queue="q", cron="@often")

@@ -146,7 +146,10 @@ def test_decode_rejects_malformed_payloads(data: bytes) -> None:
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), {"deep": [1.0, float("-inf")]}])
 def test_non_finite_floats_are_refused_not_turned_into_null(bad: object) -> None:
-    with pytest.raises(SerializationError, match=r"argument 'x' of task 't'.* is -?(nan|inf), which JSON cannot represent"):
+    with pytest.raises(
+        SerializationError,
+        match=r"argument 'x' of task 't'.* is -?(nan|inf), which JSON cannot represent",
+    ):
         encode_call("t", [bad], {}, 10_000, names=["x"])
 
 
@@ -181,7 +184,10 @@ def test_values_json_would_change_are_refused_naming_the_argument(
 
 def test_a_changed_value_deep_inside_is_named_with_its_path() -> None:
     stamp = datetime(2026, 3, 1, tzinfo=UTC)
-    with pytest.raises(SerializationError, match=r"argument 'order' of task 't' at \['items'\]\[1\]\['at'\] is a datetime"):
+    with pytest.raises(
+        SerializationError,
+        match=r"argument 'order' of task 't' at \['items'\]\[1\]\['at'\] is a datetime",
+    ):
         encode_call("t", (), {"order": {"items": [{}, {"at": stamp}]}}, LIMIT)
 
 

@@ -57,7 +57,9 @@ async def test_an_oversize_result_fails_the_job_without_retry(redis_url: str) ->
         with pytest.raises(JobFailed) as info:
             await job.result(timeout=5)
         assert info.value.error["type"] == "corral.errors.PayloadTooLarge"
-        assert "encodes to 1,001 bytes, over the limit of 1,000 bytes" in info.value.error["message"]
+        assert (
+            "encodes to 1,001 bytes, over the limit of 1,000 bytes" in info.value.error["message"]
+        )
         assert runs == 2
     finally:
         await workers.stop_all()

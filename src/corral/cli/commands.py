@@ -166,7 +166,9 @@ def json_arg(name: str, raw: str | None, kind: type) -> Any:
             raw = Path(raw[1:]).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             reason = getattr(exc, "strerror", None) or exc
-            raise click.BadParameter(f"cannot read {raw[1:]!r}: {reason}", param_hint=name) from None
+            raise click.BadParameter(
+                f"cannot read {raw[1:]!r}: {reason}", param_hint=name
+            ) from None
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

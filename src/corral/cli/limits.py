@@ -19,7 +19,7 @@ T = TypeVar("T")
 __all__ = ["limits"]
 
 
-def _given(value: str | None, parse: Callable[[str], T]) -> T | None | Keep:
+def _given(value: str | None, parse: Callable[[str], T]) -> T | Keep | None:
     """An option's value: not given keeps the limit, ``none`` removes it."""
     if value is None:
         return KEEP

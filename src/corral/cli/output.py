@@ -26,6 +26,8 @@ def _out() -> Console:
     if console.is_terminal:
         return console
     return Console(highlight=False, width=100_000, soft_wrap=True)
+
+
 _STATE_STYLE = {
     "completed": "green",
     "failed": "red",
