@@ -110,10 +110,10 @@ def _app(ctx: click.Context) -> Corral:
 
 
 def _remember(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
-    # Given after the subcommand: wins over the same option given before it.
+    # Given after the command: wins over the same option given before it (the group's
+    # callback has already stored that one; the app is made later, from ctx.obj).
     if value is not None:
         ctx.ensure_object(dict)[param.name or ""] = value
-        ctx.obj.pop("app", None)
 
 
 def _json_flag(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
