@@ -151,6 +151,7 @@ def test_a_producer_in_a_subfolder_is_told_which_file_it_uses(tmp_path: Path) ->
     out = corral("enqueue", "t.x", "--wait", "0.1", cwd=sub)
     assert out.returncode == 5
     assert "no live worker serves queue 'default'" in out.stderr
+    assert f"backend sqlite:///corral.db (file {sub / 'corral.db'})" in out.stderr
 
 
 # -- options where a user types them ------------------------------------------------------
