@@ -133,7 +133,8 @@ class Corral:
         ``completed``/``failed`` set how many finished jobs to keep and for how long.
         ``cron`` (5 fields or an alias like ``@daily``, evaluated in ``tz``) or ``every``
         (seconds or a timedelta) also schedules the task: workers serving its queue
-        enqueue one job per tick (see :mod:`corral.schedules`; ``catch_up`` runs the latest missed tick).
+        enqueue one job per tick (see :mod:`corral.schedules`; ``catch_up`` runs the
+        latest missed tick).
         """
 
         def register(fn: Callable[..., Any]) -> Task[Any, Any]:
