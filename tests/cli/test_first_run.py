@@ -142,6 +142,9 @@ def test_enqueue_does_not_warn_when_a_worker_serves_the_queue(
     out = corral("enqueue", "emails.send", "-q", "emails", "--url", url, "--json")
     assert out.returncode == 0, out.stderr
     assert "warning" not in out.stderr
+    # Piped, the 9-column table is one header line and one line for the worker.
+    table = corral("workers", "--url", url).stdout
+    assert len([line for line in table.splitlines() if line.startswith(("┃", "│"))]) == 2, table
 
 
 def test_a_producer_in_a_subfolder_is_told_which_file_it_uses(tmp_path: Path) -> None:
