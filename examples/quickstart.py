@@ -1,6 +1,7 @@
 """Enqueue jobs from async code and run them with an in-process worker.
 
-python examples/quickstart.py      (SQLite by default; CORRAL_URL=redis://... for Redis)
+python -m examples.quickstart      (from the repository root; SQLite by default,
+                                    CORRAL_URL=redis://... for Redis)
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Enqueue from sync code (a Flask or Django view) and follow the job.
 
 corral worker examples.tasks:app &      # in another shell
-python examples/sync_producer.py
+python -m examples.sync_producer
 """
 
 from __future__ import annotations

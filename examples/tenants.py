@@ -1,6 +1,7 @@
 """Tenants, dedupe and debounce: a big restaurant's backlog does not hold up a small one.
 
-python examples/tenants.py      (SQLite by default; CORRAL_URL=redis://... for Redis)
+python -m examples.tenants      (from the repository root; SQLite by default,
+                                 CORRAL_URL=redis://... for Redis)
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ async def main() -> None:
     print("debounced:", await debounced.result(timeout=30), "args:", debounced.args)
     worker.stop()
     await running
-    await sync.set_limits()
+    await sync.clear_limits()
     await app.close()
 
 

@@ -27,6 +27,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 DEFAULT_MAX_PAYLOAD = 512 * 1024
+DEFAULT_MAX_RESULT = 512 * 1024
 
 
 class TaskDecorator(Protocol):
@@ -52,7 +53,9 @@ class Corral:
     ``sqlite:///corral.db``). Creating the app opens no connection; the first call
     that needs the backend connects, once per event loop. ``durable=True`` makes an
     enqueue return only once the job is on disk (Redis: WAITAOF, or ``appendfsync
-    always`` before 7.2; SQLite: ``synchronous=FULL``).
+    always`` before 7.2; SQLite: ``synchronous=FULL``). ``max_payload_bytes`` caps a
+    job's encoded arguments (refused at enqueue) and ``max_result_bytes`` a task's
+    encoded result (over it, the job fails without retry); both default to 512 KiB.
 
     >>> app = Corral("redis://localhost:6379/0")
     >>> @app.task(queue="emails", attempts=5)
@@ -66,19 +69,24 @@ class Corral:
         prefix: str = "corral",
         default_queue: str = "default",
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
+        max_result_bytes: int = DEFAULT_MAX_RESULT,
         completed: Retention = DEFAULT_COMPLETED,
         failed: Retention = DEFAULT_FAILED,
         durable: bool = False,
     ) -> None:
         self.url = resolve_url(url)
         self.durable = durable
-        if isinstance(max_payload_bytes, bool) or not isinstance(max_payload_bytes, int):
-            raise ConfigurationError("max_payload_bytes must be an integer")
-        if max_payload_bytes < 1:
-            raise ConfigurationError("max_payload_bytes must be >= 1")
+        for name, limit in (
+            ("max_payload_bytes", max_payload_bytes),
+            ("max_result_bytes", max_result_bytes),
+        ):
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+                raise ConfigurationError(f"{name} must be an integer >= 1, got {limit!r}")
         self.prefix = prefix
         self.default_queue = check_queue_name(default_queue)
         self.max_payload_bytes = max_payload_bytes
+        #: A task's return value over this many bytes (encoded) fails its job.
+        self.max_result_bytes = max_result_bytes
         self.completed = completed
         self.failed = failed
         self.tasks: dict[str, Task[Any, Any]] = {}
@@ -123,9 +131,10 @@ class Corral:
         with jitter, capped at an hour), ``"fixed"``, seconds, a ``Backoff`` or a
         callable ``(retry, error) -> seconds``; ``timeout`` is seconds per attempt;
         ``completed``/``failed`` set how many finished jobs to keep and for how long.
-        ``cron`` (5 fields, evaluated in ``tz``) or ``every`` (seconds or a timedelta)
-        also schedules the task: workers serving its queue enqueue one job per tick
-        (see :mod:`corral.schedules`; ``catch_up`` runs the latest missed tick).
+        ``cron`` (5 fields or an alias like ``@daily``, evaluated in ``tz``) or ``every``
+        (seconds or a timedelta) also schedules the task: workers serving its queue
+        enqueue one job per tick (see :mod:`corral.schedules`; ``catch_up`` runs the
+        latest missed tick).
         """
 
         def register(fn: Callable[..., Any]) -> Task[Any, Any]:

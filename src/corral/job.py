@@ -10,6 +10,7 @@ from corral._sync import run_sync
 from corral.backends.base import JobRecord, JobState
 from corral.errors import JobCancelled, JobFailed, JobNotFound, ResultTimeout
 from corral.serialization import decode, loads
+from corral.settings import describe_backend
 
 if TYPE_CHECKING:
     from corral.app import Corral
@@ -173,11 +174,18 @@ class Job:
 
         Woken by the completion itself (no polling). Raises JobFailed (with the last
         error) if it failed for good, JobCancelled if cancelled, ResultTimeout when
-        ``timeout`` seconds pass first (the job keeps going).
+        ``timeout`` seconds pass first (the job keeps going; the message says when no
+        live worker serves the job's queue, and which store was asked).
         """
         state = await self.wait(timeout)
         if state is None:
-            raise ResultTimeout(f"job {self.id} did not finish within {timeout} s")
+            message = f"job {self.id} did not finish within {timeout} s"
+            if not await self._app.queue(self.queue).workers():
+                message += (
+                    f"; no live worker serves queue {self.queue!r}"
+                    f" (backend {describe_backend(self._app.url)})"
+                )
+            raise ResultTimeout(message)
         if state is JobState.COMPLETED:
             return self.return_value
         if state is JobState.FAILED:

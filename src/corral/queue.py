@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from datetime import timedelta
+from enum import Enum
 from typing import TYPE_CHECKING
 
 from corral._sync import run_sync
-from corral.backends.base import JobState, QueueLimits, QueueStats
+from corral.backends.base import JobState, QueueLimits, QueueStats, WorkerInfo
 from corral.errors import ValidationError
 from corral.job import Job
 from corral.policy import check_queue_name
@@ -15,9 +16,26 @@ from corral.policy import check_queue_name
 if TYPE_CHECKING:
     from corral.app import Corral
 
-__all__ = ["Queue"]
+__all__ = ["KEEP", "Keep", "Queue"]
 
 _PAGE = 1000
+
+_Rate = tuple[int, float | timedelta]
+
+
+class Keep(Enum):
+    """``set_limits``: an argument not given (keep the current limit), unlike None."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
+
+
+def _rate_of(count: int | None, window: float | None) -> _Rate | None:
+    return None if count is None or window is None else (count, window)
+
+
 _CENTURY = 100 * 365 * 86400
 
 
@@ -56,6 +74,10 @@ class Queue:
         records = await backend.list_jobs(self.name, _state(state), offset, limit)
         return [Job(self._app, self.name, r.id, r) for r in records]
 
+    async def workers(self) -> list[WorkerInfo]:
+        """The live workers that serve this queue (empty: its jobs wait for one)."""
+        return [w for w in await self._app.workers() if self.name in w.queues]
+
     async def pause(self) -> None:
         """Stop workers from starting jobs of this queue (running jobs finish;
         enqueueing still works)."""
@@ -70,20 +92,37 @@ class Queue:
     async def set_limits(
         self,
         *,
-        max_active: int | None = None,
-        rate: tuple[int, float | timedelta] | None = None,
-        group_max_active: int | None = None,
-        group_rate: tuple[int, float | timedelta] | None = None,
+        max_active: int | Keep | None = KEEP,
+        rate: _Rate | Keep | None = KEEP,
+        group_max_active: int | Keep | None = KEEP,
+        group_rate: _Rate | Keep | None = KEEP,
     ) -> QueueLimits:
-        """Flow control for every worker of this queue (replaces earlier limits):
+        """Change flow control for every worker of this queue; returns the limits now
+        in force. Only the limits given change: ``set_limits(rate=...)`` keeps
+        ``max_active``; ``None`` removes one limit, :meth:`clear_limits` all of them.
+
         ``max_active`` jobs running at once; ``rate=(n, window)``: at most ``n`` jobs
         started per ``window`` seconds (e.g. ``rate=(100, 60)`` for 100/minute).
         ``group_max_active`` and ``group_rate`` apply the same to each group (tenant)
-        on its own. Jobs over a limit wait in the queue; they never fail. No
-        arguments: no limits.
+        on its own. Jobs over a limit wait in the queue; they never fail. Two calls
+        at the same moment on one queue: the later one's read may miss the earlier
+        one's change (read, merge, write).
         """
-        whole = _limits(max_active, rate)
-        per_group = _limits(group_max_active, group_rate, prefix="group_")
+        backend = await self._app.backend()
+        current = await backend.limits(self.name)
+        whole = _limits(
+            current.max_active if max_active is KEEP else max_active,
+            (_rate_of(current.rate_max, current.rate_window) if rate is KEEP else rate),
+        )
+        per_group = _limits(
+            current.group_max_active if group_max_active is KEEP else group_max_active,
+            (
+                _rate_of(current.group_rate_max, current.group_rate_window)
+                if group_rate is KEEP
+                else group_rate
+            ),
+            prefix="group_",
+        )
         limits = QueueLimits(
             whole.max_active,
             whole.rate_max,
@@ -92,9 +131,15 @@ class Queue:
             per_group.rate_max,
             per_group.rate_window,
         )
-        backend = await self._app.backend()
-        await backend.set_limits(self.name, limits)
+        if limits != current:
+            await backend.set_limits(self.name, limits)
         return limits
+
+    async def clear_limits(self) -> QueueLimits:
+        """Remove every flow-control limit of this queue."""
+        backend = await self._app.backend()
+        await backend.set_limits(self.name, QueueLimits())
+        return QueueLimits()
 
     async def limits(self) -> QueueLimits:
         """The queue's current flow-control limits."""
@@ -175,6 +220,10 @@ class Queue:
         """Blocking twin of :meth:`jobs`."""
         return run_sync(self.jobs(state, offset=offset, limit=limit))
 
+    def workers_sync(self) -> list[WorkerInfo]:
+        """Blocking twin of :meth:`workers`."""
+        return run_sync(self.workers())
+
     def pause_sync(self) -> None:
         """Blocking twin of :meth:`pause`."""
         run_sync(self.pause())
@@ -208,10 +257,10 @@ class Queue:
     def set_limits_sync(
         self,
         *,
-        max_active: int | None = None,
-        rate: tuple[int, float | timedelta] | None = None,
-        group_max_active: int | None = None,
-        group_rate: tuple[int, float | timedelta] | None = None,
+        max_active: int | Keep | None = KEEP,
+        rate: _Rate | Keep | None = KEEP,
+        group_max_active: int | Keep | None = KEEP,
+        group_rate: _Rate | Keep | None = KEEP,
     ) -> QueueLimits:
         """Blocking twin of :meth:`set_limits`."""
         return run_sync(
@@ -222,6 +271,10 @@ class Queue:
                 group_rate=group_rate,
             )
         )
+
+    def clear_limits_sync(self) -> QueueLimits:
+        """Blocking twin of :meth:`clear_limits`."""
+        return run_sync(self.clear_limits())
 
     def stats_sync(self) -> QueueStats:
         """Blocking twin of :meth:`stats`."""

@@ -36,10 +36,47 @@ from corral.policy import check_queue_name, check_task_name
 if TYPE_CHECKING:
     from corral.app import Corral
 
-__all__ = ["MISFIRE_GRACE", "Schedule", "ScheduleSpec", "Schedules", "next_tick"]
+__all__ = [
+    "CRON_ALIASES",
+    "MISFIRE_GRACE",
+    "Schedule",
+    "ScheduleSpec",
+    "Schedules",
+    "cron_fields",
+    "next_tick",
+]
 
 #: How late (seconds) a tick may fire before it counts as missed.
 MISFIRE_GRACE = 60.0
+
+#: The usual cron aliases, as the 5-field expressions they stand for.
+CRON_ALIASES = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+
+def cron_fields(expression: str) -> str:
+    """The 5-field form of a cron expression (aliases like ``@daily`` expanded);
+    raises ConfigurationError for ``@reboot`` and unknown aliases."""
+    if not expression.startswith("@"):
+        return expression
+    alias = expression.strip().lower()
+    if alias == "@reboot":
+        raise ConfigurationError(
+            "@reboot is not supported: schedules fire at times, not at worker starts "
+            "(run start-up work from your deployment instead)"
+        )
+    if alias not in CRON_ALIASES:
+        raise ConfigurationError(
+            f"unknown cron alias {expression!r}; use one of {', '.join(CRON_ALIASES)}"
+        )
+    return CRON_ALIASES[alias]
 
 
 def _check_name(name: object) -> str:
@@ -78,7 +115,9 @@ class ScheduleSpec:
             raise ConfigurationError(f"{where}: unknown time zone {self.tz!r}") from None
         if self.cron is not None:
             try:
-                CronSim(self.cron, datetime.now(zone))
+                CronSim(cron_fields(self.cron), datetime.now(zone))
+            except ConfigurationError as exc:
+                raise ConfigurationError(f"{where}: {exc}") from None
             except CronSimError as exc:
                 raise ConfigurationError(
                     f"{where}: invalid cron expression {self.cron!r}: {exc}"
@@ -107,7 +146,7 @@ def next_tick(spec: ScheduleSpec, after_ms: int) -> int:
     assert spec.cron is not None
     zone = ZoneInfo(spec.tz)
     start = datetime.fromtimestamp(after_ms / 1000, tz=zone)
-    return int(next(CronSim(spec.cron, start)).timestamp() * 1000)
+    return int(next(CronSim(cron_fields(spec.cron), start)).timestamp() * 1000)
 
 
 def last_tick_at_or_before(spec: ScheduleSpec, first: int, now: int) -> int:
@@ -169,7 +208,8 @@ class Schedules:
     ) -> Schedule:
         """Create (or replace) a schedule that enqueues ``task(*args, **kwargs)``.
 
-        ``cron`` is a 5-field expression evaluated in ``tz``; ``every`` an interval.
+        ``cron`` is a 5-field expression (or ``@daily``, ``@hourly``... see
+        :data:`CRON_ALIASES`) evaluated in ``tz``; ``every`` an interval.
         The arguments are checked against the task's signature when it is registered
         here. Raises ConfigurationError naming what is wrong.
         """

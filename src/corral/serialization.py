@@ -2,29 +2,40 @@
 
 Payloads and results are JSON, never pickle: anyone who can write to the store
 could otherwise run code in every worker.
+
+What a task receives equals what was enqueued, and what ``job.result()`` returns
+equals what the task returned: a value that JSON would change on the way (a
+``datetime`` or ``UUID`` that arrives as a string, a tuple that arrives as a list, a
+``Decimal``, a dataclass, NaN) is refused with an error naming the argument and the
+place inside it, instead of arriving changed. Each encoding is checked by decoding
+it and comparing with the original (both in C, so cheap for typical payloads); the
+slow walk that finds the culprit runs only when that check fails.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from datetime import date, datetime, time
 from typing import Any
+from uuid import UUID
 
 import orjson
 
 from corral.errors import PayloadTooLarge, SerializationError
 
-__all__ = ["decode", "dumps", "encode_call", "loads"]
+__all__ = ["decode", "dumps", "encode_call", "encode_result", "loads"]
 
 _Value = Any
 
 
 def dumps(value: _Value, *, what: str = "value") -> bytes:
-    """Encode one value; raises SerializationError naming ``what``."""
-    try:
-        return orjson.dumps(value)
-    except TypeError as exc:
-        raise SerializationError(f"{what} is not JSON-serialisable: {exc}") from None
+    """Encode one value that JSON carries unchanged; raises SerializationError
+    naming ``what`` (and the place inside it) otherwise."""
+    data = _encode(value)
+    if data is None:
+        raise SerializationError(_explain(value, what))
+    return data
 
 
 def loads(data: bytes | str) -> _Value:
@@ -43,19 +54,16 @@ def encode_call(
 
     ``names`` gives parameter names for positional arguments so errors can say
     "argument 'to'" rather than "argument 0". Raises SerializationError for a value
-    that is not JSON and PayloadTooLarge for a payload over ``limit`` bytes.
+    that JSON would not carry unchanged and PayloadTooLarge for a payload over
+    ``limit`` bytes.
     """
-    try:
-        data = orjson.dumps([args, kwargs])
-    except TypeError:
+    call = [list(args), dict(kwargs)]
+    data = _encode(call)
+    if data is None:
         for label, value in _labelled(args, kwargs, names):
-            dumps(value, what=f"argument {label} of task {task!r}")
-        raise SerializationError(
-            f"the arguments of task {task!r} are not JSON-serialisable"
-        ) from None
-    if b"null" in data:  # orjson writes NaN and Infinity as null: refuse them instead
-        for label, value in _labelled(args, kwargs, names):
-            _refuse_non_finite(value, f"argument {label} of task {task!r}")
+            if _encode(value) is None:
+                raise SerializationError(_explain(value, f"argument {label} of task {task!r}"))
+        raise SerializationError(f"the arguments of task {task!r} are not JSON-serialisable")
     if len(data) > limit:
         sizes = [(len(orjson.dumps(v)), label) for label, v in _labelled(args, kwargs, names)]
         largest = max(sizes, default=(0, "?"))
@@ -67,15 +75,65 @@ def encode_call(
     return data
 
 
-def _refuse_non_finite(value: _Value, what: str) -> None:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise SerializationError(f"{what} contains {value}, which JSON cannot represent")
-    if isinstance(value, dict):
-        for item in value.values():
-            _refuse_non_finite(item, what)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _refuse_non_finite(item, what)
+def encode_result(value: _Value, task: str, limit: int) -> bytes:
+    """Encode a task's return value; raises SerializationError (a value JSON would
+    change) or PayloadTooLarge (over ``limit`` bytes), both naming the task."""
+    data = dumps(value, what=f"the result of task {task!r}")
+    if len(data) > limit:
+        raise PayloadTooLarge(
+            f"the result of task {task!r} encodes to {len(data):,} bytes, over the limit of "
+            f"{limit:,} bytes; store the data elsewhere and return a reference, or raise "
+            "max_result_bytes"
+        )
+    return data
+
+
+def _encode(value: _Value) -> bytes | None:
+    """The JSON of ``value`` if decoding it gives back an equal value, else None."""
+    if value is None:
+        return b"null"
+    try:
+        data = orjson.dumps(value)
+    except TypeError:
+        return None
+    # NaN decodes as None, a tuple as a list, a datetime or UUID as a str: all unequal.
+    return data if orjson.loads(data) == value else None
+
+
+def _explain(value: _Value, what: str) -> str:
+    path, culprit = _culprit(value, "")
+    where = f" at {path}" if path else ""
+    if isinstance(culprit, float) and not math.isfinite(culprit):
+        return f"{what}{where} is {culprit}, which JSON cannot represent"
+    return f"{what}{where} is a {type(culprit).__name__}, {_advice(culprit)}"
+
+
+def _culprit(value: _Value, path: str) -> tuple[str, _Value]:
+    """The path to, and the value of, the first part of ``value`` JSON would change."""
+    if isinstance(value, list) and type(value) is list:
+        for i, item in enumerate(value):
+            if _encode(item) is None:
+                return _culprit(item, f"{path}[{i}]")
+    elif isinstance(value, dict) and type(value) is dict:
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"{path}[{key!r}]", key
+            if _encode(item) is None:
+                return _culprit(item, f"{path}[{key!r}]")
+    return path, value
+
+
+def _advice(value: _Value) -> str:
+    if isinstance(value, tuple):
+        return "which JSON turns into a list: pass a list"
+    if isinstance(value, datetime | date | time):
+        return "which JSON would turn into a string: pass .isoformat() and parse it in the task"
+    if isinstance(value, UUID):
+        return "which JSON would turn into a string: pass str(value)"
+    return (
+        "which JSON cannot carry unchanged: pass plain JSON values "
+        "(str, int, float, bool, None, list, dict with str keys)"
+    )
 
 
 def _labelled(

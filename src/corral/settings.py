@@ -16,6 +16,7 @@ __all__ = [
     "DEFAULT_URL",
     "REDIS_SCHEMES",
     "SQLITE_SCHEMES",
+    "describe_backend",
     "env_int",
     "env_list",
     "fault_rates",
@@ -54,6 +55,23 @@ def mask_url(url: str) -> str:
     # IPv6 brackets).
     user = userinfo.split(":", 1)[0]
     return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
+
+
+def describe_backend(url: str) -> str:
+    """The URL as safe to print, and for SQLite the absolute file it opens (a relative
+    path is relative to the working directory, so two shells can use two files)."""
+    shown = mask_url(url)
+    if urlsplit(url).scheme not in SQLITE_SCHEMES:
+        return shown
+    from corral.backends.sqlite.store import path_from_url
+
+    try:
+        path = path_from_url(url)
+    except ConfigurationError:
+        return shown
+    if path == ":memory:":
+        return f"{shown} (in memory)"
+    return f"{shown} (file {os.path.abspath(path)})"
 
 
 def env_int(name: str) -> int | None:

@@ -71,9 +71,11 @@ def test_demo_human_output(redis_url: str) -> None:
     assert f"Data lives in: {redis_url}" in out
     assert "Demo summary" in out
     assert "demo.broken_import" in out
-    assert "corral job " in out
-    assert "corral queues" in out
-    assert "corral worker yourmodule:app" in out
+    # Run as `python -m corral`: the printed commands say so, and run as printed.
+    prefix = f"{sys.executable} -m corral"
+    assert f"{prefix} job " in out
+    assert f"{prefix} queues" in out
+    assert f"{prefix} worker --help" in out
     # No TTY: no live redraws, so the output stays short.
     assert len(out.splitlines()) < 40, out
 

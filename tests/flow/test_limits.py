@@ -98,7 +98,7 @@ async def test_limits_round_trip_and_clear(setup: tuple[Corral, Probe]) -> None:
     assert await queue.limits() == QueueLimits()
     await queue.set_limits(max_active=3, rate=(100, 60))
     assert await queue.limits() == QueueLimits(max_active=3, rate_max=100, rate_window=60.0)
-    await queue.set_limits()
+    await queue.clear_limits()
     assert await queue.limits() == QueueLimits()
 
 
@@ -134,7 +134,7 @@ async def test_cleared_cap_lets_waiting_jobs_run(
                 await asyncio.sleep(0.01)
         assert (await queue.counts())["active"] == 1
         cleared_at = await backend.time_ms()
-        await queue.set_limits()
+        await queue.clear_limits()  # wakes the blocked worker at once
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(10):
                 while probe.running < 4:

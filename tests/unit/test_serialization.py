@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+from enum import Enum, IntEnum, StrEnum
+from uuid import UUID
+
 import orjson
 import pytest
 
 from corral.errors import PayloadTooLarge, SerializationError, ValidationError
-from corral.serialization import decode, dumps, encode_call, loads
+from corral.serialization import decode, dumps, encode_call, encode_result, loads
 
 LIMIT = 512 * 1024
+
+
+class Colour(Enum):
+    RED = "red"
+
+
+class Size(StrEnum):
+    BIG = "big"
+
+
+class Level(IntEnum):
+    HIGH = 2
+
+
+@dataclass
+class Point:
+    x: int
+    y: int
 
 
 def test_encode_call_round_trips() -> None:
@@ -18,10 +42,6 @@ def test_encode_call_round_trips() -> None:
 
 def test_encode_call_without_arguments() -> None:
     assert decode(encode_call("t", (), {}, LIMIT)) == ([], {})
-
-
-def test_tuples_become_lists() -> None:
-    assert decode(encode_call("t", ((1, 2),), {}, LIMIT)) == ([[1, 2]], {})
 
 
 def test_positional_error_names_the_parameter() -> None:
@@ -94,7 +114,7 @@ def test_payload_exactly_at_the_limit_is_accepted() -> None:
 
 
 def test_dumps_names_what_failed() -> None:
-    with pytest.raises(SerializationError, match="the result of task 'x' is not JSON"):
+    with pytest.raises(SerializationError, match="the result of task 'x' is a set"):
         dumps({1, 2}, what="the result of task 'x'")
     assert loads(dumps({"a": [1, None]})) == {"a": [1, None]}
 
@@ -126,9 +146,74 @@ def test_decode_rejects_malformed_payloads(data: bytes) -> None:
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), {"deep": [1.0, float("-inf")]}])
 def test_non_finite_floats_are_refused_not_turned_into_null(bad: object) -> None:
-    with pytest.raises(SerializationError, match="argument 'x' of task 't' contains"):
+    with pytest.raises(
+        SerializationError,
+        match=r"argument 'x' of task 't'.* is -?(nan|inf), which JSON cannot represent",
+    ):
         encode_call("t", [bad], {}, 10_000, names=["x"])
 
 
 def test_a_real_null_is_fine() -> None:
     assert encode_call("t", [None], {"k": None}, 10_000) == b'[[null],{"k":null}]'
+
+
+# -- what a task receives equals what was enqueued (issue 15) ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "kind", "hint"),
+    [
+        (datetime(2026, 3, 1, 9, 30, tzinfo=timezone(timedelta(hours=2))), "datetime", "isoformat"),
+        (date(2026, 3, 1), "date", "isoformat"),
+        (UUID("12345678-1234-5678-1234-567812345678"), "UUID", "str("),
+        ((1, 2), "tuple", "list"),
+        (Decimal("1.5"), "Decimal", ""),
+        (Colour.RED, "Colour", ""),
+        (Point(1, 2), "Point", ""),
+    ],
+)
+def test_values_json_would_change_are_refused_naming_the_argument(
+    value: object, kind: str, hint: str
+) -> None:
+    with pytest.raises(SerializationError) as info:
+        encode_call("t", ("ok", value), {}, LIMIT, ["a", "when"])
+    message = str(info.value)
+    assert f"argument 'when' of task 't' is a {kind}" in message
+    assert hint in message
+
+
+def test_a_changed_value_deep_inside_is_named_with_its_path() -> None:
+    stamp = datetime(2026, 3, 1, tzinfo=UTC)
+    with pytest.raises(
+        SerializationError,
+        match=r"argument 'order' of task 't' at \['items'\]\[1\]\['at'\] is a datetime",
+    ):
+        encode_call("t", (), {"order": {"items": [{}, {"at": stamp}]}}, LIMIT)
+
+
+def test_json_values_pass_unchanged() -> None:
+    args = ("a", 1, 1.5, True, None, [1, [2]], {"k": {"n": [None]}}, 2**63, -0.0)
+    assert decode(encode_call("t", args, {"x": "y"}, LIMIT)) == (list(args), {"x": "y"})
+
+
+def test_str_and_int_enums_pass_as_their_equal_plain_value() -> None:
+    assert decode(encode_call("t", (Size.BIG, Level.HIGH), {}, LIMIT)) == (["big", 2], {})
+
+
+def test_encode_result_refuses_changed_values_and_oversize_results() -> None:
+    assert encode_result({"n": [1]}, "t", 100) == b'{"n":[1]}'
+    with pytest.raises(SerializationError, match="the result of task 't' is a tuple"):
+        encode_result((1, 2), "t", 100)
+    with pytest.raises(SerializationError, match="the result of task 't' at \\[0\\] is a UUID"):
+        encode_result([UUID(int=1)], "t", 100)
+    with pytest.raises(PayloadTooLarge) as info:
+        encode_result("x" * 200, "reports.build", 100)
+    message = str(info.value)
+    assert "the result of task 'reports.build' encodes to 202 bytes" in message
+    assert "over the limit of 100 bytes" in message
+    assert "max_result_bytes" in message
+
+
+def test_progress_that_json_would_change_is_refused() -> None:
+    with pytest.raises(SerializationError, match="progress is a tuple"):
+        dumps((1, 2), what="progress")

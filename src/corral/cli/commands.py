@@ -6,6 +6,7 @@ import asyncio
 import functools
 import sys
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -30,8 +31,10 @@ __all__ = [
     "EXIT_NOT_FOUND",
     "EXIT_TIMEOUT",
     "EXIT_USAGE",
+    "add_shared_options",
     "fail",
     "json_arg",
+    "json_option",
     "loop_factory",
     "run",
     "with_app",
@@ -106,6 +109,45 @@ def _app(ctx: click.Context) -> Corral:
     return app
 
 
+def _remember(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    # Given after the command: wins over the same option given before it (the group's
+    # callback has already stored that one; the app is made later, from ctx.obj).
+    if value is not None:
+        ctx.ensure_object(dict)[param.name or ""] = value
+
+
+def _json_flag(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    return value or bool(ctx.ensure_object(dict).get("json"))
+
+
+#: ``--json`` on a command; ``corral --json COMMAND`` means the same.
+json_option = click.option(
+    "--json", "as_json", is_flag=True, callback=_json_flag, help="Machine-readable output."
+)
+
+
+def add_shared_options(command: click.Command, *, app: bool = True) -> None:
+    """Let ``--url`` (and ``--app``) follow the subcommand too, as users type them."""
+    command.params.append(
+        click.Option(
+            ["--url"],
+            expose_value=False,
+            callback=_remember,
+            help="Backend URL (default: $CORRAL_URL, $REDIS_URL, sqlite:///corral.db).",
+        )
+    )
+    if app:
+        command.params.append(
+            click.Option(
+                ["--app", "app_spec"],
+                metavar="MODULE:APP",
+                expose_value=False,
+                callback=_remember,
+                help="Your app, for task defaults (default: $CORRAL_APP).",
+            )
+        )
+
+
 def with_url(app: Corral, url: str) -> Corral:
     from corral.settings import resolve_url
 
@@ -114,15 +156,27 @@ def with_url(app: Corral, url: str) -> Corral:
 
 
 def json_arg(name: str, raw: str | None, kind: type) -> Any:
+    """Parse a ``--args``/``--kwargs`` value: JSON text, ``@FILE`` or ``-`` (stdin)."""
     if raw is None:
         return kind()
+    if raw == "-":
+        raw = sys.stdin.read()
+    elif raw.startswith("@"):
+        try:
+            raw = Path(raw[1:]).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or exc
+            raise click.BadParameter(
+                f"cannot read {raw[1:]!r}: {reason}", param_hint=name
+            ) from None
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise click.BadParameter(f"not valid JSON: {exc}", param_hint=name) from None
     if not isinstance(value, kind):
         want = "a JSON array" if kind is list else "a JSON object"
-        raise click.BadParameter(f"must be {want}, got {raw!r}", param_hint=name)
+        shown = raw if len(raw) <= 60 else f"{raw[:60]}…"
+        raise click.BadParameter(f"must be {want}, got {shown!r}", param_hint=name)
     return value
 
 

@@ -7,11 +7,13 @@ import asyncio
 import logging
 import random
 import re
+import shlex
+import shutil
+import sys
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import click
 import orjson
@@ -22,12 +24,13 @@ from rich.table import Table
 
 from corral.app import Corral
 from corral.backends.base import JobState
+from corral.cli.commands import json_option
 from corral.demo_tasks import BROKEN_IMPORT, FLAKY_WEBHOOK, QUEUE, SEND_REPORT, SYNC_ORDERS
 from corral.demo_tasks import register_demo_tasks as register
 from corral.errors import ConfigurationError, CorralError
 from corral.job import Job
 from corral.queue import Queue
-from corral.settings import mask_url
+from corral.settings import describe_backend, mask_url
 from corral.task import Call, Task
 from corral.worker import Worker
 
@@ -56,12 +59,11 @@ def _plan(tasks: dict[str, Task[Any, Any]], n: int, rng: random.Random) -> list[
 
 
 async def _reset(queue: Queue) -> None:
-    """Start clean: no leftover demo jobs, queue not paused."""
+    """Start clean: no unfinished leftovers of an interrupted run, queue not paused.
+    Finished jobs of earlier runs stay (the last run printed their ids), until
+    retention removes them."""
     await queue.resume()
     await queue.drain(delayed=True)
-    for state in FINISHED:
-        while await queue.clean(state, limit=10_000) == 10_000:
-            pass
 
 
 class _Events(logging.Handler):
@@ -200,11 +202,14 @@ async def _run(app: Corral, n: int, console: Console) -> dict[str, Any]:
         "jobs_per_second": round(len(jobs) / seconds, 1),
         "tasks": per_task,
         "failed_job": failed_id,
+        "first_job": jobs[0].id,
         "url": mask_url(app.url),
     }
 
 
-def _print_summary(console: Console, summary: dict[str, Any], url_from_cli: bool) -> None:
+def _print_summary(console: Console, summary: dict[str, Any], given_url: str | None) -> None:
+    """The summary table, where the data lives and what to run next (``given_url``: the
+    ``--url`` the user gave, if any)."""
     keys = ["jobs", "completed", "failed", *(["cancelled"] * bool(summary["cancelled"])), "retries"]
     table = Table("task", *keys, title="Demo summary", title_justify="left")
     for column in table.columns[1:]:
@@ -217,24 +222,42 @@ def _print_summary(console: Console, summary: dict[str, Any], url_from_cli: bool
     console.print(
         f"{summary['jobs']} jobs in {summary['seconds']:.2f} s ({summary['jobs_per_second']} jobs/s)"
     )
-    url = summary["url"]
-    file = unquote(urlsplit(url).path[1:]) if url.startswith("sqlite:") else ""
-    where = "" if file in ("", ":memory:") else f"  [dim]({escape(str(Path(file).resolve()))})[/]"
-    console.print(f"\nData lives in: [bold]{escape(url)}[/]{where}")
+    where = escape(describe_backend(summary["url"]))
+    console.print(f"\nData lives in: [bold]{where}[/]", soft_wrap=True)
     failed = summary["failed_job"]
-    hints = [("Use it from a shell:", f"export CORRAL_URL={url}")] if url_from_cli else []
+    corral = _invocation()
+    shown_job = failed or summary["first_job"]
+    hints = []
+    if given_url and mask_url(given_url) == given_url:
+        hints.append(("Use it from a shell:", f"export CORRAL_URL={shlex.quote(given_url)}"))
+    elif given_url:  # not printed with its password: said in words, not as a command
+        console.print("  Use it from a shell:   set CORRAL_URL to the --url you gave")
     hints += [
-        ("Look at a failed job:" if failed else "Look at a job:", f"corral job {failed or '<id>'}"),
-        ("Queues:", "corral queues"),
-        ("Run your own worker:", "corral worker yourmodule:app"),
+        ("Look at a failed job:" if failed else "Look at a job:", f"{corral} job {shown_job}"),
+        ("Queues:", f"{corral} queues"),
+        ("Run your own worker:", f"{corral} worker --help"),
     ]
     for label, command in hints:
-        console.print(f"  {label:<22} [cyan]{escape(command)}[/]")
+        # soft_wrap: a long command stays on one line, so it can be copied as printed.
+        console.print(f"  {label:<22} [cyan]{escape(command)}[/]", soft_wrap=True)
+
+
+def _invocation() -> str:
+    """How this process was started, so printed commands run from the same shell:
+    ``corral`` when that is what PATH finds, else the script's path as typed (e.g.
+    ``.venv/bin/corral``), else ``python -m corral``."""
+    script = sys.argv[0]
+    if Path(script).name != "corral":
+        return f"{shlex.quote(sys.executable)} -m corral"
+    found = shutil.which("corral")
+    if found and Path(found).resolve() == Path(script).resolve():
+        return "corral"
+    return shlex.quote(script)
 
 
 @click.command()
 @click.option("--jobs", "n", type=click.IntRange(1, 1000), default=40, help="Jobs to run (40).")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@json_option
 @click.pass_context
 def demo(ctx: click.Context, n: int, as_json: bool) -> None:
     """Run sample jobs on an in-process worker and show what happens: a quick tour."""
@@ -250,5 +273,9 @@ def demo(ctx: click.Context, n: int, as_json: bool) -> None:
     if as_json:
         click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
     else:
-        source = ctx.find_root().get_parameter_source("url")
-        _print_summary(console, summary, source is click.core.ParameterSource.COMMANDLINE)
+        given = click.core.ParameterSource.COMMANDLINE
+        url_from_cli = given in (
+            ctx.find_root().get_parameter_source("url"),
+            ctx.get_parameter_source("url"),
+        )
+        _print_summary(console, summary, app.url if url_from_cli else None)

@@ -14,7 +14,17 @@ import click
 
 from corral.app import Corral
 from corral.cli import output
-from corral.cli.commands import EXIT_USAGE, LOOPS, fail, json_arg, run, with_app, with_url
+from corral.cli.commands import (
+    EXIT_USAGE,
+    LOOPS,
+    add_shared_options,
+    fail,
+    json_arg,
+    json_option,
+    run,
+    with_app,
+    with_url,
+)
 from corral.cli.loader import load_app
 from corral.errors import ConfigurationError, ValidationError
 
@@ -34,11 +44,14 @@ __all__ = ["main"]
     metavar="MODULE:APP",
     help="Your app, for task defaults (default: $CORRAL_APP).",
 )
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (any command).")
 @click.version_option(package_name="corral")
 @click.pass_context
-def main(ctx: click.Context, url: str | None, app_spec: str | None) -> None:
-    """Corral: background jobs on Redis or SQLite."""
-    ctx.ensure_object(dict).update(url=url, app_spec=app_spec)
+def main(ctx: click.Context, url: str | None, app_spec: str | None, as_json: bool) -> None:
+    """Corral: background jobs on Redis or SQLite.
+
+    --url, --app and --json go before or after the command."""
+    ctx.ensure_object(dict).update(url=url, app_spec=app_spec, json=as_json)
 
 
 @main.command()
@@ -131,8 +144,18 @@ def worker(
 
 @main.command()
 @click.argument("task")
-@click.option("--args", "args_json", metavar="JSON", help="Positional arguments, a JSON array.")
-@click.option("--kwargs", "kwargs_json", metavar="JSON", help="Keyword arguments, a JSON object.")
+@click.option(
+    "--args",
+    "args_json",
+    metavar="JSON|@FILE|-",
+    help="Positional arguments: a JSON array, @file.json, or - to read stdin.",
+)
+@click.option(
+    "--kwargs",
+    "kwargs_json",
+    metavar="JSON|@FILE|-",
+    help="Keyword arguments: a JSON object, @file.json, or - to read stdin.",
+)
 @click.option("-q", "--queue", help="Queue (default: the task's, else 'default').")
 @click.option(
     "--delay", type=click.FloatRange(min=0), help="Seconds to wait before the job may run."
@@ -157,7 +180,7 @@ def worker(
 @click.option(
     "--wait", "wait", type=click.FloatRange(min=0), help="Wait this many seconds for the result."
 )
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @with_app
 def enqueue(
     app: Corral,
@@ -177,6 +200,8 @@ def enqueue(
     as_json: bool,
 ) -> None:
     """Enqueue a job of TASK (by name; the task need not be importable here)."""
+    if args_json == kwargs_json == "-":
+        raise click.UsageError("only one of --args and --kwargs can read stdin (-)")
     args = json_arg("--args", args_json, list)
     kwargs = json_arg("--kwargs", kwargs_json, dict)
 
@@ -196,6 +221,12 @@ def enqueue(
                 dedupe_window=dedupe_window,
                 debounce=debounce,
             )
+            if not await app.queue(job.queue).workers():
+                output.warn(
+                    f"no live worker serves queue {job.queue!r}: the job waits until one "
+                    f"does (corral worker MODULE:APP -q {job.queue}); -q QUEUE or "
+                    "--app MODULE:APP picks the task's queue"
+                )
             if wait is not None:
                 await job.result(timeout=wait)
             await job.refresh()
@@ -209,7 +240,7 @@ def enqueue(
 @main.command()
 @click.argument("job_id")
 @click.option("-q", "--queue", help="Queue of the job (default: search every queue).")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @with_app
 def job(app: Corral, job_id: str, queue: str | None, as_json: bool) -> None:
     """Show a job: state, progress, result or error, attempts, timestamps, logs."""
@@ -224,7 +255,7 @@ def job(app: Corral, job_id: str, queue: str | None, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @with_app
 def queues(app: Corral, as_json: bool) -> None:
     """Job counts per state for every queue."""
@@ -240,7 +271,7 @@ def queues(app: Corral, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @with_app
 def workers(app: Corral, as_json: bool) -> None:
     """The live workers: host, pid, queues, concurrency, jobs in hand, last heartbeat."""
@@ -256,7 +287,7 @@ def workers(app: Corral, as_json: bool) -> None:
 
 def _bulk_or_one(action: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        fn = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(fn)
+        fn = json_option(fn)
         fn = click.option("-q", "--queue", help="Queue of the job, or the queue for --all.")(fn)
         fn = click.option(
             "--all", "all_", is_flag=True, help=f"{action} every matching job of --queue."
@@ -343,7 +374,7 @@ main.add_command(limits)
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @with_app
 def schedules(app: Corral, as_json: bool) -> None:
     """Schedules of every queue with their next (and last) fire times."""
@@ -355,3 +386,9 @@ def schedules(app: Corral, as_json: bool) -> None:
             await app.close()
 
     run(go)
+
+
+# --url and --app are accepted after the command as well as before it; commands that
+# take MODULE:APP as their argument get --url only.
+for _command in main.commands.values():
+    add_shared_options(_command, app=_command.name not in ("worker", "serve", "demo"))

@@ -22,7 +22,7 @@ class Scope(IntEnum):
 def parse_keys(spec: str) -> dict[str, Scope]:
     """``"tokenA:admin,tokenB:read"`` (as in ``CORRAL_API_KEYS``) -> {token: scope}."""
     keys: dict[str, Scope] = {}
-    for item in filter(None, (part.strip() for part in spec.split(","))):
+    for number, item in enumerate(filter(None, (part.strip() for part in spec.split(","))), 1):
         token, sep, scope = item.rpartition(":")
         if not sep or not token:
             raise ConfigurationError(
@@ -35,7 +35,11 @@ def parse_keys(spec: str) -> dict[str, Scope]:
                 f"API key scope {scope!r} is not one of read, write, admin"
             ) from None
         if len(token) < 16:
-            raise ConfigurationError("API keys must be at least 16 characters long")
+            raise ConfigurationError(
+                f"API key {number} ({token[:2]!r}…, {len(token)} characters) is too short: "
+                "keys must be at least 16 characters (make one with python3 -c "
+                "'import secrets; print(secrets.token_urlsafe(24))')"
+            )
     return keys
 
 

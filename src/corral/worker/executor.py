@@ -26,13 +26,14 @@ from corral.errors import (
     JobCancelled,
     JobTimeout,
     NoRetry,
+    PayloadTooLarge,
     Retry,
     SerializationError,
     UnknownTask,
 )
 from corral.options import TaskConfig
 from corral.policy import Backoff
-from corral.serialization import decode, dumps
+from corral.serialization import decode, encode_result
 from corral.task import Task
 from corral.worker.threads import JobThreads
 
@@ -41,7 +42,7 @@ __all__ = ["Kind", "Outcome", "error_record", "execute", "failure_outcome", "log
 log = logging.getLogger("corral.worker")
 job_log = logging.getLogger("corral.job")
 
-_PERMANENT = (UnknownTask, InvalidArguments, SerializationError, NoRetry)
+_PERMANENT = (UnknownTask, InvalidArguments, SerializationError, PayloadTooLarge, NoRetry)
 
 
 class Kind(Enum):
@@ -153,7 +154,7 @@ async def execute(
         finally:
             ctx._unbind(token)
         return Outcome(
-            Kind.COMPLETED, result=dumps(value, what=f"the result of task {task.name!r}")
+            Kind.COMPLETED, result=encode_result(value, task.name, task.app.max_result_bytes)
         )
     except asyncio.CancelledError:
         stopped = _stopped(ctx, claimed)

@@ -29,7 +29,7 @@ from corral.errors import BackendError, ConfigurationError
 from corral.faults import maybe_crash
 from corral.options import TaskConfig
 from corral.policy import check_queue_name
-from corral.settings import env_int, env_list
+from corral.settings import describe_backend, env_int, env_list
 from corral.worker.executor import Kind, Outcome, execute, log_outcome
 from corral.worker.scheduler import Scheduler
 from corral.worker.supervise import report, supervise
@@ -176,12 +176,13 @@ class Worker:
             for name, fn in loops
         ]
         log.info(
-            "worker %s started: queues=%s concurrency=%d lease=%.1fs loop=%s",
+            "worker %s started: queues=%s concurrency=%d lease=%.1fs loop=%s backend=%s",
             self.id,
             ",".join(self.queues),
             self.concurrency,
             self.lease_ms / 1000,
             type(self._loop).__module__.partition(".")[0],
+            describe_backend(self.app.url),
         )
         fetching = asyncio.create_task(self._fetch_loop(backend), name="corral-fetch")
         stopping = asyncio.ensure_future(self._stop.wait())
