@@ -42,6 +42,7 @@ from corral.errors import (
 )
 from corral.settings import mask_url
 from redis.asyncio import Redis
+from redis.asyncio.connection import parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -62,6 +63,14 @@ def _retention_args(retention: Retention) -> list[int]:
     return [count, age]
 
 
+def _db_of(url: str) -> int:
+    # A malformed URL is reported by connect(), which parses it again.
+    try:
+        return int(parse_url(url).get("db", 0))
+    except (ValueError, TypeError):
+        return 0
+
+
 class RedisBackend(RedisAdmin):
     """Corral's storage on Redis. ``url`` is any redis-py URL (``redis://``,
     ``rediss://``, ``unix://``); ``prefix`` namespaces every key."""
@@ -76,6 +85,8 @@ class RedisBackend(RedisAdmin):
         self._waitaof = False
         self.safe_url = mask_url(url)
         self.prefix = prefix
+        #: The database number, in pub/sub channel names (pub/sub is server-wide).
+        self.db = _db_of(url)
         self._registry = RegistryKeys.build(prefix)
         self._keys: dict[str, QueueKeys] = {}
         self._known_queues: set[str] = set()
@@ -123,7 +134,7 @@ class RedisBackend(RedisAdmin):
     def _k(self, queue: str) -> QueueKeys:
         keys = self._keys.get(queue)
         if keys is None:
-            keys = self._keys[queue] = QueueKeys.build(self.prefix, queue)
+            keys = self._keys[queue] = QueueKeys.build(self.prefix, queue, self.db)
         return keys
 
     def _queue_keys(self, keys: QueueKeys) -> list[str]:
@@ -142,7 +153,7 @@ class RedisBackend(RedisAdmin):
         assert self._scripts is not None, "not connected"
         keys = self._k(queue)
         with self._translate():
-            return await self._scripts.run(name, self._queue_keys(keys), [keys.base, *args])
+            return await self._scripts.run(name, self._queue_keys(keys), [keys.script_base, *args])
 
     async def connect(self) -> None:
         if self._client is not None:
@@ -265,7 +276,7 @@ class RedisBackend(RedisAdmin):
     def _claim_args(self, queue: str, count: int, lease_ms: int, worker_id: str) -> list[Any]:
         keys = self._k(queue)
         token_prefix = f"{worker_id}:{os.urandom(6).hex()}:"
-        return [*self._queue_keys(keys), keys.base, count, lease_ms, token_prefix, worker_id]
+        return [*self._queue_keys(keys), keys.script_base, count, lease_ms, token_prefix, worker_id]
 
     @staticmethod
     def _claimed(queue: str, reply: list[Any]) -> tuple[list[ClaimedJob], int | None]:

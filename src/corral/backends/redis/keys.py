@@ -28,11 +28,15 @@ single slot and the same code runs on Redis Cluster::
     {prefix}:{queue}:sched       hash  schedule name -> definition (JSON)
     {prefix}:{queue}:sched:next  zset  schedule name -> pending tick (ms); absent while paused
     {prefix}:{queue}:sched:last  hash  schedule name -> last tick fired (ms)
-    {prefix}:{queue}:events      pub/sub channel: "<event> <job id> [<job id> ...]"
-    {prefix}:{queue}:control     pub/sub channel: "cancel <job id>" for workers
+    {prefix}:{queue}:{db}:events   pub/sub channel: "<event> <job id> [<job id> ...]"
+    {prefix}:{queue}:{db}:control  pub/sub channel: "cancel <job id>" for workers
     {prefix}:queues              set   names of every queue used
     {prefix}:{workers}:live      zset  worker id -> expiry (ms)
     {prefix}:{workers}:w:{id}    string JSON worker info
+
+Pub/sub channels are server-wide, not per database: they carry the database number
+``{db}`` so that apps on two databases of one server never hear each other. The scripts
+learn it from their first argument, ``QueueKeys.script_base`` (``"<db> <key base>"``).
 """
 
 from __future__ import annotations
@@ -60,9 +64,10 @@ class QueueKeys:
     job_prefix: str
     events: str
     control: str
+    script_base: str
 
     @classmethod
-    def build(cls, prefix: str, queue: str) -> QueueKeys:
+    def build(cls, prefix: str, queue: str, db: int = 0) -> QueueKeys:
         base = f"{prefix}:{{{queue}}}:"
         return cls(
             base=base,
@@ -77,8 +82,9 @@ class QueueKeys:
             meta=base + "meta",
             marker=base + "marker",
             job_prefix=base + "j:",
-            events=base + "events",
-            control=base + "control",
+            events=f"{base}{db}:events",
+            control=f"{base}{db}:control",
+            script_base=f"{db} {base}",
         )
 
     def job(self, job_id: str) -> str:
