@@ -21,12 +21,13 @@ from corral.backends.base import (
     JobState,
     NewJob,
     Retention,
+    bounded_wait,
     wait_then_claim,
 )
 from corral.backends.redis.admin import RedisAdmin
 from corral.backends.redis.keys import QueueKeys, RegistryKeys
 from corral.backends.redis.mux import MuxRedis, pack
-from corral.backends.redis.pubsub import Hub
+from corral.backends.redis.pubsub import EventStream, Hub
 from corral.backends.redis.records import job_rows, record_from_hash, waiting_order
 from corral.backends.redis.records import text as _text
 from corral.backends.redis.scripts import ScriptSet
@@ -554,9 +555,11 @@ class RedisBackend(RedisAdmin):
                 raise JobNotFound(f"no job {job_id!r} in queue {queue!r}")
             return JobState(_text(raw))
 
+        channel = self._k(queue).events
         with self._translate():
-            await self._waiters.watch(queue, self._k(queue).events)
-        return await self._waiters.wait(queue, job_id, read_state, timeout)
+            return await bounded_wait(
+                timeout, self._waiters.wait(queue, channel, job_id, read_state)
+            )
 
     async def watch_cancellations(
         self, queues: Sequence[str], callback: Callable[[str, str], None]
@@ -581,26 +584,8 @@ class RedisBackend(RedisAdmin):
 
     async def events(self, queue: str) -> AsyncGenerator[tuple[str, str], None]:
         assert self._hub is not None, "not connected"
-        inbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue(maxsize=10_000)
-
-        def on_event(data: bytes) -> None:
-            event, *job_ids = data.decode().split(" ")
-            # A consumer far behind loses events rather than memory (documented).
-            with contextlib.suppress(asyncio.QueueFull):
-                for job_id in job_ids:
-                    inbox.put_nowait((event, job_id))
-
         with self._translate():
-            unsubscribe = await self._hub.subscribe(self._k(queue).events, on_event)
-
-        async def stream() -> AsyncGenerator[tuple[str, str], None]:
-            try:
-                while True:
-                    yield await inbox.get()
-            finally:
-                unsubscribe()
-
-        return stream()
+            return await EventStream().open(self._hub, self._k(queue).events)
 
     async def time_ms(self) -> int:
         client = self._client_or_fail()
