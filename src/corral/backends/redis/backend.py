@@ -42,7 +42,7 @@ from corral.errors import (
     StoreFull,
 )
 from corral.settings import mask_url
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.connection import parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
@@ -55,6 +55,8 @@ log = logging.getLogger("corral.redis")
 MIN_REDIS_VERSION = (6, 2, 0)
 _ENQUEUE_CHUNK = 1000
 _NKEYS = 8  # keys every script takes (_queue_keys)
+_POOL_SIZE = 100  # pooled connections of the backend's client (redis-py's default)
+_POOL_WAIT = 10.0  # seconds a command waits for a free one before ConnectionFailed
 _MAX_BLOCK = 30.0  # seconds; longest blocking wait (the socket timeout is above it)
 
 
@@ -162,9 +164,19 @@ class RedisBackend(RedisAdmin):
         try:
             # Explicit timeouts: a vanished peer is noticed; the blocking connection
             # waits longer than any blocking command it sends (see wait_for_work).
-            client: Redis = MuxRedis.from_url(
-                self.url, socket_keepalive=True, socket_timeout=10, socket_connect_timeout=5
+            # A blocking pool: past its size, a command that needs a pooled connection
+            # (a pipelined read, pub/sub, WAIT) waits for one. redis-py's default pool
+            # refuses at once ("Too many connections"), which under many concurrent
+            # reads turned stored enqueues into 503s (their re-read found it full).
+            pool = BlockingConnectionPool.from_url(
+                self.url,
+                max_connections=_POOL_SIZE,
+                timeout=_POOL_WAIT,
+                socket_keepalive=True,
+                socket_timeout=10,
+                socket_connect_timeout=5,
             )
+            client: Redis = MuxRedis.from_pool(pool)
             blocking: Redis = Redis.from_url(
                 self.url,
                 socket_keepalive=True,
