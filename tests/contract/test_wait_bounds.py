@@ -16,9 +16,12 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator
 
+import pytest
 import redis.asyncio as aredis
 
+from corral import Corral
 from corral.backends.base import Backend, Completion, JobState, Retention
+from corral.errors import ResultTimeout
 from tests.contract.conftest import claim_one, enqueue, new_job
 
 Q = "q"
@@ -74,3 +77,19 @@ async def test_a_wait_returns_within_its_timeout_while_the_store_stalls(backend:
     job = await claim_one(backend, Q)
     assert await backend.complete(Q, [Completion(job.id, job.token, b"1")], Retention()) == [True]
     assert await asyncio.wait_for(waiting, 10) is JobState.COMPLETED
+
+
+async def test_job_result_raises_result_timeout_in_time_while_the_store_stalls(
+    backend: Backend,
+) -> None:
+    app = Corral(backend.url)  # type: ignore[attr-defined]
+    try:
+        job = await app.enqueue("t.x")
+        async with stalled(await app.backend()):
+            started = time.monotonic()
+            with pytest.raises(ResultTimeout):
+                await asyncio.wait_for(job.result(timeout=TIMEOUT), 30)
+            elapsed = time.monotonic() - started
+            assert elapsed < LIMIT, f"job.result(timeout={TIMEOUT}) took {elapsed:.1f} s"
+    finally:
+        await app.close()

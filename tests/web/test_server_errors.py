@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 
 import httpx
@@ -84,7 +85,9 @@ async def test_every_5xx_logs_one_line_with_its_cause(
     assert [a.status_code for a in answers] == [503, 503, 503]
     lines = [r for r in caplog.records if r.name == "corral.web"]
     assert len(lines) == 3, [r.getMessage() for r in lines]
-    for record, path in zip(lines, ["POST /api/v1/jobs", "GET /api/v1/queues", "GET /readyz"]):
+    for record, path in zip(
+        lines, ["POST /api/v1/jobs", "GET /api/v1/queues", "GET /readyz"], strict=True
+    ):
         message = record.getMessage()
         assert "\n" not in message and record.exc_info is None
         assert message.startswith(f"503 {path}"), message
@@ -110,4 +113,31 @@ async def test_a_stored_job_is_answered_201_even_if_its_re_read_fails(
         assert admin.hget(f"corral:{{{QUEUE}}}:j:{job['id']}", "state") == b"waiting"
     finally:
         admin.execute_command("ACL", "DELUSER", "noread")
+        admin.close()
+
+
+async def test_a_long_poll_after_a_refused_subscribe_keeps_its_timeout_and_recovers(
+    serve: Serve, redis_url: str, workers: Workers
+) -> None:
+    import redis as sync_redis
+
+    admin = sync_redis.Redis.from_url(redis_url)
+    admin.execute_command("ACL", "SETUSER", "nosub", "on", ">pw", "~*", "&*", "+@all", "-subscribe")
+    port = redis_url.split(":")[-1].split("/")[0]
+    try:
+        server = serve(build_app(f"redis://nosub:pw@127.0.0.1:{port}/0"))
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+            job = (await client.post("/api/v1/jobs", json={"task": "web.echo"})).json()
+            path = f"/api/v1/queues/{QUEUE}/jobs/{job['id']}/result"
+            started = time.monotonic()
+            refused = await client.get(path, params={"timeout": 1})
+            assert time.monotonic() - started < 3.0
+            assert refused.status_code in (202, 503), refused.text
+            admin.execute_command("ACL", "SETUSER", "nosub", "+subscribe")
+            workers.start()
+            done = await client.get(path, params={"timeout": 10})
+        assert done.status_code == 200, done.text
+        assert done.json()["state"] == "completed"
+    finally:
+        admin.execute_command("ACL", "DELUSER", "nosub")
         admin.close()
