@@ -1,5 +1,6 @@
-"""5xx answers: a stored job is never reported as failed, and every 5xx logs one
-line with its cause (logger ``corral.web``)."""
+"""The API under load and trouble (Redis): a stored job is never reported as failed,
+every 5xx logs one line with its cause (logger ``corral.web``), waits keep their
+timeout after a refused SUBSCRIBE, and closed streams leave no channel subscribed."""
 
 from __future__ import annotations
 
@@ -140,4 +141,25 @@ async def test_a_long_poll_after_a_refused_subscribe_keeps_its_timeout_and_recov
         assert done.json()["state"] == "completed"
     finally:
         admin.execute_command("ACL", "DELUSER", "nosub")
+        admin.close()
+
+
+async def test_closed_event_streams_leave_no_channel_subscribed(
+    serve: Serve, redis_url: str
+) -> None:
+    import redis as sync_redis
+
+    admin = sync_redis.Redis.from_url(redis_url)
+    server = serve(build_app(redis_url))
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+            for i in range(30):
+                async with client.stream("GET", f"/api/v1/queues/q{i}/events") as response:
+                    assert response.status_code == 200
+                    assert len(admin.pubsub_channels()) >= 1
+        deadline = time.monotonic() + 10
+        while admin.pubsub_channels():
+            assert time.monotonic() < deadline, admin.pubsub_channels()[:5]
+            await asyncio.sleep(0.05)
+    finally:
         admin.close()
