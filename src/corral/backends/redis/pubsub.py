@@ -138,13 +138,14 @@ class Hub:
                 for key in idle:
                     pubsub.channels.pop(key, None)
 
-    def _fail_pending(self, exc: BaseException) -> None:
-        """A SUBSCRIBE not yet confirmed is lost with an error: its listeners get the
-        error and the next listener sends it again."""
-        for key, confirmed in list(self._confirmed.items()):
+    def _connection_lost(self, exc: BaseException) -> None:
+        """Subscriptions are void with their connection: listeners still waiting for a
+        confirmation get the error, and the next listener of any channel sends its
+        SUBSCRIBE again (redis-py also re-sends the known ones once it reconnects)."""
+        for confirmed in self._confirmed.values():
             if not confirmed.done():
                 confirmed.set_exception(exc)
-                del self._confirmed[key]
+        self._confirmed.clear()
 
     async def _read(self) -> None:
         assert self._pubsub is not None
@@ -157,7 +158,7 @@ class Hub:
             except Exception as exc:  # the reader must outlive any trouble
                 # redis-py reconnects on the next read and subscribes again to the
                 # channels it knows; a refused SUBSCRIBE arrives here as an error.
-                self._fail_pending(exc)
+                self._connection_lost(exc)
                 log.warning("pub/sub connection failed (%s); reconnecting", exc)
                 await asyncio.sleep(_PAUSE_AFTER_ERROR)
                 continue
