@@ -45,7 +45,8 @@ def _broken(request: Request, exc: BackendError) -> dict[str, str]:
 async def job_events(queue: QueueName, job_id: JobId, request: Request, scope: Read) -> Any:
     """A stream for one job: ``state`` (the whole job) first and on every change of
     state, ``progress`` (``{"progress": …}``) on every progress report, then ``end``
-    with the final job once it is completed, failed or cancelled; then it closes."""
+    with the final job once it is completed, failed or cancelled; then it closes.
+    A stream the backend fails mid-way ends with ``error`` (``{"error": …}``)."""
     settings = settings_of(request)
     corral = settings.corral
     job = await corral.get_job(job_id, queue)  # 404 before the stream starts

@@ -118,25 +118,25 @@ class Hub:
                 self._sweeper = asyncio.create_task(self._sweep(), name="corral-unsubscribe")
 
     async def _sweep(self) -> None:
-        """Unsubscribe the channels nobody listens to any more."""
+        """Unsubscribe the channels nobody listens to any more (also those whose last
+        listener left while an UNSUBSCRIBE was on its way)."""
         async with self._lock:
-            idle = [key for key in self._idle if key not in self._handlers]
-            self._idle.clear()
-            if not idle:
-                return
-            for key in idle:
-                self._confirmed.pop(key, None)
-            pubsub = self._pubsub
-            if pubsub is None:
-                return
-            try:
-                await pubsub.unsubscribe(*idle)
-            except (RedisError, OSError) as exc:
-                # The connection is gone, and with it the subscriptions: make sure a
-                # reconnect does not subscribe them again.
-                log.debug("UNSUBSCRIBE failed (%s); dropping the channels", exc)
+            while self._idle:
+                idle = [key for key in self._idle if key not in self._handlers]
+                self._idle.clear()
                 for key in idle:
-                    pubsub.channels.pop(key, None)
+                    self._confirmed.pop(key, None)
+                pubsub = self._pubsub
+                if not idle or pubsub is None:
+                    continue
+                try:
+                    await pubsub.unsubscribe(*idle)
+                except (RedisError, OSError) as exc:
+                    # The connection is gone, and with it the subscriptions: make sure
+                    # a reconnect does not subscribe them again.
+                    log.debug("UNSUBSCRIBE failed (%s); dropping the channels", exc)
+                    for key in idle:
+                        pubsub.channels.pop(key, None)
 
     def _connection_lost(self, exc: BaseException) -> None:
         """Subscriptions are void with their connection: listeners still waiting for a
@@ -175,10 +175,6 @@ class Hub:
                         handler(message["data"])
                     except Exception:  # a listener's bug must not stop the others
                         log.exception("pub/sub handler failed")
-
-    def channels(self) -> set[str]:
-        """The channels someone listens to (for tests and diagnostics)."""
-        return {key.decode() for key in self._handlers}
 
     async def close(self) -> None:
         for task in (self._reader, self._sweeper):
