@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,9 @@ if TYPE_CHECKING:
     from corral.app import Corral
 
 __all__ = ["Job"]
+
+#: Seconds the re-read after a wait may take beyond ``timeout`` (its final answer).
+_REREAD = 1.0
 
 
 def _dt(ms: int | None) -> datetime | None:
@@ -195,11 +199,19 @@ class Job:
     async def wait(self, timeout: float | None = None) -> JobState | None:
         """Wait until the job finishes (any way) and refresh it; returns the final
         state, or None when ``timeout`` seconds passed first. Never raises for a
-        failed job (see :meth:`result` for that)."""
+        failed job (see :meth:`result` for that). The bound holds whatever the
+        connection does (up to a second more for the final re-read); trouble the
+        store reports before it raises ConnectionFailed or BackendError."""
         backend = await self._app.backend()
-        limit = math.inf if timeout is None else timeout
-        state = await backend.wait_finished(self.queue, self.id, min(limit, 10**9))
-        await self.refresh()
+        limit = min(math.inf if timeout is None else timeout, 10**9)
+        state = await backend.wait_finished(self.queue, self.id, limit)
+        # The re-read is bounded too, so the wait keeps its promise whatever the
+        # connection does; an outcome that cannot be read in time counts as not known.
+        try:
+            async with asyncio.timeout(None if timeout is None else _REREAD):
+                await self.refresh()
+        except TimeoutError:
+            return None
         return state
 
     # -- actions --------------------------------------------------------------------

@@ -16,7 +16,7 @@ everything else.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -36,6 +36,7 @@ __all__ = [
     "Retention",
     "ScheduleRecord",
     "WorkerInfo",
+    "bounded_wait",
     "wait_then_claim",
 ]
 
@@ -478,7 +479,10 @@ class Backend(Protocol):
     async def wait_finished(self, queue: str, job_id: str, timeout: float) -> JobState | None:
         """Wait until the job reaches a terminal state, woken by the transition itself.
 
-        Returns that state, or None when ``timeout`` ran out. Raises JobNotFound.
+        Returns that state, or None when ``timeout`` ran out: within ``timeout``
+        whatever the connection does (a stalled store, a subscription that fails;
+        see :func:`bounded_wait`). Raises JobNotFound, and ConnectionFailed /
+        BackendError when the store reports trouble before the deadline.
         """
 
     async def watch_cancellations(
@@ -533,6 +537,19 @@ class Backend(Protocol):
 
     async def workers(self) -> list[WorkerInfo]:
         """The live workers."""
+
+
+async def bounded_wait(
+    timeout: float, wait: Coroutine[Any, Any, JobState | None]
+) -> JobState | None:
+    """``await wait``, or None once ``timeout`` seconds have passed, whatever ``wait``
+    is blocked on (a read queued behind a stalled connection, a subscription Redis
+    never confirms): every :meth:`Backend.wait_finished` keeps its bound through this."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await wait
+    except TimeoutError:
+        return None
 
 
 async def wait_then_claim(

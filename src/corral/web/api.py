@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import base64
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from corral.backends.base import JobState, WorkerInfo
-from corral.errors import UnknownTask, ValidationError
+from corral.errors import BackendError, UnknownTask, ValidationError
 from corral.web.auth import Scope
 from corral.web.deps import job_out, require, settings_of
 from corral.web.schemas import (
@@ -26,6 +27,7 @@ from corral.web.schemas import (
 __all__ = ["HEALTH_RULE", "router"]
 
 router = APIRouter(prefix="/api/v1")
+log = logging.getLogger("corral.web")
 
 Read = Annotated[Scope, Depends(require(Scope.READ))]
 Write = Annotated[Scope, Depends(require(Scope.WRITE))]
@@ -82,7 +84,12 @@ async def enqueue(body: EnqueueRequest, request: Request, scope: Write) -> Any:
         debounce=body.debounce,
     )
     if job.created:
-        await job.refresh()
+        # Stored: a failing re-read must not report the enqueue as failed (a client
+        # retrying without job_id would store it twice); answer with what was stored.
+        try:
+            await job.refresh()
+        except BackendError as exc:
+            log.warning("job %s stored, re-reading it failed: %s", job.id, exc)
     payload = job_out(job, scope, settings, created=job.created)
     return JSONResponse(payload, status_code=201 if job.created else 200)
 

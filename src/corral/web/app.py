@@ -41,6 +41,43 @@ _STATUS = (
 )
 
 
+def log_5xx(status: int, method: str, path: str, exc: BaseException) -> None:
+    """The one log line of a 5xx answer: status, request and cause (the traceback of
+    an unexpected error goes to DEBUG)."""
+    cause = str(exc).replace("\n", " ") or "no message"
+    log.error("%d %s %s: %s: %s", status, method, path, type(exc).__name__, cause)
+    if status == 500:
+        log.debug("traceback of the 500 above", exc_info=exc)
+
+
+class ServerErrors:
+    """An exception no handler took: a 500 with one log line, instead of the server's
+    traceback (and, once a response has started, the line alone)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            log_5xx(500, scope["method"], scope["path"], exc)
+            if not started:
+                await JSONResponse({"error": "internal error"}, status_code=500)(
+                    scope, receive, send
+                )
+
+
 class BodyLimit:
     """Refuse request bodies over ``limit`` bytes with 413, before reading them whole."""
 
@@ -121,6 +158,7 @@ def create_app(
     app.include_router(sse.router)
     app.include_router(metrics.router)
     app.add_middleware(BodyLimit, limit=max_body_bytes)
+    app.add_middleware(ServerErrors)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
@@ -133,14 +171,16 @@ def create_app(
         try:
             await corral.queues()
         except CorralError as exc:
+            log_5xx(503, "GET", "/readyz", exc)
             return JSONResponse({"status": "unavailable", "error": str(exc)}, status_code=503)
         return JSONResponse({"status": "ok"})
 
     @app.exception_handler(CorralError)
     async def corral_error(request: Request, exc: CorralError) -> JSONResponse:
         status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 500)
+        if status >= 500:
+            log_5xx(status, request.method, request.url.path, exc)
         if status == 500:
-            log.exception("unexpected error in %s %s", request.method, request.url.path)
             return JSONResponse({"error": "internal error"}, status_code=500)
         return JSONResponse({"error": str(exc)}, status_code=status)
 

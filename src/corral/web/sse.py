@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -11,11 +12,13 @@ import orjson
 from fastapi import APIRouter, Depends, Path, Request
 from sse_starlette.sse import EventSourceResponse
 
-from corral.errors import JobNotFound
+from corral.errors import BackendError, JobNotFound
 from corral.web.auth import Scope
 from corral.web.deps import job_out, require, settings_of
 
 __all__ = ["router"]
+
+log = logging.getLogger("corral.web")
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 
@@ -32,11 +35,18 @@ def _event(name: str, data: Any) -> dict[str, str]:
     return {"event": name, "data": orjson.dumps(data).decode()}
 
 
+def _broken(request: Request, exc: BackendError) -> dict[str, str]:
+    """The last event of a stream the backend failed mid-way (its status is sent)."""
+    log.error("stream %s ended: %s: %s", request.url.path, type(exc).__name__, exc)
+    return _event("error", {"error": str(exc)})
+
+
 @router.get("/queues/{queue}/jobs/{job_id}/events")
 async def job_events(queue: QueueName, job_id: JobId, request: Request, scope: Read) -> Any:
     """A stream for one job: ``state`` (the whole job) first and on every change of
     state, ``progress`` (``{"progress": …}``) on every progress report, then ``end``
-    with the final job once it is completed, failed or cancelled; then it closes."""
+    with the final job once it is completed, failed or cancelled; then it closes.
+    A stream the backend fails mid-way ends with ``error`` (``{"error": …}``)."""
     settings = settings_of(request)
     corral = settings.corral
     job = await corral.get_job(job_id, queue)  # 404 before the stream starts
@@ -73,6 +83,8 @@ async def job_events(queue: QueueName, job_id: JobId, request: Request, scope: R
                     state = job.state
                     yield _event("state", job_out(job, scope, settings))
             yield _event("end", job_out(job, scope, settings))
+        except BackendError as exc:
+            yield _broken(request, exc)
         finally:
             pumping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -94,6 +106,8 @@ async def queue_events(queue: QueueName, request: Request, scope: Read) -> Any:
         try:
             async for name, job_id in stream:
                 yield _event(name, {"id": job_id})
+        except BackendError as exc:
+            yield _broken(request, exc)
         finally:
             await stream.aclose()
 

@@ -22,13 +22,14 @@ from corral.backends.base import (
     JobState,
     NewJob,
     Retention,
+    bounded_wait,
     wait_then_claim,
 )
 from corral.backends.redis.admin import RedisAdmin
 from corral.backends.redis.keys import QueueKeys, RegistryKeys
 from corral.backends.redis.legacy import add_old_lists
 from corral.backends.redis.mux import MuxRedis, pack
-from corral.backends.redis.pubsub import Hub
+from corral.backends.redis.pubsub import EventStream, Hub
 from corral.backends.redis.records import job_rows, record_from_hash, waiting_order
 from corral.backends.redis.records import text as _text
 from corral.backends.redis.scripts import ScriptSet
@@ -43,7 +44,8 @@ from corral.errors import (
     StoreFull,
 )
 from corral.settings import mask_url
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.connection import parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -55,6 +57,8 @@ log = logging.getLogger("corral.redis")
 MIN_REDIS_VERSION = (6, 2, 0)
 _ENQUEUE_CHUNK = 1000
 _NKEYS = 8  # keys every script takes (_queue_keys)
+_POOL_SIZE = 100  # pooled connections of the backend's client (redis-py's default)
+_POOL_WAIT = 10.0  # seconds a command waits for a free one before ConnectionFailed
 _MAX_BLOCK = 30.0  # seconds; longest blocking wait (the socket timeout is above it)
 
 
@@ -62,6 +66,14 @@ def _retention_args(retention: Retention) -> list[int]:
     count = -1 if retention.count is None else retention.count
     age = -1 if retention.max_age is None else int(retention.max_age * 1000)
     return [count, age]
+
+
+def _db_of(url: str) -> int:
+    # A malformed URL is reported by connect(), which parses it again.
+    try:
+        return int(parse_url(url).get("db", 0))
+    except (ValueError, TypeError):
+        return 0
 
 
 class RedisBackend(RedisAdmin):
@@ -78,6 +90,8 @@ class RedisBackend(RedisAdmin):
         self._waitaof = False
         self.safe_url = mask_url(url)
         self.prefix = prefix
+        #: The database number, in pub/sub channel names (pub/sub is server-wide).
+        self.db = _db_of(url)
         self._registry = RegistryKeys.build(prefix)
         self._keys: dict[str, QueueKeys] = {}
         self._known_queues: set[str] = set()
@@ -130,7 +144,7 @@ class RedisBackend(RedisAdmin):
     def _k(self, queue: str) -> QueueKeys:
         keys = self._keys.get(queue)
         if keys is None:
-            keys = self._keys[queue] = QueueKeys.build(self.prefix, queue)
+            keys = self._keys[queue] = QueueKeys.build(self.prefix, queue, self.db)
         return keys
 
     def _queue_keys(self, keys: QueueKeys) -> list[str]:
@@ -149,7 +163,7 @@ class RedisBackend(RedisAdmin):
         assert self._scripts is not None, "not connected"
         keys = self._k(queue)
         with self._translate():
-            return await self._scripts.run(name, self._queue_keys(keys), [keys.base, *args])
+            return await self._scripts.run(name, self._queue_keys(keys), [keys.script_base, *args])
 
     async def connect(self) -> None:
         if self._client is not None:
@@ -157,9 +171,19 @@ class RedisBackend(RedisAdmin):
         try:
             # Explicit timeouts: a vanished peer is noticed; the blocking connection
             # waits longer than any blocking command it sends (see wait_for_work).
-            client: Redis = MuxRedis.from_url(
-                self.url, socket_keepalive=True, socket_timeout=10, socket_connect_timeout=5
+            # A blocking pool: past its size, a command that needs a pooled connection
+            # (a pipelined read, pub/sub, WAIT) waits for one. redis-py's default pool
+            # refuses at once ("Too many connections"), which under many concurrent
+            # reads turned stored enqueues into 503s (their re-read found it full).
+            pool = BlockingConnectionPool.from_url(
+                self.url,
+                max_connections=_POOL_SIZE,
+                timeout=_POOL_WAIT,
+                socket_keepalive=True,
+                socket_timeout=10,
+                socket_connect_timeout=5,
             )
+            client: Redis = MuxRedis.from_pool(pool)
             blocking: Redis = Redis.from_url(
                 self.url,
                 socket_keepalive=True,
@@ -274,7 +298,7 @@ class RedisBackend(RedisAdmin):
     def _claim_args(self, queue: str, count: int, lease_ms: int, worker_id: str) -> list[Any]:
         keys = self._k(queue)
         token_prefix = f"{worker_id}:{os.urandom(6).hex()}:"
-        return [*self._queue_keys(keys), keys.base, count, lease_ms, token_prefix, worker_id]
+        return [*self._queue_keys(keys), keys.script_base, count, lease_ms, token_prefix, worker_id]
 
     @staticmethod
     def _claimed(queue: str, reply: list[Any]) -> tuple[list[ClaimedJob], int | None]:
@@ -533,9 +557,11 @@ class RedisBackend(RedisAdmin):
                 raise JobNotFound(f"no job {job_id!r} in queue {queue!r}")
             return JobState(_text(raw))
 
+        channel = self._k(queue).events
         with self._translate():
-            await self._waiters.watch(queue, self._k(queue).events)
-        return await self._waiters.wait(queue, job_id, read_state, timeout)
+            return await bounded_wait(
+                timeout, self._waiters.wait(queue, channel, job_id, read_state)
+            )
 
     async def watch_cancellations(
         self, queues: Sequence[str], callback: Callable[[str, str], None]
@@ -560,26 +586,8 @@ class RedisBackend(RedisAdmin):
 
     async def events(self, queue: str) -> AsyncGenerator[tuple[str, str], None]:
         assert self._hub is not None, "not connected"
-        inbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue(maxsize=10_000)
-
-        def on_event(data: bytes) -> None:
-            event, *job_ids = data.decode().split(" ")
-            # A consumer far behind loses events rather than memory (documented).
-            with contextlib.suppress(asyncio.QueueFull):
-                for job_id in job_ids:
-                    inbox.put_nowait((event, job_id))
-
         with self._translate():
-            unsubscribe = await self._hub.subscribe(self._k(queue).events, on_event)
-
-        async def stream() -> AsyncGenerator[tuple[str, str], None]:
-            try:
-                while True:
-                    yield await inbox.get()
-            finally:
-                unsubscribe()
-
-        return stream()
+            return await EventStream().open(self._hub, self._k(queue).events)
 
     async def time_ms(self) -> int:
         client = self._client_or_fail()

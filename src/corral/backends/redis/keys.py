@@ -28,8 +28,8 @@ single slot and the same code runs on Redis Cluster::
     {prefix}:{queue}:sched       hash  schedule name -> definition (JSON)
     {prefix}:{queue}:sched:next  zset  schedule name -> pending tick (ms); absent while paused
     {prefix}:{queue}:sched:last  hash  schedule name -> last tick fired (ms)
-    {prefix}:{queue}:events      pub/sub channel: "<event> <job id> [<job id> ...]"
-    {prefix}:{queue}:control     pub/sub channel: "cancel <job id>" for workers
+    {prefix}:{queue}:{db}:events   pub/sub channel: "<event> <job id> [<job id> ...]"
+    {prefix}:{queue}:{db}:control  pub/sub channel: "cancel <job id>" for workers
     {prefix}:queues              set   names of every queue used
     {prefix}:{workers}:live      set   ids of registered workers
     {prefix}:{workers}:w:{id}    string JSON worker info
@@ -40,6 +40,9 @@ a prefix of its own that no other key of the queue starts with (``j:``, ``je:``,
 (``j:{id}:err``) would let job ``V:err``'s hash be job ``V``'s error list.
 Schedule names are hash fields, never part of a key. A queue named ``workers`` shares
 its hash tag with the worker registry: no queue key is ``live`` or starts with ``w:``.
+Pub/sub channels are server-wide, not per database: they carry the database number
+``{db}`` so that apps on two databases of one server never hear each other. The scripts
+learn it from their first argument, ``QueueKeys.script_base`` (``"<db> <key base>"``).
 """
 
 from __future__ import annotations
@@ -67,9 +70,10 @@ class QueueKeys:
     job_prefix: str
     events: str
     control: str
+    script_base: str
 
     @classmethod
-    def build(cls, prefix: str, queue: str) -> QueueKeys:
+    def build(cls, prefix: str, queue: str, db: int = 0) -> QueueKeys:
         base = f"{prefix}:{{{queue}}}:"
         return cls(
             base=base,
@@ -84,8 +88,9 @@ class QueueKeys:
             meta=base + "meta",
             marker=base + "marker",
             job_prefix=base + "j:",
-            events=base + "events",
-            control=base + "control",
+            events=f"{base}{db}:events",
+            control=f"{base}{db}:control",
+            script_base=f"{db} {base}",
         )
 
     def job(self, job_id: str) -> str:

@@ -1,25 +1,39 @@
 """One pub/sub connection per backend, shared by every listener.
 
-Result waiters and workers' cancellation watchers subscribe to channels here; a
-single reader task dispatches each message to the handlers of its channel.
+Result waiters, event streams and workers' cancellation watchers subscribe to
+channels here; a single reader task dispatches each message to the handlers of its
+channel. A channel is subscribed while it has handlers: the first listener sends
+``SUBSCRIBE``, the last one to leave has it unsubscribed.
+
+Nothing here may wedge a listener: a ``SUBSCRIBE`` that fails (sent to a server
+that is down, refused by an ACL, lost with its connection) is forgotten, so the next
+listener sends it again, and each listener waits for the confirmation only as long
+as it was told to.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
+from typing import Any
 
+from corral.backends.redis.wait import retrieved
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
-__all__ = ["Hub"]
+__all__ = ["SUBSCRIBE_TIMEOUT", "EventStream", "Hub"]
 
 log = logging.getLogger("corral.redis")
 
 Handler = Callable[[bytes], None]
+
+#: Seconds a listener without a deadline of its own waits for Redis to confirm.
+SUBSCRIBE_TIMEOUT = 10.0
+_PAUSE_AFTER_ERROR = 0.5
 
 
 class Hub:
@@ -29,35 +43,109 @@ class Hub:
         self._client = client
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._handlers: dict[bytes, set[Handler]] = {}
-        self._ready: dict[bytes, asyncio.Event] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+        # Handlers per channel, counted: one handler may serve several listeners.
+        self._handlers: dict[bytes, dict[Handler, int]] = {}
+        # Per channel, resolved when Redis confirmed the SUBSCRIBE (or failed with it).
+        self._confirmed: dict[bytes, asyncio.Future[None]] = {}
+        self._idle: set[bytes] = set()  # channels whose last handler left
         self._lock = asyncio.Lock()
 
-    async def subscribe(self, channel: str, handler: Handler) -> Callable[[], None]:
-        """Call ``handler(data)`` for each message on ``channel`` from now on.
+    async def subscribe(
+        self, channel: str, handler: Handler, timeout: float | None = SUBSCRIBE_TIMEOUT
+    ) -> Callable[[], None]:
+        """Call ``handler(data)`` for each message on ``channel`` from now on; returns
+        the function that stops it.
 
         Returns only once the server has confirmed the subscription, so a caller
         that reads state afterwards cannot miss a message published in between.
+        Raises TimeoutError when that takes over ``timeout`` seconds (None: the
+        caller bounds the wait), and the connection's error when the subscription
+        failed; either way nothing stays registered.
         """
         key = channel.encode()
+        counts = self._handlers.setdefault(key, {})
+        counts[handler] = counts.get(handler, 0) + 1
+        try:
+            async with asyncio.timeout(timeout):
+                async with self._lock:
+                    confirmed = self._confirmed.get(key)
+                    if confirmed is None:
+                        confirmed = await self._send_subscribe(key)
+                # Shielded: a listener that gives up must not cancel the others' wait.
+                await asyncio.shield(confirmed)
+        except BaseException:
+            self._drop(key, handler)
+            raise
+        return functools.partial(self._drop, key, handler)
+
+    async def _send_subscribe(self, key: bytes) -> asyncio.Future[None]:
+        # Registered before SUBSCRIBE is sent, so the reader finds it whenever the
+        # confirmation arrives; taken back if the send fails, so that the next
+        # listener sends it again instead of waiting for a reply that cannot come.
+        confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        confirmed.add_done_callback(retrieved)
+        self._confirmed[key] = confirmed
+        try:
+            await self._pubsub_of().subscribe(key)
+        except BaseException:
+            if self._confirmed.get(key) is confirmed:
+                del self._confirmed[key]
+            raise
+        self._start_reader()
+        return confirmed
+
+    def _pubsub_of(self) -> PubSub:
+        if self._pubsub is None:
+            self._pubsub = self._client.pubsub()
+        return self._pubsub
+
+    def _start_reader(self) -> None:
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.create_task(self._read(), name="corral-pubsub")
+
+    def _drop(self, key: bytes, handler: Handler) -> None:
+        counts = self._handlers.get(key)
+        if counts is None or handler not in counts:
+            return
+        counts[handler] -= 1
+        if counts[handler] <= 0:
+            del counts[handler]
+        if not counts:
+            del self._handlers[key]
+            self._idle.add(key)
+            if self._sweeper is None or self._sweeper.done():
+                self._sweeper = asyncio.create_task(self._sweep(), name="corral-unsubscribe")
+
+    async def _sweep(self) -> None:
+        """Unsubscribe the channels nobody listens to any more (also those whose last
+        listener left while an UNSUBSCRIBE was on its way)."""
         async with self._lock:
-            self._handlers.setdefault(key, set()).add(handler)
-            ready = self._ready.get(key)
-            if ready is None:
-                ready = self._ready[key] = asyncio.Event()
-                if self._pubsub is None:
-                    self._pubsub = self._client.pubsub()
-                await self._pubsub.subscribe(key)
-                if self._reader is None or self._reader.done():
-                    self._reader = asyncio.create_task(self._read(), name="corral-pubsub")
-        await ready.wait()
+            while self._idle:
+                idle = [key for key in self._idle if key not in self._handlers]
+                self._idle.clear()
+                for key in idle:
+                    self._confirmed.pop(key, None)
+                pubsub = self._pubsub
+                if not idle or pubsub is None:
+                    continue
+                try:
+                    await pubsub.unsubscribe(*idle)
+                except (RedisError, OSError) as exc:
+                    # The connection is gone, and with it the subscriptions: make sure
+                    # a reconnect does not subscribe them again.
+                    log.debug("UNSUBSCRIBE failed (%s); dropping the channels", exc)
+                    for key in idle:
+                        pubsub.channels.pop(key, None)
 
-        def unsubscribe() -> None:
-            handlers = self._handlers.get(key)
-            if handlers is not None:
-                handlers.discard(handler)
-
-        return unsubscribe
+    def _connection_lost(self, exc: BaseException) -> None:
+        """Subscriptions are void with their connection: listeners still waiting for a
+        confirmation get the error, and the next listener of any channel sends its
+        SUBSCRIBE again (redis-py also re-sends the known ones once it reconnects)."""
+        for confirmed in self._confirmed.values():
+            if not confirmed.done():
+                confirmed.set_exception(exc)
+        self._confirmed.clear()
 
     async def _read(self) -> None:
         assert self._pubsub is not None
@@ -67,17 +155,20 @@ class Hub:
                 message = await pubsub.get_message(timeout=1.0)
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError) as exc:
+            except Exception as exc:  # the reader must outlive any trouble
+                # redis-py reconnects on the next read and subscribes again to the
+                # channels it knows; a refused SUBSCRIBE arrives here as an error.
+                self._connection_lost(exc)
                 log.warning("pub/sub connection failed (%s); reconnecting", exc)
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(_PAUSE_AFTER_ERROR)
                 continue
             if message is None:
                 continue
             channel = message["channel"]
             if message["type"] == "subscribe":
-                event = self._ready.get(channel)
-                if event is not None:
-                    event.set()
+                confirmed = self._confirmed.get(channel)
+                if confirmed is not None and not confirmed.done():
+                    confirmed.set_result(None)
             elif message["type"] == "message":
                 for handler in list(self._handlers.get(channel, ())):
                     try:
@@ -86,14 +177,56 @@ class Hub:
                         log.exception("pub/sub handler failed")
 
     async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader
-            self._reader = None
+        for task in (self._reader, self._sweeper):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._reader = self._sweeper = None
         if self._pubsub is not None:
             with contextlib.suppress(Exception):
                 await self._pubsub.aclose()  # type: ignore[no-untyped-call]
             self._pubsub = None
         self._handlers.clear()
-        self._ready.clear()
+        self._confirmed.clear()
+        self._idle.clear()
+
+
+class EventStream(AsyncGenerator[tuple[str, str], None]):
+    """A queue's events, ``(event, job_id)``, from the moment of subscribing.
+
+    ``aclose()`` unsubscribes whether or not iteration ever started (a plain async
+    generator never started skips its ``finally``, and its channel would stay
+    subscribed). A consumer far behind loses events rather than memory.
+    """
+
+    def __init__(self, maxsize: int = 10_000) -> None:
+        self._inbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue(maxsize=maxsize)
+        self._unsubscribe: Callable[[], None] | None = None
+        self._closed = False
+
+    def on_message(self, data: bytes) -> None:
+        """The hub handler: ``"<event> <id> [<id> ...]"``."""
+        event, *job_ids = data.decode().split(" ")
+        with contextlib.suppress(asyncio.QueueFull):
+            for job_id in job_ids:
+                self._inbox.put_nowait((event, job_id))
+
+    async def open(self, hub: Hub, channel: str) -> EventStream:
+        self._unsubscribe = await hub.subscribe(channel, self.on_message)
+        return self
+
+    async def asend(self, value: None) -> tuple[str, str]:
+        if self._closed:
+            raise StopAsyncIteration
+        return await self._inbox.get()
+
+    async def athrow(self, typ: Any, val: Any = None, tb: Any = None) -> tuple[str, str]:
+        await self.aclose()
+        raise typ if val is None else val
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None

@@ -22,6 +22,7 @@ from corral.backends.base import (
     JobState,
     NewJob,
     Retention,
+    bounded_wait,
     wait_then_claim,
 )
 from corral.backends.sqlite import queries as q
@@ -436,11 +437,13 @@ class SQLiteBackend(SQLiteAdmin):
         return await self._s().read(lambda conn: [r[0] for r in conn.execute(q.QUEUES)])
 
     async def wait_finished(self, queue: str, job_id: str, timeout: float) -> JobState | None:
-        assert self._feed is not None, "not connected"
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        return await bounded_wait(timeout, self._finished(queue, job_id))
+
+    async def _finished(self, queue: str, job_id: str) -> JobState:
+        feed = self._feed
+        assert feed is not None, "not connected"
         while True:
-            changed = self._feed.current()
+            changed = feed.current()
             row = await self._s().read(
                 lambda conn: conn.execute(q.STATE, (queue, job_id)).fetchone()
             )
@@ -449,10 +452,7 @@ class SQLiteBackend(SQLiteAdmin):
             state = JobState(row[0])
             if state.terminal:
                 return state
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return None
-            await self._feed.wait(changed, min(remaining, 1.0))
+            await feed.wait(changed, 1.0)
 
     async def watch_cancellations(
         self, queues: Sequence[str], callback: Callable[[str, str], None]

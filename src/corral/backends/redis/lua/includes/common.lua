@@ -3,7 +3,9 @@
 -- so nothing here may hold state from one call to the next except through begin().
 -- KEYS (same order in every queue script):
 --   1 wait  2 active  3 delayed  4 completed  5 failed  6 cancelled  7 meta  8 marker
--- ARGV[1]: the queue's key base, "{prefix}:{queue}:" (job keys and channels hang off it)
+-- ARGV[1]: "<db> <key base>": the database number, a space, then the queue's key base
+--   "{prefix}:{queue}:" (job keys hang off it). Pub/sub is server-wide, not per database,
+--   so the channels carry the database: "{prefix}:{queue}:<db>:events" (see keys.py).
 -- Invariant kept by every script: a job hash has a "tok" field exactly while it is active.
 local K_WAIT, K_ACTIVE, K_DELAYED, K_COMPLETED, K_FAILED, K_CANCELLED, K_META, K_MARKER
 -- NOW: the Redis clock in ms; NOW_S the same as text. Numbers passed to redis.call are
@@ -25,8 +27,10 @@ local function begin(keys, argv)
   K_WAIT, K_ACTIVE, K_DELAYED = keys[1], keys[2], keys[3]
   K_COMPLETED, K_FAILED, K_CANCELLED = keys[4], keys[5], keys[6]
   K_META, K_MARKER = keys[7], keys[8]
-  BASE = argv[1]
-  EVENTS, CONTROL, K_FIFO = BASE .. 'events', BASE .. 'control', BASE .. 'fifo'
+  local cut = string.find(argv[1], ' ', 1, true)
+  BASE = string.sub(argv[1], cut + 1)
+  local channels = BASE .. string.sub(argv[1], 1, cut - 1) .. ':'
+  EVENTS, CONTROL, K_FIFO = channels .. 'events', channels .. 'control', BASE .. 'fifo'
   G_PREFIX, GW, GROUPS = BASE .. 'g:', BASE .. 'gw', BASE .. 'groups'
   GACTIVE, GCAPPED, GPARKED = BASE .. 'gactive', BASE .. 'gcapped', BASE .. 'gparked'
   local t = redis.call('TIME')

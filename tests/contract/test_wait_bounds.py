@@ -1,0 +1,95 @@
+"""A wait honours its timeout whatever the store's connection does, and later waits
+work once the store answers again (every backend).
+
+The stall is real: Redis is paused (``CLIENT PAUSE ... ALL``: every command, the
+SUBSCRIBE of the wait included, gets no reply until it ends); SQLite's write lock is
+held by another connection while a write of this backend waits for it, so this
+backend's reads queue behind that write. The stall lasts longer than LIMIT, so a
+wait that does not enforce its own bound fails the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aredis
+
+from corral import Corral
+from corral.backends.base import Backend, Completion, JobState, Retention
+from corral.errors import ResultTimeout
+from tests.contract.conftest import claim_one, enqueue, new_job
+
+Q = "q"
+TIMEOUT = 1.0
+LIMIT = 3.0  # the promise is TIMEOUT; this allows scheduling slack on a busy machine
+STALL = 4.5  # longer than LIMIT
+
+
+@contextlib.asynccontextmanager
+async def stalled(backend: Backend) -> AsyncIterator[None]:
+    """The backend's store does not answer for STALL seconds from entering."""
+    url: str = backend.url  # type: ignore[attr-defined]
+    if url.startswith("sqlite"):
+        path = url.removeprefix("sqlite:///")
+        holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        holder.execute("BEGIN IMMEDIATE")
+        # A write of this backend now waits for the lock; reads queue behind it.
+        blocked = asyncio.ensure_future(backend.enqueue(Q, [new_job("blocked")]))
+        await asyncio.sleep(0.05)
+        release = asyncio.get_running_loop().call_later(STALL, holder.rollback)
+        try:
+            yield
+            await blocked
+        finally:
+            release.cancel()
+            if holder.in_transaction:
+                holder.rollback()
+            holder.close()
+        return
+    admin = aredis.Redis.from_url(url)
+    try:
+        await admin.execute_command("CLIENT", "PAUSE", int(STALL * 1000), "ALL")
+        yield
+        await admin.ping()  # answered once the pause is over
+    finally:
+        await admin.aclose()
+
+
+async def test_a_wait_returns_within_its_timeout_while_the_store_stalls(backend: Backend) -> None:
+    await enqueue(backend, Q, "j1")
+    async with stalled(backend):
+        started = time.monotonic()
+        try:
+            outcome = await asyncio.wait_for(backend.wait_finished(Q, "j1", TIMEOUT), 30)
+        except TimeoutError as exc:
+            raise AssertionError("the wait did not end within 30 s") from exc
+        elapsed = time.monotonic() - started
+        assert outcome is None
+        assert elapsed < LIMIT, f"wait_finished(timeout={TIMEOUT}) took {elapsed:.1f} s"
+
+    # The store answers again: a new wait is woken by the completion.
+    waiting = asyncio.ensure_future(backend.wait_finished(Q, "j1", 10))
+    job = await claim_one(backend, Q)
+    assert await backend.complete(Q, [Completion(job.id, job.token, b"1")], Retention()) == [True]
+    assert await asyncio.wait_for(waiting, 10) is JobState.COMPLETED
+
+
+async def test_job_result_raises_result_timeout_in_time_while_the_store_stalls(
+    backend: Backend,
+) -> None:
+    app = Corral(backend.url)  # type: ignore[attr-defined]
+    try:
+        job = await app.enqueue("t.x")
+        async with stalled(await app.backend()):
+            started = time.monotonic()
+            with pytest.raises(ResultTimeout):
+                await asyncio.wait_for(job.result(timeout=TIMEOUT), 30)
+            elapsed = time.monotonic() - started
+            assert elapsed < LIMIT, f"job.result(timeout={TIMEOUT}) took {elapsed:.1f} s"
+    finally:
+        await app.close()
