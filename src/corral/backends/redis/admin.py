@@ -184,7 +184,7 @@ class RedisAdmin:
         client = self._client_or_fail()
 
         async def check(batch: list[str]) -> list[str]:
-            calls = [(self._queue_keys(self._k(n)), [self._k(n).base]) for n in batch]
+            calls = [(self._queue_keys(self._k(n)), [self._k(n).script_base]) for n in batch]
             with self._translate():
                 done = await self._scripts_or_fail().run_many("forget", calls)
             return [name for name, ok in zip(batch, done, strict=True) if ok]
