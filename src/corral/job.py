@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from corral._sync import run_sync
 from corral.backends.base import JobRecord, JobState
-from corral.errors import JobCancelled, JobFailed, JobNotFound, ResultTimeout
+from corral.errors import CorralError, JobCancelled, JobFailed, JobNotFound, ResultTimeout
 from corral.serialization import decode, loads
 from corral.settings import describe_backend
 
@@ -184,7 +184,7 @@ class Job:
         state = await self.wait(timeout)
         if state is None:
             message = f"job {self.id} did not finish within {timeout} s"
-            if not await self._app.queue(self.queue).workers():
+            if await self._no_live_worker():
                 message += (
                     f"; no live worker serves queue {self.queue!r}"
                     f" (backend {describe_backend(self._app.url)})"
@@ -195,6 +195,16 @@ class Job:
         if state is JobState.FAILED:
             raise JobFailed(self.id, self.error)
         raise JobCancelled(f"job {self.id} was cancelled")
+
+    async def _no_live_worker(self) -> bool:
+        """True when no live worker serves this job's queue; False when that cannot be
+        told within :data:`_REREAD` seconds (a stalled store must not stretch the
+        timeout of the wait that asks)."""
+        try:
+            async with asyncio.timeout(_REREAD / 2):
+                return not await self._app.queue(self.queue).workers()
+        except (TimeoutError, CorralError):
+            return False
 
     async def wait(self, timeout: float | None = None) -> JobState | None:
         """Wait until the job finishes (any way) and refresh it; returns the final
