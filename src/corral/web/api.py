@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from corral.backends.base import JobState, WorkerInfo
-from corral.errors import UnknownTask, ValidationError
+from corral.errors import InvalidTransition, UnknownTask, ValidationError
 from corral.web.auth import Scope
 from corral.web.deps import job_out, require, settings_of
 from corral.web.schemas import (
@@ -180,13 +180,19 @@ async def wait_result(
     return JSONResponse(job_out(job, scope, settings), status_code=200 if state else 202)
 
 
+_PAST = {"retry": "retried", "promote": "promoted"}
+
+
 async def _act(request: Request, queue: str, job_id: str, action: str, scope: Scope) -> Any:
     settings = settings_of(request)
     job = await settings.corral.get_job(job_id, queue)
     if action == "cancel":
         await job.cancel()
     elif not await getattr(job, action)():
-        raise ValidationError(f"job {job_id} is {job.state.value}; it cannot be {action}d")
+        await job.refresh()  # the state that refused it, not the one read before
+        raise InvalidTransition(
+            f"job {job_id} is {job.state.value}; it cannot be {_PAST[action]}"
+        )
     return job_out(await job.refresh(), scope, settings)
 
 
