@@ -190,9 +190,7 @@ async def _act(request: Request, queue: str, job_id: str, action: str, scope: Sc
         await job.cancel()
     elif not await getattr(job, action)():
         await job.refresh()  # the state that refused it, not the one read before
-        raise InvalidTransition(
-            f"job {job_id} is {job.state.value}; it cannot be {_PAST[action]}"
-        )
+        raise InvalidTransition(f"job {job_id} is {job.state.value}; it cannot be {_PAST[action]}")
     return job_out(await job.refresh(), scope, settings)
 
 

@@ -12,8 +12,16 @@ from fastapi import HTTPException, Request
 from corral.app import Corral
 from corral.job import Job
 from corral.web.auth import KeyRing, Scope
+from corral.web.masking import mask, mask_job
 
-__all__ = ["DEFAULT_SECRET_FIELDS", "Settings", "job_out", "require", "settings_of"]
+__all__ = [
+    "DEFAULT_SECRET_FIELDS",
+    "Settings",
+    "job_out",
+    "progress_out",
+    "require",
+    "settings_of",
+]
 
 #: Payload field names masked for callers without write scope (matched case-insensitively
 #: as substrings, so "db_password" and "X-Api-Key" are caught too).
@@ -79,23 +87,17 @@ def require(scope: Scope) -> Callable[[Request], Scope]:
     return check
 
 
-def _mask(value: Any, settings: Settings) -> Any:
-    if isinstance(value, dict):
-        return {
-            k: "***" if settings.is_secret(str(k)) else _mask(v, settings) for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_mask(v, settings) for v in value]
-    return value
-
-
 def job_out(
     job: Job, scope: Scope, settings: Settings, *, created: bool | None = None
 ) -> dict[str, Any]:
-    """A job as the API shows it; secrets masked for read-only callers."""
+    """A job as the API shows it; secrets masked for read-only callers (see masking)."""
     data = job.to_dict()
     if scope < Scope.WRITE:
-        data["args"] = _mask(data["args"], settings)
-        data["kwargs"] = _mask(data["kwargs"], settings)
+        mask_job(data, job, settings)
     data["created"] = created
     return data
+
+
+def progress_out(job: Job, scope: Scope, settings: Settings) -> Any:
+    """A job's progress as the API shows it (secrets masked for read-only callers)."""
+    return job.progress if scope >= Scope.WRITE else mask(job.progress, settings)

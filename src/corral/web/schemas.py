@@ -89,6 +89,12 @@ class JobOut(BaseModel):
     finished_at: str | None
     run_at: str | None
     cancel_requested: bool
+    corrupt: dict[str, str] = Field(
+        default_factory=dict,
+        description="stored fields that could not be decoded (args, progress, result, "
+        "errors) -> their raw text (*** for args, progress and result to read-only keys); "
+        "such a field reads as empty",
+    )
     created: bool | None = Field(
         default=None,
         description="on enqueue: false when an existing job stands for it (same job_id, "

@@ -13,7 +13,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from corral.errors import JobNotFound
 from corral.web.auth import Scope
-from corral.web.deps import job_out, require, settings_of
+from corral.web.deps import job_out, progress_out, require, settings_of
 
 __all__ = ["router"]
 
@@ -68,7 +68,9 @@ async def job_events(queue: QueueName, job_id: JobId, request: Request, scope: R
                     return
                 if job.progress != progress:
                     progress = job.progress
-                    yield _event("progress", {"id": job_id, "progress": progress})
+                    yield _event(
+                        "progress", {"id": job_id, "progress": progress_out(job, scope, settings)}
+                    )
                 if job.state != state and not job.state.terminal:
                     state = job.state
                     yield _event("state", job_out(job, scope, settings))
