@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +16,18 @@ from corral.job import Job
 
 __all__ = ["count", "job", "message", "queues", "workers"]
 
-_console = Console(highlight=False)
+
+@functools.cache
+def _out() -> Console:
+    """The console for stdout. On a terminal rich fits tables and lines to its width;
+    piped (to a file, ``less``, ``grep``) nothing is cut or wrapped: there is no
+    width to fit."""
+    console = Console(highlight=False)
+    if console.is_terminal:
+        return console
+    return Console(highlight=False, width=100_000, soft_wrap=True)
+
+
 _STATE_STYLE = {
     "completed": "green",
     "failed": "red",
@@ -34,7 +46,7 @@ def message(data: Any, text: str, as_json: bool) -> None:
     if as_json:
         _json(data)
     else:
-        _console.print(text)
+        _out().print(text)
 
 
 def count(verb: str, n: int, as_json: bool) -> None:
@@ -47,31 +59,31 @@ def job(handle: Job, as_json: bool, *, full: bool = False) -> None:
         _json(data)
         return
     style = _STATE_STYLE.get(data["state"], "")
-    _console.print(
+    _out().print(
         f"[bold]{data['id']}[/]  {data['name']}  queue={data['queue']}  [{style}]{data['state']}[/]"
     )
-    _console.print(
+    _out().print(
         f"  attempts {data['attempts']}  priority {data['priority']}  created {data['created_at'] or '-'}"
     )
     if data["started_at"] or data["finished_at"]:
-        _console.print(
+        _out().print(
             f"  started {data['started_at'] or '-'}  finished {data['finished_at'] or '-'}"
         )
     if data["run_at"] and data["state"] == JobState.DELAYED.value:
-        _console.print(f"  runs at {data['run_at']}")
+        _out().print(f"  runs at {data['run_at']}")
     if data["progress"] is not None:
-        _console.print(f"  progress {orjson.dumps(data['progress']).decode()}")
+        _out().print(f"  progress {orjson.dumps(data['progress']).decode()}")
     if data["state"] == JobState.COMPLETED.value:
-        _console.print(f"  result {orjson.dumps(data['result']).decode()}")
+        _out().print(f"  result {orjson.dumps(data['result']).decode()}")
     for error in data["errors"] if full else data["errors"][-1:]:
-        _console.print(
+        _out().print(
             f"  [red]error (attempt {error.get('attempt')}): {error.get('type')}: {error.get('message')}[/]"
         )
     if full and data["errors"] and data["errors"][-1].get("traceback"):
-        _console.print(data["errors"][-1]["traceback"], markup=False)
+        _out().print(data["errors"][-1]["traceback"], markup=False)
     if full:
         for line in data["logs"]:
-            _console.print(f"  log: {line}", markup=False)
+            _out().print(f"  log: {line}", markup=False)
 
 
 def queues(rows: dict[str, dict[str, int]], as_json: bool) -> None:
@@ -79,7 +91,7 @@ def queues(rows: dict[str, dict[str, int]], as_json: bool) -> None:
         _json(rows)
         return
     if not rows:
-        _console.print("no queues yet")
+        _out().print("no queues yet")
         return
     table = Table("queue", *(s.value for s in JobState), "paused")
     for name, counts in rows.items():
@@ -88,7 +100,7 @@ def queues(rows: dict[str, dict[str, int]], as_json: bool) -> None:
             *(str(counts.get(s.value, 0)) for s in JobState),
             "yes" if counts.get("paused") else "",
         )
-    _console.print(table)
+    _out().print(table)
 
 
 def workers(items: list[WorkerInfo], as_json: bool) -> None:
@@ -96,7 +108,7 @@ def workers(items: list[WorkerInfo], as_json: bool) -> None:
         _json([{**w.__dict__} if hasattr(w, "__dict__") else _worker_dict(w) for w in items])
         return
     if not items:
-        _console.print("no live workers")
+        _out().print("no live workers")
         return
     table = Table(
         "worker",
@@ -122,7 +134,7 @@ def workers(items: list[WorkerInfo], as_json: bool) -> None:
             str(w.failed),
             seen,
         )
-    _console.print(table)
+    _out().print(table)
 
 
 def _worker_dict(w: WorkerInfo) -> dict[str, Any]:
@@ -134,7 +146,7 @@ def schedules(items: list[dict[str, Any]], as_json: bool) -> None:
         _json(items)
         return
     if not items:
-        _console.print("no schedules")
+        _out().print("no schedules")
         return
     table = Table("schedule", "task", "queue", "when", "next run", "last run", "paused")
     for s in items:
@@ -148,4 +160,4 @@ def schedules(items: list[dict[str, Any]], as_json: bool) -> None:
             s["last_run_at"] or "-",
             "yes" if s["paused"] else "",
         )
-    _console.print(table)
+    _out().print(table)
