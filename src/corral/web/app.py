@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from corral import __version__
@@ -18,15 +19,18 @@ from corral.app import Corral
 from corral.errors import (
     BackendError,
     CorralError,
+    InvalidName,
     InvalidTransition,
     JobNotFound,
     UnknownTask,
     ValidationError,
 )
+from corral.policy import check_job_id, check_key, check_queue_name, check_task_name
 from corral.web import api, metrics, sse
 from corral.web.auth import KeyRing
 from corral.web.auth import Scope as KeyScope
 from corral.web.deps import DEFAULT_SECRET_FIELDS, Settings
+from corral.web.schemas import JSON_VALUE_SCHEMA, problems
 
 __all__ = ["create_app"]
 
@@ -110,6 +114,14 @@ def create_app(
         docs_url="/api/v1/docs",
         redoc_url=None,
     )
+    describe = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        document = describe()
+        document["components"]["schemas"]["JsonValue"] = JSON_VALUE_SCHEMA
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.state.corral_settings = Settings(
         corral=corral,
         keys=KeyRing(api_keys),
@@ -127,7 +139,7 @@ def create_app(
         """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"])
+    @app.get("/readyz", tags=["operations"], responses=problems(503))
     async def readyz() -> JSONResponse:
         """The backend answers."""
         try:
@@ -151,14 +163,48 @@ def create_app(
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+            # FastAPI's answer to a body that is not UTF-8; it is bad JSON like any other.
+            error = "body is not valid JSON (not UTF-8 text)"
+            return JSONResponse({"error": error, "detail": [error]}, status_code=422)
+        headers = exc.headers
+        if exc.status_code == 405:
+            # Starlette names the methods of one route; the path may have several.
+            headers = {**(headers or {}), "Allow": _allowed(request)}
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=headers)
 
     return app
+
+
+def _allowed(request: Request) -> str:
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE and isinstance(route, BaseRoute):
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
+
+
+#: Names whose rule (policy.py) says more than "should match pattern ...".
+_NAME_RULES: dict[str, Callable[[object], object]] = {
+    "queue": check_queue_name,
+    "task": check_task_name,
+    "job_id": check_job_id,
+    "group": lambda v: check_key("group", v),
+    "dedupe_key": lambda v: check_key("dedupe key", v),
+}
 
 
 def _describe(error: Mapping[str, Any]) -> str:
     if error.get("type") == "json_invalid":
         reason = (error.get("ctx") or {}).get("error", "")
         return f"body is not valid JSON ({reason})" if reason else "body is not valid JSON"
-    where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+    loc = error.get("loc", ())
+    where = ".".join(str(p) for p in loc if p != "body") or "body"
+    rule = _NAME_RULES.get(str(loc[-1])) if loc else None
+    if error.get("type") == "string_pattern_mismatch" and rule is not None:
+        try:
+            rule(error.get("input"))
+        except InvalidName as exc:
+            return f"{where}: {exc}"
     return f"{where}: {error.get('msg', 'invalid')}"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import HTTPException, Request
+from fastapi import HTTPException, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from corral.app import Corral
 from corral.job import Job
@@ -60,22 +61,26 @@ def settings_of(request: Request) -> Settings:
     return settings
 
 
-def require(scope: Scope) -> Callable[[Request], Scope]:
+#: Declares the bearer scheme in the OpenAPI document; the check itself is below, so
+#: every failure answers with the API's own error body.
+_BEARER = HTTPBearer(auto_error=False, description="an API key: read, write or admin scope")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)]
+
+
+def require(scope: Scope) -> Callable[[Request, Credentials], Scope]:
     """A dependency: the caller's scope, or 401/403 when it is missing or too low."""
 
-    def check(request: Request) -> Scope:
+    def check(request: Request, credentials: Credentials) -> Scope:
         settings = settings_of(request)
         if not settings.keys.enabled:
             return Scope.ADMIN
-        header = request.headers.get("authorization", "")
-        kind, _, token = header.partition(" ")
-        if kind.lower() != "bearer" or not token:
+        if credentials is None or not credentials.credentials:
             raise HTTPException(
                 401,
                 "missing API key: send 'Authorization: Bearer <key>'",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        granted = settings.keys.scope_of(token.strip())
+        granted = settings.keys.scope_of(credentials.credentials.strip())
         if granted is None:
             raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
         if granted < scope:

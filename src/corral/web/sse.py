@@ -8,20 +8,19 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request, Response
 from sse_starlette.sse import EventSourceResponse
 
 from corral.errors import JobNotFound
 from corral.web.auth import Scope
 from corral.web.deps import job_out, progress_out, require, settings_of
+from corral.web.schemas import COMMON_ERRORS, JOB_ERRORS, JobId, QueueName, streamed
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1", tags=["events"])
+router = APIRouter(prefix="/api/v1", tags=["events"], responses=COMMON_ERRORS)
 
 Read = Annotated[Scope, Depends(require(Scope.READ))]
-QueueName = Annotated[str, Path(min_length=1, max_length=100)]
-JobId = Annotated[str, Path(min_length=1, max_length=200)]
 
 #: A stream re-reads its job at least this often (seconds), in case an event was lost.
 RECHECK = 5.0
@@ -32,7 +31,11 @@ def _event(name: str, data: Any) -> dict[str, str]:
     return {"event": name, "data": orjson.dumps(data).decode()}
 
 
-@router.get("/queues/{queue}/jobs/{job_id}/events")
+@router.get(
+    "/queues/{queue}/jobs/{job_id}/events",
+    response_class=Response,
+    responses={**streamed("text/event-stream", "Server-Sent Events"), **JOB_ERRORS},
+)
 async def job_events(queue: QueueName, job_id: JobId, request: Request, scope: Read) -> Any:
     """A stream for one job: ``state`` (the whole job) first and on every change of
     state, ``progress`` (``{"progress": …}``) on every progress report, then ``end``
@@ -84,7 +87,11 @@ async def job_events(queue: QueueName, job_id: JobId, request: Request, scope: R
     return EventSourceResponse(generate(), ping=PING)
 
 
-@router.get("/queues/{queue}/events")
+@router.get(
+    "/queues/{queue}/events",
+    response_class=Response,
+    responses=streamed("text/event-stream", "Server-Sent Events"),
+)
 async def queue_events(queue: QueueName, request: Request, scope: Read) -> Any:
     """Every lifecycle event of a queue as it happens: the SSE event name is the
     event (added, active, progress, retrying, completed, failed, cancelled, waiting,
