@@ -103,6 +103,12 @@ JSON_VALUE_SCHEMA: dict[str, Any] = {
 _INT_RANGE = (-(2**63), 2**64 - 1)
 
 
+def _whole_beyond_64_bits(item: object) -> bool:
+    return (
+        isinstance(item, float) and item.is_integer() and not _INT_RANGE[0] <= item <= _INT_RANGE[1]
+    )
+
+
 def _fits_the_store(value: Any) -> Any:
     """Refuse whole numbers outside 64 bits written as 1e20 (the schema calls that an
     integer too); the int form is refused at enqueue, naming the task's parameter."""
@@ -113,9 +119,8 @@ def _fits_the_store(value: Any) -> Any:
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
-        elif isinstance(item, float) and item.is_integer():
-            if not _INT_RANGE[0] <= item <= _INT_RANGE[1]:
-                raise ValueError(f"the whole number {item} does not fit 64 bits")
+        elif _whole_beyond_64_bits(item):
+            raise ValueError(f"the whole number {item} does not fit 64 bits")
     return value
 
 
