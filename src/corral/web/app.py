@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -11,7 +12,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
-from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from corral import __version__
@@ -170,19 +170,23 @@ def create_app(
         headers = exc.headers
         if exc.status_code == 405:
             # Starlette names the methods of one route; the path may have several.
-            headers = {**(headers or {}), "Allow": _allowed(request)}
+            allowed = _allowed(request, (headers or {}).get("Allow", ""))
+            headers = {**(headers or {}), "Allow": allowed}
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=headers)
 
     return app
 
 
-def _allowed(request: Request) -> str:
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is not Match.NONE and isinstance(route, BaseRoute):
-            methods |= getattr(route, "methods", None) or set()
-    return ", ".join(sorted(methods))
+def _allowed(request: Request, fallback: str) -> str:
+    """The methods the OpenAPI document lists for the request's path (Starlette's 405
+    names only those of the first route that matched the path)."""
+    path = request.url.path
+    for template, operations in request.app.openapi()["paths"].items():
+        parts = template.split("/")
+        pattern = "/".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts)
+        if re.fullmatch(pattern, path):
+            return ", ".join(sorted(method.upper() for method in operations))
+    return fallback
 
 
 #: Names whose rule (policy.py) says more than "should match pattern ...".
