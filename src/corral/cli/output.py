@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,18 +15,7 @@ from corral.job import Job
 
 __all__ = ["count", "job", "message", "queues", "workers"]
 
-
-@functools.cache
-def _out() -> Console:
-    """The console for stdout. On a terminal rich fits tables and lines to its width;
-    piped (to a file, ``less``, ``grep``) nothing is cut or wrapped: there is no
-    width to fit."""
-    console = Console(highlight=False)
-    if console.is_terminal:
-        return console
-    return Console(highlight=False, width=100_000, soft_wrap=True)
-
-
+_console = Console(highlight=False)
 _STATE_STYLE = {
     "completed": "green",
     "failed": "red",
@@ -46,7 +34,7 @@ def message(data: Any, text: str, as_json: bool) -> None:
     if as_json:
         _json(data)
     else:
-        _out().print(text)
+        _console.print(text)
 
 
 def count(verb: str, n: int, as_json: bool) -> None:
@@ -59,31 +47,33 @@ def job(handle: Job, as_json: bool, *, full: bool = False) -> None:
         _json(data)
         return
     style = _STATE_STYLE.get(data["state"], "")
-    _out().print(
+    _console.print(
         f"[bold]{data['id']}[/]  {data['name']}  queue={data['queue']}  [{style}]{data['state']}[/]"
     )
-    _out().print(
+    _console.print(
         f"  attempts {data['attempts']}  priority {data['priority']}  created {data['created_at'] or '-'}"
     )
     if data["started_at"] or data["finished_at"]:
-        _out().print(
+        _console.print(
             f"  started {data['started_at'] or '-'}  finished {data['finished_at'] or '-'}"
         )
     if data["run_at"] and data["state"] == JobState.DELAYED.value:
-        _out().print(f"  runs at {data['run_at']}")
+        _console.print(f"  runs at {data['run_at']}")
+    for field, raw in data["corrupt"].items():
+        _console.print(f"  {field}: not readable as stored: {raw}", style="red", markup=False)
     if data["progress"] is not None:
-        _out().print(f"  progress {orjson.dumps(data['progress']).decode()}")
+        _console.print(f"  progress {orjson.dumps(data['progress']).decode()}")
     if data["state"] == JobState.COMPLETED.value:
-        _out().print(f"  result {orjson.dumps(data['result']).decode()}")
+        _console.print(f"  result {orjson.dumps(data['result']).decode()}")
     for error in data["errors"] if full else data["errors"][-1:]:
-        _out().print(
+        _console.print(
             f"  [red]error (attempt {error.get('attempt')}): {error.get('type')}: {error.get('message')}[/]"
         )
     if full and data["errors"] and data["errors"][-1].get("traceback"):
-        _out().print(data["errors"][-1]["traceback"], markup=False)
+        _console.print(data["errors"][-1]["traceback"], markup=False)
     if full:
         for line in data["logs"]:
-            _out().print(f"  log: {line}", markup=False)
+            _console.print(f"  log: {line}", markup=False)
 
 
 def queues(rows: dict[str, dict[str, int]], as_json: bool) -> None:
@@ -91,7 +81,7 @@ def queues(rows: dict[str, dict[str, int]], as_json: bool) -> None:
         _json(rows)
         return
     if not rows:
-        _out().print("no queues yet")
+        _console.print("no queues yet")
         return
     table = Table("queue", *(s.value for s in JobState), "paused")
     for name, counts in rows.items():
@@ -100,7 +90,7 @@ def queues(rows: dict[str, dict[str, int]], as_json: bool) -> None:
             *(str(counts.get(s.value, 0)) for s in JobState),
             "yes" if counts.get("paused") else "",
         )
-    _out().print(table)
+    _console.print(table)
 
 
 def workers(items: list[WorkerInfo], as_json: bool) -> None:
@@ -108,7 +98,7 @@ def workers(items: list[WorkerInfo], as_json: bool) -> None:
         _json([{**w.__dict__} if hasattr(w, "__dict__") else _worker_dict(w) for w in items])
         return
     if not items:
-        _out().print("no live workers")
+        _console.print("no live workers")
         return
     table = Table(
         "worker",
@@ -134,7 +124,7 @@ def workers(items: list[WorkerInfo], as_json: bool) -> None:
             str(w.failed),
             seen,
         )
-    _out().print(table)
+    _console.print(table)
 
 
 def _worker_dict(w: WorkerInfo) -> dict[str, Any]:
@@ -146,7 +136,7 @@ def schedules(items: list[dict[str, Any]], as_json: bool) -> None:
         _json(items)
         return
     if not items:
-        _out().print("no schedules")
+        _console.print("no schedules")
         return
     table = Table("schedule", "task", "queue", "when", "next run", "last run", "paused")
     for s in items:
@@ -160,4 +150,4 @@ def schedules(items: list[dict[str, Any]], as_json: bool) -> None:
             s["last_run_at"] or "-",
             "yes" if s["paused"] else "",
         )
-    _out().print(table)
+    _console.print(table)
