@@ -12,7 +12,7 @@ from corral.backends.redis import RedisBackend
 from corral.backends.redis.keys import QueueKeys
 from corral.backends.sqlite import SQLiteBackend
 
-__all__ = ["FIELDS", "write_raw"]
+__all__ = ["FIELDS", "write_raw", "write_raw_worker"]
 
 #: The stored JSON fields of a job, by their name in the API.
 FIELDS = ("args", "progress", "result", "errors")
@@ -50,6 +50,23 @@ async def write_raw(backend: Backend, queue: str, job_id: str, field: str, raw: 
                     f"UPDATE jobs SET {column} = ? WHERE queue = ? AND id = ?",
                     (raw, queue, job_id),
                 )
+        conn.close()
+    else:
+        raise TypeError(f"no direct store access for {type(backend).__name__}")
+
+
+async def write_raw_worker(backend: Backend, worker_id: str, raw: bytes) -> None:
+    """Overwrite the stored record of a registered worker with ``raw``."""
+    if isinstance(backend, RedisBackend):
+        client = redis.Redis.from_url(backend.url)
+        try:
+            key = f"{backend.prefix}:{{workers}}:w:{worker_id}"
+            assert await client.set(key, raw, xx=True, keepttl=True)
+        finally:
+            await client.aclose()
+    elif isinstance(backend, SQLiteBackend):
+        with sqlite3.connect(backend.path) as conn:
+            conn.execute("UPDATE workers SET info = ? WHERE id = ?", (raw, worker_id))
         conn.close()
     else:
         raise TypeError(f"no direct store access for {type(backend).__name__}")

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from corral._sync import run_sync
 from corral.backends.base import JobRecord, JobState
+from corral.backends.wire import raw_text
 from corral.errors import JobCancelled, JobFailed, JobNotFound, ResultTimeout
-from corral.stored import StoredFields, raw_text, read_fields
+from corral.stored import StoredFields, read_fields
 
 if TYPE_CHECKING:
     from corral.app import Corral

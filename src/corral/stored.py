@@ -15,10 +15,11 @@ from typing import Any
 import orjson
 
 from corral.backends.base import JobRecord
+from corral.backends.wire import raw_text
 from corral.errors import SerializationError
 from corral.serialization import decode
 
-__all__ = ["StoredFields", "raw_text", "read_fields"]
+__all__ = ["StoredFields", "read_fields"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,11 +34,6 @@ class StoredFields:
     #: Fields that could not be decoded -> their raw stored text. ``args`` stands for
     #: the stored ``[args, kwargs]`` payload; ``errors`` lists each unreadable entry.
     corrupt: dict[str, str] = field(default_factory=dict)
-
-
-def raw_text(raw: bytes | str) -> str:
-    """Stored bytes as text, undecodable bytes replaced (so any value can be shown)."""
-    return raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
 
 
 def read_fields(record: JobRecord) -> StoredFields:

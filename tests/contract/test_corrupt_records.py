@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from corral.backends.base import Backend, JobState, Retention
+from corral.backends.base import Backend, JobState, Retention, WorkerInfo
 from corral.stored import read_fields
 from tests.contract.conftest import claim_one, enqueue
-from tests.corrupt import FIELDS, write_raw
+from tests.corrupt import FIELDS, write_raw, write_raw_worker
 
 Q = "corrupt"
 GARBAGE = b'\xff{"broken'
@@ -68,3 +68,20 @@ async def test_arguments_of_the_wrong_shape_are_flagged(backend: Backend, raw: b
     decoded = read_fields(record)
     assert decoded.corrupt == {"args": raw.decode()}
     assert (decoded.args, decoded.kwargs) == ([], {})
+
+
+async def test_an_unreadable_worker_record_still_lists_flagged(backend: Backend) -> None:
+    now = await backend.time_ms()
+    for worker_id in ("w1", "w2"):
+        info = WorkerInfo(worker_id, "host-a", 1, ["q"], 4, now, now)
+        await backend.register_worker(info, 60_000)
+    await write_raw_worker(backend, "w1", GARBAGE)
+    workers = await backend.workers()
+    assert len(workers) == 2
+    broken, intact = sorted(workers, key=lambda w: w.id)
+    assert (broken.id, broken.host, broken.extra) == (
+        "?",
+        "(unreadable record)",
+        {"corrupt": GARBAGE_TEXT},
+    )
+    assert (intact.id, intact.host, intact.queues) == ("w2", "host-a", ["q"])
