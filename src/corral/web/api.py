@@ -44,6 +44,7 @@ HEALTH_RULE = (
 #: A page cursor: the offset of the page, as text. Any value of this shape is valid
 #: (past the end it gives an empty page), so the published pattern is the whole rule.
 CURSOR = r"^[0-9]{1,7}$"
+_LAST_CURSOR = 9_999_999  # paging reaches that deep; past it there is no next page
 
 
 @router.post(
@@ -146,7 +147,9 @@ async def list_jobs(
     page = jobs[:limit]
     return {
         "jobs": [job_out(j, scope, settings) for j in page],
-        "next_cursor": str(offset + limit) if len(jobs) > limit else None,
+        "next_cursor": str(offset + limit)
+        if len(jobs) > limit and offset + limit <= _LAST_CURSOR
+        else None,
     }
 
 
