@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 from corral._sync import run_sync
 from corral.backends.base import JobRecord, JobState
+from corral.backends.wire import raw_text
 from corral.errors import CorralError, JobCancelled, JobFailed, JobNotFound, ResultTimeout
-from corral.serialization import decode, loads
 from corral.settings import describe_backend
+from corral.stored import StoredFields, read_fields
 
 if TYPE_CHECKING:
     from corral.app import Corral
@@ -35,6 +36,7 @@ class Job:
         self.queue = queue
         self.id = job_id
         self._record = record
+        self._fields: tuple[JobRecord, StoredFields] | None = None
         #: Set by enqueue: False when the job id already existed (idempotent add).
         self.created: bool | None = None
 
@@ -49,6 +51,12 @@ class Job:
             )
         return self._record
 
+    def _decoded(self) -> StoredFields:
+        record = self._rec()
+        if self._fields is None or self._fields[0] is not record:
+            self._fields = (record, read_fields(record))
+        return self._fields[1]
+
     # -- fields ---------------------------------------------------------------------
 
     @property
@@ -62,11 +70,17 @@ class Job:
 
     @property
     def args(self) -> list[Any]:
-        return decode(self._rec().data)[0]
+        return self._decoded().args
 
     @property
     def kwargs(self) -> dict[str, Any]:
-        return decode(self._rec().data)[1]
+        return self._decoded().kwargs
+
+    @property
+    def corrupt(self) -> dict[str, str]:
+        """Stored fields that could not be decoded (``args``, ``progress``, ``result``,
+        ``errors``) -> their raw text; such a field reads as empty. Usually ``{}``."""
+        return self._decoded().corrupt
 
     @property
     def priority(self) -> int:
@@ -80,29 +94,27 @@ class Job:
     @property
     def progress(self) -> Any:
         """The last progress the task reported (any JSON value), or None."""
-        raw = self._rec().progress
-        return None if raw is None else loads(raw)
+        return self._decoded().progress
 
     @property
     def return_value(self) -> Any:
         """The task's result once completed, else None (see :meth:`result` to wait)."""
-        raw = self._rec().result
-        return None if raw is None else loads(raw)
+        return self._decoded().result
 
     @property
     def errors(self) -> list[dict[str, Any]]:
         """One record per failed attempt: type, message, traceback, attempt, at."""
-        return [loads(e) for e in self._rec().errors]
+        return self._decoded().errors
 
     @property
     def error(self) -> dict[str, Any] | None:
         """The last error recorded, or None."""
-        errors = self._rec().errors
-        return loads(errors[-1]) if errors else None
+        errors = self._decoded().errors
+        return errors[-1] if errors else None
 
     @property
     def logs(self) -> list[str]:
-        return [line.decode() for line in self._rec().logs]
+        return [raw_text(line) for line in self._rec().logs]
 
     @property
     def attempts(self) -> int:
@@ -160,6 +172,7 @@ class Job:
             "finished_at": iso(rec.finished_at),
             "run_at": iso(rec.run_at),
             "cancel_requested": rec.cancel_requested,
+            "corrupt": self.corrupt,
         }
 
     # -- reads and waits ------------------------------------------------------------

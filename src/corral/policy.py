@@ -14,8 +14,12 @@ from typing import Any, Literal
 from corral.errors import ConfigurationError, InvalidName, ValidationError
 
 __all__ = [
+    "JOB_ID",
+    "KEY",
     "MAX_PRIORITY",
     "MIN_PRIORITY",
+    "QUEUE_NAME",
+    "TASK_NAME",
     "Backoff",
     "BackoffSpec",
     "backoff_from_json",
@@ -30,10 +34,17 @@ __all__ = [
 MIN_PRIORITY = -1000
 MAX_PRIORITY = 1000
 
-_QUEUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}")
-_TASK = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,199}")
-_JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@=+-]{0,199}")
-_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@=+/#-]{0,199}")
+#: The name rules as regular expressions (whole-string), also published in the OpenAPI
+#: document so clients can check names before they send them.
+QUEUE_NAME = r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}"
+TASK_NAME = r"[A-Za-z_][A-Za-z0-9_.:-]{0,199}"
+JOB_ID = r"[A-Za-z0-9][A-Za-z0-9_.:@=+-]{0,199}"
+KEY = r"[A-Za-z0-9][A-Za-z0-9_.:@=+/#-]{0,199}"
+
+_QUEUE = re.compile(QUEUE_NAME)
+_TASK = re.compile(TASK_NAME)
+_JOB_ID = re.compile(JOB_ID)
+_KEY = re.compile(KEY)
 
 
 def _check(kind: str, value: object, pattern: re.Pattern[str], rule: str) -> str:

@@ -42,6 +42,11 @@ def build_app(url: str | None = None, **options: Any) -> Corral:
     def secrets(*args: Any, **kwargs: Any) -> None:
         return None
 
+    @app.task(name="web.login", queue=QUEUE)
+    async def login(ctx: JobContext, user: str, password: str, *tokens: str) -> dict[str, Any]:
+        await ctx.progress({"step": 1, "access_token": "progress-secret"})
+        return {"user": user, "access_token": "result-secret", "nested": [{"api_key": "k"}]}
+
     return app
 
 

@@ -21,8 +21,10 @@ from tests.web.conftest import (
     API_KEYS,
     READ_KEY,
     WRITE_KEY,
+    Event,
     LiveServer,
     Serve,
+    Workers,
     bearer,
     sse_events,
 )
@@ -209,6 +211,72 @@ async def test_secrets_are_masked_for_a_read_key_and_clear_for_write(
 
     shown = await anon.get(f"/api/v1/queues/{QUEUE}/jobs/{job_id}", headers=bearer(READ_KEY))
     assert "hunter2" not in shown.text
+
+
+LOGIN_ARGS = ["bob", "hunter2", "tok-1", "tok-2"]
+MASKED_LOGIN_ARGS = ["bob", "***", "***", "***"]  # by name: password, *tokens
+SECRET_WORDS = ("hunter2", "tok-1", "progress-secret", "result-secret")
+
+
+async def test_positional_args_progress_and_result_are_masked_by_name_for_a_read_key(
+    anon: httpx.AsyncClient, workers: Workers
+) -> None:
+    read, admin = bearer(READ_KEY), bearer(ADMIN_KEY)
+    body = {"task": "web.login", "args": LOGIN_ARGS, "delay": 3600}
+    created = await anon.post("/api/v1/jobs", json=body, headers=bearer(WRITE_KEY))
+    assert created.status_code == 201, created.text
+    job_id = created.json()["id"]
+    base = f"/api/v1/queues/{QUEUE}/jobs/{job_id}"
+    assert (await anon.get(base, headers=read)).json()["args"] == MASKED_LOGIN_ARGS
+
+    seen: list[Event] = []
+    async with anon.stream("GET", f"{base}/events", headers=read) as stream:
+        async for event in sse_events(stream):
+            seen.append(event)
+            if len(seen) == 1:  # subscribed: now let the job run
+                assert (await anon.post(f"{base}/promote", headers=admin)).status_code == 200
+                workers.start()
+    names = [e.name for e in seen]
+    assert names[0] == "state" and names[-1] == "end" and "progress" in names, names
+    progress = [e.data["progress"] for e in seen if e.name == "progress"]
+    assert progress[-1] == {"step": 1, "access_token": "***"}
+    assert seen[-1].data["result"] == {
+        "user": "bob",
+        "access_token": "***",
+        "nested": [{"api_key": "***"}],
+    }
+    assert all(e.data["args"] == MASKED_LOGIN_ARGS for e in seen if e.name != "progress")
+
+    answers = [
+        await anon.get(base, headers=read),
+        await anon.get(f"/api/v1/jobs/{job_id}", headers=read),
+        await anon.get(f"{base}/result", params={"timeout": 5}, headers=read),
+        await anon.get(f"/api/v1/queues/{QUEUE}/jobs", params={"state": "completed"}, headers=read),
+    ]
+    for answer in answers:
+        assert answer.status_code == 200, answer.text
+        assert not [w for w in SECRET_WORDS if w in answer.text], answer.text
+    shown = answers[0].json()
+    assert (shown["progress"], shown["result"]["access_token"]) == (progress[-1], "***")
+
+    clear = (await anon.get(base, headers=admin)).json()
+    assert clear["args"] == LOGIN_ARGS
+    assert clear["progress"] == {"step": 1, "access_token": "progress-secret"}
+    assert clear["result"]["access_token"] == "result-secret"
+
+
+async def test_positional_args_of_a_task_this_server_does_not_know_are_shown(
+    serve: Serve, url: str
+) -> None:
+    """Documented: without the task's signature, positional values have no names."""
+    server = serve(build_app(url), api_keys=API_KEYS, allow_unregistered=True)
+    async with httpx.AsyncClient(base_url=server.url, timeout=15) as http:
+        body = {"task": "elsewhere.login", "queue": QUEUE, "args": ["bob", {"password": "x"}]}
+        created = await http.post("/api/v1/jobs", json=body, headers=bearer(WRITE_KEY))
+        assert created.status_code == 201, created.text
+        path = f"/api/v1/queues/{QUEUE}/jobs/{created.json()['id']}"
+        shown = (await http.get(path, headers=bearer(READ_KEY))).json()
+        assert shown["args"] == ["bob", {"password": "***"}]
 
 
 # -- corral serve ------------------------------------------------------------------------

@@ -1,91 +1,68 @@
-"""Property-based requests generated from the live server's OpenAPI document: no
-request, however odd, gets a 5xx (schemathesis' ``not_a_server_error`` check).
+"""``schemathesis run`` with every check (schemathesis.toml: ``--checks all`` except one
+check on one operation) against a live server on a real backend: every check (no 5xx, status codes, content types, headers and bodies as the OpenAPI document
+says, valid input accepted, invalid input refused, authentication not ignored, the
+stateful links between operations) passes.
 
-Runs with an admin key (every route is reachable) and with unregistered task names
-allowed, so generated enqueues succeed and later requests find data. The SSE routes
-are left out (their streams do not end).
-
-``schemathesis.pytest.from_fixture`` (the lazy loader a fixture-started server
-needs) fails on this pytest with ``AttributeError: 'Function' object has no attribute
-'_nodeid'`` (schemathesis 4.32.5 with pytest 9.2), so each operation's Hypothesis
-strategy (``operation.as_strategy``) is driven directly instead, positive and negative.
+The run uses an admin key (every route is reachable) and allows unregistered task
+names, so generated enqueues succeed and later requests find data (with registered
+names only, arguments must also fit the task's signature, which the schema does not
+state). The SSE routes are left out (their streams do not end; test_openapi.py checks
+their content type), long-polls are cut short (schemathesis_hooks.py), and one check
+is off for one operation, where schemathesis cannot see what removes its resource
+(schemathesis.toml says why).
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any
+import os
+import subprocess
+import sys
+from pathlib import Path
 
-import requests
-import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis.errors import Unsatisfiable
-from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
-from schemathesis.core.failures import FailureGroup
+import pytest
 
 from tests.web.apps import build_app
-from tests.web.conftest import ADMIN_KEY, API_KEYS, Serve, bearer
+from tests.web.conftest import ADMIN_KEY, API_KEYS, Serve
 
-#: Examples per operation and generation mode. Operations with a query or a body get
-#: more, and negative data too; those with path parameters only get a few positive
-#: ones (negative data there is slow to draw, being over-long strings, and invalid
-#: path parameters are covered by test_validation.py).
-RICH = {GenerationMode.POSITIVE: 50, GenerationMode.NEGATIVE: 25}
-PLAIN = {GenerationMode.POSITIVE: 20}
-
-#: Long-polls are cut short: a generated ?timeout=60 on an existing job would block.
-MAX_WAIT = 0.2
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 
 
-def _clamp_wait(case: schemathesis.Case) -> None:
-    query: dict[str, Any] = case.query or {}
-    timeout = query.get("timeout")
-    try:
-        value = float(timeout)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return
-    if math.isnan(value) or value > MAX_WAIT:
-        query["timeout"] = MAX_WAIT
+@pytest.fixture
+def url(backend_url: str) -> str:
+    return backend_url
 
 
-def test_no_generated_request_gets_a_server_error(serve: Serve, url: str) -> None:
+@pytest.mark.timeout(300)
+def test_schemathesis_checks_all_pass(serve: Serve, url: str, tmp_path: Path) -> None:
     server = serve(build_app(url), api_keys=API_KEYS, allow_unregistered=True)
-    schema = schemathesis.openapi.from_url(f"{server.url}/api/v1/openapi.json").exclude(
-        path_regex=r"/events$"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
+        "SCHEMATHESIS_HOOKS": "tests.web.schemathesis_hooks",
+    }
+    command = [
+        str(SCHEMATHESIS),
+        "--config-file",
+        str(Path(__file__).with_name("schemathesis.toml")),
+        "run",
+        f"{server.url}/api/v1/openapi.json",
+        "--header",
+        f"Authorization: Bearer {ADMIN_KEY}",
+        "--exclude-path-regex",
+        "/events$",
+        "--max-examples",
+        "30",
+        "--seed",
+        "1",
+        "--workers",
+        "1",
+        "--request-timeout",
+        "10",
+        "--no-color",
+    ]
+    run = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=280
     )
-    failures: dict[str, str] = {}
-    labels: list[str] = []
-    with requests.Session() as session:
-        for result in schema.get_all_operations():
-            operation = result.ok()
-            labels.append(operation.label)
-            examples = RICH if len(operation.query) or len(operation.body) else PLAIN
-            for mode, count in examples.items():
-
-                @given(case=operation.as_strategy(generation_mode=mode))
-                @settings(
-                    max_examples=count,
-                    deadline=None,
-                    database=None,
-                    derandomize=True,
-                    phases=[Phase.explicit, Phase.generate],
-                    suppress_health_check=list(HealthCheck),
-                )
-                def run(case: schemathesis.Case) -> None:
-                    _clamp_wait(case)
-                    response = case.call(session=session, headers=bearer(ADMIN_KEY), timeout=10)
-                    case.validate_response(response, checks=[not_a_server_error])
-
-                try:
-                    run()
-                except FailureGroup as exc:  # record it, and go on with the other operations
-                    failures[f"{operation.label} ({mode.value})"] = str(exc)
-                except Unsatisfiable:
-                    # Nothing to make invalid (no parameters, no body): negative mode
-                    # has no cases for this operation.
-                    assert mode is GenerationMode.NEGATIVE, operation.label
-    assert len(labels) >= 16, labels
-    assert not failures, "server errors:\n\n" + "\n\n".join(
-        f"{label}: {detail}" for label, detail in failures.items()
-    )
+    assert run.returncode == 0, run.stdout[-20_000:] + run.stderr[-5_000:]
+    assert "Tested: 19" in run.stdout, run.stdout[-3_000:]

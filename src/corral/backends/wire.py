@@ -8,7 +8,7 @@ import orjson
 
 from corral.backends.base import WorkerInfo
 
-__all__ = ["decode_worker", "encode_worker"]
+__all__ = ["decode_worker", "encode_worker", "raw_text"]
 
 
 def encode_worker(info: WorkerInfo, ttl_ms: int) -> bytes:
@@ -31,20 +31,40 @@ def encode_worker(info: WorkerInfo, ttl_ms: int) -> bytes:
     )
 
 
+def raw_text(raw: bytes | str) -> str:
+    """Stored bytes as text, undecodable bytes replaced (so any value can be shown)."""
+    return raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+
+
 def decode_worker(raw: bytes, remaining_ms: int, now_ms: int) -> WorkerInfo:
-    """Rebuild a worker record; its last heartbeat is derived from the time left."""
-    data: dict[str, Any] = orjson.loads(raw)
-    return WorkerInfo(
-        id=data["id"],
-        host=data["host"],
-        pid=data["pid"],
-        queues=data["queues"],
-        concurrency=data["concurrency"],
-        started_at=data["started_at"],
-        last_seen=now_ms - max(0, int(data.get("ttl_ms", 0)) - remaining_ms),
-        active=data.get("active", 0),
-        processed=data.get("processed", 0),
-        failed=data.get("failed", 0),
-        stuck=data.get("stuck", 0),
-        extra=data.get("extra", {}),
-    )
+    """Rebuild a worker record; its last heartbeat is derived from the time left. An
+    unreadable record (garbage in the store) is still a live worker, shown with host
+    ``(unreadable record)`` and its raw text in ``extra["corrupt"]``, so one bad record
+    does not fail the listing."""
+    try:
+        data: dict[str, Any] = orjson.loads(raw)
+        return WorkerInfo(
+            id=data["id"],
+            host=data["host"],
+            pid=data["pid"],
+            queues=data["queues"],
+            concurrency=data["concurrency"],
+            started_at=data["started_at"],
+            last_seen=now_ms - max(0, int(data.get("ttl_ms", 0)) - remaining_ms),
+            active=data.get("active", 0),
+            processed=data.get("processed", 0),
+            failed=data.get("failed", 0),
+            stuck=data.get("stuck", 0),
+            extra=data.get("extra", {}),
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+        return WorkerInfo(
+            id="?",
+            host="(unreadable record)",
+            pid=0,
+            queues=[],
+            concurrency=0,
+            started_at=0,
+            last_seen=now_ms,
+            extra={"corrupt": raw_text(raw)},
+        )

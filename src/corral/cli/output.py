@@ -76,6 +76,8 @@ def job(handle: Job, as_json: bool, *, full: bool = False) -> None:
         )
     if data["run_at"] and data["state"] == JobState.DELAYED.value:
         _out().print(f"  runs at {data['run_at']}")
+    for field, raw in data["corrupt"].items():
+        _out().print(f"  {field}: not readable as stored: {raw}", style="red", markup=False)
     if data["progress"] is not None:
         _out().print(f"  progress {orjson.dumps(data['progress']).decode()}")
     if data["state"] == JobState.COMPLETED.value:

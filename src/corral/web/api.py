@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
-import base64
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from corral.backends.base import JobState, WorkerInfo
-from corral.errors import BackendError, UnknownTask, ValidationError
+from corral.errors import BackendError, InvalidTransition, UnknownTask
 from corral.web.auth import Scope
 from corral.web.deps import job_out, require, settings_of
 from corral.web.schemas import (
+    ACTION_ERRORS,
+    COMMON_ERRORS,
+    JOB_ERRORS,
     CleanRequest,
     Count,
     EnqueueRequest,
+    JobId,
     JobOut,
     JobPage,
+    QueueName,
     QueueOut,
     State,
     WorkerOut,
@@ -26,14 +30,12 @@ from corral.web.schemas import (
 
 __all__ = ["HEALTH_RULE", "router"]
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", responses=COMMON_ERRORS)
 log = logging.getLogger("corral.web")
 
 Read = Annotated[Scope, Depends(require(Scope.READ))]
 Write = Annotated[Scope, Depends(require(Scope.WRITE))]
 Admin = Annotated[Scope, Depends(require(Scope.ADMIN))]
-QueueName = Annotated[str, Path(min_length=1, max_length=100)]
-JobId = Annotated[str, Path(min_length=1, max_length=200)]
 
 HEALTH_RULE = (
     "healthy unless the queue is paused while jobs wait, or jobs wait and no live worker "
@@ -41,26 +43,19 @@ HEALTH_RULE = (
 )
 
 
-_MAX_OFFSET = 10_000_000
+#: A page cursor: the offset of the page, as text. Any value of this shape is valid
+#: (past the end it gives an empty page), so the published pattern is the whole rule.
+CURSOR = r"^[0-9]{1,7}$"
+_LAST_CURSOR = 9_999_999  # paging reaches that deep; past it there is no next page
 
 
-def _cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(str(offset).encode()).decode()
-
-
-def _offset(cursor: str | None) -> int:
-    if not cursor:
-        return 0
-    try:
-        offset = int(base64.urlsafe_b64decode(cursor.encode()).decode())
-    except ValueError:
-        raise ValidationError("cursor is not one this API returned") from None
-    if not 0 <= offset <= _MAX_OFFSET:
-        raise ValidationError("cursor is not one this API returned")
-    return offset
-
-
-@router.post("/jobs", status_code=201, response_model=JobOut, tags=["jobs"])
+@router.post(
+    "/jobs",
+    status_code=201,
+    response_model=JobOut,
+    tags=["jobs"],
+    responses={200: {"model": JobOut, "description": "an existing job stands for this one"}},
+)
 async def enqueue(body: EnqueueRequest, request: Request, scope: Write) -> Any:
     """Enqueue a job by task name. With ``job_id`` (or a ``dedupe_key`` still held), a
     second call returns the existing job (``created: false``, status 200)."""
@@ -94,7 +89,7 @@ async def enqueue(body: EnqueueRequest, request: Request, scope: Write) -> Any:
     return JSONResponse(payload, status_code=201 if job.created else 200)
 
 
-@router.get("/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
+@router.get("/jobs/{job_id}", response_model=JobOut, tags=["jobs"], responses=JOB_ERRORS)
 async def find_job(job_id: JobId, request: Request, scope: Read) -> Any:
     """A job by id, searching every queue."""
     settings = settings_of(request)
@@ -149,21 +144,28 @@ async def list_jobs(
     scope: Read,
     state: State = "waiting",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=7, pattern=CURSOR, description="a next_cursor this API returned"),
+    ] = None,
 ) -> Any:
     """Jobs in one state, a page at a time: finished ones newest first, waiting in the
     order they will run, delayed by due time."""
     settings = settings_of(request)
-    offset = _offset(cursor)
+    offset = int(cursor or 0)
     jobs = await settings.corral.queue(queue).jobs(state, offset=offset, limit=limit + 1)
     page = jobs[:limit]
     return {
         "jobs": [job_out(j, scope, settings) for j in page],
-        "next_cursor": _cursor(offset + limit) if len(jobs) > limit else None,
+        "next_cursor": str(offset + limit)
+        if len(jobs) > limit and offset + limit <= _LAST_CURSOR
+        else None,
     }
 
 
-@router.get("/queues/{queue}/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
+@router.get(
+    "/queues/{queue}/jobs/{job_id}", response_model=JobOut, tags=["jobs"], responses=JOB_ERRORS
+)
 async def get_job(queue: QueueName, job_id: JobId, request: Request, scope: Read) -> Any:
     """A job: state, progress, result, errors of every attempt, timestamps, logs."""
     settings = settings_of(request)
@@ -174,7 +176,10 @@ async def get_job(queue: QueueName, job_id: JobId, request: Request, scope: Read
     "/queues/{queue}/jobs/{job_id}/result",
     response_model=JobOut,
     tags=["jobs"],
-    responses={202: {"model": JobOut, "description": "still running when the wait ended"}},
+    responses={
+        202: {"model": JobOut, "description": "still running when the wait ended"},
+        **JOB_ERRORS,
+    },
 )
 async def wait_result(
     queue: QueueName,
@@ -190,35 +195,56 @@ async def wait_result(
     return JSONResponse(job_out(job, scope, settings), status_code=200 if state else 202)
 
 
+_PAST = {"retry": "retried", "promote": "promoted"}
+
+
 async def _act(request: Request, queue: str, job_id: str, action: str, scope: Scope) -> Any:
     settings = settings_of(request)
     job = await settings.corral.get_job(job_id, queue)
     if action == "cancel":
         await job.cancel()
     elif not await getattr(job, action)():
-        raise ValidationError(f"job {job_id} is {job.state.value}; it cannot be {action}d")
+        await job.refresh()  # the state that refused it, not the one read before
+        raise InvalidTransition(f"job {job_id} is {job.state.value}; it cannot be {_PAST[action]}")
     return job_out(await job.refresh(), scope, settings)
 
 
-@router.post("/queues/{queue}/jobs/{job_id}/cancel", response_model=JobOut, tags=["jobs"])
+@router.post(
+    "/queues/{queue}/jobs/{job_id}/cancel",
+    response_model=JobOut,
+    tags=["jobs"],
+    responses=ACTION_ERRORS,
+)
 async def cancel_job(queue: QueueName, job_id: JobId, request: Request, scope: Write) -> Any:
     """Cancel: a waiting or delayed job ends cancelled; a running one is asked to stop."""
     return await _act(request, queue, job_id, "cancel", scope)
 
 
-@router.post("/queues/{queue}/jobs/{job_id}/retry", response_model=JobOut, tags=["jobs"])
+@router.post(
+    "/queues/{queue}/jobs/{job_id}/retry",
+    response_model=JobOut,
+    tags=["jobs"],
+    responses=ACTION_ERRORS,
+)
 async def retry_job(queue: QueueName, job_id: JobId, request: Request, scope: Write) -> Any:
     """Run a failed or cancelled job again with fresh attempts."""
     return await _act(request, queue, job_id, "retry", scope)
 
 
-@router.post("/queues/{queue}/jobs/{job_id}/promote", response_model=JobOut, tags=["jobs"])
+@router.post(
+    "/queues/{queue}/jobs/{job_id}/promote",
+    response_model=JobOut,
+    tags=["jobs"],
+    responses=ACTION_ERRORS,
+)
 async def promote_job(queue: QueueName, job_id: JobId, request: Request, scope: Write) -> Any:
     """Run a delayed job now."""
     return await _act(request, queue, job_id, "promote", scope)
 
 
-@router.delete("/queues/{queue}/jobs/{job_id}", status_code=204, tags=["jobs"])
+@router.delete(
+    "/queues/{queue}/jobs/{job_id}", status_code=204, tags=["jobs"], responses=ACTION_ERRORS
+)
 async def remove_job(queue: QueueName, job_id: JobId, request: Request, scope: Admin) -> None:
     """Delete a job (not while it runs: cancel it first)."""
     job = await settings_of(request).corral.get_job(job_id, queue)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+import re
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -18,15 +19,18 @@ from corral.app import Corral
 from corral.errors import (
     BackendError,
     CorralError,
+    InvalidName,
     InvalidTransition,
     JobNotFound,
     UnknownTask,
     ValidationError,
 )
+from corral.policy import check_job_id, check_key, check_queue_name, check_task_name
 from corral.web import api, metrics, sse
 from corral.web.auth import KeyRing
 from corral.web.auth import Scope as KeyScope
 from corral.web.deps import DEFAULT_SECRET_FIELDS, Settings
+from corral.web.schemas import JSON_VALUE_SCHEMA, problems
 
 __all__ = ["create_app"]
 
@@ -147,6 +151,14 @@ def create_app(
         docs_url="/api/v1/docs",
         redoc_url=None,
     )
+    describe = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        document = describe()
+        document["components"]["schemas"]["JsonValue"] = JSON_VALUE_SCHEMA
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.state.corral_settings = Settings(
         corral=corral,
         keys=KeyRing(api_keys),
@@ -165,7 +177,7 @@ def create_app(
         """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"])
+    @app.get("/readyz", tags=["operations"], responses=problems(503))
     async def readyz() -> JSONResponse:
         """The backend answers."""
         try:
@@ -174,6 +186,13 @@ def create_app(
             log_5xx(503, "GET", "/readyz", exc)
             return JSONResponse({"status": "unavailable", "error": str(exc)}, status_code=503)
         return JSONResponse({"status": "ok"})
+
+    _answer_errors(app)
+    return app
+
+
+def _answer_errors(app: FastAPI) -> None:
+    """Every error the API raises becomes a JSON answer naming what was wrong."""
 
     @app.exception_handler(CorralError)
     async def corral_error(request: Request, exc: CorralError) -> JSONResponse:
@@ -191,14 +210,50 @@ def create_app(
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+            # FastAPI's answer to a body that is not UTF-8; it is bad JSON like any other.
+            error = "body is not valid JSON (not UTF-8 text)"
+            return JSONResponse({"error": error, "detail": [error]}, status_code=422)
+        headers = exc.headers
+        if exc.status_code == 405:
+            # Starlette names the methods of one route; the path may have several.
+            allowed = _allowed(request, (headers or {}).get("Allow", ""))
+            headers = {**(headers or {}), "Allow": allowed}
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=headers)
 
-    return app
+
+def _allowed(request: Request, fallback: str) -> str:
+    """The methods the OpenAPI document lists for the request's path (Starlette's 405
+    names only those of the first route that matched the path)."""
+    path = request.url.path
+    for template, operations in request.app.openapi()["paths"].items():
+        parts = template.split("/")
+        pattern = "/".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts)
+        if re.fullmatch(pattern, path):
+            return ", ".join(sorted(method.upper() for method in operations))
+    return fallback
+
+
+#: Names whose rule (policy.py) says more than "should match pattern ...".
+_NAME_RULES: dict[str, Callable[[object], object]] = {
+    "queue": check_queue_name,
+    "task": check_task_name,
+    "job_id": check_job_id,
+    "group": lambda v: check_key("group", v),
+    "dedupe_key": lambda v: check_key("dedupe key", v),
+}
 
 
 def _describe(error: Mapping[str, Any]) -> str:
     if error.get("type") == "json_invalid":
         reason = (error.get("ctx") or {}).get("error", "")
         return f"body is not valid JSON ({reason})" if reason else "body is not valid JSON"
-    where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+    loc = error.get("loc", ())
+    where = ".".join(str(p) for p in loc if p != "body") or "body"
+    rule = _NAME_RULES.get(str(loc[-1])) if loc else None
+    if error.get("type") == "string_pattern_mismatch" and rule is not None:
+        try:
+            rule(error.get("input"))
+        except InvalidName as exc:
+            return f"{where}: {exc}"
     return f"{where}: {error.get('msg', 'invalid')}"

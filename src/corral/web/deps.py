@@ -5,15 +5,24 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import HTTPException, Request
+from fastapi import HTTPException, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from corral.app import Corral
 from corral.job import Job
 from corral.web.auth import KeyRing, Scope
+from corral.web.masking import mask, mask_job
 
-__all__ = ["DEFAULT_SECRET_FIELDS", "Settings", "job_out", "require", "settings_of"]
+__all__ = [
+    "DEFAULT_SECRET_FIELDS",
+    "Settings",
+    "job_out",
+    "progress_out",
+    "require",
+    "settings_of",
+]
 
 #: Payload field names masked for callers without write scope (matched case-insensitively
 #: as substrings, so "db_password" and "X-Api-Key" are caught too).
@@ -52,22 +61,26 @@ def settings_of(request: Request) -> Settings:
     return settings
 
 
-def require(scope: Scope) -> Callable[[Request], Scope]:
+#: Declares the bearer scheme in the OpenAPI document; the check itself is below, so
+#: every failure answers with the API's own error body.
+_BEARER = HTTPBearer(auto_error=False, description="an API key: read, write or admin scope")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)]
+
+
+def require(scope: Scope) -> Callable[[Request, Credentials], Scope]:
     """A dependency: the caller's scope, or 401/403 when it is missing or too low."""
 
-    def check(request: Request) -> Scope:
+    def check(request: Request, credentials: Credentials) -> Scope:
         settings = settings_of(request)
         if not settings.keys.enabled:
             return Scope.ADMIN
-        header = request.headers.get("authorization", "")
-        kind, _, token = header.partition(" ")
-        if kind.lower() != "bearer" or not token:
+        if credentials is None or not credentials.credentials:
             raise HTTPException(
                 401,
                 "missing API key: send 'Authorization: Bearer <key>'",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        granted = settings.keys.scope_of(token.strip())
+        granted = settings.keys.scope_of(credentials.credentials.strip())
         if granted is None:
             raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
         if granted < scope:
@@ -79,23 +92,17 @@ def require(scope: Scope) -> Callable[[Request], Scope]:
     return check
 
 
-def _mask(value: Any, settings: Settings) -> Any:
-    if isinstance(value, dict):
-        return {
-            k: "***" if settings.is_secret(str(k)) else _mask(v, settings) for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_mask(v, settings) for v in value]
-    return value
-
-
 def job_out(
     job: Job, scope: Scope, settings: Settings, *, created: bool | None = None
 ) -> dict[str, Any]:
-    """A job as the API shows it; secrets masked for read-only callers."""
+    """A job as the API shows it; secrets masked for read-only callers (see masking)."""
     data = job.to_dict()
     if scope < Scope.WRITE:
-        data["args"] = _mask(data["args"], settings)
-        data["kwargs"] = _mask(data["kwargs"], settings)
+        mask_job(data, job, settings)
     data["created"] = created
     return data
+
+
+def progress_out(job: Job, scope: Scope, settings: Settings) -> Any:
+    """A job's progress as the API shows it (secrets masked for read-only callers)."""
+    return job.progress if scope >= Scope.WRITE else mask(job.progress, settings)

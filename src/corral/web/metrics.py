@@ -23,10 +23,11 @@ from prometheus_client.registry import Collector
 from corral.backends.base import DURATION_BUCKETS, JobState, QueueStats
 from corral.web.auth import Scope
 from corral.web.deps import require, settings_of
+from corral.web.schemas import COMMON_ERRORS, streamed
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], responses=COMMON_ERRORS)
 
 
 class _Snapshot(Collector):
@@ -77,7 +78,12 @@ def _cumulative(buckets: Iterable[int]) -> list[tuple[str, float]]:
     return out
 
 
-@router.get("/metrics", dependencies=[Depends(require(Scope.READ))])
+@router.get(
+    "/metrics",
+    dependencies=[Depends(require(Scope.READ))],
+    response_class=Response,
+    responses=streamed("text/plain", "the Prometheus text format"),
+)
 async def metrics(request: Request) -> Any:
     """Per-queue job counts by state, totals, a processing-time histogram, workers."""
     corral = settings_of(request).corral

@@ -1,21 +1,49 @@
-"""Request and response bodies of the HTTP API (they make the OpenAPI document)."""
+"""Request and response bodies and parameters of the HTTP API (they make the OpenAPI
+document), and the error answers each route declares."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Path
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    WithJsonSchema,
+)
+
+from corral.policy import JOB_ID, KEY, QUEUE_NAME, TASK_NAME
 
 __all__ = [
+    "ACTION_ERRORS",
+    "COMMON_ERRORS",
+    "JOB_ERRORS",
+    "JSON_VALUE_SCHEMA",
     "CleanRequest",
     "Count",
     "EnqueueRequest",
+    "JobId",
     "JobOut",
     "JobPage",
     "Problem",
+    "QueueName",
     "QueueOut",
     "WorkerOut",
+    "problems",
+    "streamed",
 ]
+
+
+def _whole(pattern: str) -> str:
+    return f"^{pattern}$"
+
+
+QueueName = Annotated[str, Path(min_length=1, max_length=100, pattern=_whole(QUEUE_NAME))]
+JobId = Annotated[str, Path(min_length=1, max_length=200, pattern=_whole(JOB_ID))]
 
 State = Literal["waiting", "delayed", "active", "completed", "failed", "cancelled"]
 Finished = Literal["completed", "failed", "cancelled"]
@@ -25,22 +53,106 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class EnqueueRequest(_Strict):
-    """A job to enqueue, by task name."""
+def _no_bool_or_text(value: Any) -> Any:
+    if isinstance(value, bool | str):
+        raise ValueError("Input should be a number")  # neither false nor "5" is a number
+    return value
 
-    task: str = Field(min_length=1, max_length=200, examples=["emails.send"])
-    args: list[Any] = Field(default_factory=list, examples=[["a@example.com", "Hi"]])
-    kwargs: dict[str, Any] = Field(default_factory=dict)
-    queue: str | None = Field(default=None, min_length=1, max_length=100)
-    delay: float | None = Field(default=None, ge=0, le=10 * 365 * 86400, description="seconds")
-    priority: int | None = Field(default=None, ge=-1000, le=1000, description="higher first")
-    attempts: int | None = Field(default=None, ge=1, le=1000)
-    timeout: float | None = Field(default=None, gt=0, le=30 * 86400, description="seconds")
-    job_id: str | None = Field(default=None, min_length=1, max_length=200)
+
+#: JSON numbers only (as the schema says): 5.0 is the integer 5, but false and "5" are
+#: refused instead of coerced.
+Seconds = Annotated[float, Strict()]
+Integer = Annotated[int, BeforeValidator(_no_bool_or_text)]
+# (the None inside: outside, pydantic would publish the bounds as non-schema "ge"/"le")
+OptionalInteger = Annotated[int | None, BeforeValidator(_no_bool_or_text)]
+
+
+def _given(*names: str) -> dict[str, Any]:
+    """JSON Schema: each of ``names`` is present and not null."""
+    return {"required": list(names), "properties": {n: {"not": {"type": "null"}} for n in names}}
+
+
+#: The rules between fields (options.py, JobOptions.check_dedupe), stated in the schema.
+_ENQUEUE_RULES: dict[str, Any] = {
+    "allOf": [
+        {"not": _given("dedupe_window", "debounce")},
+        {"not": _given("debounce", "delay")},
+        {
+            "if": {"anyOf": [_given("dedupe_window"), _given("debounce")]},
+            "then": _given("dedupe_key"),
+        },
+    ]
+}
+
+
+_JSON_VALUE_REF = "#/components/schemas/JsonValue"
+#: Any JSON value the store can hold: integers within 64 bits (create_app adds it to
+#: the document's components; pydantic validates such values as plain JSON).
+JSON_VALUE_SCHEMA: dict[str, Any] = {
+    "description": "any JSON value; whole numbers within -2^63 .. 2^64-1",
+    "anyOf": [
+        {"type": "null"},
+        {"type": "boolean"},
+        {"type": "string"},
+        {"type": "integer", "minimum": -(2**63), "maximum": 2**64 - 1},
+        {"type": "number", "not": {"type": "integer"}},
+        {"type": "array", "items": {"$ref": _JSON_VALUE_REF}},
+        {"type": "object", "additionalProperties": {"$ref": _JSON_VALUE_REF}},
+    ],
+}
+_INT_RANGE = (-(2**63), 2**64 - 1)
+
+
+def _whole_beyond_64_bits(item: object) -> bool:
+    return (
+        isinstance(item, float) and item.is_integer() and not _INT_RANGE[0] <= item <= _INT_RANGE[1]
+    )
+
+
+def _fits_the_store(value: Any) -> Any:
+    """Refuse whole numbers outside 64 bits written as 1e20 (the schema calls that an
+    integer too); the int form is refused at enqueue, naming the task's parameter."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif _whole_beyond_64_bits(item):
+            raise ValueError(f"the whole number {item} does not fit 64 bits")
+    return value
+
+
+JsonValue = Annotated[
+    Any, AfterValidator(_fits_the_store), WithJsonSchema({"$ref": _JSON_VALUE_REF})
+]
+
+
+class EnqueueRequest(_Strict):
+    """A job to enqueue, by task name. ``dedupe_window`` and ``debounce`` need a
+    ``dedupe_key`` and exclude each other; ``debounce`` excludes ``delay``."""
+
+    model_config = ConfigDict(json_schema_extra=_ENQUEUE_RULES)
+
+    task: str = Field(
+        min_length=1, max_length=200, pattern=_whole(TASK_NAME), examples=["emails.send"]
+    )
+    args: list[JsonValue] = Field(default_factory=list, examples=[["a@example.com", "Hi"]])
+    kwargs: dict[str, JsonValue] = Field(default_factory=dict)
+    queue: str | None = Field(
+        default=None, min_length=1, max_length=100, pattern=_whole(QUEUE_NAME)
+    )
+    delay: Seconds | None = Field(default=None, ge=0, le=10 * 365 * 86400, description="seconds")
+    priority: OptionalInteger = Field(default=None, ge=-1000, le=1000, description="higher first")
+    attempts: OptionalInteger = Field(default=None, ge=1, le=1000)
+    timeout: Seconds | None = Field(default=None, gt=0, le=30 * 86400, description="seconds")
+    job_id: str | None = Field(default=None, min_length=1, max_length=200, pattern=_whole(JOB_ID))
     group: str | None = Field(
         default=None,
         min_length=1,
         max_length=200,
+        pattern=_whole(KEY),
         description="tenant: groups with waiting jobs take turns",
         examples=["restaurant-42"],
     )
@@ -48,13 +160,14 @@ class EnqueueRequest(_Strict):
         default=None,
         min_length=1,
         max_length=200,
+        pattern=_whole(KEY),
         description="while the job holding this key is unfinished (or within dedupe_window), "
         "an enqueue with the same key returns that job",
     )
-    dedupe_window: float | None = Field(
+    dedupe_window: Seconds | None = Field(
         default=None, gt=0, le=365 * 86400, description="seconds the dedupe key is held"
     )
-    debounce: float | None = Field(
+    debounce: Seconds | None = Field(
         default=None,
         gt=0,
         le=365 * 86400,
@@ -65,8 +178,8 @@ class EnqueueRequest(_Strict):
 
 class CleanRequest(_Strict):
     state: Finished = "completed"
-    older_than: float = Field(default=0, ge=0, le=100 * 365 * 86400, description="seconds")
-    limit: int = Field(default=10_000, ge=1, le=100_000)
+    older_than: Seconds = Field(default=0, ge=0, le=100 * 365 * 86400, description="seconds")
+    limit: Integer = Field(default=10_000, ge=1, le=100_000)
 
 
 class JobOut(BaseModel):
@@ -89,6 +202,12 @@ class JobOut(BaseModel):
     finished_at: str | None
     run_at: str | None
     cancel_requested: bool
+    corrupt: dict[str, str] = Field(
+        default_factory=dict,
+        description="stored fields that could not be decoded (args, progress, result, "
+        "errors) -> their raw text (*** for args, progress and result to read-only keys); "
+        "such a field reads as empty",
+    )
     created: bool | None = Field(
         default=None,
         description="on enqueue: false when an existing job stands for it (same job_id, "
@@ -138,3 +257,34 @@ class Problem(BaseModel):
 
     error: str
     detail: Any = None
+
+
+_WHY = {
+    401: "no API key, or an unknown one (send 'Authorization: Bearer <key>')",
+    403: "the key's scope is too low for this route",
+    404: "no such job",
+    409: "the job's state does not allow this action",
+    413: "the request body is over the server's limit",
+    422: "invalid input: the message names the parameter or field",
+    503: "the backend is unavailable",
+}
+
+
+def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` declaring that these error codes answer with a Problem."""
+    return {code: {"model": Problem, "description": _WHY[code]} for code in codes}
+
+
+def streamed(media_type: str, description: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for a 200 that is not JSON (use with ``response_class=Response``
+    so the error answers stay documented as JSON)."""
+    content = {media_type: {"schema": {"type": "string"}}}
+    return {200: {"description": description, "content": content}}
+
+
+#: Every authenticated route can answer these.
+COMMON_ERRORS = problems(401, 403, 413, 422, 503)
+#: Routes that name a job.
+JOB_ERRORS = problems(404)
+#: Actions on a job, which its state can refuse.
+ACTION_ERRORS = problems(404, 409)

@@ -9,22 +9,21 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request, Response
 from sse_starlette.sse import EventSourceResponse
 
 from corral.errors import BackendError, JobNotFound
 from corral.web.auth import Scope
-from corral.web.deps import job_out, require, settings_of
+from corral.web.deps import job_out, progress_out, require, settings_of
+from corral.web.schemas import COMMON_ERRORS, JOB_ERRORS, JobId, QueueName, streamed
 
 __all__ = ["router"]
 
 log = logging.getLogger("corral.web")
 
-router = APIRouter(prefix="/api/v1", tags=["events"])
+router = APIRouter(prefix="/api/v1", tags=["events"], responses=COMMON_ERRORS)
 
 Read = Annotated[Scope, Depends(require(Scope.READ))]
-QueueName = Annotated[str, Path(min_length=1, max_length=100)]
-JobId = Annotated[str, Path(min_length=1, max_length=200)]
 
 #: A stream re-reads its job at least this often (seconds), in case an event was lost.
 RECHECK = 5.0
@@ -41,7 +40,11 @@ def _broken(request: Request, exc: BackendError) -> dict[str, str]:
     return _event("error", {"error": str(exc)})
 
 
-@router.get("/queues/{queue}/jobs/{job_id}/events")
+@router.get(
+    "/queues/{queue}/jobs/{job_id}/events",
+    response_class=Response,
+    responses={**streamed("text/event-stream", "Server-Sent Events"), **JOB_ERRORS},
+)
 async def job_events(queue: QueueName, job_id: JobId, request: Request, scope: Read) -> Any:
     """A stream for one job: ``state`` (the whole job) first and on every change of
     state, ``progress`` (``{"progress": …}``) on every progress report, then ``end``
@@ -78,7 +81,9 @@ async def job_events(queue: QueueName, job_id: JobId, request: Request, scope: R
                     return
                 if job.progress != progress:
                     progress = job.progress
-                    yield _event("progress", {"id": job_id, "progress": progress})
+                    yield _event(
+                        "progress", {"id": job_id, "progress": progress_out(job, scope, settings)}
+                    )
                 if job.state != state and not job.state.terminal:
                     state = job.state
                     yield _event("state", job_out(job, scope, settings))
@@ -94,7 +99,11 @@ async def job_events(queue: QueueName, job_id: JobId, request: Request, scope: R
     return EventSourceResponse(generate(), ping=PING)
 
 
-@router.get("/queues/{queue}/events")
+@router.get(
+    "/queues/{queue}/events",
+    response_class=Response,
+    responses=streamed("text/event-stream", "Server-Sent Events"),
+)
 async def queue_events(queue: QueueName, request: Request, scope: Read) -> Any:
     """Every lifecycle event of a queue as it happens: the SSE event name is the
     event (added, active, progress, retrying, completed, failed, cancelled, waiting,
