@@ -139,7 +139,6 @@ async def test_queue_stream_can_be_closed_by_the_client(client: httpx.AsyncClien
 
 
 @pytest.mark.parametrize("backend_url", ["redis"], indirect=True)
-@pytest.mark.xfail(strict=True, reason="leak fixed on h-pubsub")
 async def test_closed_streams_leave_no_subscription_behind(
     client: httpx.AsyncClient, redis_url: str
 ) -> None:
