@@ -6,8 +6,8 @@ uses the backend's plumbing, declared below and provided by the backend.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import orjson
 
@@ -27,13 +27,20 @@ from redis.asyncio import Redis
 
 __all__ = ["RedisAdmin"]
 
+T = TypeVar("T")
+
 
 class RedisAdmin:
     """Settings, schedules, stats and workers (see the module docstring)."""
 
     _registry: RegistryKeys
 
-    def _translate(self) -> AbstractContextManager[None]:
+    async def _call(self, do: Callable[[], Awaitable[T]]) -> T:
+        raise NotImplementedError
+
+    async def _pipelined(
+        self, add: Callable[[Any], object], transaction: bool = False
+    ) -> list[Any]:
         raise NotImplementedError
 
     def _client_or_fail(self) -> Redis:
@@ -49,34 +56,32 @@ class RedisAdmin:
         raise NotImplementedError
 
     async def set_paused(self, queue: str, paused: bool) -> None:
-        client = self._client_or_fail()
         keys = self._k(queue)
-        with self._translate():
-            async with client.pipeline(transaction=True) as pipe:
-                pipe.sadd(self._registry.queues, queue)
-                if paused:
-                    pipe.hset(keys.meta, "paused", "1")
-                else:
-                    pipe.hdel(keys.meta, "paused")
-                    pipe.zadd(keys.marker, {"0": 0})
-                await pipe.execute()
+
+        def add(pipe: Any) -> None:
+            pipe.sadd(self._registry.queues, queue)
+            if paused:
+                pipe.hset(keys.meta, "paused", "1")
+            else:
+                pipe.hdel(keys.meta, "paused")
+                pipe.zadd(keys.marker, {"0": 0})
+
+        await self._pipelined(add, transaction=True)
 
     async def set_limits(self, queue: str, limits: QueueLimits) -> None:
         await self._run("limits", queue, ["" if v is None else v for v in limits.stored()])
-        with self._translate():
-            await self._client_or_fail().sadd(self._registry.queues, queue)
+        client = self._client_or_fail()
+        await self._call(lambda: client.sadd(self._registry.queues, queue))
 
     async def limits(self, queue: str) -> QueueLimits:
         client = self._client_or_fail()
         names = ["max_active", "rate_max", "rate_ms", "gmax", "grate", "grate_ms"]
-        with self._translate():
-            raw = await client.hmget(self._k(queue).meta, names)
+        raw = await self._call(lambda: client.hmget(self._k(queue).meta, names))
         return QueueLimits.from_stored([None if v is None else int(v) for v in raw])
 
     async def stats(self, queue: str) -> QueueStats:
         client = self._client_or_fail()
-        with self._translate():
-            raw = await client.hgetall(self._k(queue).meta)
+        raw = await self._call(lambda: client.hgetall(self._k(queue).meta))
         meta = {_text(k): _text(v) for k, v in raw.items()}
         return QueueStats(
             completed=int(meta.get("m:completed", 0)),
@@ -92,31 +97,31 @@ class RedisAdmin:
         nxt = -1 if next_at is None else next_at
         args = [name, definition, nxt, "keep" if keep else "replace"]
         stored = bool(await self._run("schedule_upsert", queue, args))
-        with self._translate():
-            await self._client_or_fail().sadd(self._registry.queues, queue)
+        client = self._client_or_fail()
+        await self._call(lambda: client.sadd(self._registry.queues, queue))
         return stored
 
     async def remove_schedule(self, queue: str, name: str) -> bool:
-        client = self._client_or_fail()
         base = self._k(queue).base
-        with self._translate():
-            async with client.pipeline(transaction=True) as pipe:
-                pipe.hdel(base + "sched", name)
-                pipe.zrem(base + "sched:next", name)
-                pipe.hdel(base + "sched:last", name)
-                removed, _, _ = await pipe.execute()
+
+        def add(pipe: Any) -> None:
+            pipe.hdel(base + "sched", name)
+            pipe.zrem(base + "sched:next", name)
+            pipe.hdel(base + "sched:last", name)
+
+        removed, _, _ = await self._pipelined(add, transaction=True)
         return bool(removed)
 
     async def schedules(self, queue: str) -> list[ScheduleRecord]:
-        client = self._client_or_fail()
         base = self._k(queue).base
-        with self._translate():
-            # Not MULTI: a Redis at maxmemory refuses every command queued in one.
-            async with client.pipeline(transaction=False) as pipe:
-                pipe.hgetall(base + "sched")
-                pipe.zrange(base + "sched:next", 0, -1, withscores=True)
-                pipe.hgetall(base + "sched:last")
-                defs, pending, last = await pipe.execute()
+
+        def add(pipe: Any) -> None:
+            pipe.hgetall(base + "sched")
+            pipe.zrange(base + "sched:next", 0, -1, withscores=True)
+            pipe.hgetall(base + "sched:last")
+
+        # Not MULTI: a Redis at maxmemory refuses every command queued in one.
+        defs, pending, last = await self._pipelined(add)
         next_at = {_text(n): int(score) for n, score in pending}
         last_at = {_text(n): int(v) for n, v in last.items()}
         return [
@@ -133,34 +138,35 @@ class RedisAdmin:
         return bool(await self._run("schedule_fire", queue, args))
 
     async def register_worker(self, info: WorkerInfo, ttl_ms: int) -> None:
-        client = self._client_or_fail()
         payload = encode_worker(info, ttl_ms)
-        with self._translate():
-            async with client.pipeline(transaction=True) as pipe:
-                pipe.set(self._registry.worker_prefix + info.id, payload, px=ttl_ms)
-                pipe.sadd(self._registry.workers, info.id)
-                await pipe.execute()
+
+        def add(pipe: Any) -> None:
+            pipe.set(self._registry.worker_prefix + info.id, payload, px=ttl_ms)
+            pipe.sadd(self._registry.workers, info.id)
+
+        await self._pipelined(add, transaction=True)
 
     async def unregister_worker(self, worker_id: str) -> None:
-        client = self._client_or_fail()
-        with self._translate():
-            async with client.pipeline(transaction=True) as pipe:
-                pipe.delete(self._registry.worker_prefix + worker_id)
-                pipe.srem(self._registry.workers, worker_id)
-                await pipe.execute()
+        def add(pipe: Any) -> None:
+            pipe.delete(self._registry.worker_prefix + worker_id)
+            pipe.srem(self._registry.workers, worker_id)
+
+        await self._pipelined(add, transaction=True)
 
     async def workers(self) -> list[WorkerInfo]:
         client = self._client_or_fail()
-        with self._translate():
-            ids = sorted(_text(m) for m in await client.smembers(self._registry.workers))
-            if not ids:
-                return []
-            async with client.pipeline(transaction=False) as pipe:
-                for worker_id in ids:
-                    pipe.get(self._registry.worker_prefix + worker_id)
-                    pipe.pttl(self._registry.worker_prefix + worker_id)
-                replies = await pipe.execute()
-            now = await self.time_ms()
+        members = await self._call(lambda: client.smembers(self._registry.workers))
+        ids = sorted(_text(m) for m in members)
+        if not ids:
+            return []
+
+        def add(pipe: Any) -> None:
+            for worker_id in ids:
+                pipe.get(self._registry.worker_prefix + worker_id)
+                pipe.pttl(self._registry.worker_prefix + worker_id)
+
+        replies = await self._pipelined(add)
+        now = await self.time_ms()
         live: list[WorkerInfo] = []
         dead: list[str] = []
         for i, worker_id in enumerate(ids):
@@ -170,6 +176,5 @@ class RedisAdmin:
                 continue
             live.append(decode_worker(raw, int(ttl), now))
         if dead:
-            with self._translate():
-                await client.srem(self._registry.workers, *dead)
+            await self._call(lambda: client.srem(self._registry.workers, *dead))
         return live

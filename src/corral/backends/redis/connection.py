@@ -1,0 +1,106 @@
+"""The Redis backend's clients, and riding out a lost connection.
+
+The clients never send a command twice by themselves (redis-py's retry is off, and
+:class:`~corral.backends.redis.mux.MuxRedis` re-sends only what Redis never saw): a
+command whose reply was lost may have run, and only the backend knows whether running
+it again is safe. The backend sends every call through :meth:`Reconnect.call`, which
+tries again with backoff (redis-py's :class:`~redis.asyncio.retry.Retry`) until
+``reconnect_timeout`` seconds have passed, so a Redis restart shorter than that costs
+callers latency, not errors. Calls are made safe to repeat where they are not by nature:
+an enqueue recognises the jobs its own earlier attempt stored, and a claim is never
+sent twice, its lost reply recovered from the jobs leased to its token (``recover.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from corral.backends.redis.mux import MuxRedis
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import EqualJitterBackoff, NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+__all__ = ["MAX_BLOCK", "RECONNECT_TIMEOUT", "Reconnect", "open_clients"]
+
+log = logging.getLogger("corral.redis")
+
+T = TypeVar("T")
+
+#: Seconds a call keeps trying to reach Redis before it raises ConnectionFailed.
+RECONNECT_TIMEOUT = 5.0
+MAX_BLOCK = 30.0  # seconds; longest blocking wait (the socket timeout is above it)
+
+
+def open_clients(url: str) -> tuple[Redis, Redis]:
+    """The backend's two clients for ``url``: the shared pipelined one, and one for
+    blocking waits. Raises ValueError for a bad URL."""
+    # Explicit timeouts: a vanished peer is noticed; the blocking connection waits
+    # longer than any blocking command it sends. No retries here (see the module doc).
+    once = Retry(NoBackoff(), 0)
+    client: Redis = MuxRedis.from_url(
+        url, socket_keepalive=True, socket_timeout=10, socket_connect_timeout=5, retry=once
+    )
+    blocking: Redis = Redis.from_url(
+        url,
+        socket_keepalive=True,
+        socket_timeout=MAX_BLOCK + 10,
+        socket_connect_timeout=5,
+        retry=once,
+    )
+    return client, blocking
+
+
+class Reconnect:
+    """Calls to one Redis, tried again while the connection is down, for at most
+    ``timeout`` seconds per call. Logs one WARNING when the connection is lost and
+    one INFO when a call gets through again, however many calls are waiting."""
+
+    def __init__(self, safe_url: str, timeout: float = RECONNECT_TIMEOUT) -> None:
+        self.safe_url = safe_url
+        self.timeout = timeout
+        # Jittered, so clients reconnecting after a restart do not arrive in step.
+        self._retry = Retry(
+            EqualJitterBackoff(cap=0.5, base=0.05), -1, (RedisConnectionError, RedisTimeoutError)
+        )
+        self._down_since: float | None = None
+
+    async def call(self, do: Callable[[], Awaitable[T]]) -> T:
+        """``await do()``, again after each connection error or timeout until the
+        time is up (then that error propagates). ``do`` must be safe to repeat."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        attempt_at = started
+
+        async def attempt() -> T:
+            nonlocal attempt_at
+            attempt_at = loop.time()
+            return await do()
+
+        async def failed(error: Exception) -> None:
+            now = loop.time()
+            if self._down_since is None:
+                self._down_since = now
+                log.warning(
+                    "lost the connection to Redis at %s (%s); trying again for up to %g s",
+                    self.safe_url,
+                    error,
+                    self.timeout,
+                )
+            if now - started >= self.timeout:
+                raise error
+
+        result = await self._retry.call_with_retry(attempt, failed)
+        # Only an attempt begun after the outage began proves the connection is back.
+        if self._down_since is not None and attempt_at >= self._down_since:
+            log.info(
+                "the connection to Redis at %s is back (down %.1f s)",
+                self.safe_url,
+                loop.time() - self._down_since,
+            )
+            self._down_since = None
+        return result
