@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import redis
-
 from chaos.harness import RedisProc
+
 from corral.backends.base import NewJob
 from corral.backends.redis import RedisBackend
 

@@ -24,7 +24,7 @@ from corral.backends.base import (
     wait_then_claim,
 )
 from corral.backends.redis.admin import RedisAdmin
-from corral.backends.redis.connection import MAX_BLOCK, RECONNECT_TIMEOUT, Reconnect, open_clients
+from corral.backends.redis.connection import MAX_BLOCK, Reconnect, open_clients
 from corral.backends.redis.keys import QueueKeys, RegistryKeys
 from corral.backends.redis.mux import pack
 from corral.backends.redis.pubsub import Hub
@@ -42,7 +42,7 @@ from corral.errors import (
     JobNotFound,
     StoreFull,
 )
-from corral.settings import mask_url
+from corral.settings import DEFAULT_RECONNECT_TIMEOUT, mask_url
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
@@ -82,14 +82,14 @@ class RedisBackend(RedisAdmin):
         *,
         prefix: str = "corral",
         durable: bool = False,
-        reconnect_timeout: float = RECONNECT_TIMEOUT,
+        reconnect_timeout: float = DEFAULT_RECONNECT_TIMEOUT,
     ) -> None:
         self.url = url
         self.durable = durable
         #: Sent with each durable enqueue, on its connection (None: appendfsync always).
         self._durable_wait: tuple[Any, ...] | None = None
         self.safe_url = mask_url(url)
-        self._reconnect = Reconnect(self.safe_url, reconnect_timeout)
+        self._reconnect = Reconnect(self.safe_url, reconnect_timeout, self._drop_idle)
         self.prefix = prefix
         self._registry = RegistryKeys.build(prefix)
         self._keys: dict[str, QueueKeys] = {}
@@ -143,6 +143,12 @@ class RedisBackend(RedisAdmin):
                 return await pipe.execute()
 
         return await self._call(run)
+
+    async def _drop_idle(self) -> None:
+        for client in (self._client, self._blocking):
+            if client is not None:
+                with contextlib.suppress(RedisError, OSError):
+                    await client.connection_pool.disconnect(inuse_connections=False)
 
     def _client_or_fail(self) -> Redis:
         if self._client is None:

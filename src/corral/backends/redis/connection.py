@@ -25,14 +25,12 @@ from redis.backoff import EqualJitterBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["MAX_BLOCK", "RECONNECT_TIMEOUT", "Reconnect", "open_clients"]
+__all__ = ["MAX_BLOCK", "Reconnect", "open_clients"]
 
 log = logging.getLogger("corral.redis")
 
 T = TypeVar("T")
 
-#: Seconds a call keeps trying to reach Redis before it raises ConnectionFailed.
-RECONNECT_TIMEOUT = 5.0
 MAX_BLOCK = 30.0  # seconds; longest blocking wait (the socket timeout is above it)
 
 
@@ -58,11 +56,16 @@ def open_clients(url: str) -> tuple[Redis, Redis]:
 class Reconnect:
     """Calls to one Redis, tried again while the connection is down, for at most
     ``timeout`` seconds per call. Logs one WARNING when the connection is lost and
-    one INFO when a call gets through again, however many calls are waiting."""
+    one INFO when a call gets through again, however many calls are waiting.
+    ``on_lost`` runs once per outage, when it begins: it drops the idle pooled
+    connections, which died with the server, so no call finds one after it is back."""
 
-    def __init__(self, safe_url: str, timeout: float = RECONNECT_TIMEOUT) -> None:
+    def __init__(
+        self, safe_url: str, timeout: float, on_lost: Callable[[], Awaitable[None]]
+    ) -> None:
         self.safe_url = safe_url
         self.timeout = timeout
+        self._on_lost = on_lost
         # Jittered, so clients reconnecting after a restart do not arrive in step.
         self._retry = Retry(
             EqualJitterBackoff(cap=0.5, base=0.05), -1, (RedisConnectionError, RedisTimeoutError)
@@ -91,6 +94,7 @@ class Reconnect:
                     error,
                     self.timeout,
                 )
+                await self._on_lost()
             if now - started >= self.timeout:
                 raise error
 
