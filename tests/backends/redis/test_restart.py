@@ -23,6 +23,7 @@ from chaos.harness import RedisProc
 from corral import Corral
 from corral.backends.base import NewJob
 from corral.backends.redis import RedisBackend
+from corral.errors import ConnectionFailed
 from corral.task import new_job_id
 from corral.worker import Worker
 
@@ -145,3 +146,18 @@ async def test_a_worker_and_a_result_wait_ride_out_a_restart(
         worker.stop()
         await asyncio.gather(worker_run, return_exceptions=True)
         await app.close()
+
+
+async def test_an_outage_longer_than_reconnect_timeout_raises_connection_failed(
+    aof_redis: RedisProc,
+) -> None:
+    backend = RedisBackend(aof_redis.url, reconnect_timeout=0.3)
+    await backend.connect()
+    try:
+        await asyncio.to_thread(aof_redis.kill)
+        with pytest.raises(ConnectionFailed, match="cannot reach Redis"):
+            await backend.counts("q")
+        await asyncio.to_thread(aof_redis.start)
+        assert (await backend.counts("q"))["waiting"] == 0  # and works once it is back
+    finally:
+        await backend.close()
