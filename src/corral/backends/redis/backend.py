@@ -24,7 +24,13 @@ from corral.backends.base import (
     wait_then_claim,
 )
 from corral.backends.redis.admin import RedisAdmin
-from corral.backends.redis.connection import MAX_BLOCK, Reconnect, open_clients
+from corral.backends.redis.connection import (
+    MAX_BLOCK,
+    MIN_REDIS_VERSION,
+    Reconnect,
+    check_server,
+    open_clients,
+)
 from corral.backends.redis.keys import QueueKeys, RegistryKeys
 from corral.backends.redis.mux import pack
 from corral.backends.redis.pubsub import Hub
@@ -52,10 +58,8 @@ __all__ = ["MIN_REDIS_VERSION", "RedisBackend"]
 
 log = logging.getLogger("corral.redis")
 
-MIN_REDIS_VERSION = (6, 2, 0)
 _ENQUEUE_CHUNK = 1000
 _NKEYS = 8  # keys every script takes (_queue_keys)
-_WAITAOF = ("WAITAOF", 1, 0, 5000)  # this connection's writes fsynced locally, within 5 s
 
 T = TypeVar("T")
 
@@ -194,22 +198,13 @@ class RedisBackend(RedisAdmin):
         except ValueError as exc:
             raise ConfigurationError(f"invalid Redis URL {self.safe_url!r}: {exc}") from None
         try:
-            info = await self._call(lambda: client.info("server"))
-        except BaseException:
-            await client.aclose()
-            await blocking.aclose()
-            raise
-        version = tuple(int(p) for p in str(info.get("redis_version", "0.0.0")).split(".")[:3])
-        if version < MIN_REDIS_VERSION:
-            await client.aclose()
-            await blocking.aclose()
-            need = ".".join(map(str, MIN_REDIS_VERSION))
-            raise ConfigurationError(
-                f"Redis at {self.safe_url} is version {info.get('redis_version')}; "
-                f"Corral needs {need} or newer"
+            # Not retried: a Redis never reached is more likely a wrong URL than a
+            # restart, and says so at once.
+            with self._translate():
+                info = await client.info("server")
+            version, self._durable_wait = await check_server(
+                client, info, self.safe_url, durable=self.durable
             )
-        try:
-            await self._check_persistence(client, version)
         except BaseException:
             await client.aclose()
             await blocking.aclose()
@@ -220,44 +215,6 @@ class RedisBackend(RedisAdmin):
         self._scripts = ScriptSet(client, functions=self.use_functions and v7, flags=v7)
         self._hub = Hub(client)
         self._waiters = Waiters(self._hub)
-
-    async def _check_persistence(self, client: Redis, version: tuple[int, ...]) -> None:
-        """Warn about eviction; for ``durable``, make sure acknowledged enqueues are on
-        disk (WAITAOF on Redis >= 7.2, else ``appendfsync always`` must be set)."""
-        config = await self._config(client, "maxmemory-policy", "appendonly", "appendfsync")
-        policy = config.get("maxmemory-policy", "noeviction")
-        if policy != "noeviction":
-            log.warning(
-                "Redis at %s has maxmemory-policy=%s: under memory pressure it will DELETE "
-                "job data (lost jobs). Set maxmemory-policy noeviction for queues.",
-                self.safe_url,
-                policy,
-            )
-        if not self.durable:
-            return
-        if config.get("appendonly") != "yes":
-            raise ConfigurationError(
-                f"durable enqueue needs the AOF on Redis at {self.safe_url}: set appendonly yes"
-            )
-        if version >= (7, 2, 0):
-            self._durable_wait = _WAITAOF
-        elif config.get("appendfsync") != "always":
-            raise ConfigurationError(
-                f"durable enqueue on Redis < 7.2 (no WAITAOF) needs appendfsync always "
-                f"on {self.safe_url}"
-            )
-
-    async def _config(self, client: Redis, *names: str) -> dict[str, str]:
-        # Managed Redis often disables CONFIG: then assume defaults rather than fail.
-        values: dict[str, str] = {}
-        for name in names:
-            try:
-                reply = await client.config_get(name)
-            except RedisError:
-                continue
-            for key, value in reply.items():
-                values[_text(key)] = _text(value)
-        return values
 
     async def close(self) -> None:
         if self._hub is not None:

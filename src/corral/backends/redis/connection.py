@@ -16,22 +16,27 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from corral.backends.redis.mux import MuxRedis
+from corral.backends.redis.records import text
+from corral.errors import ConfigurationError
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import EqualJitterBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["MAX_BLOCK", "Reconnect", "open_clients"]
+__all__ = ["MAX_BLOCK", "MIN_REDIS_VERSION", "Reconnect", "check_server", "open_clients"]
 
 log = logging.getLogger("corral.redis")
 
 T = TypeVar("T")
 
 MAX_BLOCK = 30.0  # seconds; longest blocking wait (the socket timeout is above it)
+MIN_REDIS_VERSION = (6, 2, 0)
+_WAITAOF = ("WAITAOF", 1, 0, 5000)  # this connection's writes fsynced locally, within 5 s
 
 
 def open_clients(url: str) -> tuple[Redis, Redis]:
@@ -51,6 +56,57 @@ def open_clients(url: str) -> tuple[Redis, Redis]:
         retry=once,
     )
     return client, blocking
+
+
+async def check_server(
+    client: Redis, info: dict[str, Any], safe_url: str, *, durable: bool
+) -> tuple[tuple[int, ...], tuple[Any, ...] | None]:
+    """Check the server a backend connects to (``info``: its INFO server section):
+    version, eviction policy (a warning), and for ``durable`` its persistence. Returns
+    the version and the command to send with each durable enqueue, on its connection
+    (None: none needed). Raises ConfigurationError."""
+    version = tuple(int(p) for p in str(info.get("redis_version", "0.0.0")).split(".")[:3])
+    if version < MIN_REDIS_VERSION:
+        need = ".".join(map(str, MIN_REDIS_VERSION))
+        raise ConfigurationError(
+            f"Redis at {safe_url} is version {info.get('redis_version')}; "
+            f"Corral needs {need} or newer"
+        )
+    config = await _config(client, "maxmemory-policy", "appendonly", "appendfsync")
+    policy = config.get("maxmemory-policy", "noeviction")
+    if policy != "noeviction":
+        log.warning(
+            "Redis at %s has maxmemory-policy=%s: under memory pressure it will DELETE "
+            "job data (lost jobs). Set maxmemory-policy noeviction for queues.",
+            safe_url,
+            policy,
+        )
+    if not durable:
+        return version, None
+    if config.get("appendonly") != "yes":
+        raise ConfigurationError(
+            f"durable enqueue needs the AOF on Redis at {safe_url}: set appendonly yes"
+        )
+    if version >= (7, 2, 0):
+        return version, _WAITAOF
+    if config.get("appendfsync") != "always":
+        raise ConfigurationError(
+            f"durable enqueue on Redis < 7.2 (no WAITAOF) needs appendfsync always on {safe_url}"
+        )
+    return version, None
+
+
+async def _config(client: Redis, *names: str) -> dict[str, str]:
+    # Managed Redis often disables CONFIG: then assume defaults rather than fail.
+    values: dict[str, str] = {}
+    for name in names:
+        try:
+            reply = await client.config_get(name)
+        except RedisError:
+            continue
+        for key, value in reply.items():
+            values[text(key)] = text(value)
+    return values
 
 
 class Reconnect:
