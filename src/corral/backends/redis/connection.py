@@ -129,8 +129,18 @@ class Reconnect:
         self._down_since: float | None = None
 
     async def call(self, do: Callable[[], Awaitable[T]]) -> T:
-        """``await do()``, again after each connection error or timeout until the
-        time is up (then that error propagates). ``do`` must be safe to repeat."""
+        """``await do()``, again after each connection error or timeout until
+        ``timeout`` seconds have passed since the first failure (then that error
+        propagates). ``do`` must be safe to repeat."""
+        if self._down_since is None:
+            # The usual case costs one await: the retry machinery starts at a failure.
+            try:
+                return await do()
+            except (RedisConnectionError, RedisTimeoutError) as error:
+                return await self._retrying(do, error)
+        return await self._retrying(do, None)
+
+    async def _retrying(self, do: Callable[[], Awaitable[T]], error: Exception | None) -> T:
         loop = asyncio.get_running_loop()
         started = loop.time()
         attempt_at = started
@@ -154,6 +164,8 @@ class Reconnect:
             if now - started >= self.timeout:
                 raise error
 
+        if error is not None:
+            await failed(error)
         result = await self._retry.call_with_retry(attempt, failed)
         # Only an attempt begun after the outage began proves the connection is back.
         if self._down_since is not None and attempt_at >= self._down_since:
