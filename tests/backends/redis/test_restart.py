@@ -17,6 +17,7 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from chaos.harness import RedisProc
 
@@ -25,7 +26,10 @@ from corral.backends.base import NewJob
 from corral.backends.redis import RedisBackend
 from corral.errors import ConnectionFailed
 from corral.task import new_job_id
+from corral.web import create_app
 from corral.worker import Worker
+from tests.web.apps import build_app
+from tests.web.conftest import LiveServer
 
 
 @pytest.fixture
@@ -161,3 +165,30 @@ async def test_an_outage_longer_than_reconnect_timeout_raises_connection_failed(
         assert (await backend.counts("q"))["waiting"] == 0  # and works once it is back
     finally:
         await backend.close()
+
+
+async def test_the_http_api_rides_out_a_restart(
+    aof_redis: RedisProc, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="corral")
+    server = LiveServer(create_app(build_app(aof_redis.url))).start()
+    statuses: list[int] = []
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+
+            async def post() -> None:
+                response = await http.post("/api/v1/jobs", json={"task": "web.echo"})
+                statuses.append(response.status_code)
+
+            await post()  # connected
+            restarting = asyncio.create_task(restart(aof_redis))
+            while not restarting.done():
+                await post()
+            await restarting
+            await post()
+    finally:
+        server.stop()
+        server.join()
+    assert set(statuses) == {201}
+    expected = [(level, text.format(url=aof_redis.url)) for level, text in LOST_AND_BACK]
+    assert connection_lines(caplog) == expected  # requests were made while it was down
