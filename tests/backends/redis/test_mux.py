@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 
@@ -136,3 +137,32 @@ async def test_unreachable_server_raises_connection_error() -> None:
             await mux.get("k")
     finally:
         await mux.aclose()
+
+
+async def test_an_error_reply_that_is_not_a_response_error_is_raised() -> None:
+    # Redis restarting answers -LOADING while it reads its AOF; redis-py maps that to
+    # BusyLoadingError, a ConnectionError (so retry policies retry it), not a
+    # ResponseError. A socket that answers like a loading server stands in for one.
+    def reply(command: bytes) -> bytes:
+        if b"HELLO" in command:
+            return b"%1\r\n+proto\r\n:3\r\n"
+        if b"CLIENT" in command:  # the connection's handshake
+            return b"+OK\r\n"
+        return b"-LOADING Redis is loading the dataset in memory\r\n"
+
+    async def loading(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            while data := await reader.read(65536):
+                writer.write(b"".join(reply(c) for c in data.split(b"*")[1:]))
+        writer.close()
+
+    server = await asyncio.start_server(loading, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    mux = MuxRedis.from_url(f"redis://127.0.0.1:{port}/0", socket_timeout=5)
+    try:
+        with pytest.raises(redis.BusyLoadingError):
+            await mux.get("k")
+        assert mux._link is not None  # it went down the shared connection
+    finally:
+        await mux.aclose()
+        server.close()

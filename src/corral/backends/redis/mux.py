@@ -261,8 +261,9 @@ class MuxRedis(Redis):
             # Redis never saw it: sending it again cannot run it twice. (A command
             # that was written raises: it may have run.)
             return await _pooled_execute(self, *args, **options)
-        if isinstance(reply, ResponseError):
-            if EMPTY_RESPONSE in options:
+        if isinstance(reply, Exception):
+            # Not only ResponseError: -LOADING is BusyLoadingError, a ConnectionError.
+            if EMPTY_RESPONSE in options and isinstance(reply, ResponseError):
                 return options[EMPTY_RESPONSE]
             raise reply
         options.pop(EMPTY_RESPONSE, None)
