@@ -3,11 +3,11 @@ or ``--rate`` per second.
 
 Each job gets its own id, and an enqueue that fails is retried with the same id (an
 idempotent enqueue), so the ledger's ``enqueued`` table holds exactly the ids whose
-enqueue was acknowledged. Errors are recorded by type in ``producer_errors``. At the
-end it prints one JSON line: ``{"enqueues": n, "errors": n, "slowest": seconds}``
+enqueue was acknowledged. Errors are recorded by type in ``producer_errors``. With
+``--stats`` it prints one JSON line at the end: ``{"enqueues": n, "errors": n, "slowest": seconds}``
 (slowest: the longest single enqueue call that succeeded).
 
-    python -m chaos.producer URL LEDGER --seconds 8 --prefix p1 [--durable] [--rate 200]
+    python -m chaos.producer URL LEDGER --seconds 8 --prefix p1 [--durable] [--rate 200] [--stats]
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ def main() -> int:
     parser.add_argument("--durable", action="store_true")
     parser.add_argument("--ms", type=float, default=5.0)
     parser.add_argument("--rate", type=float, default=0.0, help="enqueues/s (0: flat out)")
+    parser.add_argument("--stats", action="store_true", help="print a JSON summary at the end")
     args = parser.parse_args()
     client = make_app(args.url, durable=args.durable)
     ledger = Ledger(args.ledger)
@@ -66,7 +67,9 @@ def main() -> int:
     ledger.enqueued(pending, task.queue)
     client.close_sync()
     ledger.close()
-    print(json.dumps({"enqueues": n, "errors": errors, "slowest": round(slowest, 3)}), flush=True)
+    if args.stats:
+        summary = {"enqueues": n, "errors": errors, "slowest": round(slowest, 3)}
+        print(json.dumps(summary), flush=True)
     return 0
 
 

@@ -106,7 +106,7 @@ def redis_restart_producer(env: Env, quick: bool) -> Result:
     rate, down = 200, 0.5
     seconds, kill_at = (5.0, 2.0) if quick else (10.0, 4.0)
     cmd = [sys.executable, "-m", "chaos.producer", env.url, env.ledger.path, "--prefix", "r"]
-    cmd += ["--seconds", str(seconds), "--rate", str(rate)]
+    cmd += ["--seconds", str(seconds), "--rate", str(rate), "--stats"]
     producer = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
     time.sleep(kill_at)
     env.redis.kill()
