@@ -6,6 +6,8 @@ It runs its own event loop in a thread; the harness steers it with thread-safe c
 - ``drop()``: reset every connection and every new one until ``heal()``;
 - ``half_open()``: stop forwarding without closing anything (bytes wait, unread, in the
   kernel buffers) until ``heal()``;
+- ``cut_next_reply()``: the next bytes Redis sends on any connection are dropped and that
+  connection reset (Redis ran the command; its reply is lost); then forward normally;
 - ``heal(stale=False)``: forward normally again. ``stale=True`` leaves connections that
   were half-open stuck for good (the peer vanished without a reset); only connections
   opened afterwards work.
@@ -45,6 +47,7 @@ class Proxy:
         self.port = 0
         self._latency = (0.0, 0.0)
         self._mode = "ok"  # ok | drop | half
+        self._cut_next = False
         self._links: set[_Link] = set()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -73,6 +76,12 @@ class Proxy:
             self._mode = "drop"
             for link in list(self._links):
                 link.abort()
+
+        self._call(go)
+
+    def cut_next_reply(self) -> None:
+        def go() -> None:
+            self._cut_next = True
 
         self._call(go)
 
@@ -146,14 +155,20 @@ class Proxy:
         self._links.add(link)
         try:
             await asyncio.gather(
-                self._pump(link, reader, up_writer), self._pump(link, up_reader, writer)
+                self._pump(link, reader, up_writer),
+                self._pump(link, up_reader, writer, replies=True),
             )
         finally:
             self._links.discard(link)
             link.abort()
 
     async def _pump(
-        self, link: _Link, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        link: _Link,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        replies: bool = False,
     ) -> None:
         queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
         sender = asyncio.create_task(self._send(link, queue, writer))
@@ -163,6 +178,10 @@ class Proxy:
                 await link.flowing.wait()
                 data = await reader.read(65536)
                 if not data:
+                    break
+                if replies and self._cut_next:
+                    self._cut_next = False
+                    link.abort()
                     break
                 await link.flowing.wait()  # read while flowing, then half-opened: hold it
                 low, high = self._latency

@@ -55,8 +55,8 @@ def machine() -> dict[str, str]:
     }
 
 
-def _cell(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f} s"
+def _cell(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f} s"
 
 
 def write(path: Path, results: list[Result], command: str, wall: float, quick: bool) -> None:
@@ -76,15 +76,16 @@ def write(path: Path, results: list[Result], command: str, wall: float, quick: b
         *(f"| {k} | {v} |" for k, v in machine().items()),
         "",
         "| Scenario | Backend | Jobs | Faults | Lost | Duplicates | Explained | Unexplained "
-        "| Recovery | Wall | Verdict |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| Recovery | Producer errors | Slowest enqueue | Wall | Verdict |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
         verdict = "PASS" if r.passed else "**FAIL**"
         lines.append(
             f"| {r.scenario} | {r.backend} | {r.jobs} | {r.faults} | {r.lost} | "
             f"{r.duplicates} | {r.explained} | {r.unexplained} | {_cell(r.recovery_s)} | "
-            f"{_cell(r.wall_s)} | {verdict} |"
+            f"{'-' if r.producer_errors is None else r.producer_errors} | "
+            f"{_cell(r.slowest_enqueue_s, 2)} | {_cell(r.wall_s)} | {verdict} |"
         )
     passed = sum(r.passed for r in results)
     lines += ["", f"{passed} of {len(results)} passed.", "", "## Checks and notes", ""]

@@ -137,6 +137,9 @@ class Result:
     unexplained: int = 0
     recovery_s: float | None = None
     wall_s: float = 0.0
+    #: For scenarios with a producer: the enqueues that raised, and the slowest that did not.
+    producer_errors: int | None = None
+    slowest_enqueue_s: float | None = None
     checks: list[Check] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -168,8 +171,11 @@ class Result:
             f"{self.scenario}[{self.backend}] jobs={self.jobs} faults={self.faults} "
             f"lost={self.lost} dup={self.duplicates} explained={self.explained} "
             f"unexplained={self.unexplained} recovery={rec} wall={self.wall_s:.1f}s "
-            f"-> {self.verdict}"
         )
+        if self.producer_errors is not None:
+            slowest = self.slowest_enqueue_s or 0.0
+            line += f"producer_errors={self.producer_errors} slowest_enqueue={slowest:.2f}s "
+        line += f"-> {self.verdict}"
         failed = [c for c in self.checks if not c.ok]
         if failed:
             line += "\n    failed: " + "; ".join(f"{c.name} ({c.detail})" for c in failed)

@@ -16,7 +16,7 @@ from pathlib import Path
 from chaos.scenarios.blocking import blocked_worker
 from chaos.scenarios.common import Env
 from chaos.scenarios.network import connection_faults
-from chaos.scenarios.redis_faults import redis_full, redis_restart
+from chaos.scenarios.redis_faults import redis_full, redis_restart, redis_restart_producer
 from chaos.scenarios.sqlite import sqlite_contention
 from chaos.scenarios.workers import (
     crash_points,
@@ -50,6 +50,12 @@ SCENARIOS = [
     Scenario(
         "redis_restart",
         redis_restart,
+        ("redis",),
+        {"appendonly": "yes", "appendfsync": "everysec"},
+    ),
+    Scenario(
+        "redis_restart_producer",
+        redis_restart_producer,
         ("redis",),
         {"appendonly": "yes", "appendfsync": "everysec"},
     ),

@@ -19,6 +19,7 @@ from corral.policy import BackoffSpec, check_job_id, check_queue_name, check_tas
 from corral.queue import Queue
 from corral.schedules import Schedules, ScheduleSpec
 from corral.settings import REDIS_SCHEMES, SQLITE_SCHEMES, resolve_url
+from corral.settings import reconnect_timeout as resolve_reconnect_timeout
 from corral.task import Call, Task, new_record
 
 __all__ = ["Corral"]
@@ -56,6 +57,9 @@ class Corral:
     always`` before 7.2; SQLite: ``synchronous=FULL``). ``max_payload_bytes`` caps a
     job's encoded arguments (refused at enqueue) and ``max_result_bytes`` a task's
     encoded result (over it, the job fails without retry); both default to 512 KiB.
+    ``reconnect_timeout``: seconds a call rides out a lost Redis connection (retrying
+    with backoff) before it raises ConnectionFailed (else ``CORRAL_RECONNECT_TIMEOUT``,
+    else 5; 0 = fail at once).
 
     >>> app = Corral("redis://localhost:6379/0")
     >>> @app.task(queue="emails", attempts=5)
@@ -73,9 +77,11 @@ class Corral:
         completed: Retention = DEFAULT_COMPLETED,
         failed: Retention = DEFAULT_FAILED,
         durable: bool = False,
+        reconnect_timeout: float | None = None,
     ) -> None:
         self.url = resolve_url(url)
         self.durable = durable
+        self.reconnect_timeout = resolve_reconnect_timeout(reconnect_timeout)
         for name, limit in (
             ("max_payload_bytes", max_payload_bytes),
             ("max_result_bytes", max_result_bytes),
@@ -183,7 +189,12 @@ class Corral:
         if scheme in REDIS_SCHEMES:
             from corral.backends.redis import RedisBackend
 
-            return RedisBackend(self.url, prefix=self.prefix, durable=self.durable)
+            return RedisBackend(
+                self.url,
+                prefix=self.prefix,
+                durable=self.durable,
+                reconnect_timeout=self.reconnect_timeout,
+            )
         if scheme in SQLITE_SCHEMES:
             from corral.backends.sqlite import SQLiteBackend
 

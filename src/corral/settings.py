@@ -2,7 +2,8 @@
 
 The backend is picked by one URL: ``CORRAL_URL``, else ``REDIS_URL``, else the
 embedded default ``sqlite:///corral.db``. Deploy-time worker knobs have environment
-overrides (``CORRAL_QUEUES``, ``CORRAL_CONCURRENCY``); everything else is code.
+overrides (``CORRAL_QUEUES``, ``CORRAL_CONCURRENCY``), as has how long a call rides out
+a lost connection (``CORRAL_RECONNECT_TIMEOUT``); everything else is code.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 from corral.errors import ConfigurationError
 
 __all__ = [
+    "DEFAULT_RECONNECT_TIMEOUT",
     "DEFAULT_URL",
     "REDIS_SCHEMES",
     "SQLITE_SCHEMES",
@@ -21,6 +23,7 @@ __all__ = [
     "env_list",
     "fault_rates",
     "mask_url",
+    "reconnect_timeout",
     "resolve_url",
 ]
 
@@ -72,6 +75,27 @@ def describe_backend(url: str) -> str:
     if path == ":memory:":
         return f"{shown} (in memory)"
     return f"{shown} (file {os.path.abspath(path)})"
+
+
+DEFAULT_RECONNECT_TIMEOUT = 5.0
+
+
+def reconnect_timeout(value: float | None = None) -> float:
+    """Seconds a backend call keeps trying to reach Redis before it raises
+    ConnectionFailed: ``value``, else ``CORRAL_RECONNECT_TIMEOUT``, else 5."""
+    name = "reconnect_timeout"
+    if value is None:
+        raw = os.environ.get("CORRAL_RECONNECT_TIMEOUT", "").strip()
+        if not raw:
+            return DEFAULT_RECONNECT_TIMEOUT
+        name = "CORRAL_RECONNECT_TIMEOUT"
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigurationError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ConfigurationError(f"{name} must be a number of seconds >= 0, got {value!r}")
+    return float(value)
 
 
 def env_int(name: str) -> int | None:

@@ -163,6 +163,7 @@ class Task(Generic[P, R]):
             delay_ms=delay_ms,
             run_at_ms=run_at_ms,
             options=opts.stored(),
+            given_id=bool(opts.job_id),
             **opts.dedupe_fields(),
         )
 

@@ -51,3 +51,13 @@ def test_blocked_worker(tmp_path: Path) -> None:
 def test_poison_job(tmp_path: Path) -> None:
     result = _run("poison_job", "redis", tmp_path)
     assert result.faults == 3  # max_stalls (2) + 1 crashes, then the job failed
+
+
+def test_redis_restart_producer(tmp_path: Path) -> None:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    scenario = next(s for s in SCENARIOS if s.name == "redis_restart_producer")
+    (result,) = run(scenario, "redis", tmp_path, quick=True)
+    assert result.passed, result.summary() + "\n" + "\n".join(result.notes)
+    assert result.producer_errors == 0  # the outage cost latency, not errors
+    assert result.faults == 1

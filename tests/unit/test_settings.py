@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from corral.errors import ConfigurationError
-from corral.settings import DEFAULT_URL, env_int, env_list, mask_url, resolve_url
+from corral.settings import (
+    DEFAULT_RECONNECT_TIMEOUT,
+    DEFAULT_URL,
+    env_int,
+    env_list,
+    mask_url,
+    reconnect_timeout,
+    resolve_url,
+)
 
 
 def test_default_is_embedded_sqlite() -> None:
@@ -117,3 +125,24 @@ def test_env_list(monkeypatch: pytest.MonkeyPatch) -> None:
     assert env_list("CORRAL_TEST_LIST") is None
     monkeypatch.setenv("CORRAL_TEST_LIST", " high, low ,,default ")
     assert env_list("CORRAL_TEST_LIST") == ["high", "low", "default"]
+
+
+def test_reconnect_timeout_argument_then_environment_then_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert reconnect_timeout() == DEFAULT_RECONNECT_TIMEOUT == 5.0
+    monkeypatch.setenv("CORRAL_RECONNECT_TIMEOUT", "12.5")
+    assert reconnect_timeout() == 12.5
+    assert reconnect_timeout(0) == 0.0  # the argument wins; 0 = fail at once
+
+
+@pytest.mark.parametrize("value", [-1, float("nan"), "5", True])
+def test_reconnect_timeout_rejects_what_is_not_seconds(value: object) -> None:
+    with pytest.raises(ConfigurationError, match="reconnect_timeout must be a number"):
+        reconnect_timeout(value)  # type: ignore[arg-type]
+
+
+def test_reconnect_timeout_names_a_bad_environment_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CORRAL_RECONNECT_TIMEOUT", "soon")
+    with pytest.raises(ConfigurationError, match="CORRAL_RECONNECT_TIMEOUT must be a number"):
+        reconnect_timeout()

@@ -181,6 +181,7 @@ class NewJob:
     0 = the key is held until its job finishes; > 0 = for that long after the add.
     ``debounce_ms`` (with a key): the job waits that long, and an add with the same
     key before it starts replaces its name, data and options and restarts the wait.
+    ``given_id``: the caller chose ``id`` (else it is random, new to the store).
     """
 
     id: str
@@ -194,6 +195,7 @@ class NewJob:
     dedupe_key: str = ""
     dedupe_ms: int = 0
     debounce_ms: int = 0
+    given_id: bool = False
 
 
 # Not frozen: one is built per job on the hot path, and a frozen dataclass's

@@ -10,7 +10,6 @@ import redis
 
 from corral.backends.redis import RedisBackend
 from corral.backends.redis import wait as redis_wait
-from corral.errors import ConnectionFailed
 from tests.contract.conftest import enqueue
 
 Q = "waits"
@@ -51,7 +50,7 @@ async def test_concurrent_waits_do_not_queue_behind_each_other(backend: RedisBac
     assert await asyncio.wait_for(other, 2.0) == ([], None)
 
 
-async def test_a_dropped_connection_fails_the_wait_and_the_next_one_reconnects(
+async def test_a_dropped_connection_ends_the_wait_quietly_and_the_next_one_reconnects(
     backend: RedisBackend, redis_url: str
 ) -> None:
     waiting = wait(backend, asyncio.Event())
@@ -61,8 +60,8 @@ async def test_a_dropped_connection_fails_the_wait_and_the_next_one_reconnects(
         admin.client_kill_filter(_type="normal", skipme=True)
     finally:
         admin.close()
-    with pytest.raises(ConnectionFailed):
-        await asyncio.wait_for(waiting, 5.0)
+    # The claim behind the pop may have run: what it leased is looked up, not lost.
+    assert await asyncio.wait_for(waiting, 5.0) == ([], None)
     await enqueue(backend, Q, "j2")
     jobs, _ = await asyncio.wait_for(wait(backend, asyncio.Event()), 5.0)
     assert [job.id for job in jobs] == ["j2"]

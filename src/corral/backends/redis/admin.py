@@ -7,9 +7,8 @@ uses the backend's plumbing, declared below and provided by the backend.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import orjson
 
@@ -31,6 +30,8 @@ from corral.backends.wire import decode_worker, encode_worker
 from redis.asyncio import Redis
 
 __all__ = ["RedisAdmin"]
+
+T = TypeVar("T")
 
 _STATES = list(JobState)
 _LIMITS = ("max_active", "rate_max", "rate_ms", "gmax", "grate", "grate_ms")
@@ -77,7 +78,12 @@ class RedisAdmin:
 
     _registry: RegistryKeys
 
-    def _translate(self) -> AbstractContextManager[None]:
+    async def _call(self, do: Callable[[], Awaitable[T]]) -> T:
+        raise NotImplementedError
+
+    async def _pipelined(
+        self, add: Callable[[Any], object], transaction: bool = False
+    ) -> list[Any]:
         raise NotImplementedError
 
     def _client_or_fail(self) -> Redis:
@@ -99,64 +105,57 @@ class RedisAdmin:
         raise NotImplementedError
 
     async def set_paused(self, queue: str, paused: bool) -> None:
-        client = self._client_or_fail()
         keys = self._k(queue)
-        with self._translate():
-            async with client.pipeline(transaction=True) as pipe:
-                pipe.sadd(self._registry.queues, queue)
-                if paused:
-                    pipe.hset(keys.meta, "paused", "1")
-                else:
-                    pipe.hdel(keys.meta, "paused")
-                    pipe.zadd(keys.marker, {"0": 0})
-                await pipe.execute()
+
+        def add(pipe: Any) -> None:
+            pipe.sadd(self._registry.queues, queue)
+            if paused:
+                pipe.hset(keys.meta, "paused", "1")
+            else:
+                pipe.hdel(keys.meta, "paused")
+                pipe.zadd(keys.marker, {"0": 0})
+
+        await self._pipelined(add, transaction=True)
 
     async def set_limits(self, queue: str, limits: QueueLimits) -> None:
         await self._run("limits", queue, ["" if v is None else v for v in limits.stored()])
-        with self._translate():
-            await self._client_or_fail().sadd(self._registry.queues, queue)
+        client = self._client_or_fail()
+        await self._call(lambda: client.sadd(self._registry.queues, queue))
 
     async def limits(self, queue: str) -> QueueLimits:
         client = self._client_or_fail()
-        with self._translate():
-            raw = await client.hmget(self._k(queue).meta, list(_LIMITS))
+        raw = await self._call(lambda: client.hmget(self._k(queue).meta, list(_LIMITS)))
         return QueueLimits.from_stored([None if v is None else int(v) for v in raw])
 
     async def stats(self, queue: str) -> QueueStats:
         client = self._client_or_fail()
-        with self._translate():
-            raw = await client.hgetall(self._k(queue).meta)
+        raw = await self._call(lambda: client.hgetall(self._k(queue).meta))
         return _stats({_text(k): _text(v) for k, v in raw.items()})
 
     async def counts(self, queue: str) -> dict[str, int]:
-        client = self._client_or_fail()
-        with self._translate():
-            async with client.pipeline(transaction=False) as pipe:
-                _read_queue(pipe, self._k(queue))
-                replies = await pipe.execute()
-        return _decode(replies)[0]
+        keys = self._k(queue)
+        return _decode(await self._pipelined(lambda pipe: _read_queue(pipe, keys)))[0]
 
     async def queues(self) -> list[str]:
         client = self._client_or_fail()
-        with self._translate():
-            members = await client.smembers(self._registry.queues)
+        members = await self._call(lambda: client.smembers(self._registry.queues))
         return sorted(_text(m) for m in members)
 
     async def overview(self) -> list[QueueOverview]:
-        client = self._client_or_fail()
+        registry = self._registry
         # Two round trips whatever the number of queues: the names, then everything.
-        with self._translate():
-            async with client.pipeline(transaction=False) as pipe:
-                pipe.smembers(self._registry.queues)
-                pipe.smembers(self._registry.workers)
-                names_raw, worker_ids = await pipe.execute()
-            names = sorted(_text(m) for m in names_raw)
-            async with client.pipeline(transaction=False) as pipe:
-                for name in names:
-                    _read_queue(pipe, self._k(name))
-                for worker_id in worker_ids:
-                    pipe.get(self._registry.worker_prefix + _text(worker_id))
-                replies = await pipe.execute()
+        names_raw, worker_ids = await self._pipelined(
+            lambda pipe: (pipe.smembers(registry.queues), pipe.smembers(registry.workers))
+        )
+        names = sorted(_text(m) for m in names_raw)
+
+        def read_all(pipe: Any) -> None:
+            for name in names:
+                _read_queue(pipe, self._k(name))
+            for worker_id in worker_ids:
+                pipe.get(registry.worker_prefix + _text(worker_id))
+
+        replies = await self._pipelined(read_all)
         served = {
             queue
             for raw in replies[len(names) * _READS :]
@@ -185,19 +184,16 @@ class RedisAdmin:
 
         async def check(batch: list[str]) -> list[str]:
             calls = [(self._queue_keys(self._k(n)), [self._k(n).script_base]) for n in batch]
-            with self._translate():
-                done = await self._scripts_or_fail().run_many("forget", calls)
+            done = await self._call(lambda: self._scripts_or_fail().run_many("forget", calls))
             return [name for name, ok in zip(batch, done, strict=True) if ok]
 
         gone = await check(names) if names else []
         if not gone:
             return []
-        with self._translate():
-            await client.srem(self._registry.queues, *gone)
+        await self._call(lambda: client.srem(self._registry.queues, *gone))
         still = await check(gone)
         if back := sorted(set(gone) - set(still)):
-            with self._translate():
-                await client.sadd(self._registry.queues, *back)
+            await self._call(lambda: client.sadd(self._registry.queues, *back))
         return still
 
     async def upsert_schedule(
@@ -206,31 +202,31 @@ class RedisAdmin:
         nxt = -1 if next_at is None else next_at
         args = [name, definition, nxt, "keep" if keep else "replace"]
         stored = bool(await self._run("schedule_upsert", queue, args))
-        with self._translate():
-            await self._client_or_fail().sadd(self._registry.queues, queue)
+        client = self._client_or_fail()
+        await self._call(lambda: client.sadd(self._registry.queues, queue))
         return stored
 
     async def remove_schedule(self, queue: str, name: str) -> bool:
-        client = self._client_or_fail()
         base = self._k(queue).base
-        with self._translate():
-            async with client.pipeline(transaction=True) as pipe:
-                pipe.hdel(base + "sched", name)
-                pipe.zrem(base + "sched:next", name)
-                pipe.hdel(base + "sched:last", name)
-                removed, _, _ = await pipe.execute()
+
+        def add(pipe: Any) -> None:
+            pipe.hdel(base + "sched", name)
+            pipe.zrem(base + "sched:next", name)
+            pipe.hdel(base + "sched:last", name)
+
+        removed, _, _ = await self._pipelined(add, transaction=True)
         return bool(removed)
 
     async def schedules(self, queue: str) -> list[ScheduleRecord]:
-        client = self._client_or_fail()
         base = self._k(queue).base
-        with self._translate():
-            # Not MULTI: a Redis at maxmemory refuses every command queued in one.
-            async with client.pipeline(transaction=False) as pipe:
-                pipe.hgetall(base + "sched")
-                pipe.zrange(base + "sched:next", 0, -1, withscores=True)
-                pipe.hgetall(base + "sched:last")
-                defs, pending, last = await pipe.execute()
+
+        def add(pipe: Any) -> None:
+            pipe.hgetall(base + "sched")
+            pipe.zrange(base + "sched:next", 0, -1, withscores=True)
+            pipe.hgetall(base + "sched:last")
+
+        # Not MULTI: a Redis at maxmemory refuses every command queued in one.
+        defs, pending, last = await self._pipelined(add)
         next_at = {_text(n): int(score) for n, score in pending}
         last_at = {_text(n): int(v) for n, v in last.items()}
         return [
@@ -247,34 +243,35 @@ class RedisAdmin:
         return bool(await self._run("schedule_fire", queue, args))
 
     async def register_worker(self, info: WorkerInfo, ttl_ms: int) -> None:
-        client = self._client_or_fail()
         payload = encode_worker(info, ttl_ms)
-        with self._translate():
-            async with client.pipeline(transaction=True) as pipe:
-                pipe.set(self._registry.worker_prefix + info.id, payload, px=ttl_ms)
-                pipe.sadd(self._registry.workers, info.id)
-                await pipe.execute()
+
+        def add(pipe: Any) -> None:
+            pipe.set(self._registry.worker_prefix + info.id, payload, px=ttl_ms)
+            pipe.sadd(self._registry.workers, info.id)
+
+        await self._pipelined(add, transaction=True)
 
     async def unregister_worker(self, worker_id: str) -> None:
-        client = self._client_or_fail()
-        with self._translate():
-            async with client.pipeline(transaction=True) as pipe:
-                pipe.delete(self._registry.worker_prefix + worker_id)
-                pipe.srem(self._registry.workers, worker_id)
-                await pipe.execute()
+        def add(pipe: Any) -> None:
+            pipe.delete(self._registry.worker_prefix + worker_id)
+            pipe.srem(self._registry.workers, worker_id)
+
+        await self._pipelined(add, transaction=True)
 
     async def workers(self) -> list[WorkerInfo]:
         client = self._client_or_fail()
-        with self._translate():
-            ids = sorted(_text(m) for m in await client.smembers(self._registry.workers))
-            if not ids:
-                return []
-            async with client.pipeline(transaction=False) as pipe:
-                for worker_id in ids:
-                    pipe.get(self._registry.worker_prefix + worker_id)
-                    pipe.pttl(self._registry.worker_prefix + worker_id)
-                replies = await pipe.execute()
-            now = await self.time_ms()
+        members = await self._call(lambda: client.smembers(self._registry.workers))
+        ids = sorted(_text(m) for m in members)
+        if not ids:
+            return []
+
+        def add(pipe: Any) -> None:
+            for worker_id in ids:
+                pipe.get(self._registry.worker_prefix + worker_id)
+                pipe.pttl(self._registry.worker_prefix + worker_id)
+
+        replies = await self._pipelined(add)
+        now = await self.time_ms()
         live: list[WorkerInfo] = []
         dead: list[str] = []
         for i, worker_id in enumerate(ids):
@@ -284,6 +281,5 @@ class RedisAdmin:
                 continue
             live.append(decode_worker(raw, int(ttl), now))
         if dead:
-            with self._translate():
-                await client.srem(self._registry.workers, *dead)
+            await self._call(lambda: client.srem(self._registry.workers, *dead))
         return live

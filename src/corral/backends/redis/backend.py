@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from corral.backends.base import (
     KEEP_ALL,
@@ -26,12 +26,20 @@ from corral.backends.base import (
     wait_then_claim,
 )
 from corral.backends.redis.admin import RedisAdmin
+from corral.backends.redis.connection import (
+    MAX_BLOCK,
+    MIN_REDIS_VERSION,
+    Reconnect,
+    check_server,
+    open_clients,
+)
 from corral.backends.redis.keys import QueueKeys, RegistryKeys
 from corral.backends.redis.legacy import add_old_lists
-from corral.backends.redis.mux import MuxRedis, pack
+from corral.backends.redis.mux import pack
 from corral.backends.redis.pubsub import EventStream, Hub
 from corral.backends.redis.records import job_rows, record_from_hash, waiting_order
 from corral.backends.redis.records import text as _text
+from corral.backends.redis.recover import adopt
 from corral.backends.redis.scripts import ScriptSet
 from corral.backends.redis.wait import WaitLinks, end_on_stop, retrieved
 from corral.backends.redis.waiters import Waiters
@@ -43,8 +51,8 @@ from corral.errors import (
     JobNotFound,
     StoreFull,
 )
-from corral.settings import mask_url
-from redis.asyncio import BlockingConnectionPool, Redis
+from corral.settings import DEFAULT_RECONNECT_TIMEOUT, mask_url
+from redis.asyncio import Redis
 from redis.asyncio.connection import parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
@@ -54,12 +62,10 @@ __all__ = ["MIN_REDIS_VERSION", "RedisBackend"]
 
 log = logging.getLogger("corral.redis")
 
-MIN_REDIS_VERSION = (6, 2, 0)
 _ENQUEUE_CHUNK = 1000
 _NKEYS = 8  # keys every script takes (_queue_keys)
-_POOL_SIZE = 100  # pooled connections of the backend's client (redis-py's default)
-_POOL_WAIT = 10.0  # seconds a command waits for a free one before ConnectionFailed
-_MAX_BLOCK = 30.0  # seconds; longest blocking wait (the socket timeout is above it)
+
+T = TypeVar("T")
 
 
 def _retention_args(retention: Retention) -> list[int]:
@@ -78,17 +84,28 @@ def _db_of(url: str) -> int:
 
 class RedisBackend(RedisAdmin):
     """Corral's storage on Redis. ``url`` is any redis-py URL (``redis://``,
-    ``rediss://``, ``unix://``); ``prefix`` namespaces every key."""
+    ``rediss://``, ``unix://``); ``prefix`` namespaces every key. A call that cannot
+    reach Redis tries again for up to ``reconnect_timeout`` seconds before it raises
+    ConnectionFailed (see ``connection.py``)."""
 
     #: Run the scripts as one function library (FCALL) on Redis >= 7; False keeps the
     #: EVALSHA path that Redis 6.2 uses (the conformance suite runs both).
     use_functions = True
 
-    def __init__(self, url: str, *, prefix: str = "corral", durable: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "corral",
+        durable: bool = False,
+        reconnect_timeout: float = DEFAULT_RECONNECT_TIMEOUT,
+    ) -> None:
         self.url = url
         self.durable = durable
-        self._waitaof = False
+        #: Sent with each durable enqueue, on its connection (None: appendfsync always).
+        self._durable_wait: tuple[Any, ...] | None = None
         self.safe_url = mask_url(url)
+        self._reconnect = Reconnect(self.safe_url, reconnect_timeout, self._drop_idle)
         self.prefix = prefix
         #: The database number, in pub/sub channel names (pub/sub is server-wide).
         self.db = _db_of(url)
@@ -125,6 +142,32 @@ class RedisBackend(RedisAdmin):
         except RedisError as exc:
             raise BackendError(f"Redis error at {self.safe_url}: {exc}") from exc
 
+    async def _call(self, do: Callable[[], Awaitable[T]]) -> T:
+        """``await do()`` with driver errors translated, tried again while Redis is
+        unreachable (see ``connection.py``): ``do`` must be safe to repeat."""
+        with self._translate():
+            return await self._reconnect.call(do)
+
+    async def _pipelined(
+        self, add: Callable[[Any], object], transaction: bool = False
+    ) -> list[Any]:
+        """The replies of the commands ``add(pipe)`` queues, sent as one pipeline
+        (retried like :meth:`_call`: only for commands safe to repeat)."""
+        client = self._client_or_fail()
+
+        async def run() -> list[Any]:
+            async with client.pipeline(transaction=transaction) as pipe:
+                add(pipe)
+                return await pipe.execute()
+
+        return await self._call(run)
+
+    async def _drop_idle(self) -> None:
+        for client in (self._client, self._blocking):
+            if client is not None:
+                with contextlib.suppress(RedisError, OSError):
+                    await client.connection_pool.disconnect(inuse_connections=False)
+
     def _client_or_fail(self) -> Redis:
         if self._client is None:
             raise ConfigurationError("the backend is not connected (call connect() first)")
@@ -160,56 +203,27 @@ class RedisBackend(RedisAdmin):
         ]
 
     async def _run(self, name: str, queue: str, args: list[Any]) -> Any:
-        assert self._scripts is not None, "not connected"
+        scripts = self._scripts
+        assert scripts is not None, "not connected"
         keys = self._k(queue)
-        with self._translate():
-            return await self._scripts.run(name, self._queue_keys(keys), [keys.script_base, *args])
+        script_keys, script_args = self._queue_keys(keys), [keys.script_base, *args]
+        return await self._call(lambda: scripts.run(name, script_keys, script_args))
 
     async def connect(self) -> None:
         if self._client is not None:
             return
         try:
-            # Explicit timeouts: a vanished peer is noticed; the blocking connection
-            # waits longer than any blocking command it sends (see wait_for_work).
-            # A blocking pool: past its size, a command that needs a pooled connection
-            # (a pipelined read, pub/sub, WAIT) waits for one. redis-py's default pool
-            # refuses at once ("Too many connections"), which under many concurrent
-            # reads turned stored enqueues into 503s (their re-read found it full).
-            pool = BlockingConnectionPool.from_url(
-                self.url,
-                max_connections=_POOL_SIZE,
-                timeout=_POOL_WAIT,
-                socket_keepalive=True,
-                socket_timeout=10,
-                socket_connect_timeout=5,
-            )
-            client: Redis = MuxRedis.from_pool(pool)
-            blocking: Redis = Redis.from_url(
-                self.url,
-                socket_keepalive=True,
-                socket_timeout=_MAX_BLOCK + 10,
-                socket_connect_timeout=5,
-            )
+            client, blocking = open_clients(self.url)
         except ValueError as exc:
             raise ConfigurationError(f"invalid Redis URL {self.safe_url!r}: {exc}") from None
-        with self._translate():
-            try:
-                info = await client.info("server")
-            except BaseException:
-                await client.aclose()
-                await blocking.aclose()
-                raise
-        version = tuple(int(p) for p in str(info.get("redis_version", "0.0.0")).split(".")[:3])
-        if version < MIN_REDIS_VERSION:
-            await client.aclose()
-            await blocking.aclose()
-            need = ".".join(map(str, MIN_REDIS_VERSION))
-            raise ConfigurationError(
-                f"Redis at {self.safe_url} is version {info.get('redis_version')}; "
-                f"Corral needs {need} or newer"
-            )
         try:
-            await self._check_persistence(client, version)
+            # Not retried: a Redis never reached is more likely a wrong URL than a
+            # restart, and says so at once.
+            with self._translate():
+                info = await client.info("server")
+            version, self._durable_wait = await check_server(
+                client, info, self.safe_url, durable=self.durable
+            )
         except BaseException:
             await client.aclose()
             await blocking.aclose()
@@ -220,43 +234,6 @@ class RedisBackend(RedisAdmin):
         self._scripts = ScriptSet(client, functions=self.use_functions and v7, flags=v7)
         self._hub = Hub(client)
         self._waiters = Waiters(self._hub)
-
-    async def _check_persistence(self, client: Redis, version: tuple[int, ...]) -> None:
-        """Warn about eviction; for ``durable``, make sure acknowledged enqueues are on
-        disk (WAITAOF on Redis >= 7.2, else ``appendfsync always`` must be set)."""
-        config = await self._config(client, "maxmemory-policy", "appendonly", "appendfsync")
-        policy = config.get("maxmemory-policy", "noeviction")
-        if policy != "noeviction":
-            log.warning(
-                "Redis at %s has maxmemory-policy=%s: under memory pressure it will DELETE "
-                "job data (lost jobs). Set maxmemory-policy noeviction for queues.",
-                self.safe_url,
-                policy,
-            )
-        if not self.durable:
-            return
-        if config.get("appendonly") != "yes":
-            raise ConfigurationError(
-                f"durable enqueue needs the AOF on Redis at {self.safe_url}: set appendonly yes"
-            )
-        self._waitaof = version >= (7, 2, 0)
-        if not self._waitaof and config.get("appendfsync") != "always":
-            raise ConfigurationError(
-                f"durable enqueue on Redis < 7.2 (no WAITAOF) needs appendfsync always "
-                f"on {self.safe_url}"
-            )
-
-    async def _config(self, client: Redis, *names: str) -> dict[str, str]:
-        # Managed Redis often disables CONFIG: then assume defaults rather than fail.
-        values: dict[str, str] = {}
-        for name in names:
-            try:
-                reply = await client.config_get(name)
-            except RedisError:
-                continue
-            for key, value in reply.items():
-                values[_text(key)] = _text(value)
-        return values
 
     async def close(self) -> None:
         if self._hub is not None:
@@ -278,20 +255,47 @@ class RedisBackend(RedisAdmin):
         created: list[str | None] = []
         fresh = queue not in self._known_queues
         for start in range(0, len(jobs), _ENQUEUE_CHUNK):
-            rows = job_rows(jobs[start : start + _ENQUEUE_CHUNK])
-            *reply, unlisted = await self._run("enqueue", queue, [rows])
-            created.extend(None if flag == 1 else _text(flag) for flag in reply)
-            fresh = fresh or unlisted == 1
-        if self._waitaof:
-            with self._translate():
-                local, _ = await client.execute_command("WAITAOF", 1, 0, 5000)  # type: ignore[no-untyped-call]
-            if int(local) < 1:
-                raise BackendError(f"Redis at {self.safe_url} did not fsync the enqueue in 5 s")
+            chunk, unlisted = await self._enqueue_chunk(queue, jobs[start : start + _ENQUEUE_CHUNK])
+            created += chunk
+            fresh = fresh or unlisted
         if fresh:  # new to this process, or forgotten since (see overview)
-            with self._translate():
-                await client.sadd(self._registry.queues, queue)
+            await self._call(lambda: client.sadd(self._registry.queues, queue))
             self._known_queues.add(queue)
         return created
+
+    async def _enqueue_chunk(
+        self, queue: str, jobs: Sequence[NewJob]
+    ) -> tuple[list[str | None], bool]:
+        """Store one chunk; returns (per job: None if created, else the id standing for
+        it) and whether the queue must be (re-)registered (see enqueue.lua)."""
+        scripts = self._scripts
+        assert scripts is not None, "not connected"
+        keys = self._k(queue)
+        # Caller-chosen ids carry this request's nonce, so a repeat of this request
+        # knows the jobs it stored itself (see add_job.lua).
+        rows = job_rows(jobs, os.urandom(8).hex())
+        script_keys, args = self._queue_keys(keys), [keys.script_base, rows]
+        attempts = 0
+
+        async def attempt() -> Any:
+            nonlocal attempts
+            attempts += 1
+            if self._durable_wait is None:
+                return await scripts.run("enqueue", script_keys, args)
+            # WAITAOF waits for the writes of its own connection only: one pipeline.
+            reply, synced = await scripts.run_then("enqueue", script_keys, args, self._durable_wait)
+            if isinstance(synced, list) and int(synced[0]) < 1:
+                raise BackendError(f"Redis at {self.safe_url} did not fsync the enqueue in 5 s")
+            return reply
+
+        *flags, unlisted = await self._call(attempt)
+        # After a lost reply, a random id that exists was stored by this very request.
+        return [
+            None
+            if flag == 1 or (attempts > 1 and not job.given_id and flag == job.id.encode())
+            else _text(flag)
+            for job, flag in zip(jobs, flags, strict=True)
+        ], unlisted == 1
 
     # -- worker ---------------------------------------------------------------------
 
@@ -322,19 +326,44 @@ class RedisBackend(RedisAdmin):
     async def claim(
         self, queue: str, count: int, lease_ms: int, worker_id: str
     ) -> tuple[list[ClaimedJob], int | None]:
-        assert self._scripts is not None, "not connected"
+        scripts = self._scripts
+        assert scripts is not None, "not connected"
         args = self._claim_args(queue, count, lease_ms, worker_id)
-        with self._translate():
-            reply = await self._scripts.run("claim", args[:_NKEYS], args[_NKEYS:])
-        return self._claimed(queue, reply)
+        return await self._claim_once(
+            queue, args, lambda: scripts.run("claim", args[:_NKEYS], args[_NKEYS:])
+        )
+
+    async def _claim_once(
+        self, queue: str, args: list[Any], first: Callable[[], Awaitable[Any]]
+    ) -> tuple[list[ClaimedJob], int | None]:
+        """Claim with ``first()``; never send a claim that may have run again: after a
+        lost reply, adopt the jobs leased to its token (``recover.py``), and claim
+        anew only if it leased none."""
+        scripts, client = self._scripts, self._client_or_fail()
+        assert scripts is not None, "not connected"
+        tried = False
+
+        async def attempt() -> tuple[list[ClaimedJob], int | None]:
+            nonlocal tried
+            if not tried:
+                tried = True
+                return self._claimed(queue, await first())
+            adopted = await adopt(client, self._k(queue), queue, args[_NKEYS + 3])
+            if adopted:
+                return adopted, None
+            return self._claimed(queue, await scripts.run("claim", args[:_NKEYS], args[_NKEYS:]))
+
+        return await self._call(attempt)
 
     async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
         if self._blocking is None:
             raise ConfigurationError("the backend is not connected (call connect() first)")
         markers = [self._k(q).marker for q in queues]
         # BZPOPMIN's own timeout bounds the wait; a zero would block for ever.
-        with self._translate():
-            await self._blocking.bzpopmin(markers, timeout=min(max(timeout, 0.001), _MAX_BLOCK))
+        blocking = self._blocking
+        await self._call(
+            lambda: blocking.bzpopmin(markers, timeout=min(max(timeout, 0.001), MAX_BLOCK))
+        )
 
     async def wait_and_claim(
         self,
@@ -345,7 +374,8 @@ class RedisBackend(RedisAdmin):
         worker_id: str,
         stop: asyncio.Event,
     ) -> tuple[list[ClaimedJob], int | None]:
-        if self._blocking is None or self._scripts is None:
+        blocking, scripts = self._blocking, self._scripts
+        if blocking is None or scripts is None:
             raise ConfigurationError("the backend is not connected (call connect() first)")
         # The claim is pipelined behind the blocking pop on a connection of its own:
         # Redis runs it as soon as the pop returns, so a woken worker gets its jobs in
@@ -354,36 +384,37 @@ class RedisBackend(RedisAdmin):
         own = self._k(queues[0]).wake(worker_id)
         markers = [*(self._k(q).marker for q in queues), own]
         args = self._claim_args(queues[0], count, lease_ms, worker_id)
-        with self._translate():
-            link = await self._waits.take(self._blocking)
+        link = await self._call(lambda: self._waits.take(blocking))
         if link is None:  # pragma: no cover - a redis-py that hides its socket
             return await wait_then_claim(self, queues, timeout, count, lease_ms, worker_id, stop)
-        block = min(max(timeout, 0.001), _MAX_BLOCK)
-        run_claim = self._scripts.command("claim")
-        popped = link.send(pack(("BZPOPMIN", *markers, block), self._blocking))
-        claimed = link.send(pack((*run_claim, _NKEYS, *args), self._blocking))
-        # Read even when the pop's failure is what gets raised (no "never retrieved").
-        claimed.add_done_callback(retrieved)
-        stopper = end_on_stop(stop, link, claimed, lambda: self._wake_own(own))
-        try:
-            with self._translate():
+        block = min(max(timeout, 0.001), MAX_BLOCK)
+
+        async def wait_then_claim_on_link() -> Any:
+            popped = link.send(pack(("BZPOPMIN", *markers, block), blocking))
+            claimed = link.send(pack((*scripts.command("claim"), _NKEYS, *args), blocking))
+            # Read even when the pop's failure is what gets raised (no "never retrieved").
+            claimed.add_done_callback(retrieved)
+            stopper = end_on_stop(stop, link, claimed, lambda: self._wake_own(own))
+            try:
                 if isinstance(error := await popped, Exception):
                     raise error
                 reply = await claimed
                 if isinstance(reply, Exception):
-                    if not self._scripts.missing(reply):
+                    if not scripts.missing(reply):
                         raise reply
                     # Not loaded yet, or flushed: claim on its own (which loads it).
-                    reply = await self._scripts.run("claim", args[:_NKEYS], args[_NKEYS:])
-        except ConnectionFailed:
-            if stop.is_set():  # gave up on an unresponsive Redis to stop: nothing leased
-                return [], None
-            raise
-        finally:
-            self._waits.put(link, claimed)
-            # Later: unwinding the stop watcher must not delay the jobs' start.
-            asyncio.get_running_loop().call_soon(stopper.cancel)
-        return self._claimed(queues[0], reply)
+                    reply = await scripts.run("claim", args[:_NKEYS], args[_NKEYS:])
+                return reply
+            except (RedisConnectionError, RedisTimeoutError):
+                if stop.is_set():  # gave up on an unresponsive Redis to stop: its lease expires
+                    return [-1, 0]
+                raise
+            finally:
+                self._waits.put(link, claimed)
+                # Later: unwinding the stop watcher must not delay the jobs' start.
+                asyncio.get_running_loop().call_soon(stopper.cancel)
+
+        return await self._claim_once(queues[0], args, wait_then_claim_on_link)
 
     async def _wake_own(self, key: str) -> None:
         client = self._client_or_fail()
@@ -505,16 +536,17 @@ class RedisBackend(RedisAdmin):
         return records[0]
 
     async def _get_many(self, queue: str, job_ids: Sequence[str]) -> list[JobRecord | None]:
-        client = self._client_or_fail()
         keys = self._k(queue)
-        with self._translate():
-            async with client.pipeline(transaction=False) as pipe:
-                for job_id in job_ids:
-                    pipe.hgetall(keys.job(job_id))
-                    pipe.lrange(keys.errors(job_id), 0, -1)
-                    pipe.lrange(keys.logs(job_id), 0, -1)
-                replies = await pipe.execute()
-            await add_old_lists(client, keys, job_ids, replies)
+
+        def add(pipe: Any) -> None:
+            for job_id in job_ids:
+                pipe.hgetall(keys.job(job_id))
+                pipe.lrange(keys.errors(job_id), 0, -1)
+                pipe.lrange(keys.logs(job_id), 0, -1)
+
+        replies = await self._pipelined(add)
+        client = self._client_or_fail()
+        await self._call(lambda: add_old_lists(client, keys, job_ids, replies))
         return [
             record_from_hash(queue, job_id, replies[3 * i], replies[3 * i + 1], replies[3 * i + 2])
             for i, job_id in enumerate(job_ids)
@@ -530,18 +562,19 @@ class RedisBackend(RedisAdmin):
         key = keys.state_set(state.value)
         end = offset + limit - 1
         raw: list[Any]
-        with self._translate():
-            if state.terminal:
-                raw = await client.zrevrange(key, offset, end)
-            elif state is JobState.WAITING:
-                async with client.pipeline(transaction=False) as pipe:
-                    pipe.lrange(keys.fifo, 0, end)
-                    pipe.zrange(keys.wait, 0, end, withscores=True)
-                    pipe.zrange(keys.grouped_wait, 0, end, withscores=True)
-                    fifo, plain, grouped = await pipe.execute()
-                raw = waiting_order(fifo, plain, grouped)[offset : end + 1]
-            else:
-                raw = await client.zrange(key, offset, end)
+        if state.terminal:
+            raw = await self._call(lambda: client.zrevrange(key, offset, end))
+        elif state is JobState.WAITING:
+
+            def add(pipe: Any) -> None:
+                pipe.lrange(keys.fifo, 0, end)
+                pipe.zrange(keys.wait, 0, end, withscores=True)
+                pipe.zrange(keys.grouped_wait, 0, end, withscores=True)
+
+            fifo, plain, grouped = await self._pipelined(add)
+            raw = waiting_order(fifo, plain, grouped)[offset : end + 1]
+        else:
+            raw = await self._call(lambda: client.zrange(key, offset, end))
         records = await self._get_many(queue, [_text(i) for i in raw])
         return [r for r in records if r is not None]
 
@@ -551,8 +584,7 @@ class RedisBackend(RedisAdmin):
         key = self._k(queue).job(job_id)
 
         async def read_state() -> JobState:
-            with self._translate():
-                raw = await client.hget(key, "state")
+            raw = await self._call(lambda: client.hget(key, "state"))
             if raw is None:
                 raise JobNotFound(f"no job {job_id!r} in queue {queue!r}")
             return JobState(_text(raw))
@@ -591,8 +623,7 @@ class RedisBackend(RedisAdmin):
 
     async def time_ms(self) -> int:
         client = self._client_or_fail()
-        with self._translate():
-            seconds, micros = await client.time()
+        seconds, micros = await self._call(client.time)
         return int(seconds) * 1000 + int(micros) // 1000
 
     # -- workers --------------------------------------------------------------------

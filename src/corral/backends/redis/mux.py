@@ -11,8 +11,10 @@ costs a few microseconds instead of about forty.
 Commands that would hold the connection (blocking pops, ``WAIT``), change its state
 (``SELECT``, ``MULTI``/``WATCH``, ``CLIENT``, pub/sub) or need a decoding this path
 does not do, keep redis-py's pooled path, as do pipelines and pub/sub objects. If the
-shared connection cannot be opened, or drops with commands in flight, those commands
-go through the pooled path with its retry policy, as with plain redis-py.
+shared connection cannot be opened, commands go through the pooled path. When it drops,
+commands not yet written are sent again; a command already written raises
+ConnectionError, because Redis may have run it: only the caller knows whether running
+it twice is safe (the backend's :mod:`~corral.backends.redis.connection` decides).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ try:  # redis-py >= 5: the error-reply → exception class table lives here
 except ImportError:  # pragma: no cover - a future redis-py moved it: plain errors
     _parse_error = ResponseError
 
-__all__ = ["Link", "MuxRedis", "open_link", "pack"]
+__all__ = ["Link", "MuxRedis", "NotSent", "open_link", "pack"]
 
 _pooled_execute: Any = Redis.execute_command  # redis-py's own (untyped) path
 
@@ -54,6 +56,10 @@ _POOLED = frozenset(
 )  # fmt: skip
 _BLOCKING_READS = frozenset({"XREAD", "XREADGROUP"})  # blocking only with BLOCK
 _RECONNECT_PAUSE = 1.0  # seconds on the pooled path after the shared link failed
+
+
+class NotSent(RedisConnectionError):
+    """The connection failed before this command was written: Redis never saw it."""
 
 
 class Link(asyncio.Protocol):
@@ -134,6 +140,8 @@ class Link(asyncio.Protocol):
     def _break(self, error: Exception) -> None:
         if self.broken is None:
             self.broken = error
+        # The last len(_out) waiting commands were never written.
+        written = len(self._waiting) - len(self._out)
         self._out.clear()
         if self._watchdog is not None:
             self._watchdog.cancel()
@@ -143,7 +151,8 @@ class Link(asyncio.Protocol):
         while self._waiting:
             future = self._waiting.popleft()
             if not future.done():
-                future.set_exception(self.broken)
+                future.set_exception(self.broken if written > 0 else NotSent(str(self.broken)))
+            written -= 1
 
     def close(self) -> None:
         self._break(RedisConnectionError("the client was closed"))
@@ -248,12 +257,13 @@ class MuxRedis(Redis):
         try:
             # Error replies arrive as exception objects (the reader's replyError).
             reply = await link.send(pack(args, self))
-        except (RedisConnectionError, RedisTimeoutError):
-            # In flight when the link failed: the pooled path retries it by the
-            # client's retry policy (and so may run it twice, as redis-py would).
+        except NotSent:
+            # Redis never saw it: sending it again cannot run it twice. (A command
+            # that was written raises: it may have run.)
             return await _pooled_execute(self, *args, **options)
-        if isinstance(reply, ResponseError):
-            if EMPTY_RESPONSE in options:
+        if isinstance(reply, Exception):
+            # Not only ResponseError: -LOADING is BusyLoadingError, a ConnectionError.
+            if EMPTY_RESPONSE in options and isinstance(reply, ResponseError):
                 return options[EMPTY_RESPONSE]
             raise reply
         options.pop(EMPTY_RESPONSE, None)

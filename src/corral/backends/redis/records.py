@@ -13,9 +13,12 @@ from corral.backends.base import JobRecord, JobState, NewJob
 __all__ = ["job_row", "job_rows", "record_from_hash", "text", "waiting_order"]
 
 
-def job_row(job: NewJob) -> list[Any]:
-    """One job as add_job.lua reads it: a JSON array, so a batch is one argument."""
+def job_row(job: NewJob, request: str = "") -> list[Any]:
+    """One job as add_job.lua reads it: a JSON array, so a batch is one argument.
+    ``request`` (a nonce per enqueue call) is stored with a caller-chosen id only."""
     ext: dict[str, Any] = {}
+    if request and job.given_id:
+        ext["r"] = request
     if job.group:
         ext["g"] = job.group
     if job.dedupe_key:
@@ -36,9 +39,9 @@ def job_row(job: NewJob) -> list[Any]:
     ]
 
 
-def job_rows(jobs: Sequence[NewJob]) -> bytes:
-    """A batch of jobs as enqueue.lua's one JSON argument."""
-    return orjson.dumps([job_row(job) for job in jobs])
+def job_rows(jobs: Sequence[NewJob], request: str = "") -> bytes:
+    """A batch of jobs as enqueue.lua's one JSON argument (``request``: see job_row)."""
+    return orjson.dumps([job_row(job, request) for job in jobs])
 
 
 def text(value: object) -> str:

@@ -195,3 +195,22 @@ class ScriptSet:
                 pipe.execute_command(*self.command(name), len(keys), *keys, *args)
             replies: list[Any] = await pipe.execute(raise_on_error=False)
         return replies
+
+    async def run_then(
+        self, name: str, keys: list[str], args: list[Any], then: tuple[Any, ...]
+    ) -> tuple[Any, Any]:
+        """Run script ``name`` and then command ``then`` on one connection (one
+        pipeline), for a command about that connection's writes, such as ``WAITAOF``.
+        Returns both replies."""
+        for _ in range(2):
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.execute_command(*self.command(name), len(keys), *keys, *args)
+                pipe.execute_command(*then)
+                reply, after = await pipe.execute(raise_on_error=False)
+            if not (isinstance(reply, Exception) and self.missing(reply)):
+                break
+            await self.load(name)
+        for value in (reply, after):
+            if isinstance(value, Exception):
+                raise value
+        return reply, after

@@ -14,14 +14,20 @@ end
 
 -- A job comes as one row of JSON (records.job_row): {id, name, data, priority, delay_ms,
 -- run_at_ms (0 = unset), options ("" = none), ext}; ext is {g = group, k = dedupe key,
--- w = dedupe window ms, d = debounce ms}, each optional.
+-- w = dedupe window ms, d = debounce ms, r = request nonce (caller-chosen ids only)},
+-- each optional.
 -- Returns 1 when created, else the id of the job that stands for this add: the same
 -- id (it exists: left untouched) or the holder of the dedupe key (for a debounced
 -- add: updated with this add's name, data and options, and its start pushed back).
+-- A job that exists with this add's request nonce was stored by this same request,
+-- sent again after its reply was lost: 1.
 local function add_job(row)
   local id, name, data, prio, delay, at, opts, x = unpack(row)
   local k = jkey(id)
-  if redis.call('EXISTS', k) == 1 then return id end
+  if redis.call('EXISTS', k) == 1 then
+    if x.r and redis.call('HGET', k, 'rq') == x.r then return 1 end
+    return id
+  end
   local dkey = nil
   if x.k then
     dkey = BASE .. 'dd:' .. x.k
@@ -61,6 +67,7 @@ local function add_job(row)
   end
   if opts ~= '' then fields[#fields + 1] = 'opts'; fields[#fields + 1] = opts end
   if x.g then fields[#fields + 1] = 'grp'; fields[#fields + 1] = x.g end
+  if x.r then fields[#fields + 1] = 'rq'; fields[#fields + 1] = x.r end
   if dkey then
     fields[#fields + 1] = 'ddk'
     fields[#fields + 1] = x.k

@@ -1,0 +1,191 @@
+"""The Redis backend's clients, and riding out a lost connection.
+
+The clients never send a command twice by themselves (redis-py's retry is off, and
+:class:`~corral.backends.redis.mux.MuxRedis` re-sends only what Redis never saw): a
+command whose reply was lost may have run, and only the backend knows whether running
+it again is safe. The backend sends every call through :meth:`Reconnect.call`, which
+tries again with backoff (redis-py's :class:`~redis.asyncio.retry.Retry`) until
+``reconnect_timeout`` seconds have passed, so a Redis restart shorter than that costs
+callers latency, not errors. Calls are made safe to repeat where they are not by nature:
+an enqueue recognises the jobs its own earlier attempt stored, and a claim is never
+sent twice, its lost reply recovered from the jobs leased to its token (``recover.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from corral.backends.redis.mux import MuxRedis
+from corral.backends.redis.records import text
+from corral.errors import ConfigurationError
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import EqualJitterBackoff, NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+__all__ = ["MAX_BLOCK", "MIN_REDIS_VERSION", "Reconnect", "check_server", "open_clients"]
+
+log = logging.getLogger("corral.redis")
+
+T = TypeVar("T")
+
+MAX_BLOCK = 30.0  # seconds; longest blocking wait (the socket timeout is above it)
+MIN_REDIS_VERSION = (6, 2, 0)
+POOL_SIZE = 100  # pooled connections of the backend's client (redis-py's default)
+POOL_WAIT = 10.0  # seconds a command waits for a free one before ConnectionFailed
+_WAITAOF = ("WAITAOF", 1, 0, 5000)  # this connection's writes fsynced locally, within 5 s
+
+
+def open_clients(url: str) -> tuple[Redis, Redis]:
+    """The backend's two clients for ``url``: the shared pipelined one, and one for
+    blocking waits. Raises ValueError for a bad URL."""
+    # Explicit timeouts: a vanished peer is noticed; the blocking connection waits
+    # longer than any blocking command it sends. No retries here (see the module doc).
+    once = Retry(NoBackoff(), 0)
+    # A blocking pool: past its size, a command that needs a pooled connection (a
+    # pipelined read, pub/sub, WAIT) waits for one. redis-py's default pool refuses at
+    # once ("Too many connections"), which under many concurrent reads turned stored
+    # enqueues into 503s (their re-read found it full).
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=POOL_SIZE,
+        timeout=POOL_WAIT,
+        socket_keepalive=True,
+        socket_timeout=10,
+        socket_connect_timeout=5,
+        retry=once,
+    )
+    client: Redis = MuxRedis.from_pool(pool)
+    blocking: Redis = Redis.from_url(
+        url,
+        socket_keepalive=True,
+        socket_timeout=MAX_BLOCK + 10,
+        socket_connect_timeout=5,
+        retry=once,
+    )
+    return client, blocking
+
+
+async def check_server(
+    client: Redis, info: dict[str, Any], safe_url: str, *, durable: bool
+) -> tuple[tuple[int, ...], tuple[Any, ...] | None]:
+    """Check the server a backend connects to (``info``: its INFO server section):
+    version, eviction policy (a warning), and for ``durable`` its persistence. Returns
+    the version and the command to send with each durable enqueue, on its connection
+    (None: none needed). Raises ConfigurationError."""
+    version = tuple(int(p) for p in str(info.get("redis_version", "0.0.0")).split(".")[:3])
+    if version < MIN_REDIS_VERSION:
+        need = ".".join(map(str, MIN_REDIS_VERSION))
+        raise ConfigurationError(
+            f"Redis at {safe_url} is version {info.get('redis_version')}; "
+            f"Corral needs {need} or newer"
+        )
+    config = await _config(client, "maxmemory-policy", "appendonly", "appendfsync")
+    policy = config.get("maxmemory-policy", "noeviction")
+    if policy != "noeviction":
+        log.warning(
+            "Redis at %s has maxmemory-policy=%s: under memory pressure it will DELETE "
+            "job data (lost jobs). Set maxmemory-policy noeviction for queues.",
+            safe_url,
+            policy,
+        )
+    if not durable:
+        return version, None
+    if config.get("appendonly") != "yes":
+        raise ConfigurationError(
+            f"durable enqueue needs the AOF on Redis at {safe_url}: set appendonly yes"
+        )
+    if version >= (7, 2, 0):
+        return version, _WAITAOF
+    if config.get("appendfsync") != "always":
+        raise ConfigurationError(
+            f"durable enqueue on Redis < 7.2 (no WAITAOF) needs appendfsync always on {safe_url}"
+        )
+    return version, None
+
+
+async def _config(client: Redis, *names: str) -> dict[str, str]:
+    # Managed Redis often disables CONFIG: then assume defaults rather than fail.
+    values: dict[str, str] = {}
+    for name in names:
+        try:
+            reply = await client.config_get(name)
+        except RedisError:
+            continue
+        for key, value in reply.items():
+            values[text(key)] = text(value)
+    return values
+
+
+class Reconnect:
+    """Calls to one Redis, tried again while the connection is down, for at most
+    ``timeout`` seconds per call. Logs one WARNING when the connection is lost and
+    one INFO when a call gets through again, however many calls are waiting.
+    ``on_lost`` runs once per outage, when it begins: it drops the idle pooled
+    connections, which died with the server, so no call finds one after it is back."""
+
+    def __init__(
+        self, safe_url: str, timeout: float, on_lost: Callable[[], Awaitable[None]]
+    ) -> None:
+        self.safe_url = safe_url
+        self.timeout = timeout
+        self._on_lost = on_lost
+        # Jittered, so clients reconnecting after a restart do not arrive in step.
+        self._retry = Retry(
+            EqualJitterBackoff(cap=0.5, base=0.05), -1, (RedisConnectionError, RedisTimeoutError)
+        )
+        self._down_since: float | None = None
+
+    async def call(self, do: Callable[[], Awaitable[T]]) -> T:
+        """``await do()``, again after each connection error or timeout until
+        ``timeout`` seconds have passed since the first failure (then that error
+        propagates). ``do`` must be safe to repeat."""
+        if self._down_since is None:
+            # The usual case costs one await: the retry machinery starts at a failure.
+            try:
+                return await do()
+            except (RedisConnectionError, RedisTimeoutError) as error:
+                return await self._retrying(do, error)
+        return await self._retrying(do, None)
+
+    async def _retrying(self, do: Callable[[], Awaitable[T]], error: Exception | None) -> T:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        attempt_at = started
+
+        async def attempt() -> T:
+            nonlocal attempt_at
+            attempt_at = loop.time()
+            return await do()
+
+        async def failed(error: Exception) -> None:
+            now = loop.time()
+            if self._down_since is None:
+                self._down_since = now
+                log.warning(
+                    "lost the connection to Redis at %s (%s); trying again for up to %g s",
+                    self.safe_url,
+                    error,
+                    self.timeout,
+                )
+                await self._on_lost()
+            if now - started >= self.timeout:
+                raise error
+
+        if error is not None:
+            await failed(error)
+        result = await self._retry.call_with_retry(attempt, failed)
+        # Only an attempt begun after the outage began proves the connection is back.
+        if self._down_since is not None and attempt_at >= self._down_since:
+            log.info(
+                "the connection to Redis at %s is back (down %.1f s)",
+                self.safe_url,
+                loop.time() - self._down_since,
+            )
+            self._down_since = None
+        return result
