@@ -49,6 +49,10 @@ class LiveServer:
             log_level="warning",
             access_log=False,
             timeout_graceful_shutdown=2,
+            # uvicorn closes a keep-alive connection idle for 5 s by default; a client
+            # that reuses it at that moment gets a ReadError (a race of HTTP keep-alive,
+            # not of the API), which a loaded test machine makes likely.
+            timeout_keep_alive=60,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(

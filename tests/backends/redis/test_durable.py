@@ -9,24 +9,12 @@ the routing is then shown with ``WAIT`` (the same kind of per-connection wait, w
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 import redis
 from chaos.harness import RedisProc
 
 from corral.backends.base import NewJob
 from corral.backends.redis import RedisBackend
-
-
-@pytest.fixture
-def aof_redis(tmp_path: Path) -> Iterator[RedisProc]:
-    server = RedisProc(tmp_path, appendonly="yes", appendfsync="always").start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def test_the_durable_wait_runs_on_the_connection_that_ran_the_enqueue(

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -30,15 +28,6 @@ from corral.web import create_app
 from corral.worker import Worker
 from tests.web.apps import build_app
 from tests.web.conftest import LiveServer
-
-
-@pytest.fixture
-def aof_redis(tmp_path: Path) -> Iterator[RedisProc]:
-    server = RedisProc(tmp_path, appendonly="yes", appendfsync="always").start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def restart(server: RedisProc) -> None:
