@@ -262,3 +262,33 @@ async def test_a_result_wait_started_while_redis_is_down_returns(
         await app.close()
     expected = [(level, text.format(url=aof_redis.url)) for level, text in LOST_AND_BACK]
     assert connection_lines(caplog)[:2] == expected
+
+
+async def logged(caplog: pytest.LogCaptureFixture, text: str) -> None:
+    while not any(text in r.getMessage() for r in caplog.records):
+        await asyncio.sleep(0.01)
+
+
+async def test_a_connection_busy_when_the_outage_began_is_not_found_dead_after_it(
+    aof_redis: RedisProc, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A pooled connection checked out across the kill (a pipeline between its reply
+    and its release) and returned during the outage must not start a second outage."""
+    caplog.set_level(logging.INFO, logger="corral")
+    backend = RedisBackend(aof_redis.url)
+    await backend.connect()
+    try:
+        stop_watching = await backend.watch_cancellations(["q"], lambda queue, job_id: None)
+        pool = backend.redis.connection_pool
+        busy = await pool.get_connection()
+        await asyncio.to_thread(aof_redis.kill)
+        await asyncio.wait_for(logged(caplog, "lost the connection"), 10)  # pub/sub noticed
+        await pool.release(busy)  # on top of the idle ones: the next pipeline takes it
+        await asyncio.to_thread(aof_redis.start)
+        await asyncio.wait_for(logged(caplog, "is back"), 10)  # pub/sub subscribed again
+        assert (await backend.counts("q"))["waiting"] == 0
+        await stop_watching()
+    finally:
+        await backend.close()
+    expected = [(level, text.format(url=aof_redis.url)) for level, text in LOST_AND_BACK]
+    assert connection_lines(caplog) == expected

@@ -128,16 +128,17 @@ class Reconnect:
     ``timeout`` seconds per call; and the state of that connection, shared by every
     user of the backend (its calls, the pub/sub hub, a worker's loops), so that one
     WARNING says the connection was lost and one INFO that it is back, however many
-    calls fail and however long the outage lasts. ``on_lost`` runs once per outage,
-    when it begins: it drops the idle pooled connections, which died with the server,
-    so no call finds one after it is back."""
+    calls fail and however long the outage lasts. ``drop_idle`` drops the idle pooled
+    connections, which died with the server, so that no call finds one after it is back
+    (and reports a second outage): it runs when an outage begins, and again when it
+    ends, for the connections busy at its start that came back to the pool since."""
 
     def __init__(
-        self, safe_url: str, timeout: float, on_lost: Callable[[], Awaitable[None]]
+        self, safe_url: str, timeout: float, drop_idle: Callable[[], Awaitable[None]]
     ) -> None:
         self.safe_url = safe_url
         self.timeout = timeout
-        self._on_lost = on_lost
+        self._drop_idle = drop_idle
         # Jittered, so clients reconnecting after a restart do not arrive in step.
         self._retry = Retry(
             EqualJitterBackoff(cap=0.5, base=0.05), -1, (RedisConnectionError, RedisTimeoutError)
@@ -163,9 +164,9 @@ class Reconnect:
             error,
             self.timeout,
         )
-        await self._on_lost()
+        await self._drop_idle()
 
-    def back(self, attempt_at: float) -> None:
+    async def back(self, attempt_at: float) -> None:
         """Note that an attempt begun at ``attempt_at`` got through: that ends the
         outage (logged) if the attempt began after the outage did."""
         if self._down_since is None or attempt_at < self._down_since:
@@ -178,6 +179,7 @@ class Reconnect:
         )
         self._down_since = None
         self._back_at = now
+        await self._drop_idle()
 
     async def call(self, do: Callable[[], Awaitable[T]]) -> T:
         """``await do()``, again after each connection error or timeout until
@@ -211,5 +213,5 @@ class Reconnect:
         if error is not None:
             await failed(error)
         result = await self._retry.call_with_retry(attempt, failed)
-        self.back(attempt_at)
+        await self.back(attempt_at)
         return result

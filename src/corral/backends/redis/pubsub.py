@@ -186,7 +186,7 @@ class Hub:
             if message is None:
                 # Not proof the connection is back: a silent peer also reads nothing.
                 continue
-            self._reconnect.back(read_at)
+            await self._reconnect.back(read_at)
             channel = message["channel"]
             if message["type"] == "subscribe":
                 confirmed = self._confirmed.get(channel)
