@@ -68,7 +68,12 @@ class BackendError(CorralError):
 
 
 class ConnectionFailed(BackendError):
-    """The store could not be reached."""
+    """The store could not be reached. ``reported``: the backend has logged this
+    outage already (and will log its end), so a caller that carries on need not."""
+
+    def __init__(self, message: str, *, reported: bool = False) -> None:
+        super().__init__(message)
+        self.reported = reported
 
 
 class StoreFull(BackendError):

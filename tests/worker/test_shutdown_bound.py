@@ -30,7 +30,9 @@ def test_stop_with_the_store_down_ends_within_grace(
 ) -> None:
     url = private_redis.url
     app = Corral(url)
-    worker = WorkerProc(url, tmp_path / "worker.log", "-q", "proc", "--grace", "1")
+    # At debug level: with the outage logged once, the failed flushes are debug lines.
+    args = ("-q", "proc", "--grace", "1", "--log-level", "debug")
+    worker = WorkerProc(url, tmp_path / "worker.log", *args)
     try:
         job = app.enqueue_sync("proc.busy_sync", [1.0], queue="proc")
         wait_until_sync(lambda: app.get_job_sync(job.id, "proc").state is JobState.ACTIVE)

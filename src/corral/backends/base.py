@@ -10,7 +10,9 @@ milliseconds since the epoch.
 
 Driver errors never cross this seam: a backend raises :class:`ConnectionFailed`
 for an unreachable or failing store and the other :mod:`corral.errors` types for
-everything else.
+everything else. A backend that logs an outage itself (once when it begins, once when
+it ends) raises ``ConnectionFailed(..., reported=True)`` during it, so callers that
+carry on (a worker's loops) do not log each failed step again.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from corral.errors import BackendError
+from corral.errors import BackendError, ConnectionFailed
 
 __all__ = ["report", "supervise"]
 
@@ -21,8 +21,12 @@ log = logging.getLogger("corral.worker")
 
 
 def report(what: str, exc: Exception) -> None:
-    """Log a failed step: a store problem in one line, anything else with its traceback."""
-    if isinstance(exc, BackendError):
+    """Log a failed step: a store problem in one line, anything else with its
+    traceback. An outage the backend reports itself (one line when it begins, one
+    when it ends) is not repeated for each step it fails, however long it lasts."""
+    if isinstance(exc, ConnectionFailed) and exc.reported:
+        log.debug("%s (%s)", what, exc)
+    elif isinstance(exc, BackendError):
         log.warning("%s (%s)", what, exc)
     else:
         log.error("%s: unexpected error", what, exc_info=exc)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from corral.backends.base import Backend, ClaimedJob, Completion, Retention, WorkerInfo
 from corral.context import JobContext
-from corral.errors import BackendError, ConfigurationError
+from corral.errors import ConfigurationError
 from corral.faults import maybe_crash
 from corral.options import TaskConfig
 from corral.policy import check_queue_name
@@ -533,11 +533,8 @@ class Worker:
                     await scheduler.declare()
                     declared = True
                 wait = await scheduler.tick()
-            except BackendError as exc:
-                log.warning("scheduler: %s", exc)
-                wait = 1.0
-            except Exception:  # a scheduling bug must not stop the worker
-                log.exception("scheduler failed; retrying in 1s")
+            except Exception as exc:  # the store, or a scheduling bug: the worker goes on
+                report("scheduler: could not run the schedules; retrying in 1s", exc)
                 wait = 1.0
 
     def _info(self) -> WorkerInfo:

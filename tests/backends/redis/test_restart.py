@@ -30,8 +30,10 @@ from tests.web.apps import build_app
 from tests.web.conftest import LiveServer
 
 
-async def restart(server: RedisProc) -> None:
+async def restart(server: RedisProc, down: float = 0.0) -> None:
+    """SIGKILL the server, leave it down ``down`` seconds, start it again."""
     await asyncio.to_thread(server.kill)
+    await asyncio.sleep(down)
     await asyncio.to_thread(server.start)  # returns once the AOF is loaded
 
 
@@ -39,8 +41,7 @@ def connection_lines(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str]]:
     return [
         (r.levelno, r.getMessage().split(" (")[0])
         for r in caplog.records
-        # pub/sub (pubsub.py) reconnects and reports on its own connection.
-        if r.name.startswith("corral") and r.levelno >= logging.INFO and "pub/sub" not in r.msg
+        if r.name.startswith("corral") and r.levelno >= logging.INFO
     ]
 
 
@@ -181,3 +182,102 @@ async def test_the_http_api_rides_out_a_restart(
     assert set(statuses) == {201}
     expected = [(level, text.format(url=aof_redis.url)) for level, text in LOST_AND_BACK]
     assert connection_lines(caplog) == expected  # requests were made while it was down
+
+
+@pytest.mark.parametrize(
+    ("reconnect_timeout", "down"),
+    [(5.0, 0.5), (1.0, 2.0)],
+    ids=["shorter-than-reconnect-timeout", "twice-reconnect-timeout"],
+)
+async def test_a_worker_logs_one_lost_and_one_back_line_per_outage(
+    aof_redis: RedisProc, caplog: pytest.LogCaptureFixture, reconnect_timeout: float, down: float
+) -> None:
+    """However long the outage, the worker's loops (fetch, acks, leases, reaper,
+    heartbeat, scheduler, pub/sub) say it once when it begins and once when it ends."""
+    caplog.set_level(logging.INFO, logger="corral")
+    app = Corral(aof_redis.url, reconnect_timeout=reconnect_timeout)
+
+    @app.task(queue="q", name="double")
+    async def double(x: int) -> int:
+        return 2 * x
+
+    @app.task(queue="q", name="tick", every=1)  # the scheduler loop runs too
+    async def tick() -> None:
+        return None
+
+    worker = Worker(app, ["q"], block=0.2, heartbeat=0.2, lease=1.0)
+    worker_run = asyncio.create_task(worker.run())
+    try:
+        assert await (await double.enqueue(1)).result(timeout=10) == 2
+        await restart(aof_redis, down)
+        assert await (await double.enqueue(2)).result(timeout=10) == 4  # still working
+        worker.stop()
+        await asyncio.wait_for(worker_run, 10)
+    finally:
+        worker.stop()
+        await asyncio.gather(worker_run, return_exceptions=True)
+        await app.close()
+    expected = [(level, text.format(url=aof_redis.url)) for level, text in LOST_AND_BACK]
+    assert [line for line in connection_lines(caplog) if "Redis" in line[1]] == expected
+    assert [line for line in connection_lines(caplog) if line[0] >= logging.WARNING] == [
+        expected[0]
+    ]
+
+
+async def test_a_result_wait_started_while_redis_is_down_returns(
+    aof_redis: RedisProc, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="corral")
+    app = Corral(aof_redis.url)
+
+    @app.task(queue="q", name="double")
+    async def double(x: int) -> int:
+        return 2 * x
+
+    job = await double.enqueue(21)
+    worker = Worker(app, ["q"], block=0.2)
+    worker_run: asyncio.Task[None] | None = None
+    try:
+        await asyncio.to_thread(aof_redis.kill)
+        result = asyncio.create_task(job.result(timeout=10))  # begins while Redis is down
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(aof_redis.start)
+        worker_run = asyncio.create_task(worker.run())
+        assert await result == 42
+    finally:
+        worker.stop()
+        if worker_run is not None:
+            await asyncio.gather(worker_run, return_exceptions=True)
+        await app.close()
+    expected = [(level, text.format(url=aof_redis.url)) for level, text in LOST_AND_BACK]
+    assert connection_lines(caplog)[:2] == expected
+
+
+async def logged(caplog: pytest.LogCaptureFixture, text: str) -> None:
+    while not any(text in r.getMessage() for r in caplog.records):
+        await asyncio.sleep(0.01)
+
+
+async def test_a_connection_busy_when_the_outage_began_is_not_found_dead_after_it(
+    aof_redis: RedisProc, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A pooled connection checked out across the kill (a pipeline between its reply
+    and its release) and returned during the outage must not start a second outage."""
+    caplog.set_level(logging.INFO, logger="corral")
+    backend = RedisBackend(aof_redis.url)
+    await backend.connect()
+    try:
+        stop_watching = await backend.watch_cancellations(["q"], lambda queue, job_id: None)
+        pool = backend.redis.connection_pool
+        busy = await pool.get_connection()
+        await asyncio.to_thread(aof_redis.kill)
+        await asyncio.wait_for(logged(caplog, "lost the connection"), 10)  # pub/sub noticed
+        await pool.release(busy)  # on top of the idle ones: the next pipeline takes it
+        await asyncio.to_thread(aof_redis.start)
+        await asyncio.wait_for(logged(caplog, "is back"), 10)  # pub/sub subscribed again
+        assert (await backend.counts("q"))["waiting"] == 0
+        await stop_watching()
+    finally:
+        await backend.close()
+    expected = [(level, text.format(url=aof_redis.url)) for level, text in LOST_AND_BACK]
+    assert connection_lines(caplog) == expected

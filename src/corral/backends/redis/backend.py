@@ -128,7 +128,8 @@ class RedisBackend(RedisAdmin):
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise ConnectionFailed(
                 f"cannot reach Redis at {self.safe_url}: {exc} "
-                "(is redis-server running, and are host, port and password right?)"
+                "(is redis-server running, and are host, port and password right?)",
+                reported=self._reconnect.down,
             ) from exc
         except ResponseError as exc:
             # redis-py strips the OOM prefix (OutOfMemoryError); inside a pipeline the
@@ -232,7 +233,7 @@ class RedisBackend(RedisAdmin):
         self._blocking = blocking
         v7 = version >= (7, 0, 0)
         self._scripts = ScriptSet(client, functions=self.use_functions and v7, flags=v7)
-        self._hub = Hub(client)
+        self._hub = Hub(client, self._reconnect)
         self._waiters = Waiters(self._hub)
 
     async def close(self) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -124,22 +125,61 @@ async def _config(client: Redis, *names: str) -> dict[str, str]:
 
 class Reconnect:
     """Calls to one Redis, tried again while the connection is down, for at most
-    ``timeout`` seconds per call. Logs one WARNING when the connection is lost and
-    one INFO when a call gets through again, however many calls are waiting.
-    ``on_lost`` runs once per outage, when it begins: it drops the idle pooled
-    connections, which died with the server, so no call finds one after it is back."""
+    ``timeout`` seconds per call; and the state of that connection, shared by every
+    user of the backend (its calls, the pub/sub hub, a worker's loops), so that one
+    WARNING says the connection was lost and one INFO that it is back, however many
+    calls fail and however long the outage lasts. ``drop_idle`` drops the idle pooled
+    connections, which died with the server, so that no call finds one after it is back
+    (and reports a second outage): it runs when an outage begins, and again when it
+    ends, for the connections busy at its start that came back to the pool since."""
 
     def __init__(
-        self, safe_url: str, timeout: float, on_lost: Callable[[], Awaitable[None]]
+        self, safe_url: str, timeout: float, drop_idle: Callable[[], Awaitable[None]]
     ) -> None:
         self.safe_url = safe_url
         self.timeout = timeout
-        self._on_lost = on_lost
+        self._drop_idle = drop_idle
         # Jittered, so clients reconnecting after a restart do not arrive in step.
         self._retry = Retry(
             EqualJitterBackoff(cap=0.5, base=0.05), -1, (RedisConnectionError, RedisTimeoutError)
         )
         self._down_since: float | None = None
+        self._back_at = -math.inf
+
+    @property
+    def down(self) -> bool:
+        """True from the first failure of an outage until a call gets through again."""
+        return self._down_since is not None
+
+    async def lost(self, error: BaseException, attempt_at: float) -> None:
+        """Note that an attempt begun at ``attempt_at`` (loop time) failed for want of
+        the connection. Begins an outage (logged) unless one is already under way, or
+        the attempt began before the last one ended (its failure is old news)."""
+        if self._down_since is not None or attempt_at < self._back_at:
+            return
+        self._down_since = asyncio.get_running_loop().time()
+        log.warning(
+            "lost the connection to Redis at %s (%s); trying again for up to %g s",
+            self.safe_url,
+            error,
+            self.timeout,
+        )
+        await self._drop_idle()
+
+    async def back(self, attempt_at: float) -> None:
+        """Note that an attempt begun at ``attempt_at`` got through: that ends the
+        outage (logged) if the attempt began after the outage did."""
+        if self._down_since is None or attempt_at < self._down_since:
+            return
+        now = asyncio.get_running_loop().time()
+        log.info(
+            "the connection to Redis at %s is back (down %.1f s)",
+            self.safe_url,
+            now - self._down_since,
+        )
+        self._down_since = None
+        self._back_at = now
+        await self._drop_idle()
 
     async def call(self, do: Callable[[], Awaitable[T]]) -> T:
         """``await do()``, again after each connection error or timeout until
@@ -147,16 +187,18 @@ class Reconnect:
         propagates). ``do`` must be safe to repeat."""
         if self._down_since is None:
             # The usual case costs one await: the retry machinery starts at a failure.
+            attempt_at = asyncio.get_running_loop().time()
             try:
                 return await do()
             except (RedisConnectionError, RedisTimeoutError) as error:
-                return await self._retrying(do, error)
-        return await self._retrying(do, None)
+                return await self._retrying(do, error, attempt_at)
+        return await self._retrying(do, None, 0.0)
 
-    async def _retrying(self, do: Callable[[], Awaitable[T]], error: Exception | None) -> T:
+    async def _retrying(
+        self, do: Callable[[], Awaitable[T]], error: Exception | None, attempt_at: float
+    ) -> T:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        attempt_at = started
 
         async def attempt() -> T:
             nonlocal attempt_at
@@ -164,28 +206,12 @@ class Reconnect:
             return await do()
 
         async def failed(error: Exception) -> None:
-            now = loop.time()
-            if self._down_since is None:
-                self._down_since = now
-                log.warning(
-                    "lost the connection to Redis at %s (%s); trying again for up to %g s",
-                    self.safe_url,
-                    error,
-                    self.timeout,
-                )
-                await self._on_lost()
-            if now - started >= self.timeout:
+            await self.lost(error, attempt_at)
+            if loop.time() - started >= self.timeout:
                 raise error
 
         if error is not None:
             await failed(error)
         result = await self._retry.call_with_retry(attempt, failed)
-        # Only an attempt begun after the outage began proves the connection is back.
-        if self._down_since is not None and attempt_at >= self._down_since:
-            log.info(
-                "the connection to Redis at %s is back (down %.1f s)",
-                self.safe_url,
-                loop.time() - self._down_since,
-            )
-            self._down_since = None
+        await self.back(attempt_at)
         return result

@@ -9,6 +9,11 @@ Nothing here may wedge a listener: a ``SUBSCRIBE`` that fails (sent to a server
 that is down, refused by an ACL, lost with its connection) is forgotten, so the next
 listener sends it again, and each listener waits for the confirmation only as long
 as it was told to.
+
+A lost connection is the backend's :class:`~corral.backends.redis.connection.Reconnect`
+business: a subscription is tried again while it lasts (up to ``reconnect_timeout``),
+and the reader reports the outage there, so the log says once that the connection was
+lost and once that it is back, for the hub and the backend's calls together.
 """
 
 from __future__ import annotations
@@ -20,10 +25,13 @@ import logging
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
+from corral.backends.redis.connection import Reconnect
 from corral.backends.redis.wait import retrieved
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 __all__ = ["SUBSCRIBE_TIMEOUT", "EventStream", "Hub"]
 
@@ -37,10 +45,12 @@ _PAUSE_AFTER_ERROR = 0.5
 
 
 class Hub:
-    """Channel subscriptions multiplexed over one connection."""
+    """Channel subscriptions multiplexed over one connection of ``client``;
+    ``reconnect`` is the backend's connection state (see the module doc)."""
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: Redis, reconnect: Reconnect) -> None:
         self._client = client
+        self._reconnect = reconnect
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -61,23 +71,28 @@ class Hub:
         that reads state afterwards cannot miss a message published in between.
         Raises TimeoutError when that takes over ``timeout`` seconds (None: the
         caller bounds the wait), and the connection's error when the subscription
-        failed; either way nothing stays registered.
+        failed (with the connection down: once it has been for ``reconnect_timeout``);
+        either way nothing stays registered.
         """
         key = channel.encode()
         counts = self._handlers.setdefault(key, {})
         counts[handler] = counts.get(handler, 0) + 1
         try:
             async with asyncio.timeout(timeout):
-                async with self._lock:
-                    confirmed = self._confirmed.get(key)
-                    if confirmed is None:
-                        confirmed = await self._send_subscribe(key)
-                # Shielded: a listener that gives up must not cancel the others' wait.
-                await asyncio.shield(confirmed)
+                await self._reconnect.call(functools.partial(self._confirm, key))
         except BaseException:
             self._drop(key, handler)
             raise
         return functools.partial(self._drop, key, handler)
+
+    async def _confirm(self, key: bytes) -> None:
+        # Safe to repeat: a failed SUBSCRIBE is forgotten (see _send_subscribe).
+        async with self._lock:
+            confirmed = self._confirmed.get(key)
+            if confirmed is None:
+                confirmed = await self._send_subscribe(key)
+        # Shielded: a listener that gives up must not cancel the others' wait.
+        await asyncio.shield(confirmed)
 
     async def _send_subscribe(self, key: bytes) -> asyncio.Future[None]:
         # Registered before SUBSCRIBE is sent, so the reader finds it whenever the
@@ -150,7 +165,9 @@ class Hub:
     async def _read(self) -> None:
         assert self._pubsub is not None
         pubsub = self._pubsub
+        loop = asyncio.get_running_loop()
         while True:
+            read_at = loop.time()
             try:
                 message = await pubsub.get_message(timeout=1.0)
             except asyncio.CancelledError:
@@ -159,11 +176,17 @@ class Hub:
                 # redis-py reconnects on the next read and subscribes again to the
                 # channels it knows; a refused SUBSCRIBE arrives here as an error.
                 self._connection_lost(exc)
-                log.warning("pub/sub connection failed (%s); reconnecting", exc)
+                if isinstance(exc, (RedisConnectionError, RedisTimeoutError, OSError)):
+                    await self._reconnect.lost(exc, read_at)  # logged once per outage
+                    log.debug("pub/sub connection failed (%s); reconnecting", exc)
+                else:
+                    log.warning("pub/sub connection failed (%s); reconnecting", exc)
                 await asyncio.sleep(_PAUSE_AFTER_ERROR)
                 continue
             if message is None:
+                # Not proof the connection is back: a silent peer also reads nothing.
                 continue
+            await self._reconnect.back(read_at)
             channel = message["channel"]
             if message["type"] == "subscribe":
                 confirmed = self._confirmed.get(channel)
