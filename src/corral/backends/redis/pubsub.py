@@ -208,7 +208,7 @@ class Hub:
         self._reader = self._sweeper = None
         if self._pubsub is not None:
             with contextlib.suppress(Exception):
-                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+                await self._pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis-py 8.2
             self._pubsub = None
         self._handlers.clear()
         self._confirmed.clear()
