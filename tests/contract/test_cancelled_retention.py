@@ -1,9 +1,12 @@
 """Retention of cancelled jobs: kept by count and age like completed ones, whether a
-job is cancelled while it waits (``cancel``) or its worker honours it (``abort``)."""
+job is cancelled while it waits (``cancel``), its worker honours it (``abort``), or a
+job asked to stop ends through ``fail``, ``release`` or a stall (``reap_stalled``)."""
 
 from __future__ import annotations
 
-from corral.backends.base import Backend, JobState, Retention
+import asyncio
+
+from corral.backends.base import KEEP_ALL, Backend, ClaimedJob, JobState, Retention
 from tests.contract.conftest import claim_one, enqueue
 
 Q = "q"
@@ -46,3 +49,39 @@ async def test_abort_applies_retention_to_cancelled_jobs(backend: Backend) -> No
     assert await backend.get(Q, "waiting") is None
     record = await backend.get(Q, "running")
     assert record is not None and record.errors == [REASON]
+
+
+async def _cancel_running(backend: Backend, lease_ms: int = 30_000) -> ClaimedJob:
+    """One cancelled job ("old") already kept, then "running" leased and asked to stop."""
+    await enqueue(backend, Q, "old", "running")
+    assert await backend.cancel(Q, "old") is JobState.CANCELLED
+    job = await claim_one(backend, Q, lease_ms=lease_ms)
+    assert await backend.cancel(Q, job.id) is JobState.ACTIVE
+    return job
+
+
+async def _only_running_kept(backend: Backend) -> None:
+    assert await _cancelled(backend) == ["running"]
+    assert await backend.get(Q, "old") is None
+
+
+async def test_fail_of_a_job_asked_to_stop_applies_cancelled_retention(backend: Backend) -> None:
+    job = await _cancel_running(backend)
+    kept = Retention(count=1)
+    assert await backend.fail(Q, job.id, job.token, REASON, None, KEEP_ALL, cancelled=kept)
+    await _only_running_kept(backend)
+
+
+async def test_release_of_a_job_asked_to_stop_applies_cancelled_retention(
+    backend: Backend,
+) -> None:
+    job = await _cancel_running(backend)
+    assert await backend.release(Q, [(job.id, job.token)], Retention(count=1)) == 1
+    await _only_running_kept(backend)
+
+
+async def test_reap_of_a_job_asked_to_stop_applies_cancelled_retention(backend: Backend) -> None:
+    await _cancel_running(backend, lease_ms=100)
+    await asyncio.sleep(0.25)  # the lease (100 ms) is over
+    assert await backend.reap_stalled(Q, 1, cancelled=Retention(count=1)) == ([], [])
+    await _only_running_kept(backend)

@@ -365,13 +365,15 @@ class Backend(Protocol):
         retention: Retention,
         *,
         count_attempt: bool = True,
+        cancelled: Retention = KEEP_ALL,
     ) -> bool:
         """Record an attempt's error, then retry the job or dead-letter it.
 
         ``retry_in_ms=None`` ends the job ``failed`` (kept in the dead-letter set,
         subject to ``retention``); otherwise it becomes ``delayed`` (or ``waiting``
-        for 0). ``count_attempt=False`` gives the attempt back when retrying. False when
-        the token is not current.
+        for 0). ``count_attempt=False`` gives the attempt back when retrying. A job
+        whose cancellation was requested ends ``cancelled`` instead (then ``cancelled``
+        applies to the queue's cancelled jobs). False when the token is not current.
         """
 
     async def abort(
@@ -380,10 +382,14 @@ class Backend(Protocol):
         """End a leased job ``cancelled`` (its cancellation was honoured), then apply
         ``retention`` to the queue's cancelled jobs."""
 
-    async def release(self, queue: str, leases: Sequence[tuple[str, str]]) -> int:
+    async def release(
+        self, queue: str, leases: Sequence[tuple[str, str]], cancelled: Retention = KEEP_ALL
+    ) -> int:
         """Hand leased jobs back to ``waiting`` without spending their attempt.
 
-        Used at shutdown. Returns how many were released (stale tokens are skipped).
+        Used at shutdown. A job whose cancellation was requested ends ``cancelled``
+        instead (then ``cancelled`` applies to the queue's cancelled jobs). Returns how
+        many were released (stale tokens are skipped).
         """
 
     async def renew(
@@ -404,12 +410,20 @@ class Backend(Protocol):
     ) -> bool:
         """Set a leased job's progress (JSON text) and/or append log lines."""
 
-    async def reap_stalled(self, queue: str, max_stalls: int) -> tuple[list[str], list[str]]:
+    async def reap_stalled(
+        self,
+        queue: str,
+        max_stalls: int,
+        failed: Retention = KEEP_ALL,
+        cancelled: Retention = KEEP_ALL,
+    ) -> tuple[list[str], list[str]]:
         """Recover active jobs whose lease ran out.
 
         Each goes back to ``waiting`` (its unfinished attempt given back, its stall
-        counter raised) or, past ``max_stalls``, ends ``failed`` with a reason.
-        Returns (requeued ids, failed ids). Safe to run from many workers at once.
+        counter raised) or, past ``max_stalls``, ends ``failed`` with a reason (then
+        ``failed`` applies to the queue's failed jobs); one whose cancellation was
+        requested ends ``cancelled`` (then ``cancelled`` applies). Returns (requeued
+        ids, failed ids). Safe to run from many workers at once.
         """
 
     # -- control --------------------------------------------------------------------

@@ -444,9 +444,11 @@ class RedisBackend(RedisAdmin):
         retention: Retention,
         *,
         count_attempt: bool = True,
+        cancelled: Retention = KEEP_ALL,
     ) -> bool:
         retry = -1 if retry_in_ms is None else max(0, retry_in_ms)
         args = [job_id, token, error, retry, int(count_attempt), *_retention_args(retention)]
+        args += _retention_args(cancelled)
         return bool(await self._run("fail", queue, args))
 
     async def abort(
@@ -455,10 +457,13 @@ class RedisBackend(RedisAdmin):
         args = [job_id, token, reason, *_retention_args(retention)]
         return bool(await self._run("abort", queue, args))
 
-    async def release(self, queue: str, leases: Sequence[tuple[str, str]]) -> int:
+    async def release(
+        self, queue: str, leases: Sequence[tuple[str, str]], cancelled: Retention = KEEP_ALL
+    ) -> int:
         if not leases:
             return 0
-        args = [part for lease in leases for part in lease]
+        args: list[Any] = _retention_args(cancelled)
+        args += [part for lease in leases for part in lease]
         return int(await self._run("release", queue, args))
 
     async def renew(
@@ -481,9 +486,16 @@ class RedisBackend(RedisAdmin):
         args = [job_id, token, 0 if progress is None else 1, progress or b"", *logs]
         return bool(await self._run("update", queue, args))
 
-    async def reap_stalled(self, queue: str, max_stalls: int) -> tuple[list[str], list[str]]:
-        requeued, failed = await self._run("reap", queue, [max_stalls, -1, -1])
-        return [i.decode() for i in requeued], [i.decode() for i in failed]
+    async def reap_stalled(
+        self,
+        queue: str,
+        max_stalls: int,
+        failed: Retention = KEEP_ALL,
+        cancelled: Retention = KEEP_ALL,
+    ) -> tuple[list[str], list[str]]:
+        args = [max_stalls, *_retention_args(failed), *_retention_args(cancelled)]
+        requeued, dead = await self._run("reap", queue, args)
+        return [i.decode() for i in requeued], [i.decode() for i in dead]
 
     # -- control --------------------------------------------------------------------
 

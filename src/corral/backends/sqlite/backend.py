@@ -188,6 +188,7 @@ class SQLiteBackend(SQLiteAdmin):
         retention: Retention,
         *,
         count_attempt: bool = True,
+        cancelled: Retention = KEEP_ALL,
     ) -> bool:
         def tx(conn: Conn) -> bool:
             row = leased(conn, queue, job_id, token)
@@ -197,6 +198,7 @@ class SQLiteBackend(SQLiteAdmin):
             add_error(conn, queue, job_id, error)
             if row[0]:
                 to_cancelled(conn, queue, job_id, now_us)
+                retain(conn, queue, "cancelled", cancelled, now_us)
             elif retry_in_ms is None:
                 conn.execute(q.TO_FAILED, (now_us // 1000, now_us, queue, job_id))
                 add_stat(conn, queue, "failed", 1)
@@ -229,20 +231,27 @@ class SQLiteBackend(SQLiteAdmin):
 
         return await self._s().write(tx)
 
-    async def release(self, queue: str, leases: Sequence[tuple[str, str]]) -> int:
+    async def release(
+        self, queue: str, leases: Sequence[tuple[str, str]], cancelled: Retention = KEEP_ALL
+    ) -> int:
         def tx(conn: Conn) -> int:
             released = 0
+            now_us = clock_us()
+            any_cancelled = False
             # Backwards: each goes to the front, so they end up there in the order given.
             for job_id, token in reversed(leases):
                 row = leased(conn, queue, job_id, token)
                 if row is None:
                     continue
                 if row[0]:
-                    to_cancelled(conn, queue, job_id, clock_us())
+                    to_cancelled(conn, queue, job_id, now_us)
+                    any_cancelled = True
                 else:
                     seq = front_seq(conn, queue, job_id)
                     conn.execute(q.TO_WAITING, (seq, -1, queue, job_id))
                 released += 1
+            if any_cancelled:
+                retain(conn, queue, "cancelled", cancelled, now_us)
             return released
 
         return await self._s().write(tx) if leases else 0
@@ -287,7 +296,13 @@ class SQLiteBackend(SQLiteAdmin):
 
         return await self._s().write(tx)
 
-    async def reap_stalled(self, queue: str, max_stalls: int) -> tuple[list[str], list[str]]:
+    async def reap_stalled(
+        self,
+        queue: str,
+        max_stalls: int,
+        failed: Retention = KEEP_ALL,
+        cancelled: Retention = KEEP_ALL,
+    ) -> tuple[list[str], list[str]]:
         check = (queue, clock_us() // 1000, _EVENT_LOG_SIZE)
         expired, trim = await self._s().read(lambda c: c.execute(q.REAP_NEEDED, check).fetchone())
         if not expired and not trim:
@@ -296,13 +311,15 @@ class SQLiteBackend(SQLiteAdmin):
         def tx(conn: Conn) -> tuple[list[str], list[str]]:
             now_us = clock_us()
             requeued: list[str] = []
-            failed: list[str] = []
+            dead: list[str] = []
+            any_cancelled = False
             expired = conn.execute(q.EXPIRED, (queue, now_us // 1000)).fetchall()
             # Backwards: each requeued job goes to the front, so they keep lease order.
             for job_id, stalls, cancel_requested, attempts in reversed(expired):
                 conn.execute(q.ADD_STALL, (queue, job_id))
                 if cancel_requested:
                     to_cancelled(conn, queue, job_id, now_us)
+                    any_cancelled = True
                 elif stalls + 1 > max_stalls:
                     add_error(
                         conn,
@@ -313,14 +330,18 @@ class SQLiteBackend(SQLiteAdmin):
                     conn.execute(q.TO_FAILED, (now_us // 1000, now_us, queue, job_id))
                     add_stat(conn, queue, "failed", 1)
                     emit(conn, queue, "failed", job_id)
-                    failed.append(job_id)
+                    dead.append(job_id)
                 else:
                     seq = front_seq(conn, queue, job_id)
                     conn.execute(q.TO_WAITING, (seq, -1, queue, job_id))
                     requeued.append(job_id)
+            if dead:
+                retain(conn, queue, "failed", failed, now_us)
+            if any_cancelled:
+                retain(conn, queue, "cancelled", cancelled, now_us)
             # Maintenance calls this regularly: keep the event log bounded here.
             conn.execute(q.TRIM_EVENTS, (_EVENT_LOG_SIZE,))
-            return requeued, failed
+            return requeued, dead
 
         return await self._s().write(tx)
 

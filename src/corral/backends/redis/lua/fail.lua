@@ -1,7 +1,8 @@
 -- Record a failed attempt, then retry the job (via delayed) or dead-letter it.
 -- A job whose cancellation was requested ends cancelled instead of retrying.
 -- KEYS: common.  ARGV: 1 base, 2 id, 3 token, 4 error (JSON), 5 retry_in_ms (-1 = dead-letter),
---   6 count_attempt (1/0), 7 keep count, 8 max age ms (retention of the failed set)
+--   6 count_attempt (1/0), 7 keep count, 8 max age ms (retention of the failed set),
+--   9 keep count, 10 max age ms (retention of the cancelled set)
 -- Returns: 0 token not current; 1 retrying; 2 failed; 3 cancelled
 --@include common
 local id = ARGV[2]
@@ -15,6 +16,7 @@ finished()
 group_left(redis.call('HGET', k, 'grp'))
 if redis.call('HGET', k, 'cxl') == '1' then
   to_cancelled(id, k)
+  retain(K_CANCELLED, tonumber(ARGV[9]), tonumber(ARGV[10]))
   return 3
 end
 redis.call('HDEL', k, 'tok')

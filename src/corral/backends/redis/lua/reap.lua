@@ -1,11 +1,12 @@
 -- Recover active jobs whose lease expired (their worker died or was blocked).
 -- Each goes back to waiting with its attempt given back, or past max_stalls ends failed.
--- KEYS: common.  ARGV: 1 base, 2 max_stalls, 3 keep count, 4 max age ms (failed set)
+-- KEYS: common.  ARGV: 1 base, 2 max_stalls, 3 keep count, 4 max age ms (failed set),
+--   5 keep count, 6 max age ms (cancelled set)
 -- Returns: {requeued ids, failed ids}
 --@include common
 local max = tonumber(ARGV[2])
 local ids = redis.call('ZRANGEBYSCORE', K_ACTIVE, '-inf', '(' .. NOW, 'LIMIT', 0, 1000)
-local requeued, failed = {}, {}
+local requeued, failed, cancelled = {}, {}, false
 -- Backwards: each requeued job goes to the front, so they keep lease order.
 for i = #ids, 1, -1 do
   local id = ids[i]
@@ -15,6 +16,7 @@ for i = #ids, 1, -1 do
   local stalls = redis.call('HINCRBY', k, 'stalls', 1)
   if redis.call('HGET', k, 'cxl') == '1' then
     to_cancelled(id, k)
+    cancelled = true
   elseif stalls > max then
     redis.call('HDEL', k, 'tok')
     local msg = 'lease expired ' .. stalls .. ' times (worker died or was blocked); max_stalls is ' .. max
@@ -37,4 +39,5 @@ if #failed > 0 then
   finished()
   retain(K_FAILED, tonumber(ARGV[3]), tonumber(ARGV[4]))
 end
+if cancelled then retain(K_CANCELLED, tonumber(ARGV[5]), tonumber(ARGV[6])) end
 return {requeued, failed}
