@@ -290,8 +290,8 @@ class Worker:
         )
         if jobs and self._stop.is_set():
             # Woken by the stop itself: hand these back without spending an attempt.
-            leases = [(job.id, job.token) for job in jobs]
-            await backend.release(self.queues[0], leases)
+            for (queue, kept), leases in self._leases([(job, None) for job in jobs]).items():
+                await backend.release(queue, leases, kept)
             return 0, None
         if jobs:
             maybe_crash("after_claim")
@@ -354,6 +354,20 @@ class Worker:
 
     # -- outcomes -------------------------------------------------------------------
 
+    def _cancelled_kept(self, claimed: ClaimedJob, config: TaskConfig | None) -> Retention:
+        # Cancelled jobs are kept like completed ones (App.cancelled_retention).
+        return config.completed if config else self.app.cancelled_retention(claimed.name)
+
+    def _leases(
+        self, jobs: Sequence[tuple[ClaimedJob, TaskConfig | None]]
+    ) -> dict[tuple[str, Retention], list[tuple[str, str]]]:
+        """Leases to hand back, by queue and the retention of the ones that end cancelled."""
+        groups: dict[tuple[str, Retention], list[tuple[str, str]]] = {}
+        for claimed, config in jobs:
+            key = (claimed.queue, self._cancelled_kept(claimed, config))
+            groups.setdefault(key, []).append((claimed.id, claimed.token))
+        return groups
+
     async def _record(self, backend: Backend, running: _Running, outcome: Outcome) -> None:
         claimed = running.claimed
         config = running.config
@@ -370,7 +384,7 @@ class Worker:
             return
         duration = (time.monotonic() - running.started) * 1000
         if outcome.kind is Kind.CANCELLED:
-            kept = config.completed if config else self.app.completed  # as completed jobs
+            kept = self._cancelled_kept(claimed, config)
             accepted = await self._with_retries(
                 lambda: backend.abort(claimed.queue, claimed.id, claimed.token, outcome.error, kept)
             )
@@ -388,6 +402,7 @@ class Worker:
                 retry,
                 retention,
                 count_attempt=outcome.count_attempt,
+                cancelled=self._cancelled_kept(claimed, config),
             )
         )
         self.failed += outcome.kind is Kind.FAILED
@@ -503,7 +518,10 @@ class Worker:
         while await self._pause(self.reap_every):
             for queue in self.queues:
                 try:
-                    requeued, failed = await backend.reap_stalled(queue, self.max_stalls)
+                    # No task at hand here: the app's retentions apply (decisions.md, session 9).
+                    requeued, failed = await backend.reap_stalled(
+                        queue, self.max_stalls, self.app.failed, self.app.cancelled_retention()
+                    )
                 except Exception as exc:
                     report("could not recover stalled jobs", exc)
                     continue
@@ -566,17 +584,14 @@ class Worker:
         if not self._running:
             return
         leftovers = list(self._running.values())
-        by_queue: dict[str, list[tuple[str, str]]] = {}
         for running in leftovers:
             running.ctx._request_cancel("shutdown")
             if running.is_async and running.task is not None and running.executing:
                 running.task.cancel()
-            by_queue.setdefault(running.claimed.queue, []).append(
-                (running.claimed.id, running.claimed.token)
-            )
-        for queue, leases in by_queue.items():
+        by_queue = self._leases([(r.claimed, r.config) for r in leftovers])
+        for (queue, kept), leases in by_queue.items():
             try:
-                released = await backend.release(queue, leases)
+                released = await backend.release(queue, leases, kept)
                 log.info("handed %d unfinished jobs of %s back to waiting", released, queue)
             except Exception as exc:
                 report("could not hand jobs back; their leases will expire", exc)
