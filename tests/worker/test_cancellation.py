@@ -189,3 +189,27 @@ async def test_a_cancelled_running_job_is_trimmed_like_completed_ones(
     assert await job.cancel() is JobState.ACTIVE
     assert await job.wait(timeout=5) is JobState.CANCELLED
     assert [j.id for j in await queue.jobs("cancelled")] == [job.id]  # the task's count=1
+
+
+async def test_a_job_asked_to_stop_that_fails_is_trimmed_like_completed_ones(
+    app: Corral, workers: Workers
+) -> None:
+    # It ends cancelled through fail(), not abort(): the task's retention still applies.
+    started = threading.Event()
+
+    @app.task(name="fails.kept", completed=Retention(count=1), attempts=1)
+    def fails(ctx: JobContext) -> None:
+        started.set()
+        while not ctx.cancelled:
+            time.sleep(0.01)
+        raise RuntimeError("cleanup went wrong")
+
+    queue = app.queue("default")
+    earlier = await app.enqueue("not.here", delay=3600)
+    assert await earlier.cancel() is JobState.CANCELLED  # kept by the app's retention
+    workers.start()
+    job = await fails.enqueue()  # type: ignore[attr-defined]
+    assert await asyncio.to_thread(started.wait, 5)
+    assert await job.cancel() is JobState.ACTIVE
+    assert await job.wait(timeout=5) is JobState.CANCELLED
+    assert [j.id for j in await queue.jobs("cancelled")] == [job.id]  # the task's count=1
