@@ -351,17 +351,16 @@ class Corral:
         return await backend.overview()
 
     async def get_job(self, job_id: str, queue: str | None = None) -> Job:
-        """The job with this id; without ``queue`` every known queue is searched.
+        """The job with this id; without ``queue`` every known queue is searched (at
+        once; an id held by several queues is found in the first by name).
 
         Raises JobNotFound.
         """
         check_job_id(job_id)
         backend = await self.backend()
-        candidates = [check_queue_name(queue)] if queue else await backend.queues()
-        for name in candidates:
-            record = await backend.get(name, job_id)
-            if record is not None:
-                return Job(self, name, job_id, record)
+        name = check_queue_name(queue) if queue else await backend.find_job_queue(job_id)
+        if name is not None and (record := await backend.get(name, job_id)) is not None:
+            return Job(self, name, job_id, record)
         where = f"queue {queue!r}" if queue else "any queue"
         raise JobNotFound(f"no job {job_id!r} in {where}")
 

@@ -484,6 +484,13 @@ class Backend(Protocol):
         """Names of the queues in use (that held a job or were given a setting and
         were not forgotten since, see :meth:`overview`), sorted."""
 
+    async def find_job_queue(self, job_id: str) -> str | None:
+        """The first of :meth:`queues` (by name) holding a job with this id, or None,
+        in a fixed number of round trips whatever the number of queues.
+
+        A read, not a snapshot with a later :meth:`get`: the job may be gone by then.
+        """
+
     async def overview(self) -> list[QueueOverview]:
         """Every queue of :meth:`queues` with its counts and totals, sorted by name, in a
         fixed number of round trips whatever the number of queues.

@@ -141,6 +141,17 @@ class RedisAdmin:
         members = await self._call(lambda: client.smembers(self._registry.queues))
         return sorted(_text(m) for m in members)
 
+    async def find_job_queue(self, job_id: str) -> str | None:
+        # Two round trips whatever the number of queues: the names, then an EXISTS
+        # on each one's job hash (a queue per slot: no one script can see them all).
+        names = await self.queues()
+        if not names:
+            return None
+        found = await self._pipelined(
+            lambda pipe: [pipe.exists(self._k(name).job(job_id)) for name in names]
+        )
+        return next((name for name, hit in zip(names, found, strict=True) if hit), None)
+
     async def overview(self) -> list[QueueOverview]:
         registry = self._registry
         # Two round trips whatever the number of queues: the names, then everything.

@@ -457,6 +457,13 @@ class SQLiteBackend(SQLiteAdmin):
     async def queues(self) -> list[str]:
         return await self._s().read(lambda conn: [r[0] for r in conn.execute(q.QUEUES)])
 
+    async def find_job_queue(self, job_id: str) -> str | None:
+        def tx(conn: Conn) -> str | None:
+            row = conn.execute(q.FIND_JOB_QUEUE, (job_id,)).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._s().read(tx)
+
     async def wait_finished(self, queue: str, job_id: str, timeout: float) -> JobState | None:
         return await bounded_wait(timeout, self._finished(queue, job_id))
 

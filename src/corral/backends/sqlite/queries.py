@@ -176,6 +176,12 @@ LIST_ORDER = {
 LIST_IDS = "SELECT id FROM jobs WHERE queue = ? AND state = ? ORDER BY {order} LIMIT ? OFFSET ?"
 COUNTS = "SELECT state, COUNT(*) FROM jobs WHERE queue = ? GROUP BY state"
 QUEUES = "SELECT name FROM queues ORDER BY name"
+# One primary-key probe per known queue (an index on id alone would need a migration).
+FIND_JOB_QUEUE = """
+SELECT name FROM queues
+WHERE EXISTS (SELECT 1 FROM jobs WHERE jobs.queue = queues.name AND jobs.id = ?)
+ORDER BY name LIMIT 1
+"""
 # The listing (overview): a fixed number of statements whatever the number of queues.
 ALL_QUEUES = """
 SELECT name, paused, max_active IS NOT NULL OR rate_max IS NOT NULL
