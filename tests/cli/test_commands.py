@@ -10,28 +10,7 @@ from pathlib import Path
 import pytest
 
 from corral import Corral, JobState
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def corral(
-    *args: str, url: str | None = None, timeout: float = 30
-) -> subprocess.CompletedProcess[str]:
-    env_args = ["--url", url] if url else []
-    return subprocess.run(
-        [sys.executable, "-m", "corral", *env_args, *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-@pytest.fixture(params=["redis", "sqlite"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "redis":
-        return str(request.getfixturevalue("redis_url"))
-    return f"sqlite:///{tmp_path / 'c.db'}"
+from tests.cli.run import ROOT, corral
 
 
 def test_enqueue_then_job_then_queues(url: str) -> None:

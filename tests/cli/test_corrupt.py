@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from corral import Corral
-from tests.cli.test_commands import corral
+from tests.cli.run import corral
 from tests.corrupt import write_raw
 
 

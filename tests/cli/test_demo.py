@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
+import functools
 import sys
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from tests.cli import run
 from tests.redis_server import _free_port
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def corral(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "corral", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
+#: The demo runs a worker to the end: give it longer than other commands.
+corral = functools.partial(run.corral, timeout=60)
 
 
 def run_json(redis_url: str, jobs: int) -> dict[str, Any]:

@@ -14,33 +14,7 @@ from pathlib import Path
 import pytest
 
 from corral import Corral
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def corral(
-    *args: str,
-    cwd: Path = ROOT,
-    env: dict[str, str] | None = None,
-    stdin: str | None = None,
-    timeout: float = 30,
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "corral", *args],
-        cwd=cwd,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
-
-
-@pytest.fixture(params=["redis", "sqlite"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "redis":
-        return str(request.getfixturevalue("redis_url"))
-    return f"sqlite:///{tmp_path / 'c.db'}"
+from tests.cli.run import ROOT, corral
 
 
 class WorkerProcess:
