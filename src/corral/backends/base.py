@@ -19,9 +19,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, Protocol
+
+from corral.backends.records import (
+    DURATION_BUCKETS,
+    KEEP_ALL,
+    ClaimedJob,
+    Completion,
+    JobRecord,
+    JobState,
+    NewJob,
+    QueueLimits,
+    QueueOverview,
+    QueueStats,
+    Retention,
+    ScheduleRecord,
+    WorkerInfo,
+)
 
 __all__ = [
     "DURATION_BUCKETS",
@@ -41,243 +55,6 @@ __all__ = [
     "bounded_wait",
     "wait_then_claim",
 ]
-
-
-class JobState(StrEnum):
-    """Where a job is in its lifecycle (see DESIGN's state diagram)."""
-
-    WAITING = "waiting"
-    DELAYED = "delayed"
-    ACTIVE = "active"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def terminal(self) -> bool:
-        """True for completed, failed and cancelled."""
-        return self in _TERMINAL
-
-
-_TERMINAL = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
-
-
-#: Upper bounds (seconds) of the processing-time histogram kept per queue.
-DURATION_BUCKETS = (
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-    60.0,
-    300.0,
-    900.0,
-    3600.0,
-)
-
-
-@dataclass(frozen=True, slots=True)
-class QueueStats:
-    """Totals a queue has accumulated since it was created (for metrics).
-
-    ``buckets[i]`` counts completions whose run took at most ``DURATION_BUCKETS[i]``
-    seconds and more than the bound before; the last entry counts longer runs.
-    """
-
-    completed: int = 0
-    failed: int = 0
-    retried: int = 0
-    duration_sum: float = 0.0
-    buckets: tuple[int, ...] = (0,) * (len(DURATION_BUCKETS) + 1)
-
-
-@dataclass(frozen=True, slots=True)
-class QueueOverview:
-    """One queue as a listing shows it: ``counts`` as :meth:`Backend.counts` returns
-    them (per state, plus ``paused``) and ``stats`` as :meth:`Backend.stats`."""
-
-    name: str
-    counts: dict[str, int]
-    stats: QueueStats
-
-
-@dataclass(frozen=True, slots=True)
-class QueueLimits:
-    """Flow control shared by every worker of a queue.
-
-    ``max_active``: at most this many jobs of the queue run at once, across all
-    workers. ``rate_max`` per ``rate_window`` seconds: at most that many jobs start in
-    any window of that length. The ``group_*`` twins apply the same limits to each
-    group (tenant) of the queue separately. Jobs over a limit wait; they never fail.
-    """
-
-    max_active: int | None = None
-    rate_max: int | None = None
-    rate_window: float | None = None
-    group_max_active: int | None = None
-    group_rate_max: int | None = None
-    group_rate_window: float | None = None
-
-    def stored(self) -> tuple[int | None, ...]:
-        """As backends store them: max_active, rate_max, rate_ms, and the group twins."""
-
-        def ms(window: float | None) -> int | None:
-            return None if window is None else int(window * 1000)
-
-        return (
-            self.max_active,
-            self.rate_max,
-            ms(self.rate_window),
-            self.group_max_active,
-            self.group_rate_max,
-            ms(self.group_rate_window),
-        )
-
-    @classmethod
-    def from_stored(cls, values: Sequence[int | None]) -> QueueLimits:
-        """The inverse of :meth:`stored`."""
-        max_active, rate_max, rate_ms, gmax, grate, grate_ms = values
-        return cls(
-            max_active,
-            rate_max,
-            None if rate_ms is None else rate_ms / 1000,
-            gmax,
-            grate,
-            None if grate_ms is None else grate_ms / 1000,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Retention:
-    """How many finished jobs of one kind a queue keeps, and for how long.
-
-    ``count=None`` keeps any number; ``max_age=None`` keeps them for ever (seconds).
-    """
-
-    count: int | None = None
-    max_age: float | None = None
-
-
-#: Keep every finished job (the default where a method takes a retention).
-KEEP_ALL = Retention()
-
-
-@dataclass(frozen=True, slots=True)
-class NewJob:
-    """A job ready to be stored: everything already validated and encoded.
-
-    ``data`` is the JSON text of ``[args, kwargs]``; ``options`` the JSON text of the
-    per-job overrides (attempts, backoff, timeout) or ``b""`` when there are none.
-    ``delay_ms`` is relative to the store's clock; ``run_at_ms`` (absolute) wins when set.
-
-    ``group``: the tenant the job belongs to ("" = none); groups take turns.
-    ``dedupe_key``: while the job holding this key counts (see ``dedupe_ms``), an add
-    with the same key returns that job instead of storing a new one. ``dedupe_ms``:
-    0 = the key is held until its job finishes; > 0 = for that long after the add.
-    ``debounce_ms`` (with a key): the job waits that long, and an add with the same
-    key before it starts replaces its name, data and options and restarts the wait.
-    ``given_id``: the caller chose ``id`` (else it is random, new to the store).
-    """
-
-    id: str
-    name: str
-    data: bytes
-    priority: int = 0
-    delay_ms: int = 0
-    run_at_ms: int = 0
-    options: bytes = b""
-    group: str = ""
-    dedupe_key: str = ""
-    dedupe_ms: int = 0
-    debounce_ms: int = 0
-    given_id: bool = False
-
-
-# Not frozen: one is built per job on the hot path, and a frozen dataclass's
-# __init__ costs about three times as much.
-@dataclass(slots=True)
-class ClaimedJob:
-    """A job handed to a worker, with the lease token that fences its outcome."""
-
-    id: str
-    queue: str
-    name: str
-    data: bytes
-    attempt: int
-    token: str
-    options: bytes
-    stalls: int
-
-
-@dataclass(slots=True)
-class Completion:
-    """A successful outcome to record: ``result`` is JSON text."""
-
-    id: str
-    token: str
-    result: bytes
-
-
-@dataclass(slots=True)
-class JobRecord:
-    """Everything stored about one job, as read back from the backend."""
-
-    id: str
-    queue: str
-    name: str
-    state: JobState
-    data: bytes
-    priority: int = 0
-    options: bytes = b""
-    attempts: int = 0
-    stalls: int = 0
-    created_at: int | None = None
-    started_at: int | None = None
-    finished_at: int | None = None
-    run_at: int | None = None
-    progress: bytes | None = None
-    result: bytes | None = None
-    errors: list[bytes] = field(default_factory=list)
-    logs: list[bytes] = field(default_factory=list)
-    cancel_requested: bool = False
-    group: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ScheduleRecord:
-    """A stored schedule: its definition (JSON text), the pending tick (None while
-    paused) and the last tick fired, in store milliseconds."""
-
-    name: str
-    definition: bytes
-    next_at: int | None
-    last_at: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerInfo:
-    """A live worker as it registered itself."""
-
-    id: str
-    host: str
-    pid: int
-    queues: list[str]
-    concurrency: int
-    started_at: int
-    last_seen: int
-    active: int = 0
-    processed: int = 0
-    failed: int = 0
-    #: Threads still running a sync job that timed out (they hold no job slot).
-    stuck: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Backend(Protocol):
