@@ -58,7 +58,7 @@ def serve(
     insecure_public_without_auth: bool,
     log_level: str,
 ) -> None:
-    """Serve the HTTP API of MODULE:APP (OpenAPI at /api/v1/openapi.json)."""
+    """Serve the dashboard (at /) and the HTTP API (at /api/v1) of MODULE:APP."""
     try:
         import uvicorn
 
@@ -90,5 +90,12 @@ def serve(
         click.secho(
             f"WARNING: serving on {host} with NO authentication", fg="yellow", bold=True, err=True
         )
-    web = create_app(app, api_keys=keys, allow_unregistered=allow_unregistered)
+    web = create_app(
+        app,
+        api_keys=keys,
+        allow_unregistered=allow_unregistered,
+        secret=os.environ.get("CORRAL_SECRET") or None,
+    )
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"dashboard: http://{shown}:{port}/   API: http://{shown}:{port}/api/v1/docs")
     uvicorn.run(web, host=host, port=port, log_level=log_level)

@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -26,9 +26,10 @@ from corral.errors import (
     ValidationError,
 )
 from corral.policy import check_job_id, check_key, check_queue_name, check_task_name
-from corral.web import api, metrics, sse
+from corral.web import api, dashboard, metrics, sse
 from corral.web.auth import KeyRing
 from corral.web.auth import Scope as KeyScope
+from corral.web.dashboard.session import default_secret
 from corral.web.deps import DEFAULT_SECRET_FIELDS, Settings
 from corral.web.schemas import JSON_VALUE_SCHEMA, problems
 
@@ -127,14 +128,17 @@ def create_app(
     allow_unregistered: bool = False,
     secret_fields: tuple[str, ...] = DEFAULT_SECRET_FIELDS,
     max_body_bytes: int = 1024 * 1024,
+    secret: str | None = None,
 ) -> FastAPI:
-    """The HTTP API of ``corral`` as a FastAPI app (mount it, or ``corral serve``).
+    """The HTTP API and the dashboard of ``corral`` as a FastAPI app: ``corral serve``
+    serves it; mount it in your own app at any prefix (``/admin/queues``).
 
     ``api_keys`` maps bearer tokens to scopes (read, write, admin); none means no
     authentication (``corral serve`` refuses that on a public address). Enqueueing a
     task name this app has not registered is refused unless ``allow_unregistered``.
     Payload fields whose names contain one of ``secret_fields`` are shown as ``***``
-    to read-only keys.
+    to read-only keys. ``secret`` signs the dashboard's session cookies (default:
+    derived from the keys; ``CORRAL_SECRET`` in ``corral serve``).
     """
 
     @contextlib.asynccontextmanager
@@ -169,6 +173,8 @@ def create_app(
     app.include_router(api.router)
     app.include_router(sse.router)
     app.include_router(metrics.router)
+    keyring = app.state.corral_settings.keys
+    dashboard.install(app, secret or default_secret(keyring.tokens()))
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     app.add_middleware(ServerErrors)
 
@@ -195,21 +201,29 @@ def _answer_errors(app: FastAPI) -> None:
     """Every error the API raises becomes a JSON answer naming what was wrong."""
 
     @app.exception_handler(CorralError)
-    async def corral_error(request: Request, exc: CorralError) -> JSONResponse:
+    async def corral_error(request: Request, exc: CorralError) -> Response:
         status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 500)
         if status >= 500:
             log_5xx(status, request.method, request.url.path, exc)
+        if dashboard.is_page(request):
+            return dashboard.page_error(
+                request, status, str(exc) if status != 500 else "internal error"
+            )
         if status == 500:
             return JSONResponse({"error": "internal error"}, status_code=500)
         return JSONResponse({"error": str(exc)}, status_code=status)
 
     @app.exception_handler(RequestValidationError)
-    async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def bad_request(request: Request, exc: RequestValidationError) -> Response:
         detail = [_describe(e) for e in exc.errors()]
+        if dashboard.is_page(request):
+            return dashboard.page_error(request, 422, "; ".join(detail))
         return JSONResponse({"error": "; ".join(detail), "detail": detail}, status_code=422)
 
     @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if dashboard.is_page(request) and exc.status_code != 405:
+            return dashboard.page_error(request, exc.status_code, str(exc.detail))
         if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
             # FastAPI's answer to a body that is not UTF-8; it is bad JSON like any other.
             error = "body is not valid JSON (not UTF-8 text)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Mapping
 from enum import IntEnum
@@ -65,3 +66,17 @@ class KeyRing:
             if hmac.compare_digest(key, presented):
                 found = scope
         return found
+
+    def by_fingerprint(self, fingerprint: str) -> tuple[str, Scope] | None:
+        """The name and scope of the key whose fingerprint (see the dashboard's
+        sessions) this is, or None: how a session finds its key without holding it."""
+        found: tuple[str, Scope] | None = None
+        for key, scope in self._keys:
+            digest = hashlib.sha256(key).hexdigest()
+            if hmac.compare_digest(digest[:24], fingerprint):
+                found = (f"key-{digest[:4]}", scope)
+        return found
+
+    def tokens(self) -> list[str]:
+        """The configured keys (to derive the dashboard's session secret)."""
+        return [key.decode() for key, _ in self._keys]

@@ -1,0 +1,38 @@
+// Corral dashboard: the little JavaScript every page shares. Loaded from /static (the
+// Content-Security-Policy allows no inline script); page scripts live beside it.
+(function () {
+  "use strict";
+
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") : "";
+  }
+
+  // Every htmx request carries the session's CSRF token.
+  document.addEventListener("htmx:configRequest", function (event) {
+    event.detail.headers["X-CSRF-Token"] = csrfToken();
+  });
+
+  // Times are rendered in UTC by the server; show them in the viewer's time zone.
+  function localTimes(root) {
+    root.querySelectorAll("time[datetime]").forEach(function (el) {
+      if (el.dataset.localised) return;
+      var when = new Date(el.getAttribute("datetime"));
+      if (isNaN(when.getTime())) return;
+      el.title = el.textContent;
+      el.textContent = when.toLocaleString();
+      el.dataset.localised = "1";
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { localTimes(document); });
+  document.addEventListener("htmx:afterSwap", function (event) { localTimes(event.target); });
+
+  // Buttons with data-confirm ask first (no inline handlers under the CSP).
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var message = form.getAttribute("data-confirm");
+    if (message && !window.confirm(message)) event.preventDefault();
+  }, true);
+
+  window.Corral = { csrfToken: csrfToken, localTimes: localTimes };
+})();
