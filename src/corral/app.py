@@ -13,6 +13,7 @@ from corral._sync import run_sync
 from corral.backends.base import Backend, NewJob, QueueOverview, Retention, WorkerInfo
 from corral.context import JobContext
 from corral.errors import ConfigurationError, CorralError, JobNotFound, ValidationError
+from corral.feed import EventFeed, Subscription
 from corral.job import Job
 from corral.options import DEFAULT_COMPLETED, DEFAULT_FAILED, TaskConfig
 from corral.policy import BackoffSpec, check_job_id, check_queue_name, check_task_name
@@ -104,6 +105,9 @@ class Corral:
             weakref.WeakKeyDictionary()
         )
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._feeds: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, EventFeed] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -218,6 +222,9 @@ class Corral:
 
     async def close(self) -> None:
         """Close this event loop's connections (the app can be used again later)."""
+        feed = self._feeds.pop(asyncio.get_running_loop(), None)
+        if feed is not None:
+            await feed.close()
         backend = self._backends.pop(asyncio.get_running_loop(), None)
         if backend is not None:
             await backend.close()
@@ -349,6 +356,34 @@ class Corral:
         pause and served by no live worker are forgotten on the way."""
         backend = await self.backend()
         return await backend.overview()
+
+    def event_feed(self) -> EventFeed:
+        """The running event loop's shared event stream (see :meth:`events`)."""
+        loop = asyncio.get_running_loop()
+        feed = self._feeds.get(loop)
+        if feed is None:
+
+            async def open_stream() -> Any:
+                return await (await self.backend()).all_events()
+
+            feed = self._feeds[loop] = EventFeed(open_stream)
+        return feed
+
+    async def events(
+        self, *, queues: Iterable[str] | None = None, buffer: int = 1000
+    ) -> Subscription:
+        """Lifecycle events of every queue (or of ``queues``), for one consumer:
+        ``async for event in sub`` gives :class:`~corral.feed.Event` (queue, name,
+        job_id); ``aclose()`` (or ``async with``) to stop. Returns once subscribed.
+
+        However many consumers there are, the process holds ONE backend subscription
+        (per event loop). A consumer more than ``buffer`` events behind loses the
+        oldest (``sub.dropped`` counts them) instead of slowing the others.
+
+        >>> async with await app.events(queues=["emails"]) as sub:
+        ...     async for event in sub: print(event.name, event.job_id)
+        """
+        return await self.event_feed().subscribe(queues=queues, buffer=buffer)
 
     async def get_job(self, job_id: str, queue: str | None = None) -> Job:
         """The job with this id; without ``queue`` every known queue is searched (at

@@ -300,6 +300,13 @@ class Backend(Protocol):
         ``aclose()`` to stop. Best effort: a consumer that falls far behind may miss
         events (read the job to be sure)."""
 
+    async def all_events(self) -> AsyncGenerator[tuple[str, str, str], None]:
+        """:meth:`events` of every queue (those created later too) through ONE
+        subscription (Redis: a pattern subscription; SQLite: one tail of the event
+        log): ``(queue, event, job_id)`` triples. Returns once subscribed; best effort
+        like :meth:`events`. Share it (``Corral.events()`` does) rather than open
+        one per consumer."""
+
     async def stats(self, queue: str) -> QueueStats:
         """The queue's accumulated totals and processing-time histogram."""
 

@@ -41,6 +41,7 @@ from corral.backends.redis.records import job_rows, record_from_hash, waiting_or
 from corral.backends.redis.records import text as _text
 from corral.backends.redis.recover import adopt
 from corral.backends.redis.scripts import ScriptSet
+from corral.backends.redis.streams import RedisStreams
 from corral.backends.redis.wait import WaitLinks, end_on_stop, retrieved
 from corral.backends.redis.waiters import Waiters
 from corral.errors import (
@@ -82,7 +83,7 @@ def _db_of(url: str) -> int:
         return 0
 
 
-class RedisBackend(RedisAdmin):
+class RedisBackend(RedisAdmin, RedisStreams):
     """Corral's storage on Redis. ``url`` is any redis-py URL (``redis://``,
     ``rediss://``, ``unix://``); ``prefix`` namespaces every key. A call that cannot
     reach Redis tries again for up to ``reconnect_timeout`` seconds before it raises

@@ -1,9 +1,10 @@
 """One pub/sub connection per backend, shared by every listener.
 
 Result waiters, event streams and workers' cancellation watchers subscribe to
-channels here; a single reader task dispatches each message to the handlers of its
-channel. A channel is subscribed while it has handlers: the first listener sends
-``SUBSCRIBE``, the last one to leave has it unsubscribed.
+channels here (and the all-queue event stream to a pattern); a single reader task
+dispatches each message to the handlers of its channel or pattern. A channel (or
+pattern) is subscribed while it has handlers: the first listener sends ``SUBSCRIBE``
+(``PSUBSCRIBE``), the last one to leave has it unsubscribed.
 
 Nothing here may wedge a listener: a ``SUBSCRIBE`` that fails (sent to a server
 that is down, refused by an ACL, lost with its connection) is forgotten, so the next
@@ -23,7 +24,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import AsyncGenerator, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from corral.backends.redis.connection import Reconnect
 from corral.backends.redis.wait import retrieved
@@ -33,11 +34,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["SUBSCRIBE_TIMEOUT", "EventStream", "Hub"]
+__all__ = ["SUBSCRIBE_TIMEOUT", "EventStream", "Hub", "Inbox"]
 
 log = logging.getLogger("corral.redis")
 
 Handler = Callable[[bytes], None]
+#: A pattern's handler: ``handler(channel, data)``.
+PatternHandler = Callable[[bytes, bytes], None]
+#: A subscription: (is it a pattern, the channel or pattern).
+Key = tuple[bool, bytes]
 
 #: Seconds a listener without a deadline of its own waits for Redis to confirm.
 SUBSCRIBE_TIMEOUT = 10.0
@@ -55,10 +60,10 @@ class Hub:
         self._reader: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
         # Handlers per channel, counted: one handler may serve several listeners.
-        self._handlers: dict[bytes, dict[Handler, int]] = {}
+        self._handlers: dict[Key, dict[Any, int]] = {}
         # Per channel, resolved when Redis confirmed the SUBSCRIBE (or failed with it).
-        self._confirmed: dict[bytes, asyncio.Future[None]] = {}
-        self._idle: set[bytes] = set()  # channels whose last handler left
+        self._confirmed: dict[Key, asyncio.Future[None]] = {}
+        self._idle: set[Key] = set()  # channels whose last handler left
         self._lock = asyncio.Lock()
 
     async def subscribe(
@@ -74,7 +79,16 @@ class Hub:
         failed (with the connection down: once it has been for ``reconnect_timeout``);
         either way nothing stays registered.
         """
-        key = channel.encode()
+        return await self._listen((False, channel.encode()), handler, timeout)
+
+    async def psubscribe(
+        self, pattern: str, handler: PatternHandler, timeout: float | None = SUBSCRIBE_TIMEOUT
+    ) -> Callable[[], None]:
+        """:meth:`subscribe` for a glob-style pattern: ``handler(channel, data)`` is
+        called for each message on every channel that matches."""
+        return await self._listen((True, pattern.encode()), handler, timeout)
+
+    async def _listen(self, key: Key, handler: Any, timeout: float | None) -> Callable[[], None]:
         counts = self._handlers.setdefault(key, {})
         counts[handler] = counts.get(handler, 0) + 1
         try:
@@ -85,7 +99,7 @@ class Hub:
             raise
         return functools.partial(self._drop, key, handler)
 
-    async def _confirm(self, key: bytes) -> None:
+    async def _confirm(self, key: Key) -> None:
         # Safe to repeat: a failed SUBSCRIBE is forgotten (see _send_subscribe).
         async with self._lock:
             confirmed = self._confirmed.get(key)
@@ -94,7 +108,7 @@ class Hub:
         # Shielded: a listener that gives up must not cancel the others' wait.
         await asyncio.shield(confirmed)
 
-    async def _send_subscribe(self, key: bytes) -> asyncio.Future[None]:
+    async def _send_subscribe(self, key: Key) -> asyncio.Future[None]:
         # Registered before SUBSCRIBE is sent, so the reader finds it whenever the
         # confirmation arrives; taken back if the send fails, so that the next
         # listener sends it again instead of waiting for a reply that cannot come.
@@ -102,7 +116,9 @@ class Hub:
         confirmed.add_done_callback(retrieved)
         self._confirmed[key] = confirmed
         try:
-            await self._pubsub_of().subscribe(key)
+            pattern, name = key
+            pubsub = self._pubsub_of()
+            await (pubsub.psubscribe(name) if pattern else pubsub.subscribe(name))
         except BaseException:
             if self._confirmed.get(key) is confirmed:
                 del self._confirmed[key]
@@ -119,7 +135,7 @@ class Hub:
         if self._reader is None or self._reader.done():
             self._reader = asyncio.create_task(self._read(), name="corral-pubsub")
 
-    def _drop(self, key: bytes, handler: Handler) -> None:
+    def _drop(self, key: Key, handler: Any) -> None:
         counts = self._handlers.get(key)
         if counts is None or handler not in counts:
             return
@@ -144,14 +160,21 @@ class Hub:
                 pubsub = self._pubsub
                 if not idle or pubsub is None:
                     continue
+                channels = [name for pattern, name in idle if not pattern]
+                patterns = [name for pattern, name in idle if pattern]
                 try:
-                    await pubsub.unsubscribe(*idle)
+                    if channels:
+                        await pubsub.unsubscribe(*channels)
+                    if patterns:
+                        await pubsub.punsubscribe(*patterns)
                 except (RedisError, OSError) as exc:
                     # The connection is gone, and with it the subscriptions: make sure
                     # a reconnect does not subscribe them again.
                     log.debug("UNSUBSCRIBE failed (%s); dropping the channels", exc)
-                    for key in idle:
-                        pubsub.channels.pop(key, None)
+                    for name in channels:
+                        pubsub.channels.pop(name, None)
+                    for name in patterns:
+                        pubsub.patterns.pop(name, None)
 
     def _connection_lost(self, exc: BaseException) -> None:
         """Subscriptions are void with their connection: listeners still waiting for a
@@ -187,17 +210,26 @@ class Hub:
                 # Not proof the connection is back: a silent peer also reads nothing.
                 continue
             await self._reconnect.back(read_at)
-            channel = message["channel"]
-            if message["type"] == "subscribe":
-                confirmed = self._confirmed.get(channel)
-                if confirmed is not None and not confirmed.done():
-                    confirmed.set_result(None)
-            elif message["type"] == "message":
-                for handler in list(self._handlers.get(channel, ())):
-                    try:
-                        handler(message["data"])
-                    except Exception:  # a listener's bug must not stop the others
-                        log.exception("pub/sub handler failed")
+            self._dispatch(message)
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        kind, channel = message["type"], message["channel"]
+        if kind in ("subscribe", "psubscribe"):
+            confirmed = self._confirmed.get((kind == "psubscribe", channel))
+            if confirmed is not None and not confirmed.done():
+                confirmed.set_result(None)
+        elif kind == "message":
+            for handler in list(self._handlers.get((False, channel), ())):
+                try:
+                    handler(message["data"])
+                except Exception:  # a listener's bug must not stop the others
+                    log.exception("pub/sub handler failed")
+        elif kind == "pmessage":
+            for handler in list(self._handlers.get((True, message["pattern"]), ())):
+                try:
+                    handler(channel, message["data"])
+                except Exception:
+                    log.exception("pub/sub handler failed")
 
     async def close(self) -> None:
         for task in (self._reader, self._sweeper):
@@ -215,36 +247,36 @@ class Hub:
         self._idle.clear()
 
 
-class EventStream(AsyncGenerator[tuple[str, str], None]):
-    """A queue's events, ``(event, job_id)``, from the moment of subscribing.
+T = TypeVar("T")
+
+
+class Inbox(AsyncGenerator[T, None]):
+    """Messages a hub handler puts in a bounded inbox, read as an async generator.
 
     ``aclose()`` unsubscribes whether or not iteration ever started (a plain async
     generator never started skips its ``finally``, and its channel would stay
-    subscribed). A consumer far behind loses events rather than memory.
+    subscribed). A consumer far behind loses messages rather than memory.
     """
 
     def __init__(self, maxsize: int = 10_000) -> None:
-        self._inbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue(maxsize=maxsize)
+        self._inbox: asyncio.Queue[T] = asyncio.Queue(maxsize=maxsize)
         self._unsubscribe: Callable[[], None] | None = None
         self._closed = False
 
-    def on_message(self, data: bytes) -> None:
-        """The hub handler: ``"<event> <id> [<id> ...]"``."""
-        event, *job_ids = data.decode().split(" ")
-        with contextlib.suppress(asyncio.QueueFull):
-            for job_id in job_ids:
-                self._inbox.put_nowait((event, job_id))
+    def put(self, item: T) -> bool:
+        """Queue ``item``; False (dropped) when the inbox is full."""
+        try:
+            self._inbox.put_nowait(item)
+        except asyncio.QueueFull:
+            return False
+        return True
 
-    async def open(self, hub: Hub, channel: str) -> EventStream:
-        self._unsubscribe = await hub.subscribe(channel, self.on_message)
-        return self
-
-    async def asend(self, value: None) -> tuple[str, str]:
+    async def asend(self, value: None) -> T:
         if self._closed:
             raise StopAsyncIteration
         return await self._inbox.get()
 
-    async def athrow(self, typ: Any, val: Any = None, tb: Any = None) -> tuple[str, str]:
+    async def athrow(self, typ: Any, val: Any = None, tb: Any = None) -> T:
         await self.aclose()
         raise typ if val is None else val
 
@@ -253,3 +285,18 @@ class EventStream(AsyncGenerator[tuple[str, str], None]):
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+
+
+class EventStream(Inbox[tuple[str, str]]):
+    """A queue's events, ``(event, job_id)``, from the moment of subscribing."""
+
+    def on_message(self, data: bytes) -> None:
+        """The hub handler: ``"<event> <id> [<id> ...]"``."""
+        event, *job_ids = data.decode().split(" ")
+        for job_id in job_ids:
+            if not self.put((event, job_id)):
+                return
+
+    async def open(self, hub: Hub, channel: str) -> EventStream:
+        self._unsubscribe = await hub.subscribe(channel, self.on_message)
+        return self

@@ -46,6 +46,7 @@ from corral.backends.sqlite.rows import (
     to_cancelled,
 )
 from corral.backends.sqlite.store import Store, open_store, path_from_url
+from corral.backends.sqlite.streams import SQLiteStreams
 from corral.errors import ConfigurationError, InvalidTransition, JobNotFound
 
 __all__ = ["SQLiteBackend", "path_from_url"]
@@ -54,7 +55,7 @@ Conn = sqlite3.Connection
 _EVENT_LOG_SIZE = 10_000
 
 
-class SQLiteBackend(SQLiteAdmin):
+class SQLiteBackend(SQLiteAdmin, SQLiteStreams):
     """Corral's storage in one SQLite file (WAL mode), shared by any number of
     processes on this machine. ``poll_interval`` is how often waiters look for
     changes made by other processes (their wake-up latency)."""

@@ -209,6 +209,7 @@ LAST_EVENT = "SELECT COALESCE(MAX(id), 0) FROM events"
 EVENTS_AFTER = (
     "SELECT id, event, job_id FROM events WHERE queue = ? AND id > ? ORDER BY id LIMIT 1000"
 )
+ALL_EVENTS_AFTER = "SELECT id, queue, event, job_id FROM events WHERE id > ? ORDER BY id LIMIT 1000"
 TRIM_EVENTS = "DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?"
 ADD_STAT = """
 INSERT INTO stats (queue, name, value) VALUES (?, ?, ?)

@@ -1,0 +1,66 @@
+"""Every queue's lifecycle events in one subscription on Redis.
+
+A mixin of :class:`RedisBackend`: one ``PSUBSCRIBE`` to the events channels of every
+queue (``{prefix}:{*}:{db}:events``, see ``keys.py``) on the backend's pub/sub hub,
+whatever the number of queues, including queues created later.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import AsyncGenerator
+
+from corral.backends.redis.pubsub import Hub, Inbox
+from corral.policy import QUEUE_NAME
+
+__all__ = ["AllEventStream", "RedisStreams"]
+
+_QUEUE = re.compile(QUEUE_NAME.encode())
+_GLOB = re.compile(r"([*?\[\]\\])")
+
+
+class AllEventStream(Inbox[tuple[str, str, str]]):
+    """``(queue, event, job_id)`` from the events channel of every queue."""
+
+    def __init__(self, prefix: str, db: int, maxsize: int = 10_000) -> None:
+        super().__init__(maxsize)
+        self._head = f"{prefix}:{{".encode()
+        self._tail = f"}}:{db}:events".encode()
+        escaped = _GLOB.sub(r"\\\1", prefix)  # a prefix is text, not a pattern
+        self.pattern = f"{escaped}:{{*}}:{db}:events"
+
+    def on_message(self, channel: bytes, data: bytes) -> None:
+        """The hub handler: the queue is in the channel name, the message is
+        ``"<event> <id> [<id> ...]"``."""
+        queue = channel[len(self._head) : -len(self._tail)]
+        # The pattern's * also matches names no queue can have (braces, other
+        # prefixes that start like ours): only a valid queue name counts.
+        if not _QUEUE.fullmatch(queue):
+            return
+        name = queue.decode()
+        event, *job_ids = data.decode().split(" ")
+        for job_id in job_ids:
+            if not self.put((name, event, job_id)):
+                return
+
+    async def open(self, hub: Hub) -> AllEventStream:
+        self._unsubscribe = await hub.psubscribe(self.pattern, self.on_message)
+        return self
+
+
+class RedisStreams:
+    """``all_events`` (see the module docstring); the backend provides the rest."""
+
+    prefix: str
+    db: int
+    _hub: Hub | None
+
+    def _translate(self) -> contextlib.AbstractContextManager[None]:
+        raise NotImplementedError
+
+    async def all_events(self) -> AsyncGenerator[tuple[str, str, str], None]:
+        hub = self._hub
+        assert hub is not None, "not connected"
+        with self._translate():
+            return await AllEventStream(self.prefix, self.db).open(hub)

@@ -1,0 +1,45 @@
+"""Every queue's events through one stream (``Backend.all_events``), on every backend."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from corral.backends.base import Backend
+from tests.contract.conftest import claim_one, enqueue
+
+
+async def _collect(
+    stream: AsyncIterator[tuple[str, str, str]], n: int
+) -> list[tuple[str, str, str]]:
+    seen: list[tuple[str, str, str]] = []
+    async with asyncio.timeout(5):
+        async for item in stream:
+            seen.append(item)
+            if len(seen) == n:
+                break
+    return seen
+
+
+async def test_all_events_names_the_queue_of_each_event(backend: Backend) -> None:
+    stream = await backend.all_events()
+    collector = asyncio.create_task(_collect(stream, 4))
+    await enqueue(backend, "a", "a1")
+    await enqueue(backend, "born-later", "b1", "b2")  # a queue unknown when subscribing
+    await claim_one(backend, "a")
+    assert await collector == [
+        ("a", "added", "a1"),
+        ("born-later", "added", "b1"),
+        ("born-later", "added", "b2"),
+        ("a", "active", "a1"),
+    ]
+    await stream.aclose()
+
+
+async def test_all_events_starts_at_the_subscription(backend: Backend) -> None:
+    await enqueue(backend, "q", "before")
+    stream = await backend.all_events()
+    collector = asyncio.create_task(_collect(stream, 1))
+    await enqueue(backend, "q", "after")
+    assert await collector == [("q", "added", "after")]
+    await stream.aclose()
