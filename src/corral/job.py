@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from corral._sync import run_sync
 from corral.backends.base import JobRecord, JobState
@@ -144,6 +148,24 @@ class Job:
         """When a delayed job becomes due."""
         return _dt(self._rec().run_at)
 
+    @property
+    def options(self) -> dict[str, Any]:
+        """The per-job overrides stored with the job (``attempts``, ``timeout``,
+        ``backoff``; ``rerun_of`` for a job made by :meth:`run_again`); ``{}`` when it
+        has none (the task's defaults apply) or they cannot be read."""
+        raw = self._rec().options
+        try:
+            data = orjson.loads(raw) if raw else {}
+        except orjson.JSONDecodeError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    @property
+    def rerun_of(self) -> str | None:
+        """The id of the job this one was made from by :meth:`run_again`, if any."""
+        origin = self.options.get("rerun_of")
+        return origin if isinstance(origin, str) else None
+
     def to_dict(self) -> dict[str, Any]:
         """Every field as JSON-friendly values (timestamps in ISO 8601)."""
         rec = self._rec()
@@ -261,6 +283,24 @@ class Job:
         backend = await self._app.backend()
         return await backend.remove(self.queue, self.id)
 
+    async def run_again(
+        self, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None
+    ) -> Job:
+        """Enqueue a new job of the same task, queue, priority, group and stored
+        overrides, with these arguments (default: this job's); the new job's
+        :attr:`rerun_of` names this one. Arguments are checked like any enqueue
+        (InvalidArguments, SerializationError, PayloadTooLarge)."""
+        rec = self._rec()
+        task = self._app._task_for(rec.name, self.queue).options(
+            priority=rec.priority, group=rec.group or None
+        )
+        queue, new = task.prepare(
+            tuple(self.args if args is None else args),
+            dict(self.kwargs if kwargs is None else kwargs),
+        )
+        stored = {**self.options, "rerun_of": self.id}
+        return (await self._app.submit(queue, [replace(new, options=orjson.dumps(stored))]))[0]
+
     # -- blocking twins -------------------------------------------------------------
 
     def refresh_sync(self) -> Job:
@@ -286,3 +326,9 @@ class Job:
     def remove_sync(self) -> bool:
         """Blocking twin of :meth:`remove`."""
         return run_sync(self.remove())
+
+    def run_again_sync(
+        self, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None
+    ) -> Job:
+        """Blocking twin of :meth:`run_again`."""
+        return run_sync(self.run_again(args, kwargs))

@@ -1,0 +1,216 @@
+"""The job page: state, timeline, live progress and logs, arguments, result, errors,
+options, actions, and "run again with edited arguments".
+
+Read-only keys see the job as the API shows it to them (secret-looking arguments,
+progress and result entries masked, see :mod:`corral.web.masking`) and no controls.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from corral.errors import JobNotFound, ValidationError
+from corral.job import Job
+from corral.web.auth import Scope
+from corral.web.dashboard.job_view import bar_of, options_of, timeline_of
+from corral.web.dashboard.render import render, url_for
+from corral.web.dashboard.session import Viewer, action, viewer_of
+from corral.web.deps import job_out, settings_of
+from corral.web.schemas import JobId, QueueName
+
+__all__ = ["job_path", "router"]
+
+router = APIRouter(include_in_schema=False)
+
+Page = Annotated[Viewer, Depends(viewer_of)]
+Write = Annotated[Viewer, Depends(action(Scope.WRITE))]
+Admin = Annotated[Viewer, Depends(action(Scope.ADMIN))]
+
+#: Log lines the page shows (the store keeps the last 1,000).
+LOG_LINES = 200
+#: Seconds between refetches of the live part while the job is not finished.
+POLL_SECONDS = 2
+#: The largest JSON text the run-again form takes per field.
+MAX_JSON = 1_000_000
+
+_DONE = {
+    "retry": "Retried: the job is waiting to run again.",
+    "cancel": "Cancel requested.",
+    "promote": "Promoted: the job runs as soon as a worker is free.",
+}
+_PAST = {"retry": "retried", "promote": "promoted", "cancel": "cancelled"}
+
+
+def job_path(queue: str, job_id: str) -> str:
+    """The page of a job, inside the dashboard."""
+    return f"/queues/{queue}/jobs/{job_id}"
+
+
+def _pretty(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _live_context(request: Request, viewer: Viewer, job: Job) -> dict[str, Any]:
+    data = job_out(job, viewer.scope, settings_of(request))
+    logs = data["logs"]
+    return {
+        "job": job,
+        "data": data,
+        "bar": bar_of(data["progress"]),
+        "logs": logs[-LOG_LINES:],
+        "logs_hidden": max(len(logs) - LOG_LINES, 0),
+        "poll": POLL_SECONDS,
+        "live_url": url_for(request, job_path(job.queue, job.id) + "/live"),
+    }
+
+
+async def _page(
+    request: Request,
+    viewer: Viewer,
+    job: Job,
+    *,
+    status: int = 200,
+    flash: str | None = None,
+    flash_kind: str = "ok",
+    args_text: str | None = None,
+    kwargs_text: str | None = None,
+    rerun_error: str | None = None,
+) -> Response:
+    settings = settings_of(request)
+    context = _live_context(request, viewer, job)
+    data = context["data"]
+    task = settings.corral.tasks.get(job.name)
+    return render(
+        request,
+        "job.html",
+        status=status,
+        viewer=viewer,
+        active="overview",
+        steps=timeline_of(job, data["errors"]),
+        options=options_of(job, task),
+        registered=task is not None or settings.allow_unregistered,
+        args_text=_pretty(data["args"]) if args_text is None else args_text,
+        kwargs_text=_pretty(data["kwargs"]) if kwargs_text is None else kwargs_text,
+        rerun_error=rerun_error,
+        flash=flash,
+        flash_kind=flash_kind,
+        **context,
+    )
+
+
+@router.get("/queues/{queue}/jobs/{job_id}")
+async def job_page(
+    request: Request,
+    queue: QueueName,
+    job_id: JobId,
+    viewer: Page,
+    done: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
+    job = await settings_of(request).corral.get_job(job_id, queue)
+    return await _page(request, viewer, job, flash=_DONE.get(done or ""))
+
+
+@router.get("/queues/{queue}/jobs/{job_id}/live")
+async def job_live(
+    request: Request,
+    queue: QueueName,
+    job_id: JobId,
+    viewer: Page,
+    seen: Annotated[str, Query(max_length=20)] = "",
+) -> Response:
+    """The live part of the page (state, progress, logs). When the state has moved on
+    from the one the page shows, the whole page is reloaded instead: result, errors
+    and controls change with it."""
+    try:
+        job = await settings_of(request).corral.get_job(job_id, queue)
+    except JobNotFound:
+        return Response(status_code=200, headers={"HX-Refresh": "true"})
+    if seen and seen != job.state.value:
+        return Response(status_code=200, headers={"HX-Refresh": "true"})
+    return render(request, "_job_live.html", viewer=viewer, **_live_context(request, viewer, job))
+
+
+@router.post("/queues/{queue}/jobs/{job_id}/remove")
+async def job_remove(request: Request, queue: QueueName, job_id: JobId, viewer: Admin) -> Response:
+    """Delete the job (the form asks for confirmation first); back to its queue."""
+    job = await settings_of(request).corral.get_job(job_id, queue)
+    if not await job.remove():
+        await job.refresh()
+        message = f"Job {job_id} is {job.state.value}: cancel it before removing it."
+        return await _page(request, viewer, job, status=409, flash=message, flash_kind="error")
+    return RedirectResponse(url_for(request, f"/queues/{queue}?removed={job_id}"), 303)
+
+
+def _parse(text: str, kind: type, what: str) -> Any:
+    """JSON text of ``kind`` (list or dict) or a ValidationError naming what is wrong."""
+    try:
+        value = orjson.loads(text.strip() or ("[]" if kind is list else "{}"))
+    except orjson.JSONDecodeError as exc:
+        raise ValidationError(f"{what}: not valid JSON ({exc})") from None
+    if not isinstance(value, kind):
+        wanted = "a JSON list, like [1, 2]" if kind is list else 'a JSON object, like {"a": 1}'
+        raise ValidationError(f"{what}: must be {wanted}")
+    return value
+
+
+@router.post("/queues/{queue}/jobs/{job_id}/run-again")
+async def run_again(
+    request: Request,
+    queue: QueueName,
+    job_id: JobId,
+    viewer: Write,
+    args: Annotated[str, Form(max_length=MAX_JSON)] = "[]",
+    kwargs: Annotated[str, Form(max_length=MAX_JSON)] = "{}",
+) -> Response:
+    """A new job of the same task with the edited arguments; a problem shows the form
+    again with a message naming it."""
+    settings = settings_of(request)
+    job = await settings.corral.get_job(job_id, queue)
+    try:
+        if job.name not in settings.corral.tasks and not settings.allow_unregistered:
+            raise ValidationError(
+                f"task {job.name!r} is not registered in this server's app, so its "
+                "arguments cannot be checked"
+            )
+        new = await job.run_again(
+            _parse(args, list, "positional arguments"), _parse(kwargs, dict, "keyword arguments")
+        )
+    except ValidationError as exc:
+        return await _page(
+            request,
+            viewer,
+            job,
+            status=422,
+            args_text=args,
+            kwargs_text=kwargs,
+            rerun_error=str(exc),
+        )
+    return RedirectResponse(url_for(request, job_path(new.queue, new.id)), status_code=303)
+
+
+# Last: its {act} segment would otherwise catch /remove and /run-again.
+@router.post("/queues/{queue}/jobs/{job_id}/{act}")
+async def job_action(
+    request: Request,
+    queue: QueueName,
+    job_id: JobId,
+    act: Literal["retry", "cancel", "promote"],
+    viewer: Write,
+) -> Response:
+    """Retry, cancel or promote; back to the page with what happened."""
+    job = await settings_of(request).corral.get_job(job_id, queue)
+    if act == "cancel":
+        await job.cancel()
+        done = True
+    else:
+        done = await (job.retry() if act == "retry" else job.promote())
+    if not done:
+        await job.refresh()
+        message = f"Job {job_id} is {job.state.value}; it cannot be {_PAST[act]}."
+        return await _page(request, viewer, job, status=409, flash=message, flash_kind="error")
+    target = url_for(request, job_path(queue, job_id)) + f"?done={act}"
+    return RedirectResponse(target, status_code=303)

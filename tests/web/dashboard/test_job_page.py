@@ -1,0 +1,184 @@
+"""The job page in Chromium: live progress from a real worker, actions, run again,
+read-only keys."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+from playwright.async_api import Page, expect
+
+from corral import Corral, JobContext
+from corral.backends.base import JobState
+from tests.web.apps import QUEUE, build_app
+from tests.web.conftest import ADMIN_KEY, API_KEYS, READ_KEY, LiveServer, Serve, Workers, wait_until
+from tests.web.dashboard.conftest import Pages, log_in
+
+
+def job_url(server: LiveServer, queue: str, job_id: str) -> str:
+    return f"{server.url}/queues/{queue}/jobs/{job_id}"
+
+
+async def test_progress_updates_live_while_a_worker_runs_the_task(
+    page: Page, server: LiveServer, corral: Corral, workers: Workers
+) -> None:
+    gates = [asyncio.Event(), asyncio.Event()]
+
+    @corral.task(name="web.stepper", queue=QUEUE)
+    async def stepper(ctx: JobContext) -> str:
+        for done, gate in enumerate(gates, start=1):
+            await ctx.progress({"done": done, "total": 4})
+            await ctx.log(f"step {done}")
+            await gate.wait()
+        return "all done"
+
+    job = await corral.enqueue("web.stepper")
+    workers.start()
+
+    async def progress_is(value: int) -> bool:
+        await job.refresh()
+        return isinstance(job.progress, dict) and job.progress["done"] == value
+
+    await wait_until(lambda: progress_is(1))
+    # A fake clock: each 2 s poll is fired by run_for, not waited for.
+    await page.clock.install()
+    await page.goto(job_url(server, QUEUE, job.id))
+    await expect(page.locator("#job-progress-label")).to_have_text("1 of 4 (25%)")
+    await page.evaluate("window.sameDocument = true")
+
+    gates[0].set()
+    await wait_until(lambda: progress_is(2))
+    await page.clock.run_for(2_100)
+    await expect(page.locator("#job-progress-label")).to_have_text("2 of 4 (50%)")
+    await expect(page.locator("#job-progress")).to_have_attribute("value", "50.0")
+    await expect(page.locator("#job-logs")).to_contain_text("step 2")
+    assert await page.evaluate("window.sameDocument") is True  # swapped, not reloaded
+
+    gates[1].set()
+    assert await job.wait(10) is JobState.COMPLETED
+    await page.clock.run_for(2_100)
+    # The state moved on: the page reloads whole, with the result.
+    await expect(page.locator(".job-head .badge")).to_have_text("completed")
+    await expect(page.locator("#job-result")).to_have_text('"all done"')
+    assert await page.evaluate("window.sameDocument") is None
+
+
+async def test_retry_a_failed_job_from_its_page(
+    page: Page, server: LiveServer, corral: Corral, workers: Workers
+) -> None:
+    job = await corral.enqueue("web.fail", ["broken <b>input</b>"])
+    worker = workers.start()
+    assert await job.wait(10) is JobState.FAILED
+    await workers.stop(worker)
+
+    await page.goto(job_url(server, QUEUE, job.id))
+    await expect(page.locator("#timeline")).to_contain_text("NoRetry: broken <b>input</b>")
+    await page.click("#action-retry")
+    await expect(page.locator(".flash.ok")).to_contain_text("Retried")
+    await expect(page.locator(".job-head .badge")).to_have_text("waiting")
+    await job.refresh()
+    assert job.state is JobState.WAITING
+
+
+async def test_run_again_with_edited_arguments_makes_a_new_job(
+    page: Page, server: LiveServer, corral: Corral
+) -> None:
+    old = await corral.enqueue("web.echo", [{"to": "a@b.c"}], priority=3)
+    await page.goto(job_url(server, QUEUE, old.id))
+    await page.fill("#rerun-args", '[{"to": "x@y.z", "n": 2}]')
+    await page.click("#rerun-submit")
+    await expect(page.locator("#rerun-of a")).to_have_text(old.id)
+    new_id = page.url.rsplit("/", 1)[1]
+    assert new_id != old.id
+    new = await corral.get_job(new_id, QUEUE)
+    assert (new.name, new.args, new.kwargs, new.priority) == (
+        "web.echo",
+        [{"to": "x@y.z", "n": 2}],
+        {},
+        3,
+    )
+    assert new.rerun_of == old.id
+    await page.click("#rerun-of a")
+    assert page.url == job_url(server, QUEUE, old.id)
+
+
+async def test_run_again_with_bad_json_or_arguments_shows_the_form_again(
+    page: Page, pages: Pages, server: LiveServer, corral: Corral
+) -> None:
+    pages.allow("status of 422")
+    job = await corral.enqueue("web.echo", [1])
+    await page.goto(job_url(server, QUEUE, job.id))
+    cases: list[tuple[str, str, str]] = [
+        ('[1, "two"', "{}", "positional arguments: not valid JSON"),
+        ("[1]", "[]", "keyword arguments: must be a JSON object"),
+        ("[1, 2]", "{}", "too many positional arguments"),
+        ("[]", '{"nope": 1}', "unexpected keyword argument 'nope'"),
+    ]
+    for args, kwargs, message in cases:
+        await page.fill("#rerun-args", args)
+        await page.fill("#rerun-kwargs", kwargs)
+        await page.click("#rerun-submit")
+        await expect(page.locator("#rerun-error")).to_contain_text(message)
+        await expect(page.locator("#rerun-args")).to_have_value(args)  # kept for fixing
+    assert (await corral.queue(QUEUE).counts())["waiting"] == 1  # nothing was enqueued
+
+
+async def test_read_key_sees_masked_arguments_and_no_controls(
+    page: Page, serve: Serve, url: str, corral: Corral
+) -> None:
+    server = serve(build_app(url), api_keys=API_KEYS)
+    job = await corral.enqueue("web.login", ["ann", "hunter2"])
+    await log_in(page, server, READ_KEY, f"/queues/{QUEUE}/jobs/{job.id}")
+    await expect(page.locator("#job-args")).to_contain_text("ann")
+    await expect(page.locator("#job-args")).not_to_contain_text("hunter2")
+    await expect(page.locator("#job-actions")).to_have_count(0)
+    await expect(page.locator("#run-again")).to_have_count(0)
+
+    cookies = {c["name"]: c["value"] for c in await page.context.cookies()}
+    csrf = await page.locator('meta[name="csrf-token"]').get_attribute("content")
+    base = f"/queues/{QUEUE}/jobs/{job.id}"
+    async with httpx.AsyncClient(base_url=server.url, cookies=cookies) as http:
+        forged = await http.post(f"{base}/cancel", data={})
+        assert forged.status_code == 403 and "security token" in forged.text
+        low = await http.post(f"{base}/cancel", data={"csrf": csrf or ""})
+        assert low.status_code == 403 and "write is needed" in low.text
+        again = await http.post(f"{base}/run-again", data={"csrf": csrf or "", "args": "[]"})
+        assert again.status_code == 403
+    await job.refresh()
+    assert job.state is JobState.WAITING
+    assert (await corral.queue(QUEUE).counts())["waiting"] == 1
+
+
+async def test_forged_post_from_an_admin_session_is_refused(
+    page: Page, serve: Serve, url: str, corral: Corral
+) -> None:
+    server = serve(build_app(url), api_keys=API_KEYS)
+    job = await corral.enqueue("web.echo", [1])
+    await log_in(page, server, ADMIN_KEY, f"/queues/{QUEUE}/jobs/{job.id}")
+    await expect(page.locator("#action-cancel")).to_be_visible()
+    cookies: dict[str, Any] = {c["name"]: c["value"] for c in await page.context.cookies()}
+    async with httpx.AsyncClient(base_url=server.url, cookies=cookies) as http:
+        for action in ("cancel", "remove"):
+            refused = await http.post(f"/queues/{QUEUE}/jobs/{job.id}/{action}", data={})
+            assert refused.status_code == 403
+    await job.refresh()
+    assert job.state is JobState.WAITING
+
+
+async def test_cancel_asks_first_and_unknown_job_is_a_404_page(
+    page: Page, pages: Pages, server: LiveServer, corral: Corral
+) -> None:
+    pages.allow("status of 404")
+    job = await corral.enqueue("web.echo", [1], delay=600)
+    await page.goto(job_url(server, QUEUE, job.id))
+    page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.dismiss()))
+    await page.click("#action-cancel")
+    await expect(page.locator(".job-head .badge")).to_have_text("delayed")
+    page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    await page.click("#action-cancel")
+    await expect(page.locator(".job-head .badge")).to_have_text("cancelled")
+
+    answer = await page.goto(job_url(server, QUEUE, "no-such-job"))
+    assert answer is not None and answer.status == 404
+    await expect(page.locator("h1")).to_have_text("Not found")
