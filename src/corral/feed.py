@@ -33,8 +33,8 @@ Opener = Callable[[], Awaitable[AsyncGenerator[tuple[str, str, str], None]]]
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One lifecycle event: ``name`` is added, active, progress, retrying, completed,
-    failed, cancelled, waiting or removed."""
+    """One lifecycle event: ``name`` is added, active, progress, log, retrying,
+    completed, failed, cancelled, waiting or removed."""
 
     queue: str
     name: str

@@ -203,7 +203,7 @@ class Queue:
     async def events(self) -> AsyncGenerator[tuple[str, str], None]:
         """Subscribe to lifecycle events; returns once subscribed, so nothing after
         the call is missed. Iterate for ``(event, job_id)`` (added, active, progress,
-        retrying, completed, failed, cancelled, waiting, removed); ``aclose()`` to
+        log, retrying, completed, failed, cancelled, waiting, removed); ``aclose()`` to
         stop. Best effort: re-read a job when its exact state matters."""
         backend = await self._app.backend()
         return await backend.events(self.name)

@@ -42,6 +42,19 @@ async def test_events_follow_a_job_through_its_lifecycle(backend: Backend) -> No
     await stream.aclose()
 
 
+async def test_log_lines_emit_one_log_event_per_call(backend: Backend) -> None:
+    await enqueue(backend, "q", "j1")
+    job = await claim_one(backend, "q")
+    stream = await backend.events("q")
+    collector = asyncio.create_task(_collect(stream, 3))
+    await backend.update("q", job.id, job.token, logs=["one", "two"])
+    await backend.update("q", job.id, job.token, progress=b"1", logs=["three"])
+    assert not await backend.update("q", job.id, "stale-token", logs=["lost"])
+    await backend.complete("q", [Completion(job.id, job.token, b"1")], Retention())
+    assert await collector == [("log", "j1"), ("progress", "j1"), ("log", "j1")]
+    await stream.aclose()
+
+
 async def test_events_are_per_queue(backend: Backend) -> None:
     stream = await backend.events("a")
     collector = asyncio.create_task(_collect(stream, 1))

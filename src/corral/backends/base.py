@@ -185,7 +185,9 @@ class Backend(Protocol):
         progress: bytes | None = None,
         logs: Sequence[str] = (),
     ) -> bool:
-        """Set a leased job's progress (JSON text) and/or append log lines."""
+        """Set a leased job's progress (JSON text) and/or append log lines, emitting
+        ``progress`` and/or ``log`` (once per call); False when ``token`` is not the
+        job's current lease (nothing changes)."""
 
     async def reap_stalled(
         self,
@@ -296,7 +298,7 @@ class Backend(Protocol):
     async def events(self, queue: str) -> AsyncGenerator[tuple[str, str], None]:
         """Subscribe to a queue's lifecycle events; returns once subscribed, so every
         event after the call is seen. Iterate for ``(event, job_id)`` pairs (added,
-        active, progress, retrying, completed, failed, cancelled, waiting, removed) and
+        active, progress, log, retrying, completed, failed, cancelled, waiting, removed) and
         ``aclose()`` to stop. Best effort: a consumer that falls far behind may miss
         events (read the job to be sure)."""
 

@@ -106,8 +106,8 @@ async def job_events(queue: QueueName, job_id: JobId, request: Request, scope: R
 )
 async def queue_events(queue: QueueName, request: Request, scope: Read) -> Any:
     """Every lifecycle event of a queue as it happens: the SSE event name is the
-    event (added, active, progress, retrying, completed, failed, cancelled, waiting,
-    removed) and the data ``{"id": job_id}``. Runs until the client disconnects."""
+    event (added, active, progress, log, retrying, completed, failed, cancelled,
+    waiting, removed) and the data ``{"id": job_id}``. Runs until the client disconnects."""
     corral = settings_of(request).corral
     stream = await corral.queue(queue).events()
 

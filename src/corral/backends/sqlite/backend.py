@@ -293,6 +293,7 @@ class SQLiteBackend(SQLiteAdmin, SQLiteStreams):
             if logs:
                 conn.executemany(q.ADD_LOG, [(queue, job_id, line) for line in logs])
                 conn.execute(q.TRIM_LOGS, (queue, job_id, queue, job_id))
+                emit(conn, queue, "log", job_id)
             return True
 
         return await self._s().write(tx)

@@ -14,5 +14,6 @@ if #ARGV > 5 then
   local logs = has_logs(id, k)
   for i = 6, #ARGV do redis.call('RPUSH', logs, ARGV[i]) end
   redis.call('LTRIM', logs, -1000, -1)
+  redis.call('PUBLISH', EVENTS, 'log ' .. id)
 end
 return 1
