@@ -14,6 +14,7 @@ import orjson
 from corral._sync import run_sync
 from corral.backends.base import JobRecord, JobState
 from corral.backends.wire import raw_text
+from corral.blockers import Blocker, blockers
 from corral.errors import CorralError, JobCancelled, JobFailed, JobNotFound, ResultTimeout
 from corral.settings import describe_backend
 from corral.stored import StoredFields, read_fields
@@ -259,6 +260,17 @@ class Job:
             return None
         return state
 
+    async def blockers(self) -> list[Blocker]:
+        """Why the job has not started yet, most fundamental first (delayed, queue
+        paused, no live worker, concurrency or group cap, rate limit, jobs ahead of it
+        in line), read now in one atomic step; empty for a running or finished job.
+        Raises JobNotFound if the job is gone. See :mod:`corral.blockers`."""
+        backend = await self._app.backend()
+        facts = await backend.wait_facts(self.queue, self.id)
+        if facts is None:
+            raise JobNotFound(f"no job {self.id!r} in queue {self.queue!r}")
+        return blockers(facts)
+
     # -- actions --------------------------------------------------------------------
 
     async def cancel(self) -> JobState:
@@ -310,6 +322,10 @@ class Job:
     def result_sync(self, timeout: float | None = None) -> Any:
         """Blocking twin of :meth:`result`."""
         return run_sync(self.result(timeout))
+
+    def blockers_sync(self) -> list[Blocker]:
+        """Blocking twin of :meth:`blockers`."""
+        return run_sync(self.blockers())
 
     def cancel_sync(self) -> JobState:
         """Blocking twin of :meth:`cancel`."""

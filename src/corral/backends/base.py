@@ -32,8 +32,10 @@ from corral.backends.records import (
     QueueLimits,
     QueueOverview,
     QueueStats,
+    RateWindow,
     Retention,
     ScheduleRecord,
+    WaitFacts,
     WorkerInfo,
 )
 
@@ -49,8 +51,10 @@ __all__ = [
     "QueueLimits",
     "QueueOverview",
     "QueueStats",
+    "RateWindow",
     "Retention",
     "ScheduleRecord",
+    "WaitFacts",
     "WorkerInfo",
     "bounded_wait",
     "wait_then_claim",
@@ -311,6 +315,12 @@ class Backend(Protocol):
 
     async def stats(self, queue: str) -> QueueStats:
         """The queue's accumulated totals and processing-time histogram."""
+
+    async def wait_facts(self, queue: str, job_id: str) -> WaitFacts | None:
+        """What may keep a job from starting (its state and due time, the queue's pause,
+        limits and their use, its group's, the queue's live workers, its place in
+        line), read in one atomic step; None when the job is missing. Writes nothing.
+        """
 
     async def time_ms(self) -> int:
         """The store's clock."""

@@ -19,8 +19,10 @@ __all__ = [
     "QueueLimits",
     "QueueOverview",
     "QueueStats",
+    "RateWindow",
     "Retention",
     "ScheduleRecord",
+    "WaitFacts",
     "WorkerInfo",
 ]
 
@@ -260,3 +262,51 @@ class WorkerInfo:
     #: Threads still running a sync job that timed out (they hold no job slot).
     stuck: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RateWindow:
+    """A rate limit and its current window: ``count`` of at most ``max`` starts in the
+    last ``window_ms``; ``resets_at`` (store ms) is when the oldest of them leaves the
+    window (None when there is none)."""
+
+    count: int
+    max: int
+    window_ms: int
+    resets_at: int | None
+
+    @property
+    def full(self) -> bool:
+        """No start left in this window."""
+        return self.count >= self.max
+
+
+@dataclass(frozen=True, slots=True)
+class WaitFacts:
+    """What may keep a job from starting, read in one atomic step
+    (:meth:`Backend.wait_facts`); :func:`corral.blockers.blockers` words them.
+
+    ``now`` is the store's clock (ms) at the read. ``active``/``max_active`` and
+    ``rate`` are the queue's; the ``group_*`` twins those of the job's group (zero and
+    None for an ungrouped job). ``workers``: live workers that serve the queue.
+    ``position``: how many jobs would be claimed before this one (None unless it is
+    waiting); exact for ungrouped jobs in a queue without groups, an estimate while
+    groups take turns (limits may hold a group back).
+    """
+
+    queue: str
+    job_id: str
+    state: JobState
+    now: int
+    run_at: int | None
+    attempts: int
+    group: str | None
+    paused: bool
+    active: int
+    max_active: int | None
+    rate: RateWindow | None
+    group_active: int
+    group_max_active: int | None
+    group_rate: RateWindow | None
+    workers: int
+    position: int | None

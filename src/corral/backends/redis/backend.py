@@ -25,7 +25,6 @@ from corral.backends.base import (
     bounded_wait,
     wait_then_claim,
 )
-from corral.backends.redis.admin import RedisAdmin
 from corral.backends.redis.connection import (
     MAX_BLOCK,
     MIN_REDIS_VERSION,
@@ -33,6 +32,7 @@ from corral.backends.redis.connection import (
     check_server,
     open_clients,
 )
+from corral.backends.redis.facts import RedisFacts
 from corral.backends.redis.keys import QueueKeys, RegistryKeys
 from corral.backends.redis.legacy import add_old_lists
 from corral.backends.redis.mux import pack
@@ -83,7 +83,7 @@ def _db_of(url: str) -> int:
         return 0
 
 
-class RedisBackend(RedisAdmin, RedisStreams):
+class RedisBackend(RedisFacts, RedisStreams):
     """Corral's storage on Redis. ``url`` is any redis-py URL (``redis://``,
     ``rediss://``, ``unix://``); ``prefix`` namespaces every key. A call that cannot
     reach Redis tries again for up to ``reconnect_timeout`` seconds before it raises

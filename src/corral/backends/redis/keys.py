@@ -22,6 +22,7 @@ single slot and the same code runs on Redis Cluster::
     {prefix}:{queue}:meta        hash  paused flag, enqueue sequence, limits, turns, counters
     {prefix}:{queue}:marker      zset  at most one member: "there may be work" for blocked workers
     {prefix}:{queue}:wake:{id}   zset  wakes one blocked worker that is stopping (expires)
+    {prefix}:{queue}:wk          zset  live workers serving the queue; score = mark expiry (ms)
     {prefix}:{queue}:j:{id}      hash  the job
     {prefix}:{queue}:je:{id}     list  one JSON error per failed attempt (hash field 'je')
     {prefix}:{queue}:jl:{id}     list  log lines (hash field 'jl')

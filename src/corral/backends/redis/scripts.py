@@ -27,6 +27,7 @@ SCRIPT_NAMES = (
     "complete",
     "drain",
     "enqueue",
+    "facts",
     "fail",
     "forget",
     "limits",
@@ -38,13 +39,14 @@ SCRIPT_NAMES = (
     "retry",
     "schedule_fire",
     "schedule_upsert",
+    "serving",
     "update",
 )
 
 _INCLUDE = re.compile(r"^--@include (\w+)$", re.MULTILINE)
 
 #: Scripts that may run when Redis is at maxmemory (Redis >= 7): they shrink memory or
-#: keep workers draining and leases alive. Enqueue, progress/log writes and schedule
+#: keep workers draining and leases alive, or only read. Enqueue, progress/log writes and schedule
 #: writes are refused instead (StoreFull), so a full Redis fills no further.
 ALLOW_OOM = frozenset(
     {
@@ -54,6 +56,7 @@ ALLOW_OOM = frozenset(
         "clean",
         "complete",
         "drain",
+        "facts",
         "fail",
         "forget",
         "promote",

@@ -29,6 +29,7 @@ from corral.backends.sqlite import queries as q
 from corral.backends.sqlite.admin import SQLiteAdmin
 from corral.backends.sqlite.changes import ChangeFeed
 from corral.backends.sqlite.claims import claim as claim_jobs
+from corral.backends.sqlite.facts import SQLiteFacts
 from corral.backends.sqlite.rows import (
     add_error,
     add_stat,
@@ -55,7 +56,7 @@ Conn = sqlite3.Connection
 _EVENT_LOG_SIZE = 10_000
 
 
-class SQLiteBackend(SQLiteAdmin, SQLiteStreams):
+class SQLiteBackend(SQLiteFacts, SQLiteAdmin, SQLiteStreams):
     """Corral's storage in one SQLite file (WAL mode), shared by any number of
     processes on this machine. ``poll_interval`` is how often waiters look for
     changes made by other processes (their wake-up latency)."""
