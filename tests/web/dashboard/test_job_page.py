@@ -182,3 +182,26 @@ async def test_cancel_asks_first_and_unknown_job_is_a_404_page(
     answer = await page.goto(job_url(server, QUEUE, "no-such-job"))
     assert answer is not None and answer.status == 404
     await expect(page.locator("h1")).to_have_text("Not found")
+
+
+async def test_a_job_that_has_not_started_says_why(
+    page: Page, server: LiveServer, corral: Corral
+) -> None:
+    job = await corral.enqueue("web.echo", [1], delay=600)
+    await corral.queue(QUEUE).pause()
+    await page.goto(job_url(server, QUEUE, job.id))
+    kinds = page.locator("#blockers li")
+    await expect(kinds).to_have_count(3)
+    assert await kinds.evaluate_all("items => items.map(i => i.dataset.kind)") == [
+        "delayed",
+        "paused",
+        "no_worker",
+    ]
+    await expect(page.locator("#blockers [data-kind=no_worker]")).to_contain_text(
+        "no live worker listens on queue 'web'"
+    )
+
+    done = await corral.enqueue("web.echo", [2])
+    await done.cancel()
+    await page.goto(job_url(server, QUEUE, done.id))
+    await expect(page.locator("#blockers")).to_have_count(0)

@@ -7,12 +7,15 @@ progress and result entries masked, see :mod:`corral.web.masking`) and no contro
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
+from corral.backends.base import JobState
+from corral.blockers import Blocker
 from corral.errors import JobNotFound, ValidationError
 from corral.job import Job
 from corral.web.auth import Scope
@@ -54,11 +57,16 @@ def _pretty(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
 
 
-def _live_context(request: Request, viewer: Viewer, job: Job) -> dict[str, Any]:
+async def _live_context(request: Request, viewer: Viewer, job: Job) -> dict[str, Any]:
     data = job_out(job, viewer.scope, settings_of(request))
     logs = data["logs"]
+    blockers: list[Blocker] = []
+    if job.state in (JobState.WAITING, JobState.DELAYED):
+        with contextlib.suppress(JobNotFound):  # gone since: the next poll reloads
+            blockers = await job.blockers()
     return {
         "job": job,
+        "blockers": blockers,
         "data": data,
         "bar": bar_of(data["progress"]),
         "logs": logs[-LOG_LINES:],
@@ -81,7 +89,7 @@ async def _page(
     rerun_error: str | None = None,
 ) -> Response:
     settings = settings_of(request)
-    context = _live_context(request, viewer, job)
+    context = await _live_context(request, viewer, job)
     data = context["data"]
     task = settings.corral.tasks.get(job.name)
     return render(
@@ -131,7 +139,9 @@ async def job_live(
         return Response(status_code=200, headers={"HX-Refresh": "true"})
     if seen and seen != job.state.value:
         return Response(status_code=200, headers={"HX-Refresh": "true"})
-    return render(request, "_job_live.html", viewer=viewer, **_live_context(request, viewer, job))
+    return render(
+        request, "_job_live.html", viewer=viewer, **await _live_context(request, viewer, job)
+    )
 
 
 @router.post("/queues/{queue}/jobs/{job_id}/remove")
