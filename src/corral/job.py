@@ -136,6 +136,12 @@ class Job:
         return _dt(self._rec().created_at)
 
     @property
+    def worker(self) -> str | None:
+        """The id (``host:pid:tag``) of the worker that took the latest attempt, or
+        None before the first. Each error record names the worker of its attempt."""
+        return self._rec().worker
+
+    @property
     def started_at(self) -> datetime | None:
         """When the latest attempt started."""
         return _dt(self._rec().started_at)
@@ -184,6 +190,7 @@ class Job:
             "kwargs": self.kwargs,
             "priority": rec.priority,
             "group": rec.group,
+            "worker": rec.worker,
             "attempts": rec.attempts,
             "stalls": rec.stalls,
             "progress": self.progress,

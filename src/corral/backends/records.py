@@ -232,6 +232,8 @@ class JobRecord:
     logs: list[bytes] = field(default_factory=list)
     cancel_requested: bool = False
     group: str | None = None
+    #: The id of the worker that claimed the latest attempt (None before the first).
+    worker: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +264,10 @@ class WorkerInfo:
     #: Threads still running a sync job that timed out (they hold no job slot).
     stuck: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The ``(queue, job_id)`` pairs it was running at its last heartbeat.
+    jobs: list[tuple[str, str]] = field(default_factory=list)
+    #: The Corral version it runs (None: a worker too old to say).
+    version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,8 @@ def encode_worker(info: WorkerInfo, ttl_ms: int) -> bytes:
             "failed": info.failed,
             "stuck": info.stuck,
             "extra": info.extra,
+            "jobs": info.jobs,
+            "version": info.version,
             "ttl_ms": ttl_ms,
         }
     )
@@ -34,6 +36,20 @@ def encode_worker(info: WorkerInfo, ttl_ms: int) -> bytes:
 def raw_text(raw: bytes | str) -> str:
     """Stored bytes as text, undecodable bytes replaced (so any value can be shown)."""
     return raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+
+
+def _jobs(value: Any) -> list[tuple[str, str]]:
+    """The jobs a worker listed; absent (older workers) or malformed: none."""
+    if not isinstance(value, list):
+        return []
+    return [
+        (pair[0], pair[1])
+        for pair in value
+        if isinstance(pair, list)
+        and len(pair) == 2
+        and isinstance(pair[0], str)
+        and isinstance(pair[1], str)
+    ]
 
 
 def decode_worker(raw: bytes, remaining_ms: int, now_ms: int) -> WorkerInfo:
@@ -56,6 +72,8 @@ def decode_worker(raw: bytes, remaining_ms: int, now_ms: int) -> WorkerInfo:
             failed=data.get("failed", 0),
             stuck=data.get("stuck", 0),
             extra=data.get("extra", {}),
+            jobs=_jobs(data.get("jobs")),
+            version=data.get("version") if isinstance(data.get("version"), str) else None,
         )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
         return WorkerInfo(

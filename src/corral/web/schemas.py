@@ -191,6 +191,9 @@ class JobOut(BaseModel):
     kwargs: dict[str, Any]
     priority: int
     group: str | None = None
+    worker: str | None = Field(
+        None, description="id (host:pid:tag) of the worker that took the latest attempt"
+    )
     attempts: int
     stalls: int
     progress: Any = None
@@ -246,6 +249,10 @@ class WorkerOut(BaseModel):
     stuck: int = Field(0, description="threads still running a sync job that timed out")
     started_at: int
     last_seen: int
+    jobs: list[tuple[str, str]] = Field(
+        default_factory=list, description="(queue, job id) pairs it runs, as of last_seen"
+    )
+    version: str | None = Field(None, description="its Corral version (None: too old to say)")
 
 
 class Count(BaseModel):

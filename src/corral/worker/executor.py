@@ -64,8 +64,11 @@ class Outcome:
     count_attempt: bool = True
 
 
-def error_record(exc: BaseException, attempt: int, *, with_traceback: bool = True) -> bytes:
-    """The JSON stored for a failed attempt: type, message, traceback, attempt, at."""
+def error_record(
+    exc: BaseException, attempt: int, *, with_traceback: bool = True, worker: str | None = None
+) -> bytes:
+    """The JSON stored for a failed attempt: type, message, traceback, attempt, at, and
+    the id of the worker that ran it (when given)."""
     tb = "".join(traceback.format_exception(exc)) if with_traceback else None
     kind = type(exc)
     name = (
@@ -73,23 +76,29 @@ def error_record(exc: BaseException, attempt: int, *, with_traceback: bool = Tru
         if kind.__module__ == "builtins"
         else f"{kind.__module__}.{kind.__qualname__}"
     )
-    return orjson.dumps(
-        {
-            "type": name,
-            "message": str(exc),
-            "traceback": tb,
-            "attempt": attempt,
-            "at": int(time.time() * 1000),
-        }
-    )
+    record = {
+        "type": name,
+        "message": str(exc),
+        "traceback": tb,
+        "attempt": attempt,
+        "at": int(time.time() * 1000),
+    }
+    if worker is not None:
+        record["worker"] = worker
+    return orjson.dumps(record)
 
 
 def failure_outcome(
-    exc: BaseException, config: TaskConfig | None, attempt: int, rng: random.Random
+    exc: BaseException,
+    config: TaskConfig | None,
+    attempt: int,
+    rng: random.Random,
+    worker: str | None = None,
 ) -> Outcome:
     """Retry or dead-letter, by the task's attempts and backoff policy."""
     permanent = config is None or isinstance(exc, _PERMANENT)
-    error = error_record(exc, attempt, with_traceback=not isinstance(exc, _PERMANENT))
+    traced = not isinstance(exc, _PERMANENT)
+    error = error_record(exc, attempt, with_traceback=traced, worker=worker)
     text = f"{type(exc).__name__}: {exc}"
     if permanent:
         return Outcome(Kind.FAILED, error=error, error_text=text)
@@ -129,8 +138,10 @@ async def execute(
     ctx: JobContext,
     threads: JobThreads,
     rng: random.Random,
+    worker: str | None = None,
 ) -> Outcome:
-    """Run the job's function and turn whatever happens into an Outcome."""
+    """Run the job's function and turn whatever happens into an Outcome (an error
+    records ``worker``, the id of the worker running it)."""
     try:
         if task is None or config is None:
             raise UnknownTask(
@@ -157,21 +168,23 @@ async def execute(
             Kind.COMPLETED, result=encode_result(value, task.name, task.app.max_result_bytes)
         )
     except asyncio.CancelledError:
-        stopped = _stopped(ctx, claimed)
+        stopped = _stopped(ctx, claimed, worker)
         if stopped is None:
             raise
         return stopped
     except JobCancelled as exc:
-        return _stopped(ctx, claimed) or failure_outcome(exc, config, claimed.attempt, rng)
+        return _stopped(ctx, claimed, worker) or failure_outcome(
+            exc, config, claimed.attempt, rng, worker
+        )
     except Exception as exc:
-        return failure_outcome(exc, config, claimed.attempt, rng)
+        return failure_outcome(exc, config, claimed.attempt, rng, worker)
 
 
-def _stopped(ctx: JobContext, claimed: ClaimedJob) -> Outcome | None:
+def _stopped(ctx: JobContext, claimed: ClaimedJob, worker: str | None) -> Outcome | None:
     """The outcome of a job the worker asked to stop, or None if it did not."""
     if ctx.cancel_reason == "cancelled":
         reason = JobCancelled("cancelled while running")
-        error = error_record(reason, claimed.attempt, with_traceback=False)
+        error = error_record(reason, claimed.attempt, with_traceback=False, worker=worker)
         return Outcome(Kind.CANCELLED, error=error, error_text="cancelled")
     if ctx.cancel_reason in ("lost", "shutdown"):
         return Outcome(Kind.DROPPED)

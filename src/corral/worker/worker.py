@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from corral import __version__
 from corral.backends.base import Backend, ClaimedJob, Completion, Retention, WorkerInfo
 from corral.context import JobContext
 from corral.errors import ConfigurationError
@@ -343,7 +344,7 @@ class Worker:
         claimed = running.claimed
         try:
             outcome = await execute(
-                task, running.config, claimed, running.ctx, self._threads, self._rng
+                task, running.config, claimed, running.ctx, self._threads, self._rng, self.id
             )
             running.executing = False
             await self._record(backend, running, outcome)
@@ -568,6 +569,8 @@ class Worker:
             processed=self.processed,
             failed=self.failed,
             stuck=self._threads.stuck,
+            jobs=list(self._running),
+            version=__version__,
         )
 
     # -- shutdown -------------------------------------------------------------------

@@ -103,4 +103,5 @@ def record_from_hash(
         logs=logs,
         cancel_requested=h.get(b"cxl") == b"1",
         group=h[b"grp"].decode() if b"grp" in h else None,
+        worker=h[b"wkr"].decode("utf-8", "replace") if b"wkr" in h else None,
     )

@@ -318,7 +318,7 @@ class SQLiteBackend(SQLiteFacts, SQLiteAdmin, SQLiteStreams):
             any_cancelled = False
             expired = conn.execute(q.EXPIRED, (queue, now_us // 1000)).fetchall()
             # Backwards: each requeued job goes to the front, so they keep lease order.
-            for job_id, stalls, cancel_requested, attempts in reversed(expired):
+            for job_id, stalls, cancel_requested, attempts, worker in reversed(expired):
                 conn.execute(q.ADD_STALL, (queue, job_id))
                 if cancel_requested:
                     to_cancelled(conn, queue, job_id, now_us)
@@ -328,7 +328,7 @@ class SQLiteBackend(SQLiteFacts, SQLiteAdmin, SQLiteStreams):
                         conn,
                         queue,
                         job_id,
-                        stalled_error(stalls + 1, max_stalls, attempts, now_us),
+                        stalled_error(stalls + 1, max_stalls, attempts, now_us, worker),
                     )
                     conn.execute(q.TO_FAILED, (now_us // 1000, now_us, queue, job_id))
                     add_stat(conn, queue, "failed", 1)

@@ -2,7 +2,7 @@
 
 JOB_COLUMNS = (
     "id, name, state, data, priority, options, attempts, stalls, created_at, started_at,"
-    " finished_at, run_at, progress, result, cancel_requested, grp"
+    " finished_at, run_at, progress, result, cancel_requested, grp, worker"
 )
 
 REGISTER_QUEUE = "INSERT OR IGNORE INTO queues (name) VALUES (?)"
@@ -128,7 +128,7 @@ DELETE FROM job_logs WHERE queue = ? AND job_id = ? AND rowid NOT IN (
 RENEW = "UPDATE jobs SET lease_until = ? WHERE queue = ? AND id = ? AND token = ?"
 SET_PROGRESS = "UPDATE jobs SET progress = ? WHERE queue = ? AND id = ?"
 EXPIRED = """
-SELECT id, stalls, cancel_requested, attempts FROM jobs
+SELECT id, stalls, cancel_requested, attempts, worker FROM jobs
 WHERE queue = ? AND state = 'active' AND lease_until < ? ORDER BY lease_until LIMIT 1000
 """
 # Read first, so a reaper that finds nothing (the usual case) takes no write lock.

@@ -194,13 +194,21 @@ def leased(conn: Conn, queue: str, job_id: str, token: str) -> tuple[int] | None
     return row
 
 
-def stalled_error(stalls: int, max_stalls: int, attempts: int, now_us: int) -> bytes:
+def stalled_error(
+    stalls: int, max_stalls: int, attempts: int, now_us: int, worker: str | None = None
+) -> bytes:
     message = (
         f"lease expired {stalls} times (worker died or was blocked); max_stalls is {max_stalls}"
     )
-    return orjson.dumps(
-        {"type": "Stalled", "message": message, "attempt": attempts, "at": now_us // 1000}
-    )
+    record: dict[str, object] = {
+        "type": "Stalled",
+        "message": message,
+        "attempt": attempts,
+        "at": now_us // 1000,
+    }
+    if worker is not None:
+        record["worker"] = worker
+    return orjson.dumps(record)
 
 
 def records(conn: Conn, queue: str, ids: Sequence[str]) -> list[JobRecord | None]:
@@ -233,6 +241,7 @@ def records(conn: Conn, queue: str, ids: Sequence[str]) -> list[JobRecord | None
                 logs=logs,
                 cancel_requested=bool(row[14]),
                 group=row[15],
+                worker=row[16],
             )
         )
     return out

@@ -20,8 +20,9 @@ for i = #ids, 1, -1 do
   elseif stalls > max then
     redis.call('HDEL', k, 'tok')
     local msg = 'lease expired ' .. stalls .. ' times (worker died or was blocked); max_stalls is ' .. max
+    local f = redis.call('HMGET', k, 'att', 'wkr')
     redis.call('RPUSH', has_errors(id, k), cjson.encode({type = 'Stalled', message = msg,
-      attempt = tonumber(redis.call('HGET', k, 'att')), at = NOW}))
+      attempt = tonumber(f[1]), at = NOW, worker = f[2] or nil}))
     redis.call('HSET', k, 'state', 'failed', 'ftime', NOW)
     redis.call('ZADD', K_FAILED, NOW_US, id)
     redis.call('HINCRBY', K_META, 'm:failed', 1)
