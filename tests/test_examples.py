@@ -22,7 +22,11 @@ def env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
         if request.param == "sqlite"
         else str(request.getfixturevalue("redis_url"))
     )
-    return {**os.environ, "CORRAL_URL": url, "PYTHONPATH": str(ROOT)}
+    return {
+        **os.environ,
+        "CORRAL_URL": url,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
+    }
 
 
 def run_example(script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -91,7 +95,11 @@ def _free_port() -> int:
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_node_fetch_example_enqueues_over_http(tmp_path: Path) -> None:
-    env = {**os.environ, "CORRAL_URL": f"sqlite:///{tmp_path / 'ex.db'}", "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "CORRAL_URL": f"sqlite:///{tmp_path / 'ex.db'}",
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
+    }
     port = _free_port()
     procs = [
         subprocess.Popen(

@@ -14,6 +14,7 @@ from corral.backends.base import Backend, NewJob, QueueOverview, Retention, Work
 from corral.context import JobContext
 from corral.errors import ConfigurationError, CorralError, JobNotFound, ValidationError
 from corral.feed import EventFeed, Subscription
+from corral.history import History, Span, span_window
 from corral.job import Job
 from corral.options import DEFAULT_COMPLETED, DEFAULT_FAILED, TaskConfig
 from corral.policy import BackoffSpec, check_job_id, check_queue_name, check_task_name
@@ -411,6 +412,38 @@ class Corral:
     def workers_sync(self) -> list[WorkerInfo]:
         """Blocking twin of :meth:`workers`."""
         return run_sync(self.workers())
+
+    async def history(self, queue: str | None = None, span: Span = "hour") -> History:
+        """Jobs completed and failed for good, and the p95 run time, of ``queue`` (None:
+        every queue together) over the last hour (60 one-minute points) or day (96
+        fifteen-minute points), oldest first, with totals. Raises ValidationError (a
+        ValueError) naming the choices for another span.
+
+        >>> (await app.history("emails", span="day")).points[-1].completed
+        """
+        step, count = span_window(span)
+        backend = await self.backend()
+        names = [check_queue_name(queue)] if queue is not None else await backend.queues()
+        window = await backend.history(names, step, count)
+        return History.build(queue, span, window, window.slots.values())
+
+    async def histories(
+        self, span: Span = "hour", queues: Sequence[str] | None = None
+    ) -> dict[str, History]:
+        """:meth:`history` of each of ``queues`` (default: every queue) by name, read
+        at once whatever their number."""
+        step, count = span_window(span)
+        backend = await self.backend()
+        if queues is None:
+            names = await backend.queues()
+        else:
+            names = [check_queue_name(q) for q in queues]
+        window = await backend.history(names, step, count)
+        return {q: History.build(q, span, window, [rows]) for q, rows in window.slots.items()}
+
+    def history_sync(self, queue: str | None = None, span: Span = "hour") -> History:
+        """Blocking twin of :meth:`history`."""
+        return run_sync(self.history(queue, span))
 
 
 def _unregistered(*args: Any, **kwargs: Any) -> None:

@@ -17,7 +17,11 @@ class WorkerProcess:
     """``corral worker`` in a child process, stopped at teardown whatever happens."""
 
     def __init__(self, url: str, *args: str) -> None:
-        env = {**os.environ, "CORRAL_URL": url, "PYTHONPATH": str(ROOT)}
+        env = {
+            **os.environ,
+            "CORRAL_URL": url,
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
+        }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "corral", "worker", "tests.apps.basic:app", *args],
             cwd=ROOT,

@@ -40,7 +40,7 @@ def skewed_worker(url: str, shift: str, *args: str) -> subprocess.Popen[str]:
     env = {
         **os.environ,
         "CORRAL_URL": url,
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
         "FAKETIME_DONT_FAKE_MONOTONIC": "1",  # wall clock only, as with a bad NTP sync
     }
     return subprocess.Popen(

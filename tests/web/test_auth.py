@@ -290,7 +290,7 @@ def _free_port() -> int:
 
 def _env(url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("CORRAL_API_KEYS", "REDIS_URL")}
-    return {**env, "CORRAL_URL": url, "PYTHONPATH": str(ROOT)}
+    return {**env, "CORRAL_URL": url, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
 
 
 def _serve(url: str, *args: str) -> list[str]:

@@ -23,9 +23,11 @@ from typing import Any, Protocol
 
 from corral.backends.records import (
     DURATION_BUCKETS,
+    HISTORY_STEPS,
     KEEP_ALL,
     ClaimedJob,
     Completion,
+    HistoryWindow,
     JobRecord,
     JobState,
     NewJob,
@@ -37,14 +39,17 @@ from corral.backends.records import (
     ScheduleRecord,
     WaitFacts,
     WorkerInfo,
+    check_history_window,
 )
 
 __all__ = [
     "DURATION_BUCKETS",
+    "HISTORY_STEPS",
     "KEEP_ALL",
     "Backend",
     "ClaimedJob",
     "Completion",
+    "HistoryWindow",
     "JobRecord",
     "JobState",
     "NewJob",
@@ -57,6 +62,7 @@ __all__ = [
     "WaitFacts",
     "WorkerInfo",
     "bounded_wait",
+    "check_history_window",
     "wait_then_claim",
 ]
 
@@ -324,6 +330,16 @@ class Backend(Protocol):
 
     async def time_ms(self) -> int:
         """The store's clock."""
+
+    async def history(self, queues: Sequence[str], step: int, count: int) -> HistoryWindow:
+        """Outcome counts of ``queues`` in the last ``count`` slots of ``step`` ms,
+        the last slot holding the store's now (``step`` one of ``HISTORY_STEPS``,
+        ``count`` at most the slots it keeps; ValueError otherwise). A queue or slot
+        with nothing recorded counts zeros. ``complete``, ``fail`` and ``reap_stalled``
+        add to the counts in the same atomic step as the outcome (completions by run
+        time; failures only when a job fails for good); the store forgets minutes
+        after about an hour and quarter hours after about a day. One round trip or
+        read transaction, whatever the number of queues."""
 
     # -- schedules ------------------------------------------------------------------
 

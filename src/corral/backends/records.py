@@ -10,9 +10,11 @@ from typing import Any
 
 __all__ = [
     "DURATION_BUCKETS",
+    "HISTORY_STEPS",
     "KEEP_ALL",
     "ClaimedJob",
     "Completion",
+    "HistoryWindow",
     "JobRecord",
     "JobState",
     "NewJob",
@@ -24,6 +26,7 @@ __all__ = [
     "ScheduleRecord",
     "WaitFacts",
     "WorkerInfo",
+    "check_history_window",
 ]
 
 
@@ -80,6 +83,37 @@ class QueueStats:
     retried: int = 0
     duration_sum: float = 0.0
     buckets: tuple[int, ...] = (0,) * (len(DURATION_BUCKETS) + 1)
+
+
+#: Widths (ms) of the time slots the outcome history is kept in, and how many of the
+#: latest slots of each can be read: an hour of minutes, a day of fifteen minutes.
+HISTORY_STEPS = {60_000: 60, 900_000: 96}
+
+
+def check_history_window(step: int, count: int) -> None:
+    """ValueError unless ``step`` is one of ``HISTORY_STEPS`` and ``count`` is between
+    1 and the slots it keeps (what :meth:`Backend.history` accepts)."""
+    if step not in HISTORY_STEPS:
+        raise ValueError(f"history step must be one of {list(HISTORY_STEPS)} ms, got {step!r}")
+    if not 1 <= count <= HISTORY_STEPS[step]:
+        raise ValueError(
+            f"history count must be between 1 and {HISTORY_STEPS[step]} slots of "
+            f"{step} ms, got {count!r}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryWindow:
+    """Outcome counts of some queues in consecutive time slots of ``step`` ms, the
+    first starting at ``start`` (store ms) and the last holding the store's now.
+
+    ``slots[queue][i]`` is ``(failed, *buckets)`` for slot ``i``: jobs that failed for
+    good, then completions per duration bucket as in ``QueueStats.buckets``.
+    """
+
+    start: int
+    step: int
+    slots: dict[str, list[tuple[int, ...]]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
@@ -19,6 +19,7 @@ from corral.web.schemas import (
     CleanRequest,
     Count,
     EnqueueRequest,
+    HistoryOut,
     JobId,
     JobOut,
     JobPage,
@@ -161,6 +162,15 @@ async def list_jobs(
         if len(jobs) > limit and offset + limit <= _LAST_CURSOR
         else None,
     }
+
+
+@router.get("/queues/{queue}/history", response_model=HistoryOut, tags=["queues"])
+async def history(
+    queue: QueueName, request: Request, scope: Read, span: Literal["hour", "day"] = "hour"
+) -> Any:
+    """Jobs completed and failed for good, and the p95 run time: per minute over the last
+    hour (60 points) or per fifteen minutes over the last day (96 points)."""
+    return (await settings_of(request).corral.history(queue, span)).to_dict()
 
 
 @router.get(

@@ -26,6 +26,7 @@ __all__ = [
     "CleanRequest",
     "Count",
     "EnqueueRequest",
+    "HistoryOut",
     "JobId",
     "JobOut",
     "JobPage",
@@ -257,6 +258,27 @@ class WorkerOut(BaseModel):
 
 class Count(BaseModel):
     count: int
+
+
+class HistoryPointOut(BaseModel):
+    ts: int = Field(description="start of the slot, ms since the epoch")
+    completed: int
+    failed: int = Field(description="jobs that failed for good (not retries)")
+    p95_ms: float | None = Field(description="p95 run time of the completions; null if none")
+
+
+class HistoryTotals(BaseModel):
+    completed: int
+    failed: int
+    p95_ms: float | None
+
+
+class HistoryOut(BaseModel):
+    queue: str | None
+    span: Literal["hour", "day"]
+    step_seconds: int = Field(description="width of each point: 60 (hour) or 900 (day)")
+    points: list[HistoryPointOut] = Field(description="oldest first; the last holds now")
+    totals: HistoryTotals
 
 
 class Problem(BaseModel):

@@ -240,3 +240,31 @@ async def test_enqueue_right_after_an_empty_claim_wakes_the_worker(tmp_path: Pat
     finally:
         await worker_side.close()
         await producer.close()
+
+
+async def test_history_rows_past_keeping_are_trimmed(tmp_path: Path) -> None:
+    from corral.backends.sqlite.history import FAILED, add_history
+
+    backend = SQLiteBackend(f"sqlite:///{tmp_path / 'h.db'}")
+    await backend.connect()
+    try:
+        now = await backend.time_ms()
+        hours = 3_600_000
+
+        async def write(at: int) -> None:
+            await backend._s().write(lambda conn: add_history(conn, "q", at, {FAILED: 1}))
+
+        async def rows() -> list[tuple[int, int]]:
+            sql = "SELECT step, slot FROM history ORDER BY step, slot"
+            return await backend._s().read(lambda conn: conn.execute(sql).fetchall())
+
+        await write(now - 50 * hours)  # minute and quarter both past keeping later
+        await write(now - 3 * hours)  # the minute goes, the quarter stays
+        assert len(await rows()) == 3  # the 3 h old write trimmed the 50 h old minute only
+        await write(now)
+        minute = now // 60_000
+        assert await rows() == [(1, minute), (15, (minute - 180) // 15), (15, minute // 15)]
+        window = await backend.history(["q"], 900_000, 96)
+        assert sum(s[0] for s in window.slots["q"]) == 2
+    finally:
+        await backend.close()

@@ -33,6 +33,7 @@ from corral.backends.redis.connection import (
     open_clients,
 )
 from corral.backends.redis.facts import RedisFacts
+from corral.backends.redis.history import RedisHistory
 from corral.backends.redis.keys import QueueKeys, RegistryKeys
 from corral.backends.redis.legacy import add_old_lists
 from corral.backends.redis.mux import pack
@@ -83,7 +84,7 @@ def _db_of(url: str) -> int:
         return 0
 
 
-class RedisBackend(RedisFacts, RedisStreams):
+class RedisBackend(RedisHistory, RedisFacts, RedisStreams):
     """Corral's storage on Redis. ``url`` is any redis-py URL (``redis://``,
     ``rediss://``, ``unix://``); ``prefix`` namespaces every key. A call that cannot
     reach Redis tries again for up to ``reconnect_timeout`` seconds before it raises

@@ -29,6 +29,8 @@ single slot and the same code runs on Redis Cluster::
     {prefix}:{queue}:sched       hash  schedule name -> definition (JSON)
     {prefix}:{queue}:sched:next  zset  schedule name -> pending tick (ms); absent while paused
     {prefix}:{queue}:sched:last  hash  schedule name -> last tick fired (ms)
+    {prefix}:{queue}:hm:{hour}   hash  outcomes per minute of one hour (history, expires)
+    {prefix}:{queue}:hq:{day}    hash  outcomes per quarter hour of one day (history, expires)
     {prefix}:{queue}:{db}:events   pub/sub channel: "<event> <job id> [<job id> ...]"
     {prefix}:{queue}:{db}:control  pub/sub channel: "cancel <job id>" for workers
     {prefix}:queues              set   names of every queue used
@@ -50,7 +52,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["QueueKeys", "RegistryKeys"]
+__all__ = ["HISTORY_PER_KEY", "QueueKeys", "RegistryKeys"]
+
+#: History slots per hash, by slot width (ms): an hour of minutes, a day of quarter hours.
+HISTORY_PER_KEY = {60_000: 60, 900_000: 96}
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +118,15 @@ class QueueKeys:
 
     def state_set(self, state: str) -> str:
         return self.base + state
+
+    def history(self, step: int, slot: int) -> str:
+        """The history hash holding slot number ``slot`` (store ms // ``step``) of the
+        ``step``-ms slots: one per hour for minutes, one per day for quarter hours.
+        Its fields are ``"<slot>:f"`` (failed) and ``"<slot>:<i>"`` (completions in
+        duration bucket ``i``); see ``history_add`` in ``lua/includes/common.lua``."""
+        if step == 60_000:
+            return f"{self.base}hm:{slot // HISTORY_PER_KEY[step]}"
+        return f"{self.base}hq:{slot // HISTORY_PER_KEY[step]}"
 
 
 @dataclass(frozen=True, slots=True)

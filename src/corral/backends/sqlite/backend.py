@@ -30,6 +30,7 @@ from corral.backends.sqlite.admin import SQLiteAdmin
 from corral.backends.sqlite.changes import ChangeFeed
 from corral.backends.sqlite.claims import claim as claim_jobs
 from corral.backends.sqlite.facts import SQLiteFacts
+from corral.backends.sqlite.history import FAILED, SQLiteHistory, add_history
 from corral.backends.sqlite.rows import (
     add_error,
     add_stat,
@@ -56,7 +57,7 @@ Conn = sqlite3.Connection
 _EVENT_LOG_SIZE = 10_000
 
 
-class SQLiteBackend(SQLiteFacts, SQLiteAdmin, SQLiteStreams):
+class SQLiteBackend(SQLiteHistory, SQLiteFacts, SQLiteAdmin, SQLiteStreams):
     """Corral's storage in one SQLite file (WAL mode), shared by any number of
     processes on this machine. ``poll_interval`` is how often waiters look for
     changes made by other processes (their wake-up latency)."""
@@ -174,7 +175,7 @@ class SQLiteBackend(SQLiteFacts, SQLiteAdmin, SQLiteStreams):
                     durations.append(max(0, now_us // 1000 - (row[0] or 0)) / 1000)
                     emit(conn, queue, "completed", item.id)
             if durations:
-                observe(conn, queue, durations)
+                add_history(conn, queue, now_us // 1000, observe(conn, queue, durations))
                 retain(conn, queue, "completed", retention, now_us + len(items))
             return done
 
@@ -204,6 +205,7 @@ class SQLiteBackend(SQLiteFacts, SQLiteAdmin, SQLiteStreams):
             elif retry_in_ms is None:
                 conn.execute(q.TO_FAILED, (now_us // 1000, now_us, queue, job_id))
                 add_stat(conn, queue, "failed", 1)
+                add_history(conn, queue, now_us // 1000, {FAILED: 1})
                 emit(conn, queue, "failed", job_id)
                 retain(conn, queue, "failed", retention, now_us)
             else:
@@ -339,6 +341,7 @@ class SQLiteBackend(SQLiteFacts, SQLiteAdmin, SQLiteStreams):
                     conn.execute(q.TO_WAITING, (seq, -1, queue, job_id))
                     requeued.append(job_id)
             if dead:
+                add_history(conn, queue, now_us // 1000, {FAILED: len(dead)})
                 retain(conn, queue, "failed", failed, now_us)
             if any_cancelled:
                 retain(conn, queue, "cancelled", cancelled, now_us)

@@ -164,6 +164,18 @@ MIGRATIONS: list[str] = [
         DELETE FROM dedupe WHERE queue = OLD.queue AND key = OLD.dedupe AND job_id = OLD.id;
     END;
     """,
+    # 6: outcome history: per queue, counts per time slot of one minute (step 1) or
+    # fifteen minutes (step 15); kind -1 = failed, 0.. = completions per duration bucket.
+    """
+    CREATE TABLE history (
+        queue TEXT NOT NULL,
+        step INTEGER NOT NULL,
+        slot INTEGER NOT NULL,
+        kind INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (queue, step, slot, kind)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 

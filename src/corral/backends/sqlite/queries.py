@@ -231,3 +231,15 @@ UPSERT_WORKER = "INSERT OR REPLACE INTO workers (id, info, expires_at) VALUES (?
 DELETE_WORKER = "DELETE FROM workers WHERE id = ?"
 EXPIRE_WORKERS = "DELETE FROM workers WHERE expires_at <= ?"
 LIVE_WORKERS = "SELECT info, expires_at FROM workers ORDER BY id"
+
+# -- outcome history (sqlite/history.py) -------------------------------------------
+ADD_HISTORY = """
+INSERT INTO history (queue, step, slot, kind, n) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (queue, step, slot, kind) DO UPDATE SET n = n + excluded.n
+RETURNING n
+"""
+TRIM_HISTORY = "DELETE FROM history WHERE queue = ? AND step = ? AND slot < ?"
+READ_HISTORY = """
+SELECT queue, slot, kind, n FROM history
+WHERE queue IN (SELECT value FROM json_each(?)) AND step = ? AND slot >= ?
+"""

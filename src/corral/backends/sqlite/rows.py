@@ -172,8 +172,9 @@ def insert_jobs(conn: Conn, *, queue: str, jobs: Sequence[NewJob]) -> list[str |
     return out
 
 
-def observe(conn: Conn, queue: str, durations: Sequence[float]) -> None:
-    """Count completions and their run times into the queue's histogram."""
+def observe(conn: Conn, queue: str, durations: Sequence[float]) -> dict[int, int]:
+    """Count completions and their run times into the queue's histogram; returns the
+    count per duration bucket."""
     counts: dict[int, int] = {}
     for seconds in durations:
         index = bisect.bisect_left(DURATION_BUCKETS, seconds)
@@ -182,6 +183,7 @@ def observe(conn: Conn, queue: str, durations: Sequence[float]) -> None:
     add_stat(conn, queue, "duration_sum", sum(durations))
     for index, n in counts.items():
         add_stat(conn, queue, f"b{index}", n)
+    return counts
 
 
 def to_cancelled(conn: Conn, queue: str, job_id: str, now_us: int) -> None:

@@ -38,6 +38,7 @@ end
 if #requeued > 0 then wake() end
 if #failed > 0 then
   finished()
+  history_add('f', #failed)
   retain(K_FAILED, tonumber(ARGV[3]), tonumber(ARGV[4]))
 end
 if cancelled then retain(K_CANCELLED, tonumber(ARGV[5]), tonumber(ARGV[6])) end

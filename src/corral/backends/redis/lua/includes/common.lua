@@ -240,6 +240,23 @@ local function bucket_of(ms)
   return #BUCKETS + 1
 end
 
+-- Outcome history (keys.py: hm:, hq:): n outcomes of `kind` ('f' = failed for good, or
+-- a duration bucket 0..16 as in DURATION_BUCKETS) in this minute's and this quarter
+-- hour's slots. A key gets its expiry when one of its fields is new (so when the key
+-- is): minutes stay an hour past their hour, quarter hours a day past their day.
+local function history_add(kind, n)
+  local minute = math.floor(NOW / 60000)
+  local quarter = math.floor(minute / 15)
+  local hour, day = math.floor(minute / 60), math.floor(quarter / 96)
+  local hm, hq = BASE .. 'hm:' .. hour, BASE .. 'hq:' .. day
+  if redis.call('HINCRBY', hm, minute .. ':' .. kind, n) == n then
+    redis.call('EXPIREAT', hm, (hour + 2) * 3600)
+  end
+  if redis.call('HINCRBY', hq, quarter .. ':' .. kind, n) == n then
+    redis.call('EXPIREAT', hq, (day + 2) * 86400)
+  end
+end
+
 -- End a job cancelled; the caller has already taken it out of its previous set.
 local function to_cancelled(id, k)
   redis.call('HDEL', k, 'tok', 'cxl')

@@ -1,0 +1,61 @@
+"""Reading the outcome history on Redis (the counts are written by the complete, fail
+and reap scripts, see ``history_add`` in ``lua/includes/common.lua``).
+
+A mixin of :class:`RedisBackend`: it uses the backend's plumbing, declared below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from corral.backends.records import DURATION_BUCKETS, HistoryWindow, check_history_window
+from corral.backends.redis.keys import HISTORY_PER_KEY, QueueKeys
+
+__all__ = ["RedisHistory"]
+
+_WIDTH = len(DURATION_BUCKETS) + 2  # failed, then one count per duration bucket
+
+
+class RedisHistory:
+    """The history read (see the module docstring)."""
+
+    async def _pipelined(
+        self, add: Callable[[Any], object], transaction: bool = False
+    ) -> list[Any]:
+        raise NotImplementedError
+
+    def _k(self, queue: str) -> QueueKeys:
+        raise NotImplementedError
+
+    async def time_ms(self) -> int:
+        raise NotImplementedError
+
+    async def history(self, queues: Sequence[str], step: int, count: int) -> HistoryWindow:
+        check_history_window(step, count)
+        last = await self.time_ms() // step
+        first = last - count + 1
+        # One hash per hour (minutes) or day (quarter hours): a slot from each one the
+        # window spans names them.
+        per = HISTORY_PER_KEY[step]
+        held = range(first - first % per, last + 1, per)
+
+        def add(pipe: Any) -> None:
+            for queue in queues:
+                keys = self._k(queue)
+                for slot in held:
+                    pipe.hgetall(keys.history(step, slot))
+
+        replies = await self._pipelined(add)
+        slots: dict[str, list[tuple[int, ...]]] = {}
+        per_queue = len(held)
+        for index, queue in enumerate(queues):
+            rows = [[0] * _WIDTH for _ in range(count)]
+            for reply in replies[index * per_queue : (index + 1) * per_queue]:
+                for field, value in reply.items():
+                    slot, _, kind = field.partition(b":")
+                    at = int(slot) - first
+                    if 0 <= at < count:
+                        rows[at][0 if kind == b"f" else int(kind) + 1] += int(value)
+            slots[queue] = [tuple(row) for row in rows]
+        return HistoryWindow(start=first * step, step=step, slots=slots)
