@@ -74,6 +74,7 @@ async def test_retry_a_failed_job_from_its_page(
 
     await page.goto(job_url(server, QUEUE, job.id))
     await expect(page.locator("#timeline")).to_contain_text("NoRetry: broken <b>input</b>")
+    await expect(page.locator("#timeline")).to_contain_text(f"on {worker.id}")
     await page.click("#action-retry")
     await expect(page.locator(".flash.ok")).to_contain_text("Retried")
     await expect(page.locator(".job-head .badge")).to_have_text("waiting")
@@ -85,7 +86,10 @@ async def test_run_again_with_edited_arguments_makes_a_new_job(
     page: Page, server: LiveServer, corral: Corral
 ) -> None:
     old = await corral.enqueue("web.echo", [{"to": "a@b.c"}], priority=3)
-    await page.goto(job_url(server, QUEUE, old.id))
+    await page.goto(server.url + "/")
+    await page.fill("#find-job", old.id)  # /find leads to the job's page
+    await page.click(".find button")
+    assert page.url == job_url(server, QUEUE, old.id)
     await page.fill("#rerun-args", '[{"to": "x@y.z", "n": 2}]')
     await page.click("#rerun-submit")
     await expect(page.locator("#rerun-of a")).to_have_text(old.id)

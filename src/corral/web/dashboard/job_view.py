@@ -74,6 +74,7 @@ class Step:
     kind: str = ""  # ok, bad, warn, info: the dot's colour
     detail: str = ""
     error: dict[str, Any] | None = None
+    worker: str = ""
 
 
 def _ms(value: Any) -> datetime | None:
@@ -107,12 +108,21 @@ def timeline_of(job: Job, errors: list[dict[str, Any]]) -> list[Step]:
                 "bad",
                 f"{error.get('type', 'Error')}: {error.get('message', '')}",
                 error,
+                str(error.get("worker") or ""),
             )
         )
     state = job.state
     if job.started_at is not None and state is not JobState.WAITING:
         running = "running now" if state is JobState.ACTIVE else ""
-        steps.append(Step(f"Attempt {job.attempts} started", job.started_at, "info", running))
+        steps.append(
+            Step(
+                f"Attempt {job.attempts} started",
+                job.started_at,
+                "info",
+                running,
+                worker=job.worker or "",
+            )
+        )
     end = {
         JobState.COMPLETED: ("Completed", "ok"),
         JobState.FAILED: ("Failed for good", "bad"),
