@@ -372,6 +372,11 @@ from corral.cli.limits import limits  # noqa: E402
 
 main.add_command(limits)
 
+from corral.cli.queue_ops import COMMANDS as QUEUE_OPS  # noqa: E402
+
+for _op in QUEUE_OPS:
+    main.add_command(_op)
+
 
 @main.command()
 @json_option
