@@ -156,6 +156,11 @@ class Job:
         return _dt(self._rec().run_at)
 
     @property
+    def dedupe_key(self) -> str | None:
+        """The dedupe key the job was added with, if any."""
+        return self._rec().dedupe_key
+
+    @property
     def options(self) -> dict[str, Any]:
         """The per-job overrides stored with the job (``attempts``, ``timeout``,
         ``backoff``; ``rerun_of`` for a job made by :meth:`run_again`); ``{}`` when it

@@ -148,6 +148,17 @@ async def test_dedupe_key_returns_the_unfinished_holder(backend: Backend) -> Non
     assert await backend.enqueue(Q, [new_job("j5", dedupe_key="k")]) == ["j4"]
 
 
+async def test_a_job_record_carries_its_dedupe_key(backend: Backend) -> None:
+    await backend.enqueue(Q, [new_job("keyed", dedupe_key="k:1"), new_job("plain")])
+    keyed, plain = await backend.get(Q, "keyed"), await backend.get(Q, "plain")
+    assert keyed is not None and keyed.dedupe_key == "k:1"
+    assert plain is not None and plain.dedupe_key is None
+    job = await claim_one(backend, Q)
+    await backend.complete(Q, [Completion(job.id, job.token, b"1")], KEEP)
+    done = await backend.get(Q, job.id)
+    assert done is not None and done.dedupe_key == ("k:1" if job.id == "keyed" else None)
+
+
 async def test_dedupe_within_one_call(backend: Backend) -> None:
     batch = [new_job("j1", dedupe_key="k"), new_job("j2", dedupe_key="k"), new_job("j3")]
     assert await backend.enqueue(Q, batch) == [None, "j1", None]

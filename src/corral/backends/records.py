@@ -268,6 +268,8 @@ class JobRecord:
     group: str | None = None
     #: The id of the worker that claimed the latest attempt (None before the first).
     worker: str | None = None
+    #: The dedupe key the job was added with, if any (kept after the key is released).
+    dedupe_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

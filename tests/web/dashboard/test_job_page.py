@@ -85,11 +85,12 @@ async def test_retry_a_failed_job_from_its_page(
 async def test_run_again_with_edited_arguments_makes_a_new_job(
     page: Page, server: LiveServer, corral: Corral
 ) -> None:
-    old = await corral.enqueue("web.echo", [{"to": "a@b.c"}], priority=3)
+    old = await corral.enqueue("web.echo", [{"to": "a@b.c"}], priority=3, dedupe_key="to:a")
     await page.goto(server.url + "/")
     await page.fill("#find-job", old.id)  # /find leads to the job's page
     await page.click(".find button")
     assert page.url == job_url(server, QUEUE, old.id)
+    await expect(page.locator("#job-options")).to_contain_text("Dedupe keyto:a")
     await page.fill("#rerun-args", '[{"to": "x@y.z", "n": 2}]')
     await page.click("#rerun-submit")
     await expect(page.locator("#rerun-of a")).to_have_text(old.id)

@@ -244,6 +244,7 @@ def records(conn: Conn, queue: str, ids: Sequence[str]) -> list[JobRecord | None
                 cancel_requested=bool(row[14]),
                 group=row[15],
                 worker=row[16],
+                dedupe_key=row[17],
             )
         )
     return out

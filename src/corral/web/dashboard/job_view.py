@@ -142,6 +142,8 @@ def options_of(job: Job, task: Task[Any, Any] | None) -> list[tuple[str, str]]:
     registered task's defaults where the job has none."""
     stored = job.options
     rows = [("Priority", str(job.priority)), ("Group", job.group or "—")]
+    if job.dedupe_key:
+        rows.append(("Dedupe key", job.dedupe_key))
     config = task.config if task is not None else None
     attempts = stored.get("attempts", config.attempts if config else None)
     rows.append(("Attempts", "—" if attempts is None else f"{job.attempts} of {attempts}"))
