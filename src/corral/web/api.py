@@ -16,6 +16,7 @@ from corral.web.schemas import (
     ACTION_ERRORS,
     COMMON_ERRORS,
     JOB_ERRORS,
+    BlockersOut,
     CleanRequest,
     Count,
     EnqueueRequest,
@@ -203,6 +204,32 @@ async def wait_result(
     job = await settings.corral.get_job(job_id, queue)
     state = await job.wait(timeout)
     return JSONResponse(job_out(job, scope, settings), status_code=200 if state else 202)
+
+
+@router.get(
+    "/queues/{queue}/jobs/{job_id}/blockers",
+    response_model=BlockersOut,
+    tags=["jobs"],
+    responses=JOB_ERRORS,
+)
+async def job_blockers(queue: QueueName, job_id: JobId, request: Request, scope: Read) -> Any:
+    """Why the job has not started yet: delayed, queue paused, no live worker,
+    concurrency or group cap, rate limit, jobs ahead of it in line."""
+    job = await settings_of(request).corral.get_job(job_id, queue)
+    found = await job.blockers()
+    return {
+        "id": job.id,
+        "queue": job.queue,
+        "state": job.state.value,
+        "blockers": [
+            {
+                "kind": b.kind,
+                "message": b.message,
+                "until": None if b.until is None else b.until.isoformat(),
+            }
+            for b in found
+        ],
+    }
 
 
 _PAST = {"retry": "retried", "promote": "promoted"}

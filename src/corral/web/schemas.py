@@ -23,6 +23,8 @@ __all__ = [
     "COMMON_ERRORS",
     "JOB_ERRORS",
     "JSON_VALUE_SCHEMA",
+    "BlockerOut",
+    "BlockersOut",
     "CleanRequest",
     "Count",
     "EnqueueRequest",
@@ -216,6 +218,24 @@ class JobOut(BaseModel):
         default=None,
         description="on enqueue: false when an existing job stands for it (same job_id, "
         "dedupe_key or debounce)",
+    )
+
+
+class BlockerOut(BaseModel):
+    kind: Literal[
+        "delayed", "paused", "no_worker", "concurrency", "group_cap", "rate_limit", "position"
+    ]
+    message: str = Field(description="the reason in plain English")
+    until: str | None = Field(None, description="when it lifts by itself (ISO 8601, UTC), if known")
+
+
+class BlockersOut(BaseModel):
+    id: str
+    queue: str
+    state: State
+    blockers: list[BlockerOut] = Field(
+        description="why the job has not started, most fundamental first; empty for a "
+        "running or finished job, or one first in line with nothing holding it"
     )
 
 
