@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable, Sequence
 from datetime import timedelta
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -12,6 +12,16 @@ from corral.backends.base import JobState, QueueLimits, QueueStats, WorkerInfo
 from corral.errors import ValidationError
 from corral.job import Job
 from corral.policy import check_queue_name
+from corral.search import (
+    BulkAction,
+    BulkResult,
+    JobFilter,
+    JobPage,
+    SearchPage,
+    decode_cursor,
+    encode_cursor,
+    job_state,
+)
 
 if TYPE_CHECKING:
     from corral.app import Corral
@@ -40,11 +50,13 @@ _CENTURY = 100 * 365 * 86400
 
 
 def _state(state: JobState | str) -> JobState:
-    try:
-        return JobState(state)
-    except ValueError:
-        names = ", ".join(s.value for s in JobState)
-        raise ValidationError(f"unknown job state {state!r}; use one of {names}") from None
+    return job_state(state)
+
+
+def _bounded(name: str, value: object, top: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
+        raise ValidationError(f"{name} must be an integer from 1 to {top:,}, got {value!r}")
+    return value
 
 
 class Queue:
@@ -73,6 +85,62 @@ class Queue:
         backend = await self._app.backend()
         records = await backend.list_jobs(self.name, _state(state), offset, limit)
         return [Job(self._app, self.name, r.id, r) for r in records]
+
+    async def page(
+        self, state: JobState | str, *, cursor: str | None = None, limit: int = 50
+    ) -> JobPage:
+        """One page of the jobs in ``state``, in :meth:`jobs` order; pass
+        ``next_cursor`` back as ``cursor`` for the next. A job that stays in the state
+        is on exactly one page however others move. ValidationError for a bad state,
+        limit (1-1,000) or cursor."""
+        wanted = _state(state)
+        limit = _bounded("limit", limit, 1000)
+        after = None if cursor is None else decode_cursor(cursor, wanted)
+        backend = await self._app.backend()
+        page = await backend.page_jobs(self.name, wanted, after, limit)
+        nxt = None if page.next is None else encode_cursor(wanted, page.next)
+        return JobPage([Job(self._app, self.name, r.id, r) for r in page.jobs], nxt)
+
+    async def search(
+        self, filter: JobFilter, *, cursor: str | None = None, limit: int = 50, scan: int = 5000
+    ) -> SearchPage:
+        """Up to ``limit`` jobs that ``filter`` matches, reading at most ``scan`` jobs
+        of its state (1-100,000) from ``cursor`` on: a search of a huge state answers
+        in bounded time; search on with ``next_cursor`` until ``exhausted``."""
+        if not isinstance(filter, JobFilter):
+            raise ValidationError(f"filter must be a JobFilter, got {filter!r}")
+        state = filter.job_state
+        limit = _bounded("limit", limit, 1000)
+        scan = _bounded("scan", scan, 100_000)
+        after = None if cursor is None else decode_cursor(cursor, state)
+        backend = await self._app.backend()
+        if filter.job_id is not None:
+            record = await backend.get(self.name, filter.job_id)
+            hit = [] if record is None or not filter.matches(record) else [record]
+            return SearchPage(
+                [Job(self._app, self.name, r.id, r) for r in hit], None, 1, scan, True
+            )
+        found = await backend.scan_jobs(self.name, state, after, limit, scan, filter.matches)
+        nxt = None if found.resume is None else encode_cursor(state, found.resume)
+        jobs = [Job(self._app, self.name, r.id, r) for r in found.jobs]
+        return SearchPage(jobs, nxt, found.scanned, scan, nxt is None)
+
+    async def bulk(
+        self,
+        action: BulkAction,
+        *,
+        ids: Sequence[str] | None = None,
+        filter: JobFilter | None = None,
+        progress: Callable[[int, int], object] | None = None,
+    ) -> BulkResult:
+        """Retry, cancel, remove or promote the jobs ``ids`` names (up to 10,000) or
+        every job ``filter`` matches (walked in chunks, whatever their number).
+        ``progress(done, matched)`` is called after each chunk: ids (or jobs of the
+        filter's state) gone through so far, and jobs found so far. A job in a state
+        the action does not apply to is skipped. ValidationError for a bad request."""
+        from corral.bulk import run_bulk
+
+        return await run_bulk(self._app, self.name, action, ids, filter, progress)
 
     async def workers(self) -> list[WorkerInfo]:
         """The live workers that serve this queue (empty: its jobs wait for one)."""
@@ -219,6 +287,30 @@ class Queue:
     ) -> list[Job]:
         """Blocking twin of :meth:`jobs`."""
         return run_sync(self.jobs(state, offset=offset, limit=limit))
+
+    def page_sync(
+        self, state: JobState | str, *, cursor: str | None = None, limit: int = 50
+    ) -> JobPage:
+        """Blocking twin of :meth:`page`."""
+        return run_sync(self.page(state, cursor=cursor, limit=limit))
+
+    def search_sync(
+        self, filter: JobFilter, *, cursor: str | None = None, limit: int = 50, scan: int = 5000
+    ) -> SearchPage:
+        """Blocking twin of :meth:`search`."""
+        return run_sync(self.search(filter, cursor=cursor, limit=limit, scan=scan))
+
+    def bulk_sync(
+        self,
+        action: BulkAction,
+        *,
+        ids: Sequence[str] | None = None,
+        filter: JobFilter | None = None,
+        progress: Callable[[int, int], object] | None = None,
+    ) -> BulkResult:
+        """Blocking twin of :meth:`bulk` (``progress`` is called on the portal's
+        thread)."""
+        return run_sync(self.bulk(action, ids=ids, filter=filter, progress=progress))
 
     def workers_sync(self) -> list[WorkerInfo]:
         """Blocking twin of :meth:`workers`."""

@@ -21,6 +21,7 @@ import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
+from corral.backends.paging import PageSlice, Position, ScanSlice
 from corral.backends.records import (
     DURATION_BUCKETS,
     HISTORY_STEPS,
@@ -53,11 +54,14 @@ __all__ = [
     "JobRecord",
     "JobState",
     "NewJob",
+    "PageSlice",
+    "Position",
     "QueueLimits",
     "QueueOverview",
     "QueueStats",
     "RateWindow",
     "Retention",
+    "ScanSlice",
     "ScheduleRecord",
     "WaitFacts",
     "WorkerInfo",
@@ -265,6 +269,31 @@ class Backend(Protocol):
     ) -> list[JobRecord]:
         """Jobs in one state: waiting in claim order, delayed by due time, active by
         lease deadline, finished ones newest first."""
+
+    async def page_jobs(
+        self, queue: str, state: JobState, after: Position | None, limit: int
+    ) -> PageSlice:
+        """Up to ``limit`` jobs in one state, in :meth:`list_jobs` order, starting right
+        after position ``after`` (None: the first page; else a position this method
+        returned for the same queue and state) in one snapshot.
+
+        Keyset paging: a job that stays in the state between two calls is read exactly
+        once however other jobs move; one that leaves or joins may or may not be.
+        Raises ValidationError for a position of another shape (state, backend).
+        """
+
+    async def scan_jobs(
+        self,
+        queue: str,
+        state: JobState,
+        after: Position | None,
+        limit: int,
+        scan: int,
+        match: Callable[[JobRecord], bool],
+    ) -> ScanSlice:
+        """Walk :meth:`page_jobs` from ``after`` until ``limit`` jobs satisfy ``match``
+        or ``scan`` jobs were read (never more): the matches, the position to resume
+        from (None when the state was read to its end) and how many jobs were read."""
 
     async def counts(self, queue: str) -> dict[str, int]:
         """Per-state counts of a queue plus ``paused`` (0/1)."""

@@ -31,6 +31,7 @@ from corral.backends.sqlite.changes import ChangeFeed
 from corral.backends.sqlite.claims import claim as claim_jobs
 from corral.backends.sqlite.facts import SQLiteFacts
 from corral.backends.sqlite.history import FAILED, SQLiteHistory, add_history
+from corral.backends.sqlite.paging import SQLitePaging
 from corral.backends.sqlite.rows import (
     add_error,
     add_stat,
@@ -57,7 +58,7 @@ Conn = sqlite3.Connection
 _EVENT_LOG_SIZE = 10_000
 
 
-class SQLiteBackend(SQLiteHistory, SQLiteFacts, SQLiteAdmin, SQLiteStreams):
+class SQLiteBackend(SQLiteHistory, SQLiteFacts, SQLiteAdmin, SQLiteStreams, SQLitePaging):
     """Corral's storage in one SQLite file (WAL mode), shared by any number of
     processes on this machine. ``poll_interval`` is how often waiters look for
     changes made by other processes (their wake-up latency)."""

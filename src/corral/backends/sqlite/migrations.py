@@ -176,6 +176,20 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (queue, step, slot, kind)
     ) WITHOUT ROWID;
     """,
+    # 7: keyset paging (backends/paging.py): every listing order ends in the job id, so
+    # a page starts right after the last row seen with one index range scan.
+    # The replaced indexes are their prefixes: every query that used them still can.
+    """
+    DROP INDEX jobs_delayed;
+    CREATE INDEX jobs_delayed ON jobs (queue, run_at, id) WHERE state = 'delayed';
+    DROP INDEX jobs_active;
+    CREATE INDEX jobs_active ON jobs (queue, lease_until, id) WHERE state = 'active';
+    DROP INDEX jobs_finished;
+    CREATE INDEX jobs_finished ON jobs (queue, state, finished_us, id)
+        WHERE state IN ('completed', 'failed', 'cancelled');
+    CREATE INDEX jobs_group_line ON jobs (queue, priority DESC, seq, id)
+        WHERE state = 'waiting' AND grp IS NOT NULL;
+    """,
 ]
 
 

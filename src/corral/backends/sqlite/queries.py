@@ -167,11 +167,11 @@ GET_ERRORS = "SELECT error FROM job_errors WHERE queue = ? AND job_id = ? ORDER 
 GET_LOGS = "SELECT line FROM job_logs WHERE queue = ? AND job_id = ? ORDER BY rowid"
 LIST_ORDER = {
     "waiting": "priority DESC, grp IS NOT NULL, seq",
-    "delayed": "run_at, seq",
-    "active": "lease_until, seq",
-    "completed": "finished_us DESC",
-    "failed": "finished_us DESC",
-    "cancelled": "finished_us DESC",
+    "delayed": "run_at, id",
+    "active": "lease_until, id",
+    "completed": "finished_us DESC, id DESC",
+    "failed": "finished_us DESC, id DESC",
+    "cancelled": "finished_us DESC, id DESC",
 }
 LIST_IDS = "SELECT id FROM jobs WHERE queue = ? AND state = ? ORDER BY {order} LIMIT ? OFFSET ?"
 COUNTS = "SELECT state, COUNT(*) FROM jobs WHERE queue = ? GROUP BY state"
@@ -243,3 +243,38 @@ READ_HISTORY = """
 SELECT queue, slot, kind, n FROM history
 WHERE queue IN (SELECT value FROM json_each(?)) AND step = ? AND slot >= ?
 """
+# -- keyset paging (paging.py): listing order, each ending in a unique key ---------
+# The state is written into the text (not a parameter) so the partial indexes apply.
+PAGE_FIRST = {
+    "delayed": "SELECT id, run_at FROM jobs WHERE queue = ? AND state = 'delayed' "
+    "ORDER BY run_at, id LIMIT ?",
+    "active": "SELECT id, lease_until FROM jobs WHERE queue = ? AND state = 'active' "
+    "ORDER BY lease_until, id LIMIT ?",
+    "finished": "SELECT id, finished_us FROM jobs WHERE queue = ? AND state = '{state}' "
+    "ORDER BY finished_us DESC, id DESC LIMIT ?",
+}
+PAGE_AFTER = {
+    "delayed": "SELECT id, run_at FROM jobs WHERE queue = ? AND state = 'delayed' "
+    "AND (run_at, id) > (?, ?) ORDER BY run_at, id LIMIT ?",
+    "active": "SELECT id, lease_until FROM jobs WHERE queue = ? AND state = 'active' "
+    "AND (lease_until, id) > (?, ?) ORDER BY lease_until, id LIMIT ?",
+    "finished": "SELECT id, finished_us FROM jobs WHERE queue = ? AND state = '{state}' "
+    "AND (finished_us, id) < (?, ?) ORDER BY finished_us DESC, id DESC LIMIT ?",
+}
+# Waiting: priority, ungrouped before grouped, then line order ({where}: one of
+# PAGE_WHERE; each part of the line is read with one index range scan).
+PAGE_WHERE = {
+    "all": "1",
+    "lower": "priority < ?",
+    "upto": "priority <= ?",
+    "same_after": "priority = ? AND seq > ?",
+    "same_after_id": "priority = ? AND (seq, id) > (?, ?)",
+}
+PAGE_UNGROUPED = (
+    "SELECT id, priority, seq FROM jobs WHERE queue = ? AND state = 'waiting' "
+    "AND grp IS NULL AND {where} ORDER BY priority DESC, seq LIMIT ?"
+)
+PAGE_GROUPED = (
+    "SELECT id, priority, seq FROM jobs WHERE queue = ? AND state = 'waiting' "
+    "AND grp IS NOT NULL AND {where} ORDER BY priority DESC, seq, id LIMIT ?"
+)

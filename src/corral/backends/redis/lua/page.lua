@@ -1,0 +1,135 @@
+-- Read the ids of one page of a state's jobs in listing order, after a position (the
+-- last row of the page before; backends/paging.py). Reads only: the records follow in
+-- one pipelined round trip.
+-- KEYS: common.  ARGV: 1 base, 2 state, 3 count, then the position, if any:
+--   completed/failed/cancelled (newest first), delayed, active: 4 score, 5 id
+--   waiting (claim order): 4 band, 5 section (0 the priority-0 list, 1 ungrouped set,
+--   2 grouped set), 6 score, 7 id, 8 the id that followed it in the list ('' if none)
+-- Returns: per row, its id then its position: score, or band, section, score, next id
+-- (scores as text; band and section as integers).
+--@include common
+local state, count = ARGV[2], tonumber(ARGV[3])
+
+-- a < b bytewise, as Redis orders members of equal score (Lua's < follows the locale).
+local function before(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
+-- How many members of `key` sort before (s, id); with `inclusive`, (s, id) itself too.
+local function rank_of(key, s, id, inclusive)
+  local at = redis.call('ZSCORE', key, id)
+  if at and tonumber(at) == tonumber(s) then
+    local r = redis.call('ZRANK', key, id)
+    if inclusive then return r + 1 end
+    return r
+  end
+  -- The row left (or moved): find its place among the members of the same score.
+  local lo = redis.call('ZCOUNT', key, '-inf', '(' .. s)
+  local hi = redis.call('ZCOUNT', key, '-inf', s)
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if before(redis.call('ZRANGE', key, mid, mid)[1], id) then lo = mid + 1 else hi = mid end
+  end
+  return lo
+end
+
+local out = {}
+
+if state ~= 'waiting' then
+  local key = BASE .. state
+  local rows
+  if state == 'completed' or state == 'failed' or state == 'cancelled' then
+    if not ARGV[4] then return redis.call('ZREVRANGE', key, 0, count - 1, 'WITHSCORES') end
+    -- Newest first: the rows before the position in score order, read backwards.
+    local r = rank_of(key, ARGV[4], ARGV[5], false)
+    if r == 0 then return out end
+    local flat = redis.call('ZRANGE', key, math.max(0, r - count), r - 1, 'WITHSCORES')
+    rows = {}
+    for i = #flat - 1, 1, -2 do
+      rows[#rows + 1] = flat[i]
+      rows[#rows + 1] = flat[i + 1]
+    end
+  else
+    local r = 0
+    if ARGV[4] then r = rank_of(key, ARGV[4], ARGV[5], true) end
+    rows = redis.call('ZRANGE', key, r, r + count - 1, 'WITHSCORES')
+  end
+  return rows
+end
+
+-- Waiting: the sort key of a row is (band, section, score); lower runs first.
+local c
+if ARGV[4] then
+  c = {band = tonumber(ARGV[4]), section = tonumber(ARGV[5]), score = ARGV[6], id = ARGV[7],
+    next = ARGV[8]}
+end
+
+local function from_set(key, section)
+  local start = 0
+  if c then
+    if section == c.section then
+      start = rank_of(key, c.score, c.id, true)
+    elseif section > c.section then
+      start = redis.call('ZCOUNT', key, '-inf', '(' .. score(c.band * BAND))
+    else
+      start = redis.call('ZCOUNT', key, '-inf', '(' .. score((c.band + 1) * BAND))
+    end
+  end
+  local flat = redis.call('ZRANGE', key, start, start + count - 1, 'WITHSCORES')
+  local rows = {}
+  for i = 1, #flat, 2 do
+    local s = tonumber(flat[i + 1])
+    rows[#rows + 1] = {math.floor(s / BAND), section, s, flat[i], flat[i + 1]}
+  end
+  return rows
+end
+
+-- The list holds priority 0 (band 1000) only, ahead of the sets' members of that band.
+local function from_list()
+  local start = 0
+  if c and c.band >= 1000 then
+    if c.band > 1000 or c.section > 0 then return {} end
+    local p = redis.call('LPOS', K_FIFO, c.id)
+    if p then
+      start = p + 1
+    elseif c.next ~= '' then
+      -- The row left the line: resume at the one after it; both gone means the
+      -- line was claimed past them (it is served from the head), so start over.
+      start = redis.call('LPOS', K_FIFO, c.next) or 0
+    end
+  end
+  local ids = redis.call('LRANGE', K_FIFO, start, start + count)
+  local rows = {}
+  for i = 1, math.min(#ids, count) do
+    rows[i] = {1000, 0, i, ids[i], '0', ids[i + 1] or ''}
+  end
+  return rows
+end
+
+local sources = {from_list(), from_set(K_WAIT, 1), from_set(GW, 2)}
+local at = {1, 1, 1}
+local function less(a, b)
+  if a[1] ~= b[1] then return a[1] < b[1] end
+  if a[2] ~= b[2] then return a[2] < b[2] end
+  return a[3] < b[3]
+end
+for _ = 1, count do
+  local best
+  for i = 1, 3 do
+    local row = sources[i][at[i]]
+    if row and (not best or less(row, sources[best][at[best]])) then best = i end
+  end
+  if not best then break end
+  local row = sources[best][at[best]]
+  at[best] = at[best] + 1
+  out[#out + 1] = row[4]
+  out[#out + 1] = row[1]
+  out[#out + 1] = row[2]
+  out[#out + 1] = row[5]
+  out[#out + 1] = row[6] or ''
+end
+return out

@@ -1,0 +1,78 @@
+"""Keyset paging and bounded scans over one state of a queue on Redis.
+
+A mixin of :class:`RedisBackend`. ``page.lua`` reads a page's ids and positions in
+one atomic step; the records follow in one pipelined round trip (a job that left the
+state in between is left out of the page, its position still counts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from corral.backends.paging import PageSlice, Position, ScanSlice, check_position, scan_pages
+from corral.backends.records import JobRecord, JobState
+from corral.backends.redis.records import text as _text
+
+__all__ = ["RedisPaging"]
+
+_ZSET = (int, str)
+_WAITING = (int, int, int, str, str)
+
+
+class RedisPaging:
+    """Paging and scans (see the module docstring)."""
+
+    async def _run(self, name: str, queue: str, args: list[Any]) -> Any:
+        raise NotImplementedError
+
+    async def _get_many(self, queue: str, job_ids: Sequence[str]) -> list[JobRecord | None]:
+        raise NotImplementedError
+
+    async def page_jobs(
+        self, queue: str, state: JobState, after: Position | None, limit: int
+    ) -> PageSlice:
+        waiting = state is JobState.WAITING
+        args: list[Any] = [state.value, limit + 1]
+        if after is not None:
+            args += check_position(after, _WAITING if waiting else _ZSET, state)
+        flat = await self._run("page", queue, args)
+        width = 5 if waiting else 2
+        rows = [flat[i : i + width] for i in range(0, len(flat), width)]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        positions: list[Position]
+        if waiting:
+            positions = [
+                (int(band), int(section), int(float(s)), _text(i), _text(nxt))
+                for i, band, section, s, nxt in rows
+            ]
+        else:
+            positions = [(int(float(s)), _text(i)) for i, s in rows]
+        ids = [str(p[3] if waiting else p[1]) for p in positions]
+        records = await self._get_many(queue, ids) if ids else []
+        kept = [
+            (r, p)
+            for r, p in zip(records, positions, strict=True)
+            if r is not None and r.state is state
+        ]
+        return PageSlice(
+            [r for r, _ in kept],
+            [p for _, p in kept],
+            positions[-1] if more else None,
+            len(positions),
+        )
+
+    async def scan_jobs(
+        self,
+        queue: str,
+        state: JobState,
+        after: Position | None,
+        limit: int,
+        scan: int,
+        match: Callable[[JobRecord], bool],
+    ) -> ScanSlice:
+        async def page(position: Position | None, n: int) -> PageSlice:
+            return await self.page_jobs(queue, state, position, n)
+
+        return await scan_pages(page, after, limit, scan, match)
