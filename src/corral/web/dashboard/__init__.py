@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from corral.web.dashboard import auth_pages, job_page, overview, queue_page
+from corral.web.dashboard import auth_pages, bulk_page, job_page, overview, queue_page
 from corral.web.dashboard.render import HERE, base_path, render
 from corral.web.dashboard.session import LoginRequired, Refused, Sessions
 
@@ -96,7 +96,7 @@ def install(app: FastAPI, secret: str) -> None:
     """Add the dashboard's pages, static files and security headers to ``app``."""
     app.state.corral_sessions = Sessions(secret)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="corral-static")
-    for module in (auth_pages, overview, queue_page, job_page):
+    for module in (auth_pages, overview, queue_page, bulk_page, job_page):
         app.include_router(module.router)
     app.add_middleware(SecurityHeaders)
 

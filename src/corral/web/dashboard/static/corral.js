@@ -34,5 +34,14 @@
     if (message && !window.confirm(message)) event.preventDefault();
   }, true);
 
+  // The queue page's "tick every job" box.
+  document.addEventListener("change", function (event) {
+    var box = event.target;
+    if (!box || box.id !== "tick-all" || !box.form) return;
+    box.form.querySelectorAll('input[type=checkbox][name="ids"]').forEach(function (el) {
+      el.checked = box.checked;
+    });
+  });
+
   window.Corral = { csrfToken: csrfToken, localTimes: localTimes };
 })();
