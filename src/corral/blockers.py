@@ -59,10 +59,6 @@ def describe_ms(ms: int) -> str:
 _PERIODS = {1000: "this second", 60_000: "this minute", 3_600_000: "this hour"}
 
 
-def _plural(n: int, one: str) -> str:
-    return f"{n} {one}" if n == 1 else f"{n} {one}s"
-
-
 def _rate(window: RateWindow, whose: str, now: int) -> Blocker:
     period = _PERIODS.get(window.window_ms, f"in the last {describe_ms(window.window_ms)}")
     message = f"{whose}rate limit: {window.count} of {window.max} jobs {period}"
@@ -120,8 +116,8 @@ def blockers(facts: WaitFacts) -> list[Blocker]:
     if group is not None and facts.group_rate is not None and facts.group_rate.full:
         out.append(_rate(facts.group_rate, f"group {group!r} ", now))
     if facts.position:
-        verb = "is" if facts.position == 1 else "are"
-        out.append(
-            Blocker("position", f"{_plural(facts.position, 'job')} {verb} ahead of it in line")
-        )
+        n = facts.position
+        ahead = "at least " if facts.position_at_least else ""
+        jobs = f"{ahead}{n:,} job is" if n == 1 else f"{ahead}{n:,} jobs are"
+        out.append(Blocker("position", f"{jobs} ahead of it in line"))
     return out

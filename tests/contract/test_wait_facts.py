@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from corral.backends.base import (
     KEEP_ALL,
     Backend,
@@ -254,3 +256,19 @@ async def test_wait_facts_writes_nothing(backend: Backend) -> None:
     await facts_of(backend, "j2")
     assert await backend.counts(Q) == before
     assert [j.id for j in await backend.list_jobs(Q, JobState.WAITING, 0, 10)] == ["j2"]
+
+
+async def test_the_place_in_line_is_counted_up_to_a_bound(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(backend, "position_bound", 3)
+    await enqueue(backend, Q, *[f"j{i}" for i in range(6)])
+    await enqueue(backend, Q, "hi", priority=1)
+    exact = await facts_of(backend, "j1")
+    assert (exact.position, exact.position_at_least) == (2, False)
+    for job_id in ("j2", "j5"):
+        bounded = await facts_of(backend, job_id)
+        assert (bounded.position, bounded.position_at_least) == (3, True)
+    assert blockers(await facts_of(backend, "j5"))[-1].message == (
+        "at least 3 jobs are ahead of it in line"
+    )

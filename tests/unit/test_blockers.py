@@ -103,6 +103,12 @@ def test_an_overdue_delayed_job_is_held_like_a_waiting_one() -> None:
     assert [b.kind for b in blockers(facts)] == ["concurrency"]
 
 
+def test_a_huge_line_is_counted_up_to_the_bound() -> None:
+    facts = replace(BASE, position=100_000, position_at_least=True)
+    assert blockers(facts)[0].message == "at least 100,000 jobs are ahead of it in line"
+    assert blockers(replace(BASE, position=1234))[0].message == "1,234 jobs are ahead of it in line"
+
+
 def test_a_window_of_another_length_is_named() -> None:
     facts = replace(BASE, rate=RateWindow(5, 5, 90_000, None))
     assert blockers(facts)[0].message == "rate limit: 5 of 5 jobs in the last 1 min 30 s"

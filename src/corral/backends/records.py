@@ -12,6 +12,7 @@ __all__ = [
     "DURATION_BUCKETS",
     "HISTORY_STEPS",
     "KEEP_ALL",
+    "POSITION_BOUND",
     "ClaimedJob",
     "Completion",
     "HistoryWindow",
@@ -306,6 +307,10 @@ class WorkerInfo:
     version: str | None = None
 
 
+#: How far :meth:`Backend.wait_facts` counts the jobs ahead of one (see WaitFacts).
+POSITION_BOUND = 100_000
+
+
 @dataclass(frozen=True, slots=True)
 class RateWindow:
     """A rate limit and its current window: ``count`` of at most ``max`` starts in the
@@ -352,3 +357,6 @@ class WaitFacts:
     group_rate: RateWindow | None
     workers: int
     position: int | None
+    #: ``position`` is :data:`POSITION_BOUND`: at least that many jobs are ahead (the
+    #: count stops there, so that a read stays cheap behind a huge backlog).
+    position_at_least: bool = False

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from corral.backends.base import JobState, RateWindow, WaitFacts, WorkerInfo
+from corral.backends.base import POSITION_BOUND, JobState, RateWindow, WaitFacts, WorkerInfo
 from corral.backends.redis.admin import RedisAdmin
 from corral.backends.redis.records import text as _text
 from corral.backends.wire import decode_worker
@@ -35,8 +35,11 @@ def _window(limit: Any, window_ms: Any, count: Any, oldest: Any) -> RateWindow |
 class RedisFacts(RedisAdmin):
     """:meth:`wait_facts` and the per-queue worker marks (see the module docstring)."""
 
+    #: How far the place in line is counted (see WaitFacts.position_at_least).
+    position_bound = POSITION_BOUND
+
     async def wait_facts(self, queue: str, job_id: str) -> WaitFacts | None:
-        r = await self._run("facts", queue, [job_id])
+        r = await self._run("facts", queue, [job_id, self.position_bound])
         if not r:
             return None
         workers = int(r[17])
@@ -61,6 +64,7 @@ class RedisFacts(RedisAdmin):
             group_rate=_window(r[13], r[14], r[15], r[16]) if r[3] else None,
             workers=workers,
             position=None if position < 0 else position,
+            position_at_least=position >= 0 and bool(int(r[20])),
         )
 
     async def register_worker(self, info: WorkerInfo, ttl_ms: int) -> None:

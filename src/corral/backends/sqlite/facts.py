@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from corral.backends.base import JobState, RateWindow, WaitFacts
+from corral.backends.base import POSITION_BOUND, JobState, RateWindow, WaitFacts
 from corral.backends.sqlite import queries as q
 from corral.backends.sqlite.rows import clock_us
 from corral.backends.sqlite.store import Store
@@ -29,16 +29,22 @@ FROM queues WHERE name = ?
 _STARTS = "SELECT COUNT(*), MIN(at) FROM starts WHERE queue = ? AND at > ?"
 _GROUP_STARTS = "SELECT COUNT(*), MIN(at) FROM group_starts WHERE queue = ? AND grp = ? AND at > ?"
 _GROUP = "SELECT active, turn FROM groups WHERE queue = ? AND grp = ?"
-# Two texts, so each can use its partial index (jobs_waiting, jobs_group_waiting).
+# Jobs ahead in the job's own line, counted up to a bound (:name LIMIT), as two range
+# scans of its partial index (jobs_waiting, or jobs_group_waiting): higher priorities,
+# then its own priority before it.
+_LINE = "queue = :queue AND state = 'waiting' AND {grp}"
 _AHEAD = """
-SELECT COUNT(*) FROM jobs WHERE queue = ? AND state = 'waiting' AND grp IS NULL
-    AND (priority > ? OR (priority = ? AND seq < ?))
+SELECT (SELECT COUNT(*) FROM (
+            SELECT 1 FROM jobs WHERE {line} AND priority > :priority LIMIT :limit))
+     + (SELECT COUNT(*) FROM (
+            SELECT 1 FROM jobs WHERE {line} AND priority = :priority AND seq < :seq
+            LIMIT :limit))
 """
-_AHEAD_IN_GROUP = """
-SELECT COUNT(*) FROM jobs WHERE queue = ? AND state = 'waiting' AND grp = ?
-    AND (priority > ? OR (priority = ? AND seq < ?))
+_AHEAD_UNGROUPED = _AHEAD.format(line=_LINE.format(grp="grp IS NULL"))
+_AHEAD_IN_GROUP = _AHEAD.format(line=_LINE.format(grp="grp = :grp"))
+_UNGROUPED = f"""
+SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE {_LINE.format(grp="grp IS NULL")} LIMIT :limit)
 """
-_UNGROUPED = "SELECT COUNT(*) FROM jobs WHERE queue = ? AND state = 'waiting' AND grp IS NULL"
 # Groups in the rotation: with waiting jobs and not held by their limits (NEXT_GROUP).
 _LINES = """
 SELECT grp, waiting, turn FROM groups g WHERE queue = :queue AND waiting > 0
@@ -60,7 +66,7 @@ def _window(
     return RateWindow(count, rate_max, ms, None if oldest is None else oldest + ms)
 
 
-def _facts(conn: Conn, queue: str, job_id: str) -> WaitFacts | None:
+def _facts(conn: Conn, queue: str, job_id: str, bound: int) -> WaitFacts | None:
     now = clock_us() // 1000
     job = conn.execute(_JOB, (queue, job_id)).fetchone()
     if job is None:
@@ -73,7 +79,9 @@ def _facts(conn: Conn, queue: str, job_id: str) -> WaitFacts | None:
         group_active, group_turn = conn.execute(_GROUP, (queue, grp)).fetchone() or (0, None)
     position = None
     if state == "waiting":
-        position = _position(conn, queue, grp, priority, seq, uturn, group_turn, now, row)
+        position = min(
+            bound, _position(conn, queue, grp, priority, seq, uturn, group_turn, now, row, bound)
+        )
     workers = sum(
         queue in decode_worker(info, 0, now).queues
         for info, expires in conn.execute(q.LIVE_WORKERS)
@@ -99,6 +107,7 @@ def _facts(conn: Conn, queue: str, job_id: str) -> WaitFacts | None:
         else _window(conn, _GROUP_STARTS, (queue, grp, now - (grate_ms or 0)), grate, grate_ms),
         workers=workers,
         position=position,
+        position_at_least=position == bound,
     )
 
 
@@ -112,15 +121,12 @@ def _position(
     group_turn: int | None,
     now: int,
     limits: tuple[Any, ...],
+    bound: int,
 ) -> int:
     """Jobs that would be claimed before this one (see WaitFacts.position)."""
-    order = (priority, priority, seq)
-    ahead = (
-        conn.execute(_AHEAD, (queue, *order))
-        if grp is None
-        else conn.execute(_AHEAD_IN_GROUP, (queue, grp, *order))
-    )
-    rank: int = ahead.fetchone()[0]
+    place = {"queue": queue, "grp": grp, "priority": priority, "seq": seq}
+    sql = _AHEAD_UNGROUPED if grp is None else _AHEAD_IN_GROUP
+    rank: int = conn.execute(sql, place | {"limit": bound}).fetchone()[0]
     if conn.execute(q.ANY_GROUP_WAITING, (queue,)).fetchone() is None:
         return rank
     # Lines take turns, one job a turn, lowest turn first (ungrouped first on a tie):
@@ -136,8 +142,8 @@ def _position(
         mine = group_turn if group_turn is not None and grp in in_line else float("inf")
     position = rank
     if grp is not None:
-        ungrouped = conn.execute(_UNGROUPED, (queue,)).fetchone()[0]
-        position += min(ungrouped, rank + (uturn <= mine))
+        first = rank + (uturn <= mine)
+        position += conn.execute(_UNGROUPED, {"queue": queue, "limit": first}).fetchone()[0]
     for g, waiting, turn in lines:
         if g != grp:
             position += min(waiting, rank + (turn < mine))
@@ -147,8 +153,12 @@ def _position(
 class SQLiteFacts:
     """:meth:`wait_facts` (see the module docstring)."""
 
+    #: How far the place in line is counted (see WaitFacts.position_at_least).
+    position_bound = POSITION_BOUND
+
     def _s(self) -> Store:
         raise NotImplementedError
 
     async def wait_facts(self, queue: str, job_id: str) -> WaitFacts | None:
-        return await self._s().read(lambda conn: _facts(conn, queue, job_id))
+        bound = self.position_bound
+        return await self._s().read(lambda conn: _facts(conn, queue, job_id, bound))

@@ -1,12 +1,13 @@
 -- Read (never write) what keeps a job from starting: its state, the queue's pause and
 -- limits with their current use, its group's, the live workers of the queue and the
 -- number of jobs that would be claimed before it.
--- KEYS: common.  ARGV: 1 base, 2 job id
+-- KEYS: common.  ARGV: 1 base, 2 job id, 3 bound (the place in line is counted up to
+--   this many jobs: LPOS is linear, and a read must not hold Redis up)
 -- Returns: {} when the job is missing, else
 --   {state, run_at|'', attempts, group|'', paused 0/1,
 --    active, max_active|'', rate_max|'', rate_ms|'', rate_count, rate_oldest|'',
 --    group_active, gmax|'', grate|'', grate_ms|'', group_count, group_oldest|'',
---    live workers, position (-1: not waiting), now}
+--    live workers, position (-1: not waiting), now, 1 if position is the bound (more)}
 --@include common
 local id = ARGV[2]
 local k = jkey(id)
@@ -34,6 +35,9 @@ if g then
 end
 local workers = redis.call('ZCOUNT', BASE .. 'wk', '(' .. NOW_S, '+inf')
 
+local bound = tonumber(ARGV[3])
+local capped = 0
+
 -- Jobs ahead of it in its own line (its group, or the ungrouped jobs: higher priority,
 -- then the priority-0 list, then lower priority; see claim.lua's pop_ungrouped).
 local function own_rank()
@@ -41,8 +45,11 @@ local function own_rank()
   local ws = tonumber(f[5])
   local top = score(1000 * BAND)
   if not ws then
-    local at = redis.call('LPOS', K_FIFO, id)
-    if not at then return nil end
+    local at = redis.call('LPOS', K_FIFO, id, 'MAXLEN', bound)
+    if not at then
+      if redis.call('LLEN', K_FIFO) <= bound then return nil end
+      capped, at = 1, bound
+    end
     return redis.call('ZCOUNT', K_WAIT, '-inf', '(' .. top) + at
   end
   local rank = redis.call('ZRANK', K_WAIT, id)
@@ -92,7 +99,9 @@ if state == 'waiting' then
   end
 end
 
+if position >= bound then position, capped = bound, 1 end
+
 return {state, f[2] or '', f[3] or '0', g or '', meta[1] == '1' and 1 or 0,
   redis.call('ZCARD', K_ACTIVE), meta[2] or '', meta[3] or '', meta[4] or '', rate_count,
   rate_oldest, gactive, meta[5] or '', meta[6] or '', meta[7] or '', gcount, goldest,
-  workers, position, NOW}
+  workers, position, NOW, capped}
