@@ -3,6 +3,7 @@ by a real situation (real claims, real limits, real worker registrations)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
@@ -272,3 +273,14 @@ async def test_the_place_in_line_is_counted_up_to_a_bound(
     assert blockers(await facts_of(backend, "j5"))[-1].message == (
         "at least 3 jobs are ahead of it in line"
     )
+
+
+async def test_a_worker_whose_registration_lapsed_no_longer_counts(backend: Backend) -> None:
+    await enqueue(backend, Q, "j1")
+    await backend.register_worker(worker("gone:1:aa"), 30)  # no heartbeat after this
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while (await facts_of(backend, "j1")).workers:
+        assert loop.time() < deadline, "the lapsed worker still counts"
+        await asyncio.sleep(0.02)
+    assert await kinds(backend, "j1") == ["no_worker"]
