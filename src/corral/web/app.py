@@ -142,8 +142,9 @@ def create_app(
     """
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        await dashboard.shutdown(app)
         await corral.close()
 
     app = FastAPI(

@@ -97,5 +97,6 @@ async def test_mounted_at_a_prefix(page: Page, url: str, prefix: str) -> None:
             )
         assert api.status_code == 200
     finally:
+        await page.goto("about:blank")  # closes the page's live stream before the stop
         server.stop()
         server.join()

@@ -15,11 +15,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from corral.web.dashboard import auth_pages, bulk_page, job_page, overview, queue_page
+from corral.web.dashboard import auth_pages, bulk_page, job_page, live, overview, queue_page
 from corral.web.dashboard.render import HERE, base_path, render
 from corral.web.dashboard.session import LoginRequired, Refused, Sessions
 
-__all__ = ["CSP", "install", "is_page", "page_error"]
+__all__ = ["CSP", "install", "is_page", "page_error", "shutdown"]
 
 #: No inline script or style, nothing from another origin, no framing.
 CSP = (
@@ -92,11 +92,17 @@ def page_error(request: Request, status: int, message: str) -> Response:
         )
 
 
+async def shutdown(app: FastAPI) -> None:
+    """Stop the live feed's tasks (before the app's connections close)."""
+    await live.hub_of_app(app).close()
+
+
 def install(app: FastAPI, secret: str) -> None:
     """Add the dashboard's pages, static files and security headers to ``app``."""
     app.state.corral_sessions = Sessions(secret)
+    app.state.corral_live = live.LiveHub(app.state.corral_settings.corral)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="corral-static")
-    for module in (auth_pages, overview, queue_page, bulk_page, job_page):
+    for module in (auth_pages, overview, queue_page, bulk_page, job_page, live):
         app.include_router(module.router)
     app.add_middleware(SecurityHeaders)
 

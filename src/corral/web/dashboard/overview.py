@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
@@ -22,12 +22,29 @@ Page = Annotated[Viewer, Depends(viewer_of)]
 STATES = [s.value for s in JobState]
 
 
-@router.get("/")
-async def overview(request: Request, viewer: Page) -> Response:
+async def _rows(request: Request) -> list[dict[str, Any]]:
     corral = settings_of(request).corral
     workers = await corral.workers()
-    queues = [_queue_row(q.name, q.counts, workers) for q in await corral.overview()]
-    return render(request, "overview.html", active="overview", queues=queues, states=STATES)
+    return [_queue_row(q.name, q.counts, workers) for q in await corral.overview()]
+
+
+@router.get("/")
+async def overview(request: Request, viewer: Page) -> Response:
+    queues = await _rows(request)
+    return render(
+        request,
+        "overview.html",
+        active="overview",
+        queues=queues,
+        states=STATES,
+        live="counts=1",
+    )
+
+
+@router.get("/overview/rows")
+async def overview_rows(request: Request, viewer: Page) -> Response:
+    """The overview's table rows, for live.js when queues come or go."""
+    return render(request, "_queue_rows.html", queues=await _rows(request), states=STATES)
 
 
 @router.get("/find")
