@@ -84,9 +84,7 @@ async def test_the_page_reconnects_after_a_server_restart(pages: Pages, sqlite_u
         second = quick(ServerOnPort(create_app(build_app(sqlite_url)), first.port).start())
         await expect(dot).to_have_attribute("data-state", "open")
         await corral.enqueue("web.echo", [1])
-        await expect(page.locator(f"tr[data-queue={QUEUE}] [data-count=waiting]")).to_have_text(
-            "1"
-        )
+        await expect(page.locator(f"tr[data-queue={QUEUE}] [data-count=waiting]")).to_have_text("1")
     finally:
         await corral.close()
         first.stop()
