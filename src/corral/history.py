@@ -8,9 +8,11 @@ merged histogram instead of averaging per-slot percentiles.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from itertools import accumulate
+from typing import Any, Literal, NamedTuple
 
 from corral.backends.records import DURATION_BUCKETS, HistoryWindow
 from corral.errors import ValidationError
@@ -39,26 +41,24 @@ def percentile(buckets: Sequence[int], fraction: float = 0.95) -> float | None:
     histogram (counts per ``DURATION_BUCKETS`` bucket, then the overflow), interpolated
     linearly inside its bucket; None when nothing was counted. Runs past the last bound
     report that bound (the histogram knows no more)."""
-    total = sum(buckets)
+    running = list(accumulate(buckets))
+    total = running[-1] if running else 0
     if total == 0:
         return None
     rank = fraction * total
-    seen = 0
-    for index, n in enumerate(buckets):
-        if n and seen + n >= rank:
-            if index >= len(_BOUNDS_MS):
-                return _BOUNDS_MS[-1]
-            lower = _BOUNDS_MS[index - 1] if index else 0.0
-            upper = _BOUNDS_MS[index]
-            return round(lower + (upper - lower) * (rank - seen) / n, 2)
-        seen += n
-    return _BOUNDS_MS[-1]  # pragma: no cover - rank <= total always stops above
+    index = bisect_left(running, rank)  # the first bucket whose running count reaches it
+    if index >= len(_BOUNDS_MS):
+        return _BOUNDS_MS[-1]
+    n = buckets[index]
+    lower = _BOUNDS_MS[index - 1] if index else 0.0
+    upper = _BOUNDS_MS[index]
+    return round(lower + (upper - lower) * (rank - running[index] + n) / n, 2)
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryPoint:
+class HistoryPoint(NamedTuple):
     """One time slot: ``ts`` (ms since the epoch, the slot's start), jobs completed and
-    failed for good in it, and the p95 run time of its completions (ms, None if none)."""
+    failed for good in it, and the p95 run time of its completions (ms, None if none).
+    (A named tuple: a day of 200 queues is 19,200 of them.)"""
 
     ts: int
     completed: int
@@ -90,26 +90,23 @@ class History:
     ) -> History:
         """A history from ``window``'s slots of one or more queues (``queues``: each
         one's slots, added slot by slot)."""
-        merged: list[list[int]] | None = None
-        for slots in queues:
-            if merged is None:
-                merged = [list(slot) for slot in slots]
-                continue
-            for total, slot in zip(merged, slots, strict=True):
-                for i, n in enumerate(slot):
-                    total[i] += n
-        if merged is None:
-            count = SPANS[span][1]
-            merged = [[0] * (len(DURATION_BUCKETS) + 2) for _ in range(count)]
-        points = [
-            HistoryPoint(
-                ts=window.start + i * window.step,
-                completed=sum(slot[1:]),
-                failed=slot[0],
-                p95_ms=percentile(slot[1:]),
-            )
-            for i, slot in enumerate(merged)
-        ]
+        each = list(queues)
+        merged: Sequence[Sequence[int]]
+        if len(each) == 1:
+            merged = each[0]
+        elif each:
+            merged = [
+                [sum(column) for column in zip(*slot, strict=True)]
+                for slot in zip(*each, strict=True)
+            ]
+        else:
+            merged = [[0] * (len(DURATION_BUCKETS) + 2) for _ in range(SPANS[span][1])]
+        start, step = window.start, window.step
+        points = []
+        for i, slot in enumerate(merged):
+            completed = sum(slot) - slot[0]
+            p95 = percentile(slot[1:]) if completed else None
+            points.append(HistoryPoint(start + i * step, completed, slot[0], p95))
         whole = [sum(column) for column in zip(*merged, strict=True)]
         return cls(
             queue=queue,

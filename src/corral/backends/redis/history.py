@@ -17,6 +17,15 @@ __all__ = ["RedisHistory"]
 _WIDTH = len(DURATION_BUCKETS) + 2  # failed, then one count per duration bucket
 
 
+def _place(field: bytes, first: int, count: int) -> int:
+    """Where a history field ``<slot>:f`` or ``<slot>:<bucket>`` counts in the flat row."""
+    slot, _, kind = field.partition(b":")
+    at = int(slot) - first
+    if not 0 <= at < count:
+        return -1
+    return at * _WIDTH + (0 if kind == b"f" else int(kind) + 1)
+
+
 class RedisHistory:
     """The history read (see the module docstring)."""
 
@@ -47,15 +56,19 @@ class RedisHistory:
                     pipe.hgetall(keys.history(step, slot))
 
         replies = await self._pipelined(add)
+        # Every queue's fields have the same few names: parse each name once, to its
+        # place in a flat row of count * _WIDTH counts (-1: outside the window).
+        places: dict[bytes, int] = {}
         slots: dict[str, list[tuple[int, ...]]] = {}
         per_queue = len(held)
         for index, queue in enumerate(queues):
-            rows = [[0] * _WIDTH for _ in range(count)]
+            flat = [0] * (count * _WIDTH)
             for reply in replies[index * per_queue : (index + 1) * per_queue]:
                 for field, value in reply.items():
-                    slot, _, kind = field.partition(b":")
-                    at = int(slot) - first
-                    if 0 <= at < count:
-                        rows[at][0 if kind == b"f" else int(kind) + 1] += int(value)
-            slots[queue] = [tuple(row) for row in rows]
+                    place = places.get(field)
+                    if place is None:
+                        place = places[field] = _place(field, first, count)
+                    if place >= 0:
+                        flat[place] += int(value)
+            slots[queue] = [tuple(flat[i : i + _WIDTH]) for i in range(0, len(flat), _WIDTH)]
         return HistoryWindow(start=first * step, step=step, slots=slots)

@@ -62,13 +62,16 @@ class SQLiteHistory:
             ).fetchall()
             return rows
 
-        slots = {queue: [[0] * _WIDTH for _ in range(count)] for queue in queues}
+        flat = {queue: [0] * (count * _WIDTH) for queue in queues}
         for queue, slot, kind, n in await self._s().read(tx):
             at = slot - first
             if at < count:
-                slots[queue][at][kind + 1] += n
+                flat[queue][at * _WIDTH + kind + 1] += n
         return HistoryWindow(
             start=first * step,
             step=step,
-            slots={queue: [tuple(row) for row in rows] for queue, rows in slots.items()},
+            slots={
+                queue: [tuple(row[i : i + _WIDTH]) for i in range(0, len(row), _WIDTH)]
+                for queue, row in flat.items()
+            },
         )

@@ -37,7 +37,7 @@ if done > 0 then
   redis.call('HINCRBYFLOAT', K_META, 'm:sum', total / 1000)
   for b, n in pairs(hist) do
     redis.call('HINCRBY', K_META, 'm:b' .. b, n)
-    history_add(b - 1, n)
+    history_add(KINDS[b], n)
   end
   retain(K_COMPLETED, tonumber(ARGV[2]), tonumber(ARGV[3]))
 end

@@ -37,7 +37,7 @@ end
 redis.call('HSET', k, 'state', 'failed', 'ftime', NOW)
 redis.call('ZADD', K_FAILED, NOW_US, id)
 redis.call('HINCRBY', K_META, 'm:failed', 1)
-history_add('f', 1)
+history_add('f', '1')
 redis.call('PUBLISH', EVENTS, 'failed ' .. id)
 retain(K_FAILED, tonumber(ARGV[7]), tonumber(ARGV[8]))
 return 2
