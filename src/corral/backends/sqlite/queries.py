@@ -245,13 +245,17 @@ WHERE queue IN (SELECT value FROM json_each(?)) AND step = ? AND slot >= ?
 """
 # -- keyset paging (paging.py): listing order, each ending in a unique key ---------
 # The state is written into the text (not a parameter) so the partial indexes apply.
+# SQLite uses a partial index only when the query's terms literally imply its WHERE:
+# `state = 'failed'` alone does not imply `state IN (...)`, so the finished listings
+# repeat jobs_finished's condition (without it they sort the whole queue: 0.5 s at 200k).
+_FINISHED = "state IN ('completed', 'failed', 'cancelled')"
 PAGE_FIRST = {
     "delayed": "SELECT id, run_at FROM jobs WHERE queue = ? AND state = 'delayed' "
     "ORDER BY run_at, id LIMIT ?",
     "active": "SELECT id, lease_until FROM jobs WHERE queue = ? AND state = 'active' "
     "ORDER BY lease_until, id LIMIT ?",
     "finished": "SELECT id, finished_us FROM jobs WHERE queue = ? AND state = '{state}' "
-    "ORDER BY finished_us DESC, id DESC LIMIT ?",
+    f"AND {_FINISHED} ORDER BY finished_us DESC, id DESC LIMIT ?",
 }
 PAGE_AFTER = {
     "delayed": "SELECT id, run_at FROM jobs WHERE queue = ? AND state = 'delayed' "
@@ -259,7 +263,7 @@ PAGE_AFTER = {
     "active": "SELECT id, lease_until FROM jobs WHERE queue = ? AND state = 'active' "
     "AND (lease_until, id) > (?, ?) ORDER BY lease_until, id LIMIT ?",
     "finished": "SELECT id, finished_us FROM jobs WHERE queue = ? AND state = '{state}' "
-    "AND (finished_us, id) < (?, ?) ORDER BY finished_us DESC, id DESC LIMIT ?",
+    f"AND {_FINISHED} AND (finished_us, id) < (?, ?) ORDER BY finished_us DESC, id DESC LIMIT ?",
 }
 # Waiting: priority, ungrouped before grouped, then line order ({where}: one of
 # PAGE_WHERE; each part of the line is read with one index range scan).
