@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import builtins
 import math
+import secrets
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -35,6 +36,7 @@ from corral.policy import check_queue_name, check_task_name
 
 if TYPE_CHECKING:
     from corral.app import Corral
+    from corral.job import Job
 
 __all__ = [
     "CRON_ALIASES",
@@ -188,7 +190,8 @@ def _dt(ms: int | None) -> datetime | None:
 
 
 class Schedules:
-    """``app.schedules``: create, list, pause, resume and remove schedules at run time."""
+    """``app.schedules``: create, list, pause, resume, run now and remove schedules at
+    run time."""
 
     def __init__(self, app: Corral) -> None:
         self._app = app
@@ -258,11 +261,24 @@ class Schedules:
         return await self._set_paused(name, False)
 
     async def _set_paused(self, name: str, paused: bool) -> Schedule:
-        spec = replace((await self.get(name)).spec, paused=paused)
+        current = await self.get(name)
+        spec = replace(current.spec, paused=paused)
         backend = await self._app.backend()
         next_at = None if paused else next_tick(spec, await backend.time_ms())
         await backend.upsert_schedule(spec.queue, name, spec.to_json(), next_at, keep=False)
-        return Schedule(spec, _dt(next_at), None)
+        return Schedule(spec, _dt(next_at), current.last_run_at)
+
+    async def run_now(self, name: str) -> Job:
+        """Enqueue the schedule's job now, paused or not, leaving its ticks alone (the
+        next one still fires when due). The job id is ``<name>@now-<ms>-<random>``, so
+        it names the schedule and never stands in for a tick's job. Raises JobNotFound
+        for an unknown schedule; the arguments are checked like any enqueue."""
+        spec = (await self.get(name)).spec
+        backend = await self._app.backend()
+        job_id = f"{spec.name}@now-{await backend.time_ms()}-{secrets.token_hex(3)}"
+        task = self._app._task_for(spec.task, spec.queue).options(job_id=job_id)
+        queue, new = task.prepare(spec.args, spec.kwargs)
+        return (await self._app.submit(queue, [new]))[0]
 
     async def remove(self, name: str) -> bool:
         """Delete a schedule (jobs it already enqueued are not touched)."""
@@ -288,6 +304,10 @@ class Schedules:
     def resume_sync(self, name: str) -> Schedule:
         """Blocking twin of :meth:`resume`."""
         return run_sync(self.resume(name))
+
+    def run_now_sync(self, name: str) -> Job:
+        """Blocking twin of :meth:`run_now`."""
+        return run_sync(self.run_now(name))
 
     def remove_sync(self, name: str) -> bool:
         """Blocking twin of :meth:`remove`."""

@@ -32,11 +32,13 @@ __all__ = [
     "EXIT_TIMEOUT",
     "EXIT_USAGE",
     "add_shared_options",
+    "app_of",
     "fail",
     "json_arg",
     "json_option",
     "loop_factory",
     "run",
+    "run_closing",
     "with_app",
     "with_url",
 ]
@@ -95,7 +97,20 @@ def run(make: Callable[[], Coroutine[Any, Any, T]], loop: str = "asyncio") -> T:
     raise AssertionError("unreachable")
 
 
-def _app(ctx: click.Context) -> Corral:
+def run_closing(app: Corral, make: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """:func:`run` one command's coroutine, then close the app whatever happened."""
+
+    async def main() -> None:
+        try:
+            await make()
+        finally:
+            await app.close()
+
+    run(main)
+
+
+def app_of(ctx: click.Context) -> Corral:
+    """The command's app (from --app, else a bare app on the URL), made once."""
     obj = ctx.ensure_object(dict)
     if "app" not in obj:
         try:
@@ -186,6 +201,6 @@ def with_app(fn: Callable[..., Any]) -> Callable[..., Any]:
     @click.pass_context
     @functools.wraps(fn)
     def wrapper(ctx: click.Context, *args: Any, **kwargs: Any) -> Any:
-        return fn(_app(ctx), *args, **kwargs)
+        return fn(app_of(ctx), *args, **kwargs)
 
     return wrapper

@@ -378,19 +378,9 @@ for _op in QUEUE_OPS:
     main.add_command(_op)
 
 
-@main.command()
-@json_option
-@with_app
-def schedules(app: Corral, as_json: bool) -> None:
-    """Schedules of every queue with their next (and last) fire times."""
+from corral.cli.schedule_ops import schedules  # noqa: E402
 
-    async def go() -> None:
-        try:
-            output.schedules([s.to_dict() for s in await app.schedules.list()], as_json)
-        finally:
-            await app.close()
-
-    run(go)
+main.add_command(schedules)
 
 
 # --url and --app are accepted after the command as well as before it; commands that

@@ -4,14 +4,12 @@ from a shell."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Coroutine
-from typing import Any
 
 import click
 
 from corral.app import Corral
 from corral.cli import output
-from corral.cli.commands import json_option, run, with_app
+from corral.cli.commands import json_option, run_closing, with_app
 from corral.errors import InvalidTransition, JobNotFound, ValidationError
 
 __all__ = ["COMMANDS", "known_queue", "parse_duration"]
@@ -49,18 +47,6 @@ async def known_queue(app: Corral, name: str) -> None:
     if name not in names:
         shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
         raise ValidationError(f"no queue {name!r} (queues: {shown or 'none yet'})")
-
-
-def _run(app: Corral, make: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """Run one action's coroutine and close the app, whatever happens."""
-
-    async def main() -> None:
-        try:
-            await make()
-        finally:
-            await app.close()
-
-    run(main)
 
 
 async def _pause(app: Corral, queue: str, as_json: bool) -> None:
@@ -123,7 +109,7 @@ _QUEUE = click.argument("queue")
 @with_app
 def pause(app: Corral, queue: str, as_json: bool) -> None:
     """Stop workers from starting jobs of QUEUE (running jobs finish; enqueueing works)."""
-    _run(app, lambda: _pause(app, queue, as_json))
+    run_closing(app, lambda: _pause(app, queue, as_json))
 
 
 @click.command()
@@ -132,7 +118,7 @@ def pause(app: Corral, queue: str, as_json: bool) -> None:
 @with_app
 def resume(app: Corral, queue: str, as_json: bool) -> None:
     """Let workers start jobs of a paused QUEUE again."""
-    _run(app, lambda: _resume(app, queue, as_json))
+    run_closing(app, lambda: _resume(app, queue, as_json))
 
 
 @click.command()
@@ -167,7 +153,7 @@ def clean(
     Example: corral clean emails --state completed --older-than 1d
     """
     seconds = parse_duration(older_than)
-    _run(app, lambda: _clean(app, queue, state, seconds, limit, as_json))
+    run_closing(app, lambda: _clean(app, queue, state, seconds, limit, as_json))
 
 
 @click.command()
@@ -177,7 +163,7 @@ def clean(
 @with_app
 def remove(app: Corral, queue: str, job_id: str, as_json: bool) -> None:
     """Delete job JOB_ID of QUEUE (not while it runs: cancel it first)."""
-    _run(app, lambda: _job_action(app, queue, job_id, "remove", as_json))
+    run_closing(app, lambda: _job_action(app, queue, job_id, "remove", as_json))
 
 
 @click.command()
@@ -187,7 +173,7 @@ def remove(app: Corral, queue: str, job_id: str, as_json: bool) -> None:
 @with_app
 def promote(app: Corral, queue: str, job_id: str, as_json: bool) -> None:
     """Run delayed job JOB_ID of QUEUE now (it goes to waiting)."""
-    _run(app, lambda: _job_action(app, queue, job_id, "promote", as_json))
+    run_closing(app, lambda: _job_action(app, queue, job_id, "promote", as_json))
 
 
 #: The commands this module adds to ``corral``.

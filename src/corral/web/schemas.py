@@ -35,6 +35,8 @@ __all__ = [
     "Problem",
     "QueueName",
     "QueueOut",
+    "ScheduleName",
+    "ScheduleOut",
     "WorkerOut",
     "problems",
     "streamed",
@@ -47,6 +49,8 @@ def _whole(pattern: str) -> str:
 
 QueueName = Annotated[str, Path(min_length=1, max_length=100, pattern=_whole(QUEUE_NAME))]
 JobId = Annotated[str, Path(min_length=1, max_length=200, pattern=_whole(JOB_ID))]
+#: Schedule names follow the task-name rule (they end up in job ids).
+ScheduleName = Annotated[str, Path(min_length=1, max_length=200, pattern=_whole(TASK_NAME))]
 
 State = Literal["waiting", "delayed", "active", "completed", "failed", "cancelled"]
 Finished = Literal["completed", "failed", "cancelled"]
@@ -274,6 +278,21 @@ class WorkerOut(BaseModel):
         default_factory=list, description="(queue, job id) pairs it runs, as of last_seen"
     )
     version: str | None = Field(None, description="its Corral version (None: too old to say)")
+
+
+class ScheduleOut(BaseModel):
+    name: str
+    task: str
+    queue: str
+    cron: str | None = Field(description="5-field cron expression (or alias), in tz")
+    every: float | None = Field(description="interval in seconds (when not cron)")
+    tz: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    catch_up: bool
+    paused: bool
+    next_run_at: str | None = Field(description="the pending tick; null while paused")
+    last_run_at: str | None
 
 
 class Count(BaseModel):
