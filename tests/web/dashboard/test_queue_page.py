@@ -57,3 +57,17 @@ async def test_removing_a_job_asks_first_and_lands_on_its_queue(
     await expect(page.locator(".flash.ok")).to_have_text(f"Job {job.id} removed.")
     assert page.url.startswith(f"{server.url}/queues/{QUEUE}?")
     assert (await corral.queue(QUEUE).counts())["waiting"] == 0
+
+
+async def test_tab_counts_follow_the_live_feed(
+    page: Page, server: LiveServer, corral: Corral
+) -> None:
+    await corral.enqueue("web.echo", [1])
+    await page.goto(f"{server.url}/queues/{QUEUE}?state=waiting")
+    waiting = page.locator("#state-tabs [data-state=waiting] .count")
+    await expect(waiting).to_have_text("1")
+    await expect(page.locator("#live-dot")).to_have_attribute("data-state", "open")
+    await page.evaluate("window.sameDocument = true")
+    await corral.enqueue("web.echo", [2])
+    await expect(waiting).to_have_text("2")
+    assert await page.evaluate("window.sameDocument") is True

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -35,8 +36,6 @@ Admin = Annotated[Viewer, Depends(action(Scope.ADMIN))]
 
 #: Log lines the page shows (the store keeps the last 1,000).
 LOG_LINES = 200
-#: Seconds between refetches of the live part while the job is not finished.
-POLL_SECONDS = 2
 #: The largest JSON text the run-again form takes per field.
 MAX_JSON = 1_000_000
 
@@ -62,7 +61,7 @@ async def _live_context(request: Request, viewer: Viewer, job: Job) -> dict[str,
     logs = data["logs"]
     blockers: list[Blocker] = []
     if job.state in (JobState.WAITING, JobState.DELAYED):
-        with contextlib.suppress(JobNotFound):  # gone since: the next poll reloads
+        with contextlib.suppress(JobNotFound):  # gone since: its next event reloads the page
             blockers = await job.blockers()
     return {
         "job": job,
@@ -71,7 +70,6 @@ async def _live_context(request: Request, viewer: Viewer, job: Job) -> dict[str,
         "bar": bar_of(data["progress"]),
         "logs": logs[-LOG_LINES:],
         "logs_hidden": max(len(logs) - LOG_LINES, 0),
-        "poll": POLL_SECONDS,
         "live_url": url_for(request, job_path(job.queue, job.id) + "/live"),
     }
 
@@ -104,6 +102,10 @@ async def _page(
         args_text=_pretty(data["args"]) if args_text is None else args_text,
         kwargs_text=_pretty(data["kwargs"]) if kwargs_text is None else kwargs_text,
         rerun_error=rerun_error,
+        # The live feed's job events refetch the live part while the job may change.
+        live=None
+        if job.state.terminal
+        else urlencode({"counts": 0, "job": f"{job.queue}/{job.id}"}),
         flash=flash,
         flash_kind=flash_kind,
         **context,

@@ -143,6 +143,7 @@ async def queue_page(
         first_page=cursor is None,
         found=found,
         actions=actions_for(state, viewer),
+        live="counts=1",
         flash=flash,
         flash_kind=flash_kind,
     )

@@ -43,5 +43,21 @@
     });
   });
 
+  // The queue page's tab counts follow the live feed's counts.
+  document.addEventListener("corral:counts", function (event) {
+    var tabs = document.getElementById("state-tabs");
+    if (!tabs) return;
+    var name = tabs.getAttribute("data-queue");
+    var row = (event.detail.queues || []).filter(function (q) { return q.name === name; })[0];
+    if (!row) return;
+    tabs.querySelectorAll("a[data-state]").forEach(function (tab) {
+      var count = tab.querySelector(".count");
+      var value = row[tab.getAttribute("data-state")];
+      if (!count || value === undefined) return;
+      if (count.textContent !== String(value)) count.textContent = String(value);
+      if (tab.getAttribute("data-state") === "failed") count.classList.toggle("bad", value > 0);
+    });
+  });
+
   window.Corral = { csrfToken: csrfToken, localTimes: localTimes };
 })();
