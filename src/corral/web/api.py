@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
 from corral.backends.base import JobState, WorkerInfo
 from corral.errors import BackendError, InvalidTransition, UnknownTask
+from corral.search import JobFilter
 from corral.web.auth import Scope
 from corral.web.deps import job_out, require, settings_of
 from corral.web.schemas import (
@@ -28,7 +29,9 @@ from corral.web.schemas import (
     QueueOut,
     State,
     WorkerOut,
+    problems,
 )
+from corral.web.search_schemas import CURSOR, BulkOut, BulkRequest, Moment, SearchOut, Text
 
 __all__ = ["HEALTH_RULE", "router"]
 
@@ -45,10 +48,8 @@ HEALTH_RULE = (
 )
 
 
-#: A page cursor: the offset of the page, as text. Any value of this shape is valid
-#: (past the end it gives an empty page), so the published pattern is the whole rule.
-CURSOR = r"^[0-9]{1,7}$"
-_LAST_CURSOR = 9_999_999  # paging reaches that deep; past it there is no next page
+#: Cursors of the API's first versions were offsets (digits): still taken, up to this.
+_LAST_OFFSET = 9_999_999
 
 
 @router.post(
@@ -139,7 +140,7 @@ async def get_queue(queue: QueueName, request: Request, scope: Read) -> Any:
     return await _queue_out(corral.queue(queue), await corral.workers())
 
 
-@router.get("/queues/{queue}/jobs", response_model=JobPage, tags=["queues"])
+@router.get("/queues/{queue}/jobs", response_model=JobPage | SearchOut, tags=["queues"])
 async def list_jobs(
     queue: QueueName,
     request: Request,
@@ -148,21 +149,76 @@ async def list_jobs(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[
         str | None,
-        Query(max_length=7, pattern=CURSOR, description="a next_cursor this API returned"),
+        Query(max_length=2000, pattern=CURSOR, description="a next_cursor this API returned"),
     ] = None,
+    task: Annotated[Text | None, Query(description="task name, or a pattern with * and ?")] = None,
+    group: Annotated[Text | None, Query()] = None,
+    error: Annotated[Text | None, Query(description="text in the last error")] = None,
+    text: Annotated[Text | None, Query(description="text in the arguments or id")] = None,
+    since: Annotated[Moment | None, Query(description="enqueued at or after")] = None,
+    until: Annotated[Moment | None, Query(description="enqueued before")] = None,
+    job_id: Annotated[Text | None, Query()] = None,
+    scan: Annotated[int, Query(ge=1, le=100_000, description="most jobs a search reads")] = 5000,
 ) -> Any:
     """Jobs in one state, a page at a time: finished ones newest first, waiting in the
-    order they will run, delayed by due time."""
+    order they will run, delayed by due time. With any filter it is a search: it reads
+    at most ``scan`` jobs per call and says how far it got (``scanned``, ``exhausted``);
+    search on with ``next_cursor``. Criteria combine; text matches ignore case."""
     settings = settings_of(request)
-    offset = int(cursor or 0)
-    jobs = await settings.corral.queue(queue).jobs(state, offset=offset, limit=limit + 1)
-    page = jobs[:limit]
+    handle = settings.corral.queue(queue)
+    criteria: dict[str, Any] = {"task": task, "group": group, "error": error, "text": text}
+    criteria |= {"since": since, "until": until, "job_id": job_id}
+    if any(v is not None for v in criteria.values()):
+        flt = JobFilter(state, **criteria)
+        found = await handle.search(flt, cursor=cursor, limit=limit, scan=scan)
+        return {
+            "jobs": [job_out(j, scope, settings) for j in found.jobs],
+            "next_cursor": found.next_cursor,
+            "scanned": found.scanned,
+            "bound": found.bound,
+            "exhausted": found.exhausted,
+        }
+    if cursor is not None and cursor.isdigit() and len(cursor) <= 7:
+        return await _offset_page(request, queue, state, int(cursor), limit, scope)
+    page = await handle.page(state, cursor=cursor, limit=limit)
     return {
-        "jobs": [job_out(j, scope, settings) for j in page],
-        "next_cursor": str(offset + limit)
-        if len(jobs) > limit and offset + limit <= _LAST_CURSOR
-        else None,
+        "jobs": [job_out(j, scope, settings) for j in page.jobs],
+        "next_cursor": page.next_cursor,
     }
+
+
+async def _offset_page(
+    request: Request, queue: str, state: str, offset: int, limit: int, scope: Scope
+) -> dict[str, Any]:
+    """A page after a cursor of the API's first versions (an offset, as digits)."""
+    settings = settings_of(request)
+    jobs = await settings.corral.queue(queue).jobs(state, offset=offset, limit=limit + 1)
+    more = len(jobs) > limit and offset + limit <= _LAST_OFFSET
+    return {
+        "jobs": [job_out(j, scope, settings) for j in jobs[:limit]],
+        "next_cursor": str(offset + limit) if more else None,
+    }
+
+
+@router.post(
+    "/queues/{queue}/bulk",
+    response_model=BulkOut,
+    tags=["queues"],
+    responses=problems(404),
+)
+async def bulk(queue: QueueName, body: BulkRequest, request: Request, scope: Write) -> Any:
+    """Retry, cancel, remove or promote the jobs ``ids`` names (up to 10,000) or every job
+    ``filter`` matches (any number: walked in steps). Jobs in a state the action does not
+    apply to are skipped and counted. ``remove`` needs an admin key, as DELETE does."""
+    if body.action == "remove" and scope < Scope.ADMIN:
+        raise HTTPException(403, f"this key has {scope.name.lower()} scope; admin needed")
+    flt = None
+    if body.filter is not None:
+        flt = JobFilter(**body.filter.model_dump())
+    result = (
+        await settings_of(request).corral.queue(queue).bulk(body.action, ids=body.ids, filter=flt)
+    )
+    return BulkOut(matched=result.matched, changed=result.changed, skipped=result.skipped)
 
 
 @router.get("/queues/{queue}/history", response_model=HistoryOut, tags=["queues"])
