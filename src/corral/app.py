@@ -10,6 +10,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
 from urllib.parse import urlsplit
 
 from corral._sync import run_sync
+from corral.audit import DEFAULT_AUDIT_RETENTION, AuditLog, audit_retention_ms
 from corral.backends.base import Backend, NewJob, QueueOverview, Retention, WorkerInfo
 from corral.context import JobContext
 from corral.errors import ConfigurationError, CorralError, JobNotFound, ValidationError
@@ -49,7 +50,7 @@ class TaskDecorator(Protocol):
     def __call__(self, fn: Callable[P, R]) -> Task[P, R]: ...
 
 
-class Corral:
+class Corral(AuditLog):
     """A Corral application: tasks plus the backend they share.
 
     ``url`` picks the backend (else ``CORRAL_URL``, ``REDIS_URL``, then
@@ -61,7 +62,8 @@ class Corral:
     encoded result (over it, the job fails without retry); both default to 512 KiB.
     ``reconnect_timeout``: seconds a call rides out a lost Redis connection (retrying
     with backoff) before it raises ConnectionFailed (else ``CORRAL_RECONNECT_TIMEOUT``,
-    else 5; 0 = fail at once).
+    else 5; 0 = fail at once). ``audit_retention`` (a timedelta or seconds): how long
+    audit entries are kept (see :mod:`corral.audit`).
 
     >>> app = Corral("redis://localhost:6379/0")
     >>> @app.task(queue="emails", attempts=5)
@@ -80,10 +82,13 @@ class Corral:
         failed: Retention = DEFAULT_FAILED,
         durable: bool = False,
         reconnect_timeout: float | None = None,
+        audit_retention: timedelta | float = DEFAULT_AUDIT_RETENTION,
     ) -> None:
         self.url = resolve_url(url)
         self.durable = durable
         self.reconnect_timeout = resolve_reconnect_timeout(reconnect_timeout)
+        #: How long audit entries are kept.
+        self.audit_retention = timedelta(milliseconds=audit_retention_ms(audit_retention))
         for name, limit in (
             ("max_payload_bytes", max_payload_bytes),
             ("max_result_bytes", max_result_bytes),

@@ -27,6 +27,7 @@ from corral.backends.records import (
     HISTORY_STEPS,
     KEEP_ALL,
     POSITION_BOUND,
+    AuditRecord,
     ClaimedJob,
     Completion,
     HistoryWindow,
@@ -49,6 +50,7 @@ __all__ = [
     "HISTORY_STEPS",
     "KEEP_ALL",
     "POSITION_BOUND",
+    "AuditRecord",
     "Backend",
     "ClaimedJob",
     "Completion",
@@ -371,6 +373,20 @@ class Backend(Protocol):
         time; failures only when a job fails for good); the store forgets minutes
         after about an hour and quarter hours after about a day. One round trip or
         read transaction, whatever the number of queues."""
+
+    # -- audit log ------------------------------------------------------------------
+
+    async def add_audit(
+        self, key: str, action: str, target: str, detail: bytes, keep_ms: int
+    ) -> str:
+        """Append an audit entry stamped with the store's clock, and drop the entries
+        older than ``keep_ms`` in the same step (Redis: ``XADD ... MINID``; SQLite: one
+        transaction). Returns the new entry's id."""
+
+    async def audit_entries(self, limit: int, before: str | None = None) -> list[AuditRecord]:
+        """At most ``limit`` audit entries, newest first; with ``before`` (an entry id
+        this backend returned), only entries older than that one. A ``before`` this
+        backend cannot have returned raises ValidationError (a ValueError)."""
 
     # -- schedules ------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ __all__ = [
     "HISTORY_STEPS",
     "KEEP_ALL",
     "POSITION_BOUND",
+    "AuditRecord",
     "ClaimedJob",
     "Completion",
     "HistoryWindow",
@@ -360,3 +361,17 @@ class WaitFacts:
     #: ``position`` is :data:`POSITION_BOUND`: at least that many jobs are ahead (the
     #: count stops there, so that a read stays cheap behind a huge backlog).
     position_at_least: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One stored audit entry: ``id`` (the store's, greater for newer entries), ``at``
+    (store ms), who did it (``key``: an API key's name), ``action``, ``target`` (a
+    queue, ``queue/job id``...) and ``detail`` (JSON text, ``b""`` for none)."""
+
+    id: str
+    at: int
+    key: str
+    action: str
+    target: str
+    detail: bytes

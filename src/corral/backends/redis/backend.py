@@ -25,6 +25,7 @@ from corral.backends.base import (
     bounded_wait,
     wait_then_claim,
 )
+from corral.backends.redis.audit import RedisAudit
 from corral.backends.redis.connection import (
     MAX_BLOCK,
     MIN_REDIS_VERSION,
@@ -85,7 +86,7 @@ def _db_of(url: str) -> int:
         return 0
 
 
-class RedisBackend(RedisHistory, RedisFacts, RedisStreams, RedisPaging):
+class RedisBackend(RedisAudit, RedisHistory, RedisFacts, RedisStreams, RedisPaging):
     """Corral's storage on Redis. ``url`` is any redis-py URL (``redis://``,
     ``rediss://``, ``unix://``); ``prefix`` namespaces every key. A call that cannot
     reach Redis tries again for up to ``reconnect_timeout`` seconds before it raises

@@ -36,13 +36,15 @@ single slot and the same code runs on Redis Cluster::
     {prefix}:queues              set   names of every queue used
     {prefix}:{workers}:live      set   ids of registered workers
     {prefix}:{workers}:w:{id}    string JSON worker info
+    {prefix}:{audit}:log         stream audit entries (k key, a action, t target, d detail)
 
 Every key that ends in caller-chosen text (a job id, group, dedupe key, worker id) has
 a prefix of its own that no other key of the queue starts with (``j:``, ``je:``,
 ``jl:``, ``g:``, ``grate:``, ``dd:``, ``wake:``): ids may contain ``:``, so a suffix
 (``j:{id}:err``) would let job ``V:err``'s hash be job ``V``'s error list.
 Schedule names are hash fields, never part of a key. A queue named ``workers`` shares
-its hash tag with the worker registry: no queue key is ``live`` or starts with ``w:``.
+its hash tag with the worker registry: no queue key is ``live`` or starts with ``w:``;
+likewise a queue named ``audit`` and the audit log: no queue key is ``log``.
 Pub/sub channels are server-wide, not per database: they carry the database number
 ``{db}`` so that apps on two databases of one server never hear each other. The scripts
 learn it from their first argument, ``QueueKeys.script_base`` (``"<db> <key base>"``).
@@ -136,6 +138,7 @@ class RegistryKeys:
     queues: str
     workers: str
     worker_prefix: str
+    audit: str
 
     @classmethod
     def build(cls, prefix: str) -> RegistryKeys:
@@ -143,4 +146,5 @@ class RegistryKeys:
             queues=f"{prefix}:queues",
             workers=f"{prefix}:{{workers}}:live",
             worker_prefix=f"{prefix}:{{workers}}:w:",
+            audit=f"{prefix}:{{audit}}:log",
         )

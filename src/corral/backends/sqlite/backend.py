@@ -27,6 +27,7 @@ from corral.backends.base import (
 )
 from corral.backends.sqlite import queries as q
 from corral.backends.sqlite.admin import SQLiteAdmin
+from corral.backends.sqlite.audit import SQLiteAudit
 from corral.backends.sqlite.changes import ChangeFeed
 from corral.backends.sqlite.claims import claim as claim_jobs
 from corral.backends.sqlite.facts import SQLiteFacts
@@ -58,7 +59,9 @@ Conn = sqlite3.Connection
 _EVENT_LOG_SIZE = 10_000
 
 
-class SQLiteBackend(SQLiteHistory, SQLiteFacts, SQLiteAdmin, SQLiteStreams, SQLitePaging):
+class SQLiteBackend(
+    SQLiteAudit, SQLiteHistory, SQLiteFacts, SQLiteAdmin, SQLiteStreams, SQLitePaging
+):
     """Corral's storage in one SQLite file (WAL mode), shared by any number of
     processes on this machine. ``poll_interval`` is how often waiters look for
     changes made by other processes (their wake-up latency)."""

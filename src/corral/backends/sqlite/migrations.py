@@ -190,6 +190,18 @@ MIGRATIONS: list[str] = [
     CREATE INDEX jobs_group_line ON jobs (queue, priority DESC, seq, id)
         WHERE state = 'waiting' AND grp IS NOT NULL;
     """,
+    # 8: the audit log (sqlite/audit.py): who did what to which queue or job, and when.
+    """
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        key TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        detail BLOB NOT NULL
+    );
+    CREATE INDEX audit_at ON audit (at);
+    """,
 ]
 
 

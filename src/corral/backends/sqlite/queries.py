@@ -282,3 +282,12 @@ PAGE_GROUPED = (
     "SELECT id, priority, seq FROM jobs WHERE queue = ? AND state = 'waiting' "
     "AND grp IS NOT NULL AND {where} ORDER BY priority DESC, seq, id LIMIT ?"
 )
+
+# -- audit log (sqlite/audit.py) ------------------------------------------------------
+ADD_AUDIT = """
+INSERT INTO audit (at, key, action, target, detail) VALUES (?, ?, ?, ?, ?) RETURNING id
+"""
+TRIM_AUDIT = "DELETE FROM audit WHERE at < ?"
+AUDIT_ENTRIES = """
+SELECT id, at, key, action, target, detail FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?
+"""

@@ -1,0 +1,74 @@
+"""The audit log on Redis: one stream (``RegistryKeys.audit``), trimmed by age on
+every append (``XADD ... MINID``), read newest first with ``XREVRANGE``.
+
+A mixin of :class:`RedisBackend`: it uses the backend's plumbing, declared below.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from corral.backends.records import AuditRecord
+from corral.backends.redis.keys import RegistryKeys
+from corral.errors import ValidationError
+from redis.asyncio import Redis
+
+__all__ = ["RedisAudit"]
+
+_STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+
+
+def _record(entry_id: bytes, fields: dict[bytes, bytes]) -> AuditRecord:
+    text = entry_id.decode()
+    return AuditRecord(
+        id=text,
+        at=int(text.partition("-")[0]),
+        key=fields.get(b"k", b"").decode(errors="replace"),
+        action=fields.get(b"a", b"").decode(errors="replace"),
+        target=fields.get(b"t", b"").decode(errors="replace"),
+        detail=fields.get(b"d", b""),
+    )
+
+
+class RedisAudit:
+    """Appending to and reading the audit stream (see the module docstring)."""
+
+    _registry: RegistryKeys
+
+    async def _call(self, do: Callable[[], Awaitable[Any]]) -> Any:
+        raise NotImplementedError
+
+    def _client_or_fail(self) -> Redis:
+        raise NotImplementedError
+
+    async def time_ms(self) -> int:
+        raise NotImplementedError
+
+    async def add_audit(
+        self, key: str, action: str, target: str, detail: bytes, keep_ms: int
+    ) -> str:
+        client = self._client_or_fail()
+        # The entry's id is Redis's clock ('*'); the cut-off is read from it too.
+        cutoff = max(0, await self.time_ms() - keep_ms)
+        fields = {"k": key, "a": action, "t": target, "d": detail}
+        stream = self._registry.audit
+        # Retried like every call: after a lost reply the entry may be written twice,
+        # which beats losing it.
+        entry_id = await self._call(
+            lambda: client.xadd(stream, fields, minid=cutoff, approximate=False)  # type: ignore[arg-type]
+        )
+        return str(entry_id.decode() if isinstance(entry_id, bytes) else entry_id)
+
+    async def audit_entries(self, limit: int, before: str | None = None) -> list[AuditRecord]:
+        client = self._client_or_fail()
+        if before is not None and not _STREAM_ID.fullmatch(before):
+            raise ValidationError(
+                f"before: {before!r} is not an audit entry id (like 1733300000000-0)"
+            )
+        high = "+" if before is None else f"({before}"
+        rows = await self._call(
+            lambda: client.xrevrange(self._registry.audit, max=high, min="-", count=limit)
+        )
+        return [_record(entry_id, fields) for entry_id, fields in rows]
