@@ -257,25 +257,56 @@ def _invocation() -> str:
 
 @click.command()
 @click.option("--jobs", "n", type=click.IntRange(1, 1000), default=40, help="Jobs to run (40).")
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="Also serve the dashboard and HTTP API on 127.0.0.1 (URL and a login key are "
+    "printed), and keep a worker running until Ctrl-C.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="Port for --serve (0: any free one).",
+)
 @json_option
 @click.pass_context
-def demo(ctx: click.Context, n: int, as_json: bool) -> None:
+def demo(ctx: click.Context, n: int, serve: bool, port: int, as_json: bool) -> None:
     """Run sample jobs on an in-process worker and show what happens: a quick tour."""
     from corral.cli.commands import EXIT_USAGE, fail, run
 
+    if not serve and ctx.get_parameter_source("port") is click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError("--port needs --serve")
     try:
         app = Corral(ctx.ensure_object(dict).get("url"))
     except ConfigurationError as exc:
         fail(str(exc), EXIT_USAGE)
     # With --json, stdout carries only the JSON; the live display goes to stderr.
     console = Console(stderr=as_json, highlight=False)
-    summary = run(lambda: _run(app, n, console), loop="auto")
-    if as_json:
-        click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
-    else:
+
+    def show(summary: dict[str, Any]) -> None:
+        if as_json:
+            click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+            return
         given = click.core.ParameterSource.COMMANDLINE
         url_from_cli = given in (
             ctx.find_root().get_parameter_source("url"),
             ctx.get_parameter_source("url"),
         )
         _print_summary(console, summary, app.url if url_from_cli else None)
+
+    if not serve:
+        show(run(lambda: _run(app, n, console), loop="auto"))
+        return
+    try:
+        from corral.cli.demo_serve import Served, bind, serve_demo
+        from corral.web import create_app  # noqa: F401  (the web extra is installed)
+    except ImportError:
+        fail("--serve needs the web extra: pip install 'corral[web]'", EXIT_USAGE)
+    try:
+        served = Served(bind(port))
+    except ConfigurationError as exc:
+        fail(str(exc), EXIT_USAGE)
+    url = app.url
+    run(lambda: serve_demo(url, served, console, lambda: _run(app, n, console), show), loop="auto")
