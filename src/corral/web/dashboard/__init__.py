@@ -15,7 +15,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from corral.web.dashboard import auth_pages, bulk_page, job_page, live, overview, queue_page
+from corral.web.dashboard import (
+    auth_pages,
+    bulk_page,
+    job_page,
+    live,
+    overview,
+    queue_page,
+    schedules_page,
+)
 from corral.web.dashboard.render import HERE, base_path, render
 from corral.web.dashboard.session import LoginRequired, Refused, Sessions
 
@@ -102,7 +110,7 @@ def install(app: FastAPI, secret: str) -> None:
     app.state.corral_sessions = Sessions(secret)
     app.state.corral_live = live.LiveHub(app.state.corral_settings.corral)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="corral-static")
-    for module in (auth_pages, overview, queue_page, bulk_page, job_page, live):
+    for module in (auth_pages, overview, queue_page, bulk_page, job_page, live, schedules_page):
         app.include_router(module.router)
     app.add_middleware(SecurityHeaders)
 
