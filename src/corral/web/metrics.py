@@ -68,6 +68,26 @@ class _Snapshot(Collector):
         yield GaugeMetricFamily("corral_workers", "Live workers", value=self.workers)
 
 
+class _ThisProcess(Collector):
+    """Gauges of the API process that answers (not the cluster): its live dashboard
+    streams and the backend event subscriptions it holds (see ``corral.feed``)."""
+
+    def __init__(self, tabs: int, subscriptions: int) -> None:
+        self.tabs, self.subscriptions = tabs, subscriptions
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "corral_dashboard_live_tabs",
+            "Dashboard tabs with a live stream open on this API process",
+            value=self.tabs,
+        )
+        yield GaugeMetricFamily(
+            "corral_event_subscriptions",
+            "Backend event subscriptions this API process holds (1 while anything listens)",
+            value=self.subscriptions,
+        )
+
+
 def _cumulative(buckets: Iterable[int]) -> list[tuple[str, float]]:
     bounds = [str(b) for b in DURATION_BUCKETS] + ["+Inf"]
     out: list[tuple[str, float]] = []
@@ -85,11 +105,15 @@ def _cumulative(buckets: Iterable[int]) -> list[tuple[str, float]]:
     responses=streamed("text/plain", "the Prometheus text format"),
 )
 async def metrics(request: Request) -> Any:
-    """Per-queue job counts by state, totals, a processing-time histogram, workers."""
+    """Per-queue job counts by state, totals, a processing-time histogram, workers; and
+    this process's open dashboard live streams and backend event subscriptions."""
     corral = settings_of(request).corral
     overview = await corral.overview()
     counts = {queue.name: queue.counts for queue in overview}
     stats = {queue.name: queue.stats for queue in overview}
     registry = CollectorRegistry()
     registry.register(_Snapshot(counts, stats, len(await corral.workers())))
+    live = getattr(request.app.state, "corral_live", None)
+    tabs = len(live.tabs) if live is not None else 0
+    registry.register(_ThisProcess(tabs, corral.event_feed().subscriptions))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -121,6 +121,9 @@ async def test_many_tabs_share_one_backend_subscription(
         await wait_until(lambda: len(live.tabs) == 30)
         assert live.running and len(live.watchers) == 3
         assert live.feed is not None and live.feed.subscriptions == 1
+        scraped = (await client.get("/metrics")).text
+        assert "corral_dashboard_live_tabs 30.0" in scraped
+        assert "corral_event_subscriptions 1.0" in scraped
         if url.startswith("redis"):
             redis = aioredis.Redis.from_url(url)
             try:
