@@ -23,6 +23,7 @@ from corral.web.dashboard import (
     overview,
     queue_page,
     schedules_page,
+    workers_page,
 )
 from corral.web.dashboard.render import HERE, base_path, render
 from corral.web.dashboard.session import LoginRequired, Refused, Sessions
@@ -110,7 +111,16 @@ def install(app: FastAPI, secret: str) -> None:
     app.state.corral_sessions = Sessions(secret)
     app.state.corral_live = live.LiveHub(app.state.corral_settings.corral)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="corral-static")
-    for module in (auth_pages, overview, queue_page, bulk_page, job_page, live, schedules_page):
+    for module in (
+        auth_pages,
+        overview,
+        queue_page,
+        bulk_page,
+        job_page,
+        live,
+        schedules_page,
+        workers_page,
+    ):
         app.include_router(module.router)
     app.add_middleware(SecurityHeaders)
 
