@@ -3,13 +3,15 @@ and on everything a search matches, each confirmed first), in Chromium."""
 
 from __future__ import annotations
 
+import sqlite3
+
 import httpx
 import pytest
 from playwright.async_api import Page, expect
 
 from corral import Corral
 from corral.backends.base import JobState
-from corral.web.dashboard import queue_page
+from corral.web.dashboard import bulk_page, queue_page
 from tests.web.apps import QUEUE, build_app
 from tests.web.conftest import API_KEYS, READ_KEY, LiveServer, Serve, Workers
 from tests.web.dashboard.conftest import Pages, log_in
@@ -117,3 +119,34 @@ async def test_read_key_sees_no_bulk_controls_and_cannot_post_them(
         )
         assert low.status_code == 403 and "write is needed" in low.text
     assert (await corral.queue(QUEUE).counts())["waiting"] == 1
+
+
+async def test_a_slow_bulk_on_a_filter_shows_its_progress_then_the_result(
+    page: Page, server: LiveServer, corral: Corral, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bulk_page, "QUICK", 0.0)
+    await corral.enqueue_many([corral.tasks["web.echo"].call(n) for n in range(3)])
+    await page.goto(f"{server.url}/queues/{QUEUE}?state=waiting")
+    await page.click("[data-bulk=matching-cancel]")
+    # Another writer holds the store: the run can read, but not cancel, until it lets go.
+    lock = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")
+    try:
+        await page.click("#bulk-go")
+        await expect(page.locator("#bulk-run h1")).to_have_text("Cancelling every waiting job")
+        await expect(page.locator("#bulk-counts")).to_contain_text("Working")
+        assert (await corral.queue(QUEUE).counts())["waiting"] == 3
+    finally:
+        lock.execute("COMMIT")
+        lock.close()
+    await expect(page.locator(".flash.ok")).to_have_text("3 of 3 matching jobs cancelled.")
+    assert (await corral.queue(QUEUE).counts())["cancelled"] == 3
+
+
+async def test_an_unknown_bulk_run_is_a_404_page(
+    page: Page, pages: Pages, server: LiveServer
+) -> None:
+    pages.allow("status of 404")
+    answer = await page.goto(f"{server.url}/queues/{QUEUE}/bulk/not-a-real-token")
+    assert answer is not None and answer.status == 404
+    await expect(page.locator("[role=alert]")).to_contain_text("no such bulk action here")

@@ -25,6 +25,7 @@ from corral.web.dashboard import (
     schedules_page,
     workers_page,
 )
+from corral.web.dashboard.bulk_runs import BulkRuns
 from corral.web.dashboard.render import HERE, base_path, render
 from corral.web.dashboard.session import LoginRequired, Refused, Sessions
 
@@ -109,6 +110,7 @@ async def shutdown(app: FastAPI) -> None:
 def install(app: FastAPI, secret: str) -> None:
     """Add the dashboard's pages, static files and security headers to ``app``."""
     app.state.corral_sessions = Sessions(secret)
+    app.state.corral_bulk_runs = BulkRuns()
     app.state.corral_live = live.LiveHub(app.state.corral_settings.corral)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="corral-static")
     for module in (
