@@ -207,3 +207,14 @@ async def test_a_job_that_has_not_started_says_why(
     await done.cancel()
     await page.goto(job_url(server, QUEUE, done.id))
     await expect(page.locator("#blockers")).to_have_count(0)
+
+
+async def test_a_job_removed_elsewhere_says_so_in_place(
+    page: Page, server: LiveServer, corral: Corral
+) -> None:
+    job = await corral.enqueue("web.echo", [1], delay=600)
+    await page.goto(job_url(server, QUEUE, job.id))
+    await expect(page.locator("#live-dot")).to_have_attribute("data-state", "open")
+    assert await job.remove()
+    await expect(page.locator("#job-live")).to_contain_text("This job has been removed.")
+    assert page.url == job_url(server, QUEUE, job.id)

@@ -138,7 +138,9 @@ async def job_live(
     try:
         job = await settings_of(request).corral.get_job(job_id, queue)
     except JobNotFound:
-        return Response(status_code=200, headers={"HX-Refresh": "true"})
+        # Said in place (not a reload to a 404): the remove button's own answer may be
+        # on its way to the queue page.
+        return render(request, "_job_gone.html", viewer=viewer, queue=queue, job_id=job_id)
     if seen and seen != job.state.value:
         return Response(status_code=200, headers={"HX-Refresh": "true"})
     return render(

@@ -34,6 +34,17 @@
     if (message && !window.confirm(message)) event.preventDefault();
   }, true);
 
+  // Once a form is on its way, live refetches stand down: their answer (a reload when
+  // the job's state changed) must not race the page the form leads to.
+  var leaving = false;
+  document.addEventListener("submit", function (event) {
+    if (!event.defaultPrevented && !event.target.hasAttribute("hx-get")) leaving = true;
+  });
+  window.addEventListener("pageshow", function () { leaving = false; });
+  ["htmx:beforeRequest", "htmx:beforeOnLoad"].forEach(function (name) {
+    document.addEventListener(name, function (event) { if (leaving) event.preventDefault(); });
+  });
+
   // The queue page's "tick every job" box.
   document.addEventListener("change", function (event) {
     var box = event.target;
