@@ -87,6 +87,10 @@ async def test_jobs_stored_with_the_old_layout_keep_their_errors_and_logs(
         assert record.logs == [b"old line", b"new line"]
         b = await backend.get(Q, "b")
         assert b is not None and b.errors == []
+        # Pages read records in page.lua, old lists included, as get does.
+        assert (await backend.page_jobs(Q, JobState.FAILED, None, 10)).jobs == [record]
+        line = (await backend.page_jobs(Q, JobState.WAITING, None, 10)).jobs
+        assert {j.id: j for j in line}["b"] == b and len(line) == 2
 
         assert await backend.remove(Q, "old") is True
         assert await backend.remove(Q, "b") is True

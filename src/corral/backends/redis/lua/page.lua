@@ -1,14 +1,16 @@
--- Read the ids of one page of a state's jobs in listing order, after a position (the
--- last row of the page before; backends/paging.py). Reads only: the records follow in
--- one pipelined round trip.
--- KEYS: common.  ARGV: 1 base, 2 state, 3 count, then the position, if any:
---   completed/failed/cancelled (newest first), delayed, active: 4 score, 5 id
---   waiting (claim order): 4 band, 5 section (0 the priority-0 list, 1 ungrouped set,
---   2 grouped set), 6 score, 7 id, 8 the id that followed it in the list ('' if none)
--- Returns: per row, its id then its position: score, or band, section, score, next id
--- (scores as text; band and section as integers).
+-- Read one page of a state's jobs in listing order, after a position (the last row of
+-- the page before; backends/paging.py), with the records of its first rows. Reads only.
+-- KEYS: common.  ARGV: 1 base, 2 state, 3 count, 4 how many rows to read records of,
+-- then the position, if any:
+--   completed/failed/cancelled (newest first), delayed, active: 5 score, 6 id
+--   waiting (claim order): 5 band, 6 section (0 the priority-0 list, 1 ungrouped set,
+--   2 grouped set), 7 score, 8 id, 9 the id that followed it in the list ('' if none)
+-- Returns: {rows, records}: rows flat, per row its id then its position (score, or band,
+-- section, score, next id; scores as text); records, per row asked for, {HGETALL of its
+-- hash, its errors, its logs} (old-layout lists, hash fields xe/xl, first).
 --@include common
-local state, count = ARGV[2], tonumber(ARGV[3])
+local state, count, wanted = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local P = 5  -- where the position starts in ARGV
 
 -- a < b bytewise, as Redis orders members of equal score (Lua's < follows the locale).
 local function before(a, b)
@@ -37,35 +39,60 @@ local function rank_of(key, s, id, inclusive)
   return lo
 end
 
-local out = {}
+-- The records of the first `wanted` rows (ids every `width` entries of `rows`).
+local function with_records(rows, width)
+  local records = {}
+  for i = 1, math.min(wanted, #rows / width) do
+    local id = rows[(i - 1) * width + 1]
+    local k = jkey(id)
+    local h = redis.call('HGETALL', k)
+    local errors, logs = {}, {}
+    local f = redis.call('HMGET', k, 'je', 'jl', 'xe', 'xl')
+    for n, list in ipairs({errors, logs}) do
+      local old = k .. (n == 1 and ':err' or ':log')
+      if f[n + 2] and redis.call('TYPE', old).ok == 'list' then
+        for _, v in ipairs(redis.call('LRANGE', old, 0, -1)) do list[#list + 1] = v end
+      end
+      if f[n] then
+        local new = BASE .. (n == 1 and 'je:' or 'jl:') .. id
+        for _, v in ipairs(redis.call('LRANGE', new, 0, -1)) do list[#list + 1] = v end
+      end
+    end
+    records[i] = {h, errors, logs}
+  end
+  return {rows, records}
+end
 
 if state ~= 'waiting' then
   local key = BASE .. state
-  local rows
+  local rows = {}
   if state == 'completed' or state == 'failed' or state == 'cancelled' then
-    if not ARGV[4] then return redis.call('ZREVRANGE', key, 0, count - 1, 'WITHSCORES') end
-    -- Newest first: the rows before the position in score order, read backwards.
-    local r = rank_of(key, ARGV[4], ARGV[5], false)
-    if r == 0 then return out end
-    local flat = redis.call('ZRANGE', key, math.max(0, r - count), r - 1, 'WITHSCORES')
-    rows = {}
-    for i = #flat - 1, 1, -2 do
-      rows[#rows + 1] = flat[i]
-      rows[#rows + 1] = flat[i + 1]
+    if not ARGV[P] then
+      rows = redis.call('ZREVRANGE', key, 0, count - 1, 'WITHSCORES')
+    else
+      -- Newest first: the rows before the position in score order, read backwards.
+      local r = rank_of(key, ARGV[P], ARGV[P + 1], false)
+      if r > 0 then
+        local flat = redis.call('ZRANGE', key, math.max(0, r - count), r - 1, 'WITHSCORES')
+        for i = #flat - 1, 1, -2 do
+          rows[#rows + 1] = flat[i]
+          rows[#rows + 1] = flat[i + 1]
+        end
+      end
     end
   else
     local r = 0
-    if ARGV[4] then r = rank_of(key, ARGV[4], ARGV[5], true) end
+    if ARGV[P] then r = rank_of(key, ARGV[P], ARGV[P + 1], true) end
     rows = redis.call('ZRANGE', key, r, r + count - 1, 'WITHSCORES')
   end
-  return rows
+  return with_records(rows, 2)
 end
 
 -- Waiting: the sort key of a row is (band, section, score); lower runs first.
 local c
-if ARGV[4] then
-  c = {band = tonumber(ARGV[4]), section = tonumber(ARGV[5]), score = ARGV[6], id = ARGV[7],
-    next = ARGV[8]}
+if ARGV[P] then
+  c = {band = tonumber(ARGV[P]), section = tonumber(ARGV[P + 1]), score = ARGV[P + 2],
+    id = ARGV[P + 3], next = ARGV[P + 4]}
 end
 
 local function from_set(key, section)
@@ -110,6 +137,7 @@ local function from_list()
   return rows
 end
 
+local out = {}
 local sources = {from_list(), from_set(K_WAIT, 1), from_set(GW, 2)}
 local at = {1, 1, 1}
 local function less(a, b)
@@ -132,4 +160,4 @@ for _ = 1, count do
   out[#out + 1] = row[5]
   out[#out + 1] = row[6] or ''
 end
-return out
+return with_records(out, 5)
