@@ -53,6 +53,7 @@ BULK_ACTIONS: dict[str, frozenset[JobState]] = {
 
 _MAX_TEXT = 200
 _CURSOR_VERSION = 1
+_INT64 = 2**63
 
 
 def job_state(value: object, field: str = "state") -> JobState:
@@ -206,6 +207,8 @@ def decode_cursor(cursor: str, state: JobState) -> Position:
         raise bad
     if of_state != state.value:
         raise ValidationError(f"cursor is for {of_state!r} jobs, not {state.value!r}")
-    if not position or not all(type(v) in (int, str) for v in position):
-        raise bad
+    if not position or not all(
+        type(v) is str or (type(v) is int and -_INT64 <= v < _INT64) for v in position
+    ):
+        raise bad  # (an int past 64 bits would be an overflow in SQLite, not a 4xx)
     return tuple(position)
