@@ -57,8 +57,8 @@ class Subscription:
         self._queues = queues
         self._ready = asyncio.Event()
         self.closed = False
-        #: Events this consumer lost (it fell ``buffer`` events behind, or the backend
-        #: stream broke and was opened again).
+        #: Events this consumer lost (it fell ``buffer`` events behind; raised by one
+        #: for each gap upstream: a lost Redis connection, a broken backend stream).
         self.dropped = 0
 
     def offer(self, event: Event) -> None:
@@ -169,6 +169,10 @@ class EventFeed:
                 if stream is None:
                     stream = self._stream = await self._open()
                 async for queue, name, job_id in stream:
+                    if not queue and name == "gap":  # events were lost upstream
+                        for consumer in list(self._consumers):
+                            consumer.lost()
+                        continue
                     event = Event(queue, name, job_id)
                     for consumer in list(self._consumers):
                         consumer.offer(event)

@@ -349,8 +349,10 @@ class Backend(Protocol):
         """:meth:`events` of every queue (those created later too) through ONE
         subscription (Redis: a pattern subscription; SQLite: one tail of the event
         log): ``(queue, event, job_id)`` triples. Returns once subscribed; best effort
-        like :meth:`events`. Share it (``Corral.events()`` does) rather than open
-        one per consumer."""
+        like :meth:`events`, but a stretch of events that may be missing (Redis: the
+        pub/sub connection was lost, and is back) is reported as one
+        ``("", "gap", "")``. Share it (``Corral.events()`` does) rather than open one
+        per consumer."""
 
     async def stats(self, queue: str) -> QueueStats:
         """The queue's accumulated totals and processing-time histogram."""

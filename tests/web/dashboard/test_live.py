@@ -216,3 +216,17 @@ async def test_a_tab_that_reads_nothing_holds_a_bounded_buffer_and_blocks_no_oth
         live.leave(stuck)
         live.leave(reader)
         await live.close()
+
+
+async def test_a_gap_upstream_makes_every_watcher_resync(corral: Corral) -> None:
+    live = LiveHub(corral)
+    watching = Tab(False, frozenset({(QUEUE, "j1")}))
+    await live.join(watching)
+    try:
+        subscription = live._subscription
+        assert subscription is not None
+        subscription.lost()  # what the feed does for a lost Redis connection
+        await wait_until(lambda: watching.peek() == ["resync"])
+    finally:
+        live.leave(watching)
+        await live.close()

@@ -65,6 +65,10 @@ class Hub:
         self._confirmed: dict[Key, asyncio.Future[None]] = {}
         self._idle: set[Key] = set()  # channels whose last handler left
         self._lock = asyncio.Lock()
+        # Called once the subscriptions are back after a lost connection: messages
+        # published meanwhile were never delivered.
+        self._gap_listeners: set[Callable[[], None]] = set()
+        self._broken = False
 
     async def subscribe(
         self, channel: str, handler: Handler, timeout: float | None = SUBSCRIBE_TIMEOUT
@@ -87,6 +91,13 @@ class Hub:
         """:meth:`subscribe` for a glob-style pattern: ``handler(channel, data)`` is
         called for each message on every channel that matches."""
         return await self._listen((True, pattern.encode()), handler, timeout)
+
+    def on_gap(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener()`` each time the subscriptions are confirmed again after a
+        lost connection (messages published while it was down are lost); returns the
+        function that stops it."""
+        self._gap_listeners.add(listener)
+        return functools.partial(self._gap_listeners.discard, listener)
 
     async def _listen(self, key: Key, handler: Any, timeout: float | None) -> Callable[[], None]:
         counts = self._handlers.setdefault(key, {})
@@ -199,6 +210,7 @@ class Hub:
                 # redis-py reconnects on the next read and subscribes again to the
                 # channels it knows; a refused SUBSCRIBE arrives here as an error.
                 self._connection_lost(exc)
+                self._broken = True
                 if isinstance(exc, (RedisConnectionError, RedisTimeoutError, OSError)):
                     await self._reconnect.lost(exc, read_at)  # logged once per outage
                     log.debug("pub/sub connection failed (%s); reconnecting", exc)
@@ -218,6 +230,13 @@ class Hub:
             confirmed = self._confirmed.get((kind == "psubscribe", channel))
             if confirmed is not None and not confirmed.done():
                 confirmed.set_result(None)
+            if self._broken:  # redis-py subscribed again on the new connection
+                self._broken = False
+                for listener in list(self._gap_listeners):
+                    try:
+                        listener()
+                    except Exception:
+                        log.exception("pub/sub gap listener failed")
         elif kind == "message":
             for handler in list(self._handlers.get((False, channel), ())):
                 try:
@@ -245,6 +264,7 @@ class Hub:
         self._handlers.clear()
         self._confirmed.clear()
         self._idle.clear()
+        self._gap_listeners.clear()
 
 
 T = TypeVar("T")

@@ -14,14 +14,19 @@ from collections.abc import AsyncGenerator
 from corral.backends.redis.pubsub import Hub, Inbox
 from corral.policy import QUEUE_NAME
 
-__all__ = ["AllEventStream", "RedisStreams"]
+__all__ = ["GAP", "AllEventStream", "RedisStreams"]
 
 _QUEUE = re.compile(QUEUE_NAME.encode())
 _GLOB = re.compile(r"([*?\[\]\\])")
 
 
+#: What the stream yields after a lost pub/sub connection came back (see base.py).
+GAP = ("", "gap", "")
+
+
 class AllEventStream(Inbox[tuple[str, str, str]]):
-    """``(queue, event, job_id)`` from the events channel of every queue."""
+    """``(queue, event, job_id)`` from the events channel of every queue, and
+    :data:`GAP` once the subscription is back after a lost connection."""
 
     def __init__(self, prefix: str, db: int, maxsize: int = 10_000) -> None:
         super().__init__(maxsize)
@@ -44,8 +49,18 @@ class AllEventStream(Inbox[tuple[str, str, str]]):
             if not self.put((name, event, job_id)):
                 return
 
+    def on_gap(self) -> None:
+        self.put(GAP)
+
     async def open(self, hub: Hub) -> AllEventStream:
-        self._unsubscribe = await hub.psubscribe(self.pattern, self.on_message)
+        unsubscribe = await hub.psubscribe(self.pattern, self.on_message)
+        forget_gaps = hub.on_gap(self.on_gap)
+
+        def stop() -> None:
+            unsubscribe()
+            forget_gaps()
+
+        self._unsubscribe = stop
         return self
 
 
