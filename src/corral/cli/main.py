@@ -378,6 +378,10 @@ for _op in QUEUE_OPS:
     main.add_command(_op)
 
 
+from corral.cli.jobs import jobs  # noqa: E402
+
+main.add_command(jobs)
+
 from corral.cli.schedule_ops import schedules  # noqa: E402
 
 main.add_command(schedules)

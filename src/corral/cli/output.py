@@ -14,7 +14,7 @@ from rich.table import Table
 from corral.backends.base import JobState, WorkerInfo
 from corral.job import Job
 
-__all__ = ["count", "job", "message", "queues", "schedules", "warn", "workers"]
+__all__ = ["console", "count", "job", "message", "queues", "schedules", "warn", "workers"]
 
 
 @functools.cache
@@ -26,6 +26,12 @@ def _out() -> Console:
     if console.is_terminal:
         return console
     return Console(highlight=False, width=100_000, soft_wrap=True)
+
+
+def console() -> Console:
+    """The console for stdout (see :func:`_out`), for commands that print their own
+    tables."""
+    return _out()
 
 
 _STATE_STYLE = {
