@@ -6,7 +6,7 @@
 --   waiting (claim order): 5 band, 6 section (0 the priority-0 list, 1 ungrouped set,
 --   2 grouped set), 7 score, 8 id, 9 the id that followed it in the list ('' if none)
 -- Returns: {rows, records}: rows flat, per row its id then its position (score, or band,
--- section, score, next id; scores as text); records, per row asked for, {HGETALL of its
+-- section, score, next id; scores as text, a list row's score is its index); records, per row asked for, {HGETALL of its
 -- hash, its errors, its logs} (old-layout lists, hash fields xe/xl, first).
 --@include common
 local state, count, wanted = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -120,7 +120,12 @@ local function from_list()
   local start = 0
   if c and c.band >= 1000 then
     if c.band > 1000 or c.section > 0 then return {} end
-    local p = redis.call('LPOS', K_FIFO, c.id)
+    -- Where the row was (its score): still there unless the line moved. LINDEX skips
+    -- whole list nodes; LPOS compares every id before the row (13 ms 250,000 deep).
+    local p = tonumber(c.score)
+    if not (p and p >= 0 and redis.call('LINDEX', K_FIFO, p) == c.id) then
+      p = redis.call('LPOS', K_FIFO, c.id)
+    end
     if p then
       start = p + 1
     elseif c.next ~= '' then
@@ -132,7 +137,7 @@ local function from_list()
   local ids = redis.call('LRANGE', K_FIFO, start, start + count)
   local rows = {}
   for i = 1, math.min(#ids, count) do
-    rows[i] = {1000, 0, i, ids[i], '0', ids[i + 1] or ''}
+    rows[i] = {1000, 0, i, ids[i], string.format('%d', start + i - 1), ids[i + 1] or ''}
   end
   return rows
 end
