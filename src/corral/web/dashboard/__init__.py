@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from corral.web.dashboard import (
     auth_pages,
     bulk_page,
+    enqueue_page,
     job_page,
     live,
     overview,
@@ -122,6 +123,7 @@ def install(app: FastAPI, secret: str) -> None:
         live,
         schedules_page,
         workers_page,
+        enqueue_page,
     ):
         app.include_router(module.router)
     app.add_middleware(SecurityHeaders)
