@@ -31,6 +31,7 @@ Page = Annotated[Viewer, Depends(viewer_of)]
 Write = Annotated[Viewer, Depends(action(Scope.WRITE))]
 Text = Annotated[str, Form(max_length=200)]
 
+
 def _tasks(settings: Settings) -> list[dict[str, str]]:
     """The registered tasks, each with its queue and signature (the form's choices)."""
     return [
