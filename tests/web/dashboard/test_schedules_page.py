@@ -51,7 +51,7 @@ async def test_schedules_in_words_with_fire_times(
     await expect(paris).to_contain_text("At 07:30 (Europe/Paris)")
 
 
-async def test_admin_pauses_and_resumes_a_schedule(
+async def test_admin_pauses_resumes_and_runs_a_schedule_now(
     page: Page, server: LiveServer, corral: Corral
 ) -> None:
     await corral.schedules.add("weekly", "web.echo", cron="0 9 * * 1", args=["now"])
@@ -69,6 +69,11 @@ async def test_admin_pauses_and_resumes_a_schedule(
     await expect(row.locator("[data-paused]")).to_have_count(0)
     assert not (await corral.schedules.get("weekly")).spec.paused
 
+    await row.locator("[data-action=run]").click()
+    await page.wait_for_url("**/jobs/weekly@now-*")
+    job = await corral.get_job(page.url.rsplit("/", 1)[1], QUEUE)
+    assert job.name == "web.echo" and job.args == ["now"]
+
 
 async def test_scopes_and_csrf_on_schedule_actions(page: Page, serve: Serve, url: str) -> None:
     app = build_app(url)
@@ -84,21 +89,22 @@ async def test_scopes_and_csrf_on_schedule_actions(page: Page, serve: Serve, url
     writer = await page.context.browser.new_context()  # type: ignore[union-attr]
     write_page = await writer.new_page()
     await log_in(write_page, server, WRITE_KEY, "/schedules")
-    await expect(write_page.locator("tr[data-schedule=weekly] button")).to_have_count(0)
+    await expect(write_page.locator("tr[data-schedule=weekly] button")).to_have_text(["Run now"])
     write_cookies = {c["name"]: c["value"] for c in await writer.cookies()}
     write_csrf = await write_page.locator("meta[name=csrf-token]").get_attribute("content")
     await writer.close()
 
     async with httpx.AsyncClient(base_url=server.url, cookies=read_cookies) as http:
-        refused = await http.post("/schedules/weekly/pause", data={"csrf": csrf})
-        assert refused.status_code == 403 and "admin is needed" in refused.text
+        refused = await http.post("/schedules/weekly/run", data={"csrf": csrf})
+        assert refused.status_code == 403 and "write is needed" in refused.text
     async with httpx.AsyncClient(base_url=server.url, cookies=write_cookies) as http:
         paused = await http.post("/schedules/weekly/pause", data={"csrf": write_csrf})
         assert paused.status_code == 403 and "admin is needed" in paused.text
-        forged = await http.post("/schedules/weekly/pause", data={})
+        forged = await http.post("/schedules/weekly/run", data={})
         assert forged.status_code == 403 and "security token" in forged.text
     schedule = await app.schedules.get("weekly")
     assert not schedule.spec.paused
+    assert sum((await app.queue(QUEUE).counts()).values()) == 0
     await app.close()
 
 

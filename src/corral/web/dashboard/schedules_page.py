@@ -1,5 +1,6 @@
 """The schedules page: every cron and interval schedule, in words, with its next and
-last fire; pause and resume for admin keys."""
+last fire; "run now" for write keys, pause and resume for admin keys (the same scopes
+as ``POST /api/v1/schedules/{name}/...``)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ __all__ = ["cron_words", "interval_words", "router"]
 router = APIRouter(include_in_schema=False)
 
 Page = Annotated[Viewer, Depends(viewer_of)]
+Write = Annotated[Viewer, Depends(action(Scope.WRITE))]
 Admin = Annotated[Viewer, Depends(action(Scope.ADMIN))]
 Name = Annotated[str, Path(min_length=1, max_length=200)]
 
@@ -106,6 +108,13 @@ async def schedules(
     rows = [_row(s, now) for s in await settings_of(request).corral.schedules.list()]
     flash = f"Schedule {name} {_DONE[done]}." if done and name else None
     return render(request, "schedules.html", active="schedules", rows=rows, flash=flash)
+
+
+@router.post("/schedules/{name}/run")
+async def run_now(request: Request, name: Name, viewer: Write) -> Response:
+    """Enqueue the schedule's job now (its ticks stay as they are); on to the new job."""
+    job = await settings_of(request).corral.schedules.run_now(name)
+    return RedirectResponse(url_for(request, f"/queues/{job.queue}/jobs/{job.id}"), 303)
 
 
 @router.post("/schedules/{name}/{act}")
