@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from corral.web.dashboard import (
+    audit_page,
     auth_pages,
     bulk_page,
     enqueue_page,
@@ -124,6 +125,7 @@ def install(app: FastAPI, secret: str) -> None:
         schedules_page,
         workers_page,
         enqueue_page,
+        audit_page,
     ):
         app.include_router(module.router)
     app.add_middleware(SecurityHeaders)
