@@ -202,6 +202,34 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX audit_at ON audit (at);
     """,
+    # 9: jobs per (queue, state) kept by triggers in the transaction that moves a job, so
+    # counts are a few rows read instead of a scan of the queue's jobs (0.65 s at 200k).
+    """
+    CREATE TABLE state_counts (
+        queue TEXT NOT NULL,
+        state TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (queue, state)
+    ) WITHOUT ROWID;
+    INSERT INTO state_counts (queue, state, n)
+        SELECT queue, state, COUNT(*) FROM jobs GROUP BY queue, state;
+    CREATE TRIGGER jobs_count_insert AFTER INSERT ON jobs
+    BEGIN
+        INSERT INTO state_counts (queue, state, n) VALUES (NEW.queue, NEW.state, 1)
+            ON CONFLICT (queue, state) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER jobs_count_update AFTER UPDATE OF state ON jobs
+    WHEN OLD.state != NEW.state
+    BEGIN
+        UPDATE state_counts SET n = n - 1 WHERE queue = OLD.queue AND state = OLD.state;
+        INSERT INTO state_counts (queue, state, n) VALUES (NEW.queue, NEW.state, 1)
+            ON CONFLICT (queue, state) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs
+    BEGIN
+        UPDATE state_counts SET n = n - 1 WHERE queue = OLD.queue AND state = OLD.state;
+    END;
+    """,
 ]
 
 

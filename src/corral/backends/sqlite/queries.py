@@ -174,7 +174,8 @@ LIST_ORDER = {
     "cancelled": "finished_us DESC, id DESC",
 }
 LIST_IDS = "SELECT id FROM jobs WHERE queue = ? AND state = ? ORDER BY {order} LIMIT ? OFFSET ?"
-COUNTS = "SELECT state, COUNT(*) FROM jobs WHERE queue = ? GROUP BY state"
+# Kept by triggers (migration 9), so a count is one row, not a scan.
+COUNTS = "SELECT state, n FROM state_counts WHERE queue = ?"
 QUEUES = "SELECT name FROM queues ORDER BY name"
 # One primary-key probe per known queue (an index on id alone would need a migration).
 FIND_JOB_QUEUE = """
@@ -188,7 +189,7 @@ SELECT name, paused, max_active IS NOT NULL OR rate_max IS NOT NULL
     OR group_max_active IS NOT NULL OR group_rate_max IS NOT NULL
 FROM queues ORDER BY name
 """
-ALL_COUNTS = "SELECT queue, state, COUNT(*) FROM jobs GROUP BY queue, state"
+ALL_COUNTS = "SELECT queue, state, n FROM state_counts"
 ALL_STATS = "SELECT queue, name, value FROM stats"
 SCHEDULED_QUEUES = "SELECT DISTINCT queue FROM schedules"
 FORGET_QUEUE = """
@@ -199,7 +200,7 @@ DELETE FROM queues WHERE name = :q AND paused = 0 AND max_active IS NULL AND rat
 """
 FORGET_LEFTOVERS = [
     f"DELETE FROM {table} WHERE queue = ?"
-    for table in ("stats", "starts", "group_starts", "groups", "dedupe")
+    for table in ("stats", "starts", "group_starts", "groups", "dedupe", "state_counts")
 ]
 CANCEL_REQUESTED = """
 SELECT queue, id FROM jobs WHERE state = 'active' AND cancel_requested = 1 AND queue IN ({marks})
