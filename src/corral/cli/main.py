@@ -382,6 +382,10 @@ from corral.cli.jobs import jobs  # noqa: E402
 
 main.add_command(jobs)
 
+from corral.cli.bulk import bulk  # noqa: E402
+
+main.add_command(bulk)
+
 from corral.cli.schedule_ops import schedules  # noqa: E402
 
 main.add_command(schedules)

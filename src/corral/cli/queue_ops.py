@@ -1,4 +1,4 @@
-"""``corral pause|resume|clean|remove|promote``: the dashboard's queue and job actions
+"""``corral pause|resume|clean|remove|promote|rerun``: the dashboard's queue and job actions
 from a shell."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import click
 
 from corral.app import Corral
 from corral.cli import output
-from corral.cli.commands import json_option, run_closing, with_app
+from corral.cli.commands import json_arg, json_option, run_closing, with_app
 from corral.errors import InvalidTransition, JobNotFound, ValidationError
 
 __all__ = ["COMMANDS", "known_queue", "parse_duration"]
@@ -176,5 +176,45 @@ def promote(app: Corral, queue: str, job_id: str, as_json: bool) -> None:
     run_closing(app, lambda: _job_action(app, queue, job_id, "promote", as_json))
 
 
+@click.command()
+@_QUEUE
+@click.argument("job_id")
+@click.option(
+    "--args",
+    "args_json",
+    metavar="JSON|@FILE|-",
+    help="New positional arguments: a JSON array, @file.json, or - (default: the job's).",
+)
+@click.option(
+    "--kwargs",
+    "kwargs_json",
+    metavar="JSON|@FILE|-",
+    help="New keyword arguments: a JSON object, @file.json, or - (default: the job's).",
+)
+@json_option
+@with_app
+def rerun(
+    app: Corral,
+    queue: str,
+    job_id: str,
+    args_json: str | None,
+    kwargs_json: str | None,
+    as_json: bool,
+) -> None:
+    """Enqueue a new job like JOB_ID of QUEUE (task, priority, group, options), with its
+    arguments or new ones; the new job records which one it reran."""
+    if args_json == kwargs_json == "-":
+        raise click.UsageError("only one of --args and --kwargs can read stdin (-)")
+    args = None if args_json is None else json_arg("--args", args_json, list)
+    kwargs = None if kwargs_json is None else json_arg("--kwargs", kwargs_json, dict)
+
+    async def go() -> None:
+        await known_queue(app, queue)
+        job = await (await app.get_job(job_id, queue)).run_again(args, kwargs)
+        output.job(await job.refresh(), as_json)
+
+    run_closing(app, go)
+
+
 #: The commands this module adds to ``corral``.
-COMMANDS = (pause, resume, clean, remove, promote)
+COMMANDS = (pause, resume, clean, remove, promote, rerun)
