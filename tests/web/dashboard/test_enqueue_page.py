@@ -3,14 +3,38 @@ options; anything wrong shows the form again and stores nothing."""
 
 from __future__ import annotations
 
+import inspect
+
 import httpx
 from playwright.async_api import Page, expect
 
-from corral import Corral
+from corral import Corral, JobContext
 from corral.backends.base import JobState
+from corral.web.dashboard.enqueue_page import signature_text
 from tests.web.apps import QUEUE, build_app
 from tests.web.conftest import API_KEYS, READ_KEY, WRITE_KEY, LiveServer, Serve
 from tests.web.dashboard.conftest import Pages, log_in
+
+
+def test_signatures_read_like_python() -> None:
+    async def sync(ctx: JobContext, store: str, *tags: str, pages: int = 4) -> dict[str, int]:
+        return {}
+
+    signature = inspect.signature(sync)
+    params = list(signature.parameters.values())[1:]
+    shown = signature_text(signature.replace(parameters=params))
+    assert shown == "(store: str, *tags: str, pages: int = 4)"
+
+
+async def test_the_chosen_tasks_signature_shows_under_the_picker(
+    page: Page, server: LiveServer
+) -> None:
+    await page.goto(server.url + "/enqueue?task=web.echo")
+    line = page.locator("#enq-signature")
+    await expect(line).to_have_text(f"web.echo(value: Any = None) → {QUEUE}")
+    await page.select_option("#enq-task", "web.login")
+    await expect(line).to_contain_text("web.login(user: str, password: str, *tokens: str)")
+    await expect(page.locator("#enq-queue")).to_have_attribute("placeholder", QUEUE)
 
 
 async def _stored(corral: Corral) -> int:

@@ -9,6 +9,7 @@ with a message naming the problem; nothing is stored.
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -23,7 +24,7 @@ from corral.web.dashboard.render import render, url_for
 from corral.web.dashboard.session import Refused, Viewer, action, viewer_of
 from corral.web.deps import Settings, settings_of
 
-__all__ = ["router"]
+__all__ = ["router", "signature_text"]
 
 router = APIRouter(include_in_schema=False)
 
@@ -32,10 +33,26 @@ Write = Annotated[Viewer, Depends(action(Scope.WRITE))]
 Text = Annotated[str, Form(max_length=200)]
 
 
+class _Shown(str):
+    """An annotation kept as text (``from __future__ import annotations``), shown bare."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def signature_text(signature: inspect.Signature) -> str:
+    """The parameters as a person reads them: ``(store: str, pages: int = 4)``."""
+    params = [
+        p.replace(annotation=_Shown(p.annotation)) if isinstance(p.annotation, str) else p
+        for p in signature.parameters.values()
+    ]
+    return str(signature.replace(parameters=params, return_annotation=inspect.Signature.empty))
+
+
 def _tasks(settings: Settings) -> list[dict[str, str]]:
     """The registered tasks, each with its queue and signature (the form's choices)."""
     return [
-        {"name": name, "queue": task.queue, "signature": str(task.signature)}
+        {"name": name, "queue": task.queue, "signature": signature_text(task.signature)}
         for name, task in sorted(settings.corral.tasks.items())
     ]
 

@@ -70,5 +70,25 @@
     });
   });
 
+  // The enqueue form: the chosen task's signature and queue under its picker.
+  function showSignature(select) {
+    var option = select.options[select.selectedIndex];
+    var line = document.getElementById("enq-signature");
+    if (!option || !line) return;
+    line.querySelector("code").textContent = option.getAttribute("data-signature");
+    line.querySelector("span").textContent = "\u2192 " + option.getAttribute("data-queue");
+    var queue = document.getElementById("enq-queue");
+    if (queue) queue.placeholder = option.getAttribute("data-queue");
+  }
+  document.addEventListener("change", function (event) {
+    if (event.target && event.target.id === "enq-task" && event.target.tagName === "SELECT") {
+      showSignature(event.target);
+    }
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    var select = document.getElementById("enq-task");
+    if (select && select.tagName === "SELECT") showSignature(select);
+  });
+
   window.Corral = { csrfToken: csrfToken, localTimes: localTimes };
 })();
