@@ -68,7 +68,15 @@ async def test_entries_within_their_keeping_stay(backend: Backend) -> None:
     assert [e.id for e in await backend.audit_entries(10)] == [newest, *ids[::-1]]
 
 
-@pytest.mark.parametrize("before", ["nope", "", "1-2-3", "-1", "12345678901234567890123-0"])
+@pytest.mark.parametrize(
+    "before", ["nope", "", "1-2-3", "-1", "12345678901234567890123-0", "18446744073709551616-0"]
+)
 async def test_a_before_no_entry_can_have_is_refused(backend: Backend, before: str) -> None:
     with pytest.raises(ValidationError, match="before"):
         await backend.audit_entries(5, before=before)
+
+
+async def test_nothing_is_older_than_the_first_possible_id(backend: Backend) -> None:
+    await _add(backend, 1)
+    first = "0" if backend.__class__.__name__.startswith("SQLite") else "0-0"
+    assert await backend.audit_entries(5, before=first) == []

@@ -390,6 +390,10 @@ from corral.cli.schedule_ops import schedules  # noqa: E402
 
 main.add_command(schedules)
 
+from corral.cli.audit import audit  # noqa: E402
+
+main.add_command(audit)
+
 
 # --url and --app are accepted after the command as well as before it; commands that
 # take MODULE:APP as their argument get --url only.

@@ -10,11 +10,13 @@ import click
 import orjson
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from corral.audit import AuditEntry
 from corral.backends.base import JobState, WorkerInfo
 from corral.job import Job
 
-__all__ = ["console", "count", "job", "message", "queues", "schedules", "warn", "workers"]
+__all__ = ["audit", "console", "count", "job", "message", "queues", "schedules", "warn", "workers"]
 
 
 @functools.cache
@@ -174,3 +176,27 @@ def schedules(items: list[dict[str, Any]], as_json: bool) -> None:
             "yes" if s["paused"] else "",
         )
     _out().print(table)
+
+
+def audit(entries: list[AuditEntry], as_json: bool, *, limit: int) -> None:
+    if as_json:
+        _json([e.to_dict() for e in entries])
+        return
+    if not entries:
+        _out().print("no audit entries")
+        return
+    # On an 80-column terminal target and detail fold (a job id is shown whole; --json
+    # has long details whole); time, key and action stay on one line. Cells are Text: a
+    # key name or detail with [brackets] is not rich markup.
+    table = Table("when (UTC)", "key", "action", "target", "detail")
+    for e in entries:
+        detail = "" if e.detail is None else orjson.dumps(e.detail).decode()
+        detail = detail if len(detail) <= 80 else detail[:79] + "…"
+        when = e.at.strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(*(Text(cell) for cell in (when, e.key, e.action, e.target, detail)))
+    for column in table.columns[:3]:
+        column.no_wrap = True
+    table.columns[3].overflow = table.columns[4].overflow = "fold"
+    _out().print(table)
+    if len(entries) == limit:
+        _out().print(f"older: corral audit --before {entries[-1].id}", markup=False)

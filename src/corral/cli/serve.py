@@ -31,9 +31,9 @@ def _is_loopback(host: str) -> bool:
     "--api-key",
     "api_keys",
     multiple=True,
-    metavar="TOKEN:SCOPE",
-    help="A bearer key and its scope (read, write, admin); repeatable. Also $CORRAL_API_KEYS "
-    "(comma-separated).",
+    metavar="NAME=TOKEN:SCOPE",
+    help="A key's name (shown in the audit log), bearer token and scope (read, write, "
+    "admin); NAME= may be left out. Repeatable. Also $CORRAL_API_KEYS (comma-separated).",
 )
 @click.option(
     "--allow-unregistered", is_flag=True, help="Accept task names this app has not registered."
@@ -63,7 +63,7 @@ def serve(
         import uvicorn
 
         from corral.web import create_app
-        from corral.web.auth import parse_keys
+        from corral.web.auth import parse_api_keys
     except ImportError:
         raise click.ClickException(
             "the HTTP API needs the web extra: pip install 'corral[web]'"
@@ -74,7 +74,7 @@ def serve(
             from corral.settings import resolve_url
 
             app.url = resolve_url(ctx.obj["url"])
-        keys = parse_keys(",".join([*api_keys, os.environ.get("CORRAL_API_KEYS", "")]))
+        keys = parse_api_keys(",".join([*api_keys, os.environ.get("CORRAL_API_KEYS", "")]))
     except ConfigurationError as exc:
         click.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(2)
@@ -82,7 +82,7 @@ def serve(
         if not insecure_public_without_auth:
             click.secho(
                 f"error: refusing to serve on {host} without an API key: add --api-key "
-                "TOKEN:admin (or set CORRAL_API_KEYS), or pass --insecure-public-without-auth",
+                "NAME=TOKEN:admin (or set CORRAL_API_KEYS), or pass --insecure-public-without-auth",
                 fg="red",
                 err=True,
             )

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from corral.backends.base import JobState, WorkerInfo
 from corral.errors import BackendError, InvalidTransition, UnknownTask
 from corral.search import JobFilter
+from corral.web.audit import audited
 from corral.web.auth import Scope
 from corral.web.deps import job_out, require, settings_of
 from corral.web.schemas import (
@@ -88,6 +89,8 @@ async def enqueue(body: EnqueueRequest, request: Request, scope: Write) -> Any:
             await job.refresh()
         except BackendError as exc:
             log.warning("job %s stored, re-reading it failed: %s", job.id, exc)
+    detail = {"task": body.task, "created": job.created}
+    await audited(request, "job.enqueue", f"{job.queue}/{job.id}", detail)
     payload = job_out(job, scope, settings, created=job.created)
     return JSONResponse(payload, status_code=201 if job.created else 200)
 
@@ -218,6 +221,13 @@ async def bulk(queue: QueueName, body: BulkRequest, request: Request, scope: Wri
     result = (
         await settings_of(request).corral.queue(queue).bulk(body.action, ids=body.ids, filter=flt)
     )
+    detail = {
+        "action": body.action,
+        "by": "ids" if body.ids is not None else "filter",
+        "matched": result.matched,
+        "changed": result.changed,
+    }
+    await audited(request, "queue.bulk", queue, detail)
     return BulkOut(matched=result.matched, changed=result.changed, skipped=result.skipped)
 
 
@@ -299,6 +309,7 @@ async def _act(request: Request, queue: str, job_id: str, action: str, scope: Sc
     elif not await getattr(job, action)():
         await job.refresh()  # the state that refused it, not the one read before
         raise InvalidTransition(f"job {job_id} is {job.state.value}; it cannot be {_PAST[action]}")
+    await audited(request, f"job.{action}", f"{queue}/{job_id}")
     return job_out(await job.refresh(), scope, settings)
 
 
@@ -342,18 +353,22 @@ async def remove_job(queue: QueueName, job_id: JobId, request: Request, scope: A
     """Delete a job (not while it runs: cancel it first)."""
     job = await settings_of(request).corral.get_job(job_id, queue)
     await job.remove()
+    await audited(request, "job.remove", f"{queue}/{job_id}")
 
 
 @router.post("/queues/{queue}/retry-failed", response_model=Count, tags=["queues"])
 async def retry_failed(queue: QueueName, request: Request, scope: Admin) -> Any:
     """Put every failed job of the queue back to waiting."""
-    return {"count": await settings_of(request).corral.queue(queue).retry_all()}
+    count = await settings_of(request).corral.queue(queue).retry_all()
+    await audited(request, "queue.retry_failed", queue, {"count": count})
+    return {"count": count}
 
 
 @router.post("/queues/{queue}/pause", response_model=QueueOut, tags=["queues"])
 async def pause(queue: QueueName, request: Request, scope: Admin) -> Any:
     corral = settings_of(request).corral
     await corral.queue(queue).pause()
+    await audited(request, "queue.pause", queue)
     return await _queue_out(corral.queue(queue), await corral.workers())
 
 
@@ -361,6 +376,7 @@ async def pause(queue: QueueName, request: Request, scope: Admin) -> Any:
 async def resume(queue: QueueName, request: Request, scope: Admin) -> Any:
     corral = settings_of(request).corral
     await corral.queue(queue).resume()
+    await audited(request, "queue.resume", queue)
     return await _queue_out(corral.queue(queue), await corral.workers())
 
 
@@ -368,7 +384,10 @@ async def resume(queue: QueueName, request: Request, scope: Admin) -> Any:
 async def clean(queue: QueueName, body: CleanRequest, request: Request, scope: Admin) -> Any:
     """Delete finished jobs older than ``older_than`` seconds."""
     q = settings_of(request).corral.queue(queue)
-    return {"count": await q.clean(body.state, older_than=body.older_than, limit=body.limit)}
+    count = await q.clean(body.state, older_than=body.older_than, limit=body.limit)
+    detail = {"state": body.state, "older_than": body.older_than, "count": count}
+    await audited(request, "queue.clean", queue, detail)
+    return {"count": count}
 
 
 @router.get("/workers", response_model=list[WorkerOut], tags=["workers"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -26,8 +26,8 @@ from corral.errors import (
     ValidationError,
 )
 from corral.policy import check_job_id, check_key, check_queue_name, check_task_name
-from corral.web import api, dashboard, metrics, schedules_api, sse
-from corral.web.auth import KeyRing
+from corral.web import api, audit, dashboard, metrics, schedules_api, sse
+from corral.web.auth import ApiKey, KeyRing
 from corral.web.auth import Scope as KeyScope
 from corral.web.dashboard.session import default_secret
 from corral.web.deps import DEFAULT_SECRET_FIELDS, Settings
@@ -124,7 +124,7 @@ class BodyLimit:
 def create_app(
     corral: Corral,
     *,
-    api_keys: Mapping[str, KeyScope | str] | None = None,
+    api_keys: Mapping[str, KeyScope | str] | Iterable[ApiKey] | None = None,
     allow_unregistered: bool = False,
     secret_fields: tuple[str, ...] = DEFAULT_SECRET_FIELDS,
     max_body_bytes: int = 1024 * 1024,
@@ -133,8 +133,10 @@ def create_app(
     """The HTTP API and the dashboard of ``corral`` as a FastAPI app: ``corral serve``
     serves it; mount it in your own app at any prefix (``/admin/queues``).
 
-    ``api_keys`` maps bearer tokens to scopes (read, write, admin); none means no
-    authentication (``corral serve`` refuses that on a public address). Enqueueing a
+    ``api_keys``: :class:`ApiKey` (name, bearer token, scope: read, write or admin)
+    items, e.g. from ``parse_api_keys("ops=TOKEN:admin")``, or {token: scope} (names
+    derived from the tokens); the names say who did what in the audit log. None means
+    no authentication (``corral serve`` refuses that on a public address). Enqueueing a
     task name this app has not registered is refused unless ``allow_unregistered``.
     Payload fields whose names contain one of ``secret_fields`` are shown as ``***``
     to read-only keys. ``secret`` signs the dashboard's session cookies (default:
@@ -172,6 +174,7 @@ def create_app(
         max_body_bytes=max_body_bytes,
     )
     app.include_router(api.router)
+    app.include_router(audit.router)
     app.include_router(schedules_api.router)
     app.include_router(sse.router)
     app.include_router(metrics.router)

@@ -16,13 +16,18 @@ from corral.web.auth import KeyRing, Scope
 from corral.web.masking import mask, mask_job
 
 __all__ = [
+    "ANONYMOUS",
     "DEFAULT_SECRET_FIELDS",
     "Settings",
+    "caller",
     "job_out",
     "progress_out",
     "require",
     "settings_of",
 ]
+
+#: Who a request is when the server has no keys (the dashboard's viewer too).
+ANONYMOUS = "anonymous"
 
 #: Payload field names masked for callers without write scope (matched case-insensitively
 #: as substrings, so "db_password" and "X-Api-Key" are caught too).
@@ -68,11 +73,13 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)]
 
 
 def require(scope: Scope) -> Callable[[Request, Credentials], Scope]:
-    """A dependency: the caller's scope, or 401/403 when it is missing or too low."""
+    """A dependency: the caller's scope, or 401/403 when it is missing or too low. The
+    key's name is left in ``request.state.corral_key`` (see :func:`caller`)."""
 
     def check(request: Request, credentials: Credentials) -> Scope:
         settings = settings_of(request)
         if not settings.keys.enabled:
+            request.state.corral_key = ANONYMOUS
             return Scope.ADMIN
         if credentials is None or not credentials.credentials:
             raise HTTPException(
@@ -80,9 +87,10 @@ def require(scope: Scope) -> Callable[[Request, Credentials], Scope]:
                 "missing API key: send 'Authorization: Bearer <key>'",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        granted = settings.keys.scope_of(credentials.credentials.strip())
-        if granted is None:
+        found = settings.keys.lookup(credentials.credentials.strip())
+        if found is None:
             raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
+        request.state.corral_key, granted = found
         if granted < scope:
             raise HTTPException(
                 403, f"this key has {granted.name.lower()} scope; {scope.name.lower()} needed"
@@ -90,6 +98,12 @@ def require(scope: Scope) -> Callable[[Request, Credentials], Scope]:
         return granted
 
     return check
+
+
+def caller(request: Request) -> str:
+    """The name of the key that made this request (``anonymous`` without keys)."""
+    name: str = getattr(request.state, "corral_key", ANONYMOUS)
+    return name
 
 
 def job_out(

@@ -63,10 +63,14 @@ class RedisAudit:
 
     async def audit_entries(self, limit: int, before: str | None = None) -> list[AuditRecord]:
         client = self._client_or_fail()
-        if before is not None and not _STREAM_ID.fullmatch(before):
-            raise ValidationError(
-                f"before: {before!r} is not an audit entry id (like 1733300000000-0)"
-            )
+        if before is not None:
+            parts = before.split("-") if _STREAM_ID.fullmatch(before) else []
+            if not parts or max(int(p) for p in parts) >= 2**64:
+                raise ValidationError(
+                    f"before: {before!r} is not an audit entry id (like 1733300000000-0)"
+                )
+            if not any(int(p) for p in parts):
+                return []  # nothing is older (and Redis refuses the range)
         high = "+" if before is None else f"({before}"
         rows = await self._call(
             lambda: client.xrevrange(self._registry.audit, max=high, min="-", count=limit)

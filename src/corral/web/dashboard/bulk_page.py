@@ -15,6 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from corral.errors import ValidationError
 from corral.search import JobFilter
+from corral.web.audit import record_action
 from corral.web.auth import Scope
 from corral.web.dashboard.bulk_runs import BulkRun, BulkRuns
 from corral.web.dashboard.listing import Criteria
@@ -107,6 +108,14 @@ async def bulk(
         except ValidationError as exc:
             problem = str(exc)
         else:
+            detail = {
+                "action": act,
+                "by": "ids" if target == "selected" else "filter",
+                "matched": result.matched,
+                "changed": result.changed,
+            }
+            corral = settings_of(request).corral
+            await record_action(corral, viewer.name, "queue.bulk", queue, detail)
             query = criteria.query(
                 bulk=act,
                 matched=str(result.matched),

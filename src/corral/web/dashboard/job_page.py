@@ -19,6 +19,7 @@ from corral.backends.base import JobState
 from corral.blockers import Blocker
 from corral.errors import JobNotFound, ValidationError
 from corral.job import Job
+from corral.web.audit import record_action
 from corral.web.auth import Scope
 from corral.web.dashboard.job_view import bar_of, options_of, timeline_of
 from corral.web.dashboard.render import render, url_for
@@ -156,6 +157,7 @@ async def job_remove(request: Request, queue: QueueName, job_id: JobId, viewer: 
         await job.refresh()
         message = f"Job {job_id} is {job.state.value}: cancel it before removing it."
         return await _page(request, viewer, job, status=409, flash=message, flash_kind="error")
+    await record_action(settings_of(request).corral, viewer.name, "job.remove", f"{queue}/{job_id}")
     return RedirectResponse(url_for(request, f"/queues/{queue}?removed={job_id}"), 303)
 
 
@@ -203,6 +205,8 @@ async def run_again(
             kwargs_text=kwargs,
             rerun_error=str(exc),
         )
+    detail = {"new": f"{new.queue}/{new.id}"}
+    await record_action(settings.corral, viewer.name, "job.run_again", f"{queue}/{job_id}", detail)
     return RedirectResponse(url_for(request, job_path(new.queue, new.id)), status_code=303)
 
 
@@ -226,5 +230,7 @@ async def job_action(
         await job.refresh()
         message = f"Job {job_id} is {job.state.value}; it cannot be {_PAST[act]}."
         return await _page(request, viewer, job, status=409, flash=message, flash_kind="error")
+    corral = settings_of(request).corral
+    await record_action(corral, viewer.name, f"job.{act}", f"{queue}/{job_id}")
     target = url_for(request, job_path(queue, job_id)) + f"?done={act}"
     return RedirectResponse(target, status_code=303)
