@@ -129,19 +129,31 @@ async def test_bad_paging_is_named(client: httpx.AsyncClient, params: dict, name
     assert named in response.json()["error"]
 
 
-async def test_a_dashboard_action_is_recorded_with_the_viewers_key_name(
+async def test_dashboard_actions_are_recorded_with_the_viewers_key_name(
     server: LiveServer, corral: Corral
 ) -> None:
     job = await corral.enqueue("web.echo", delay=60)
     async with httpx.AsyncClient(base_url=server.url, timeout=15) as browser:
-        login = await browser.post("/login", data={"key": WRITE_KEY})
+        login = await browser.post("/login", data={"key": ADMIN_KEY})
         assert login.status_code == 303
         page = await browser.get(f"/queues/{QUEUE}/jobs/{job.id}")
-        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
-        assert csrf, page.text[:500]
-        done = await browser.post(
-            f"/queues/{QUEUE}/jobs/{job.id}/promote", data={"csrf": csrf.group(1)}
-        )
-        assert done.status_code == 303, done.text
-    (entry,) = await corral.audit_entries()
-    assert (entry.key, entry.action, entry.target) == ("ci", "job.promote", f"{QUEUE}/{job.id}")
+        found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert found, page.text[:500]
+        csrf = {"csrf": found.group(1)}
+        for path, form in [
+            (f"/queues/{QUEUE}/jobs/{job.id}/promote", csrf),
+            (f"/queues/{QUEUE}/pause", csrf),
+            ("/enqueue", {**csrf, "task": "web.echo", "args": "[2]"}),
+        ]:
+            done = await browser.post(path, data=form)
+            assert done.status_code == 303, (path, done.text[:500])
+    entries = await corral.audit_entries()
+    assert [(e.key, e.action, e.target) for e in reversed(entries[1:])] == [
+        ("ops", "job.promote", f"{QUEUE}/{job.id}"),
+        ("ops", "queue.pause", QUEUE),
+    ]
+    assert (entries[0].key, entries[0].action, entries[0].detail) == (
+        "ops",
+        "job.enqueue",
+        {"task": "web.echo", "created": True},
+    )

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from corral.errors import ConfigurationError, UnknownTask, ValidationError
+from corral.web.audit import record_action
 from corral.web.auth import Scope
 from corral.web.dashboard.job_page import MAX_JSON, _parse
 from corral.web.dashboard.render import render, url_for
@@ -164,6 +165,10 @@ async def enqueue(
         )
     except (ValidationError, UnknownTask, ConfigurationError) as exc:
         return await _form(request, viewer, values, status=422, error=str(exc))
+    detail = {"task": name, "created": job.created}
+    await record_action(
+        settings.corral, viewer.name, "job.enqueue", f"{job.queue}/{job.id}", detail
+    )
     query = {"task": name, "queue": job.queue, "job": job.id}
     if not job.created:
         query["existing"] = "1"

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from corral.backends.base import JobState
 from corral.errors import InvalidName, JobNotFound
 from corral.web.api import _queue_row
+from corral.web.audit import record_action
 from corral.web.auth import Scope
 from corral.web.dashboard.live import hub_of
 from corral.web.dashboard.render import render, url_for
@@ -74,13 +75,15 @@ async def overview_history(request: Request, viewer: Page, span: SpanChoice = "h
     return JSONResponse(history.to_dict(), headers={"Cache-Control": "no-store"})
 
 
-async def _set_paused(request: Request, queue: str, paused: bool) -> Response:
+async def _set_paused(request: Request, viewer: Viewer, queue: str, paused: bool) -> Response:
     corral = settings_of(request).corral
     if queue not in await corral.queues():
         # Queues come into being on first use: pausing a typo would make a new one.
         raise JobNotFound(f"no queue named {queue!r}")
     handle = corral.queue(queue)
     await (handle.pause() if paused else handle.resume())
+    action = "queue.pause" if paused else "queue.resume"
+    await record_action(corral, viewer.name, action, queue)
     hub_of(request).poke()  # a pause emits no event: tell the other tabs now
     done = "paused" if paused else "resumed"
     return RedirectResponse(url_for(request, f"/?{done}={queue}"), status_code=303)
@@ -89,13 +92,13 @@ async def _set_paused(request: Request, queue: str, paused: bool) -> Response:
 @router.post("/queues/{queue}/pause")
 async def pause(request: Request, queue: QueueName, viewer: Admin) -> Response:
     """Stop workers claiming from the queue (enqueueing still works)."""
-    return await _set_paused(request, queue, True)
+    return await _set_paused(request, viewer, queue, True)
 
 
 @router.post("/queues/{queue}/resume")
 async def resume(request: Request, queue: QueueName, viewer: Admin) -> Response:
     """Let workers claim from the queue again."""
-    return await _set_paused(request, queue, False)
+    return await _set_paused(request, viewer, queue, False)
 
 
 @router.get("/find")

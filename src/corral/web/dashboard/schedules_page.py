@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from corral.schedules import Schedule, ScheduleSpec, cron_fields
+from corral.web.audit import record_action
 from corral.web.auth import Scope
 from corral.web.dashboard.render import render, url_for
 from corral.web.dashboard.session import Viewer, action, viewer_of
@@ -113,7 +114,10 @@ async def schedules(
 @router.post("/schedules/{name}/run")
 async def run_now(request: Request, name: Name, viewer: Write) -> Response:
     """Enqueue the schedule's job now (its ticks stay as they are); on to the new job."""
-    job = await settings_of(request).corral.schedules.run_now(name)
+    corral = settings_of(request).corral
+    job = await corral.schedules.run_now(name)
+    detail = {"job": f"{job.queue}/{job.id}"}
+    await record_action(corral, viewer.name, "schedule.run", name, detail)
     return RedirectResponse(url_for(request, f"/queues/{job.queue}/jobs/{job.id}"), 303)
 
 
@@ -124,5 +128,6 @@ async def pause_or_resume(
     """Pause or resume a schedule; back to the list with what happened."""
     found = settings_of(request).corral.schedules
     await (found.pause(name) if act == "pause" else found.resume(name))
+    await record_action(settings_of(request).corral, viewer.name, f"schedule.{act}", name)
     target = url_for(request, "/schedules") + "?" + urlencode({"done": act, "name": name})
     return RedirectResponse(target, status_code=303)
