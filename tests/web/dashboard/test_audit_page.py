@@ -67,3 +67,29 @@ async def test_only_admin_keys_see_the_log(pages: Pages, serve: Serve, url: str)
     await log_in(admin, server, ADMIN_KEY, "/audit?before=not-an-id")
     await expect(admin.locator("h1")).to_have_text("Invalid request")
     await app.close()
+
+
+async def test_a_dashboard_enqueue_shows_up_by_the_viewers_key(
+    page: Page, serve: Serve, url: str
+) -> None:
+    app = build_app(url)
+    server = serve(app, api_keys=API_KEYS)
+    await app.schedules.add("weekly", "web.echo", cron="0 9 * * 1")
+    await log_in(page, server, ADMIN_KEY, "/enqueue")
+    who = (await page.locator(".who .muted").inner_text()).split(" · ")[0]
+    await page.select_option("#enq-task", "web.echo")
+    await page.click("#enqueue-submit")
+    job_id = await page.locator("#enqueued a").inner_text()
+    await page.goto(server.url + "/schedules")
+    page.once("dialog", lambda dialog: dialog.accept())
+    await page.locator("tr[data-schedule=weekly] [data-action=pause]").click()
+    await expect(page.locator(".flash.ok")).to_be_visible()
+
+    await page.goto(server.url + "/audit")
+    rows = page.locator("#audit tbody tr")
+    await expect(rows.locator("[data-action]")).to_have_text(["schedule.pause", "job.enqueue"])
+    await expect(rows.locator("[data-key]")).to_have_text([who, who])
+    await expect(rows.nth(0).locator("[data-target] a")).to_have_attribute("href", "/schedules")
+    await rows.nth(1).locator("[data-target] a").click()
+    await page.wait_for_url(f"**/queues/{QUEUE}/jobs/{job_id}")
+    await app.close()

@@ -32,6 +32,8 @@ def _row(entry: AuditEntry, queues: set[str]) -> dict[str, Any]:
         link = f"/queues/{queue}/jobs/{job_id}"
     elif not slash and entry.target in queues:
         link = f"/queues/{entry.target}"
+    elif entry.action.startswith("schedule."):
+        link = "/schedules"
     else:
         link = None
     detail = None
