@@ -83,6 +83,9 @@ async def test_search_is_bounded_continues_and_bulk_applies_to_all_matching(
     assert page.url.endswith("&text=NEEDLE&bulk=cancel&matched=3&changed=3&skipped=0")
     counts = await corral.queue(QUEUE).counts()
     assert (counts["waiting"], counts["cancelled"]) == (22, 3)
+    entry = (await corral.audit_entries(1))[0]
+    assert (entry.action, entry.target) == ("queue.bulk", QUEUE)
+    assert entry.detail == {"action": "cancel", "by": "filter", "matched": 3, "changed": 3}
 
 
 async def test_bad_search_fields_are_named(

@@ -14,10 +14,10 @@ from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from corral.errors import ValidationError
-from corral.search import JobFilter
+from corral.search import BulkResult, JobFilter
 from corral.web.audit import record_action
 from corral.web.auth import Scope
-from corral.web.dashboard.bulk_runs import BulkRun, BulkRuns
+from corral.web.dashboard.bulk_runs import BulkRun, BulkRuns, Progress
 from corral.web.dashboard.listing import Criteria
 from corral.web.dashboard.queue_page import ACTIONS
 from corral.web.dashboard.render import render, url_for
@@ -38,6 +38,10 @@ MAX_IDS = 1000
 #: Seconds a filter's bulk action may take before the answer is its progress page.
 QUICK = 1.0
 _DONE = {"retry": "Retrying", "promote": "Promoting", "cancel": "Cancelling", "remove": "Removing"}
+
+
+def _counted(result: BulkResult) -> dict[str, int]:
+    return {"matched": result.matched, "changed": result.changed}
 
 
 def runs_of(request: Request) -> BulkRuns:
@@ -94,8 +98,15 @@ async def bulk(
         )
         run = BulkRun(queue, act, word, total=total, back=criteria.query())
         runs = runs_of(request)
-        filt = flt
-        token = runs.start(run, lambda progress: handle.bulk(act, filter=filt, progress=progress))
+        filt, corral, who = flt, settings_of(request).corral, viewer.name
+
+        async def work(progress: Progress) -> BulkResult:
+            result = await handle.bulk(act, filter=filt, progress=progress)
+            detail = {"action": act, "by": "filter", **_counted(result)}
+            await record_action(corral, who, "queue.bulk", queue, detail)
+            return result
+
+        token = runs.start(run, work)
         assert run.task is not None
         with contextlib.suppress(TimeoutError):  # most runs are done by then
             await asyncio.wait_for(asyncio.shield(run.task), QUICK)
@@ -108,12 +119,7 @@ async def bulk(
         except ValidationError as exc:
             problem = str(exc)
         else:
-            detail = {
-                "action": act,
-                "by": "ids" if target == "selected" else "filter",
-                "matched": result.matched,
-                "changed": result.changed,
-            }
+            detail = {"action": act, "by": "ids", **_counted(result)}
             corral = settings_of(request).corral
             await record_action(corral, viewer.name, "queue.bulk", queue, detail)
             query = criteria.query(

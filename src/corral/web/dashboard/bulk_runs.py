@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from corral.errors import CorralError
 from corral.search import BulkResult
 
-__all__ = ["BulkRun", "BulkRuns"]
+__all__ = ["BulkRun", "BulkRuns", "Progress"]
 
 log = logging.getLogger("corral.web")
 
