@@ -358,3 +358,44 @@ def test_serve_insecure_public_without_auth_warns_and_serves(url: str) -> None:
             _, err = proc.communicate(timeout=5)
     assert "WARNING" in err
     assert "NO authentication" in err
+
+
+def test_serve_names_a_bad_key_entry_without_its_token(url: str) -> None:
+    token = "ops-Qm7vT2xKp9LwZr4N"
+    env = {**_env(url), "CORRAL_API_KEYS": f"ops={token}:admin,ops={token}x:read"}
+    done = subprocess.run(
+        _serve(url), cwd=ROOT, env=env, capture_output=True, text=True, timeout=20
+    )
+    assert done.returncode == 2, done.stderr
+    assert "API key 2: the name 'ops' is taken twice" in done.stderr
+    assert token not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_serve_records_actions_under_the_keys_name(url: str) -> None:
+    port, token = _free_port(), "ops-Qm7vT2xKp9LwZr4N"
+    proc = subprocess.Popen(
+        _serve(url, "--port", str(port), "--api-key", f"ops={token}:admin"),
+        cwd=ROOT,
+        env=_env(url),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base, auth = f"http://127.0.0.1:{port}/api/v1", {"Authorization": f"Bearer {token}"}
+    paused: httpx.Response | None = None
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                paused = httpx.post(f"{base}/queues/web/pause", headers=auth, timeout=5)
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        assert paused is not None, f"no answer on port {port} (exit code {proc.poll()})"
+        assert paused.status_code == 200, paused.text
+        entries = httpx.get(f"{base}/audit", headers=auth, timeout=5).json()["entries"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    assert [(e["key"], e["action"], e["target"]) for e in entries] == [
+        ("ops", "queue.pause", "web")
+    ]
