@@ -3,6 +3,7 @@ and on everything a search matches, each confirmed first), in Chromium."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 
 import httpx
@@ -34,6 +35,8 @@ async def test_bulk_retry_of_ticked_then_of_all_failed_jobs(
     await workers.stop(worker)
 
     await page.goto(f"{server.url}/queues/{QUEUE}?state=failed")
+    errors = page.locator("#jobs tbody td.error-cell")
+    await expect(errors.first).to_have_text(re.compile(r"^NoRetry: broken \d$"))
     ticked = (await _ids_on(page))[:2]
     for job_id in ticked:
         await page.check(f"input[name=ids][value='{job_id}']")

@@ -61,7 +61,9 @@ def row_of(job: Job) -> Row:
     error = job.error
     summary = ""
     if error is not None and job.state is not JobState.COMPLETED:
-        summary = _short(f"{error.get('type', 'Error')}: {error.get('message', '')}", _ERROR_CHARS)
+        # The class name without its module: the table is narrow (the job page has it all).
+        kind = str(error.get("type") or "Error").rsplit(".", 1)[-1]
+        summary = _short(f"{kind}: {error.get('message', '')}", _ERROR_CHARS)
     return Row(job, bar, shown, summary)
 
 
@@ -127,6 +129,7 @@ async def queue_page(
             jobs, next_cursor = page.jobs, page.next_cursor
     except ValidationError as exc:
         flash, flash_kind, status = str(exc), "error", 422
+    rows = [row_of(job) for job in jobs]
     return render(
         request,
         "queue.html",
@@ -138,7 +141,8 @@ async def queue_page(
         states=STATES,
         state=state,
         criteria=criteria,
-        rows=[row_of(job) for job in jobs],
+        rows=rows,
+        show_progress=any(row.bar or row.progress for row in rows),
         next_cursor=next_cursor,
         first_page=cursor is None,
         found=found,
