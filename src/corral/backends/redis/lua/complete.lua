@@ -1,4 +1,5 @@
--- Record results of leased jobs, fenced by their tokens, then apply retention.
+-- Record results of leased jobs, fenced by their tokens, count them (totals and history
+-- by run time), then apply retention.
 -- KEYS: common.  ARGV: 1 base, 2 keep count (-1 = all), 3 max age ms (-1 = for ever),
 --   then 3 fields per job: id, token, result (JSON)
 -- Returns: one integer per job, 1 = completed, 0 = token not current (nothing changed).

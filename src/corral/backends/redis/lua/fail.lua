@@ -1,4 +1,5 @@
--- Record a failed attempt, then retry the job (via delayed) or dead-letter it.
+-- Record a failed attempt, then retry the job (via delayed) or dead-letter it (counted
+-- in the totals and the history).
 -- A job whose cancellation was requested ends cancelled instead of retrying.
 -- KEYS: common.  ARGV: 1 base, 2 id, 3 token, 4 error (JSON), 5 retry_in_ms (-1 = dead-letter),
 --   6 count_attempt (1/0), 7 keep count, 8 max age ms (retention of the failed set),

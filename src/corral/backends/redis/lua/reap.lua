@@ -1,5 +1,6 @@
 -- Recover active jobs whose lease expired (their worker died or was blocked).
--- Each goes back to waiting with its attempt given back, or past max_stalls ends failed.
+-- Each goes back to waiting with its attempt given back, or past max_stalls ends failed
+-- (counted in the totals and the history).
 -- KEYS: common.  ARGV: 1 base, 2 max_stalls, 3 keep count, 4 max age ms (failed set),
 --   5 keep count, 6 max age ms (cancelled set)
 -- Returns: {requeued ids, failed ids}
