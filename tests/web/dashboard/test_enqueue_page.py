@@ -150,3 +150,17 @@ async def test_an_app_without_tasks_says_so(page: Page, serve: Serve, url: str) 
     server = serve(Corral(url))
     await page.goto(server.url + "/enqueue")
     await expect(page.locator("#no-tasks")).to_contain_text("registers no task")
+
+
+async def test_any_task_name_when_the_server_allows_unregistered(
+    page: Page, serve: Serve, url: str, corral: Corral
+) -> None:
+    server = serve(build_app(url), allow_unregistered=True)
+    await page.goto(server.url + "/enqueue")
+    await page.fill("#enq-task", "billing.invoice")
+    await page.fill("#enq-queue", "billing")
+    await page.fill("#enq-args", '[42, "EUR"]')
+    await page.click("#enqueue-submit")
+    job_id = await page.locator("#enqueued a").inner_text()
+    job = await corral.get_job(job_id, "billing")
+    assert job.name == "billing.invoice" and job.args == [42, "EUR"]

@@ -16,6 +16,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from corral import Corral, __version__
+from corral.web.dashboard import workers_page
 from corral.web.dashboard.workers_page import start_command
 from tests.web.apps import QUEUE, build_app
 from tests.web.conftest import LiveServer, Serve, Workers, wait_until
@@ -114,3 +115,15 @@ async def test_an_app_built_in_a_function_gets_a_placeholder(
     await page.goto(server.url + "/workers")
     await expect(page.locator("#start-command")).to_contain_text("corral worker MODULE:APP --url")
     await expect(page.locator("#no-workers")).to_contain_text("Put in the import path")
+
+
+async def test_the_list_refreshes_itself_when_a_worker_starts(
+    page: Page, server: LiveServer, workers: Workers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(workers_page, "REFRESH_SECONDS", 1)
+    await page.goto(server.url + "/workers")
+    await expect(page.locator("#no-workers")).to_be_visible()
+    worker = workers.start()
+    await expect(page.locator(f"[data-worker='{worker.id}']")).to_be_visible(timeout=5000)
+    await expect(page.locator("#no-workers")).to_have_count(0)
+    await expect(page.locator("#workers")).to_have_count(1)  # swapped, not nested
