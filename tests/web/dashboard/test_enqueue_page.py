@@ -6,10 +6,12 @@ from __future__ import annotations
 import inspect
 
 import httpx
+from fastapi import FastAPI
 from playwright.async_api import Page, expect
 
 from corral import Corral, JobContext
 from corral.backends.base import JobState
+from corral.web import create_app
 from corral.web.dashboard.enqueue_page import signature_text
 from tests.web.apps import QUEUE, build_app
 from tests.web.conftest import API_KEYS, READ_KEY, WRITE_KEY, LiveServer, Serve
@@ -164,3 +166,25 @@ async def test_any_task_name_when_the_server_allows_unregistered(
     job_id = await page.locator("#enqueued a").inner_text()
     job = await corral.get_job(job_id, "billing")
     assert job.name == "billing.invoice" and job.args == [42, "EUR"]
+
+
+async def test_the_pages_work_mounted_at_a_prefix(page: Page, url: str) -> None:
+    prefix = "/admin/queues"
+    outer = FastAPI()
+    outer.mount(prefix, create_app(build_app(url)))
+    server = LiveServer(outer).start()
+    try:
+        await page.goto(f"{server.url}{prefix}/enqueue")
+        await page.select_option("#enq-task", "web.echo")
+        await page.click("#enqueue-submit")
+        assert page.url.startswith(f"{server.url}{prefix}/enqueue?")
+        await page.locator("#enqueued a").click()
+        await page.wait_for_url(f"{server.url}{prefix}/queues/{QUEUE}/jobs/*")
+        for name in ("Schedules", "Workers", "Audit"):
+            await page.click(f"nav.nav a:text-is('{name}')")
+            await page.wait_for_url(f"{server.url}{prefix}/{name.lower()}")
+            await expect(page.locator("h1")).not_to_have_text("Not found")
+    finally:
+        await page.goto("about:blank")
+        server.stop()
+        server.join()
