@@ -118,7 +118,7 @@ def test_enqueue_does_not_warn_when_a_worker_serves_the_queue(
     assert "warning" not in out.stderr
     # Piped, the 9-column table is one header line and one line for the worker.
     table = corral("workers", "--url", url).stdout
-    assert len([line for line in table.splitlines() if line.startswith(("┃", "│"))]) == 2, table
+    assert len([line for line in table.splitlines() if line.strip()]) == 2, table
 
 
 def test_a_producer_in_a_subfolder_is_told_which_file_it_uses(tmp_path: Path) -> None:
@@ -222,7 +222,7 @@ def test_piped_tables_and_job_lines_are_not_cut(url: str) -> None:
     assert job_id in first and queue in first and "waiting" in first  # one line
     table = corral("queues", "--url", url)
     row = next(line for line in table.stdout.splitlines() if queue in line)  # not "qqq…"
-    assert [cell.strip() for cell in row.split("│")][2] == "1"  # waiting, on the same line
+    assert row.split()[:2] == [queue, "1"]  # waiting, on the same line
     app = Corral(url)
     app.schedules.add_sync(
         "s" * 50, "reports.with_a_rather_long_task_name", cron="@daily", queue=queue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 
 import pytest
@@ -42,7 +43,7 @@ async def test_pause_shows_in_the_listing_then_resume(app: Corral, url: str) -> 
     listed = json.loads(corral("schedules", "--json", url=url).stdout)
     assert [(s["name"], s["paused"], s["next_run_at"]) for s in listed] == [("nightly", True, None)]
     table = corral("schedules", url=url, env={"COLUMNS": "200"}).stdout
-    assert [row.split("│")[-2].strip() for row in table.splitlines() if "nightly" in row] == ["yes"]
+    assert [row.split()[-1] for row in table.splitlines() if "nightly" in row] == ["yes"]
 
     back = corral("schedules", "resume", "nightly", "--json", url=url)
     assert back.returncode == 0, back.stderr
@@ -67,3 +68,13 @@ def test_help_of_each_action() -> None:
         assert out.returncode == 0
         assert "NAME" in out.stdout and "--url" in out.stdout
     assert corral("schedules", "stop", "x").returncode == 2
+
+
+async def test_the_listing_fits_80_columns_with_names_whole(app: Corral, url: str) -> None:
+    name = "nightly-customer-export-to-the-warehouse"
+    await app.schedules.add(name, "exports.customers.to_warehouse_full", cron="30 2 * * 1-5", tz="America/Argentina/Buenos_Aires", queue="exports")  # fmt: skip
+    out = corral("schedules", url=url, env={"COLUMNS": "80", "TTY_COMPATIBLE": "1"})
+    assert out.returncode == 0, out.stderr
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", out.stdout).splitlines()
+    assert len(lines) == 3 and all(len(line) <= 80 for line in lines), lines
+    assert [line.split()[0] for line in lines] == ["schedule", "nightly", name]

@@ -4,8 +4,7 @@ searched (task, text, error, group), as a table that fits 80 columns or as JSON.
 from __future__ import annotations
 
 import time
-from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import click
 import orjson
@@ -24,30 +23,15 @@ __all__ = ["jobs"]
 STATES = [s.value for s in JobState]
 
 
-def _age(moment: datetime | None, now: float) -> str:
-    """``42s``, ``5m``, ``3h``, ``12d`` ago; ``in 5m`` for a time still to come."""
-    if moment is None:
-        return "-"
-    delta = moment.timestamp() - now
-    seconds = abs(delta)
-    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            text = f"{int(seconds // size)}{unit}"
-            break
-    else:
-        text = f"{int(seconds)}s"
-    return f"in {text}" if delta > 1 else text
-
-
 def _when(job: Job, now: float) -> str:
     state = job.state
     if state is JobState.DELAYED:
-        return _age(job.run_at, now)
+        return output.relative(job.run_at, now)
     if state is JobState.ACTIVE:
-        return _age(job.started_at, now)
+        return output.relative(job.started_at, now)
     if state in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED):
-        return _age(job.finished_at, now)
-    return _age(job.created_at, now)
+        return output.relative(job.finished_at, now)
+    return output.relative(job.created_at, now)
 
 
 def _compact(value: Any) -> str:
@@ -71,26 +55,13 @@ def _detail(job: Job) -> str:
     return "  ".join(p for p in parts if p)
 
 
-def _table(found: list[Job], width: int) -> Table:
-    """The jobs as rows. On a terminal of ``width`` columns (80 and up), every column
-    fits: ids whole (to copy them), the task and the detail cut with an ellipsis.
-    Piped, the console is unbounded (see output.console), so nothing is cut."""
-    rows = [(j.id, j.name, _when(j, time.time()), str(j.attempts), _detail(j)) for j in found]
-    table = Table(box=None, padding=(0, 1), pad_edge=False, header_style="bold underline")
-    natural = [max(len(row[i]) for row in rows) for i in range(5)]
-    fixed = max(natural[0], 2) + max(natural[2], 4) + 3 + 8  # id, when, try, 4 gaps of 2
-    room = width - fixed  # for the task and the detail
-    task = min(max(natural[1], 4), max(8, room * 2 // 5))
-    sizes: list[int | None] = [None] * 5
-    if fixed + natural[1] + natural[4] > width:
-        sizes[1], sizes[4] = task, max(room - task, 6)
-    for name, size in zip(("id", "task", "when", "try", "detail"), sizes, strict=True):
-        right = name in ("when", "try")
-        justify: Literal["left", "right"] = "right" if right else "left"
-        table.add_column(name, width=size, no_wrap=True, overflow="ellipsis", justify=justify)
-    for row in rows:
-        table.add_row(*row)
-    return table
+def _table(found: list[Job]) -> Table:
+    """The jobs as rows that fit the terminal: ids whole (to copy them), the task and
+    the detail cut with an ellipsis when they must be."""
+    now = time.time()
+    rows = [(j.id, j.name, _when(j, now), str(j.attempts), _detail(j)) for j in found]
+    headers = ["id", "task", "when", "try", "detail"]
+    return output.fit_table(headers, rows, shrink=(1, 4), right=(2, 3))
 
 
 def _show(
@@ -98,7 +69,7 @@ def _show(
 ) -> None:
     console = output.console()
     if found:
-        console.print(_table(found, console.width))
+        console.print(_table(found))
     elif search is None:
         console.print(f"no {state} jobs in queue {queue}")
     else:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import click
 import orjson
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -16,7 +18,18 @@ from corral.audit import AuditEntry
 from corral.backends.base import JobState, WorkerInfo
 from corral.job import Job
 
-__all__ = ["audit", "console", "count", "job", "message", "queues", "schedules", "warn", "workers"]
+__all__ = [
+    "audit",
+    "console",
+    "count",
+    "fit_table",
+    "job",
+    "message",
+    "queues",
+    "schedules",
+    "warn",
+    "workers",
+]
 
 
 @functools.cache
@@ -34,6 +47,53 @@ def console() -> Console:
     """The console for stdout (see :func:`_out`), for commands that print their own
     tables."""
     return _out()
+
+
+def fit_table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    shrink: Collection[int] = (),
+    right: Collection[int] = (),
+) -> Table:
+    """A borderless table for stdout. On a terminal too narrow for it (80 columns, say)
+    the ``shrink`` columns are cut with an ellipsis, widest first, so every row stays
+    on one line and the other columns (ids, names to copy, numbers) stay whole. Piped,
+    the console is unbounded (see :func:`_out`), so nothing is cut."""
+    table = Table(box=None, padding=(0, 1), pad_edge=False, header_style="bold underline")
+    natural = [
+        max([cell_len(header), *(cell_len(row[i]) for row in rows)])
+        for i, header in enumerate(headers)
+    ]
+    widths: list[int | None] = [None] * len(headers)
+    room = (
+        _out().width
+        - 2 * (len(headers) - 1)
+        - sum(n for i, n in enumerate(natural) if i not in shrink)
+    )
+    if shrink and sum(natural[i] for i in shrink) > room:
+        floor = {i: min(natural[i], max(cell_len(headers[i]), 4)) for i in shrink}
+
+        def used(cap: int) -> int:
+            return sum(min(natural[i], max(cap, floor[i])) for i in shrink)
+
+        low, high = 0, max(natural)  # the widest cap that fits (floors kept regardless)
+        while low < high:
+            mid = (low + high + 1) // 2
+            low, high = (mid, high) if used(mid) <= room else (low, mid - 1)
+        for i in shrink:
+            widths[i] = min(natural[i], max(low, floor[i]))
+    for i, header in enumerate(headers):
+        table.add_column(
+            header,
+            width=widths[i],
+            no_wrap=True,
+            overflow="ellipsis",
+            justify="right" if i in right else "left",
+        )
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))  # text, never rich markup
+    return table
 
 
 _STATE_STYLE = {
@@ -108,13 +168,16 @@ def queues(rows: dict[str, dict[str, int]], as_json: bool) -> None:
     if not rows:
         _out().print("no queues yet")
         return
-    table = Table("queue", *(s.value for s in JobState), "paused")
-    for name, counts in rows.items():
-        table.add_row(
+    headers = ["queue", *(s.value for s in JobState), "paused"]
+    body = [
+        [
             name,
             *(str(counts.get(s.value, 0)) for s in JobState),
             "yes" if counts.get("paused") else "",
-        )
+        ]
+        for name, counts in rows.items()
+    ]
+    table = fit_table(headers, body, right=range(1, len(headers) - 1))
     _out().print(table)
 
 
@@ -125,20 +188,9 @@ def workers(items: list[WorkerInfo], as_json: bool) -> None:
     if not items:
         _out().print("no live workers")
         return
-    table = Table(
-        "worker",
-        "host",
-        "pid",
-        "queues",
-        "concurrency",
-        "active",
-        "processed",
-        "failed",
-        "last seen",
-    )
-    for w in items:
-        seen = datetime.fromtimestamp(w.last_seen / 1000, tz=UTC).strftime("%H:%M:%S")
-        table.add_row(
+    headers = ["worker", "host", "pid", "queues", "slots", "active", "done", "failed", "seen"]
+    body = [
+        [
             w.id,
             w.host,
             str(w.pid),
@@ -147,8 +199,11 @@ def workers(items: list[WorkerInfo], as_json: bool) -> None:
             str(w.active),
             str(w.processed),
             str(w.failed),
-            seen,
-        )
+            datetime.fromtimestamp(w.last_seen / 1000, tz=UTC).strftime("%H:%M:%S"),
+        ]
+        for w in items
+    ]
+    table = fit_table(headers, body, shrink=(0, 1, 3), right=(2, 4, 5, 6, 7))
     _out().print(table)
 
 
@@ -163,18 +218,23 @@ def schedules(items: list[dict[str, Any]], as_json: bool) -> None:
     if not items:
         _out().print("no schedules")
         return
-    table = Table("schedule", "task", "queue", "when", "next run", "last run", "paused")
+    now = datetime.now(UTC).timestamp()
+    body = []
     for s in items:
-        when = s["cron"] + f" ({s['tz']})" if s["cron"] else f"every {s['every']:g}s"
-        table.add_row(
-            s["name"],
-            s["task"],
-            s["queue"],
-            when,
-            s["next_run_at"] or "-",
-            s["last_run_at"] or "-",
-            "yes" if s["paused"] else "",
+        when = f"{s['cron']} {s['tz']}" if s["cron"] else f"every {s['every']:g}s"
+        body.append(
+            [
+                s["name"],
+                s["task"],
+                s["queue"],
+                when,
+                relative(s["next_run_at"], now),
+                relative(s["last_run_at"], now),
+                "yes" if s["paused"] else "",
+            ]
         )
+    headers = ["schedule", "task", "queue", "when", "next", "last", "paused"]
+    table = fit_table(headers, body, shrink=(1, 2, 3), right=(4, 5))
     _out().print(table)
 
 
@@ -200,3 +260,21 @@ def audit(entries: list[AuditEntry], as_json: bool, *, limit: int) -> None:
     _out().print(table)
     if len(entries) == limit:
         _out().print(f"older: corral audit --before {entries[-1].id}", markup=False)
+
+
+def relative(moment: datetime | str | None, now: float) -> str:
+    """``42s``, ``5m``, ``3h``, ``12d`` ago; ``in 5m`` for a time still to come; ``-``
+    for none. ``moment`` may be ISO 8601 text."""
+    if moment is None:
+        return "-"
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    delta = moment.timestamp() - now
+    seconds = abs(delta)
+    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            text = f"{int(seconds // size)}{unit}"
+            break
+    else:
+        text = f"{int(seconds)}s"
+    return f"in {text}" if delta > 1 else text
