@@ -10,7 +10,7 @@ from corral import Corral
 from corral.web.dashboard.schedules_page import cron_words, interval_words
 from tests.web.apps import QUEUE, build_app
 from tests.web.conftest import ADMIN_KEY, API_KEYS, READ_KEY, WRITE_KEY, LiveServer, Serve
-from tests.web.dashboard.conftest import log_in
+from tests.web.dashboard.conftest import Pages, log_in
 
 
 def test_intervals_and_cron_in_words() -> None:
@@ -123,4 +123,29 @@ async def test_forged_admin_post_is_refused_and_an_unknown_schedule_is_a_404(
         answer = await http.post("/schedules/nope/pause", data={"csrf": csrf})
     assert answer.status_code == 404 and "no schedule named" in answer.text
     assert not (await app.schedules.get("weekly")).spec.paused
+    await app.close()
+
+
+async def test_arguments_shown_with_secrets_masked_for_read_keys(
+    pages: Pages, serve: Serve, url: str
+) -> None:
+    app = build_app(url)
+    server = serve(app, api_keys=API_KEYS)
+    await app.schedules.add(
+        "nightly-login", "web.login", cron="@daily", args=["ann", "hunter2", "t1"]
+    )
+    await app.schedules.add(
+        "digest", "web.secrets", every=60, args=[1], kwargs={"api_key": "k-123", "to": "ops"}
+    )
+    shown = {}
+    for key in (ADMIN_KEY, READ_KEY):
+        page = await pages.new()
+        await log_in(page, server, key, "/schedules")
+        shown[key] = [
+            await page.locator(f"tr[data-schedule={name}] [data-arguments]").inner_text()
+            for name in ("nightly-login", "digest")
+        ]
+    assert shown[ADMIN_KEY] == ['("ann", "hunter2", "t1")', '(1, api_key="k-123", to="ops")']
+    # web.login(user, password, *tokens): named by the signature, as on the job page.
+    assert shown[READ_KEY] == ['("ann", ***, ***)', '(1, api_key=***, to="ops")']
     await app.close()

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
+import orjson
 from cron_descriptor import ExpressionDescriptor
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
@@ -17,9 +18,10 @@ from corral.web.audit import record_action
 from corral.web.auth import Scope
 from corral.web.dashboard.render import render, url_for
 from corral.web.dashboard.session import Viewer, action, viewer_of
-from corral.web.deps import settings_of
+from corral.web.deps import Settings, settings_of
+from corral.web.masking import MASK, mask
 
-__all__ = ["cron_words", "interval_words", "router"]
+__all__ = ["arguments_text", "cron_words", "interval_words", "router"]
 
 router = APIRouter(include_in_schema=False)
 
@@ -78,9 +80,36 @@ def _relative(at: datetime | None, now: datetime) -> str:
     return f"in {amount}" if seconds >= 0 else f"{amount} ago"
 
 
-def _row(schedule: Schedule, now: datetime) -> dict[str, Any]:
+def _shown(value: Any) -> str:
+    return MASK if value is MASK else orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def arguments_text(spec: ScheduleSpec, settings: Settings, *, masked: bool) -> str:
+    """The schedule's arguments as a call's inside, ``"a@b.c", subject="Hi"``; for
+    read-only keys every value under a secret-looking name is ``***`` (as on job pages)."""
+    args: list[Any] = list(spec.args)
+    kwargs: dict[str, Any] = dict(spec.kwargs)
+    if masked:
+        task = settings.corral.tasks.get(spec.task)
+        names: list[str | None] = list(task.param_names) if task else []
+        if task is not None:
+            params = task.signature.parameters.values()
+            rest = next((p.name for p in params if p.kind is p.VAR_POSITIONAL), None)
+            names += [rest] * max(len(args) - len(names), 0)
+        names += [None] * max(len(args) - len(names), 0)
+        args = [
+            MASK if name is not None and settings.is_secret(name) else mask(value, settings)
+            for name, value in zip(names, args, strict=False)
+        ]
+        kwargs = mask(kwargs, settings)
+    parts = [_shown(v) for v in args] + [f"{k}={_shown(v)}" for k, v in kwargs.items()]
+    return ", ".join(parts)
+
+
+def _row(schedule: Schedule, now: datetime, settings: Settings, masked: bool) -> dict[str, Any]:
     spec = schedule.spec
     return {
+        "arguments": arguments_text(spec, settings, masked=masked),
         "name": spec.name,
         "queue": spec.queue,
         "task": spec.task,
@@ -106,7 +135,9 @@ async def schedules(
     name: Annotated[str, Query(max_length=200)] = "",
 ) -> Response:
     now = datetime.now(UTC)
-    rows = [_row(s, now) for s in await settings_of(request).corral.schedules.list()]
+    settings = settings_of(request)
+    masked = not viewer.can_write
+    rows = [_row(s, now, settings, masked) for s in await settings.corral.schedules.list()]
     flash = f"Schedule {name} {_DONE[done]}." if done and name else None
     return render(request, "schedules.html", active="schedules", rows=rows, flash=flash)
 
