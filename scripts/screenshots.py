@@ -29,6 +29,7 @@ from playwright.async_api import Browser, Page, async_playwright
 
 from corral import Corral, JobContext, NoRetry
 from corral.web import create_app
+from corral.web.auth import ApiKey, Scope
 from corral.worker import Worker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -259,7 +260,8 @@ async def main(out: Path, chromium: str) -> None:
 
         await until(busy, "the demo jobs to run")
         served = build_shop(url)
-        with Server(create_app(served, api_keys={KEY: "admin"})) as server:
+        keys = [ApiKey("ana", KEY, Scope.ADMIN)]
+        with Server(create_app(served, api_keys=keys)) as server:
             async with async_playwright() as playwright:
                 browser = await playwright.chromium.launch(
                     executable_path=chromium, args=CHROMIUM_ARGS
