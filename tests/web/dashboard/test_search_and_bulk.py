@@ -127,6 +127,19 @@ async def test_read_key_sees_no_bulk_controls_and_cannot_post_them(
     assert (await corral.queue(QUEUE).counts())["waiting"] == 1
 
 
+async def test_a_bulk_action_that_does_not_apply_to_the_state_is_named(
+    page: Page, pages: Pages, server: LiveServer, corral: Corral
+) -> None:
+    pages.allow("status of 422")
+    await corral.enqueue("web.echo", [1])
+    await page.goto(f"{server.url}/queues/{QUEUE}?state=waiting")
+    csrf = await page.locator('meta[name="csrf-token"]').get_attribute("content")
+    form = {"csrf": csrf or "", "action": "retry", "state": "waiting", "confirm": "yes"}
+    answer = await page.request.post(f"{server.url}/queues/{QUEUE}/bulk?target=matching", form=form)
+    assert answer.status == 422
+    assert "retry applies to cancelled, failed jobs, not waiting ones" in await answer.text()
+
+
 async def test_a_slow_bulk_on_a_filter_shows_its_progress_then_the_result(
     page: Page, server: LiveServer, corral: Corral, url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from corral.errors import ValidationError
-from corral.search import BulkResult, JobFilter
+from corral.search import BULK_ACTIONS, BulkResult, JobFilter
 from corral.web.audit import record_action
 from corral.web.auth import Scope
 from corral.web.dashboard.bulk_runs import BulkRun, BulkRuns, Progress
@@ -89,6 +89,9 @@ async def bulk(
             raise ValidationError("tick at least one job, or apply the action to all matching")
         if chosen is None:
             flt = criteria.to_filter()
+            if flt.job_state not in BULK_ACTIONS[act]:
+                states = ", ".join(sorted(s.value for s in BULK_ACTIONS[act]))
+                raise ValidationError(f"{act} applies to {states} jobs, not {state} ones")
     except ValidationError as exc:
         problem = str(exc)
     if problem is None and confirm == "yes" and flt is not None:
