@@ -9,7 +9,7 @@ from playwright.async_api import Page, expect
 from corral import Corral
 from corral.web.dashboard.queue_page import PAGE_SIZE
 from tests.web.apps import QUEUE
-from tests.web.conftest import LiveServer
+from tests.web.conftest import LiveServer, Workers, wait_until
 
 
 async def _ids_on(page: Page) -> list[str]:
@@ -71,3 +71,21 @@ async def test_tab_counts_follow_the_live_feed(
     await corral.enqueue("web.echo", [2])
     await expect(waiting).to_have_text("2")
     assert await page.evaluate("window.sameDocument") is True
+
+
+async def test_the_header_says_who_serves_the_queue(
+    page: Page, server: LiveServer, corral: Corral, workers: Workers
+) -> None:
+    await corral.enqueue("web.echo", [1], delay=600)
+    await corral.enqueue("web.echo", [2])
+    await page.goto(f"{server.url}/queues/{QUEUE}")
+    await expect(page.locator("#queue-summary")).to_have_text("0 live workers serve this queue")
+    await expect(page.locator("#queue-health")).to_have_text(
+        "jobs waiting and no live worker serves the queue"
+    )
+    worker = workers.start()
+    await wait_until(lambda: corral.queue(QUEUE).workers())
+    await page.reload()
+    await expect(page.locator("#queue-summary")).to_have_text("1 live worker serves this queue")
+    await expect(page.locator("#queue-health")).to_have_count(0)
+    await workers.stop(worker)

@@ -14,6 +14,7 @@ from corral.backends.base import JobState
 from corral.errors import ValidationError
 from corral.job import Job
 from corral.search import BULK_ACTIONS, SearchPage
+from corral.web.api import _queue_row
 from corral.web.dashboard.job_view import Bar, bar_of
 from corral.web.dashboard.listing import Criteria
 from corral.web.dashboard.render import render
@@ -108,8 +109,10 @@ async def queue_page(
     skipped: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
     criteria = Criteria(state, task, text, error, group, since, until)
-    handle = settings_of(request).corral.queue(queue)
+    corral = settings_of(request).corral
+    handle = corral.queue(queue)
     counts = await handle.counts()
+    summary = _queue_row(queue, counts, await corral.workers())
     flash, flash_kind, status = None, "ok", 200
     if removed:
         flash = f"Job {removed} removed."
@@ -138,6 +141,7 @@ async def queue_page(
         active="overview",
         queue=queue,
         counts=counts,
+        summary=summary,
         states=STATES,
         state=state,
         criteria=criteria,
