@@ -11,7 +11,7 @@ import click
 from corral.app import Corral
 from corral.backends.base import JobState
 from corral.cli import output
-from corral.cli.commands import json_option, run_closing, with_app
+from corral.cli.commands import json_option, record_action, run_closing, with_app
 from corral.cli.queue_ops import known_queue
 from corral.search import BULK_ACTIONS, BulkAction, JobFilter
 
@@ -79,6 +79,9 @@ def bulk(
         result = await app.queue(queue).bulk(what, ids=wanted, filter=flt, progress=progress)
         if shown:
             click.echo(err=True)
+        counted = {"matched": result.matched, "changed": result.changed}
+        by = "ids" if wanted is not None else "filter"
+        await record_action(app, "queue.bulk", queue, {"action": action, "by": by, **counted})
         output.message(
             {"matched": result.matched, "changed": result.changed, "skipped": result.skipped},
             f"{action}: {result.matched:,} matched, {result.changed:,} changed, "

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import getpass
+import os
+import socket
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -37,6 +40,8 @@ __all__ = [
     "json_arg",
     "json_option",
     "loop_factory",
+    "operator",
+    "record_action",
     "run",
     "run_closing",
     "with_app",
@@ -95,6 +100,24 @@ def run(make: Callable[[], Coroutine[Any, Any, T]], loop: str = "asyncio") -> T:
     except (BackendError, CorralError) as exc:
         fail(str(exc), EXIT_BACKEND)
     raise AssertionError("unreachable")
+
+
+def operator() -> str:
+    """Who the audit log says ran a command: ``cli:USER@HOST``."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name (a container without a passwd entry)
+        user = f"uid{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+    return f"cli:{user}@{socket.gethostname()}"
+
+
+async def record_action(app: Corral, action: str, target: str, detail: Any = None) -> None:
+    """Record a done action in the audit log, as the API and the dashboard do theirs.
+    A store that cannot take the entry gets a warning; the action stands."""
+    try:
+        await app.record_audit(operator(), action, target, detail)
+    except CorralError as exc:
+        click.secho(f"warning: audit entry not recorded: {exc}", fg="yellow", err=True)
 
 
 def run_closing(app: Corral, make: Callable[[], Coroutine[Any, Any, None]]) -> None:

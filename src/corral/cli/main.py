@@ -21,6 +21,7 @@ from corral.cli.commands import (
     fail,
     json_arg,
     json_option,
+    record_action,
     run,
     with_app,
     with_url,
@@ -308,7 +309,9 @@ def retry(app: Corral, job_id: str | None, all_: bool, queue: str | None, as_jso
         try:
             if all_:
                 assert queue is not None
-                output.count("retried", await app.queue(queue).retry_all(), as_json)
+                retried = await app.queue(queue).retry_all()
+                await record_action(app, "queue.retry_failed", queue, {"count": retried})
+                output.count("retried", retried, as_json)
                 return
             assert job_id is not None
             job = await app.get_job(job_id, queue)
@@ -316,6 +319,7 @@ def retry(app: Corral, job_id: str | None, all_: bool, queue: str | None, as_jso
                 raise ValidationError(
                     f"job {job_id} is {job.state.value}; only failed or cancelled jobs can be retried"
                 )
+            await record_action(app, "job.retry", f"{job.queue}/{job_id}")
             output.count("retried", 1, as_json)
         finally:
             await app.close()
@@ -334,11 +338,14 @@ def cancel(app: Corral, job_id: str | None, all_: bool, queue: str | None, as_js
         try:
             if all_:
                 assert queue is not None
-                output.count("cancelled", await app.queue(queue).cancel_all(), as_json)
+                cancelled = await app.queue(queue).cancel_all()
+                await record_action(app, "queue.cancel_all", queue, {"count": cancelled})
+                output.count("cancelled", cancelled, as_json)
                 return
             assert job_id is not None
             job = await app.get_job(job_id, queue)
             state = await job.cancel()
+            await record_action(app, "job.cancel", f"{job.queue}/{job_id}")
             output.message(
                 {"id": job_id, "state": state.value},
                 f"job {job_id}: {state.value}"

@@ -9,7 +9,7 @@ import click
 
 from corral.app import Corral
 from corral.cli import output
-from corral.cli.commands import json_arg, json_option, run_closing, with_app
+from corral.cli.commands import json_arg, json_option, record_action, run_closing, with_app
 from corral.errors import InvalidTransition, JobNotFound, ValidationError
 
 __all__ = ["COMMANDS", "known_queue", "parse_duration"]
@@ -52,12 +52,14 @@ async def known_queue(app: Corral, name: str) -> None:
 async def _pause(app: Corral, queue: str, as_json: bool) -> None:
     await known_queue(app, queue)
     await app.queue(queue).pause()
+    await record_action(app, "queue.pause", queue)
     output.message({"queue": queue, "paused": True}, f"queue {queue}: paused", as_json)
 
 
 async def _resume(app: Corral, queue: str, as_json: bool) -> None:
     await known_queue(app, queue)
     await app.queue(queue).resume()
+    await record_action(app, "queue.resume", queue)
     output.message({"queue": queue, "paused": False}, f"queue {queue}: resumed", as_json)
 
 
@@ -72,6 +74,9 @@ async def _clean(
         total += removed
         if removed < batch:
             break
+    await record_action(
+        app, "queue.clean", queue, {"state": state, "older_than": seconds, "count": total}
+    )
     output.count("cleaned", total, as_json)
 
 
@@ -87,6 +92,7 @@ async def _job_action(app: Corral, queue: str, job_id: str, action: str, as_json
             ) from None
         if not removed:  # gone since it was read
             raise JobNotFound(f"no job {job_id!r} in queue {queue!r}")
+        await record_action(app, "job.remove", f"{queue}/{job_id}")
         output.message({"id": job_id, "removed": True}, f"job {job_id}: removed", as_json)
         return
     if not await job.promote():
@@ -94,6 +100,7 @@ async def _job_action(app: Corral, queue: str, job_id: str, action: str, as_json
         raise ValidationError(
             f"job {job_id} is {job.state.value}; only delayed jobs can be promoted"
         )
+    await record_action(app, "job.promote", f"{queue}/{job_id}")
     await job.refresh()
     output.message(
         {"id": job_id, "state": job.state.value}, f"job {job_id}: {job.state.value}", as_json
@@ -211,6 +218,8 @@ def rerun(
     async def go() -> None:
         await known_queue(app, queue)
         job = await (await app.get_job(job_id, queue)).run_again(args, kwargs)
+        detail = {"new": f"{job.queue}/{job.id}"}
+        await record_action(app, "job.run_again", f"{queue}/{job_id}", detail)
         output.job(await job.refresh(), as_json)
 
     run_closing(app, go)

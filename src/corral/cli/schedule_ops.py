@@ -6,7 +6,14 @@ import click
 
 from corral.app import Corral
 from corral.cli import output
-from corral.cli.commands import add_shared_options, app_of, json_option, run_closing, with_app
+from corral.cli.commands import (
+    add_shared_options,
+    app_of,
+    json_option,
+    record_action,
+    run_closing,
+    with_app,
+)
 from corral.errors import JobNotFound, ValidationError
 from corral.schedules import Schedule
 
@@ -52,6 +59,7 @@ def run_now(app: Corral, name: str, as_json: bool) -> None:
     async def go() -> None:
         await _named(app, name)
         job = await app.schedules.run_now(name)
+        await record_action(app, "schedule.run", name, {"job": f"{job.queue}/{job.id}"})
         output.message(
             job.to_dict(), f"schedule {name}: enqueued job {job.id} on queue {job.queue}", as_json
         )
@@ -76,6 +84,7 @@ def pause(app: Corral, name: str, as_json: bool) -> None:
     async def go() -> None:
         await _named(app, name)
         schedule = await app.schedules.pause(name)
+        await record_action(app, "schedule.pause", name)
         output.message(schedule.to_dict(), _describe(schedule), as_json)
 
     run_closing(app, go)
@@ -91,6 +100,7 @@ def resume(app: Corral, name: str, as_json: bool) -> None:
     async def go() -> None:
         await _named(app, name)
         schedule = await app.schedules.resume(name)
+        await record_action(app, "schedule.resume", name)
         output.message(schedule.to_dict(), _describe(schedule), as_json)
 
     run_closing(app, go)
