@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from corral.app import Corral
+from corral.backends.base import JobState
 from corral.cli import output
 from corral.cli.commands import (
     EXIT_USAGE,
@@ -244,11 +245,15 @@ def enqueue(
 @json_option
 @with_app
 def job(app: Corral, job_id: str, queue: str | None, as_json: bool) -> None:
-    """Show a job: state, progress, result or error, attempts, timestamps, logs."""
+    """Show a job: state, progress, result or error, attempts, timestamps, logs, and
+    why it has not started yet (waiting or delayed)."""
 
     async def go() -> None:
         try:
-            output.job(await app.get_job(job_id, queue), as_json, full=True)
+            found = await app.get_job(job_id, queue)
+            waiting = found.state in (JobState.WAITING, JobState.DELAYED)
+            waits = await found.blockers() if waiting else []
+            output.job(found, as_json, full=True, waits=waits)
         finally:
             await app.close()
 

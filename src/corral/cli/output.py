@@ -11,11 +11,13 @@ import click
 import orjson
 from rich.cells import cell_len
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from corral.audit import AuditEntry
 from corral.backends.base import JobState, WorkerInfo
+from corral.blockers import Blocker
 from corral.job import Job
 
 __all__ = [
@@ -126,39 +128,57 @@ def count(verb: str, n: int, as_json: bool) -> None:
     message({verb: n}, f"{verb} {n} job{'s' if n != 1 else ''}", as_json)
 
 
-def job(handle: Job, as_json: bool, *, full: bool = False) -> None:
+def job(
+    handle: Job, as_json: bool, *, full: bool = False, waits: list[Blocker] | None = None
+) -> None:
+    """A job; ``waits``: why it has not started (``corral job`` reads them for waiting
+    and delayed jobs; with ``--json`` they are its ``blockers``)."""
     data = handle.to_dict()
     if as_json:
+        if waits is not None:
+            data["blockers"] = [_blocker(b) for b in waits]
         _json(data)
         return
+    out = _out()
     style = _STATE_STYLE.get(data["state"], "")
-    _out().print(
+    # Stored text (errors, progress, results, logs) is escaped: "[/x]" in an error
+    # message is not rich markup (it would raise, "[foo]" would vanish).
+    out.print(
         f"[bold]{data['id']}[/]  {data['name']}  queue={data['queue']}  [{style}]{data['state']}[/]"
     )
-    _out().print(
+    out.print(
         f"  attempts {data['attempts']}  priority {data['priority']}  created {data['created_at'] or '-'}"
     )
     if data["started_at"] or data["finished_at"]:
-        _out().print(
-            f"  started {data['started_at'] or '-'}  finished {data['finished_at'] or '-'}"
-        )
+        out.print(f"  started {data['started_at'] or '-'}  finished {data['finished_at'] or '-'}")
     if data["run_at"] and data["state"] == JobState.DELAYED.value:
-        _out().print(f"  runs at {data['run_at']}")
+        out.print(f"  runs at {data['run_at']}")
+    for blocker in waits or ():
+        out.print(f"  [yellow]not started: {escape(blocker.message)}[/]")
     for field, raw in data["corrupt"].items():
-        _out().print(f"  {field}: not readable as stored: {raw}", style="red", markup=False)
+        out.print(f"  {field}: not readable as stored: {raw}", style="red", markup=False)
     if data["progress"] is not None:
-        _out().print(f"  progress {orjson.dumps(data['progress']).decode()}")
+        out.print(f"  progress {orjson.dumps(data['progress']).decode()}", markup=False)
     if data["state"] == JobState.COMPLETED.value:
-        _out().print(f"  result {orjson.dumps(data['result']).decode()}")
+        out.print(f"  result {orjson.dumps(data['result']).decode()}", markup=False)
+    _errors_and_logs(out, data, full)
+
+
+def _errors_and_logs(out: Console, data: dict[str, Any], full: bool) -> None:
+    """The last error (``full``: every attempt's, the last traceback and the logs)."""
     for error in data["errors"] if full else data["errors"][-1:]:
-        _out().print(
-            f"  [red]error (attempt {error.get('attempt')}): {error.get('type')}: {error.get('message')}[/]"
-        )
-    if full and data["errors"] and data["errors"][-1].get("traceback"):
-        _out().print(data["errors"][-1]["traceback"], markup=False)
-    if full:
-        for line in data["logs"]:
-            _out().print(f"  log: {line}", markup=False)
+        text = f"{error.get('type')}: {error.get('message')}"
+        out.print(f"  [red]error (attempt {error.get('attempt')}): {escape(text)}[/]")
+    if not full:
+        return
+    if data["errors"] and data["errors"][-1].get("traceback"):
+        out.print(data["errors"][-1]["traceback"], markup=False)
+    for line in data["logs"]:
+        out.print(f"  log: {line}", markup=False)
+
+
+def _blocker(b: Blocker) -> dict[str, Any]:
+    return {"kind": b.kind, "message": b.message, "until": b.until and b.until.isoformat()}
 
 
 def queues(rows: dict[str, dict[str, int]], as_json: bool) -> None:
