@@ -406,6 +406,10 @@ from corral.cli.audit import audit  # noqa: E402
 
 main.add_command(audit)
 
+from corral.cli.history import history  # noqa: E402
+
+main.add_command(history)
+
 
 # --url and --app are accepted after the command as well as before it; commands that
 # take MODULE:APP as their argument get --url only.
