@@ -20,7 +20,7 @@ __all__ = ["audit"]
 @json_option
 @with_app
 def audit(app: Corral, limit: int, before: str | None, as_json: bool) -> None:
-    """Who did what through the HTTP API and the dashboard, newest first."""
+    """Who did what through the HTTP API, the dashboard and the CLI, newest first."""
 
     async def go() -> None:
         output.audit(await app.audit_entries(limit, before), as_json, limit=limit)
