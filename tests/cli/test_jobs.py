@@ -107,7 +107,7 @@ async def test_the_table_fits_80_columns(app: Corral, url: str) -> None:
 async def test_empty_state_and_exhausted_search_say_so(app: Corral, url: str) -> None:
     await app.enqueue("t.x", queue="mail")
     empty = corral("jobs", "mail", "--state", "failed", url=url)
-    assert empty.stdout.strip() == "no failed jobs in queue mail"
+    assert empty.stdout.strip() == "no failed jobs in queue mail (1 waiting: --state picks)"
     none = corral("jobs", "mail", "--task", "nope.*", url=url)
     assert none.stdout.strip() == "no matches among the 1 waiting jobs scanned"
 

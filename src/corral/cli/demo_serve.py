@@ -101,7 +101,8 @@ async def serve_demo(
         server.handle_exit(sig, None)  # also ends open live streams (sse-starlette)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal, sig)
+        with contextlib.suppress(NotImplementedError):  # Windows: Ctrl-C interrupts instead
+            loop.add_signal_handler(sig, on_signal, sig)
     serving = asyncio.create_task(server.serve(sockets=[served.sock]), name="corral-demo-http")
     worker: Worker | None = None
     running: asyncio.Task[None] | None = None
@@ -137,7 +138,8 @@ async def serve_demo(
         return summary
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+            with contextlib.suppress(NotImplementedError):
+                loop.remove_signal_handler(sig)
         if worker is not None and running is not None:
             worker.stop()
             await asyncio.gather(running, return_exceptions=True)

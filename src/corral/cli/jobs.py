@@ -65,13 +65,20 @@ def _table(found: list[Job]) -> Table:
 
 
 def _show(
-    queue: str, state: str, found: list[Job], cursor: str | None, search: SearchPage | None
+    queue: str,
+    state: str,
+    found: list[Job],
+    cursor: str | None,
+    search: SearchPage | None,
+    counts: dict[str, int] | None = None,
 ) -> None:
     console = output.console()
     if found:
         console.print(_table(found))
     elif search is None:
-        console.print(f"no {state} jobs in queue {queue}")
+        others = [f"{n:,} {s}" for s, n in (counts or {}).items() if s in STATES and n]
+        hint = f" ({', '.join(others)}: --state picks)" if others else ""
+        console.print(f"no {state} jobs in queue {queue}{hint}", markup=False)
     else:
         console.print(f"no matches among the {search.scanned:,} {state} jobs scanned")
     if search is not None and not search.exhausted:
@@ -150,6 +157,8 @@ def jobs(
                 data["exhausted"] = search.exhausted
             output.message(data, "", True)
             return
-        _show(queue, state, found, nxt, search)
+        # An empty first page says which states do hold jobs (one counts read).
+        counts = await handle.counts() if not found and cursor is None else None
+        _show(queue, state, found, nxt, search, counts)
 
     run_closing(app, go)
