@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright
 
-from tests.web.conftest import LiveServer
+from tests.web.conftest import LiveServer, Serve
 
 CHROMIUM = os.environ.get("CORRAL_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
@@ -88,7 +88,9 @@ class Pages:
 
 
 @pytest.fixture
-async def pages(browser: Browser) -> AsyncIterator[Pages]:
+async def pages(browser: Browser, serve: Serve) -> AsyncIterator[Pages]:
+    # Asking for ``serve`` first makes its teardown (stopping the servers) run after the
+    # pages close: a page left on a live view may still be fetching from its server.
     opened = Pages(browser)
     try:
         yield opened

@@ -5,7 +5,7 @@
 // (e.g. htmx: hx-trigger="corral:job from:body"):
 //   corral:counts  detail = {queues: [{name, waiting, ..., paused, workers, healthy, reason}]}
 //   corral:job     detail = {queue, id, event}; event "resync" when some may have been
-//                  missed (also sent for each watched job when the stream comes back)
+//                  missed (also sent for each watched job each time the stream opens)
 //   corral:live    detail = {state: "open" | "connecting" | "closed"}
 // The header's #live-dot shows the state. EventSource reconnects by itself after a
 // network error; when the server answers with an error instead (a restart behind a
@@ -21,7 +21,6 @@
   var dot = document.getElementById("live-dot");
   var source = null;
   var delay = 1000;
-  var everOpened = false;
   var refetching = false;
 
   function emit(name, detail) {
@@ -93,13 +92,14 @@
     source.addEventListener("open", function () {
       delay = 1000;
       show("open");
-      if (everOpened) {
-        watched.forEach(function (key) {
-          var slash = key.indexOf("/");
-          emit("corral:job", { queue: key.slice(0, slash), id: key.slice(slash + 1), event: "resync" });
-        });
-      }
-      everOpened = true;
+      // Also on the first open: a job that changed between the page's render and
+      // this stream's subscription sent its event to no one (a worker claiming a
+      // job just retried from its page would otherwise show "waiting" until the
+      // next event, which may be minutes away).
+      watched.forEach(function (key) {
+        var slash = key.indexOf("/");
+        emit("corral:job", { queue: key.slice(0, slash), id: key.slice(slash + 1), event: "resync" });
+      });
     });
     source.addEventListener("error", function () {
       if (source.readyState === EventSource.CLOSED) {
