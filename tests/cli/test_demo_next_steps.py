@@ -55,14 +55,16 @@ def test_printed_next_steps_run_as_printed(shell_dir: Path, url_option: str) -> 
     commands = next_steps(demo.stdout)
     assert len(commands) >= 3, demo.stdout
     assert all(c.startswith((".venv/bin/corral ", "export ")) for c in commands), commands
-    ran = sh("\n".join(commands), shell_dir)
+    # The last one serves until Ctrl-C: tests/cli/test_demo_serve.py runs it.
+    assert commands[-1] == ".venv/bin/corral demo --serve", commands
+    ran = sh("\n".join(commands[:-1]), shell_dir)
     assert ran.returncode == 0, f"{commands}\n{ran.stderr}"
     assert "demo.broken_import" in ran.stdout and "failed" in ran.stdout
 
     # A second run keeps the first run's jobs: the printed `job` command still works.
     again = sh(f".venv/bin/corral demo --jobs 6 {url_option}", shell_dir)
     assert again.returncode == 0, again.stderr
-    rerun = sh("\n".join(commands), shell_dir)
+    rerun = sh("\n".join(commands[:-1]), shell_dir)
     assert rerun.returncode == 0, f"{commands}\n{rerun.stderr}"
 
 
@@ -71,5 +73,7 @@ def test_a_demo_of_one_job_names_a_job_that_exists(shell_dir: Path) -> None:
     assert demo.returncode == 0, demo.stderr
     commands = next_steps(demo.stdout)
     assert "<id>" not in " ".join(commands)
-    ran = sh("\n".join(commands), shell_dir)
+    # The last one serves until Ctrl-C: tests/cli/test_demo_serve.py runs it.
+    assert commands[-1] == ".venv/bin/corral demo --serve", commands
+    ran = sh("\n".join(commands[:-1]), shell_dir)
     assert ran.returncode == 0, f"{commands}\n{ran.stderr}"

@@ -236,6 +236,8 @@ def _print_summary(console: Console, summary: dict[str, Any], given_url: str | N
         ("Look at a failed job:" if failed else "Look at a job:", f"{corral} job {shown_job}"),
         ("Queues:", f"{corral} queues"),
         ("Run your own worker:", f"{corral} worker --help"),
+        # Last: it serves until Ctrl-C (and names the extra to install when it is missing).
+        ("See it in a dashboard:", f"{corral} demo --serve"),
     ]
     for label, command in hints:
         # soft_wrap: a long command stays on one line, so it can be copied as printed.
@@ -303,7 +305,11 @@ def demo(ctx: click.Context, n: int, serve: bool, port: int, as_json: bool) -> N
         from corral.cli.demo_serve import Served, bind, serve_demo
         from corral.web import create_app  # noqa: F401  (the web extra is installed)
     except ImportError:
-        fail("--serve needs the web extra: pip install 'corral[web]'", EXIT_USAGE)
+        fail(
+            "--serve needs the web extra: pip install 'corral[web]' "
+            "(in a checkout: pip install -e '.[web]')",
+            EXIT_USAGE,
+        )
     try:
         served = Served(bind(port))
     except ConfigurationError as exc:
