@@ -19,9 +19,7 @@ import asyncio
 import logging
 import os
 import re
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,17 +31,11 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.serve_process import served  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
 
 BIG = "big"
 CHUNK = 2000
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 async def load(url: str, jobs: int, finished: int, queues: int) -> None:
@@ -149,43 +141,8 @@ def run(backend: str, args: argparse.Namespace) -> None:
             url = redis_server.url if redis_server else f"sqlite:///{tmp}/dash.db"
             print(f"{backend}: loading {args.jobs:,} waiting + {args.finished:,} finished jobs")
             asyncio.run(load(url, args.jobs, args.finished, args.queues))
-            port = _free_port()
-            env = {
-                **os.environ,
-                "CORRAL_URL": url,
-                "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
-            }
-            serve = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "corral",
-                    "serve",
-                    "bench.dashboard_app:app",
-                    "--port",
-                    str(port),
-                    "--log-level",
-                    "warning",
-                ],
-                env=env,
-                stdout=subprocess.DEVNULL,
-            )
-            base = f"http://127.0.0.1:{port}"
-            try:
-                deadline = time.monotonic() + 30
-                while True:
-                    try:
-                        if httpx.get(base + "/healthz").status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("corral serve did not start")
-                    time.sleep(0.2)
+            with served(url) as (base, _serve):
                 rows = measure(base, args.repeat)
-            finally:
-                serve.terminate()
-                serve.wait(10)
         finally:
             if redis_server:
                 redis_server.__exit__(None, None, None)

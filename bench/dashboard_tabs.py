@@ -21,9 +21,7 @@ import asyncio
 import contextlib
 import os
 import re
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,14 +33,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.serve_process import served  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def rss_mib(pid: int) -> float:
@@ -203,44 +195,10 @@ def run(backend: str, args: argparse.Namespace) -> None:
         redis_server = RedisServer().__enter__() if backend == "redis" else None
         try:
             url = redis_server.url if redis_server else f"sqlite:///{tmp}/tabs.db"
-            port = _free_port()
-            env = {
-                **os.environ,
-                "CORRAL_URL": url,
-                "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
-            }
-            serve = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "corral",
-                    "serve",
-                    "bench.dashboard_app:app",
-                    "--port",
-                    str(port),
-                    "--log-level",
-                    "warning",
-                ],
-                env=env,
-                stdout=subprocess.DEVNULL,
-            )
-            base = f"http://127.0.0.1:{port}"
-            try:
-                deadline = time.monotonic() + 30
-                while True:
-                    try:
-                        if httpx.get(base + "/healthz").status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("corral serve did not start")
-                    time.sleep(0.2)
+            with served(url, stop_timeout=20) as (base, serve):
+                port = int(base.rsplit(":", 1)[1])
                 redis_url = redis_server.url if redis_server else None
                 rows = asyncio.run(measure(base, port, serve.pid, url, redis_url, args))
-            finally:
-                serve.terminate()
-                serve.wait(20)
         finally:
             if redis_server:
                 redis_server.__exit__(None, None, None)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from corral.backends.records import JobRecord, JobState
 from corral.errors import ValidationError
 
-__all__ = ["PageSlice", "Position", "ScanSlice", "check_position", "scan_pages"]
+__all__ = ["PageSlice", "Position", "ScanSlice", "ScansPages", "check_position", "scan_pages"]
 
 #: A row's sort key; what a backend needs to start the next page right after it.
 Position = tuple[int | str, ...]
@@ -85,3 +85,27 @@ async def scan_pages(
             return ScanSlice(found, None, scanned)
         position = chunk.next
     return ScanSlice(found, position, scanned)
+
+
+class ScansPages:
+    """``Backend.scan_jobs`` for a backend mixin whose ``page_jobs`` does the reading
+    (every backend: a scan is pages read until enough match)."""
+
+    async def page_jobs(
+        self, queue: str, state: JobState, after: Position | None, limit: int
+    ) -> PageSlice:
+        raise NotImplementedError  # provided by the backend's paging mixin
+
+    async def scan_jobs(
+        self,
+        queue: str,
+        state: JobState,
+        after: Position | None,
+        limit: int,
+        scan: int,
+        match: Callable[[JobRecord], bool],
+    ) -> ScanSlice:
+        async def page(position: Position | None, n: int) -> PageSlice:
+            return await self.page_jobs(queue, state, position, n)
+
+        return await scan_pages(page, after, limit, scan, match)

@@ -8,11 +8,10 @@ pipeline's replies one command at a time, which cost 20 ms per 500 jobs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from corral.backends.paging import PageSlice, Position, ScanSlice, check_position, scan_pages
-from corral.backends.records import JobRecord, JobState
+from corral.backends.paging import PageSlice, Position, ScansPages, check_position
+from corral.backends.records import JobState
 from corral.backends.redis.records import record_from_hash
 from corral.backends.redis.records import text as _text
 
@@ -26,7 +25,7 @@ def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
-class RedisPaging:
+class RedisPaging(ScansPages):
     """Paging and scans (see the module docstring)."""
 
     async def _run(self, name: str, queue: str, args: list[Any]) -> Any:
@@ -67,17 +66,3 @@ class RedisPaging:
             positions[-1] if more else None,
             len(positions),
         )
-
-    async def scan_jobs(
-        self,
-        queue: str,
-        state: JobState,
-        after: Position | None,
-        limit: int,
-        scan: int,
-        match: Callable[[JobRecord], bool],
-    ) -> ScanSlice:
-        async def page(position: Position | None, n: int) -> PageSlice:
-            return await self.page_jobs(queue, state, position, n)
-
-        return await scan_pages(page, after, limit, scan, match)

@@ -7,11 +7,10 @@ each part of a listing order one index range scan (migration 6).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
 from typing import Any
 
-from corral.backends.paging import PageSlice, Position, ScanSlice, check_position, scan_pages
-from corral.backends.records import JobRecord, JobState
+from corral.backends.paging import PageSlice, Position, ScansPages, check_position
+from corral.backends.records import JobState
 from corral.backends.sqlite import queries as q
 from corral.backends.sqlite.rows import records
 from corral.backends.sqlite.store import Store
@@ -67,7 +66,7 @@ def _keyed(
     return [(value, job_id) for job_id, value in conn.execute(sql.format(state=state.value), args)]
 
 
-class SQLitePaging:
+class SQLitePaging(ScansPages):
     """Paging and scans (see the module docstring)."""
 
     def _s(self) -> Store:
@@ -97,17 +96,3 @@ class SQLitePaging:
             )
 
         return await self._s().read(tx)
-
-    async def scan_jobs(
-        self,
-        queue: str,
-        state: JobState,
-        after: Position | None,
-        limit: int,
-        scan: int,
-        match: Callable[[JobRecord], bool],
-    ) -> ScanSlice:
-        async def page(position: Position | None, n: int) -> PageSlice:
-            return await self.page_jobs(queue, state, position, n)
-
-        return await scan_pages(page, after, limit, scan, match)
