@@ -7,6 +7,7 @@ delays, leases that recover jobs from dead workers, progress, logs and results.
 
 from corral.app import Corral
 from corral.backends.base import JobState, Retention, WorkerInfo
+from corral.blockers import Blocker
 from corral.context import JobContext, current_job
 from corral.errors import (
     BackendError,
@@ -34,6 +35,7 @@ from corral.errors import (
 from corral.job import Job
 from corral.policy import Backoff
 from corral.queue import Queue
+from corral.search import BulkResult, JobFilter
 from corral.task import Call, Task
 
 __version__ = "0.1.0"
@@ -41,6 +43,8 @@ __version__ = "0.1.0"
 __all__ = [
     "BackendError",
     "Backoff",
+    "Blocker",
+    "BulkResult",
     "Call",
     "ConfigurationError",
     "ConnectionFailed",
@@ -53,6 +57,7 @@ __all__ = [
     "JobCancelled",
     "JobContext",
     "JobFailed",
+    "JobFilter",
     "JobNotFound",
     "JobState",
     "JobTimeout",

@@ -7,6 +7,8 @@ import corral
 EXPECTED = [
     "BackendError",
     "Backoff",
+    "Blocker",
+    "BulkResult",
     "Call",
     "ConfigurationError",
     "ConnectionFailed",
@@ -19,6 +21,7 @@ EXPECTED = [
     "JobCancelled",
     "JobContext",
     "JobFailed",
+    "JobFilter",
     "JobNotFound",
     "JobState",
     "JobTimeout",
