@@ -44,7 +44,8 @@ async def load(url: str, jobs: int, finished: int, queues: int) -> None:
 
     from corral.worker import Worker
 
-    logging.getLogger("corral").setLevel(logging.ERROR)  # a line per failed job otherwise
+    logging.getLogger("corral").setLevel(logging.ERROR)
+    logging.getLogger("corral.job").setLevel(logging.CRITICAL)  # a line per failed job otherwise
     os.environ["CORRAL_URL"] = url
     import bench.dashboard_app as module
 
