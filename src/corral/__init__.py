@@ -31,7 +31,9 @@ from corral.errors import (
     TaskSignal,
     UnknownTask,
     ValidationError,
+    WorkerStartupFailed,
 )
+from corral.hooks import JobEvent, Lifecycle
 from corral.job import Job
 from corral.policy import Backoff
 from corral.queue import Queue
@@ -56,12 +58,14 @@ __all__ = [
     "Job",
     "JobCancelled",
     "JobContext",
+    "JobEvent",
     "JobFailed",
     "JobFilter",
     "JobNotFound",
     "JobState",
     "JobTimeout",
     "LeaseLost",
+    "Lifecycle",
     "NoRetry",
     "PayloadTooLarge",
     "Queue",
@@ -75,6 +79,7 @@ __all__ = [
     "UnknownTask",
     "ValidationError",
     "WorkerInfo",
+    "WorkerStartupFailed",
     "__version__",
     "current_job",
 ]

@@ -12,10 +12,12 @@ from urllib.parse import urlsplit
 from corral._sync import run_sync
 from corral.audit import DEFAULT_AUDIT_RETENTION, AuditLog, audit_retention_ms
 from corral.backends.base import Backend, NewJob, QueueOverview, Retention, WorkerInfo
+from corral.callbacks import HookRegistry, task_callbacks
 from corral.context import JobContext
 from corral.errors import ConfigurationError, CorralError, JobNotFound, ValidationError
 from corral.feed import EventFeed, Subscription
 from corral.history import History, Span, span_window
+from corral.hooks import Callback
 from corral.job import Job
 from corral.options import DEFAULT_COMPLETED, DEFAULT_FAILED, TaskConfig
 from corral.policy import BackoffSpec, check_job_id, check_queue_name, check_task_name
@@ -50,7 +52,7 @@ class TaskDecorator(Protocol):
     def __call__(self, fn: Callable[P, R]) -> Task[P, R]: ...
 
 
-class Corral(AuditLog):
+class Corral(AuditLog, HookRegistry):
     """A Corral application: tasks plus the backend they share.
 
     ``url`` picks the backend (else ``CORRAL_URL``, ``REDIS_URL``, then
@@ -103,6 +105,7 @@ class Corral(AuditLog):
         self.completed = completed
         self.failed = failed
         self.tasks: dict[str, Task[Any, Any]] = {}
+        self._init_hooks()
         #: Schedules declared with ``@app.task(cron=...)``; workers store them at start.
         self.declared_schedules: list[ScheduleSpec] = []
         #: Schedules created, listed, paused and removed at run time.
@@ -139,6 +142,11 @@ class Corral(AuditLog):
         every: float | timedelta | None = None,
         tz: str = "UTC",
         catch_up: bool = False,
+        on_started: Callback | None = None,
+        on_retrying: Callback | None = None,
+        on_completed: Callback | None = None,
+        on_failed: Callback | None = None,
+        on_cancelled: Callback | None = None,
     ) -> TaskDecorator:
         """Register a function (async or plain) as a task.
 
@@ -150,8 +158,19 @@ class Corral(AuditLog):
         ``cron`` (5 fields or an alias like ``@daily``, evaluated in ``tz``) or ``every``
         (seconds or a timedelta) also schedules the task: workers serving its queue
         enqueue one job per tick (see :mod:`corral.schedules`; ``catch_up`` runs the
-        latest missed tick).
+        latest missed tick). ``on_completed``, ``on_failed`` (for good), ``on_retrying``,
+        ``on_started``, ``on_cancelled``: ``fn(event)`` (plain or async) called by the
+        worker for this task's jobs, after the app-wide ones (see :mod:`corral.hooks`).
         """
+        callbacks = task_callbacks(
+            {
+                "on_started": on_started,
+                "on_retrying": on_retrying,
+                "on_completed": on_completed,
+                "on_failed": on_failed,
+                "on_cancelled": on_cancelled,
+            }
+        )
 
         def register(fn: Callable[..., Any]) -> Task[Any, Any]:
             default = f"{fn.__module__}.{fn.__qualname__}".replace("<locals>.", "")
@@ -168,7 +187,7 @@ class Corral(AuditLog):
                 completed=completed or self.completed,
                 failed=failed or self.failed,
             )
-            task: Task[Any, Any] = Task(self, fn, config)
+            task: Task[Any, Any] = Task(self, fn, config, callbacks=callbacks)
             if cron is not None or every is not None:
                 seconds = every.total_seconds() if isinstance(every, timedelta) else every
                 spec = ScheduleSpec(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from corral.errors import CorralError, JobCancelled
@@ -46,6 +46,7 @@ class JobContext:
         backend: Backend,
         loop: asyncio.AbstractEventLoop,
         max_attempts: int,
+        worker_state: dict[str, Any] | None = None,
     ) -> None:
         self.id = claimed.id
         self.queue = claimed.queue
@@ -60,6 +61,13 @@ class JobContext:
         # Set once from the worker's loop, read by the task (any thread): a plain
         # attribute suffices, and costs far less per job than a threading.Event.
         self.cancel_reason: str | None = None
+        #: What the worker's ``on_startup`` hooks stored (a DB pool, an HTTP client),
+        #: shared by every job of the worker.
+        self.worker_state: dict[str, Any] = {} if worker_state is None else worker_state
+        #: Set by a worker with lifecycle listeners: told of each stored progress.
+        self._on_progress: Callable[[JobContext, Any], None] | None = None
+        #: The latest listener calls for this job, one per listener (the next wait).
+        self._hooks_last: list[asyncio.Task[None]] | None = None
 
     @property
     def cancelled(self) -> bool:
@@ -93,7 +101,10 @@ class JobContext:
         """Store the job's progress: any JSON value (a number, or a dict such as
         ``{"page": 12, "pages": 40}``). False if the job's lease was lost."""
         data = dumps(value, what="progress")
-        return await self._backend.update(self.queue, self.id, self._token, progress=data)
+        stored = await self._backend.update(self.queue, self.id, self._token, progress=data)
+        if stored and self._on_progress is not None:
+            self._on_progress(self, value)
+        return stored
 
     async def log(self, *lines: str) -> bool:
         """Append lines to the job's log (the last 1,000 are kept)."""

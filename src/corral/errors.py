@@ -52,6 +52,7 @@ __all__ = [
     "TaskSignal",
     "UnknownTask",
     "ValidationError",
+    "WorkerStartupFailed",
 ]
 
 
@@ -61,6 +62,10 @@ class CorralError(Exception):
 
 class ConfigurationError(CorralError):
     """A URL, option or environment setting is wrong."""
+
+
+class WorkerStartupFailed(CorralError):
+    """An ``on_startup`` hook raised: the worker stops before claiming any job."""
 
 
 class BackendError(CorralError):

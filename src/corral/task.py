@@ -56,8 +56,12 @@ class Task(Generic[P, R]):
         fn: Callable[..., Any],
         config: TaskConfig,
         options: JobOptions | None = None,
+        *,
+        callbacks: dict[str, Callable[..., Any]] | None = None,
     ) -> None:
         self.app = app
+        #: This task's own lifecycle callbacks, by event name (``"failed"``...).
+        self.callbacks = callbacks or {}
         self.fn = fn
         self.config = config
         self.name = config.name
@@ -138,7 +142,13 @@ class Task(Generic[P, R]):
             dedupe_window=dedupe_window,
             debounce=debounce,
         )
-        return Task(self.app, self.fn, self.config, self._options.merged(overrides))
+        return Task(
+            self.app,
+            self.fn,
+            self.config,
+            self._options.merged(overrides),
+            callbacks=self.callbacks,
+        )
 
     def call(self, *args: P.args, **kwargs: P.kwargs) -> Call:
         """A job description for :meth:`enqueue_many` / ``Corral.enqueue_many``."""

@@ -20,12 +20,14 @@ EXPECTED = [
     "Job",
     "JobCancelled",
     "JobContext",
+    "JobEvent",
     "JobFailed",
     "JobFilter",
     "JobNotFound",
     "JobState",
     "JobTimeout",
     "LeaseLost",
+    "Lifecycle",
     "NoRetry",
     "PayloadTooLarge",
     "Queue",
@@ -39,6 +41,7 @@ EXPECTED = [
     "UnknownTask",
     "ValidationError",
     "WorkerInfo",
+    "WorkerStartupFailed",
     "__version__",
     "current_job",
 ]
@@ -64,7 +67,7 @@ def test_every_error_derives_from_corral_error() -> None:
         if isinstance(getattr(corral, name), type)
         and issubclass(getattr(corral, name), BaseException)
     ]
-    assert len(errors) == 21
+    assert len(errors) == 22
     assert all(issubclass(err, corral.CorralError) for err in errors)
 
 

@@ -28,9 +28,13 @@ from corral.backends.base import Backend, ClaimedJob, Completion, Retention, Wor
 from corral.context import JobContext
 from corral.errors import ConfigurationError
 from corral.faults import maybe_crash
+from corral.hooks import EventName
 from corral.options import TaskConfig
 from corral.policy import check_queue_name
+from corral.serialization import loads
 from corral.settings import describe_backend, env_int, env_list
+from corral.worker.dispatch import Dispatcher, error_of, run_shutdown, run_startup
+from corral.worker.events import EmitsEvents
 from corral.worker.executor import Kind, Outcome, execute, log_outcome
 from corral.worker.scheduler import Scheduler
 from corral.worker.supervise import report, supervise
@@ -73,7 +77,7 @@ class _Running:
     started: float = field(default_factory=time.monotonic)
 
 
-class Worker:
+class Worker(EmitsEvents):
     """Runs the jobs of some queues of an app until stopped.
 
     ``queues`` are served in the order given (a job of the first queue is always
@@ -135,6 +139,10 @@ class Worker:
         self._backend: Backend | None = None
         self._loop: asyncio.AbstractEventLoop  # set by run()
         self._started_ms = int(time.time() * 1000)
+        #: What the app's ``on_startup`` hooks stored; tasks see it as ``ctx.worker_state``.
+        self.state: dict[str, Any] = {}
+        self._hooks = Dispatcher()  # the app's listeners, from run()
+        self._hook_threads = JobThreads("corral-hook")
 
     @staticmethod
     def _task_queues(app: Corral) -> list[str]:
@@ -162,6 +170,9 @@ class Worker:
         """Run until :meth:`stop`; connects first (raising ConnectionFailed)."""
         backend = self._backend = await self.app.backend()
         self._loop = asyncio.get_running_loop()
+        self._hooks = Dispatcher(self.app.listeners)
+        # Raises WorkerStartupFailed: nothing is claimed, no shutdown hook runs.
+        await run_startup(self.app.startup_hooks, self.state, self._hook_threads)
         stop_watching = await backend.watch_cancellations(self.queues, self._on_cancel)
         loops: list[tuple[str, Callable[[Backend], Awaitable[None]]]] = [
             ("scheduler", self._schedule_loop),
@@ -194,7 +205,17 @@ class Worker:
             raise
         finally:
             stopping.cancel()
-            await self._shutdown(backend, fetching, loop_tasks, stop_watching)
+            try:
+                await self._shutdown(backend, fetching, loop_tasks, stop_watching)
+            finally:
+                await self._hooks.drain(_FINAL_STEPS)
+                await run_shutdown(
+                    self.app.shutdown_hooks,
+                    self.state,
+                    self._hook_threads,
+                    self.app.callback_timeout,
+                )
+                self._hook_threads.shutdown()
 
     async def _shutdown(
         self,
@@ -329,7 +350,9 @@ class Worker:
             except Exception:
                 log.warning("job %s has unreadable options; using task defaults", claimed.id)
                 config = task.config
-        ctx = JobContext(claimed, backend, self._loop, config.attempts if config else 1)
+        ctx = JobContext(claimed, backend, self._loop, config.attempts if config else 1, self.state)
+        if self._hooks.active:
+            ctx._on_progress = self._on_progress
         running = _Running(claimed, ctx, config, is_async=bool(task and task.is_async))
         self._running[(claimed.queue, claimed.id)] = running
         running.task = _start_task(self._loop, self._run_one(backend, running, task))
@@ -342,6 +365,8 @@ class Worker:
 
     async def _run_one(self, backend: Backend, running: _Running, task: Any) -> None:
         claimed = running.claimed
+        if self._hooks.active:
+            self._emit("started", running)
         try:
             outcome = await execute(
                 task, running.config, claimed, running.ctx, self._threads, self._rng, self.id
@@ -390,6 +415,8 @@ class Worker:
                 lambda: backend.abort(claimed.queue, claimed.id, claimed.token, outcome.error, kept)
             )
             log_outcome("cancelled", running.claimed, duration, accepted)
+            if accepted and self._hooks.active:
+                self._emit("cancelled", running, error=error_of(outcome.error))
             return
         maybe_crash("before_fail")
         retention = config.failed if config else self.app.failed
@@ -409,6 +436,10 @@ class Worker:
         self.failed += outcome.kind is Kind.FAILED
         verb = "retrying" if retry is not None else "failed"
         log_outcome(verb, running.claimed, duration, accepted, outcome)
+        if accepted and self._hooks.active:
+            retry_in = None if retry is None else retry / 1000
+            event: EventName = "retrying" if retry is not None else "failed"
+            self._emit(event, running, error=error_of(outcome.error), retry_in=retry_in)
 
     async def _with_retries(self, call: Callable[[], Awaitable[bool]]) -> bool:
         """Record an outcome; on backend errors try a few more times, then give up
@@ -455,10 +486,12 @@ class Worker:
                     self._unacked.pop((queue, completion.id), None)
                 self.processed += sum(accepted)
                 verbose = job_log.isEnabledFor(logging.INFO)
-                for (_, running), ok in zip(items, accepted, strict=True):
+                for (completion, running), ok in zip(items, accepted, strict=True):
                     if verbose or not ok:
                         duration = (time.monotonic() - running.started) * 1000
                         log_outcome("completed", running.claimed, duration, ok)
+                    if ok and self._hooks.active:
+                        self._emit("completed", running, result=loads(completion.result))
 
     # -- leases, cancellation, maintenance --------------------------------------------
 
@@ -526,6 +559,8 @@ class Worker:
                 except Exception as exc:
                     report("could not recover stalled jobs", exc)
                     continue
+                if (requeued or failed) and self._hooks.active:
+                    await self._emit_reaped(backend, queue, requeued, failed)
                 if requeued or failed:
                     log.warning(
                         "recovered stalled jobs in %s: %d back to waiting, %d failed",
