@@ -256,3 +256,28 @@ async def test_a_failing_startup_hook_stops_the_worker_before_any_claim(app: Cor
     assert (job.state, job.attempts) == (JobState.WAITING, 0)
     assert shutdowns == []
     assert await app.workers() == []
+
+
+async def test_a_cancelled_running_job_is_heard_once(app: Corral, workers: Workers) -> None:
+    heard: list[tuple[str, str]] = []
+    running = asyncio.Event()
+
+    async def task_cancelled(event: JobEvent) -> None:
+        heard.append((event.job_id, event.error_message))
+
+    @app.on_started
+    async def started(event: JobEvent) -> None:
+        running.set()
+
+    @app.task(name="hooks.forever", on_cancelled=task_cancelled)
+    async def forever() -> None:
+        await asyncio.Event().wait()
+
+    worker = workers.start()
+    job = await forever.enqueue()
+    await asyncio.wait_for(running.wait(), 5)
+    assert await job.cancel() is JobState.ACTIVE
+    assert await job.wait(timeout=5) is JobState.CANCELLED
+    await wait_until(lambda: bool(heard))
+    await workers.stop(worker)
+    assert heard == [(job.id, "JobCancelled: cancelled while running")]
