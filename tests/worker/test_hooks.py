@@ -202,6 +202,7 @@ async def test_startup_state_reaches_tasks_and_shutdown_runs_once(
 
     @app.on_startup
     async def open_pool(state: dict[str, Any]) -> dict[str, Any]:
+        await asyncio.sleep(0.05)  # a job already waiting must not start meanwhile
         order.append("startup")
         return {"pool": "pool-1"}
 
@@ -218,8 +219,8 @@ async def test_startup_state_reaches_tasks_and_shutdown_runs_once(
         order.append("job")
         return [ctx.worker_state["pool"], current_job().worker_state["pool"]]
 
-    worker = workers.start()
     first = await uses_pool.enqueue()
+    worker = workers.start()
     assert await first.result(timeout=5) == ["pool-1", "pool-1"]
     second = await uses_pool.enqueue()
     assert await second.result(timeout=5) == ["pool-1", "pool-1"]
@@ -281,3 +282,31 @@ async def test_a_cancelled_running_job_is_heard_once(app: Corral, workers: Worke
     await wait_until(lambda: bool(heard))
     await workers.stop(worker)
     assert heard == [(job.id, "JobCancelled: cancelled while running")]
+
+
+async def test_a_job_failed_by_the_reaper_is_heard_as_failed(app: Corral, workers: Workers) -> None:
+    failures: list[JobEvent] = []
+
+    @app.on_failed
+    async def failed(event: JobEvent) -> None:
+        failures.append(event)
+
+    @app.task(name="hooks.doomed")
+    async def doomed() -> None: ...
+
+    job = await doomed.enqueue()
+    backend = await app.backend()
+    claimed, _ = await backend.claim("default", 1, 100, "ghost-worker")  # never renewed
+    assert [c.id for c in claimed] == [job.id]
+    worker = workers.start(lease=0.4, max_stalls=0)
+    assert await job.wait(timeout=5) is JobState.FAILED
+    await wait_until(lambda: bool(failures))
+    await workers.stop(worker)
+    (event,) = failures
+    assert (event.job_id, event.task, event.event, event.ctx) == (
+        job.id,
+        "hooks.doomed",
+        "failed",
+        None,
+    )
+    assert event.error is not None and event.error["type"].endswith("Stalled")
