@@ -89,7 +89,8 @@ class Worker(EmitsEvents):
     worker's jobs run again within about lease + 1 s); a job whose lease expires more
     than ``max_stalls`` times fails. On stop, running jobs get ``grace`` seconds to
     finish before they are handed back to waiting, and the whole stop takes at most
-    about ``grace`` + 2 s, even with the store down (leases then take over).
+    about ``grace`` + 2 s, even with the store down (leases then take over), plus
+    whatever the app's listeners (up to 2 s more) and ``on_shutdown`` hooks take.
     """
 
     def __init__(
