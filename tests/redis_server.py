@@ -47,6 +47,12 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     @property
+    def pid(self) -> int:
+        if self._proc is None:
+            raise RedisServerError("RedisServer is not running")
+        return self._proc.pid
+
+    @property
     def log_path(self) -> Path:
         assert self._tmpdir is not None
         return self._tmpdir / "redis.log"

@@ -1,17 +1,20 @@
 """A wait honours its timeout whatever the store's connection does, and later waits
 work once the store answers again (every backend).
 
-The stall is real: Redis is paused (``CLIENT PAUSE ... ALL``: every command, the
-SUBSCRIBE of the wait included, gets no reply until it ends); SQLite's write lock is
-held by another connection while a write of this backend waits for it, so this
-backend's reads queue behind that write. The stall lasts longer than LIMIT, so a
-wait that does not enforce its own bound fails the test.
+The stall is real: redis-server is stopped (SIGSTOP: every command, the SUBSCRIBE of
+the wait included, gets no reply until SIGCONT); SQLite's write lock is held by another
+connection while a write of this backend waits for it, so this backend's reads queue
+behind that write. The stall would last STALL (longer than LIMIT), so a wait that does
+not enforce its own bound fails the test; it ends as soon as the wait under test has
+returned, so a passing test does not sit out the rest of it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -23,6 +26,7 @@ from corral import Corral
 from corral.backends.base import Backend, Completion, JobState, Retention
 from corral.errors import ResultTimeout
 from tests.contract.conftest import claim_one, enqueue, new_job
+from tests.redis_server import RedisServer
 
 Q = "q"
 TIMEOUT = 1.0
@@ -31,8 +35,9 @@ STALL = 4.5  # longer than LIMIT
 
 
 @contextlib.asynccontextmanager
-async def stalled(backend: Backend) -> AsyncIterator[None]:
-    """The backend's store does not answer for STALL seconds from entering."""
+async def stalled(backend: Backend, request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """The backend's store does not answer from entering until the body has run (or
+    STALL seconds at most)."""
     url: str = backend.url  # type: ignore[attr-defined]
     if url.startswith("sqlite"):
         path = url.removeprefix("sqlite:///")
@@ -44,6 +49,9 @@ async def stalled(backend: Backend) -> AsyncIterator[None]:
         release = asyncio.get_running_loop().call_later(STALL, holder.rollback)
         try:
             yield
+            release.cancel()
+            if holder.in_transaction:
+                holder.rollback()
             await blocked
         finally:
             release.cancel()
@@ -51,18 +59,27 @@ async def stalled(backend: Backend) -> AsyncIterator[None]:
                 holder.rollback()
             holder.close()
         return
+    # The backend's store is the session's private redis-server (``redis_url``).
+    server: RedisServer = request.getfixturevalue("redis_server")
+    assert url == server.url
+    resume = asyncio.get_running_loop().call_later(STALL, os.kill, server.pid, signal.SIGCONT)
+    os.kill(server.pid, signal.SIGSTOP)
     admin = aredis.Redis.from_url(url)
     try:
-        await admin.execute_command("CLIENT", "PAUSE", int(STALL * 1000), "ALL")
         yield
-        await admin.ping()  # answered once the pause is over
+        os.kill(server.pid, signal.SIGCONT)
+        await admin.ping()  # answered once the server runs again
     finally:
+        resume.cancel()
+        os.kill(server.pid, signal.SIGCONT)
         await admin.aclose()
 
 
-async def test_a_wait_returns_within_its_timeout_while_the_store_stalls(backend: Backend) -> None:
+async def test_a_wait_returns_within_its_timeout_while_the_store_stalls(
+    backend: Backend, request: pytest.FixtureRequest
+) -> None:
     await enqueue(backend, Q, "j1")
-    async with stalled(backend):
+    async with stalled(backend, request):
         started = time.monotonic()
         try:
             outcome = await asyncio.wait_for(backend.wait_finished(Q, "j1", TIMEOUT), 30)
@@ -80,12 +97,12 @@ async def test_a_wait_returns_within_its_timeout_while_the_store_stalls(backend:
 
 
 async def test_job_result_raises_result_timeout_in_time_while_the_store_stalls(
-    backend: Backend,
+    backend: Backend, request: pytest.FixtureRequest
 ) -> None:
     app = Corral(backend.url)  # type: ignore[attr-defined]
     try:
         job = await app.enqueue("t.x")
-        async with stalled(await app.backend()):
+        async with stalled(await app.backend(), request):
             started = time.monotonic()
             with pytest.raises(ResultTimeout):
                 await asyncio.wait_for(job.result(timeout=TIMEOUT), 30)
