@@ -3,6 +3,11 @@ dashboard server on loopback.
 
 Every page a test opens is watched: a console error (a Content-Security-Policy
 violation, a script error, a failed asset) fails the test at teardown.
+
+One Chromium serves the whole session (launching one per test cost ~0.5 s each); every
+test still gets fresh browser contexts (own cookies, storage and cache). Playwright's
+objects belong to the event loop that started them, so the tests here and their async
+fixtures run on pytest-asyncio's session loop.
 """
 
 from __future__ import annotations
@@ -10,12 +15,19 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright
 
-from tests.web.conftest import LiveServer, Serve
+from corral import Corral
+from tests.web.apps import build_app
+from tests.web.conftest import LiveServer, Serve, Workers
+
+HERE = Path(__file__).parent
 
 CHROMIUM = os.environ.get("CORRAL_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
@@ -39,14 +51,58 @@ def chromium_path() -> str:
     return CHROMIUM
 
 
-@pytest.fixture
-async def browser(chromium_path: str) -> AsyncIterator[Browser]:
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The async tests of this directory run on the session loop (the browser's)."""
+    for item in items:
+        if item.path.is_relative_to(HERE) and item.get_closest_marker("asyncio"):
+            item.add_marker(pytest.mark.asyncio(loop_scope="session"), append=False)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def _chromium(chromium_path: str) -> AsyncIterator[Browser]:
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(executable_path=chromium_path, args=ARGS)
         try:
             yield launched
         finally:
             await launched.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def browser(_chromium: Browser) -> AsyncIterator[Browser]:
+    """The session's Chromium; the contexts a test opened are closed after it."""
+    assert _chromium.is_connected(), "Chromium crashed in an earlier test"
+    yield _chromium
+    for context in list(_chromium.contexts):
+        await context.close()
+
+
+# The async fixtures of tests/web/conftest.py, on the session loop like the tests here.
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def corral(url: str) -> AsyncIterator[Corral]:
+    """The test's own app instance on the same backend (for workers and direct checks)."""
+    app = build_app(url)
+    try:
+        yield app
+    finally:
+        await app.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def workers(corral: Corral) -> AsyncIterator[Workers]:
+    running = Workers(corral)
+    try:
+        yield running
+    finally:
+        await running.stop_all()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def client(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.url, timeout=15) as http:
+        yield http
 
 
 class Pages:
@@ -87,7 +143,7 @@ class Pages:
             await context.close()
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="session")
 async def pages(browser: Browser, serve: Serve) -> AsyncIterator[Pages]:
     # Asking for ``serve`` first makes its teardown (stopping the servers) run after the
     # pages close: a page left on a live view may still be fetching from its server.
@@ -100,7 +156,7 @@ async def pages(browser: Browser, serve: Serve) -> AsyncIterator[Pages]:
     assert not errors, "browser console errors:\n" + "\n".join(errors)
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="session")
 async def page(pages: Pages) -> Page:
     """A light, 1280 px wide page."""
     return await pages.new()
