@@ -773,6 +773,7 @@ class BackendMachine(RuleBasedStateMachine):
                 self.loop.close()
 
 
+@pytest.mark.slow
 def test_backend_state_machine_redis(redis_server: RedisServer) -> None:
     from corral.backends.redis import RedisBackend
 
@@ -786,6 +787,7 @@ def test_backend_state_machine_redis(redis_server: RedisServer) -> None:
     run_state_machine_as_test(RedisMachine, settings=SETTINGS)
 
 
+@pytest.mark.slow
 def test_backend_state_machine_sqlite(tmp_path: Path) -> None:
     from corral.backends.sqlite import SQLiteBackend
 

@@ -26,6 +26,7 @@ def url(redis_url: str) -> str:
     return redis_url
 
 
+@pytest.mark.slow
 async def test_enqueues_under_many_event_streams_all_answer_201(
     serve: Serve, url: str, corral: Corral, workers: Workers
 ) -> None:

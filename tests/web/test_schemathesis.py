@@ -33,6 +33,7 @@ def url(backend_url: str) -> str:
     return backend_url
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_schemathesis_checks_all_pass(serve: Serve, url: str, tmp_path: Path) -> None:
     server = serve(build_app(url), api_keys=API_KEYS, allow_unregistered=True)

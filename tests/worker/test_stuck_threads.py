@@ -61,6 +61,7 @@ async def test_a_stuck_thread_does_not_take_the_slot_of_a_new_job(
     assert stuck.state is JobState.FAILED  # the late return changes nothing
 
 
+@pytest.mark.slow
 def test_a_worker_process_with_a_stuck_thread_stops_promptly(
     redis_url: str, tmp_path: Path
 ) -> None:
