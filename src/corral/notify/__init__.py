@@ -1,0 +1,1 @@
+"""Notifications: email and signed webhooks for job outcomes, delivered durably."""
