@@ -11,7 +11,8 @@
     │   ├── InvalidName             queue or task name outside the safe alphabet
     │   ├── InvalidArguments        arguments that do not fit the task's signature
     │   ├── SerializationError      an argument or result that is not JSON
-    │   └── PayloadTooLarge         a payload over the configured limit
+    │   ├── PayloadTooLarge         a payload over the configured limit
+    │   └── InvalidSignature        a webhook whose signature does not verify
     ├── UnknownTask                 no task registered under that name
     ├── JobNotFound                 no job with that id
     ├── InvalidTransition           the action does not apply to the job's state
@@ -37,6 +38,7 @@ __all__ = [
     "CorralError",
     "InvalidArguments",
     "InvalidName",
+    "InvalidSignature",
     "InvalidTransition",
     "JobCancelled",
     "JobFailed",
@@ -92,6 +94,11 @@ class ValidationError(CorralError, ValueError):
 
 class InvalidName(ValidationError):
     """A queue or task name is empty, too long or outside the safe alphabet."""
+
+
+class InvalidSignature(ValidationError):
+    """A received webhook failed :func:`corral.notify.verify`: a header missing, the
+    timestamp outside the tolerance, or no signature made with a known secret."""
 
 
 class InvalidArguments(ValidationError, TypeError):
