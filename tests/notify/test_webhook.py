@@ -212,6 +212,7 @@ def test_new_secret_is_standard() -> None:
         ({"headers": {"Content-Type": "text/plain"}}, "'Content-Type' is set by the delivery"),
         ({"headers": {"X-Key": 5}}, "value of 'X-Key'"),
         ({"headers": {"X-Key": "a\r\nInjected: 1"}}, "one line"),
+        ({"headers": {"X-Key": "café"}}, "printable ASCII"),
         ({"headers": {"bad name": "v"}}, "not a valid header name"),
         ({"headers": ["X-Key"]}, "dict"),
         ({"timeout": 0}, "timeout must be > 0"),

@@ -36,6 +36,7 @@ __all__ = ["Webhook"]
 # Set by the delivery itself: a user header must not replace them.
 _RESERVED: Final = ("content-type", "content-length", "transfer-encoding", "host", "connection")
 _TOKEN: Final = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_VALUE: Final = re.compile(r"^[\t\x20-\x7e]*$")
 _EXCERPT: Final = 200
 
 
@@ -77,9 +78,10 @@ def _check_headers(headers: object) -> dict[str, str]:
     for name, value in headers.items():
         if not isinstance(name, str) or not _TOKEN.match(name):
             raise ConfigurationError(f"Webhook headers: {name!r} is not a valid header name")
-        if not isinstance(value, str) or "\r" in value or "\n" in value:
+        if not isinstance(value, str) or not _VALUE.match(value):
             raise ConfigurationError(
-                f"Webhook headers: the value of {name!r} must be a string on one line"
+                f"Webhook headers: the value of {name!r} must be a string of printable "
+                "ASCII on one line"
             )
         lowered = name.lower()
         if lowered.startswith("webhook-") or lowered in _RESERVED:
@@ -103,8 +105,6 @@ class Webhook(Target):
 
     kind: ClassVar[str] = "webhook"
     new_secret = staticmethod(new_secret)
-
-    __slots__ = ("events", "headers", "name", "result", "secrets", "timeout", "traceback", "url")
 
     def __init__(
         self,
@@ -192,11 +192,10 @@ class Webhook(Target):
             name=data.get("name"),
         )
 
-    def signed_headers(
-        self, notice: Notice, body: bytes, now: float | None = None
-    ) -> dict[str, str]:
-        """The headers one attempt sends: the user's, then the Standard Webhooks ones."""
-        stamp = datetime.fromtimestamp(int(time.time() if now is None else now), UTC)
+    def signed_headers(self, notice: Notice, body: bytes) -> dict[str, str]:
+        """The headers one attempt sends: the user's, then the Standard Webhooks ones
+        (signed now: the timestamp is the attempt's, the id the notice's)."""
+        stamp = datetime.fromtimestamp(int(time.time()), UTC)
         headers = {"User-Agent": f"Corral-Webhooks/{_version()}", **self.headers}
         headers |= {
             "Content-Type": "application/json",
