@@ -41,7 +41,7 @@ _EXCERPT: Final = 200
 
 
 def _version() -> str:
-    from corral import __version__  # at call time: corral imports this package
+    from corral import __version__  # at call time: no import cycle if corral imports us
 
     return __version__
 
