@@ -7,15 +7,17 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from corral.errors import InvalidSignature
+    from corral.notify.email import Email
     from corral.notify.verification import verify
     from corral.notify.webhook import Webhook
 
-__all__ = ["InvalidSignature", "Webhook", "verify"]
+__all__ = ["Email", "InvalidSignature", "Webhook", "verify"]
 
 # Imported on first use: the targets need the ``corral[notify]`` extra (httpx,
 # standardwebhooks...), and importing corral.notify.base must not. (``verify`` lives in
 # ``verification``: a submodule named ``verify`` would shadow the function.)
 _LAZY = {
+    "Email": "corral.notify.email",
     "InvalidSignature": "corral.errors",
     "Webhook": "corral.notify.webhook",
     "verify": "corral.notify.verification",
