@@ -277,8 +277,7 @@ def _failure(relay: SmtpRelay, exc: Exception) -> DeliveryError:
         return DeliveryError(f"{relay} refused every recipient: {replies}", retry=transient)
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError) and exc.code >= 500:
         return DeliveryError(
-            f"{relay} rejected the login (wrong user name or password?): "
-            f"{exc.code} {exc.message}",
+            f"{relay} rejected the login (wrong user name or password?): {exc.code} {exc.message}",
             retry=False,
         )
     if isinstance(exc, aiosmtplib.SMTPResponseException):
