@@ -26,6 +26,7 @@ from corral.schedules import Schedules, ScheduleSpec
 from corral.settings import REDIS_SCHEMES, SQLITE_SCHEMES, resolve_url
 from corral.settings import reconnect_timeout as resolve_reconnect_timeout
 from corral.task import Call, Task, new_record
+from corral.tracing import JobTracing
 
 __all__ = ["Corral"]
 
@@ -65,7 +66,8 @@ class Corral(AuditLog, HookRegistry):
     ``reconnect_timeout``: seconds a call rides out a lost Redis connection (retrying
     with backoff) before it raises ConnectionFailed (else ``CORRAL_RECONNECT_TIMEOUT``,
     else 5; 0 = fail at once). ``audit_retention`` (a timedelta or seconds): how long
-    audit entries are kept (see :mod:`corral.audit`).
+    audit entries are kept (see :mod:`corral.audit`). ``tracing=True``: OpenTelemetry
+    spans for enqueues and job attempts (see :meth:`enable_tracing`).
 
     >>> app = Corral("redis://localhost:6379/0")
     >>> @app.task(queue="emails", attempts=5)
@@ -85,6 +87,7 @@ class Corral(AuditLog, HookRegistry):
         durable: bool = False,
         reconnect_timeout: float | None = None,
         audit_retention: timedelta | float = DEFAULT_AUDIT_RETENTION,
+        tracing: bool = False,
     ) -> None:
         self.url = resolve_url(url)
         self.durable = durable
@@ -119,11 +122,23 @@ class Corral(AuditLog, HookRegistry):
         self._feeds: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, EventFeed] = (
             weakref.WeakKeyDictionary()
         )
+        #: The spans of enqueues and attempts (corral.tracing); None: tracing is off.
+        self.tracing: JobTracing | None = None
+        if tracing:
+            self.enable_tracing()
 
     def __repr__(self) -> str:
         from corral.settings import mask_url
 
         return f"<Corral {mask_url(self.url)} tasks={len(self.tasks)}>"
+
+    def enable_tracing(self, tracer_provider: Any = None) -> None:
+        """Trace this app's enqueues (PRODUCER spans ``send {queue}``, their context
+        stored with each job) and, in its workers, each attempt (CONSUMER spans
+        ``process {queue}``, children of the job's context): see :mod:`corral.tracing`.
+        ``tracer_provider`` defaults to OpenTelemetry's global one. ConfigurationError
+        when ``opentelemetry-api`` is not installed (``pip install 'corral[otel]'``)."""
+        self.tracing = JobTracing(tracer_provider)
 
     # -- tasks ----------------------------------------------------------------------
 
@@ -343,7 +358,10 @@ class Corral(AuditLog, HookRegistry):
     async def submit(self, queue: str, jobs: Sequence[NewJob]) -> list[Job]:
         """Store prepared jobs (the common path under every enqueue call)."""
         backend = await self.backend()
-        outcomes = await backend.enqueue(queue, jobs)
+        if self.tracing is None:
+            outcomes = await backend.enqueue(queue, jobs)
+        else:
+            jobs, outcomes = await self.tracing.send(queue, jobs, backend.enqueue)
         handles: list[Job] = []
         for new, stand_in in zip(jobs, outcomes, strict=True):
             if stand_in is None:

@@ -322,7 +322,9 @@ class Job:
             tuple(self.args if args is None else args),
             dict(self.kwargs if kwargs is None else kwargs),
         )
-        stored = {**self.options, "rerun_of": self.id}
+        # Not this job's trace context: the new job belongs to the trace enqueuing it.
+        stored = {k: v for k, v in self.options.items() if k != "trace"}
+        stored["rerun_of"] = self.id
         return (await self._app.submit(queue, [replace(new, options=orjson.dumps(stored))]))[0]
 
     # -- blocking twins -------------------------------------------------------------

@@ -100,6 +100,15 @@ def main(ctx: click.Context, url: str | None, app_spec: str | None, as_json: boo
     help="Use 'warning' to silence per-job lines.",
 )
 @click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    envvar="CORRAL_LOG_FORMAT",
+    default="text",
+    show_default=True,
+    help="json: one JSON object per line (a job's outcome with its id, task, queue, "
+    "attempt, duration and trace id) (default: $CORRAL_LOG_FORMAT, else text).",
+)
+@click.option(
     "--loop",
     type=click.Choice(LOOPS),
     envvar="CORRAL_LOOP",
@@ -117,6 +126,7 @@ def worker(
     grace: float,
     max_stalls: int,
     log_level: str,
+    log_format: str,
     loop: str,
 ) -> None:
     """Run jobs of MODULE:APP until SIGTERM/SIGINT (a second signal stops at once)."""
@@ -138,6 +148,7 @@ def worker(
             grace=grace,
             max_stalls=max_stalls,
             log_level=log_level,
+            log_format=log_format,
         ),
         loop=loop,
     )

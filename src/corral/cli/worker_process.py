@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import sys
 from collections.abc import Sequence
 
 from corral.app import Corral
+from corral.logs import configure_logging
 from corral.worker import Worker
 
 __all__ = ["run_worker"]
@@ -25,13 +25,10 @@ async def run_worker(
     grace: float,
     max_stalls: int,
     log_level: str,
+    log_format: str = "text",
 ) -> int:
     """Run a worker until SIGTERM/SIGINT; returns the process exit code."""
-    logging.basicConfig(
-        level=log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(log_level, log_format)
     worker = Worker(
         app, queues, concurrency=concurrency, lease=lease, grace=grace, max_stalls=max_stalls
     )

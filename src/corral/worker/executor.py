@@ -62,6 +62,16 @@ class Outcome:
     error_text: str = ""
     retry_in_ms: int = 0
     count_attempt: bool = True
+    #: What the task raised (a failure or retry), for tracing; never stored.
+    exc: BaseException | None = None
+
+
+def _type_name(exc: BaseException) -> str:
+    """An exception's type as errors are stored: ``module.Qualname`` (builtins bare)."""
+    kind = type(exc)
+    if kind.__module__ == "builtins":
+        return kind.__qualname__
+    return f"{kind.__module__}.{kind.__qualname__}"
 
 
 def error_record(
@@ -70,14 +80,8 @@ def error_record(
     """The JSON stored for a failed attempt: type, message, traceback, attempt, at, and
     the id of the worker that ran it (when given)."""
     tb = "".join(traceback.format_exception(exc)) if with_traceback else None
-    kind = type(exc)
-    name = (
-        kind.__qualname__
-        if kind.__module__ == "builtins"
-        else f"{kind.__module__}.{kind.__qualname__}"
-    )
     record = {
-        "type": name,
+        "type": _type_name(exc),
         "message": str(exc),
         "traceback": tb,
         "attempt": attempt,
@@ -101,11 +105,11 @@ def failure_outcome(
     error = error_record(exc, attempt, with_traceback=traced, worker=worker)
     text = f"{type(exc).__name__}: {exc}"
     if permanent:
-        return Outcome(Kind.FAILED, error=error, error_text=text)
+        return Outcome(Kind.FAILED, error=error, error_text=text, exc=exc)
     assert config is not None
     if isinstance(exc, Retry):
         if exc.count_attempt and attempt >= config.attempts:
-            return Outcome(Kind.FAILED, error=error, error_text=text)
+            return Outcome(Kind.FAILED, error=error, error_text=text, exc=exc)
         delay = exc.delay if exc.delay is not None else _backoff(config, attempt, exc, rng)
         return Outcome(
             Kind.RETRY,
@@ -113,11 +117,12 @@ def failure_outcome(
             error_text=text,
             retry_in_ms=int(delay * 1000),
             count_attempt=exc.count_attempt,
+            exc=exc,
         )
     if attempt >= config.attempts:
-        return Outcome(Kind.FAILED, error=error, error_text=text)
+        return Outcome(Kind.FAILED, error=error, error_text=text, exc=exc)
     delay = _backoff(config, attempt, exc, rng)
-    return Outcome(Kind.RETRY, error=error, error_text=text, retry_in_ms=int(delay * 1000))
+    return Outcome(Kind.RETRY, error=error, error_text=text, retry_in_ms=int(delay * 1000), exc=exc)
 
 
 def _backoff(config: TaskConfig, retry: int, exc: BaseException, rng: random.Random) -> float:
@@ -254,13 +259,25 @@ def log_outcome(
     outcome: Outcome | None = None,
 ) -> None:
     """The one log line per job outcome (never the job's arguments: they may hold
-    secrets). Completions at INFO, retries at WARNING, failures at ERROR."""
+    secrets). Completions at INFO, retries at WARNING, failures at ERROR. The line's
+    fields ride along as ``corral_job`` for a structured formatter (corral.logs)."""
+    fields: dict[str, Any] = {
+        "job_id": claimed.id,
+        "task": claimed.name,
+        "queue": claimed.queue,
+        "attempt": claimed.attempt,
+        "outcome": verb,
+        "duration": round(duration_ms / 1000, 6),
+    }
+    extra = {"corral_job": fields, "corral_options": claimed.options}
     if not accepted:
+        fields["lease_lost"] = True
         log.warning(
             "job %s (%s) %s, but its lease was lost: outcome rejected",
             claimed.id,
             claimed.name,
             verb,
+            extra=extra,
         )
         return
     level = logging.INFO
@@ -268,8 +285,15 @@ def log_outcome(
     if outcome is not None:
         level = logging.WARNING if verb == "retrying" else logging.ERROR
         detail = f" error={outcome.error_text!r}"
+        if outcome.exc is not None:
+            fields["error_type"] = _type_name(outcome.exc)
+            fields["error_message"] = str(outcome.exc)
+        else:
+            kind, _, message = outcome.error_text.partition(": ")
+            fields["error_type"], fields["error_message"] = kind, message
         if verb == "retrying":
             detail += f" retry_in={outcome.retry_in_ms / 1000:.2f}s"
+            fields["retry_in"] = outcome.retry_in_ms / 1000
     job_log.log(
         level,
         "%s task=%s id=%s queue=%s attempt=%d duration=%.1fms%s",
@@ -280,4 +304,5 @@ def log_outcome(
         claimed.attempt,
         duration_ms,
         detail,
+        extra=extra,
     )

@@ -369,9 +369,11 @@ class Worker(EmitsEvents):
         if self._hooks.active:
             self._emit("started", running)
         try:
-            outcome = await execute(
+            run = execute(
                 task, running.config, claimed, running.ctx, self._threads, self._rng, self.id
             )
+            tracing = self.app.tracing
+            outcome = await (run if tracing is None else tracing.process(claimed, run))
             running.executing = False
             await self._record(backend, running, outcome)
         except asyncio.CancelledError:
