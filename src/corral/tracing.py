@@ -23,7 +23,7 @@ enqueue path and the worker pay one ``is None`` test per call or job.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -131,7 +131,7 @@ class JobTracing:
         self,
         queue: str,
         jobs: Sequence[NewJob],
-        store: Any,
+        store: Callable[[str, Sequence[NewJob]], Awaitable[list[str | None]]],
     ) -> tuple[list[NewJob], list[str | None]]:
         """``store(queue, jobs)`` (a backend's enqueue) inside a ``send`` span, each job
         carrying the span's context; returns the jobs as stored and what ``store``
@@ -161,7 +161,7 @@ class JobTracing:
                     jobs = [
                         replace(job, options=with_carrier(job.options, carrier)) for job in jobs
                     ]
-                outcomes: list[str | None] = await store(queue, jobs)
+                outcomes = await store(queue, jobs)
             if len(jobs) == 1 and outcomes[0] is not None:
                 # An existing job stood in (same id or dedupe key): name the one that counts.
                 span.set_attribute("messaging.message.id", outcomes[0])
@@ -176,19 +176,18 @@ class JobTracing:
 
     # -- consumer -------------------------------------------------------------------
 
-    def _parent(self, claimed: ClaimedJob) -> Context | None:
+    def _parent(self, claimed: ClaimedJob) -> Context:
+        """The job's creation context; without one an empty context, so the attempt
+        is a root span, never a child of whatever the worker was started in."""
         carrier = current_trace_carrier(claimed.options)
-        return self._propagate.extract(carrier) if carrier else None
+        return self._propagate.extract(carrier, context=self._context.Context())
 
     async def process(self, claimed: ClaimedJob, run: Awaitable[Outcome]) -> Outcome:
         """Await ``run`` (one attempt of ``claimed``) inside its ``process`` span."""
         trace = self._trace
         parent = self._parent(claimed)
-        links: list[Any] = []
-        if parent is not None:
-            creation = trace.get_current_span(parent).get_span_context()
-            if creation.is_valid:
-                links.append(trace.Link(creation))
+        creation = trace.get_current_span(parent).get_span_context()
+        links = [trace.Link(creation)] if creation.is_valid else []
         span: Span = self._tracer.start_span(
             f"process {claimed.queue}",
             context=parent,

@@ -240,3 +240,25 @@ def test_the_trace_api_stays_unimported_without_tracing() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
     assert out.stdout.strip() == "False"
+
+
+async def test_a_job_without_a_trace_context_gets_a_root_span(
+    app: Corral,
+    producer: Corral,
+    workers: Workers,
+    provider: TracerProvider,
+    exporter: InMemorySpanExporter,
+) -> None:
+    app.enable_tracing(provider)
+
+    @app.task(name="traced.orphan")
+    async def orphan() -> None:
+        return None
+
+    job = await producer.enqueue("traced.orphan")  # a producer that does not trace
+    with provider.get_tracer("test").start_as_current_span("ambient"):
+        workers.start()  # its tasks inherit this context: the attempt must not
+    assert await job.wait(timeout=5) is JobState.COMPLETED
+    process = one(exporter, "process default")
+    assert process.parent is None and process.links == ()
+    assert (process.attributes or {})["messaging.message.id"] == job.id
