@@ -34,6 +34,7 @@ from corral.backends.records import (
     JobRecord,
     JobState,
     NewJob,
+    OutboxEntry,
     QueueLimits,
     QueueOverview,
     QueueStats,
@@ -58,6 +59,7 @@ __all__ = [
     "JobRecord",
     "JobState",
     "NewJob",
+    "OutboxEntry",
     "PageSlice",
     "Position",
     "QueueLimits",
@@ -391,6 +393,28 @@ class Backend(Protocol):
         backend cannot have returned raises ValidationError (a ValueError)."""
 
     # -- schedules ------------------------------------------------------------------
+
+    # -- notifications (the outbox: see OutboxEntry) ---------------------------------
+
+    async def take_outbox(self, queue: str, limit: int, hold_ms: int) -> list[OutboxEntry]:
+        """Up to ``limit`` of the queue's outbox entries that are due, each held for
+        ``hold_ms`` (not taken again meanwhile; due again after unless acknowledged)."""
+
+    async def ack_outbox(self, queue: str, refs: Sequence[bytes]) -> None:
+        """Delete outbox entries that were handed on (unknown refs are ignored)."""
+
+    async def outbox_size(self, queue: str) -> int:
+        """How many outbox entries the queue holds (taken or not)."""
+
+    async def bump_counter(self, name: str, window_ms: int) -> tuple[int, int]:
+        """Add one to the counter ``name`` of the current ``window_ms`` window (aligned
+        on the store's clock); returns (the new count, when the window ends in ms)."""
+
+    async def set_endpoint(self, key: str, state: bytes | None) -> None:
+        """Store (or with None, forget) the state of a notification endpoint."""
+
+    async def endpoints(self) -> dict[str, bytes]:
+        """Every notification endpoint's stored state, by key."""
 
     async def upsert_schedule(
         self, queue: str, name: str, definition: bytes, next_at: int | None, *, keep: bool

@@ -20,6 +20,7 @@ __all__ = [
     "JobRecord",
     "JobState",
     "NewJob",
+    "OutboxEntry",
     "QueueLimits",
     "QueueOverview",
     "QueueStats",
@@ -204,6 +205,8 @@ class NewJob:
     ``debounce_ms`` (with a key): the job waits that long, and an add with the same
     key before it starts replaces its name, data and options and restarts the wait.
     ``given_id``: the caller chose ``id`` (else it is random, new to the store).
+    ``notify``: the outcomes (``completed,failed``...) that get an outbox entry in the
+    step that ends the job (see :class:`OutboxEntry`); "" = none.
     """
 
     id: str
@@ -218,6 +221,7 @@ class NewJob:
     dedupe_ms: int = 0
     debounce_ms: int = 0
     given_id: bool = False
+    notify: str = ""
 
 
 # Not frozen: one is built per job on the hot path, and a frozen dataclass's
@@ -375,3 +379,25 @@ class AuditRecord:
     action: str
     target: str
     detail: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """A job's outcome as recorded, for its notifications: written in the same atomic
+    step that ended the job (so a crash cannot lose it), kept until a relay acknowledges
+    it with :meth:`Backend.ack_outbox`. Times are store ms; ``result`` and ``error``
+    (the last error record) are JSON text; ``options`` the job's stored options.
+    ``ref`` is the backend's handle for acknowledging it."""
+
+    ref: bytes
+    queue: str
+    job_id: str
+    event: str
+    task: str
+    attempt: int
+    created_at: int | None
+    started_at: int | None
+    finished_at: int | None
+    result: bytes | None
+    error: bytes | None
+    options: bytes

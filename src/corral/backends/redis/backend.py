@@ -38,6 +38,7 @@ from corral.backends.redis.history import RedisHistory
 from corral.backends.redis.keys import QueueKeys, RegistryKeys
 from corral.backends.redis.legacy import add_old_lists
 from corral.backends.redis.mux import pack
+from corral.backends.redis.outbox import RedisOutbox
 from corral.backends.redis.paging import RedisPaging
 from corral.backends.redis.pubsub import EventStream, Hub
 from corral.backends.redis.records import job_rows, record_from_hash, waiting_order
@@ -86,7 +87,7 @@ def _db_of(url: str) -> int:
         return 0
 
 
-class RedisBackend(RedisAudit, RedisHistory, RedisFacts, RedisStreams, RedisPaging):
+class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStreams, RedisPaging):
     """Corral's storage on Redis. ``url`` is any redis-py URL (``redis://``,
     ``rediss://``, ``unix://``); ``prefix`` namespaces every key. A call that cannot
     reach Redis tries again for up to ``reconnect_timeout`` seconds before it raises

@@ -31,12 +31,15 @@ single slot and the same code runs on Redis Cluster::
     {prefix}:{queue}:sched:last  hash  schedule name -> last tick fired (ms)
     {prefix}:{queue}:hm:{hour}   hash  outcomes per minute of one hour (history, expires)
     {prefix}:{queue}:hq:{day}    hash  outcomes per quarter hour of one day (history, expires)
+    {prefix}:{queue}:outbox      zset  outcomes to notify (JSON); score = ms when due to be taken
     {prefix}:{queue}:{db}:events   pub/sub channel: "<event> <job id> [<job id> ...]"
     {prefix}:{queue}:{db}:control  pub/sub channel: "cancel <job id>" for workers
     {prefix}:queues              set   names of every queue used
     {prefix}:{workers}:live      set   ids of registered workers
     {prefix}:{workers}:w:{id}    string JSON worker info
     {prefix}:{audit}:log         stream audit entries (k key, a action, t target, d detail)
+    {prefix}:{notify}:ep         hash  notification endpoint key -> state (JSON)
+    {prefix}:{notify}:cnt:{name}:{window}  string  a windowed counter (expires)
 
 Every key that ends in caller-chosen text (a job id, group, dedupe key, worker id) has
 a prefix of its own that no other key of the queue starts with (``j:``, ``je:``,
@@ -44,7 +47,8 @@ a prefix of its own that no other key of the queue starts with (``j:``, ``je:``,
 (``j:{id}:err``) would let job ``V:err``'s hash be job ``V``'s error list.
 Schedule names are hash fields, never part of a key. A queue named ``workers`` shares
 its hash tag with the worker registry: no queue key is ``live`` or starts with ``w:``;
-likewise a queue named ``audit`` and the audit log: no queue key is ``log``.
+likewise a queue named ``audit`` and the audit log: no queue key is ``log``, and a
+queue named ``notify``: no queue key is ``ep`` or starts with ``cnt:``.
 Pub/sub channels are server-wide, not per database: they carry the database number
 ``{db}`` so that apps on two databases of one server never hear each other. The scripts
 learn it from their first argument, ``QueueKeys.script_base`` (``"<db> <key base>"``).
@@ -139,6 +143,8 @@ class RegistryKeys:
     workers: str
     worker_prefix: str
     audit: str
+    endpoints: str
+    counter_prefix: str
 
     @classmethod
     def build(cls, prefix: str) -> RegistryKeys:
@@ -147,4 +153,6 @@ class RegistryKeys:
             workers=f"{prefix}:{{workers}}:live",
             worker_prefix=f"{prefix}:{{workers}}:w:",
             audit=f"{prefix}:{{audit}}:log",
+            endpoints=f"{prefix}:{{notify}}:ep",
+            counter_prefix=f"{prefix}:{{notify}}:cnt:",
         )

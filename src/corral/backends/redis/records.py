@@ -27,6 +27,8 @@ def job_row(job: NewJob, request: str = "") -> list[Any]:
             ext["w"] = job.dedupe_ms
         if job.debounce_ms:
             ext["d"] = job.debounce_ms
+    if job.notify:
+        ext["n"] = job.notify
     return [
         job.id,
         job.name,

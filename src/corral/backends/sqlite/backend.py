@@ -32,6 +32,7 @@ from corral.backends.sqlite.changes import ChangeFeed
 from corral.backends.sqlite.claims import claim as claim_jobs
 from corral.backends.sqlite.facts import SQLiteFacts
 from corral.backends.sqlite.history import FAILED, SQLiteHistory, add_history
+from corral.backends.sqlite.outbox import SQLiteOutbox
 from corral.backends.sqlite.paging import SQLitePaging
 from corral.backends.sqlite.rows import (
     add_error,
@@ -60,7 +61,7 @@ _EVENT_LOG_SIZE = 10_000
 
 
 class SQLiteBackend(
-    SQLiteAudit, SQLiteHistory, SQLiteFacts, SQLiteAdmin, SQLiteStreams, SQLitePaging
+    SQLiteOutbox, SQLiteAudit, SQLiteHistory, SQLiteFacts, SQLiteAdmin, SQLiteStreams, SQLitePaging
 ):
     """Corral's storage in one SQLite file (WAL mode), shared by any number of
     processes on this machine. ``poll_interval`` is how often waiters look for

@@ -230,6 +230,49 @@ MIGRATIONS: list[str] = [
         UPDATE state_counts SET n = n - 1 WHERE queue = OLD.queue AND state = OLD.state;
     END;
     """,
+    # 10: notifications (issue 17). A job with some ('notify': the outcomes wanted,
+    # comma-separated) gets an outbox row, by trigger, in the transaction that ends it:
+    # every path that ends a job (complete, fail, cancel, reap...) is covered, and no
+    # crash can separate the outcome from its notification. The row is the outcome as
+    # recorded (retention may delete the job before delivery); errors are added before
+    # the state changes, so the last one is the failure's. ``due``: when it may next be
+    # taken (sqlite/outbox.py). Endpoint states and windowed counters for deliveries.
+    """
+    ALTER TABLE jobs ADD COLUMN notify TEXT;
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        queue TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        event TEXT NOT NULL,
+        task TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        created_at INTEGER,
+        started_at INTEGER,
+        finished_at INTEGER,
+        result BLOB,
+        error BLOB,
+        options BLOB NOT NULL,
+        due INTEGER NOT NULL
+    );
+    CREATE INDEX outbox_due ON outbox (queue, due);
+    CREATE TRIGGER jobs_outbox AFTER UPDATE OF state ON jobs
+    WHEN NEW.notify IS NOT NULL AND OLD.state != NEW.state
+        AND NEW.state IN ('completed', 'failed', 'cancelled')
+        AND instr(',' || NEW.notify || ',', ',' || NEW.state || ',') > 0
+    BEGIN
+        INSERT INTO outbox (queue, job_id, event, task, attempt, created_at, started_at,
+            finished_at, result, error, options, due)
+        VALUES (NEW.queue, NEW.id, NEW.state, NEW.name, NEW.attempts, NEW.created_at,
+            NEW.started_at, NEW.finished_at,
+            CASE WHEN NEW.state = 'completed' THEN NEW.result END,
+            CASE WHEN NEW.state != 'completed' THEN (SELECT e.error FROM job_errors e
+                WHERE e.queue = NEW.queue AND e.job_id = NEW.id ORDER BY e.rowid DESC LIMIT 1)
+            END,
+            NEW.options, COALESCE(NEW.finished_at, 0));
+    END;
+    CREATE TABLE endpoints (key TEXT PRIMARY KEY, state BLOB NOT NULL);
+    CREATE TABLE counters (name TEXT PRIMARY KEY, n INTEGER NOT NULL, ends_at INTEGER NOT NULL);
+    """,
 ]
 
 

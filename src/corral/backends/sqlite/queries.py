@@ -9,8 +9,9 @@ REGISTER_QUEUE = "INSERT OR IGNORE INTO queues (name) VALUES (?)"
 NEXT_SEQ = "UPDATE queues SET seq = seq + ? WHERE name = ? RETURNING seq"
 INSERT_JOB = """
 INSERT OR IGNORE INTO jobs
-    (queue, id, name, data, state, priority, seq, options, created_at, run_at, grp, dedupe)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    (queue, id, name, data, state, priority, seq, options, created_at, run_at, grp, dedupe,
+     notify)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 JOB_EXISTS = "SELECT 1 FROM jobs WHERE queue = ? AND id = ?"
 DEDUPE_HOLDER = """
@@ -19,7 +20,7 @@ LEFT JOIN jobs j ON j.queue = d.queue AND j.id = d.job_id
 WHERE d.queue = ? AND d.key = ?
 """
 DEBOUNCE = """
-UPDATE jobs SET name = ?, data = ?, options = ?, state = 'delayed', run_at = ?
+UPDATE jobs SET name = ?, data = ?, options = ?, notify = ?, state = 'delayed', run_at = ?
 WHERE queue = ? AND id = ?
 """
 HOLD_DEDUPE = "INSERT OR REPLACE INTO dedupe (queue, key, job_id, expires_at) VALUES (?, ?, ?, ?)"
@@ -197,6 +198,7 @@ DELETE FROM queues WHERE name = :q AND paused = 0 AND max_active IS NULL AND rat
     AND group_max_active IS NULL AND group_rate_max IS NULL
     AND NOT EXISTS (SELECT 1 FROM jobs WHERE queue = :q)
     AND NOT EXISTS (SELECT 1 FROM schedules WHERE queue = :q)
+    AND NOT EXISTS (SELECT 1 FROM outbox WHERE queue = :q)
 """
 FORGET_LEFTOVERS = [
     f"DELETE FROM {table} WHERE queue = ?"
@@ -292,3 +294,20 @@ TRIM_AUDIT = "DELETE FROM audit WHERE at < ?"
 AUDIT_ENTRIES = """
 SELECT id, at, key, action, target, detail FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?
 """
+TAKE_OUTBOX = """
+UPDATE outbox SET due = :hold WHERE id IN
+    (SELECT id FROM outbox WHERE queue = :q AND due <= :now ORDER BY due, id LIMIT :n)
+RETURNING id, job_id, event, task, attempt, created_at, started_at, finished_at, result,
+    error, options
+"""
+ACK_OUTBOX = "DELETE FROM outbox WHERE queue = ? AND id = ?"
+OUTBOX_SIZE = "SELECT COUNT(*) FROM outbox WHERE queue = ?"
+BUMP_COUNTER = """
+INSERT INTO counters (name, n, ends_at) VALUES (?, 1, ?)
+ON CONFLICT (name) DO UPDATE SET
+    n = CASE WHEN ends_at = excluded.ends_at THEN n + 1 ELSE 1 END, ends_at = excluded.ends_at
+RETURNING n
+"""
+SET_ENDPOINT = "INSERT OR REPLACE INTO endpoints (key, state) VALUES (?, ?)"
+DROP_ENDPOINT = "DELETE FROM endpoints WHERE key = ?"
+ENDPOINTS = "SELECT key, state FROM endpoints"

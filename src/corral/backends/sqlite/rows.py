@@ -116,7 +116,10 @@ def _stand_in(conn: Conn, queue: str, job: NewJob, now: int) -> str | None:
         if state not in ("waiting", "delayed"):
             return None
         run_at = now + job.debounce_ms
-        conn.execute(q.DEBOUNCE, (job.name, job.data, job.options, run_at, queue, holder))
+        conn.execute(
+            q.DEBOUNCE,
+            (job.name, job.data, job.options, job.notify or None, run_at, queue, holder),
+        )
         emit(conn, queue, "debounced", holder)
         return str(holder)
     if state is None:
@@ -159,6 +162,7 @@ def insert_jobs(conn: Conn, *, queue: str, jobs: Sequence[NewJob]) -> list[str |
                 run_at or None,
                 job.group or None,
                 job.dedupe_key or None,
+                job.notify or None,
             ),
         )
         if cursor.rowcount != 1:

@@ -12,7 +12,7 @@ local hist, total = {}, 0
 for i = 4, #ARGV, 3 do
   local id = ARGV[i]
   local k = jkey(id)
-  local f = redis.call('HMGET', k, 'tok', 'stime', 'grp')
+  local f = redis.call('HMGET', k, 'tok', 'stime', 'grp', 'nfy')
   if f[1] == ARGV[i + 1] then
     local ms = NOW - tonumber(f[2] or NOW)
     local b = bucket_of(ms)
@@ -20,6 +20,7 @@ for i = 4, #ARGV, 3 do
     total = total + ms
     redis.call('HDEL', k, 'tok', 'cxl')
     redis.call('HSET', k, 'state', 'completed', 'res', ARGV[i + 2], 'ftime', NOW_S)
+    if f[4] then outbox(id, k, 'completed', f[4]) end
     redis.call('ZREM', K_ACTIVE, id)
     group_left(f[3])
     redis.call('ZADD', K_COMPLETED, score, id)

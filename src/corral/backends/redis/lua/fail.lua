@@ -36,6 +36,7 @@ if retry >= 0 then
   return 1
 end
 redis.call('HSET', k, 'state', 'failed', 'ftime', NOW)
+outbox(id, k, 'failed', redis.call('HGET', k, 'nfy'))
 redis.call('ZADD', K_FAILED, NOW_US, id)
 redis.call('HINCRBY', K_META, 'm:failed', 1)
 history_add('f', '1')

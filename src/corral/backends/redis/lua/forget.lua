@@ -7,7 +7,7 @@
 -- Returns: 1 forgotten, 0 kept.
 --@include common
 if redis.call('EXISTS', K_WAIT, K_ACTIVE, K_DELAYED, K_COMPLETED, K_FAILED, K_CANCELLED,
-    K_FIFO, GW, BASE .. 'sched') > 0 then
+    K_FIFO, GW, BASE .. 'sched', BASE .. 'outbox') > 0 then
   return 0
 end
 local held = redis.call('HMGET', K_META, 'paused', 'max_active', 'rate_max', 'gmax', 'grate')

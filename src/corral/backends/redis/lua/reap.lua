@@ -25,6 +25,7 @@ for i = #ids, 1, -1 do
     redis.call('RPUSH', has_errors(id, k), cjson.encode({type = 'Stalled', message = msg,
       attempt = tonumber(f[1]), at = NOW, worker = f[2] or nil}))
     redis.call('HSET', k, 'state', 'failed', 'ftime', NOW)
+    outbox(id, k, 'failed', redis.call('HGET', k, 'nfy'))
     redis.call('ZADD', K_FAILED, NOW_US, id)
     redis.call('HINCRBY', K_META, 'm:failed', 1)
     redis.call('PUBLISH', EVENTS, 'failed ' .. id)

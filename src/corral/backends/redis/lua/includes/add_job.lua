@@ -14,8 +14,8 @@ end
 
 -- A job comes as one row of JSON (records.job_row): {id, name, data, priority, delay_ms,
 -- run_at_ms (0 = unset), options ("" = none), ext}; ext is {g = group, k = dedupe key,
--- w = dedupe window ms, d = debounce ms, r = request nonce (caller-chosen ids only)},
--- each optional.
+-- w = dedupe window ms, d = debounce ms, r = request nonce (caller-chosen ids only),
+-- n = outcomes to notify (see outbox in common)}, each optional.
 -- Returns 1 when created, else the id of the job that stands for this add: the same
 -- id (it exists: left untouched) or the holder of the dedupe key (for a debounced
 -- add: updated with this add's name, data and options, and its start pushed back).
@@ -40,6 +40,7 @@ local function add_job(row)
           if st == 'waiting' then unwait(holder, hk) else redis.call('ZREM', K_DELAYED, holder) end
           redis.call('HSET', hk, 'name', name, 'data', data, 'state', 'delayed', 'rtime', NOW + x.d)
           if opts ~= '' then redis.call('HSET', hk, 'opts', opts) else redis.call('HDEL', hk, 'opts') end
+          if x.n then redis.call('HSET', hk, 'nfy', x.n) else redis.call('HDEL', hk, 'nfy') end
           redis.call('ZADD', K_DELAYED, NOW + x.d, holder)
           redis.call('PUBLISH', EVENTS, 'debounced ' .. holder)
           return holder
@@ -68,6 +69,7 @@ local function add_job(row)
   if opts ~= '' then fields[#fields + 1] = 'opts'; fields[#fields + 1] = opts end
   if x.g then fields[#fields + 1] = 'grp'; fields[#fields + 1] = x.g end
   if x.r then fields[#fields + 1] = 'rq'; fields[#fields + 1] = x.r end
+  if x.n then fields[#fields + 1] = 'nfy'; fields[#fields + 1] = x.n end
   if dkey then
     fields[#fields + 1] = 'ddk'
     fields[#fields + 1] = x.k

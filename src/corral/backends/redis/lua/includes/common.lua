@@ -264,10 +264,26 @@ local function history_add(kind, n)
   end
 end
 
+-- Notifications (issue 17): a job enqueued with some ('nfy': the outcomes wanted,
+-- comma-separated) gets an entry in its queue's outbox in the same script that ends
+-- it, so no crash between the end and the delivery can lose it. The entry is the
+-- outcome as recorded (retention may remove the job before it is delivered): a JSON
+-- array [id, event, name, att, ctime, stime, ftime, res, last error, opts]; workers
+-- turn entries into delivery jobs (notify/relay.py). Score: when it may next be taken.
+local function outbox(id, k, event, nfy)
+  if not nfy or not string.find(',' .. nfy .. ',', ',' .. event .. ',', 1, true) then return end
+  local f = redis.call('HMGET', k, 'name', 'att', 'ctime', 'stime', 'ftime', 'res', 'opts')
+  local err = false
+  if event ~= 'completed' then err = redis.call('LINDEX', BASE .. 'je:' .. id, -1) end
+  redis.call('ZADD', BASE .. 'outbox', NOW_S,
+    cjson.encode({id, event, f[1], f[2], f[3], f[4], f[5], f[6], err, f[7]}))
+end
+
 -- End a job cancelled; the caller has already taken it out of its previous set.
 local function to_cancelled(id, k)
   redis.call('HDEL', k, 'tok', 'cxl')
   redis.call('HSET', k, 'state', 'cancelled', 'ftime', NOW)
+  outbox(id, k, 'cancelled', redis.call('HGET', k, 'nfy'))
   redis.call('ZADD', K_CANCELLED, NOW_US, id)
   redis.call('PUBLISH', EVENTS, 'cancelled ' .. id)
 end
