@@ -145,12 +145,16 @@ async def test_counters_count_per_window_and_reset(backend: Backend) -> None:
     ends = {end for _, end in counts}
     assert len(ends) == 1 and ends.pop() % 60_000 == 0
     assert (await backend.bump_counter("fail:other", 60_000))[0] == 1
+    assert await backend.read_counter("fail:reports", counts[0][1]) == 3
+    assert await backend.read_counter("fail:reports", counts[0][1] + 60_000) == 0
     # A tiny window: the next bump after it ends starts again from one.
     n, end = await backend.bump_counter("short", 20)
     async with asyncio.timeout(2):
         while await backend.time_ms() < end:
             await asyncio.sleep(0.005)
     assert (await backend.bump_counter("short", 20))[0] == 1 <= n
+    # The ended window is still readable (a digest reads it after its end).
+    assert await backend.read_counter("short", end) == n
 
 
 async def test_endpoint_states_are_stored_and_forgotten(backend: Backend) -> None:

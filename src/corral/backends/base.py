@@ -410,6 +410,10 @@ class Backend(Protocol):
         """Add one to the counter ``name`` of the current ``window_ms`` window (aligned
         on the store's clock); returns (the new count, when the window ends in ms)."""
 
+    async def read_counter(self, name: str, window_end: int) -> int:
+        """The count of counter ``name`` in the window that ends at ``window_end`` (as
+        :meth:`bump_counter` returned it); 0 once forgotten (a window after its end)."""
+
     async def set_endpoint(self, key: str, state: bytes | None) -> None:
         """Store (or with None, forget) the state of a notification endpoint."""
 

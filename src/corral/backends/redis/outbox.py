@@ -32,7 +32,7 @@ def _bytes(value: Any) -> bytes | None:
 
 def entry_from_json(queue: str, raw: bytes) -> OutboxEntry:
     """An entry as ``outbox`` in common.lua writes it (a JSON array)."""
-    job_id, event, task, att, ctime, stime, ftime, res, err, opts = orjson.loads(raw)
+    job_id, event, task, att, ctime, stime, ftime, res, err, opts, _ = orjson.loads(raw)
     return OutboxEntry(
         ref=raw,
         queue=queue,
@@ -99,6 +99,12 @@ class RedisOutbox:
         # folds one more notification into a digest.
         count, _ = await self._call(bump)
         return int(count), end
+
+    async def read_counter(self, name: str, window_end: int) -> int:
+        client = self._client_or_fail()
+        key = f"{self._registry.counter_prefix}{name}:{window_end}"
+        value = await self._call(lambda: client.get(key))
+        return 0 if value is None else int(value)
 
     async def set_endpoint(self, key: str, state: bytes | None) -> None:
         client, name = self._client_or_fail(), self._registry.endpoints

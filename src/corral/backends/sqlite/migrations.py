@@ -271,7 +271,12 @@ MIGRATIONS: list[str] = [
             NEW.options, COALESCE(NEW.finished_at, 0));
     END;
     CREATE TABLE endpoints (key TEXT PRIMARY KEY, state BLOB NOT NULL);
-    CREATE TABLE counters (name TEXT PRIMARY KEY, n INTEGER NOT NULL, ends_at INTEGER NOT NULL);
+    CREATE TABLE counters (
+        name TEXT NOT NULL,
+        ends_at INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (name, ends_at)
+    ) WITHOUT ROWID;
     """,
 ]
 

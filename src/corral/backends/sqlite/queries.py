@@ -303,11 +303,14 @@ RETURNING id, job_id, event, task, attempt, created_at, started_at, finished_at,
 ACK_OUTBOX = "DELETE FROM outbox WHERE queue = ? AND id = ?"
 OUTBOX_SIZE = "SELECT COUNT(*) FROM outbox WHERE queue = ?"
 BUMP_COUNTER = """
-INSERT INTO counters (name, n, ends_at) VALUES (?, 1, ?)
-ON CONFLICT (name) DO UPDATE SET
-    n = CASE WHEN ends_at = excluded.ends_at THEN n + 1 ELSE 1 END, ends_at = excluded.ends_at
+INSERT INTO counters (name, ends_at, n) VALUES (?, ?, 1)
+ON CONFLICT (name, ends_at) DO UPDATE SET n = n + 1
 RETURNING n
 """
+# A window is kept one more window after its end (as on Redis), then dropped.
+FORGET_COUNTERS = "DELETE FROM counters WHERE name = ? AND ends_at < ?"
+READ_COUNTER = "SELECT n FROM counters WHERE name = ? AND ends_at = ?"
+OUTBOX_DUE = "SELECT 1 FROM outbox WHERE queue = ? AND due <= ? LIMIT 1"
 SET_ENDPOINT = "INSERT OR REPLACE INTO endpoints (key, state) VALUES (?, ?)"
 DROP_ENDPOINT = "DELETE FROM endpoints WHERE key = ?"
 ENDPOINTS = "SELECT key, state FROM endpoints"

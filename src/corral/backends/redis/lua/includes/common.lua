@@ -268,7 +268,8 @@ end
 -- comma-separated) gets an entry in its queue's outbox in the same script that ends
 -- it, so no crash between the end and the delivery can lose it. The entry is the
 -- outcome as recorded (retention may remove the job before it is delivered): a JSON
--- array [id, event, name, att, ctime, stime, ftime, res, last error, opts]; workers
+-- array [id, event, name, att, ctime, stime, ftime, res, last error, opts, n] (n: a
+-- sequence, so two outcomes alike to the ms stay two entries); workers
 -- turn entries into delivery jobs (notify/relay.py). Score: when it may next be taken.
 local function outbox(id, k, event, nfy)
   if not nfy or not string.find(',' .. nfy .. ',', ',' .. event .. ',', 1, true) then return end
@@ -276,7 +277,8 @@ local function outbox(id, k, event, nfy)
   local err = false
   if event ~= 'completed' then err = redis.call('LINDEX', BASE .. 'je:' .. id, -1) end
   redis.call('ZADD', BASE .. 'outbox', NOW_S,
-    cjson.encode({id, event, f[1], f[2], f[3], f[4], f[5], f[6], err, f[7]}))
+    cjson.encode({id, event, f[1], f[2], f[3], f[4], f[5], f[6], err, f[7],
+      redis.call('HINCRBY', K_META, 'obx', 1)}))
 end
 
 -- End a job cancelled; the caller has already taken it out of its previous set.
