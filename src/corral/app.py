@@ -19,6 +19,8 @@ from corral.feed import EventFeed, Subscription
 from corral.history import History, Span, span_window
 from corral.hooks import Callback
 from corral.job import Job
+from corral.notify.base import NotifySettings, Target
+from corral.notify.registry import NotifyRegistry, check_targets
 from corral.options import DEFAULT_COMPLETED, DEFAULT_FAILED, TaskConfig
 from corral.policy import BackoffSpec, check_job_id, check_queue_name, check_task_name
 from corral.queue import Queue
@@ -53,7 +55,7 @@ class TaskDecorator(Protocol):
     def __call__(self, fn: Callable[P, R]) -> Task[P, R]: ...
 
 
-class Corral(AuditLog, HookRegistry):
+class Corral(AuditLog, HookRegistry, NotifyRegistry):
     """A Corral application: tasks plus the backend they share.
 
     ``url`` picks the backend (else ``CORRAL_URL``, ``REDIS_URL``, then
@@ -88,6 +90,7 @@ class Corral(AuditLog, HookRegistry):
         reconnect_timeout: float | None = None,
         audit_retention: timedelta | float = DEFAULT_AUDIT_RETENTION,
         tracing: bool = False,
+        notifications: NotifySettings | None = None,
     ) -> None:
         self.url = resolve_url(url)
         self.durable = durable
@@ -109,6 +112,7 @@ class Corral(AuditLog, HookRegistry):
         self.failed = failed
         self.tasks: dict[str, Task[Any, Any]] = {}
         self._init_hooks()
+        self._init_notify(notifications)
         #: Schedules declared with ``@app.task(cron=...)``; workers store them at start.
         self.declared_schedules: list[ScheduleSpec] = []
         #: Schedules created, listed, paused and removed at run time.
@@ -162,6 +166,7 @@ class Corral(AuditLog, HookRegistry):
         on_completed: Callback | None = None,
         on_failed: Callback | None = None,
         on_cancelled: Callback | None = None,
+        notify: Target | Sequence[Target] | None = None,
     ) -> TaskDecorator:
         """Register a function (async or plain) as a task.
 
@@ -176,7 +181,10 @@ class Corral(AuditLog, HookRegistry):
         latest missed tick). ``on_completed``, ``on_failed`` (for good), ``on_retrying``,
         ``on_started``, ``on_cancelled``: ``fn(event)`` (plain or async) called by the
         worker for this task's jobs, after the app-wide ones (see :mod:`corral.hooks`).
+        ``notify``: targets (:class:`~corral.notify.Webhook`, :class:`~corral.notify.Email`)
+        told of this task's jobs' outcomes, durably (see :mod:`corral.notify`).
         """
+        targets = check_targets(notify, "notify")
         callbacks = task_callbacks(
             {
                 "on_started": on_started,
@@ -202,7 +210,9 @@ class Corral(AuditLog, HookRegistry):
                 completed=completed or self.completed,
                 failed=failed or self.failed,
             )
-            task: Task[Any, Any] = Task(self, fn, config, callbacks=callbacks)
+            task: Task[Any, Any] = Task(self, fn, config, callbacks=callbacks, targets=targets)
+            if targets:
+                self._enable_notify()
             if cron is not None or every is not None:
                 seconds = every.total_seconds() if isinstance(every, timedelta) else every
                 spec = ScheduleSpec(

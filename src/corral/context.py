@@ -66,8 +66,8 @@ class JobContext:
         self.worker_state: dict[str, Any] = {} if worker_state is None else worker_state
         #: Set by a worker with lifecycle listeners: told of each stored progress.
         self._on_progress: Callable[[JobContext, Any], None] | None = None
-        #: The latest listener calls for this job, one per listener (the next wait).
-        self._hooks_last: list[asyncio.Task[None]] | None = None
+        #: The latest listener call for this job, per listener index (the next waits).
+        self._hooks_last: dict[int, asyncio.Task[None]] | None = None
 
     @property
     def cancelled(self) -> bool:

@@ -17,13 +17,16 @@ worker; a worker that dies between a job's completion and the callback skips it.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 from corral.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    import asyncio
+
+    from corral.backends.base import Backend
     from corral.context import JobContext
 
 __all__ = [
@@ -82,14 +85,22 @@ class JobEvent:
 
 
 class Lifecycle:
-    """Base class of a listener: override the events you want (all async).
+    """Base class of a listener: override the events you want (all async); an event
+    not overridden costs the worker nothing.
 
     ``timeout`` bounds each call in seconds (then it is cancelled and logged);
-    ``name`` names the listener in logs (default: the class name).
+    ``name`` names the listener in logs (default: the class name). A listener with
+    work of its own overrides :meth:`serve`; ``queues`` are queues every worker of
+    the app then also serves (the notification deliveries' ``corral.notify``).
     """
 
     timeout: float = 10.0
     name: str = ""
+    queues: tuple[str, ...] = ()
+
+    async def serve(self, backend: Backend, queues: Sequence[str], closing: asyncio.Event) -> None:
+        """Run beside the worker's own loops until ``closing`` is set (restarted if it
+        raises); ``queues`` are the queues the worker serves. Nothing by default."""
 
     async def started(self, event: JobEvent) -> None:
         """A job's attempt started running."""
@@ -111,6 +122,11 @@ class Lifecycle:
 
     async def stalled(self, event: JobEvent) -> None:
         """A job's lease ran out (its worker died or hung); it runs again."""
+
+
+def overrides(listener: Lifecycle, method: str) -> bool:
+    """True if ``listener``'s class defines its own ``method`` (an event or serve)."""
+    return getattr(type(listener), method) is not getattr(Lifecycle, method)
 
 
 def listener_name(listener: object) -> str:
@@ -168,7 +184,7 @@ def check_listener(listener: object) -> Lifecycle:
         raise ConfigurationError(
             f"listener {listener_name(listener)!r}: timeout must be seconds > 0, got {timeout!r}"
         )
-    for event in EVENTS:
+    for event in (*EVENTS, "serve"):
         if not inspect.iscoroutinefunction(getattr(listener, event)):
             raise ConfigurationError(
                 f"listener {listener_name(listener)!r}: {event}() must be an async method"

@@ -125,6 +125,7 @@ class JobOptions:
     dedupe_key: str | None = None
     dedupe_window: float | timedelta | None = None
     debounce: float | timedelta | None = None
+    notify: tuple[Any, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.queue is not None:
@@ -222,4 +223,8 @@ class JobOptions:
             backoff = coerce_backoff(self.backoff)
             assert isinstance(backoff, Backoff)
             data["backoff"] = backoff.to_json()
+        if self.notify:
+            from corral.notify.registry import target_json
+
+            data["notify"] = [target_json(target) for target in self.notify]
         return orjson.dumps(data) if data else b""

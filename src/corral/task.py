@@ -12,13 +12,15 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 from corral._sync import run_sync
 from corral.backends.base import JobRecord, JobState, NewJob
 from corral.context import JobContext
-from corral.errors import InvalidArguments, ValidationError
+from corral.errors import ConfigurationError, InvalidArguments, ValidationError
 from corral.job import Job
+from corral.notify.registry import check_targets
 from corral.options import JobOptions, TaskConfig
 from corral.serialization import encode_call
 
 if TYPE_CHECKING:
     from corral.app import Corral
+    from corral.notify.base import Target
 
 __all__ = ["Call", "Task"]
 
@@ -58,8 +60,11 @@ class Task(Generic[P, R]):
         options: JobOptions | None = None,
         *,
         callbacks: dict[str, Callable[..., Any]] | None = None,
+        targets: tuple[Target, ...] = (),
     ) -> None:
         self.app = app
+        #: Where notifications about this task's jobs go (besides the app's).
+        self.targets = targets
         #: This task's own lifecycle callbacks, by event name (``"failed"``...).
         self.callbacks = callbacks or {}
         self.fn = fn
@@ -115,6 +120,7 @@ class Task(Generic[P, R]):
         dedupe_key: str | None = None,
         dedupe_window: Any = None,
         debounce: Any = None,
+        notify: Target | Sequence[Target] | None = None,
     ) -> Task[P, R]:
         """This task with per-job overrides, e.g. ``task.options(delay=60).enqueue(...)``.
 
@@ -128,7 +134,18 @@ class Task(Generic[P, R]):
         seconds, for that long after its add), an enqueue with the same key returns
         that job. ``debounce`` seconds (with a key): the job starts that long after
         the *last* enqueue with its key; each one replaces its arguments.
+
+        ``notify``: targets (:class:`~corral.notify.Webhook`, :class:`~corral.notify.Email`)
+        for this job's outcomes, besides the task's and the app's (they are stored
+        with the job, secrets included).
         """
+        targets = check_targets(notify, "notify")
+        if targets and self.app.notifications is None:
+            raise ConfigurationError(
+                "notify=: notifications are not set up on this app, so no worker would "
+                "deliver them; pass Corral(notifications=NotifySettings()) or register "
+                "app-wide or task targets"
+            )
         overrides = JobOptions(
             queue=queue,
             priority=priority,
@@ -141,6 +158,7 @@ class Task(Generic[P, R]):
             dedupe_key=dedupe_key,
             dedupe_window=dedupe_window,
             debounce=debounce,
+            notify=targets or None,
         )
         return Task(
             self.app,
@@ -148,6 +166,7 @@ class Task(Generic[P, R]):
             self.config,
             self._options.merged(overrides),
             callbacks=self.callbacks,
+            targets=self.targets,
         )
 
     def call(self, *args: P.args, **kwargs: P.kwargs) -> Call:
@@ -174,6 +193,7 @@ class Task(Generic[P, R]):
             run_at_ms=run_at_ms,
             options=opts.stored(),
             given_id=bool(opts.job_id),
+            notify=self.app.notify_events(self, opts.notify or ()),
             **opts.dedupe_fields(),
         )
 

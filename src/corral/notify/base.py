@@ -63,6 +63,41 @@ class Notice:
     error: Mapping[str, Any] | None = None
     trace: Mapping[str, str] = field(default_factory=dict)
 
+    def to_json(self) -> dict[str, Any]:
+        """The notice as stored in its delivery job."""
+        return {
+            "id": self.id,
+            "event": self.event,
+            "job_id": self.job_id,
+            "queue": self.queue,
+            "task": self.task,
+            "attempt": self.attempt,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "result": self.result,
+            "error": dict(self.error) if self.error else None,
+            "trace": dict(self.trace),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Notice:
+        """Rebuild a notice from :meth:`to_json`."""
+        return cls(
+            id=str(data["id"]),
+            event=data["event"],
+            job_id=str(data["job_id"]),
+            queue=str(data["queue"]),
+            task=str(data["task"]),
+            attempt=int(data["attempt"]),
+            created_at=data.get("created_at"),
+            started_at=data.get("started_at"),
+            finished_at=data.get("finished_at"),
+            result=data.get("result"),
+            error=data.get("error"),
+            trace=data.get("trace") or {},
+        )
+
     @property
     def type(self) -> str:
         """The event type as webhooks name it: ``job.completed``..."""
@@ -126,7 +161,9 @@ class NotifySettings:
     ``dashboard_url``...). ``templates``: a directory of Jinja2 templates for
     ``Email(template=...)``. ``failure_limit`` failure emails per task per
     ``failure_window`` seconds are sent; the rest are folded into one digest.
-    ``timeout``: seconds for one delivery attempt.
+    ``timeout``: seconds for one delivery attempt. ``retries``: the waits (seconds)
+    before each retry of a failed delivery (Svix's schedule: 5 s, 5 min, 30 min, 2 h,
+    5 h, 10 h, 10 h), after which the delivery is dead-lettered.
     """
 
     allow: tuple[str, ...] = ()
@@ -137,6 +174,7 @@ class NotifySettings:
     failure_limit: int = 5
     failure_window: float = 600.0
     timeout: float = 10.0
+    retries: tuple[float, ...] = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 
     def __post_init__(self) -> None:
         if isinstance(self.allow, str):  # type: ignore[unreachable]
@@ -147,6 +185,10 @@ class NotifySettings:
             raise ConfigurationError(f"failure_window must be > 0 s, got {self.failure_window!r}")
         if self.timeout <= 0:
             raise ConfigurationError(f"timeout must be > 0 s, got {self.timeout!r}")
+        if any(
+            isinstance(w, bool) or not isinstance(w, int | float) or w < 0 for w in self.retries
+        ):
+            raise ConfigurationError(f"retries must be waits in seconds >= 0, got {self.retries!r}")
 
     @property
     def relay_url(self) -> str | None:
@@ -172,6 +214,11 @@ class Target(abc.ABC):
     def key(self) -> str:
         """A stable identity (same target, same key across processes and deploys):
         part of each delivery's job id, and the name its endpoint state is kept under."""
+
+    @property
+    def label(self) -> str:
+        """How messages name the target (a URL's host, the recipients)."""
+        return self.key
 
     @abc.abstractmethod
     def to_json(self) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import orjson
 from corral.callbacks import call_hook
 from corral.context import JobContext
 from corral.errors import WorkerStartupFailed
-from corral.hooks import JobEvent, Lifecycle, accepts, listener_name
+from corral.hooks import EVENTS, JobEvent, Lifecycle, accepts, listener_name, overrides
 from corral.worker.threads import JobThreads
 
 __all__ = ["Dispatcher", "error_of", "run_shutdown", "run_startup"]
@@ -40,23 +40,32 @@ class Dispatcher:
 
     def __init__(self, listeners: Sequence[Lifecycle] = ()) -> None:
         self.listeners = list(listeners)
-        #: False: no listener, so the worker builds no event at all.
-        self.active = bool(self.listeners)
+        # Per event, the listeners that override it (by their index): one that only
+        # serves in the background (the notification relay) costs no job anything.
+        self._hearing = {
+            event: [(i, l) for i, l in enumerate(self.listeners) if overrides(l, event)]
+            for event in EVENTS
+        }
+        #: False: no listener hears any event, so the worker builds no event at all.
+        self.active = any(self._hearing.values())
         self._pending: set[asyncio.Task[None]] = set()
 
     def emit(self, event: JobEvent, ctx: JobContext | None = None) -> None:
-        """Hand ``event`` to every listener, each in a task of its own."""
+        """Hand ``event`` to every listener of it, each in a task of its own."""
+        hearing = self._hearing[event.event]
+        if not hearing:
+            return
         loop = asyncio.get_running_loop()
-        before = ctx._hooks_last if ctx is not None else None
-        calls = []
-        for index, listener in enumerate(self.listeners):
-            after = before[index] if before is not None else None
-            task = loop.create_task(self._call(listener, event, after))
+        last = ctx._hooks_last if ctx is not None else None
+        if last is None:
+            last = {}
+            if ctx is not None:
+                ctx._hooks_last = last
+        for index, listener in hearing:
+            task = loop.create_task(self._call(listener, event, last.get(index)))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
-            calls.append(task)
-        if ctx is not None:
-            ctx._hooks_last = calls
+            last[index] = task
 
     @staticmethod
     async def _call(listener: Lifecycle, event: JobEvent, after: asyncio.Task[None] | None) -> None:

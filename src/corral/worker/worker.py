@@ -28,7 +28,7 @@ from corral.backends.base import Backend, ClaimedJob, Completion, Retention, Wor
 from corral.context import JobContext
 from corral.errors import ConfigurationError
 from corral.faults import maybe_crash
-from corral.hooks import EventName
+from corral.hooks import EventName, listener_name, overrides
 from corral.options import TaskConfig
 from corral.policy import check_queue_name
 from corral.serialization import loads
@@ -107,6 +107,7 @@ class Worker(EmitsEvents):
     ) -> None:
         self.app = app
         chosen = list(queues or env_list("CORRAL_QUEUES") or self._task_queues(app))
+        chosen += [q for listener in app.listeners for q in listener.queues]
         self.queues = [check_queue_name(q) for q in dict.fromkeys(chosen)]
         if concurrency is None:
             concurrency = env_int("CORRAL_CONCURRENCY") or 10
@@ -182,6 +183,10 @@ class Worker(EmitsEvents):
             ("reaper", self._reap_loop),
             ("heartbeat", self._heartbeat_loop),
         ]
+        for listener in self._hooks.listeners:
+            if overrides(listener, "serve"):
+                serve = partial(listener.serve, queues=self.queues, closing=self._closing)
+                loops.append((listener_name(listener), serve))
         loop_tasks = [
             asyncio.create_task(
                 supervise(name, partial(fn, backend), self._closing), name=f"corral-{name}"
