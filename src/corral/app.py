@@ -17,7 +17,7 @@ from corral.context import JobContext
 from corral.errors import ConfigurationError, CorralError, JobNotFound, ValidationError
 from corral.feed import EventFeed, Subscription
 from corral.history import History, Span, span_window
-from corral.hooks import Callback
+from corral.hooks import Callback, JobEvent
 from corral.job import Job
 from corral.notify.base import NotifySettings, Target
 from corral.notify.registry import NotifyRegistry, check_targets
@@ -380,6 +380,11 @@ class Corral(AuditLog, HookRegistry, NotifyRegistry):
                 job = await Job(self, queue, stand_in).refresh()
             job.created = stand_in is None
             handles.append(job)
+        hooks = self._producer_hooks() if self._listeners else None
+        if hooks is not None:
+            for new, stand_in in zip(jobs, outcomes, strict=True):
+                if stand_in is None:
+                    hooks.emit(JobEvent("enqueued", new.id, queue, new.name, 0, ""))
         return handles
 
     def cancelled_retention(self, task_name: str | None = None) -> Retention:

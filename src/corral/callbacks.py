@@ -23,10 +23,12 @@ from corral.hooks import (
     check_listener,
     check_worker_hook,
     listener_name,
+    overrides,
 )
 
 if TYPE_CHECKING:
     from corral.task import Task
+    from corral.worker.dispatch import Dispatcher
     from corral.worker.threads import JobThreads
 
 __all__ = ["Callbacks", "HookRegistry", "call_hook", "task_callbacks"]
@@ -120,6 +122,18 @@ class HookRegistry:
         self._startup: list[WorkerHook] = []
         self._shutdown: list[WorkerHook] = []
         self._callback_listener = Callbacks(self)
+        self._enqueue_hooks: Dispatcher | None = None
+
+    def _producer_hooks(self) -> Dispatcher | None:
+        """The listeners of ``enqueued`` (None when there is none: nothing to build)."""
+        hearing = [l for l in self._listeners if overrides(l, "enqueued")]
+        if not hearing:
+            return None
+        if self._enqueue_hooks is None or self._enqueue_hooks.listeners != hearing:
+            from corral.worker.dispatch import Dispatcher
+
+            self._enqueue_hooks = Dispatcher(hearing)
+        return self._enqueue_hooks
 
     @property
     def listeners(self) -> list[Lifecycle]:

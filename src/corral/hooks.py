@@ -1,6 +1,6 @@
-"""Lifecycle hooks: the one seam through which a worker tells others about its jobs.
+"""Lifecycle hooks: the one seam through which Corral tells others about its jobs.
 
-A worker emits an event when a job starts, reports progress, is retried, completes,
+The process that enqueues a job emits ``enqueued``; a worker emits an event when a job starts, reports progress, is retried, completes,
 fails for good, is cancelled or stalls (its lease ran out); every listener registered
 with :meth:`Corral.add_listener` hears it. The worker knows no listener by name: the
 user callbacks (``@app.on_failed``, ``@app.task(on_completed=...)``) are one listener
@@ -40,10 +40,20 @@ __all__ = [
 ]
 
 EventName = Literal[
-    "started", "progress", "retrying", "completed", "failed", "cancelled", "stalled"
+    "enqueued", "started", "progress", "retrying", "completed", "failed", "cancelled", "stalled"
 ]
-#: Every event a worker emits, in the order a job can meet them.
-EVENTS: Final = ("started", "progress", "retrying", "completed", "failed", "cancelled", "stalled")
+#: Every event, in the order a job can meet them (``enqueued`` is heard by the process
+#: that enqueues, the others by the worker).
+EVENTS: Final = (
+    "enqueued",
+    "started",
+    "progress",
+    "retrying",
+    "completed",
+    "failed",
+    "cancelled",
+    "stalled",
+)
 #: The events a user callback can be registered for (``on_<event>``).
 CALLBACK_EVENTS: Final = ("started", "retrying", "completed", "failed", "cancelled", "stalled")
 
@@ -101,6 +111,9 @@ class Lifecycle:
     async def serve(self, backend: Backend, queues: Sequence[str], closing: asyncio.Event) -> None:
         """Run beside the worker's own loops until ``closing`` is set (restarted if it
         raises); ``queues`` are the queues the worker serves. Nothing by default."""
+
+    async def enqueued(self, event: JobEvent) -> None:
+        """A job was stored by this process (``attempt`` is 0, ``worker`` "")."""
 
     async def started(self, event: JobEvent) -> None:
         """A job's attempt started running."""

@@ -310,3 +310,30 @@ async def test_a_job_failed_by_the_reaper_is_heard_as_failed(app: Corral, worker
         None,
     )
     assert event.error is not None and event.error["type"].endswith("Stalled")
+
+
+async def test_the_enqueuing_process_hears_enqueued_once_per_new_job(app: Corral) -> None:
+    class Enqueued(Lifecycle):
+        def __init__(self) -> None:
+            self.seen: list[JobEvent] = []
+
+        async def enqueued(self, event: JobEvent) -> None:
+            self.seen.append(event)
+
+    heard = Enqueued()
+    app.add_listener(heard)
+
+    @app.task(name="t.e")
+    async def e(n: int) -> int:
+        return n
+
+    first = await e.options(job_id="same").enqueue(1)
+    again = await e.options(job_id="same").enqueue(1)  # the same job: nothing new
+    many = await e.enqueue_many([(2,), (3,)])
+    await wait_until(lambda: len(heard.seen) >= 3)
+    await asyncio.sleep(0.05)
+    assert [(x.event, x.job_id, x.queue, x.task, x.attempt) for x in heard.seen] == [
+        ("enqueued", first.id, "default", "t.e", 0),
+        *[("enqueued", job.id, "default", "t.e", 0) for job in many],
+    ]
+    assert not again.created
