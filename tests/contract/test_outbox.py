@@ -64,7 +64,9 @@ async def test_final_failure_carries_the_last_error_but_a_retry_writes_nothing(
 ) -> None:
     await add(backend, "j1", "failed")
     claimed = await claim_one(backend, Q)
-    assert await backend.fail(Q, "j1", claimed.token, b'{"type":"E","message":"first"}', 0, KEEP_ALL)
+    assert await backend.fail(
+        Q, "j1", claimed.token, b'{"type":"E","message":"first"}', 0, KEEP_ALL
+    )
     assert await take_all(backend) == []
     claimed = await claim_one(backend, Q)
     assert await backend.fail(Q, "j1", claimed.token, ERROR, None, KEEP_ALL)

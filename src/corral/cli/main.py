@@ -421,6 +421,10 @@ from corral.cli.history import history  # noqa: E402
 
 main.add_command(history)
 
+from corral.cli.notify import notify  # noqa: E402
+
+main.add_command(notify)
+
 
 # --url and --app are accepted after the command as well as before it; commands that
 # take MODULE:APP as their argument get --url only.

@@ -124,8 +124,10 @@ def register_delivery(app: Corral) -> None:
                 f"endpoint {chosen.label} is disabled ({state.reason}); enable it with "
                 f"`corral notify enable {chosen.key}`"
             )
-        if sent.event == "failed" and chosen.kind == "email" and await _folded(
-            app, backend, chosen, sent
+        if (
+            sent.event == "failed"
+            and chosen.kind == "email"
+            and await _folded(app, backend, chosen, sent)
         ):
             return {"target": chosen.key, "folded": True}
         try:
