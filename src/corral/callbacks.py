@@ -126,7 +126,7 @@ class HookRegistry:
 
     def _producer_hooks(self) -> Dispatcher | None:
         """The listeners of ``enqueued`` (None when there is none: nothing to build)."""
-        hearing = [l for l in self._listeners if overrides(l, "enqueued")]
+        hearing = [each for each in self._listeners if overrides(each, "enqueued")]
         if not hearing:
             return None
         if self._enqueue_hooks is None or self._enqueue_hooks.listeners != hearing:

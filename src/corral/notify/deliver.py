@@ -102,21 +102,31 @@ def _target(app: Corral, ref: dict[str, Any]) -> Target:
         raise NoRetry(f"the job's notification target is unusable: {exc}") from None
 
 
-def register_delivery(app: Corral) -> None:
-    """Register ``corral.deliver`` and ``corral.digest`` on ``app``."""
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
 
-    def settings() -> NotifySettings:
-        assert app.notifications is not None
-        return app.notifications
 
-    def backoff(retry: int, error: BaseException) -> float:
-        waits = settings().retries or (0.0,)
+class Deliveries:
+    """The bodies of ``corral.deliver`` and ``corral.digest`` for one app."""
+
+    def __init__(self, app: Corral) -> None:
+        self.app = app
+
+    @property
+    def settings(self) -> NotifySettings:
+        assert self.app.notifications is not None
+        return self.app.notifications
+
+    def backoff(self, retry: int, error: BaseException) -> float:
+        """The wait before retry number ``retry``: ``NotifySettings.retries``."""
+        waits = self.settings.retries or (0.0,)
         return waits[min(retry, len(waits)) - 1]
 
-    async def deliver(notice: dict[str, Any], target: dict[str, Any]) -> dict[str, Any]:
-        chosen = _target(app, target)
+    async def deliver(self, notice: dict[str, Any], target: dict[str, Any]) -> dict[str, Any]:
+        """Send one notice to one target (see the module docstring)."""
+        chosen = _target(self.app, target)
         sent = Notice.from_json(notice)
-        backend = await app.backend()
+        backend = await self.app.backend()
         raw = (await backend.endpoints()).get(chosen.key)
         state = _state(chosen.key, raw) if raw is not None else None
         if state is not None and state.disabled:
@@ -124,14 +134,11 @@ def register_delivery(app: Corral) -> None:
                 f"endpoint {chosen.label} is disabled ({state.reason}); enable it with "
                 f"`corral notify enable {chosen.key}`"
             )
-        if (
-            sent.event == "failed"
-            and chosen.kind == "email"
-            and await _folded(app, backend, chosen, sent)
-        ):
+        folds = sent.event == "failed" and chosen.kind == "email"
+        if folds and await _folded(self.app, backend, chosen, sent):
             return {"target": chosen.key, "folded": True}
         try:
-            await chosen.deliver(sent, settings())
+            await chosen.deliver(sent, self.settings)
         except DeliveryError as exc:
             if exc.gone:
                 await _note(backend, chosen, disabled=True, reason=str(exc))
@@ -145,32 +152,45 @@ def register_delivery(app: Corral) -> None:
         return {"target": chosen.key, "delivered": True}
 
     async def digest(
-        task: str, target: dict[str, Any], counter: str, window_end: int
+        self, task: str, target: dict[str, Any], counter: str, window_end: int
     ) -> dict[str, Any]:
-        chosen = _target(app, target)
-        backend = await app.backend()
-        limit = settings().failure_limit
-        folded = await backend.read_counter(counter, window_end) - limit
+        """One email for the failures folded in one window (none if none were)."""
+        chosen = _target(self.app, target)
+        backend = await self.app.backend()
+        folded = await backend.read_counter(counter, window_end) - self.settings.failure_limit
         if folded <= 0:
             return {"folded": 0}
-        send = getattr(chosen, "deliver_digest", None)
+        send = getattr(chosen, "send_digest", None)
         if send is None:
             raise NoRetry(f"target {chosen.label} cannot send digests")
+        window = _minutes(self.settings.failure_window)
+        subject = f"{folded} more failures of {task} in the last {window}"
+        text = (
+            f"{folded} more jobs of {task} failed in the last {window}, beyond the "
+            f"{self.settings.failure_limit} failure emails sent for that time.\n"
+        )
+        dashboard = self.settings.context.get("dashboard_url")
+        if dashboard:
+            text += f"\nSee them: {str(dashboard).rstrip('/')}/\n"
         try:
-            await send(task, folded, settings().failure_window, settings())
+            await send(subject, text, self.settings, message_id_token=f"digest.{window_end}")
         except DeliveryError as exc:
             if not exc.retry:
                 raise NoRetry(str(exc)) from None
             raise
         return {"folded": folded}
 
-    attempts = len(settings().retries) + 1
-    for name, fn in ((DELIVER_TASK, deliver), (DIGEST_TASK, digest)):
+
+def register_delivery(app: Corral) -> None:
+    """Register ``corral.deliver`` and ``corral.digest`` on ``app``."""
+    bodies = Deliveries(app)
+    attempts = len(bodies.settings.retries) + 1
+    for name, fn in ((DELIVER_TASK, bodies.deliver), (DIGEST_TASK, bodies.digest)):
         app.task(
             name=name,
             queue=NOTIFY_QUEUE,
             attempts=attempts,
-            backoff=backoff,
+            backoff=bodies.backoff,
             completed=DELIVERED,
         )(fn)
 

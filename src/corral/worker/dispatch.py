@@ -43,7 +43,7 @@ class Dispatcher:
         # Per event, the listeners that override it (by their index): one that only
         # serves in the background (the notification relay) costs no job anything.
         self._hearing = {
-            event: [(i, l) for i, l in enumerate(self.listeners) if overrides(l, event)]
+            event: [(i, one) for i, one in enumerate(self.listeners) if overrides(one, event)]
             for event in EVENTS
         }
         #: False: no listener hears any event, so the worker builds no event at all.
