@@ -1,15 +1,18 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import trustme
 
 from corral.notify.base import Notice, NotifySettings
 from corral.notify.webhook import Webhook
+from tests.notify.mailserver import Recorder, Server, authenticator, serve
 from tests.notify.receiver import Receiver
 
 #: The allow-list the tests deliver with: the receiver lives on loopback.
@@ -91,3 +94,59 @@ def dns(monkeypatch: pytest.MonkeyPatch) -> FakeDNS:
     fake = FakeDNS(socket.getaddrinfo)
     monkeypatch.setattr(socket, "getaddrinfo", fake)
     return fake
+
+
+# -- the SMTP server (tests/notify/mailserver.py) ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def server_tls(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    return context
+
+
+@pytest.fixture(scope="module")
+def _starttls_server(server_tls: ssl.SSLContext) -> Iterator[Server]:
+    """STARTTLS required before anything else; AUTH required, and only over TLS."""
+    yield from serve(
+        Recorder(),
+        tls_context=server_tls,
+        require_starttls=True,
+        authenticator=authenticator,
+        auth_required=True,
+        auth_require_tls=True,
+    )
+
+
+@pytest.fixture
+def starttls_server(_starttls_server: Server) -> Server:
+    _starttls_server.handler.reset()
+    return _starttls_server
+
+
+@pytest.fixture
+def smtps_server(server_tls: ssl.SSLContext) -> Iterator[Server]:
+    # aiosmtpd counts only STARTTLS as TLS for auth_require_tls: AUTH is offered here
+    # over the implicit TLS connection itself.
+    yield from serve(
+        Recorder(), ssl_context=server_tls, authenticator=authenticator, auth_require_tls=False
+    )
+
+
+@pytest.fixture
+def plain_server() -> Iterator[Server]:
+    """No TLS at all (and so no STARTTLS on offer)."""
+    yield from serve(Recorder())

@@ -6,161 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import ssl
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
-import trustme
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from corral.errors import ConfigurationError
 from corral.notify import Email
 from corral.notify.base import DeliveryError, Notice, NotifySettings
 from corral.notify.email import send_digest
 from corral.notify.smtp import parse_smtp_url
-
-USER = "relay-user"
-PASSWORD = "p@ss:w/rd %é"  # every character that needs percent-encoding in a URL
-SENDER = "Corral <corral@example.com>"
-
-
-@dataclass
-class Received:
-    sender: str
-    recipients: list[str]
-    message: EmailMessage
-    tls: bool
-    user: str | None
-
-
-@dataclass
-class Recorder:
-    """An aiosmtpd handler: records what it accepts, or answers as told."""
-
-    received: list[Received] = field(default_factory=list)
-    rcpt_replies: dict[str, str] = field(default_factory=dict)
-    data_reply: str | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
-        if address in self.rcpt_replies:
-            return self.rcpt_replies[address]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        if self.data_reply:
-            return self.data_reply
-        login = session.auth_data.login.decode() if session.authenticated else None
-        wire = envelope.original_content.replace(b"\r\n", b"\n")
-        parsed = message_from_bytes(wire, policy=policy.default)
-        tls = server.transport.get_extra_info("ssl_object") is not None
-        assert isinstance(parsed, EmailMessage)
-        with self.lock:
-            self.received.append(
-                Received(envelope.mail_from, list(envelope.rcpt_tos), parsed, tls, login)
-            )
-        return "250 Message accepted"
-
-    def reset(self) -> None:
-        self.received.clear()
-        self.rcpt_replies.clear()
-        self.data_reply = None
-
-
-def authenticator(server, session, envelope, mechanism, auth_data) -> AuthResult:
-    ok = isinstance(auth_data, LoginPassword) and (
-        auth_data.login.decode(),
-        auth_data.password.decode(),
-    ) == (USER, PASSWORD)
-    return AuthResult(success=ok, handled=False, auth_data=auth_data)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Server:
-    port: int
-    handler: Recorder
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = tmp_path_factory.mktemp("ca") / "ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return str(path)
-
-
-@pytest.fixture(scope="module")
-def server_tls(ca: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
-    return context
-
-
-def serve(handler: Recorder, **kwargs: Any) -> Iterator[Server]:
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **kwargs)
-    controller.start()
-    try:
-        yield Server(controller.port, handler)
-    finally:
-        controller.stop()
-
-
-@pytest.fixture(scope="module")
-def _starttls_server(server_tls: ssl.SSLContext) -> Iterator[Server]:
-    """STARTTLS required before anything else; AUTH required, and only over TLS."""
-    yield from serve(
-        Recorder(),
-        tls_context=server_tls,
-        require_starttls=True,
-        authenticator=authenticator,
-        auth_required=True,
-        auth_require_tls=True,
-    )
-
-
-@pytest.fixture
-def starttls_server(_starttls_server: Server) -> Server:
-    _starttls_server.handler.reset()
-    return _starttls_server
-
-
-@pytest.fixture
-def smtps_server(server_tls: ssl.SSLContext) -> Iterator[Server]:
-    # aiosmtpd counts only STARTTLS as TLS for auth_require_tls: AUTH is offered here
-    # over the implicit TLS connection itself.
-    yield from serve(
-        Recorder(), ssl_context=server_tls, authenticator=authenticator, auth_require_tls=False
-    )
-
-
-@pytest.fixture
-def plain_server() -> Iterator[Server]:
-    """No TLS at all (and so no STARTTLS on offer)."""
-    yield from serve(Recorder())
-
-
-def relay(port: int, ca_file: str | None, *, scheme: str = "smtp", password: str = PASSWORD) -> str:
-    query = f"?ca={quote(ca_file)}" if ca_file else ""
-    return f"{scheme}://{USER}:{quote(password, safe='')}@127.0.0.1:{port}{query}"
+from tests.notify.mailserver import SENDER, USER, Server, relay
 
 
 def settings_for(url: str, **kwargs: Any) -> NotifySettings:
