@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from corral.errors import CorralError, PayloadTooLarge
 from corral.hooks import Lifecycle
 from corral.notify.base import Notice, Target
 from corral.notify.registry import DELIVER_TASK, NOTIFY_QUEUE, target_from_json, target_json
+from corral.tracing import current_trace_carrier, with_carrier
 from corral.worker.supervise import report
 
 if TYPE_CHECKING:
@@ -58,8 +60,6 @@ def notice_of(entry: OutboxEntry) -> Notice:
     """The notice an outbox entry stands for; its id is the same every time the entry
     is read (it names the job, the outcome and when it happened)."""
     basis = f"{entry.queue}\n{entry.job_id}\n{entry.event}\n{entry.finished_at}\n{entry.attempt}"
-    options = _json(entry.options)
-    trace = options.get("trace") if isinstance(options, dict) else None
     error = _json(entry.error)
     return Notice(
         id="msg_" + hashlib.sha256(basis.encode()).hexdigest()[:26],
@@ -73,7 +73,7 @@ def notice_of(entry: OutboxEntry) -> Notice:
         finished_at=_seconds(entry.finished_at),
         result=_json(entry.result),
         error=error if isinstance(error, dict) else None,
-        trace=trace if isinstance(trace, dict) else {},
+        trace=current_trace_carrier(entry.options),
     )
 
 
@@ -140,5 +140,7 @@ class Relay(Lifecycle):
                 # A result near the size limit: the notice goes without it.
                 lean = {**notice.to_json(), "result": None, "result_omitted": True}
                 _, job = one.prepare((lean, ref), {})
+            if notice.trace:  # the delivery's attempts join the job's trace
+                job = dataclasses.replace(job, options=with_carrier(job.options, notice.trace))
             jobs.append(job)
         return jobs
