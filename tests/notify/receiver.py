@@ -2,8 +2,8 @@
 that checks every request with the ``standardwebhooks`` reference library and records
 it.
 
-Paths: ``/ok`` (and anything unknown) 200; ``/fail`` 500; ``/big`` 503 with a long
-body; ``/redirect`` 302 to ``/target``; ``/gone`` 410; ``/slow`` answers only once
+Paths: ``/ok`` (and anything unknown) 200; ``/fail`` 500; ``/flaky`` 500 to its
+first request, 200 after; ``/big`` 503 with a long body; ``/redirect`` 302 to ``/target``; ``/gone`` 410; ``/slow`` answers only once
 :attr:`Receiver.release` is set (or after 5 s).
 """
 
@@ -56,6 +56,9 @@ class _Handler(BaseHTTPRequestHandler):
         with receiver.lock:
             receiver.requests.append(record)
         path = self.path.split("?", 1)[0]
+        if path == "/flaky":
+            with receiver.lock:
+                path = "/fail" if receiver.paths_seen(path) == 1 else path
         if path == "/slow":
             receiver.release.wait(5)
         status, reply, extra = {
@@ -99,6 +102,10 @@ class Receiver:
 
     def url(self, path: str = "/ok", host: str = "127.0.0.1") -> str:
         return f"{self.scheme}://{host}:{self.port}{path}"
+
+    def paths_seen(self, path: str) -> int:
+        """How many requests came to ``path`` (call with the lock held)."""
+        return sum(r.path.split("?", 1)[0] == path for r in self.requests)
 
     def paths(self) -> list[str]:
         with self.lock:

@@ -163,6 +163,7 @@ class Backend(Protocol):
         *,
         count_attempt: bool = True,
         cancelled: Retention = KEEP_ALL,
+        notify: str = "",
     ) -> bool:
         """Record an attempt's error, then retry the job or dead-letter it.
 
@@ -171,13 +172,21 @@ class Backend(Protocol):
         for 0). ``count_attempt=False`` gives the attempt back when retrying. A job
         whose cancellation was requested ends ``cancelled`` instead (then ``cancelled``
         applies to the queue's cancelled jobs). False when the token is not current.
+        ``notify``: outcomes the worker knows to notify (its task's targets), added to
+        those the job was enqueued with (see ``NewJob.notify``).
         """
 
     async def abort(
-        self, queue: str, job_id: str, token: str, reason: bytes, retention: Retention = KEEP_ALL
+        self,
+        queue: str,
+        job_id: str,
+        token: str,
+        reason: bytes,
+        retention: Retention = KEEP_ALL,
+        notify: str = "",
     ) -> bool:
         """End a leased job ``cancelled`` (its cancellation was honoured), then apply
-        ``retention`` to the queue's cancelled jobs."""
+        ``retention`` to the queue's cancelled jobs. ``notify``: as in :meth:`fail`."""
 
     async def release(
         self, queue: str, leases: Sequence[tuple[str, str]], cancelled: Retention = KEEP_ALL

@@ -247,6 +247,8 @@ class Completion:
     id: str
     token: str
     result: bytes
+    #: Outcomes the worker knows to notify for this job ("" none; see NewJob.notify).
+    notify: str = ""
 
 
 @dataclass(slots=True)

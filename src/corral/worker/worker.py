@@ -392,6 +392,11 @@ class Worker(EmitsEvents):
         # Cancelled jobs are kept like completed ones (App.cancelled_retention).
         return config.completed if config else self.app.cancelled_retention(claimed.name)
 
+    def _notifies(self, claimed: ClaimedJob) -> str:
+        """The outcomes this app's targets want for the job's task ("" for none)."""
+        task = self.app.tasks.get(claimed.name)
+        return "" if task is None else self.app.notify_events(task, ())
+
     def _leases(
         self, jobs: Sequence[tuple[ClaimedJob, TaskConfig | None]]
     ) -> dict[tuple[str, Retention], list[tuple[str, str]]]:
@@ -409,7 +414,7 @@ class Worker(EmitsEvents):
             maybe_crash("before_ack")
             retention = config.completed if config else self.app.completed
             self._unacked[(claimed.queue, claimed.id)] = claimed.token
-            item = Completion(claimed.id, claimed.token, outcome.result)
+            item = Completion(claimed.id, claimed.token, outcome.result, self._notifies(claimed))
             self._acks.setdefault((claimed.queue, retention), []).append((item, running))
             self._ack_wake.set()
             return
@@ -420,7 +425,14 @@ class Worker(EmitsEvents):
         if outcome.kind is Kind.CANCELLED:
             kept = self._cancelled_kept(claimed, config)
             accepted = await self._with_retries(
-                lambda: backend.abort(claimed.queue, claimed.id, claimed.token, outcome.error, kept)
+                lambda: backend.abort(
+                    claimed.queue,
+                    claimed.id,
+                    claimed.token,
+                    outcome.error,
+                    kept,
+                    self._notifies(claimed),
+                )
             )
             log_outcome("cancelled", running.claimed, duration, accepted)
             if accepted and self._hooks.active:
@@ -439,6 +451,7 @@ class Worker(EmitsEvents):
                 retention,
                 count_attempt=outcome.count_attempt,
                 cancelled=self._cancelled_kept(claimed, config),
+                notify=self._notifies(claimed),
             )
         )
         self.failed += outcome.kind is Kind.FAILED

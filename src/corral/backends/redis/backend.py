@@ -435,7 +435,7 @@ class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStrea
     ) -> list[bool]:
         args: list[Any] = _retention_args(retention)
         for item in items:
-            args += (item.id, item.token, item.result)
+            args += (item.id, item.token, item.result, item.notify)
         reply = await self._run("complete", queue, args)
         return [bool(flag) for flag in reply]
 
@@ -450,16 +450,23 @@ class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStrea
         *,
         count_attempt: bool = True,
         cancelled: Retention = KEEP_ALL,
+        notify: str = "",
     ) -> bool:
         retry = -1 if retry_in_ms is None else max(0, retry_in_ms)
         args = [job_id, token, error, retry, int(count_attempt), *_retention_args(retention)]
-        args += _retention_args(cancelled)
+        args += [*_retention_args(cancelled), notify]
         return bool(await self._run("fail", queue, args))
 
     async def abort(
-        self, queue: str, job_id: str, token: str, reason: bytes, retention: Retention = KEEP_ALL
+        self,
+        queue: str,
+        job_id: str,
+        token: str,
+        reason: bytes,
+        retention: Retention = KEEP_ALL,
+        notify: str = "",
     ) -> bool:
-        args = [job_id, token, reason, *_retention_args(retention)]
+        args = [job_id, token, reason, *_retention_args(retention), notify]
         return bool(await self._run("abort", queue, args))
 
     async def release(

@@ -171,6 +171,8 @@ class SQLiteBackend(
             durations: list[float] = []
             for offset, item in enumerate(items):
                 finished = now_us + offset
+                if item.notify:
+                    conn.execute(q.ADD_NOTIFY, (item.notify, queue, item.id, item.token))
                 row = conn.execute(
                     q.COMPLETE,
                     (item.result, finished // 1000, finished, queue, item.id, item.token),
@@ -197,6 +199,7 @@ class SQLiteBackend(
         *,
         count_attempt: bool = True,
         cancelled: Retention = KEEP_ALL,
+        notify: str = "",
     ) -> bool:
         def tx(conn: Conn) -> bool:
             row = leased(conn, queue, job_id, token)
@@ -204,6 +207,8 @@ class SQLiteBackend(
                 return False
             now_us = clock_us()
             add_error(conn, queue, job_id, error)
+            if notify:
+                conn.execute(q.ADD_NOTIFY, (notify, queue, job_id, token))
             if row[0]:
                 to_cancelled(conn, queue, job_id, now_us)
                 retain(conn, queue, "cancelled", cancelled, now_us)
@@ -227,12 +232,20 @@ class SQLiteBackend(
         return await self._s().write(tx)
 
     async def abort(
-        self, queue: str, job_id: str, token: str, reason: bytes, retention: Retention = KEEP_ALL
+        self,
+        queue: str,
+        job_id: str,
+        token: str,
+        reason: bytes,
+        retention: Retention = KEEP_ALL,
+        notify: str = "",
     ) -> bool:
         def tx(conn: Conn) -> bool:
             if leased(conn, queue, job_id, token) is None:
                 return False
             add_error(conn, queue, job_id, reason)
+            if notify:
+                conn.execute(q.ADD_NOTIFY, (notify, queue, job_id, token))
             now_us = clock_us()
             to_cancelled(conn, queue, job_id, now_us)
             retain(conn, queue, "cancelled", retention, now_us)

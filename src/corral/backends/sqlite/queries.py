@@ -294,6 +294,12 @@ TRIM_AUDIT = "DELETE FROM audit WHERE at < ?"
 AUDIT_ENTRIES = """
 SELECT id, at, key, action, target, detail FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?
 """
+# The outcomes a job's worker knows to notify, added to those stored at its enqueue
+# (the jobs_outbox trigger reads the column as the job ends, in the same transaction).
+ADD_NOTIFY = """
+UPDATE jobs SET notify = CASE WHEN notify IS NULL THEN ?1 ELSE notify || ',' || ?1 END
+WHERE queue = ?2 AND id = ?3 AND token = ?4
+"""
 TAKE_OUTBOX = """
 UPDATE outbox SET due = :hold WHERE id IN
     (SELECT id FROM outbox WHERE queue = :q AND due <= :now ORDER BY due, id LIMIT :n)

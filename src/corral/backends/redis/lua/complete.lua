@@ -1,7 +1,7 @@
 -- Record results of leased jobs, fenced by their tokens, count them (totals and history
 -- by run time), then apply retention.
 -- KEYS: common.  ARGV: 1 base, 2 keep count (-1 = all), 3 max age ms (-1 = for ever),
---   then 3 fields per job: id, token, result (JSON)
+--   then 4 fields per job: id, token, result (JSON), outcomes its worker notifies ("" none)
 -- Returns: one integer per job, 1 = completed, 0 = token not current (nothing changed).
 --@include common
 local out = {}
@@ -9,7 +9,7 @@ local done_ids = {}
 local done = 0
 local score = NOW_US
 local hist, total = {}, 0
-for i = 4, #ARGV, 3 do
+for i = 4, #ARGV, 4 do
   local id = ARGV[i]
   local k = jkey(id)
   local f = redis.call('HMGET', k, 'tok', 'stime', 'grp', 'nfy')
@@ -20,7 +20,8 @@ for i = 4, #ARGV, 3 do
     total = total + ms
     redis.call('HDEL', k, 'tok', 'cxl')
     redis.call('HSET', k, 'state', 'completed', 'res', ARGV[i + 2], 'ftime', NOW_S)
-    if f[4] then outbox(id, k, 'completed', f[4]) end
+    local n = merged(f[4], ARGV[i + 3])
+    if n then outbox(id, k, 'completed', n) end
     redis.call('ZREM', K_ACTIVE, id)
     group_left(f[3])
     redis.call('ZADD', K_COMPLETED, score, id)

@@ -3,7 +3,8 @@
 -- A job whose cancellation was requested ends cancelled instead of retrying.
 -- KEYS: common.  ARGV: 1 base, 2 id, 3 token, 4 error (JSON), 5 retry_in_ms (-1 = dead-letter),
 --   6 count_attempt (1/0), 7 keep count, 8 max age ms (retention of the failed set),
---   9 keep count, 10 max age ms (retention of the cancelled set)
+--   9 keep count, 10 max age ms (retention of the cancelled set), 11 outcomes its worker
+--   notifies ("" none)
 -- Returns: 0 token not current; 1 retrying; 2 failed; 3 cancelled
 --@include common
 local id = ARGV[2]
@@ -16,7 +17,7 @@ redis.call('ZREM', K_ACTIVE, id)
 finished()
 group_left(redis.call('HGET', k, 'grp'))
 if redis.call('HGET', k, 'cxl') == '1' then
-  to_cancelled(id, k)
+  to_cancelled(id, k, ARGV[11])
   retain(K_CANCELLED, tonumber(ARGV[9]), tonumber(ARGV[10]))
   return 3
 end
@@ -36,7 +37,7 @@ if retry >= 0 then
   return 1
 end
 redis.call('HSET', k, 'state', 'failed', 'ftime', NOW)
-outbox(id, k, 'failed', redis.call('HGET', k, 'nfy'))
+outbox(id, k, 'failed', merged(redis.call('HGET', k, 'nfy'), ARGV[11]))
 redis.call('ZADD', K_FAILED, NOW_US, id)
 redis.call('HINCRBY', K_META, 'm:failed', 1)
 history_add('f', '1')

@@ -271,6 +271,14 @@ end
 -- array [id, event, name, att, ctime, stime, ftime, res, last error, opts, n] (n: a
 -- sequence, so two outcomes alike to the ms stay two entries); workers
 -- turn entries into delivery jobs (notify/relay.py). Score: when it may next be taken.
+-- The outcomes a job notifies: those stored at its enqueue ('nfy') and those its worker
+-- knows of (its task's targets, passed with the outcome); false when none.
+local function merged(nfy, extra)
+  if not extra or extra == '' then return nfy end
+  if nfy then return nfy .. ',' .. extra end
+  return extra
+end
+
 local function outbox(id, k, event, nfy)
   if not nfy or not string.find(',' .. nfy .. ',', ',' .. event .. ',', 1, true) then return end
   local f = redis.call('HMGET', k, 'name', 'att', 'ctime', 'stime', 'ftime', 'res', 'opts')
@@ -282,10 +290,10 @@ local function outbox(id, k, event, nfy)
 end
 
 -- End a job cancelled; the caller has already taken it out of its previous set.
-local function to_cancelled(id, k)
+local function to_cancelled(id, k, extra)
   redis.call('HDEL', k, 'tok', 'cxl')
   redis.call('HSET', k, 'state', 'cancelled', 'ftime', NOW)
-  outbox(id, k, 'cancelled', redis.call('HGET', k, 'nfy'))
+  outbox(id, k, 'cancelled', merged(redis.call('HGET', k, 'nfy'), extra))
   redis.call('ZADD', K_CANCELLED, NOW_US, id)
   redis.call('PUBLISH', EVENTS, 'cancelled ' .. id)
 end
