@@ -138,3 +138,10 @@ def test_node_fetch_example_enqueues_over_http(tmp_path: Path) -> None:
     assert len(job_id) == 26
     assert state == "completed"
     assert result.strip() == '{"orders":300}'
+
+
+def test_notifications(env: dict[str, str]) -> None:
+    out = run_example("notifications.py", env)
+    assert "result: {'orders': 5962}" in out.stdout
+    assert "webhook: job.completed for job" in out.stdout
+    assert "signature verified" in out.stdout and "refused" not in out.stdout
