@@ -230,3 +230,16 @@ async def test_a_gap_upstream_makes_every_watcher_resync(corral: Corral) -> None
     finally:
         live.leave(watching)
         await live.close()
+
+
+async def test_a_store_that_cannot_be_reached_answers_503_and_holds_no_tab(serve: Serve) -> None:
+    import socket
+
+    with socket.socket() as sock:  # bound, never listening: connections are refused
+        sock.bind(("127.0.0.1", 0))
+        dead = f"redis://127.0.0.1:{sock.getsockname()[1]}/0"
+        server = serve(build_app(dead, reconnect_timeout=0.2))
+        async with httpx.AsyncClient(base_url=server.url, timeout=15) as http:
+            answer = await http.get("/live")
+        assert answer.status_code == 503, answer.text
+        assert not hub(server).tabs and not hub(server).running

@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable
 from typing import Annotated, Any
 
 import orjson
@@ -291,7 +290,6 @@ async def live(
     except InvalidName as exc:
         return PlainTextResponse(str(exc), status_code=422)
     hub = hub_of(request)
-    await hub.join(tab)  # a backend that cannot be reached answers 503 (the app's handler)
 
     async def stream() -> Any:
         yield {"retry": hub.retry_ms, "comment": "live"}
@@ -300,7 +298,8 @@ async def live(
                 yield event
 
     return _TabStream(
-        lambda: hub.leave(tab),
+        hub,
+        tab,
         stream(),
         ping=PING,
         send_timeout=SEND_TIMEOUT,
@@ -309,15 +308,22 @@ async def live(
 
 
 class _TabStream(EventSourceResponse):
-    """The stream of one tab, which leaves the hub however the response ends: also when
-    its generator never started (a HEAD request, a client gone before the first byte)."""
+    """The stream of one tab. It joins the hub when the response starts and leaves it
+    however the response ends: also when its generator never started (a HEAD request,
+    a client gone before the first byte). Joining here rather than in the endpoint
+    leaves no gap (the endpoint returned, the response not yet called) in which a
+    cancelled request would keep its tab in the hub for ever."""
 
-    def __init__(self, on_close: Callable[[], None], *args: Any, **kwargs: Any) -> None:
+    def __init__(self, hub: LiveHub, tab: Tab, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._on_close = on_close
+        self._hub = hub
+        self._tab = tab
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
+            # A backend that cannot be reached raises before anything is sent: the
+            # app's handler answers 503.
+            await self._hub.join(self._tab)
             await super().__call__(scope, receive, send)
         finally:
-            self._on_close()
+            self._hub.leave(self._tab)
