@@ -3,7 +3,8 @@
     python scripts/screenshots.py [--out docs/screenshots] [--chromium /usr/bin/chromium]
 
 Builds a small shop on a temporary SQLite file (emails, order syncs, reports, webhooks
-that fail, a CSV import in progress, schedules, audit entries), runs two workers on it,
+that fail, a CSV import in progress, schedules, audit entries, a disabled and a
+failing notification endpoint), runs two workers on it,
 serves the dashboard on a free loopback port behind an admin key, logs in through the
 form with headless Chromium (Playwright) and saves one PNG per page and colour scheme
 (``prefers-color-scheme`` through Playwright's ``color_scheme``) as
@@ -24,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import uvicorn
 from playwright.async_api import Browser, Page, async_playwright
 
@@ -138,8 +140,35 @@ async def fill(app: Corral) -> dict[str, str]:
         ("ana", "job.enqueue", f"imports/{importing.id}", {"task": "imports.csv"}),
         ("ops-laptop", "queue.bulk", "webhooks", {"action": "retry", "matched": 3, "changed": 3}),
         ("ops-laptop", "schedule.pause", "newsletter", None),
+        ("ana", "notify.enable", "webhook:5c0ffee4d2a17b39", None),
     ]:
         await app.record_audit(who, action, target, detail)
+
+    # Endpoint states as deliveries leave them (corral.notify.deliver): one answered 410,
+    # one mail server turns messages away for now.
+    backend = await app.backend()
+    now = time.time()
+    for key, state in [
+        (
+            "webhook:9f2c4e1a7b3d5e60",
+            {
+                "label": "https://hooks.partner.example",
+                "disabled": True,
+                "reason": "https://hooks.partner.example answered 410 Gone",
+                "at": now - 3 * 3600,
+            },
+        ),
+        (
+            "email:ops-alerts",
+            {
+                "label": "ops@example.com",
+                "failing": True,
+                "reason": "SMTP 451 4.7.1 from mail.example.com: greylisted, try again later",
+                "at": now - 240,
+            },
+        ),
+    ]:
+        await backend.set_endpoint(key, orjson.dumps(state))
     return {"failed": failing[0].id, "importing": importing.id}
 
 
@@ -211,6 +240,7 @@ async def shoot(
         ("job-active", f"/queues/imports/jobs/{ids['importing']}"),
         ("schedules", "/schedules"),
         ("workers", "/workers"),
+        ("notifications", "/notifications"),
         ("enqueue", "/enqueue?task=sync.orders"),
         ("audit", "/audit"),
     ]

@@ -22,6 +22,7 @@ from corral.web.dashboard import (
     enqueue_page,
     job_page,
     live,
+    notify_page,
     overview,
     queue_page,
     schedules_page,
@@ -124,6 +125,7 @@ def install(app: FastAPI, secret: str) -> None:
         live,
         schedules_page,
         workers_page,
+        notify_page,
         enqueue_page,
         audit_page,
     ):

@@ -34,6 +34,8 @@ def _row(entry: AuditEntry, queues: set[str]) -> dict[str, Any]:
         link = f"/queues/{entry.target}"
     elif entry.action.startswith("schedule."):
         link = "/schedules"
+    elif entry.action.startswith("notify."):
+        link = "/notifications"
     else:
         link = None
     detail = None

@@ -14,6 +14,7 @@ from corral.web.api import _queue_row
 from corral.web.audit import record_action
 from corral.web.auth import Scope
 from corral.web.dashboard.live import hub_of
+from corral.web.dashboard.notify_page import disabled_count
 from corral.web.dashboard.render import render, url_for
 from corral.web.dashboard.session import Viewer, action, viewer_of
 from corral.web.deps import settings_of
@@ -58,6 +59,7 @@ async def overview(
         span=span,
         live="counts=1",
         flash=flash,
+        disabled_endpoints=await disabled_count(request),
     )
 
 
