@@ -29,6 +29,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
@@ -55,7 +56,17 @@ __all__ = [
     "UnknownTask",
     "ValidationError",
     "WorkerStartupFailed",
+    "error_summary",
 ]
+
+
+def error_summary(error: Mapping[str, Any] | None) -> str:
+    """``Type: message`` of a stored error record (its type without the module), or ""
+    when there is none."""
+    if not error:
+        return ""
+    kind = str(error.get("type", "")).rsplit(".", 1)[-1]
+    return f"{kind}: {error.get('message', '')}"
 
 
 class CorralError(Exception):

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
-from corral.errors import ConfigurationError
+from corral.errors import ConfigurationError, error_summary
 
 if TYPE_CHECKING:
     import asyncio
@@ -88,10 +88,7 @@ class JobEvent:
     @property
     def error_message(self) -> str:
         """``Type: message`` of the error, or "" when there is none."""
-        if not self.error:
-            return ""
-        kind = str(self.error.get("type", "")).rsplit(".", 1)[-1]
-        return f"{kind}: {self.error.get('message', '')}"
+        return error_summary(self.error)
 
 
 class Lifecycle:

@@ -6,6 +6,7 @@ email through a real SMTP server with STARTTLS (issue 17 §5)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -51,6 +52,25 @@ async def make_app(store_url: str) -> AsyncIterator[Callable[[NotifySettings], C
         await app.close()
 
 
+@pytest.fixture
+def app(
+    make_app: Callable[[NotifySettings], Corral], starttls_server: Server, ca_file: str
+) -> Corral:
+    """An app delivering to the loopback receiver and the STARTTLS SMTP server."""
+    return make_app(settings(ca_file, starttls_server.port))
+
+
+@contextlib.asynccontextmanager
+async def running(app: Corral, queue: str = "default", **options: Any) -> AsyncIterator[None]:
+    """An in-process worker of ``app`` for the block (stopped and awaited after it)."""
+    workers = Workers(app)
+    workers.start([queue], **options)
+    try:
+        yield
+    finally:
+        await workers.stop_all()
+
+
 async def until(check: Callable[[], Any], timeout: float = 15.0) -> None:
     async with asyncio.timeout(timeout):
         while not check():
@@ -58,13 +78,8 @@ async def until(check: Callable[[], Any], timeout: float = 15.0) -> None:
 
 
 async def test_a_completed_job_sends_one_signed_webhook_and_one_email(
-    make_app: Callable[[NotifySettings], Corral],
-    receiver: Receiver,
-    secret: str,
-    starttls_server: Server,
-    ca_file: str,
+    app: Corral, receiver: Receiver, secret: str, starttls_server: Server
 ) -> None:
-    app = make_app(settings(ca_file, starttls_server.port))
     mails = starttls_server.handler.received
 
     @app.task(
@@ -84,13 +99,9 @@ async def test_a_completed_job_sends_one_signed_webhook_and_one_email(
         return {"orders": 5962}
 
     job = await sync.enqueue(42)
-    workers = Workers(app)
-    workers.start(["sync"])
-    try:
+    async with running(app, "sync"):
         await until(lambda: receiver.requests and mails)
         await asyncio.sleep(0.6)  # more relay rounds and deliveries would show up by now
-    finally:
-        await workers.stop_all()
     [hook] = receiver.requests
     assert hook.verified_with == [secret]
     body = orjson.loads(hook.body)
@@ -107,26 +118,17 @@ async def test_a_completed_job_sends_one_signed_webhook_and_one_email(
 
 
 async def test_a_receiver_failing_once_gets_the_same_delivery_again(
-    make_app: Callable[[NotifySettings], Corral],
-    receiver: Receiver,
-    secret: str,
-    starttls_server: Server,
-    ca_file: str,
+    app: Corral, receiver: Receiver, secret: str
 ) -> None:
-    app = make_app(settings(ca_file, starttls_server.port))
 
     @app.task(name="t.flaky", notify=Webhook(receiver.url("/flaky"), secret=secret))
     async def job() -> int:
         return 1
 
     await job.enqueue()
-    workers = Workers(app)
-    workers.start(["default"])
-    try:
+    async with running(app):
         await until(lambda: len(receiver.requests) == 2)
         [delivery] = await _wait_jobs(app, "completed", 1)
-    finally:
-        await workers.stop_all()
     first, second = receiver.requests
     assert first.headers["webhook-id"] == second.headers["webhook-id"]
     assert first.verified_with == second.verified_with == [secret]
@@ -159,15 +161,11 @@ async def test_410_disables_the_endpoint_and_a_redirect_is_not_followed(
         return 1
 
     await hooked.enqueue()
-    workers = Workers(app)
-    workers.start(["default"])
-    try:
+    async with running(app):
         failed = await _wait_jobs(app, "failed", 2)
         states = {s.key: s for s in await app.notify_endpoints()}
         await hooked.enqueue()  # the gone endpoint is not called again
         await _wait_jobs(app, "failed", 4)
-    finally:
-        await workers.stop_all()
     assert states[gone.key].disabled and "410" in states[gone.key].reason
     assert states[moved.key].failing and not states[moved.key].disabled
     assert "302" in states[moved.key].reason
@@ -188,13 +186,9 @@ async def test_100_failures_send_a_bounded_number_of_emails_and_one_digest(
 
     started = time.monotonic()
     await generate.enqueue_many([(n,) for n in range(100)])
-    workers = Workers(app)
-    workers.start(["default"], concurrency=50)
-    try:
+    async with running(app, concurrency=50):
         await until(lambda: any("more failures" in m.message["Subject"] for m in mails), 20)
         await asyncio.sleep(0.5)
-    finally:
-        await workers.stop_all()
     subjects = [m.message["Subject"] for m in mails]
     digests = [s for s in subjects if "more failures" in s]
     # Within one window: 3 emails, then one digest for the rest. (A run slower than
@@ -210,13 +204,8 @@ async def test_100_failures_send_a_bounded_number_of_emails_and_one_digest(
 
 
 async def test_a_per_job_webhook_is_stored_with_the_job(
-    make_app: Callable[[NotifySettings], Corral],
-    receiver: Receiver,
-    secret: str,
-    starttls_server: Server,
-    ca_file: str,
+    app: Corral, receiver: Receiver, secret: str
 ) -> None:
-    app = make_app(settings(ca_file, starttls_server.port))
 
     @app.task(name="t.plain")
     async def plain(x: int) -> int:
@@ -225,13 +214,9 @@ async def test_a_per_job_webhook_is_stored_with_the_job(
     hook = Webhook(receiver.url("/mine"), secret=secret, result=True)
     job = await plain.options(notify=[hook]).enqueue(21)
     await plain.enqueue(1)  # no target: no webhook
-    workers = Workers(app)
-    workers.start(["default"])
-    try:
+    async with running(app):
         await until(lambda: receiver.requests)
         await asyncio.sleep(0.6)
-    finally:
-        await workers.stop_all()
     [hook_request] = receiver.requests
     body = orjson.loads(hook_request.body)
     assert body["data"]["id"] == job.id and body["data"]["result"] == 42

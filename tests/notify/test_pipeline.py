@@ -67,6 +67,18 @@ async def workers(app: Corral) -> AsyncIterator[Workers]:
         await running.stop_all()
 
 
+async def one_job(app: Corral, workers: Workers, target: Target) -> Any:
+    """A task notifying ``target``, one job of it enqueued, and a worker started."""
+
+    @app.task(name="t.ok", notify=target)
+    async def ok() -> int:
+        return 1
+
+    await ok.enqueue()
+    workers.start(["default"])
+    return ok
+
+
 async def until(check: Any, timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while not check():
@@ -134,12 +146,7 @@ async def test_an_undeliverable_notice_is_dead_lettered_and_visible(
     target = Recorder("crm")
     target.failures = [DeliveryError("550 mailbox unknown", retry=False)]
 
-    @app.task(name="t.ok", notify=target)
-    async def ok() -> int:
-        return 1
-
-    await ok.enqueue()
-    workers.start(["default"])
+    await one_job(app, workers, target)
     notify = app.queue(NOTIFY_QUEUE)
 
     async def dead() -> list[Any]:
@@ -163,12 +170,7 @@ async def test_a_gone_endpoint_is_disabled_until_enabled_again(
     target = Recorder("hook")
     target.failures = [DeliveryError("answered 410 Gone", gone=True)]
 
-    @app.task(name="t.ok", notify=target)
-    async def ok() -> int:
-        return 1
-
-    await ok.enqueue()
-    workers.start(["default"])
+    ok = await one_job(app, workers, target)
     notify = app.queue(NOTIFY_QUEUE)
     await until_async(lambda: notify.jobs("failed"), 1)
     [state] = await app.notify_endpoints()

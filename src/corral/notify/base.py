@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final, Literal
 
-from corral.errors import ConfigurationError, CorralError
+from corral.errors import ConfigurationError, CorralError, error_summary
 
 __all__ = [
     "NOTICE_EVENTS",
@@ -106,10 +106,7 @@ class Notice:
     @property
     def error_message(self) -> str:
         """``Type: message`` of the error ("" without one)."""
-        if not self.error:
-            return ""
-        kind = str(self.error.get("type", "")).rsplit(".", 1)[-1]
-        return f"{kind}: {self.error.get('message', '')}"
+        return error_summary(self.error)
 
     def body(self, *, result: bool = False, traceback: bool = False) -> dict[str, Any]:
         """The JSON a notification carries: thin by default (ids, task, queue, state,
