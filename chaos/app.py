@@ -3,6 +3,10 @@ harness builds its own client with :func:`make_app` for each scenario's URL.
 
 Every task writes its execution to the ledger (``CHAOS_LEDGER``) and returns its
 execution id, so the stored result names the execution Corral accepted.
+
+With ``CHAOS_WEBHOOK_URL`` (and ``CHAOS_WEBHOOK_SECRET``) set, or ``webhook=`` given
+to :func:`make_app`, the app also has notifications and a task ``chaos.notified``
+whose every outcome is POSTed to that webhook; otherwise the app has neither.
 """
 
 from __future__ import annotations
@@ -109,17 +113,49 @@ async def fill(ctx: JobContext, payload: str, ms: float) -> str:
     return exec_id
 
 
-def make_app(url: str | None = None, *, durable: bool | None = None) -> Corral:
-    """A Corral app with every chaos task; finished jobs are all kept (counted later)."""
+async def notified(ctx: JobContext, ms: float) -> str:
+    """:func:`work` in a task with a webhook: its outcome is notified."""
+    return await work(ctx, ms)
+
+
+def make_app(
+    url: str | None = None,
+    *,
+    durable: bool | None = None,
+    webhook: tuple[str, str] | None = None,
+) -> Corral:
+    """A Corral app with every chaos task; finished jobs are all kept (counted later).
+    ``webhook``: (url, secret) for ``chaos.notified`` (default: from the environment)."""
     if durable is None:
         durable = os.environ.get("CHAOS_DURABLE") == "1"
-    app = Corral(url, completed=Retention(), failed=Retention(), durable=durable)
+    if webhook is None and os.environ.get("CHAOS_WEBHOOK_URL"):
+        webhook = (os.environ["CHAOS_WEBHOOK_URL"], os.environ.get("CHAOS_WEBHOOK_SECRET", ""))
+    notifications = None
+    if webhook is not None:
+        from corral.notify import NotifySettings
+
+        # The receiver is on loopback; retries close together so a run ends quickly.
+        notifications = NotifySettings(allow=("127.0.0.1",), retries=(0.2, 0.5, 1, 1, 1))
+    app = Corral(
+        url,
+        completed=Retention(),
+        failed=Retention(),
+        durable=durable,
+        notifications=notifications,
+    )
     app.task(name="chaos.work", queue=QUEUE, attempts=3, backoff=0.05)(work)
     app.task(name="chaos.work_sync", queue=QUEUE, attempts=3, backoff=0.05)(work_sync)
     app.task(name="chaos.block", queue=QUEUE, attempts=1)(block)
     app.task(name="chaos.cpu", queue=QUEUE, attempts=1)(cpu)
     app.task(name="chaos.poison", queue=QUEUE, attempts=3)(poison)
     app.task(name="chaos.fill", queue=FILL_QUEUE, completed=Retention(count=0))(fill)
+    if webhook is not None:
+        from corral.notify import Webhook
+
+        hook = Webhook(webhook[0], secret=webhook[1], name="chaos receiver")
+        app.task(name="chaos.notified", queue=QUEUE, attempts=3, backoff=0.05, notify=[hook])(
+            notified
+        )
     return app
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from chaos.scenarios.blocking import blocked_worker
 from chaos.scenarios.common import Env
 from chaos.scenarios.network import connection_faults
+from chaos.scenarios.notify import notify_kill
 from chaos.scenarios.redis_faults import redis_full, redis_restart, redis_restart_producer
 from chaos.scenarios.sqlite import sqlite_contention
 from chaos.scenarios.workers import (
@@ -47,6 +48,7 @@ SCENARIOS = [
     Scenario("blocked_worker", blocked_worker),
     Scenario("poison_job", poison_job),
     Scenario("graceful_stops", graceful_stops),
+    Scenario("notify_kill", notify_kill),
     Scenario(
         "redis_restart",
         redis_restart,

@@ -3,7 +3,9 @@
 The backend is picked by one URL: ``CORRAL_URL``, else ``REDIS_URL``, else the
 embedded default ``sqlite:///corral.db``. Deploy-time worker knobs have environment
 overrides (``CORRAL_QUEUES``, ``CORRAL_CONCURRENCY``), as has how long a call rides out
-a lost connection (``CORRAL_RECONNECT_TIMEOUT``); everything else is code.
+a lost connection (``CORRAL_RECONNECT_TIMEOUT``), as has how long a notification
+relay holds the outbox entries it took (``CORRAL_OUTBOX_HOLD_MS``); everything else is
+code.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 from corral.errors import ConfigurationError
 
 __all__ = [
+    "DEFAULT_OUTBOX_HOLD_MS",
     "DEFAULT_RECONNECT_TIMEOUT",
     "DEFAULT_URL",
     "REDIS_SCHEMES",
@@ -23,6 +26,7 @@ __all__ = [
     "env_list",
     "fault_rates",
     "mask_url",
+    "outbox_hold_ms",
     "reconnect_timeout",
     "resolve_url",
 ]
@@ -96,6 +100,23 @@ def reconnect_timeout(value: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
         raise ConfigurationError(f"{name} must be a number of seconds >= 0, got {value!r}")
     return float(value)
+
+
+DEFAULT_OUTBOX_HOLD_MS = 30_000
+
+
+def outbox_hold_ms() -> int:
+    """How long (ms) a relay holds the outbox entries it took before another may take
+    them again: ``CORRAL_OUTBOX_HOLD_MS``, else 30 000. The time a notification waits
+    after a worker died while relaying it; a shorter hold only risks a second relay of
+    a slow batch, which enqueues nothing new (delivery ids are stable)."""
+    name = "CORRAL_OUTBOX_HOLD_MS"
+    value = env_int(name)
+    if value is None:
+        return DEFAULT_OUTBOX_HOLD_MS
+    if value < 100:
+        raise ConfigurationError(f"{name} must be at least 100 (ms), got {value}")
+    return value
 
 
 def env_int(name: str) -> int | None:

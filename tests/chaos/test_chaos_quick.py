@@ -61,3 +61,16 @@ def test_redis_restart_producer(tmp_path: Path) -> None:
     assert result.passed, result.summary() + "\n" + "\n".join(result.notes)
     assert result.producer_errors == 0  # the outage cost latency, not errors
     assert result.faults == 1
+
+
+@pytest.mark.parametrize("backend", ["redis", "sqlite"])
+def test_notify_kill(backend: str, tmp_path: Path) -> None:
+    # Workers SIGKILLed and crashed (right after a completion is recorded, right before)
+    # while every job's outcome is relayed and POSTed to a verifying receiver.
+    result = _run("notify_kill", backend, tmp_path)
+    assert result.jobs == 300
+    assert result.lost == 0  # every completed job's webhook arrived, verified
+    assert result.faults >= 3
+    # Held entries of a killed relay come back after CORRAL_OUTBOX_HOLD_MS (2 s here),
+    # stalled deliveries after their lease (2 s): not after the default 30 s hold.
+    assert result.recovery_s is not None and result.recovery_s < 15

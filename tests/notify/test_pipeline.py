@@ -17,6 +17,7 @@ from corral import Corral
 from corral.errors import ConfigurationError
 from corral.notify.base import DeliveryError, Notice, NotifySettings, Target
 from corral.notify.registry import DELIVER_TASK, NOTIFY_QUEUE
+from corral.notify.relay import Relay
 from tests.worker.conftest import Workers
 
 
@@ -232,3 +233,17 @@ async def test_bad_notify_arguments_are_refused_clearly(store_url: str) -> None:
             Corral(store_url, notifications={"allow": []})  # type: ignore[arg-type]
     finally:
         await plain.close()
+
+
+def test_the_relay_holds_taken_entries_for_corral_outbox_hold_ms(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What the hold does (a dead relay's entries are taken again after it) is shown
+    # by the chaos scenario notify_kill, which runs with a 2 s hold.
+    monkeypatch.setenv("CORRAL_OUTBOX_HOLD_MS", "1500")
+    app = Corral("sqlite:///:memory:", notifications=FAST)
+    [relay] = [each for each in app.listeners if isinstance(each, Relay)]
+    assert relay.hold_ms == 1500
+    monkeypatch.setenv("CORRAL_OUTBOX_HOLD_MS", "soon")
+    with pytest.raises(ConfigurationError, match="CORRAL_OUTBOX_HOLD_MS must be a whole number"):
+        Corral("sqlite:///:memory:", notifications=FAST)

@@ -6,11 +6,13 @@ import pytest
 
 from corral.errors import ConfigurationError
 from corral.settings import (
+    DEFAULT_OUTBOX_HOLD_MS,
     DEFAULT_RECONNECT_TIMEOUT,
     DEFAULT_URL,
     env_int,
     env_list,
     mask_url,
+    outbox_hold_ms,
     reconnect_timeout,
     resolve_url,
 )
@@ -146,3 +148,19 @@ def test_reconnect_timeout_names_a_bad_environment_value(monkeypatch: pytest.Mon
     monkeypatch.setenv("CORRAL_RECONNECT_TIMEOUT", "soon")
     with pytest.raises(ConfigurationError, match="CORRAL_RECONNECT_TIMEOUT must be a number"):
         reconnect_timeout()
+
+
+def test_outbox_hold_from_the_environment_else_30_s(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CORRAL_OUTBOX_HOLD_MS", raising=False)
+    assert outbox_hold_ms() == DEFAULT_OUTBOX_HOLD_MS == 30_000
+    monkeypatch.setenv("CORRAL_OUTBOX_HOLD_MS", " 2000 ")
+    assert outbox_hold_ms() == 2000
+
+
+@pytest.mark.parametrize("value", ["soon", "2.5", "99", "-1"])
+def test_outbox_hold_names_a_bad_environment_value(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("CORRAL_OUTBOX_HOLD_MS", value)
+    with pytest.raises(ConfigurationError, match="CORRAL_OUTBOX_HOLD_MS must be"):
+        outbox_hold_ms()

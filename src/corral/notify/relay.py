@@ -5,7 +5,8 @@ the background: :meth:`Relay.serve`). It takes the due outbox entries of the que
 worker serves, enqueues one delivery job per target on ``corral.notify`` (ids derived
 from the entry and the target, so a second relay of one entry enqueues nothing new),
 then acknowledges the entries. A relay that dies in between leaves its entries held
-for :data:`HOLD_MS`; they are then taken again and relayed again, which is harmless.
+for :data:`HOLD_MS` (``CORRAL_OUTBOX_HOLD_MS`` overrides it); they are then taken
+again and relayed again, which is harmless.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from corral.errors import CorralError, PayloadTooLarge
 from corral.hooks import Lifecycle
 from corral.notify.base import Notice, Target
 from corral.notify.registry import DELIVER_TASK, NOTIFY_QUEUE, target_from_json, target_json
+from corral.settings import DEFAULT_OUTBOX_HOLD_MS, outbox_hold_ms
 from corral.tracing import current_trace_carrier, with_carrier
 from corral.worker.supervise import report
 
@@ -35,8 +37,9 @@ __all__ = ["HOLD_MS", "Relay", "notice_of"]
 
 log = logging.getLogger("corral.notify")
 
-#: How long a taken entry is held before another relay may take it again.
-HOLD_MS = 30_000
+#: How long a taken entry is held before another relay may take it again (the
+#: default; ``CORRAL_OUTBOX_HOLD_MS`` sets it per process).
+HOLD_MS = DEFAULT_OUTBOX_HOLD_MS
 #: Entries taken per queue per round.
 BATCH = 100
 #: Seconds between looks at an idle outbox: the most a notification waits to be relayed.
@@ -85,6 +88,7 @@ class Relay(Lifecycle):
 
     def __init__(self, app: Corral) -> None:
         self.app = app
+        self.hold_ms = outbox_hold_ms()
 
     async def serve(self, backend: Backend, queues: Sequence[str], closing: asyncio.Event) -> None:
         sources = [q for q in queues if q != NOTIFY_QUEUE]
@@ -102,7 +106,7 @@ class Relay(Lifecycle):
 
     async def relay(self, backend: Backend, queue: str) -> bool:
         """Relay one batch of ``queue``'s due entries; True if there may be more."""
-        entries = await backend.take_outbox(queue, BATCH, HOLD_MS)
+        entries = await backend.take_outbox(queue, BATCH, self.hold_ms)
         if not entries:
             return False
         jobs = [job for entry in entries for job in self.deliveries(entry)]
