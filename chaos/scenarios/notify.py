@@ -4,7 +4,9 @@ Each job of ``chaos.notified`` has a webhook to a real receiver on loopback that
 verifies every request with the ``standardwebhooks`` reference library. Workers are
 SIGKILLed at random moments and crash at injected points (right after a completion is
 recorded: the outcome is stored with its outbox entry, nothing relayed yet; right
-before it is recorded: a delivery that reached the receiver runs again).
+before it is recorded: a delivery that reached the receiver runs again; in a relay
+that took outbox entries, before or after it enqueued their deliveries: the entries
+are held, then taken again).
 
 lost: a job that did not complete, or completed and never got a verified webhook.
 duplicate: a notice (one ``webhook-id``) that arrived more than once; explained when
@@ -32,7 +34,14 @@ __all__ = ["notify_kill"]
 #: How long a relay holds the entries it took (CORRAL_OUTBOX_HOLD_MS): the default
 #: 30 s would be the whole run's recovery time; 2 s is of the order of the lease.
 HOLD_MS = 2000
-FAULTS = "after_ack=0.02,before_ack=0.005"
+#: Injected crashes (quick, full; a full run has about seven times as many batches of
+#: completions and relay rounds): right after a batch of completions is recorded with
+#: its outbox entries, right before (a delivery that reached the receiver runs again),
+#: and in a relay that took outbox entries, before and after enqueuing their deliveries.
+FAULTS = (
+    "after_ack=0.02,before_ack=0.005,after_outbox_take=0.03,before_outbox_ack=0.03",
+    "after_ack=0.005,before_ack=0.002,after_outbox_take=0.005,before_outbox_ack=0.005",
+)
 
 
 def _outbox_size(client: Corral, queue: str) -> int:
@@ -62,6 +71,7 @@ def notify_kill(env: Env, quick: bool) -> Result:
     r = env.result
     jobs, workers, kills, concurrency = (300, 3, 3, 5) if quick else (2000, 4, 8, 10)
     settle = 30 if quick else 90
+    faults_env = FAULTS[0] if quick else FAULTS[1]
     rng = random.Random()
     secret = Webhook.new_secret()
     receiver = Receiver(secret)
@@ -80,7 +90,7 @@ def notify_kill(env: Env, quick: bool) -> Result:
                 "CHAOS_WEBHOOK_URL": receiver.url,
                 "CHAOS_WEBHOOK_SECRET": secret,
                 "CORRAL_OUTBOX_HOLD_MS": str(HOLD_MS),
-                "CORRAL_FAULTS": FAULTS,
+                "CORRAL_FAULTS": faults_env,
             },
         )
         marks = sorted(rng.uniform(0.05, 0.85) * 2 * jobs for _ in range(kills))
@@ -173,7 +183,7 @@ def notify_kill(env: Env, quick: bool) -> Result:
         f"{len(bad)} bad signatures, {len(cut)} requests cut short by a kill"
     )
     r.note(
-        f"faults: {killed} SIGKILLs, {crashes} injected crashes (CORRAL_FAULTS={FAULTS}); "
+        f"faults: {killed} SIGKILLs, {crashes} injected crashes (CORRAL_FAULTS={faults_env}); "
         f"relay hold CORRAL_OUTBOX_HOLD_MS={HOLD_MS}; lease 2 s"
     )
     r.note(
@@ -184,7 +194,7 @@ def notify_kill(env: Env, quick: bool) -> Result:
     if lags:
         r.note(
             f"from a job's end to its webhook: median {lags[len(lags) // 2]:.2f} s, "
-            f"max {lags[-1]:.1f} s (deliveries queue behind the backlog of jobs)"
+            f"max {lags[-1]:.1f} s (a worker claims from corral.notify after its other queues: deliveries wait behind the backlog)"
         )
     if r.recovery_s is not None:
         r.note(f"last verified delivery {r.recovery_s:.1f} s after the last fault")

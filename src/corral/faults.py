@@ -17,7 +17,16 @@ __all__ = ["POINTS", "maybe_crash"]
 
 #: after_claim: jobs leased, not started. before_ack: job ran, outcome not recorded.
 #: after_ack: outcome recorded. before_fail: failure about to be recorded.
-POINTS = ("after_claim", "before_ack", "after_ack", "before_fail")
+#: after_outbox_take: a relay took (holds) outbox entries, enqueued nothing yet.
+#: before_outbox_ack: it enqueued their deliveries, has not acknowledged the entries.
+POINTS = (
+    "after_claim",
+    "before_ack",
+    "after_ack",
+    "before_fail",
+    "after_outbox_take",
+    "before_outbox_ack",
+)
 CRASH_EXIT_CODE = 86
 
 _rates = fault_rates(POINTS)

@@ -65,12 +65,14 @@ def test_redis_restart_producer(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("backend", ["redis", "sqlite"])
 def test_notify_kill(backend: str, tmp_path: Path) -> None:
-    # Workers SIGKILLed and crashed (right after a completion is recorded, right before)
-    # while every job's outcome is relayed and POSTed to a verifying receiver.
+    # Workers SIGKILLed and crashed (right after a completion is recorded, right before,
+    # in a relay holding outbox entries) while every job's outcome is relayed and POSTed
+    # to a receiver that verifies it with the standardwebhooks reference library.
     result = _run("notify_kill", backend, tmp_path)
     assert result.jobs == 300
     assert result.lost == 0  # every completed job's webhook arrived, verified
     assert result.faults >= 3
-    # Held entries of a killed relay come back after CORRAL_OUTBOX_HOLD_MS (2 s here),
-    # stalled deliveries after their lease (2 s): not after the default 30 s hold.
+    # A crashed relay's entries come back after CORRAL_OUTBOX_HOLD_MS (2 s here; with
+    # the default 30 s the run does not settle in time), stalled deliveries after their
+    # lease (2 s).
     assert result.recovery_s is not None and result.recovery_s < 15

@@ -23,6 +23,7 @@ import orjson
 
 from corral.backends.base import Backend, NewJob, OutboxEntry
 from corral.errors import CorralError, PayloadTooLarge
+from corral.faults import maybe_crash
 from corral.hooks import Lifecycle
 from corral.notify.base import Notice, Target
 from corral.notify.registry import DELIVER_TASK, NOTIFY_QUEUE, target_from_json, target_json
@@ -109,9 +110,11 @@ class Relay(Lifecycle):
         entries = await backend.take_outbox(queue, BATCH, self.hold_ms)
         if not entries:
             return False
+        maybe_crash("after_outbox_take")
         jobs = [job for entry in entries for job in self.deliveries(entry)]
         if jobs:
             await backend.enqueue(NOTIFY_QUEUE, jobs)
+        maybe_crash("before_outbox_ack")
         await backend.ack_outbox(queue, [entry.ref for entry in entries])
         return len(entries) == BATCH
 
