@@ -12,8 +12,10 @@ import contextvars
 import inspect
 import logging
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
+from corral.errors import ConfigurationError
 from corral.hooks import (
     CALLBACK_EVENTS,
     Callback,
@@ -27,11 +29,12 @@ from corral.hooks import (
 )
 
 if TYPE_CHECKING:
+    from corral.context import JobContext
     from corral.task import Task
     from corral.worker.dispatch import Dispatcher
     from corral.worker.threads import JobThreads
 
-__all__ = ["Callbacks", "HookRegistry", "call_hook", "task_callbacks"]
+__all__ = ["AroundTask", "Callbacks", "HookRegistry", "call_hook", "task_callbacks"]
 
 log = logging.getLogger("corral.hooks")
 
@@ -39,6 +42,8 @@ log = logging.getLogger("corral.hooks")
 DEFAULT_CALLBACK_TIMEOUT = 10.0
 
 WorkerHook = Callable[..., Any]
+#: ``factory(ctx)`` -> a context manager a worker enters around each task call.
+AroundTask = Callable[["JobContext"], AbstractContextManager[Any]]
 
 
 async def call_hook(fn: Callable[..., Any], args: tuple[Any, ...], threads: JobThreads) -> Any:
@@ -123,6 +128,7 @@ class HookRegistry:
         self._shutdown: list[WorkerHook] = []
         self._callback_listener = Callbacks(self)
         self._enqueue_hooks: Dispatcher | None = None
+        self._around: tuple[AroundTask, ...] = ()
 
     def _producer_hooks(self) -> Dispatcher | None:
         """The listeners of ``enqueued`` (None when there is none: nothing to build)."""
@@ -150,6 +156,25 @@ class HookRegistry:
     def shutdown_hooks(self) -> list[WorkerHook]:
         """Functions run once per worker after its last job."""
         return list(self._shutdown)
+
+    @property
+    def around(self) -> tuple[AroundTask, ...]:
+        """The context factories workers enter around each task call, in order."""
+        return self._around
+
+    def around_tasks(self, factory: AroundTask) -> AroundTask:
+        """Decorator: ``factory(ctx)`` returns a context manager that every worker of
+        this app enters around each task call, where the call runs: in the thread of a
+        plain function, in the job's own asyncio task around an async one (a web
+        framework's app context, per-job connection cleanup). Entered in registration
+        order; an error entering or leaving it fails the attempt like the task's own."""
+        if not callable(factory):
+            raise ConfigurationError(
+                f"around_tasks takes a function of the job's context, got "
+                f"{type(factory).__name__}: {factory!r}"
+            )
+        self._around = (*self._around, factory)
+        return factory
 
     def add_listener(self, listener: Lifecycle) -> Lifecycle:
         """Register a :class:`~corral.hooks.Lifecycle` listener with every worker of

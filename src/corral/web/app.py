@@ -26,7 +26,8 @@ from corral.errors import (
     ValidationError,
 )
 from corral.policy import check_job_id, check_key, check_queue_name, check_task_name
-from corral.web import api, audit, dashboard, metrics, notify_api, schedules_api, sse
+from corral.web import api, audit, metrics, notify_api, schedules_api, sse
+from corral.web import dashboard as web_dashboard
 from corral.web.auth import ApiKey, KeyRing
 from corral.web.auth import Scope as KeyScope
 from corral.web.dashboard.session import default_secret
@@ -129,6 +130,7 @@ def create_app(
     secret_fields: tuple[str, ...] = DEFAULT_SECRET_FIELDS,
     max_body_bytes: int = 1024 * 1024,
     secret: str | None = None,
+    dashboard: bool = True,
 ) -> FastAPI:
     """The HTTP API and the dashboard of ``corral`` as a FastAPI app: ``corral serve``
     serves it; mount it in your own app at any prefix (``/admin/queues``).
@@ -140,13 +142,16 @@ def create_app(
     task name this app has not registered is refused unless ``allow_unregistered``.
     Payload fields whose names contain one of ``secret_fields`` are shown as ``***``
     to read-only keys. ``secret`` signs the dashboard's session cookies (default:
-    derived from the keys; ``CORRAL_SECRET`` in ``corral serve``).
+    derived from the keys; ``CORRAL_SECRET`` in ``corral serve``). ``dashboard=False``
+    serves the HTTP API (and the operations paths) alone.
     """
+    pages = dashboard
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        await dashboard.shutdown(app)
+        if pages:
+            await web_dashboard.shutdown(app)
         await corral.close()
 
     app = FastAPI(
@@ -180,7 +185,8 @@ def create_app(
     app.include_router(sse.router)
     app.include_router(metrics.router)
     keyring = app.state.corral_settings.keys
-    dashboard.install(app, secret or default_secret(keyring.tokens()))
+    if pages:
+        web_dashboard.install(app, secret or default_secret(keyring.tokens()))
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     app.add_middleware(ServerErrors)
 
@@ -199,20 +205,24 @@ def create_app(
             return JSONResponse({"status": "unavailable", "error": str(exc)}, status_code=503)
         return JSONResponse({"status": "ok"})
 
-    _answer_errors(app)
+    _answer_errors(app, pages)
     return app
 
 
-def _answer_errors(app: FastAPI) -> None:
-    """Every error the API raises becomes a JSON answer naming what was wrong."""
+def _answer_errors(app: FastAPI, pages: bool) -> None:
+    """Every error the API raises becomes a JSON answer naming what was wrong (a page,
+    for a dashboard path when the app has the dashboard)."""
+
+    def is_page(request: Request) -> bool:
+        return pages and web_dashboard.is_page(request)
 
     @app.exception_handler(CorralError)
     async def corral_error(request: Request, exc: CorralError) -> Response:
         status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 500)
         if status >= 500:
             log_5xx(status, request.method, request.url.path, exc)
-        if dashboard.is_page(request):
-            return dashboard.page_error(
+        if is_page(request):
+            return web_dashboard.page_error(
                 request, status, str(exc) if status != 500 else "internal error"
             )
         if status == 500:
@@ -222,14 +232,14 @@ def _answer_errors(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> Response:
         detail = [_describe(e) for e in exc.errors()]
-        if dashboard.is_page(request):
-            return dashboard.page_error(request, 422, "; ".join(detail))
+        if is_page(request):
+            return web_dashboard.page_error(request, 422, "; ".join(detail))
         return JSONResponse({"error": "; ".join(detail), "detail": detail}, status_code=422)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
-        if dashboard.is_page(request) and exc.status_code != 405:
-            return dashboard.page_error(request, exc.status_code, str(exc.detail))
+        if is_page(request) and exc.status_code != 405:
+            return web_dashboard.page_error(request, exc.status_code, str(exc.detail))
         if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
             # FastAPI's answer to a body that is not UTF-8; it is bad JSON like any other.
             error = "body is not valid JSON (not UTF-8 text)"

@@ -8,11 +8,14 @@ never as an exception that could stop the worker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
+import functools
 import logging
 import random
 import time
 import traceback
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -20,6 +23,7 @@ from typing import Any
 import orjson
 
 from corral.backends.base import ClaimedJob
+from corral.callbacks import AroundTask
 from corral.context import JobContext
 from corral.errors import (
     InvalidArguments,
@@ -162,11 +166,12 @@ async def execute(
         if task.wants_context:
             args = [ctx, *args]
         token = ctx._bind()
+        around = task.app.around
         try:
-            if config.timeout is None and task.is_async:
+            if config.timeout is None and task.is_async and not around:
                 value = await _call_async(task, args, kwargs)  # the common case, inline
             else:
-                value = await _call(task, args, kwargs, config.timeout, ctx, threads)
+                value = await _call(task, args, kwargs, config.timeout, ctx, threads, around)
         finally:
             ctx._unbind(token)
         return Outcome(
@@ -208,19 +213,39 @@ def _call_async(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any]) -
         raise InvalidArguments(f"arguments do not fit task {task.name!r}: {exc}") from None
 
 
+def _in_contexts(
+    around: Sequence[AroundTask], ctx: JobContext, fn: Callable[..., Any], *args: Any, **kwargs: Any
+) -> Any:
+    """``fn(*args, **kwargs)`` inside the app's task contexts (in the calling thread)."""
+    with contextlib.ExitStack() as stack:
+        for factory in around:
+            stack.enter_context(factory(ctx))
+        return fn(*args, **kwargs)
+
+
 async def _invoke(
     task: Task[Any, Any],
     args: list[Any],
     kwargs: dict[str, Any],
     ctx: JobContext,
     threads: JobThreads,
+    around: Sequence[AroundTask],
 ) -> Any:
     if task.is_async:
-        return await _call_async(task, args, kwargs)
+        if not around:
+            return await _call_async(task, args, kwargs)
+        # Entered in the job's own asyncio task: context variables set here are the job's.
+        with contextlib.ExitStack() as stack:
+            for factory in around:
+                stack.enter_context(factory(ctx))
+            return await _call_async(task, args, kwargs)
     # Threads don't inherit context variables: run the call inside a copy so
     # current_job() works in sync tasks too.
     call_context = contextvars.copy_context()
-    future = threads.submit(lambda: call_context.run(task.fn, *args, **kwargs))
+    fn = task.fn
+    if around:
+        fn = functools.partial(_in_contexts, around, ctx, fn)
+    future = threads.submit(lambda: call_context.run(fn, *args, **kwargs))
     try:
         return await asyncio.wrap_future(future)
     except asyncio.CancelledError:
@@ -236,13 +261,14 @@ async def _call(
     timeout: float | None,
     ctx: JobContext,
     threads: JobThreads,
+    around: Sequence[AroundTask] = (),
 ) -> Any:
     if timeout is None:  # the common case: no timeout context per job
-        return await _invoke(task, args, kwargs, ctx, threads)
+        return await _invoke(task, args, kwargs, ctx, threads, around)
     deadline = asyncio.timeout(timeout)
     try:
         async with deadline:
-            return await _invoke(task, args, kwargs, ctx, threads)
+            return await _invoke(task, args, kwargs, ctx, threads, around)
     except TimeoutError as exc:
         if deadline.expired():
             # Tell a sync task (its thread cannot be stopped) to give up.

@@ -1,0 +1,207 @@
+"""corral.contrib.fastapi against a real FastAPI app served by uvicorn on loopback:
+the lifespan around the user's own, the dependency in an endpoint, the API and the
+dashboard mounted under /corral, on both backends."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+
+from corral import Corral
+from corral.contrib.fastapi import CorralDep, corral_context, corral_lifespan, get_corral, mount
+from corral.errors import ConfigurationError
+from tests.web.conftest import ADMIN_KEY, LiveServer, bearer, wait_until
+
+QUEUE = "glue"
+
+
+class Recorded(Corral):
+    """A real Corral app that notes when its connections are closed."""
+
+    def __init__(self, url: str, events: list[str]) -> None:
+        super().__init__(url)
+        self.events = events
+
+    async def close(self) -> None:
+        self.events.append("corral closed")
+        await super().close()
+
+
+def build(url: str, events: list[str]) -> Recorded:
+    corral = Recorded(url, events)
+
+    @corral.task(name="glue.add", queue=QUEUE)
+    async def add(a: int, b: int) -> int:
+        return a + b
+
+    return corral
+
+
+@contextlib.contextmanager
+def served(app: Any):
+    server = LiveServer(app).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        server.join()
+
+
+async def test_lifespan_wraps_the_users_and_the_dependency_enqueues(store_url: str) -> None:
+    events: list[str] = []
+    corral = build(store_url, events)
+    at_shutdown: list[str] = []
+
+    @contextlib.asynccontextmanager
+    async def user_lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        # Corral is connected before this runs (the worker already registered)...
+        await corral.queues()
+        events.append("user startup")
+        yield {"greeting": "hello"}
+        events.append("user shutdown")
+        # ...and still open after it: a shutdown can enqueue.
+        job = await corral.enqueue("glue.add", [1, 1])
+        at_shutdown.append(job.id)
+
+    app = FastAPI(lifespan=corral_lifespan(corral, inner=user_lifespan, worker=True))
+
+    @app.post("/sums")
+    async def enqueue_sum(request: Request, jobs: CorralDep) -> dict[str, Any]:
+        job = await jobs.enqueue("glue.add", [2, 3])
+        return {"id": job.id, "greeting": request.state.greeting, "same": jobs is corral}
+
+    mount(app, corral, "/corral", api_keys={ADMIN_KEY: "admin"})
+    with served(app) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=15) as http:
+            answer = (await http.post("/sums")).json()
+            assert answer["greeting"] == "hello" and answer["same"] is True
+            # The in-process worker (worker=True) runs it; the mounted API reads it.
+            result = await http.get(
+                f"/corral/api/v1/queues/{QUEUE}/jobs/{answer['id']}/result",
+                params={"timeout": 10},
+                headers=bearer(ADMIN_KEY),
+            )
+            assert result.status_code == 200, result.text
+            assert result.json()["state"] == "completed" and result.json()["result"] == 5
+            queues = await http.get("/corral/api/v1/queues", headers=bearer(ADMIN_KEY))
+            assert queues.status_code == 200
+            assert QUEUE in [q["name"] for q in queues.json()]
+            refused = await http.get("/corral/api/v1/queues")
+            assert refused.status_code == 401
+    assert events == ["user startup", "user shutdown", "corral closed"]
+    job = await corral.get_job(at_shutdown[0], QUEUE)
+    assert job.state == "waiting"  # stored at shutdown; the worker had stopped
+    await corral.close()
+
+
+async def test_dashboard_mounted_under_a_prefix_links_there(store_url: str) -> None:
+    events: list[str] = []
+    corral = build(store_url, events)
+    app = FastAPI(lifespan=corral_lifespan(corral))
+    mount(app, corral, "/corral")  # no keys: loopback clients only
+    await corral.enqueue("glue.add", [1, 2])
+    with served(app) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=15) as http:
+            page = await http.get("/corral/")
+            assert page.status_code == 200, page.text
+            assert page.headers["content-type"].startswith("text/html")
+            links = re.findall(r'(?:href|src|action)="(/[^"]*)"', page.text)
+            assert links and all(link.startswith("/corral/") for link in links), links
+            assert f"/corral/queues/{QUEUE}" in links
+            assets = [link for link in links if link.startswith("/corral/static/")]
+            assert any(a.split("?")[0].endswith(".css") for a in assets)
+            assert any(a.split("?")[0].endswith(".js") for a in assets)
+            for asset in assets:
+                assert (await http.get(asset)).status_code == 200, asset
+            queue_page = await http.get(f"/corral/queues/{QUEUE}")
+            assert queue_page.status_code == 200 and "glue.add" in queue_page.text
+            api = await http.get("/corral/api/v1/queues")
+            assert api.status_code == 200
+            counts = next(q for q in api.json() if q["name"] == QUEUE)
+            assert counts["waiting"] == 1
+    assert events == ["corral closed"]
+    await corral.close()
+
+
+async def test_keyless_mount_answers_loopback_clients_only(sqlite_url: str) -> None:
+    corral = Corral(sqlite_url)
+    app = FastAPI()
+    mount(app, corral, "/jobs", dashboard=False)
+    far = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))
+    async with httpx.AsyncClient(transport=far, base_url="http://test") as http:
+        answer = await http.get("/jobs/api/v1/queues")
+    assert answer.status_code == 403
+    assert "api_keys" in answer.json()["error"]
+    near = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
+    async with httpx.AsyncClient(transport=near, base_url="http://test") as http:
+        assert (await http.get("/jobs/api/v1/queues")).status_code == 200
+        # dashboard=False: the API alone, no pages.
+        assert (await http.get("/jobs/")).status_code == 404
+    await corral.close()
+
+
+async def test_context_inside_the_users_own_lifespan(sqlite_url: str) -> None:
+    events: list[str] = []
+    corral = build(sqlite_url, events)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with corral_context(app, corral):
+            events.append("user startup")
+            yield
+            events.append("user shutdown")
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.get("/count")
+    async def count(jobs: CorralDep) -> dict[str, int]:
+        return {"waiting": (await jobs.queue(QUEUE).counts())["waiting"]}
+
+    await corral.enqueue("glue.add", [1, 2])
+    with served(app) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=15) as http:
+            assert (await http.get("/count")).json() == {"waiting": 1}
+    assert events == ["user startup", "user shutdown", "corral closed"]
+    await corral.close()
+
+
+async def test_a_wrong_setup_says_what_to_do(sqlite_url: str) -> None:
+    app = FastAPI()
+
+    @app.get("/")
+    async def index(jobs: CorralDep) -> str:
+        return repr(jobs)
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=True)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        with pytest.raises(ConfigurationError, match="corral_lifespan"):
+            await http.get("/")
+    with pytest.raises(ConfigurationError, match="prefix"):
+        mount(app, Corral(sqlite_url), "corral/")
+    with pytest.raises(ConfigurationError, match="inner"):
+        corral_lifespan(Corral(sqlite_url), inner=42)  # type: ignore[arg-type]
+    assert get_corral.__name__ == "get_corral"
+
+
+async def test_the_in_process_worker_is_stopped_at_shutdown(sqlite_url: str) -> None:
+    events: list[str] = []
+    corral = build(sqlite_url, events)
+    app = FastAPI(lifespan=corral_lifespan(corral, worker=True))
+    with served(app):
+        await wait_until(lambda: _workers(corral), timeout=10)
+    await wait_until(lambda: _no_workers(corral), timeout=10)
+    await corral.close()
+
+
+async def _workers(corral: Corral) -> bool:
+    return any(QUEUE in w.queues for w in await corral.workers())
+
+
+async def _no_workers(corral: Corral) -> bool:
+    return not await corral.workers()
