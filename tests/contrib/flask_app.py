@@ -48,6 +48,7 @@ def create_app(url: str | None = None) -> Flask:
         CORRAL_URL=url or os.environ["TEST_CORRAL_URL"],
         CORRAL_QUEUES="flaskq",
         CORRAL_CONCURRENCY=3,
+        CORRAL_API_KEYS=os.environ.get("TEST_CORRAL_API_KEYS", ""),
     )
     ext.init_app(app)
 

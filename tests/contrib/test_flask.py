@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,7 +24,7 @@ from corral.contrib.flask import FlaskCorral
 from corral.errors import ConfigurationError
 from corral.worker import Worker
 from tests.contrib import flask_app
-from tests.web.conftest import wait_until
+from tests.web.conftest import ADMIN_KEY, bearer, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -122,6 +123,53 @@ async def test_flask_corral_worker_command(store_url: str) -> None:
         if proc.stdout:
             proc.stdout.close()
         await producer.close()
+
+
+async def test_flask_corral_serve_command(sqlite_url: str) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "TEST_CORRAL_URL": sqlite_url,
+        "TEST_CORRAL_API_KEYS": f"ops={ADMIN_KEY}:admin",  # CORRAL_API_KEYS in app.config
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
+    }
+    command = ["-m", "flask", "--app", "tests.contrib.flask_app", "corral", "serve"]
+    proc = subprocess.Popen(
+        [sys.executable, *command, "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=5) as http:
+
+            async def up() -> bool:
+                assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+                try:
+                    return (await http.get("/healthz")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await wait_until(up, timeout=20, interval=0.1)
+            assert (await http.get("/api/v1/queues")).status_code == 401
+            answer = await http.get("/api/v1/queues", headers=bearer(ADMIN_KEY))
+            assert answer.status_code == 200
+            login = await http.get("/")
+            assert login.status_code == 303 and login.headers["location"].startswith("/login")
+        proc.send_signal(signal.SIGTERM)
+        # uvicorn shuts down, then re-raises the signal it caught (as `corral serve` does).
+        assert proc.wait(15) in (0, -signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        if proc.stdout:
+            proc.stdout.close()
 
 
 @pytest.mark.parametrize(

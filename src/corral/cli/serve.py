@@ -5,13 +5,15 @@ from __future__ import annotations
 import ipaddress
 import os
 import sys
+from collections.abc import Sequence
 
 import click
 
+from corral.app import Corral
 from corral.cli.loader import load_app
 from corral.errors import ConfigurationError
 
-__all__ = ["serve"]
+__all__ = ["serve", "serve_corral"]
 
 
 def _is_loopback(host: str) -> bool:
@@ -60,6 +62,43 @@ def serve(
 ) -> None:
     """Serve the dashboard (at /) and the HTTP API (at /api/v1) of MODULE:APP."""
     try:
+        app = load_app(app_spec)
+        if ctx.obj and ctx.obj.get("url"):
+            from corral.settings import resolve_url
+
+            app.url = resolve_url(ctx.obj["url"])
+    except ConfigurationError as exc:
+        click.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(2)
+    serve_corral(
+        app,
+        host=host,
+        port=port,
+        api_keys=[*api_keys, os.environ.get("CORRAL_API_KEYS", "")],
+        allow_unregistered=allow_unregistered,
+        insecure_public_without_auth=insecure_public_without_auth,
+        log_level=log_level,
+        secret=os.environ.get("CORRAL_SECRET") or None,
+    )
+
+
+def serve_corral(
+    app: Corral,
+    *,
+    host: str,
+    port: int,
+    api_keys: Sequence[str],
+    allow_unregistered: bool,
+    insecure_public_without_auth: bool,
+    log_level: str,
+    secret: str | None = None,
+) -> None:
+    """Serve ``app``'s dashboard and API under uvicorn until interrupted (``corral
+    serve``, ``flask corral serve``); ``api_keys`` are ``NAME=TOKEN:SCOPE`` specs
+    (each may hold several, comma-separated). Refuses a public address without keys
+    unless ``insecure_public_without_auth``; exits 2 on bad keys. ``secret`` signs the
+    dashboard's session cookies (default: derived from the keys)."""
+    try:
         import uvicorn
 
         from corral.web import create_app
@@ -69,12 +108,7 @@ def serve(
             "the HTTP API needs the web extra: pip install 'corral[web]'"
         ) from None
     try:
-        app = load_app(app_spec)
-        if ctx.obj and ctx.obj.get("url"):
-            from corral.settings import resolve_url
-
-            app.url = resolve_url(ctx.obj["url"])
-        keys = parse_api_keys(",".join([*api_keys, os.environ.get("CORRAL_API_KEYS", "")]))
+        keys = parse_api_keys(",".join(api_keys))
     except ConfigurationError as exc:
         click.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(2)
@@ -94,7 +128,7 @@ def serve(
         app,
         api_keys=keys,
         allow_unregistered=allow_unregistered,
-        secret=os.environ.get("CORRAL_SECRET") or None,
+        secret=secret,
     )
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"dashboard: http://{shown}:{port}/   API: http://{shown}:{port}/api/v1/docs")

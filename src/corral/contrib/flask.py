@@ -28,6 +28,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess
     ) from None
 
 import contextlib
+import os
 import sys
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
@@ -48,7 +49,8 @@ class FlaskCorral:
     ``corral`` is the app your tasks are registered on (default: a new ``Corral()``,
     as ``ext.corral``). ``init_app`` reads ``app.config``: ``CORRAL_URL`` (else
     ``CORRAL_URL``/``REDIS_URL`` from the environment), and for ``flask corral worker``
-    ``CORRAL_QUEUES`` (a list or comma-separated) and ``CORRAL_CONCURRENCY``. It stores
+    ``CORRAL_QUEUES`` (a list or comma-separated) and ``CORRAL_CONCURRENCY``; for
+    ``flask corral serve`` ``CORRAL_API_KEYS`` and ``CORRAL_SECRET``. It stores
     the extension as ``app.extensions["corral"]`` and adds the ``flask corral`` commands.
 
     Every job a worker of this Corral app runs runs inside an app context of the Flask
@@ -135,7 +137,7 @@ def _extension() -> FlaskCorral:
 
 
 #: ``flask corral ...``: added to ``app.cli`` by :meth:`FlaskCorral.init_app`.
-corral_cli = AppGroup("corral", help="Corral: run this app's background jobs.")
+corral_cli = AppGroup("corral", help="Corral: run this app's background jobs, serve its dashboard.")
 
 
 @corral_cli.command("worker")
@@ -218,3 +220,52 @@ def worker_command(
         loop=loop,
     )
     sys.exit(code)
+
+
+@corral_cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option(
+    "--api-key",
+    "api_keys",
+    multiple=True,
+    metavar="NAME=TOKEN:SCOPE",
+    help="A key (repeatable); also CORRAL_API_KEYS of app.config and $CORRAL_API_KEYS.",
+)
+@click.option(
+    "--allow-unregistered", is_flag=True, help="Accept task names this app has not registered."
+)
+@click.option(
+    "--insecure-public-without-auth",
+    is_flag=True,
+    help="Serve on a non-loopback address with NO authentication.",
+)
+@click.option(
+    "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info"
+)
+def serve_command(
+    host: str,
+    port: int,
+    api_keys: tuple[str, ...],
+    allow_unregistered: bool,
+    insecure_public_without_auth: bool,
+    log_level: str,
+) -> None:
+    """Serve the dashboard (at /) and HTTP API (at /api/v1) of this app's jobs
+    (needs corral[web]); CORRAL_SECRET of app.config signs the sessions."""
+    from corral.cli.serve import serve_corral
+
+    ext = _extension()
+    configured = current_app.config.get("CORRAL_API_KEYS") or ""
+    if not isinstance(configured, str):
+        configured = ",".join(configured)
+    serve_corral(
+        ext.corral,
+        host=host,
+        port=port,
+        api_keys=[*api_keys, configured, os.environ.get("CORRAL_API_KEYS", "")],
+        allow_unregistered=allow_unregistered,
+        insecure_public_without_auth=insecure_public_without_auth,
+        log_level=log_level,
+        secret=current_app.config.get("CORRAL_SECRET") or os.environ.get("CORRAL_SECRET"),
+    )
