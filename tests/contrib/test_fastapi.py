@@ -205,3 +205,43 @@ async def _workers(corral: Corral) -> bool:
 
 async def _no_workers(corral: Corral) -> bool:
     return not await corral.workers()
+
+
+async def test_an_async_generator_lifespan_composes_too(sqlite_url: str) -> None:
+    events: list[str] = []
+    corral = build(sqlite_url, events)
+
+    async def user_lifespan(app: FastAPI) -> AsyncIterator[None]:
+        events.append("user startup")
+        yield
+        events.append("user shutdown")
+
+    app = FastAPI(lifespan=corral_lifespan(corral, inner=user_lifespan))
+    with served(app):
+        assert events == ["user startup"]
+    assert events == ["user startup", "user shutdown", "corral closed"]
+
+
+async def test_mount_alone_closes_corral_after_the_apps_shutdown(sqlite_url: str) -> None:
+    events: list[str] = []
+    corral = build(sqlite_url, events)
+
+    @contextlib.asynccontextmanager
+    async def user_lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await corral.enqueue("glue.add", [1, 1])  # still usable
+        events.append("user shutdown")
+
+    app = FastAPI(lifespan=user_lifespan)
+    mount(app, corral, "/corral")
+
+    @app.get("/mine")
+    async def mine(jobs: CorralDep) -> bool:
+        return jobs is corral  # mount() made it the app's CorralDep
+
+    with served(app) as server:
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            assert (await http.get("/mine")).json() is True
+            assert (await http.get("/corral/api/v1/queues")).status_code == 200
+    assert events == ["user shutdown", "corral closed"]
+    await corral.close()
