@@ -3,7 +3,7 @@ dependency, and Corral's HTTP API and dashboard mounted under a prefix.
 
 >>> corral = Corral()
 >>> app = FastAPI(lifespan=corral_lifespan(corral, inner=my_lifespan))
->>> mount(app, corral, "/corral", api_keys=parse_api_keys(os.environ["CORRAL_API_KEYS"]))
+>>> mount(app, corral, "/corral")  # keys from CORRAL_API_KEYS, else loopback clients only
 >>> @app.post("/reports")
 ... async def report(corral: CorralDep) -> dict[str, str]:
 ...     return {"id": (await corral.enqueue("reports.build", ["org-1"])).id}
