@@ -111,6 +111,10 @@ class Corral(AuditLog, HookRegistry, NotifyRegistry):
         self.completed = completed
         self.failed = failed
         self.tasks: dict[str, Task[Any, Any]] = {}
+        #: Asked, in order, for a task name a worker claimed but no module registered:
+        #: one may register the task (e.g. by importing its module) and return it.
+        #: corral.contrib.django resolves Django tasks this way.
+        self.task_resolvers: list[Callable[[str], Task[Any, Any] | None]] = []
         self._init_hooks()
         self._init_notify(notifications)
         #: Schedules declared with ``@app.task(cron=...)``; workers store them at start.
@@ -235,6 +239,16 @@ class Corral(AuditLog, HookRegistry, NotifyRegistry):
             return task
 
         return register
+
+    def find_task(self, name: str) -> Task[Any, Any] | None:
+        """The task registered under ``name``, else the first the :attr:`task_resolvers`
+        return (None when no one knows it)."""
+        task = self.tasks.get(name)
+        for resolve in self.task_resolvers if task is None else ():
+            task = resolve(name)
+            if task is not None:
+                break
+        return task
 
     # -- backend --------------------------------------------------------------------
 

@@ -348,7 +348,7 @@ class Worker(EmitsEvents):
         return total, due_in
 
     def _start(self, backend: Backend, claimed: ClaimedJob) -> None:
-        task = self.app.tasks.get(claimed.name)
+        task = self._find_task(claimed.name)
         config: TaskConfig | None = None
         if task is not None:
             try:
@@ -364,6 +364,13 @@ class Worker(EmitsEvents):
         running.task = _start_task(self._loop, self._run_one(backend, running, task))
         key = (claimed.queue, claimed.id)
         running.task.add_done_callback(lambda _: self._finished(key))
+
+    def _find_task(self, name: str) -> Any:
+        try:
+            return self.app.find_task(name)
+        except Exception:  # a resolver's bug must not stop the worker: the job fails
+            log.exception("resolving task %r failed", name)
+            return None
 
     def _finished(self, key: tuple[str, str]) -> None:
         self._running.pop(key, None)

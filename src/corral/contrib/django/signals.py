@@ -1,0 +1,53 @@
+"""``task_started`` and ``task_finished``, sent by the worker that runs the job."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from corral.contrib.django._compat import TaskResultStatus, task_finished, task_started
+from corral.hooks import JobEvent, Lifecycle
+
+if TYPE_CHECKING:
+    from corral.contrib.django.binding import Binding
+
+__all__ = ["DjangoSignals"]
+
+log = logging.getLogger("corral.django")
+
+
+class DjangoSignals(Lifecycle):
+    """A Corral listener that sends Django's signals for the jobs of Django tasks:
+    ``task_started`` when an attempt starts (status RUNNING), ``task_finished`` when
+    the job completed, failed for good or was cancelled. Receivers run through
+    ``Signal.asend`` (sync ones in a thread, so they may use the ORM); like every
+    listener, one that raises or takes over ``timeout`` is logged, never failing the
+    job."""
+
+    name = "django-signals"
+    timeout = 30.0
+
+    def __init__(self, binding: Callable[[], Binding]) -> None:
+        self._binding = binding
+
+    async def _send(self, signal: Any, event: JobEvent, status: Any = None) -> None:
+        binding = self._binding()
+        if event.task not in binding.tasks:
+            return  # a Corral task of the same app, not a Django one
+        from corral.contrib.django.backend import CorralBackend
+
+        result = await binding.result(event.job_id, event.queue, status)
+        await signal.asend(sender=CorralBackend, task_result=result)
+
+    async def started(self, event: JobEvent) -> None:
+        await self._send(task_started, event, TaskResultStatus.RUNNING)
+
+    async def completed(self, event: JobEvent) -> None:
+        await self._send(task_finished, event)
+
+    async def failed(self, event: JobEvent) -> None:
+        await self._send(task_finished, event)
+
+    async def cancelled(self, event: JobEvent) -> None:
+        await self._send(task_finished, event)
