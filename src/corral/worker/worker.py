@@ -42,6 +42,7 @@ from corral.worker.threads import JobThreads
 
 if TYPE_CHECKING:
     from corral.app import Corral
+    from corral.task import Task
 
 __all__ = ["Worker"]
 
@@ -365,7 +366,7 @@ class Worker(EmitsEvents):
         key = (claimed.queue, claimed.id)
         running.task.add_done_callback(lambda _: self._finished(key))
 
-    def _find_task(self, name: str) -> Any:
+    def _find_task(self, name: str) -> Task[Any, Any] | None:
         try:
             return self.app.find_task(name)
         except Exception:  # a resolver's bug must not stop the worker: the job fails

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -19,7 +20,7 @@ from corral.contrib.django._compat import (
     task_finished,
     task_started,
 )
-from corral.errors import ConfigurationError, InvalidArguments
+from corral.errors import ConfigurationError, CorralError, InvalidArguments
 from tests.contrib.django.conftest import finished, wait_until
 from tests.contrib.django.testapp import tasks
 from tests.contrib.django.testapp.models import Note
@@ -178,3 +179,30 @@ def test_enqueue_on_commit(backend: Any, worker: Any, db_alias: str) -> None:
         what="the job enqueued on commit to write its row",
     )
     assert not Note.objects.using(db_alias).filter(text="never").exists()
+
+
+def test_aenqueue_and_aget_result(backend: Any, worker: Any) -> None:
+    heard: list[str] = []
+
+    def on_enqueued(sender: Any, task_result: Any, **kwargs: Any) -> None:
+        heard.append(task_result.id)
+
+    async def from_async_code() -> Any:
+        try:
+            with pytest.raises(CorralError, match=r"await task\.aenqueue\(\) instead"):
+                tasks.write_note.enqueue("default", "blocking call on a loop")
+            result = await tasks.write_note.aenqueue("default", "from async code")
+            assert result.status == TaskResultStatus.READY
+            while not (await tasks.write_note.aget_result(result.id)).is_finished:
+                await asyncio.sleep(0.02)
+            return await tasks.write_note.aget_result(result.id)
+        finally:
+            await backend.app.close()
+
+    task_enqueued.connect(on_enqueued, weak=False)
+    try:
+        done = asyncio.run(asyncio.wait_for(from_async_code(), 10))
+    finally:
+        task_enqueued.disconnect(on_enqueued)
+    assert done.status == TaskResultStatus.SUCCESSFUL and heard == [done.id]
+    assert Note.objects.get(pk=done.return_value).text == "from async code"

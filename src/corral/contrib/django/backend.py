@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from datetime import datetime
 from typing import Any
@@ -30,7 +31,7 @@ from corral.contrib.django._compat import (
 from corral.contrib.django.binding import Binding, binding_for
 from corral.contrib.django.results import to_result
 from corral.contrib.django.task import CorralTask
-from corral.errors import JobNotFound, ValidationError
+from corral.errors import CorralError, JobNotFound, ValidationError
 from corral.job import Job
 from corral.policy import Backoff
 
@@ -103,6 +104,7 @@ class CorralBackend(BaseTaskBackend):
     def enqueue(self, task: Task[Any, Any], args: Any, kwargs: Any) -> TaskResult[Any]:
         """Store a job for ``task`` and send ``task_enqueued``. Blocking (from sync
         code; async code awaits :meth:`aenqueue`)."""
+        _not_async("task.enqueue()", "await task.aenqueue()")
         corral, args, kwargs = self._prepared(task, args, kwargs)
         job: Job = corral.enqueue_sync(*args, **kwargs)
         result = to_result(task, job, self.alias)
@@ -123,6 +125,7 @@ class CorralBackend(BaseTaskBackend):
         """The result of the job ``result_id`` as stored now; raises
         TaskResultDoesNotExist for an unknown id (or a job that is not a Django
         task of this backend)."""
+        _not_async("get_result()", "await aget_result()")
         return run_sync(self.aget_result(result_id))
 
     async def aget_result(self, result_id: str) -> TaskResult[Any]:
@@ -132,6 +135,15 @@ class CorralBackend(BaseTaskBackend):
         except (JobNotFound, ValidationError, LookupError) as exc:
             raise TaskResultDoesNotExist(str(exc)) from None
         return result
+
+
+def _not_async(call: str, instead: str) -> None:
+    """Blocking calls refuse to run on an event loop (they would block it)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise CorralError(f"{call} was called from async code: {instead} instead")
 
 
 def _aware(when: datetime) -> datetime:

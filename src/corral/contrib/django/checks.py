@@ -60,9 +60,12 @@ def check_backends(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
         try:
             task_backends[alias]
         except Exception as exc:  # any way the backend cannot be made is this error
+            text = str(exc)
+            if not text.startswith(f"TASKS[{alias!r}]"):
+                text = f"TASKS[{alias!r}] cannot be set up: {text}"
             errors.append(
                 checks.Error(
-                    f"TASKS[{alias!r}] cannot be set up: {exc}",
+                    text,
                     hint="See corral.contrib.django.CorralBackend for the OPTIONS it takes.",
                     id="corral.E002",
                 )

@@ -32,10 +32,11 @@ class DjangoSignals(Lifecycle):
         self._binding = binding
 
     async def _send(self, signal: Any, event: JobEvent, status: Any = None) -> None:
-        binding = self._binding()
-        if event.task not in binding.tasks:
-            return  # a Corral task of the same app, not a Django one
         from corral.contrib.django.backend import CorralBackend
+
+        binding = self._binding()
+        if event.task not in binding.tasks or not signal.has_listeners(CorralBackend):
+            return  # a Corral task of the same app, or no one to tell: no store read
 
         result = await binding.result(event.job_id, event.queue, status)
         await signal.asend(sender=CorralBackend, task_result=result)
