@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from datetime import timedelta
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
 from urllib.parse import urlsplit
@@ -132,6 +132,9 @@ class Corral(AuditLog, HookRegistry, NotifyRegistry):
         )
         #: The spans of enqueues and attempts (corral.tracing); None: tracing is off.
         self.tracing: JobTracing | None = None
+        #: Set by ``corral.testing.inline``: runs each stored batch's jobs before the
+        #: enqueue returns. None outside inline mode (the only cost: this check).
+        self._run_inline: Callable[[str, list[Job]], Awaitable[None]] | None = None
         if tracing:
             self.enable_tracing()
 
@@ -399,6 +402,8 @@ class Corral(AuditLog, HookRegistry, NotifyRegistry):
             for new, stand_in in zip(jobs, outcomes, strict=True):
                 if stand_in is None:
                     hooks.emit(JobEvent("enqueued", new.id, queue, new.name, 0, ""))
+        if self._run_inline is not None:
+            await self._run_inline(queue, handles)
         return handles
 
     def cancelled_retention(self, task_name: str | None = None) -> Retention:

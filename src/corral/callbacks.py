@@ -182,6 +182,12 @@ class HookRegistry:
         self._listeners.append(check_listener(listener))
         return listener
 
+    def remove_listener(self, listener: Lifecycle) -> None:
+        """Unregister a listener added with :meth:`add_listener` (workers started from
+        now on no longer call it); a listener not registered is ignored."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
     def _add_callback(self, event: str, fn: Callback) -> Callback:
         check_callback(fn, f"on_{event}")
         self._callbacks.setdefault(event, []).append(fn)

@@ -1,0 +1,81 @@
+"""Point an app, tasks and all, at another store for a while (a test's own)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from corral.errors import ConfigurationError
+from corral.settings import REDIS_SCHEMES, resolve_url
+
+if TYPE_CHECKING:
+    from corral.app import Corral
+
+__all__ = ["close_everywhere", "delete_prefix", "use_store"]
+
+
+@contextmanager
+def use_store(app: Corral, url: str, *, prefix: str | None = None) -> Iterator[Corral]:
+    """Within the block, ``app`` (the one your tasks are registered on) uses the store
+    at ``url`` (and key ``prefix`` on Redis); its connections are closed on the way in
+    and out, and its URL and prefix restored after. Call it from sync code (a sync
+    fixture); ConfigurationError when the app is connected on the running loop."""
+    chosen = resolve_url(url)
+    close_everywhere(app)
+    saved = (app.url, app.prefix)
+    app.url = chosen
+    if prefix is not None:
+        app.prefix = prefix
+    try:
+        yield app
+    finally:
+        try:
+            close_everywhere(app)
+        finally:
+            app.url, app.prefix = saved
+
+
+def close_everywhere(app: Corral) -> None:
+    """Close the app's connections on every event loop it used: Corral's background
+    loop and any loop still open; a closed loop's are only forgotten."""
+    try:
+        current = asyncio.get_running_loop()
+    except RuntimeError:
+        current = None
+    for loop in list(app._backends):
+        if loop.is_closed():
+            app._backends.pop(loop, None)
+            app._feeds.pop(loop, None)
+        elif loop is current:
+            raise ConfigurationError(
+                "the app is connected on the running event loop: await app.close() first"
+            )
+        elif loop.is_running():  # another thread's (Corral's background loop)
+            asyncio.run_coroutine_threadsafe(app.close(), loop).result(timeout=10)
+        else:
+            loop.run_until_complete(app.close())
+
+
+def delete_prefix(url: str, prefix: str) -> int:
+    """Delete every Redis key under ``prefix`` (a test's namespace); 0 for SQLite."""
+    if urlsplit(url).scheme not in REDIS_SCHEMES:
+        return 0
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        deleted = 0
+        batch: list[bytes] = []
+        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            batch.append(key)
+            if len(batch) >= 500:
+                deleted += client.delete(*batch)
+                batch.clear()
+        if batch:
+            deleted += client.delete(*batch)
+        return deleted
+    finally:
+        client.close()
