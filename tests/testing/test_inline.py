@@ -174,6 +174,7 @@ def test_sync_code_and_sync_tasks_run_inline_too(sync_app: Corral) -> None:
     @sync_app.task(queue="imports")
     def import_rows(ctx: JobContext, rows: list[int]) -> int:
         threads.append(threading.current_thread().name)
+        assert ctx.worker_state == {"db": "fake"}
         ctx.progress_sync({"done": len(rows)})
         return sum(rows)
 

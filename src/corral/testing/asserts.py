@@ -52,6 +52,7 @@ def assert_enqueued(
     AssertionError otherwise, listing the jobs found instead. A plain function: call
     it from sync or async tests alike (in async code it reads on a thread of its own).
     """
+    __tracebackhide__ = True  # pytest shows the test's line, not this function's
     matched, others, where = _search(app, task, args, kwargs, queue, states)
     if (count is None and matched) or (count is not None and len(matched) == count):
         return matched
@@ -74,6 +75,7 @@ def assert_not_enqueued(
 ) -> None:
     """Assert that no job matching as in :func:`assert_enqueued` is in the store;
     AssertionError listing the ones found."""
+    __tracebackhide__ = True
     matched, _, where = _search(app, task, args, kwargs, queue, states)
     if matched:
         lines = [f"expected no job {_call_text(task, args, kwargs)} {where}; found {len(matched)}"]

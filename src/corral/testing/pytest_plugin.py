@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 #: Environment variable naming the store for the fixtures (like ``--corral-url``).
 URL_ENV = "CORRAL_TEST_URL"
+#: The apps a test's ``corral_app`` handed out (closed right after the test's call).
+_APPS = pytest.StashKey[list["Corral"]]()
 
 
 class AppFactory(Protocol):
@@ -49,8 +51,22 @@ def corral_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(chosen) if chosen else f"sqlite:///{tmp_path / 'corral.db'}"
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Close the test's apps while an async test's event loop is still open (async
+    plugins close it before the fixtures' teardown, which could then only drop the
+    connections unclosed)."""
+    try:
+        return (yield)
+    finally:
+        from corral.testing.store import close_everywhere
+
+        for app in item.stash.get(_APPS, []):
+            close_everywhere(app)
+
+
 @pytest.fixture
-def corral_app(corral_url: str) -> Iterator[AppFactory]:
+def corral_app(request: pytest.FixtureRequest, corral_url: str) -> Iterator[AppFactory]:
     """Apps on this test's own empty store (see :class:`AppFactory`); after the test
     their connections are closed, borrowed apps pointed back at their own store, and
     the test's Redis keys deleted."""
@@ -61,17 +77,20 @@ def corral_app(corral_url: str) -> Iterator[AppFactory]:
 
     prefix = f"corral-test-{os.urandom(6).hex()}"
     made: list[Corral] = []
+    request.node.stash[_APPS] = handed = []
     with ExitStack() as stack:
 
         def factory(app: Corral | None = None, **options: Any) -> Corral:
             if app is None:
                 options.setdefault("prefix", prefix)
-                fresh = Corral(corral_url, **options)
-                made.append(fresh)
-                return fresh
-            if options:
+                app = Corral(corral_url, **options)
+                made.append(app)
+            elif options:
                 raise TypeError("corral_app(app) takes no options: the app has its own")
-            return stack.enter_context(use_store(app, corral_url, prefix=prefix))
+            else:
+                stack.enter_context(use_store(app, corral_url, prefix=prefix))
+            handed.append(app)
+            return app
 
         try:
             yield factory
