@@ -206,3 +206,18 @@ def test_aenqueue_and_aget_result(backend: Any, worker: Any) -> None:
         task_enqueued.disconnect(on_enqueued)
     assert done.status == TaskResultStatus.SUCCESSFUL and heard == [done.id]
     assert Note.objects.get(pk=done.return_value).text == "from async code"
+
+
+def test_progress_and_retry_through_the_corral_job(backend: Any, worker: Any) -> None:
+    done = finished(backend, tasks.count_to.enqueue(3).id)
+    assert backend.get_job(done.id).progress == {"done": 3, "of": 3}
+
+    key = f"retry-{id(backend)}"
+    failed = finished(backend, tasks.flaky.using(attempts=1).enqueue(key, 1).id)
+    assert failed.status == TaskResultStatus.FAILED
+    assert backend.get_job(failed.id).retry_sync()  # what a "retry" button does
+    again = finished(backend, failed.id)
+    assert again.status == TaskResultStatus.SUCCESSFUL and again.return_value == 2
+    assert len(again.errors) == 1 and again.worker_ids == [worker.worker.id] * 2
+    with pytest.raises(TaskResultDoesNotExist):
+        backend.get_job("no-such-job")

@@ -136,6 +136,20 @@ class CorralBackend(BaseTaskBackend):
             raise TaskResultDoesNotExist(str(exc)) from None
         return result
 
+    def get_job(self, result_id: str) -> Job:
+        """The Corral job behind a result, for what Django's API lacks: its
+        ``progress`` and ``logs``, ``cancel_sync()``, ``retry_sync()`` (a failed job
+        runs again), ``blockers_sync()``. Raises TaskResultDoesNotExist."""
+        _not_async("get_job()", "await aget_job()")
+        return run_sync(self.aget_job(result_id))
+
+    async def aget_job(self, result_id: str) -> Job:
+        """See :meth:`get_job`."""
+        try:
+            return await self.binding.app.get_job(result_id)
+        except (JobNotFound, ValidationError) as exc:
+            raise TaskResultDoesNotExist(str(exc)) from None
+
 
 def _not_async(call: str, instead: str) -> None:
     """Blocking calls refuse to run on an event loop (they would block it)."""

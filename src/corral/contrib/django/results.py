@@ -49,22 +49,18 @@ def _error(record: dict[str, Any]) -> Any:
     return TaskError(exception_class_path=_class_path(record.get("type")), traceback=str(text))
 
 
-#: States whose latest attempt recorded no error (it is running or it succeeded).
+#: States whose latest run recorded no error (it is running or it succeeded).
 _RAN = (JobState.ACTIVE, JobState.COMPLETED)
 
 
 def worker_ids(job: Job) -> list[str]:
-    """One worker id per attempt, oldest first: each failed attempt's error names its
-    worker; the latest attempt (running or completed) is the job's own worker."""
-    by_attempt: dict[int, str] = {}
-    for record in job.errors:
-        attempt, worker = record.get("attempt"), record.get("worker")
-        if isinstance(attempt, int) and isinstance(worker, str):
-            by_attempt[attempt] = worker
-    latest = job.attempts
-    if job.worker and latest and latest not in by_attempt and job.state in _RAN:
-        by_attempt[latest] = job.worker
-    return [by_attempt[attempt] for attempt in sorted(by_attempt)]
+    """One worker id per run, oldest first: each failed run's error names its worker;
+    a running or completed job's latest run is its own worker's. (Runs, not attempt
+    numbers: a job retried by hand counts its attempts afresh but keeps its errors.)"""
+    ids = [str(record["worker"]) for record in job.errors if record.get("worker")]
+    if job.worker and job.state in _RAN:
+        ids.append(job.worker)
+    return ids
 
 
 def to_result(task: Task[Any, Any], job: Job, alias: str, status: Any = None) -> TaskResult[Any]:

@@ -3,6 +3,7 @@
 import asyncio
 import threading
 
+from corral import current_job
 from corral.contrib.django import corral_task
 from tests.contrib.django.testapp.models import Note
 
@@ -50,3 +51,10 @@ async def too_slow() -> None:
 @task(takes_context=True, queue_name="emails", priority=20)
 async def with_context(context, text: str) -> dict:
     return {"id": context.task_result.id, "attempt": context.attempt, "text": text}
+
+
+@task()
+def count_to(steps: int) -> int:
+    for step in range(1, steps + 1):
+        current_job().progress_sync({"done": step, "of": steps})
+    return steps
