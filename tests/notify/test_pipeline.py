@@ -111,6 +111,7 @@ async def test_a_completed_job_is_delivered_once_to_each_target(
     )
     assert notice.result == {"rows": 5962}
     assert notice.id == reports.got[0].id and notice.id.startswith("msg_")
+    await until_async(lambda: app.queue(NOTIFY_QUEUE).jobs("completed"), 2)
     deliveries = await app.queue(NOTIFY_QUEUE).jobs("completed")
     assert sorted(d.id for d in deliveries) == sorted(
         f"{notice.id}.recorder:{name}" for name in ("everyone", "reports")
@@ -135,6 +136,8 @@ async def test_a_failure_is_delivered_after_retries_with_the_same_id(
     assert notice.event == "failed"
     assert notice.error is not None and notice.error["message"] == "bad row 7"
     assert notice.error_message == "ValueError: bad row 7"
+    # The target has it; the delivery's completion is recorded a moment later.
+    await until_async(lambda: app.queue(NOTIFY_QUEUE).jobs("completed"), 1)
     [delivery] = await app.queue(NOTIFY_QUEUE).jobs("completed")
     record = await delivery.refresh()
     assert record.attempts == 3

@@ -416,8 +416,9 @@ class Backend(Protocol):
         """How many outbox entries the queue holds (taken or not)."""
 
     async def bump_counter(self, name: str, window_ms: int) -> tuple[int, int]:
-        """Add one to the counter ``name`` of the current ``window_ms`` window (aligned
-        on the store's clock); returns (the new count, when the window ends in ms)."""
+        """Add one to the counter ``name`` in its current window, which the first bump
+        after the previous window ended opens for ``window_ms`` (store ms); returns (the
+        new count, when the window ends in ms)."""
 
     async def read_counter(self, name: str, window_end: int) -> int:
         """The count of counter ``name`` in the window that ends at ``window_end`` (as

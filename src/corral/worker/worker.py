@@ -108,7 +108,9 @@ class Worker(EmitsEvents):
     ) -> None:
         self.app = app
         chosen = list(queues or env_list("CORRAL_QUEUES") or self._task_queues(app))
-        chosen += [q for listener in app.listeners for q in listener.queues]
+        # Queues a listener needs served (notification deliveries) come first: they are
+        # short, and a backlog of the app's own jobs must not hold them up.
+        chosen = [q for listener in app.listeners for q in listener.queues] + chosen
         self.queues = [check_queue_name(q) for q in dict.fromkeys(chosen)]
         if concurrency is None:
             concurrency = env_int("CORRAL_CONCURRENCY") or 10

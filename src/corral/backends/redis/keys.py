@@ -39,7 +39,8 @@ single slot and the same code runs on Redis Cluster::
     {prefix}:{workers}:w:{id}    string JSON worker info
     {prefix}:{audit}:log         stream audit entries (k key, a action, t target, d detail)
     {prefix}:{notify}:ep         hash  notification endpoint key -> state (JSON)
-    {prefix}:{notify}:cnt:{name}:{window}  string  a windowed counter (expires)
+    {prefix}:{notify}:cnt:{name}:{end}  string  a windowed counter (expires)
+    {prefix}:{notify}:cntw:{name}  string  end of the counter's current window (expires with it)
 
 Every key that ends in caller-chosen text (a job id, group, dedupe key, worker id) has
 a prefix of its own that no other key of the queue starts with (``j:``, ``je:``,
@@ -48,7 +49,7 @@ a prefix of its own that no other key of the queue starts with (``j:``, ``je:``,
 Schedule names are hash fields, never part of a key. A queue named ``workers`` shares
 its hash tag with the worker registry: no queue key is ``live`` or starts with ``w:``;
 likewise a queue named ``audit`` and the audit log: no queue key is ``log``, and a
-queue named ``notify``: no queue key is ``ep`` or starts with ``cnt:``.
+queue named ``notify``: no queue key is ``ep`` or starts with ``cnt:`` or ``cntw:``.
 Pub/sub channels are server-wide, not per database: they carry the database number
 ``{db}`` so that apps on two databases of one server never hear each other. The scripts
 learn it from their first argument, ``QueueKeys.script_base`` (``"<db> <key base>"``).
@@ -145,6 +146,7 @@ class RegistryKeys:
     audit: str
     endpoints: str
     counter_prefix: str
+    window_prefix: str
 
     @classmethod
     def build(cls, prefix: str) -> RegistryKeys:
@@ -155,4 +157,5 @@ class RegistryKeys:
             audit=f"{prefix}:{{audit}}:log",
             endpoints=f"{prefix}:{{notify}}:ep",
             counter_prefix=f"{prefix}:{{notify}}:cnt:",
+            window_prefix=f"{prefix}:{{notify}}:cntw:",
         )

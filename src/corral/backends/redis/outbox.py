@@ -85,14 +85,27 @@ class RedisOutbox:
 
     async def bump_counter(self, name: str, window_ms: int) -> tuple[int, int]:
         client = self._client_or_fail()
-        now = await self.time_ms()
-        end = (now // window_ms + 1) * window_ms
+        window = f"{self._registry.window_prefix}{name}"
+
+        async def open_window() -> Any:
+            # The first bump opens the window: its end is the marker's value, the marker
+            # lives as long as the window.
+            now = await self.time_ms()
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.set(window, now + window_ms, nx=True, px=window_ms)
+                pipe.get(window)
+                return (await pipe.execute())[1]
+
+        end_text = await self._call(open_window)
+        if end_text is None:  # the window ended between the two commands
+            end_text = await self._call(open_window)
+        end = int(end_text)
         key = f"{self._registry.counter_prefix}{name}:{end}"
 
         async def bump() -> list[Any]:
             async with client.pipeline(transaction=True) as pipe:
                 pipe.incr(key)
-                pipe.pexpireat(key, end + window_ms)
+                pipe.pexpireat(key, end + window_ms)  # readable a window after its end
                 return await pipe.execute()
 
         # Repeated after a lost reply: the count may then be one too high, which only

@@ -75,8 +75,9 @@ class SQLiteOutbox:
     async def bump_counter(self, name: str, window_ms: int) -> tuple[int, int]:
         def tx(conn: Conn) -> tuple[int, int]:
             now = clock_us() // 1000
-            end = (now // window_ms + 1) * window_ms
             conn.execute(q.FORGET_COUNTERS, (name, now - window_ms))
+            # The window the first bump after the last one's end opened, or a new one.
+            end = conn.execute(q.OPEN_WINDOW, (name, now)).fetchone()[0] or now + window_ms
             return int(conn.execute(q.BUMP_COUNTER, (name, end)).fetchone()[0]), end
 
         return await self._s().write(tx)

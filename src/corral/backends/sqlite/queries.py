@@ -308,6 +308,7 @@ RETURNING id, job_id, event, task, attempt, created_at, started_at, finished_at,
 """
 ACK_OUTBOX = "DELETE FROM outbox WHERE queue = ? AND id = ?"
 OUTBOX_SIZE = "SELECT COUNT(*) FROM outbox WHERE queue = ?"
+OPEN_WINDOW = "SELECT MAX(ends_at) FROM counters WHERE name = ? AND ends_at > ?"
 BUMP_COUNTER = """
 INSERT INTO counters (name, ends_at, n) VALUES (?, ?, 1)
 ON CONFLICT (name, ends_at) DO UPDATE SET n = n + 1
