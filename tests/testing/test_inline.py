@@ -9,7 +9,15 @@ from typing import Any
 
 import pytest
 
-from corral import Corral, JobContext, JobEvent, JobState, JobTimeout, SerializationError
+from corral import (
+    Corral,
+    JobContext,
+    JobEvent,
+    JobState,
+    JobTimeout,
+    SerializationError,
+    UnknownTask,
+)
 from corral.testing import assert_enqueued, inline
 
 
@@ -182,3 +190,23 @@ def test_sync_code_and_sync_tasks_run_inline_too(sync_app: Corral) -> None:
         job = import_rows.enqueue_sync([1, 2, 3])
     assert (job.state, job.return_value, job.progress) == (JobState.COMPLETED, 6, {"done": 3})
     assert threads and threads[0].startswith("corral-inline")
+
+
+async def test_a_job_of_a_paused_queue_stays_waiting(
+    app: Corral, caplog: pytest.LogCaptureFixture
+) -> None:
+    @app.task(queue="held")
+    async def noop() -> None: ...
+
+    await app.queue("held").pause()
+    with inline(app):
+        job = await noop.enqueue()
+    assert job.state is JobState.WAITING
+    assert f"inline: job {job.id}" in caplog.text and "'held' is paused" in caplog.text
+
+
+async def test_a_name_no_task_answers_to_fails_as_in_a_worker(app: Corral) -> None:
+    with inline(app), pytest.raises(UnknownTask, match=r"no task named 'nobody\.knows'"):
+        await app.enqueue("nobody.knows", ["x"])
+    (failed,) = await app.queue("default").jobs("failed")
+    assert failed.name == "nobody.knows"

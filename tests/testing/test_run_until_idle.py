@@ -155,3 +155,20 @@ def test_the_sync_twin_runs_the_worker_on_the_background_loop(sync_app: Corral) 
     job = double.enqueue_sync(21)
     assert run_until_idle_sync(sync_app) == IdleResult(completed=1, failed=0)
     assert job.result_sync(timeout=1) == 42
+
+
+async def test_a_failure_is_raised_at_once_even_while_another_job_hangs(app: Corral) -> None:
+    @app.task(queue="work")
+    async def hang() -> None:
+        await asyncio.sleep(60)
+
+    @app.task(queue="work", attempts=1)
+    async def fail() -> None:
+        raise ValueError("broken input")
+
+    await hang.enqueue()
+    await fail.enqueue()
+    started = time.monotonic()
+    with pytest.raises(ValueError, match="broken input"):
+        await run_until_idle(app, timeout=30)
+    assert time.monotonic() - started < 5

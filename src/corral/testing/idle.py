@@ -96,6 +96,7 @@ async def run_until_idle(
     naming the pending jobs after ``timeout`` seconds (the worker is stopped, running
     jobs handed back). Returns the jobs completed and failed.
     """
+    __tracebackhide__ = True  # pytest shows the test's line and the exception's note
     if timeout <= 0:
         raise ConfigurationError(f"timeout must be > 0 seconds, got {timeout!r}")
     backend = await app.backend()
@@ -148,6 +149,7 @@ def run_until_idle_sync(
 ) -> IdleResult:
     """Blocking twin of :func:`run_until_idle` (the worker runs on Corral's background
     event loop, the one the ``*_sync`` calls use)."""
+    __tracebackhide__ = True
     return run_sync(
         run_until_idle(
             app,

@@ -33,6 +33,7 @@ from corral.worker.threads import JobThreads
 if TYPE_CHECKING:
     from corral.app import Corral
     from corral.job import Job
+    from corral.task import Task
 
 __all__ = ["inline"]
 
@@ -166,7 +167,11 @@ class _Runner:
                 )
 
     async def _run_one(self, backend: Backend, hooks: Dispatcher, claimed: ClaimedJob) -> Outcome:
-        task = self.app.tasks.get(claimed.name)
+        try:
+            task = self.app.find_task(claimed.name)  # registered, or a resolver's
+        except Exception:  # as in a worker: the job fails as an unknown task
+            log.exception("resolving task %r failed", claimed.name)
+            task = None
         config: TaskConfig | None = None
         if task is not None:
             try:
@@ -179,7 +184,7 @@ class _Runner:
         run = execute(task, config, claimed, ctx, self._threads, self._rng, self.id)
         tracing = self.app.tracing
         outcome = await (run if tracing is None else tracing.process(claimed, run))
-        await self._record(backend, hooks, claimed, config, ctx, outcome)
+        await self._record(backend, hooks, claimed, task, config, ctx, outcome)
         return outcome
 
     async def _record(
@@ -187,13 +192,13 @@ class _Runner:
         backend: Backend,
         hooks: Dispatcher,
         claimed: ClaimedJob,
+        task: Task[Any, Any] | None,
         config: TaskConfig | None,
         ctx: JobContext,
         outcome: Outcome,
     ) -> None:
         """Record the outcome as a worker would (a retry is due at once)."""
         app = self.app
-        task = app.tasks.get(claimed.name)
         notify = "" if task is None else app.notify_events(task, ())
         cancelled = config.completed if config else app.cancelled_retention(claimed.name)
         if outcome.kind is Kind.COMPLETED:
