@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from django.db import transaction
+from django.test import override_settings
 from django.utils import timezone
 
 from corral import JobState
@@ -21,7 +22,7 @@ from corral.contrib.django._compat import (
     task_started,
 )
 from corral.errors import ConfigurationError, CorralError, InvalidArguments
-from tests.contrib.django.conftest import finished, wait_until
+from tests.contrib.django.conftest import WorkerThread, finished, wait_until
 from tests.contrib.django.testapp import tasks
 from tests.contrib.django.testapp.models import Note
 
@@ -221,3 +222,32 @@ def test_progress_and_retry_through_the_corral_job(backend: Any, worker: Any) ->
     assert len(again.errors) == 1 and again.worker_ids == [worker.worker.id] * 2
     with pytest.raises(TaskResultDoesNotExist):
         backend.get_job("no-such-job")
+
+
+def test_options_app_shares_the_projects_corral_app() -> None:
+    from corral.contrib.django._compat import task_backends
+    from tests.contrib.django.project import corral_app
+
+    app_path = "tests.contrib.django.project.corral_app:app"
+    setting = {
+        "default": {
+            "BACKEND": "corral.contrib.django.CorralBackend",
+            "QUEUES": ["default"],
+            "OPTIONS": {"app": app_path},
+        }
+    }
+    with override_settings(TASKS=setting):
+        backend = task_backends["default"]
+        assert backend.app is corral_app.app
+        running = WorkerThread(corral_app.app, ["default"])
+        try:
+            django_job = tasks.write_note.enqueue("default", "shared app")
+            native_job = corral_app.shout.enqueue_sync("hi")
+            assert finished(backend, django_job.id).status == TaskResultStatus.SUCCESSFUL
+            assert native_job.result_sync(timeout=10) == "HI!"  # the same worker ran both
+        finally:
+            running.stop()
+            corral_app.app.close_sync()
+    with override_settings(TASKS=setting):  # a new binding of the same app
+        assert tasks.write_note.using(priority=5).priority == 5  # registers again, no clash
+        assert task_backends["default"].app is corral_app.app

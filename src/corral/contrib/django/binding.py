@@ -68,12 +68,14 @@ class Binding:
                 return
             check_task_name(name)
             check_queue_name(task.queue_name)
-            if known is None and name in self.app.tasks:
+            existing = self.app.tasks.get(name)
+            if existing is not None and not hasattr(existing.fn, "__django_task__"):
                 raise ConfigurationError(
                     f"Django task {name!r}: the Corral app of TASKS[{self.alias!r}] already "
                     "has a task of that name"
                 )
-            self.app.tasks.pop(name, None)  # the module was reloaded (runserver)
+            # Ours from an earlier binding of a shared app, or a reloaded module's.
+            self.app.tasks.pop(name, None)
             attempts = getattr(task, "attempts", None)
             backoff = getattr(task, "backoff", None)
             timeout = getattr(task, "timeout", None)
@@ -177,6 +179,7 @@ def _runner(binding: Binding, task: Task[Any, Any]) -> Callable[..., Any]:
     # the job context); __wrapped__ tells it calling run does not bind them.
     run.__signature__ = signature.replace(parameters=[ctx_param, *params])  # type: ignore[attr-defined]
     run.__wrapped__ = func  # type: ignore[attr-defined]
+    run.__django_task__ = task  # type: ignore[attr-defined]  # (what register() looks for)
     run.__module__, run.__qualname__ = func.__module__, func.__qualname__
     return run
 
