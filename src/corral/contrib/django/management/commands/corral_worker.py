@@ -32,7 +32,7 @@ class Command(BaseCommand):  # type: ignore[misc]  # Django ships no types
             "-q",
             "--queues",
             help="Comma-separated queues, served in this order (default: the backend's "
-            "QUEUES, else every queue of its tasks).",
+            "QUEUES, then those of OPTIONS['app']'s own tasks).",
         )
         parser.add_argument("-c", "--concurrency", type=int, help="Jobs run at once (default 10).")
         parser.add_argument("--lease", type=float, default=8.0, help="Lease seconds (default 8).")
@@ -92,11 +92,15 @@ class Command(BaseCommand):  # type: ignore[misc]  # Django ships no types
 
     @staticmethod
     def _default_queues(backend: Any) -> list[str] | None:
-        """The backend's QUEUES in their settings order; None (the app's task queues)
-        when it allows any queue."""
+        """The backend's QUEUES in their settings order, then the queues of the Corral
+        app's own tasks (OPTIONS["app"]); None (every task's queue) when QUEUES is
+        empty, allowing any."""
         from django.conf import settings
 
-        listed = settings.TASKS[backend.alias].get("QUEUES")
-        if listed is None:
-            return ["default"]
-        return list(listed) or None
+        listed = settings.TASKS[backend.alias].get("QUEUES", ["default"])
+        native = [
+            task.queue
+            for task in backend.app.tasks.values()
+            if not hasattr(task.fn, "__django_task__")
+        ]
+        return list(dict.fromkeys([*listed, *native])) or None
