@@ -251,3 +251,15 @@ def test_options_app_shares_the_projects_corral_app() -> None:
     with override_settings(TASKS=setting):  # a new binding of the same app
         assert tasks.write_note.using(priority=5).priority == 5  # registers again, no clash
         assert task_backends["default"].app is corral_app.app
+
+
+@pytest.mark.backends("sqlite")
+def test_each_job_starts_like_a_request(backend: Any, worker: Any) -> None:
+    """DEBUG's query log is reset per job, as per request: a worker thread that runs
+    job after job does not keep every query."""
+    with override_settings(DEBUG=True):
+        logged = [
+            finished(backend, tasks.queries_logged.enqueue("default").id).return_value
+            for _ in range(4)
+        ]
+    assert logged == [1, 1, 1, 1]

@@ -23,7 +23,7 @@ from asgiref.sync import sync_to_async
 from django.apps import apps
 from django.conf import settings
 from django.core.signals import setting_changed
-from django.db import close_old_connections
+from django.db import close_old_connections, reset_queries
 
 from corral._sync import run_sync
 from corral.app import Corral
@@ -152,7 +152,7 @@ def _runner(binding: Binding, task: Task[Any, Any]) -> Callable[..., Any]:
     if inspect.iscoroutinefunction(func):
 
         async def run_async(ctx: JobContext, *args: Any, **kwargs: Any) -> Any:
-            await sync_to_async(close_old_connections)()
+            await sync_to_async(_job_starts)()
             try:
                 if takes_context:
                     result = await binding.result(ctx.id, ctx.queue, TaskResultStatus.RUNNING)
@@ -165,7 +165,7 @@ def _runner(binding: Binding, task: Task[Any, Any]) -> Callable[..., Any]:
     else:
 
         def run_sync_task(ctx: JobContext, *args: Any, **kwargs: Any) -> Any:
-            close_old_connections()
+            _job_starts()
             try:
                 if takes_context:
                     coro = binding.result(ctx.id, ctx.queue, TaskResultStatus.RUNNING)
@@ -182,6 +182,14 @@ def _runner(binding: Binding, task: Task[Any, Any]) -> Callable[..., Any]:
     run.__django_task__ = task  # type: ignore[attr-defined]  # (what register() looks for)
     run.__module__, run.__qualname__ = func.__module__, func.__qualname__
     return run
+
+
+def _job_starts() -> None:
+    """What Django's ``request_started`` does: forget the queries DEBUG logged (a
+    worker thread would otherwise keep every query of every job) and close the
+    connections that are broken or too old."""
+    reset_queries()
+    close_old_connections()
 
 
 def _normalized(value: Any) -> Any:

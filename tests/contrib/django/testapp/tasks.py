@@ -58,3 +58,11 @@ def count_to(steps: int) -> int:
     for step in range(1, steps + 1):
         current_job().progress_sync({"done": step, "of": steps})
     return steps
+
+
+@task()
+def queries_logged(db: str) -> int:
+    from django.db import connections
+
+    Note.objects.using(db).count()
+    return len(connections[db].queries)
