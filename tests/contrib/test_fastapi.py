@@ -4,19 +4,29 @@ dashboard mounted under /corral, on both backends."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
 
-from corral import Corral
-from corral.contrib.fastapi import CorralDep, corral_context, corral_lifespan, get_corral, mount
-from corral.errors import ConfigurationError
-from tests.web.conftest import ADMIN_KEY, LiveServer, bearer, wait_until
+from corral import Corral, JobContext
+from corral.contrib.fastapi import (
+    CorralDep,
+    corral_context,
+    corral_lifespan,
+    get_corral,
+    job_events,
+    mount,
+)
+from corral.errors import ConfigurationError, JobNotFound
+from tests.web.conftest import ADMIN_KEY, Event, LiveServer, bearer, sse_events, wait_until
 
 QUEUE = "glue"
 
@@ -244,4 +254,50 @@ async def test_mount_alone_closes_corral_after_the_apps_shutdown(sqlite_url: str
             assert (await http.get("/mine")).json() is True
             assert (await http.get("/corral/api/v1/queues")).status_code == 200
     assert events == ["user shutdown", "corral closed"]
+    await corral.close()
+
+
+async def test_job_events_streams_one_job_through_the_apps_own_route(store_url: str) -> None:
+    """job_events: a route of the app's own streams one job's state, every progress
+    report and the end, with only what its view shows; an unknown job raises."""
+    corral = Corral(store_url)
+    gate = threading.Event()  # set by the test's loop, awaited on the server's
+
+    @corral.task(name="glue.pages", queue=QUEUE)
+    async def pages(ctx: JobContext, n: int) -> dict[str, int]:
+        await asyncio.to_thread(gate.wait, 10)  # the stream is open before the first report
+        for page in range(1, n + 1):
+            await ctx.progress({"page": page})
+        return {"pages": n}
+
+    app = FastAPI(lifespan=corral_lifespan(corral, worker=True))
+
+    @app.get("/follow/{job_id}")
+    async def follow(job_id: str, jobs: CorralDep) -> Response:
+        try:
+            return await job_events(
+                jobs, job_id, QUEUE, view=lambda j: {"status": j.state, "out": j.return_value}
+            )
+        except JobNotFound:
+            return JSONResponse({"error": "no such job"}, status_code=404)
+
+    job = await pages.enqueue(3)
+    with served(app) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=15) as http:
+            seen: list[Event] = []
+            async with http.stream("GET", f"/follow/{job.id}") as response:
+                assert response.headers["content-type"].startswith("text/event-stream")
+                async for event in sse_events(response):
+                    seen.append(event)
+                    if len(seen) == 1:
+                        gate.set()
+            assert (await http.get("/follow/ghost")).status_code == 404
+    assert seen[0].name == "state" and set(seen[0].data) == {"status", "out"}
+    progress = [e.data for e in seen if e.name == "progress"]
+    # Reports may coalesce, never go backwards, and the last one is always sent.
+    pages_seen = [p["progress"]["page"] for p in progress]
+    assert pages_seen == sorted(pages_seen) and pages_seen[-1] == 3
+    assert all(p["id"] == job.id for p in progress)
+    assert seen[-1].name == "end"
+    assert seen[-1].data == {"status": "completed", "out": {"pages": 3}}
     await corral.close()

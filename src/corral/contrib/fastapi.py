@@ -31,14 +31,15 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from corral.app import Corral
 from corral.errors import ConfigurationError
+from corral.job import Job
 from corral.worker import Worker
 
-__all__ = ["CorralDep", "corral_context", "corral_lifespan", "get_corral", "mount"]
+__all__ = ["CorralDep", "corral_context", "corral_lifespan", "get_corral", "job_events", "mount"]
 
 log = logging.getLogger("corral.contrib.fastapi")
 
@@ -153,6 +154,40 @@ async def get_corral(connection: HTTPConnection) -> Corral:
 
 #: The Corral app, as an endpoint parameter: ``async def f(corral: CorralDep)``.
 CorralDep = Annotated[Corral, Depends(get_corral)]
+
+
+async def job_events(
+    corral: Corral,
+    job_id: str,
+    queue: str | None = None,
+    *,
+    view: Callable[[Job], Any] | None = None,
+) -> Response:
+    """One job's live Server-Sent Events, for a route of your own: the stream of the
+    API's ``GET …/jobs/{id}/events`` (``state``, ``progress`` per report, ``end``,
+    then it closes), answering under your app's own rules of who may follow which job
+    (a browser's ``EventSource`` sends cookies, never an API key)::
+
+        @app.get("/api/sync-jobs/{job_id}/events")
+        async def follow(job_id: str, corral: CorralDep, user: CurrentUser) -> Response:
+            ...  # check that the job is the user's
+            return await job_events(corral, job_id, "sync", view=public_view)
+
+    ``state`` and ``end`` carry ``view(job)`` (default: the whole job, as
+    ``job.to_dict()``; pass a view to show a browser only what it may see), and
+    ``progress`` events ``{"id": …, "progress": …}``. Raises JobNotFound for an
+    unknown job (answer 404) and BackendError when the store is unreachable.
+    """
+    from corral.web.sse import job_event_response
+
+    job = await corral.get_job(job_id, queue)
+    return await job_event_response(
+        corral,
+        job,
+        view=view or Job.to_dict,
+        progress=lambda j: j.progress,
+        where=f"events of job {job_id!r}",
+    )
 
 
 def mount(

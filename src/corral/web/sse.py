@@ -5,19 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from sse_starlette.sse import EventSourceResponse
 
+from corral.app import Corral
 from corral.errors import BackendError, JobNotFound
+from corral.job import Job
 from corral.web.auth import Scope
 from corral.web.deps import job_out, progress_out, require, settings_of
 from corral.web.schemas import COMMON_ERRORS, JOB_ERRORS, JobId, QueueName, streamed
 
-__all__ = ["router"]
+__all__ = ["job_event_response", "router"]
 
 log = logging.getLogger("corral.web")
 
@@ -34,9 +36,9 @@ def _event(name: str, data: Any) -> dict[str, str]:
     return {"event": name, "data": orjson.dumps(data).decode()}
 
 
-def _broken(request: Request, exc: BackendError) -> dict[str, str]:
+def _broken(where: str, exc: BackendError) -> dict[str, str]:
     """The last event of a stream the backend failed mid-way (its status is sent)."""
-    log.error("stream %s ended: %s: %s", request.url.path, type(exc).__name__, exc)
+    log.error("stream %s ended: %s: %s", where, type(exc).__name__, exc)
     return _event("error", {"error": str(exc)})
 
 
@@ -51,9 +53,30 @@ async def job_events(queue: QueueName, job_id: JobId, request: Request, scope: R
     with the final job once it is completed, failed or cancelled; then it closes.
     A stream the backend fails mid-way ends with ``error`` (``{"error": …}``)."""
     settings = settings_of(request)
-    corral = settings.corral
-    job = await corral.get_job(job_id, queue)  # 404 before the stream starts
-    stream = await corral.queue(queue).events()
+    job = await settings.corral.get_job(job_id, queue)  # 404 before the stream starts
+    return await job_event_response(
+        settings.corral,
+        job,
+        view=lambda j: job_out(j, scope, settings),
+        progress=lambda j: progress_out(j, scope, settings),
+        where=request.url.path,
+    )
+
+
+async def job_event_response(
+    corral: Corral,
+    job: Job,
+    *,
+    view: Callable[[Job], Any],
+    progress: Callable[[Job], Any],
+    where: str,
+) -> EventSourceResponse:
+    """The SSE stream of one job (see :func:`job_events`): ``state`` and ``end`` carry
+    ``view(job)``, ``progress`` events ``{"id": …, "progress": progress(job)}``;
+    ``where`` names the stream in the log line of a backend failure. Subscribes
+    before returning, so an unreachable backend raises here (a 503, not a stream)."""
+    job_id = job.id
+    stream = await corral.queue(job.queue).events()
 
     # Events of this job are pumped into a queue: waiting on the queue with a timeout
     # is safe, whereas timing out inside the event generator would close it.
@@ -68,8 +91,8 @@ async def job_events(queue: QueueName, job_id: JobId, request: Request, scope: R
         pumping = asyncio.create_task(pump())
         try:
             await job.refresh()  # after subscribing: nothing can slip in between
-            yield _event("state", job_out(job, scope, settings))
-            state, progress = job.state, job.progress
+            yield _event("state", view(job))
+            state, shown = job.state, job.progress
             while not job.state.terminal:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(RECHECK):
@@ -79,17 +102,15 @@ async def job_events(queue: QueueName, job_id: JobId, request: Request, scope: R
                 except JobNotFound:
                     yield _event("end", {"id": job_id, "state": "removed"})
                     return
-                if job.progress != progress:
-                    progress = job.progress
-                    yield _event(
-                        "progress", {"id": job_id, "progress": progress_out(job, scope, settings)}
-                    )
+                if job.progress != shown:
+                    shown = job.progress
+                    yield _event("progress", {"id": job_id, "progress": progress(job)})
                 if job.state != state and not job.state.terminal:
                     state = job.state
-                    yield _event("state", job_out(job, scope, settings))
-            yield _event("end", job_out(job, scope, settings))
+                    yield _event("state", view(job))
+            yield _event("end", view(job))
         except BackendError as exc:
-            yield _broken(request, exc)
+            yield _broken(where, exc)
         finally:
             pumping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -116,7 +137,7 @@ async def queue_events(queue: QueueName, request: Request, scope: Read) -> Any:
             async for name, job_id in stream:
                 yield _event(name, {"id": job_id})
         except BackendError as exc:
-            yield _broken(request, exc)
+            yield _broken(request.url.path, exc)
         finally:
             await stream.aclose()
 
