@@ -72,6 +72,13 @@ def test_z_the_app_is_its_own_again_after_the_tests():
 """
 
 
+#: Warnings are errors in the user's run (an unclosed connection would fail it); "-p"
+#: loads the plugin where Corral's entry point is not installed, and where it is, the
+#: outer run has imported the module already (pytest warns that it cannot rewrite it).
+STRICT = ("-p", "corral.testing.pytest_plugin", "-W", "error")
+STRICT += ("-W", "ignore::pytest.PytestAssertRewriteWarning")
+
+
 @pytest.fixture
 def user_suite(pytester: pytest.Pytester) -> pytest.Pytester:
     pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
@@ -84,7 +91,7 @@ def test_the_fixtures_give_each_test_its_own_sqlite_store(user_suite: pytest.Pyt
     # Listed the way a user would (the entry point loads the same module under the
     # same name, so both at once are fine).
     user_suite.makeconftest('pytest_plugins = ["corral.testing.pytest_plugin"]\n')
-    result = user_suite.runpytest("-p", "corral.testing.pytest_plugin", "-W", "error")
+    result = user_suite.runpytest(*STRICT)
     result.assert_outcomes(passed=5)
     assert not (user_suite.path / "production-never-touched.db").exists()
 
@@ -92,9 +99,7 @@ def test_the_fixtures_give_each_test_its_own_sqlite_store(user_suite: pytest.Pyt
 def test_with_a_redis_url_each_test_has_a_prefix_and_its_keys_are_deleted(
     user_suite: pytest.Pytester, redis_url: str
 ) -> None:
-    result = user_suite.runpytest(
-        "-p", "corral.testing.pytest_plugin", "-W", "error", "--corral-url", redis_url
-    )
+    result = user_suite.runpytest(*STRICT, "--corral-url", redis_url)
     result.assert_outcomes(passed=5)
     client = redis.Redis.from_url(redis_url)
     try:
