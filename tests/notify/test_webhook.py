@@ -83,6 +83,39 @@ async def test_rotation_signs_with_every_secret_current_first() -> None:
     )
 
 
+async def test_send_posts_any_payload_signed_with_the_given_id(
+    receiver: Receiver, secret: str
+) -> None:
+    hook = Webhook(receiver.url("/manychat"), secret=secret, headers={"X-Api-Key": "k-9"})
+    payload = {"event": "qr.scanned", "payload": {"qrCode": "ABC123"}}
+
+    await hook.send(payload, id="webhook_123", settings=LOOPBACK)
+    with pytest.raises(DeliveryError) as caught:  # the same rules as a notification
+        await Webhook(receiver.url("/gone"), secret=secret).send({}, id="w", settings=LOOPBACK)
+
+    got = receiver.requests[0]
+    assert got.verified_with == [secret]
+    assert got.headers["webhook-id"] == "webhook_123"
+    assert got.headers["x-api-key"] == "k-9"
+    assert "traceparent" not in got.headers
+    assert verify(got.body, got.headers, secret) == payload
+    assert caught.value.gone and not caught.value.retry
+
+
+async def test_send_refuses_loopback_unless_allowed_and_bad_input(
+    receiver: Receiver, secret: str
+) -> None:
+    hook = Webhook(receiver.url("/ok"), secret=secret)
+    with pytest.raises(DeliveryError) as refused:
+        await hook.send({"a": 1}, id="w-1")  # default settings: the SSRF guard is on
+    with pytest.raises(ConfigurationError, match="id must be a non-empty string"):
+        await hook.send({"a": 1}, id="", settings=LOOPBACK)
+    with pytest.raises(ConfigurationError, match="payload is not JSON"):
+        await hook.send({"a": object()}, id="w-2", settings=LOOPBACK)
+    assert not refused.value.retry and "loopback" in str(refused.value)
+    assert receiver.requests == []
+
+
 async def test_a_500_is_retried_and_names_status_and_reply(receiver: Receiver, secret: str) -> None:
     hook = Webhook(receiver.url("/fail?token=SECRET-IN-PATH"), secret=secret)
     with pytest.raises(DeliveryError) as caught:

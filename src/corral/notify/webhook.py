@@ -192,25 +192,53 @@ class Webhook(Target):
             name=data.get("name"),
         )
 
-    def signed_headers(self, notice: Notice, body: bytes) -> dict[str, str]:
+    def signed_headers(
+        self, msg_id: str, body: bytes, trace: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
         """The headers one attempt sends: the user's, then the Standard Webhooks ones
-        (signed now: the timestamp is the attempt's, the id the notice's)."""
+        (signed now: the timestamp is the attempt's; ``msg_id`` is the same on every
+        attempt) and the trace context, if any."""
         stamp = datetime.fromtimestamp(int(time.time()), UTC)
         headers = {"User-Agent": f"Corral-Webhooks/{_version()}", **self.headers}
         headers |= {
             "Content-Type": "application/json",
-            "webhook-id": notice.id,
+            "webhook-id": msg_id,
             "webhook-timestamp": str(int(stamp.timestamp())),
-            "webhook-signature": sign(self.secrets, notice.id, stamp, body),
+            "webhook-signature": sign(self.secrets, msg_id, stamp, body),
         }
         for name in ("traceparent", "tracestate"):
-            if notice.trace.get(name):
-                headers[name] = notice.trace[name]
+            if trace and trace.get(name):
+                headers[name] = trace[name]
         return headers
 
     async def deliver(self, notice: Notice, settings: NotifySettings) -> None:
         body = orjson.dumps(notice.body(result=self.result, traceback=self.traceback))
-        headers = self.signed_headers(notice, body)
+        await self._post(body, self.signed_headers(notice.id, body, notice.trace), settings)
+
+    async def send(self, payload: Any, *, id: str, settings: NotifySettings | None = None) -> None:
+        """POST ``payload`` (any JSON value: your own event, not a job's outcome) to
+        this webhook, signed like a notification, with ``id`` as its ``webhook-id``
+        (keep it the same on every retry: the receiver dedupes on it). For a task
+        that delivers webhooks itself and lets Corral retry it::
+
+            @app.task(queue="webhooks", attempts=5, backoff=Backoff("exponential", base=5))
+            async def deliver(webhook_id: str, url: str, payload: dict) -> None:
+                await Webhook(url, secret=SECRET).send(payload, id=webhook_id)
+
+        The same guard and rules as a notification's delivery (the SSRF guard with
+        ``settings.allow``, no redirects, ``timeout``); raises
+        :class:`~corral.notify.DeliveryError` when the attempt failed, with ``retry``
+        False when trying again is pointless (410 Gone, an address refused)."""
+        if not isinstance(id, str) or not id or not _VALUE.match(id):
+            raise ConfigurationError(f"Webhook.send: id must be a non-empty string, got {id!r}")
+        try:
+            body = orjson.dumps(payload)
+        except TypeError as exc:
+            raise ConfigurationError(f"Webhook.send: the payload is not JSON: {exc}") from None
+        await self._post(body, self.signed_headers(id, body), settings or NotifySettings())
+
+    async def _post(self, body: bytes, headers: dict[str, str], settings: NotifySettings) -> None:
+        """One signed attempt; DeliveryError says what went wrong."""
         timeout = self.timeout or settings.timeout
         allow = ssrf.AllowList.parse(settings.allow)
         where = f"webhook {self.name} ({self.origin})" if self.name else f"webhook {self.origin}"
