@@ -33,6 +33,7 @@ from corral.errors import (
     ValidationError,
     WorkerStartupFailed,
 )
+from corral.health import QueueHealth
 from corral.hooks import JobEvent, Lifecycle
 from corral.job import Job
 from corral.policy import Backoff
@@ -69,6 +70,7 @@ __all__ = [
     "NoRetry",
     "PayloadTooLarge",
     "Queue",
+    "QueueHealth",
     "ResultTimeout",
     "Retention",
     "Retry",

@@ -16,6 +16,7 @@ from corral.callbacks import HookRegistry, task_callbacks
 from corral.context import JobContext
 from corral.errors import ConfigurationError, CorralError, JobNotFound, ValidationError
 from corral.feed import EventFeed, Subscription
+from corral.health import QueueHealth, judge
 from corral.history import History, Span, span_window
 from corral.hooks import Callback, JobEvent
 from corral.job import Job
@@ -433,6 +434,19 @@ class Corral(AuditLog, HookRegistry, NotifyRegistry):
         pause and served by no live worker are forgotten on the way."""
         backend = await self.backend()
         return await backend.overview()
+
+    async def health(self) -> list[QueueHealth]:
+        """Every queue (as :meth:`overview` lists them) with its counts, its live
+        workers and a verdict, ``healthy`` and ``reason``: the one the dashboard and
+        ``GET /api/v1/queues`` show (unhealthy when paused with jobs waiting, or when
+        jobs wait and no live worker serves the queue). Two reads, whatever the
+        number of queues."""
+        overview, workers = await asyncio.gather(self.overview(), self.workers())
+        return [judge(q.name, q.counts, workers) for q in overview]
+
+    def health_sync(self) -> list[QueueHealth]:
+        """Blocking twin of :meth:`health`."""
+        return run_sync(self.health())
 
     def event_feed(self) -> EventFeed:
         """The running event loop's shared event stream (see :meth:`events`)."""

@@ -17,6 +17,7 @@ from corral import (
     ResultTimeout,
     Retention,
     ValidationError,
+    WorkerInfo,
 )
 from tests.client.conftest import EMPTY
 
@@ -308,3 +309,37 @@ async def test_cancelled_jobs_are_kept_like_completed_ones(redis_url: str) -> No
         assert (await app.queue("kept").counts())["cancelled"] == 1
     finally:
         await app.close()
+
+
+async def test_health_judges_every_queue_in_one_call(app: Corral) -> None:
+    resize = _register(app)
+
+    @app.task(name="mail.send", queue="mail")
+    async def send(to: str) -> None: ...
+
+    @app.task(name="etl.load", queue="etl")
+    async def load() -> None: ...
+
+    await resize.enqueue("a.png", 1)  # type: ignore[attr-defined]
+    await send.enqueue("a@b.c")
+    await send.options(delay=3600).enqueue("b@c.d")
+    await load.enqueue()
+    await app.queue("etl").pause()
+    backend = await app.backend()
+    now = int(datetime.now(UTC).timestamp() * 1000)
+    await backend.register_worker(WorkerInfo("w1", "host", 1, ["mail"], 4, now, now), 60_000)
+
+    rows = {h.name: h for h in await app.health()}
+
+    assert list(rows) == ["etl", "mail", "media"]
+    assert rows["mail"].to_dict() == {
+        "name": "mail",
+        **{**EMPTY, "waiting": 1, "delayed": 1},
+        "paused": False,
+        "workers": 1,
+        "healthy": True,
+        "reason": "ok",
+    }
+    assert (rows["etl"].healthy, rows["etl"].reason) == (False, "paused with jobs waiting")
+    assert rows["media"].waiting == 1 and rows["media"].workers == 0
+    assert not rows["media"].healthy and "no live worker" in rows["media"].reason

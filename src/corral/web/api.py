@@ -8,8 +8,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
-from corral.backends.base import JobState, WorkerInfo
+from corral.backends.base import WorkerInfo
 from corral.errors import BackendError, InvalidTransition, UnknownTask
+from corral.health import HEALTH_RULE, judge
 from corral.search import JobFilter
 from corral.web.audit import audited
 from corral.web.auth import Scope
@@ -42,12 +43,6 @@ log = logging.getLogger("corral.web")
 Read = Annotated[Scope, Depends(require(Scope.READ))]
 Write = Annotated[Scope, Depends(require(Scope.WRITE))]
 Admin = Annotated[Scope, Depends(require(Scope.ADMIN))]
-
-HEALTH_RULE = (
-    "healthy unless the queue is paused while jobs wait, or jobs wait and no live worker "
-    "serves the queue"
-)
-
 
 #: Cursors of the API's first versions were offsets (digits): still taken, up to this.
 _LAST_OFFSET = 9_999_999
@@ -119,22 +114,7 @@ async def _queue_out(queue: Any, workers: list[WorkerInfo]) -> dict[str, Any]:
 
 
 def _queue_row(name: str, counts: dict[str, int], workers: list[WorkerInfo]) -> dict[str, Any]:
-    serving = sum(1 for w in workers if name in w.queues)
-    paused = bool(counts["paused"])
-    if paused and counts["waiting"]:
-        healthy, reason = False, "paused with jobs waiting"
-    elif counts["waiting"] and not serving:
-        healthy, reason = False, "jobs waiting and no live worker serves the queue"
-    else:
-        healthy, reason = True, "ok"
-    return {
-        "name": name,
-        **{s.value: counts[s.value] for s in JobState},
-        "paused": paused,
-        "workers": serving,
-        "healthy": healthy,
-        "reason": reason,
-    }
+    return judge(name, counts, workers).to_dict()
 
 
 @router.get("/queues/{queue}", response_model=QueueOut, tags=["queues"])
