@@ -71,7 +71,8 @@ def target_from_json(data: Mapping[str, Any]) -> Target:
     cls = _kinds().get(str(kind))
     if cls is None:
         raise ConfigurationError(f"unknown notification target kind {kind!r}")
-    return cls.from_json({k: v for k, v in data.items() if k != "kind"})
+    # Each kind's from_json checks the kind itself (Email's requires it).
+    return cls.from_json(data)
 
 
 class NotifyRegistry:
