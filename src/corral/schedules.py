@@ -32,11 +32,13 @@ from cronsim import CronSim, CronSimError
 from corral._sync import run_sync
 from corral.backends.base import NewJob
 from corral.errors import ConfigurationError, InvalidName, JobNotFound
+from corral.notify.registry import check_targets, target_from_json, target_json
 from corral.policy import check_queue_name, check_task_name
 
 if TYPE_CHECKING:
     from corral.app import Corral
     from corral.job import Job
+    from corral.notify.base import Target
 
 __all__ = [
     "CRON_ALIASES",
@@ -103,6 +105,8 @@ class ScheduleSpec:
     kwargs: dict[str, Any] = field(default_factory=dict)
     catch_up: bool = False
     paused: bool = False
+    #: Notification targets for each job it enqueues, as stored (``target_json``).
+    notify: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         where = f"schedule {self.name!r}"
@@ -138,6 +142,10 @@ class ScheduleSpec:
 
     def job_id(self, tick: int) -> str:
         return f"{self.name}@{tick}"
+
+    def targets(self) -> tuple[Target, ...]:
+        """The per-job notification targets its jobs carry."""
+        return tuple(target_from_json(data) for data in self.notify)
 
 
 def next_tick(spec: ScheduleSpec, after_ms: int) -> int:
@@ -178,8 +186,14 @@ class Schedule:
         return self.spec.name
 
     def to_dict(self) -> dict[str, Any]:
+        # Webhook secrets stay in the store: listings show that there is one.
+        notify = [
+            {k: ("***" if k == "secret" else v) for k, v in target.items()}
+            for target in self.spec.notify
+        ]
         return {
             **asdict(self.spec),
+            "notify": notify,
             "next_run_at": self.next_run_at.isoformat() if self.next_run_at else None,
             "last_run_at": self.last_run_at.isoformat() if self.last_run_at else None,
         }
@@ -208,16 +222,21 @@ class Schedules:
         kwargs: dict[str, Any] | None = None,
         queue: str | None = None,
         catch_up: bool = False,
+        notify: Target | Sequence[Target] | None = None,
     ) -> Schedule:
         """Create (or replace) a schedule that enqueues ``task(*args, **kwargs)``.
 
         ``cron`` is a 5-field expression (or ``@daily``, ``@hourly``... see
         :data:`CRON_ALIASES`) evaluated in ``tz``; ``every`` an interval.
         The arguments are checked against the task's signature when it is registered
-        here. Raises ConfigurationError naming what is wrong.
+        here. ``notify``: targets (:class:`~corral.notify.Email`,
+        :class:`~corral.notify.Webhook`) every job of this schedule carries, as with
+        ``task.options(notify=...)`` (e.g. one tenant's report recipients; stored with
+        the schedule, secrets included). Raises ConfigurationError naming what is wrong.
         """
         seconds = every.total_seconds() if isinstance(every, timedelta) else every
-        target = self._app._task_for(task, queue)
+        # options() checks the targets, and that this app delivers notifications.
+        target = self._app._task_for(task, queue).options(notify=notify)
         spec = ScheduleSpec(
             name=name,
             task=task,
@@ -228,6 +247,7 @@ class Schedules:
             args=list(args),
             kwargs=dict(kwargs or {}),
             catch_up=catch_up,
+            notify=_stored_targets(notify),
         )
         target.prepare(spec.args, spec.kwargs)  # arguments fit and are JSON
         backend = await self._app.backend()
@@ -276,7 +296,9 @@ class Schedules:
         spec = (await self.get(name)).spec
         backend = await self._app.backend()
         job_id = f"{spec.name}@now-{await backend.time_ms()}-{secrets.token_hex(3)}"
-        task = self._app._task_for(spec.task, spec.queue).options(job_id=job_id)
+        task = self._app._task_for(spec.task, spec.queue).options(
+            job_id=job_id, notify=spec.targets()
+        )
         queue, new = task.prepare(spec.args, spec.kwargs)
         return (await self._app.submit(queue, [new]))[0]
 
@@ -316,5 +338,11 @@ class Schedules:
 
 def tick_job(app: Corral, spec: ScheduleSpec, tick: int) -> NewJob:
     """The job a tick enqueues (its id names the schedule and the tick)."""
-    task = app._task_for(spec.task, spec.queue).options(job_id=spec.job_id(tick))
+    task = app._task_for(spec.task, spec.queue).options(
+        job_id=spec.job_id(tick), notify=spec.targets()
+    )
     return task.prepare(spec.args, spec.kwargs)[1]
+
+
+def _stored_targets(notify: Target | Sequence[Target] | None) -> list[dict[str, Any]]:
+    return [target_json(target) for target in check_targets(notify, "notify")]
