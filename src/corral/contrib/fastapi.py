@@ -46,6 +46,9 @@ log = logging.getLogger("corral.contrib.fastapi")
 #: A FastAPI lifespan: ``lifespan(app)`` is an async context manager (its value, a
 #: state mapping or None, becomes the requests' ``request.state``).
 Lifespan = Callable[[Any], AbstractAsyncContextManager[Mapping[str, Any] | None]]
+#: What corral_lifespan returns: FastAPI types ``lifespan=`` as yielding None or a
+#: mapping (never "either"), so the value is typed loosely enough for both under mypy.
+AppLifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
 
 
 def _managed(app: FastAPI) -> list[Corral]:
@@ -111,7 +114,7 @@ def _report_worker_end(task: asyncio.Task[None]) -> None:
 
 def corral_lifespan(
     corral: Corral, *, inner: Lifespan | None = None, worker: bool | Worker = False
-) -> Lifespan:
+) -> AppLifespan:
     """A lifespan for ``FastAPI(lifespan=...)`` that runs :func:`corral_context`
     around ``inner`` (your own lifespan, if any): Corral is connected before your
     startup runs and closed after your shutdown, so both can enqueue. The in-process
