@@ -15,6 +15,7 @@ from corral.errors import ConfigurationError
 from corral.notify import Email
 from corral.notify.base import DeliveryError, Notice, NotifySettings
 from corral.notify.email import send_digest
+from corral.notify.registry import target_from_json, target_json
 from corral.notify.smtp import parse_smtp_url
 from tests.notify.mailserver import SENDER, USER, Server, relay
 
@@ -378,6 +379,8 @@ def test_key_is_stable_and_json_round_trips() -> None:
     assert data["kind"] == "email"
     again = Email.from_json(data)
     assert again == target and again.key == target.key and again.to_json() == data
+    # A per-job target, as the job's options store it and the relay reads it back.
+    assert target_from_json(target_json(target)) == target
     with pytest.raises(ConfigurationError):
         Email.from_json({"kind": "webhook", "url": "https://x"})
     with pytest.raises(ConfigurationError):

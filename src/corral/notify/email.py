@@ -304,7 +304,8 @@ class Email(Target):
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Email:
-        if not isinstance(data, Mapping) or data.get("kind") != cls.kind:
+        # A per-job target comes without its kind (target_from_json took it off).
+        if not isinstance(data, Mapping) or data.get("kind", cls.kind) != cls.kind:
             raise ConfigurationError(f"not a stored email target: {data!r:.200}")
         unknown = sorted(set(data) - _JSON_KEYS)
         if unknown:
