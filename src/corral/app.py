@@ -436,13 +436,16 @@ class Corral(AuditLog, HookRegistry, NotifyRegistry):
         return await backend.overview()
 
     async def health(self) -> list[QueueHealth]:
-        """Every queue (as :meth:`overview` lists them) with its counts, its live
-        workers and a verdict, ``healthy`` and ``reason``: the one the dashboard and
-        ``GET /api/v1/queues`` show (unhealthy when paused with jobs waiting, or when
-        jobs wait and no live worker serves the queue). Two reads, whatever the
-        number of queues."""
+        """Every queue (those :meth:`overview` lists, and those a live worker serves)
+        sorted by name, with its counts, its live workers and a verdict, ``healthy``
+        and ``reason``: the one the dashboard and ``GET /api/v1/queues`` show
+        (unhealthy when paused with jobs waiting, or when jobs wait and no live
+        worker serves the queue). Two reads, whatever the number of queues."""
         overview, workers = await asyncio.gather(self.overview(), self.workers())
-        return [judge(q.name, q.counts, workers) for q in overview]
+        rows = {q.name: judge(q.name, q.counts, workers) for q in overview}
+        for name in {queue for w in workers for queue in w.queues} - rows.keys():
+            rows[name] = judge(name, {}, workers)  # served, never used (or emptied)
+        return [rows[name] for name in sorted(rows)]
 
     def health_sync(self) -> list[QueueHealth]:
         """Blocking twin of :meth:`health`."""

@@ -45,9 +45,10 @@ def judge(name: str, counts: Mapping[str, int], workers: Sequence[WorkerInfo]) -
     them) and the live workers."""
     serving = sum(1 for w in workers if name in w.queues)
     paused = bool(counts.get("paused"))
-    if paused and counts["waiting"]:
+    waiting = counts.get("waiting", 0)
+    if paused and waiting:
         healthy, reason = False, "paused with jobs waiting"
-    elif counts["waiting"] and not serving:
+    elif waiting and not serving:
         healthy, reason = False, "jobs waiting and no live worker serves the queue"
     else:
         healthy, reason = True, "ok"

@@ -327,11 +327,21 @@ async def test_health_judges_every_queue_in_one_call(app: Corral) -> None:
     await app.queue("etl").pause()
     backend = await app.backend()
     now = int(datetime.now(UTC).timestamp() * 1000)
-    await backend.register_worker(WorkerInfo("w1", "host", 1, ["mail"], 4, now, now), 60_000)
+    await backend.register_worker(
+        WorkerInfo("w1", "host", 1, ["mail", "idle"], 4, now, now), 60_000
+    )
 
     rows = {h.name: h for h in await app.health()}
 
-    assert list(rows) == ["etl", "mail", "media"]
+    assert list(rows) == ["etl", "idle", "mail", "media"]
+    assert rows["idle"].to_dict() == {
+        "name": "idle",
+        **EMPTY,
+        "paused": False,
+        "workers": 1,
+        "healthy": True,
+        "reason": "ok",
+    }
     assert rows["mail"].to_dict() == {
         "name": "mail",
         **{**EMPTY, "waiting": 1, "delayed": 1},
