@@ -9,10 +9,14 @@ the path and the options, never the bytes.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import os
 import re
 import shutil
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO, Annotated, Any
 
@@ -26,6 +30,7 @@ from examples.documents.tasks import PRIORITY, QUEUE, process_document, upload_d
 from examples.documents.tasks import app as corral
 
 COPY_BLOCK = 1 << 20
+log = logging.getLogger("examples.documents")
 MB = 1_000_000
 
 
@@ -40,7 +45,33 @@ def max_files() -> int:
     return int(os.environ.get("MAX_UPLOAD_FILES") or "10")
 
 
-api = FastAPI(title="Document processing", lifespan=corral_lifespan(corral))
+@contextlib.asynccontextmanager
+async def removed_uploads(_: FastAPI) -> AsyncIterator[None]:
+    """While the app runs, delete the upload of each job removed anywhere (this API,
+    the dashboard, ``corral remove``) as soon as the removal is announced. Events are
+    not durable, and retention or ``clean`` announce nothing: the sweep schedule
+    (``documents.sweep_uploads``) catches whatever this misses."""
+    events = await corral.events(queues=[QUEUE])
+
+    async def watch() -> None:
+        try:
+            async for event in events:
+                if event.name == "removed" and re.fullmatch(r"[0-9a-f]{32}", event.job_id):
+                    await asyncio.to_thread(shutil.rmtree, job_folder(event.job_id), True)
+        except Exception as exc:  # the sweep still runs
+            log.warning("upload cleanup on removal stopped: %s", exc)
+
+    watching = asyncio.create_task(watch())
+    try:
+        yield
+    finally:
+        watching.cancel()
+        with contextlib.suppress(BaseException):
+            await watching
+        await events.aclose()
+
+
+api = FastAPI(title="Document processing", lifespan=corral_lifespan(corral, inner=removed_uploads))
 mount(api, corral, "/admin/queues")
 
 

@@ -119,6 +119,7 @@ def system(
         "DOCS_BACKOFF": "0.1",
         "AI_API_URL": ai.url,
         "UPLOAD_SWEEP_GRACE": "0",
+        "UPLOAD_SWEEP_EVERY": str(365 * 86400),  # the test runs the sweep itself
     }
     proc = subprocess.Popen([sys.executable, "-m", "examples.documents"], cwd=home, env=env)
     http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
@@ -313,10 +314,13 @@ def test_failed_document_is_retried_from_the_api(system: System) -> None:
 
 
 def test_uploads_go_when_their_jobs_go(system: System) -> None:
-    first = system.upload([("keep.txt", text("archive")), ("drop.txt", text("archive"))])
-    keep_id, drop_id = (j["jobId"] for j in first.json()["jobs"])
+    first = system.upload(
+        [("keep.txt", text("archive")), ("drop.txt", text("archive")), ("x.bin", b"\0" * 99)]
+    )
+    keep_id, drop_id, bad_id = (j["jobId"] for j in first.json()["jobs"])
     system.until(keep_id, "completed")
     system.until(drop_id, "completed")
+    system.until(bad_id, "failed")
 
     # Reprocessing: a new job at the lowest priority, with a hard link to the file.
     again = system.http.post(f"/api/documents/async-upload/{keep_id}/reprocess")
@@ -324,18 +328,23 @@ def test_uploads_go_when_their_jobs_go(system: System) -> None:
     re_id = again.json()["jobId"]
     assert again.json()["documentId"] == f"doc_{keep_id[:12]}"
     assert system.admin("GET", f"/queues/documents/jobs/{re_id}").json()["priority"] == -10
-    system.until(re_id, "completed")
+    assert system.until(re_id, "completed")["result"]["documentId"] == f"doc_{keep_id[:12]}"
 
     # Through this app: the upload goes with the job, and the reprocessing keeps its own.
     assert system.http.delete(f"/api/documents/async-upload/{keep_id}").status_code == 200
     assert keep_id not in system.dirs() and re_id in system.dirs()
     assert (system.uploads / re_id / "keep.txt").read_bytes() == text("archive")
+    assert system.http.delete(f"/api/documents/async-upload/{keep_id}").status_code == 404
 
-    # Removed elsewhere (Corral's own API here; the dashboard, the CLI, retention): the
-    # sweep deletes the upload of every job that is gone, and only those.
+    # Removed elsewhere (Corral's own API, as the dashboard and the CLI do): the app
+    # hears the removal and deletes the upload, no sweep needed.
     system.admin("DELETE", f"/queues/documents/jobs/{drop_id}")
-    assert drop_id in system.dirs()
-    system.admin("POST", "/schedules/documents.sweep_uploads/run")
-    wait_for(lambda: drop_id not in system.dirs(), "the sweep")
+    wait_for(lambda: drop_id not in system.dirs(), "the upload of a removed job to go")
+
+    # Cleaned (like retention, silently): the sweep deletes the upload of every job that
+    # is gone, and only those.
+    system.http.post(f"{ADMIN}/queues/documents/clean", json={"state": "completed"})
     assert re_id in system.dirs()
-    assert system.http.delete(f"/api/documents/async-upload/{drop_id}").status_code == 404
+    system.admin("POST", "/schedules/documents.sweep_uploads/run")
+    wait_for(lambda: re_id not in system.dirs(), "the sweep")
+    assert bad_id in system.dirs()  # a failed job keeps its file, to be retried
