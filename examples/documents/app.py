@@ -23,8 +23,9 @@ from typing import IO, Annotated, Any
 from fastapi import FastAPI, File, Form, UploadFile
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from corral import InvalidTransition, Job, JobNotFound, ValidationError
+from corral import ConfigurationError, InvalidTransition, Job, JobNotFound, ValidationError
 from corral.contrib.fastapi import CorralDep, corral_lifespan, mount
 from examples.documents.tasks import PRIORITY, QUEUE, process_document, upload_dir
 from examples.documents.tasks import app as corral
@@ -32,17 +33,24 @@ from examples.documents.tasks import app as corral
 COPY_BLOCK = 1 << 20
 log = logging.getLogger("examples.documents")
 MB = 1_000_000
+UPLOAD_PATH = "/api/documents/async-upload"
 
 
-def max_upload_bytes() -> int:
-    raw = os.environ.get("MAX_UPLOAD_BYTES") or str(50 * MB)
+def _count(name: str, default: int) -> int:
+    raw = os.environ.get(name) or str(default)
     if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"MAX_UPLOAD_BYTES must be a positive number of bytes, got {raw!r}")
+        raise ConfigurationError(f"{name} must be a whole number >= 1, got {raw!r}")
     return int(raw)
 
 
+def max_upload_bytes() -> int:
+    """Per file (``MAX_UPLOAD_BYTES``, default 50 MB)."""
+    return _count("MAX_UPLOAD_BYTES", 50 * MB)
+
+
 def max_files() -> int:
-    return int(os.environ.get("MAX_UPLOAD_FILES") or "10")
+    """Per upload (``MAX_UPLOAD_FILES``, default 10)."""
+    return _count("MAX_UPLOAD_FILES", 10)
 
 
 @contextlib.asynccontextmanager
@@ -51,6 +59,7 @@ async def removed_uploads(_: FastAPI) -> AsyncIterator[None]:
     the dashboard, ``corral remove``) as soon as the removal is announced. Events are
     not durable, and retention or ``clean`` announce nothing: the sweep schedule
     (``documents.sweep_uploads``) catches whatever this misses."""
+    max_upload_bytes(), max_files()  # a bad setting fails the startup, naming it
     events = await corral.events(queues=[QUEUE])
 
     async def watch() -> None:
@@ -73,6 +82,30 @@ async def removed_uploads(_: FastAPI) -> AsyncIterator[None]:
 
 api = FastAPI(title="Document processing", lifespan=corral_lifespan(corral, inner=removed_uploads))
 mount(api, corral, "/admin/queues")
+
+
+class EarlyLimit:
+    """Refuse an upload whose declared size is over what its files may add up to
+    before a byte of it is read: without this, the parser would spool it all to a
+    temporary file first. (A chunked upload declares no size; the per-file copy
+    still stops it.)"""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == UPLOAD_PATH:
+            declared = dict(scope["headers"]).get(b"content-length", b"0")
+            cap = max_files() * (max_upload_bytes() + 64 * 1024)  # plus part headers
+            if declared.isdigit() and int(declared) > cap:
+                message = f"the upload declares {int(declared):,} bytes, over {cap:,}"
+                refusal = JSONResponse({"success": False, "error": message}, status_code=413)
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+api.add_middleware(EarlyLimit)
 
 
 class Refused(Exception):
@@ -133,7 +166,7 @@ async def queue_status(corral_app: Any) -> dict[str, int]:
     return {k: counts.get(k, 0) for k in ("waiting", "active", "completed", "failed", "delayed")}
 
 
-@api.post("/api/documents/async-upload", status_code=202)
+@api.post(UPLOAD_PATH, status_code=202)
 async def async_upload(
     jobs: CorralDep,
     files: Annotated[list[UploadFile], File(description="one or more documents")],
@@ -163,7 +196,7 @@ async def async_upload(
             shutil.rmtree(job_folder(job_id), ignore_errors=True)
         raise
     kind = "ai" if useAI else "regular"
-    queued = []
+    queued: list[dict[str, Any]] = []
     for job_id, path, name, size in stored:
         options = {
             "documentId": f"doc_{job_id[:12]}",
@@ -173,7 +206,12 @@ async def async_upload(
             "generateEmbeddings": generateEmbeddings,
         }
         task = process_document.options(job_id=job_id, priority=PRIORITY[kind])
-        await task.enqueue(str(path), options)
+        try:
+            await task.enqueue(str(path), options)
+        except BaseException:  # the store is down: drop the files no job will read
+            for later, *_ in stored[len(queued) :]:
+                shutil.rmtree(job_folder(later), ignore_errors=True)
+            raise
         queued.append({"jobId": job_id, "filename": name, "size": size, "priority": kind})
     return {
         "success": True,

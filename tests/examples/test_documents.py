@@ -88,6 +88,13 @@ class System:
         assert answer.status_code < 300, answer.text
         return answer
 
+    def raw_head(self, request: str) -> str:
+        """Send ``request`` as is; the answer's first 2 KiB."""
+        host, port = self.base.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(request.encode())
+            return sock.recv(2048).decode()
+
     def dirs(self) -> set[str]:
         return {p.name for p in self.uploads.iterdir()} if self.uploads.is_dir() else set()
 
@@ -171,6 +178,15 @@ def test_uploads_stream_to_disk_and_oversize_is_refused(system: System) -> None:
         }
         assert system.dirs() == before
         assert system.http.get("/api/documents/async-upload").json()["waiting"] == 0
+        # A declared size over what the files may add up to is refused before the
+        # body is read (the connection sends none).
+        head = system.raw_head(
+            "POST /api/documents/async-upload HTTP/1.1\r\nHost: t\r\n"
+            "Content-Type: multipart/form-data; boundary=b\r\n"
+            "Content-Length: 1000000000000\r\n\r\n"
+        )
+        assert head.startswith("HTTP/1.1 413"), head
+        assert "the upload declares 1,000,000,000,000 bytes" in head
 
         # A file just under the limit goes to disk in blocks, not through memory, and
         # its job carries the path, not the bytes.
