@@ -89,11 +89,18 @@ class System:
         return answer
 
     def raw_head(self, request: str) -> str:
-        """Send ``request`` as is; the answer's first 2 KiB."""
+        """Send ``request`` as is; the whole answer (headers and body)."""
         host, port = self.base.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port)), timeout=10) as sock:
             sock.sendall(request.encode())
-            return sock.recv(2048).decode()
+            answer = b""
+            while b"\r\n\r\n" not in answer and (more := sock.recv(4096)):
+                answer += more
+            head, _, body = answer.partition(b"\r\n\r\n")
+            size = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            while len(body) < size and (more := sock.recv(4096)):
+                body += more
+            return (head + b"\r\n\r\n" + body).decode()
 
     def dirs(self) -> set[str]:
         return {p.name for p in self.uploads.iterdir()} if self.uploads.is_dir() else set()
