@@ -319,6 +319,10 @@ class Schedules:
         """Blocking twin of :meth:`list`."""
         return run_sync(self.list())
 
+    def get_sync(self, name: str) -> Schedule:
+        """Blocking twin of :meth:`get`."""
+        return run_sync(self.get(name))
+
     def pause_sync(self, name: str) -> Schedule:
         """Blocking twin of :meth:`pause`."""
         return run_sync(self.pause(name))

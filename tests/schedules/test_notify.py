@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from corral import Corral
-from corral.errors import ConfigurationError
+from corral.errors import ConfigurationError, JobNotFound
 from corral.notify import Email, NotifySettings, Webhook
 from corral.worker import Worker
 from tests.notify.conftest import plain_server  # noqa: F401 - a fixture
@@ -92,3 +92,17 @@ async def test_notify_needs_notifications_and_real_targets(store_url: str) -> No
         assert await app.schedules.list() == []
     finally:
         await app.close()
+
+
+def test_blocking_twins_add_get_run_now_remove(store_url: str) -> None:
+    app = make_app(store_url, 2525)
+    try:
+        made = app.schedules.add_sync("b", "s.report", cron="0 9 * * 1", tz="Europe/Berlin", args=["b"], notify=mail_for("b"))  # fmt: skip
+        got = app.schedules.get_sync("b")
+        assert got == made and got.spec.notify == made.spec.notify
+        assert app.schedules.run_now_sync("b").options["notify"][0]["to"] == ["owner@b.example"]
+        assert app.schedules.remove_sync("b")
+        with pytest.raises(JobNotFound):
+            app.schedules.get_sync("b")
+    finally:
+        app.close_sync()
