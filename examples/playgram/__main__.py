@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     command = [sys.executable, "-m", "corral", "worker", "examples.playgram.tasks:app"]
     worker = subprocess.Popen(
         [*command, "-c", str(args.concurrency), "--grace", "10"],
-        cwd=ROOT,
+        # The same working directory as the app: relative paths (the default
+        # sqlite:///corral.db, playgram-data/) must name the same files in both.
         start_new_session=True,  # Ctrl-C reaches this process only; it stops the worker
     )
     server = uvicorn.Server(

@@ -325,7 +325,7 @@ async def failed_jobs(
             "name": j.name,
             "args": j.args,
             "attempts": j.attempts,
-            "error": j.error,
+            "error": {k: v for k, v in (j.error or {}).items() if k in ("type", "message")},
             "failedAt": j.finished_at.isoformat() if j.finished_at else None,
         }
         for j in page.jobs

@@ -55,6 +55,7 @@ def wait_for(check: Callable[[], T | None], what: str, timeout: float = 15.0) ->
 
 @dataclass
 class System:
+    home: Path  # the launcher's working directory
     secret: str
     proc: subprocess.Popen[bytes]
     log: Path
@@ -109,7 +110,7 @@ def system(
         url = server.url
         flush(url)
     else:
-        url = f"sqlite:///{home / 'corral.db'}"
+        url = "sqlite:///corral.db"  # the default, relative: the app and worker share it
     secret = Webhook.new_secret()
     receiver = Receiver([secret])
     manychat = FakeManyChat(secret)
@@ -120,7 +121,6 @@ def system(
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
         "CORRAL_URL": url,
-        "PLAYGRAM_DATA_DIR": str(home / "data"),
         "PLAYGRAM_WEBHOOK_SECRET": secret,
         "PLAYGRAM_WEBHOOK_ALLOW": "127.0.0.1",  # the receiver is on loopback
         "PLAYGRAM_EVENTS_URL": receiver.url("/events"),
@@ -133,13 +133,13 @@ def system(
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "examples.playgram", "--port", str(port), "-c", "10"],
-            cwd=ROOT,
+            cwd=home,  # as a user would from any directory: relative paths land here
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
     http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-    running = System(secret, proc, log, http, receiver, manychat, mail)
+    running = System(home, secret, proc, log, http, receiver, manychat, mail)
 
     def ready() -> bool:
         assert proc.poll() is None, log.read_text()
@@ -370,6 +370,7 @@ def test_export_writes_csv_and_json_files_and_returns_their_path(system: System)
     export["filters"] = {"qrCodeId": "qr_exp", "event": "scan"}
     as_csv = system.post("/api/jobs/export", {"data": export}, 200, wait=10)["result"]
     path = Path(as_csv["path"])
+    assert path.parent == system.home / "playgram-data" / "exports"
     assert path.suffix == ".csv" and as_csv["rows"] == 2
     rows = list(csv.DictReader(io.StringIO(path.read_text())))
     # (sorted: the worker ran the three scans at once, in any order)
