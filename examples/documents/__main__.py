@@ -38,6 +38,10 @@ def main() -> int:
         concurrency = _positive("JOB_CONCURRENCY", "2")
         workers = int(_positive("WORKERS", "1"))
         port = int(_positive("PORT", "8000"))
+        # The app's own settings, checked before anything starts (imports read some).
+        from examples.documents import app, tasks
+
+        app.max_upload_bytes(), app.max_files(), tasks.rate_limit()
     except ConfigurationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

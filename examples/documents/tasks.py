@@ -58,11 +58,12 @@ def rate_limit() -> tuple[int, float]:
     raw = os.environ.get("DOCS_RATE") or "20/60"
     jobs, _, seconds = raw.partition("/")
     try:
-        return int(jobs), float(seconds)
+        count, window = int(jobs), float(seconds)
     except ValueError:
-        raise ConfigurationError(
-            f"DOCS_RATE must be JOBS/SECONDS (e.g. 20/60), got {raw!r}"
-        ) from None
+        count, window = 0, 0.0
+    if count < 1 or not 0.001 <= window <= 86400:
+        raise ConfigurationError(f"DOCS_RATE must be JOBS/SECONDS (e.g. 20/60), got {raw!r}")
+    return count, window
 
 
 def _backoff() -> str | float:
