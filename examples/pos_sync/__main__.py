@@ -23,6 +23,9 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from corral.errors import ConfigurationError
+from examples.pos_sync.fake_pos import Settings
+
 ROOT = Path(__file__).resolve().parents[2]  # the directory holding examples/
 
 
@@ -32,15 +35,30 @@ def port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def setting(name: str, default: str, low: int, high: int) -> str:
+    """An integer setting from the environment, checked: ConfigurationError naming it."""
+    raw = os.environ.get(name) or default
+    if not (raw.isdigit() and low <= int(raw) <= high):
+        raise ConfigurationError(f"{name} must be a whole number from {low} to {high}, got {raw!r}")
+    return str(int(raw))
+
+
 class System:
     def __init__(self) -> None:
         self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.stopping = False
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-        self.port = int(env.get("POS_PORT", "8000"))
+        # Checked before anything starts, so a typo is one line, not five tracebacks.
+        self.port = int(setting("POS_PORT", "8000", 1, 65535))
+        self.workers = int(setting("POS_WORKERS", "2", 1, 64))
+        env["CORRAL_CONCURRENCY"] = setting("CORRAL_CONCURRENCY", "10", 1, 10_000)
+        if "POS_API_URL" not in env:
+            Settings()  # the fake POS's own knobs
+            env["FAKE_POS_PORT"] = setting("FAKE_POS_PORT", "8001", 1, 65535)
+        if "CORRAL_SMTP_URL" not in env:
+            env["MAILBOX_PORT"] = setting("MAILBOX_PORT", "8025", 1, 65535)
         env.setdefault("POS_APP_URL", f"http://127.0.0.1:{self.port}")
-        env.setdefault("CORRAL_CONCURRENCY", "10")
         env.setdefault("CORRAL_EMAIL_FROM", "POS Sync <noreply@pos-sync.example>")
         self.env = env
 
@@ -53,14 +71,14 @@ class System:
     def run(self) -> int:
         env = self.env
         if "POS_API_URL" not in env:
-            pos_port = env.get("FAKE_POS_PORT", "8001")
+            pos_port = env["FAKE_POS_PORT"]
             env["POS_API_URL"] = f"http://127.0.0.1:{pos_port}"
             self.start("fake POS", "-m", "examples.pos_sync.fake_pos", "--port", pos_port)
         if "CORRAL_SMTP_URL" not in env:
-            mail_port = env.get("MAILBOX_PORT", "8025")
+            mail_port = env["MAILBOX_PORT"]
             env["CORRAL_SMTP_URL"] = f"smtp://127.0.0.1:{mail_port}?tls=none"
             self.start("mailbox", "-m", "examples.pos_sync.mailbox", "--port", mail_port)
-        for n in range(int(env.get("POS_WORKERS", "2"))):
+        for n in range(self.workers):
             self.start(
                 f"worker {n + 1}",
                 "-m",
@@ -117,5 +135,14 @@ class System:
                 child.wait()
 
 
+def main() -> int:
+    try:
+        system = System()
+    except ConfigurationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return system.run()
+
+
 if __name__ == "__main__":
-    sys.exit(System().run())
+    sys.exit(main())

@@ -52,7 +52,7 @@ class ConnectPOS(BaseModel):
 #: Corral's job states as the seed's frontend knew them.
 STATUS = {
     "waiting": "queued",
-    "delayed": "queued",  # before its first run, or waiting out a POS 429/503
+    "delayed": "queued",
     "active": "processing",
     "completed": "completed",
     "failed": "failed",
@@ -62,7 +62,10 @@ STATUS = {
 
 def sync_view(job: Job) -> dict[str, Any]:
     """What the restaurant's owner sees of their sync (never its arguments or errors)."""
-    view: dict[str, Any] = {"status": STATUS[job.state.value], "progress": job.progress}
+    status = STATUS[job.state.value]
+    if job.state.value == "delayed" and job.progress:
+        status = "processing"  # under way, waiting out the POS's Retry-After
+    view: dict[str, Any] = {"status": status, "progress": job.progress}
     if job.state.value == "completed":
         view["result"] = job.return_value
     return view

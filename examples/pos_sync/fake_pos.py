@@ -28,18 +28,38 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from corral.errors import ConfigurationError
+
+
+def _number(name: str, default: str, kind: type[int] | type[float], low: float) -> Any:
+    raw = os.environ.get(name) or default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or value < low:
+        raise ConfigurationError(f"{name} must be a {kind.__name__} >= {low}, got {raw!r}")
+    return value
+
 
 class Settings:
+    """The fake's knobs from the environment (ConfigurationError naming a bad one)."""
+
     def __init__(self) -> None:
-        self.orders = int(os.environ.get("FAKE_POS_ORDERS", "5962"))
-        self.page_size = int(os.environ.get("FAKE_POS_PAGE_SIZE", "100"))
-        self.delay = float(os.environ.get("FAKE_POS_DELAY", "0.3"))
-        self.retry_after = os.environ.get("FAKE_POS_RETRY_AFTER", "2")
+        self.orders = _number("FAKE_POS_ORDERS", "5962", int, 1)
+        self.page_size = _number("FAKE_POS_PAGE_SIZE", "100", int, 1)
+        self.delay = _number("FAKE_POS_DELAY", "0.3", float, 0)
+        self.retry_after = str(_number("FAKE_POS_RETRY_AFTER", "2", int, 0))
         faults = os.environ.get("FAKE_POS_FAULTS", "429@7,503@31")
-        self.faults = {
-            int(page): int(status)
-            for status, page in (item.split("@") for item in faults.split(",") if item)
-        }
+        try:
+            self.faults = {
+                int(page): int(status)
+                for status, page in (item.split("@") for item in faults.split(",") if item)
+            }
+        except ValueError:
+            raise ConfigurationError(
+                f"FAKE_POS_FAULTS must be STATUS@PAGE,... (like 429@7,503@31), got {faults!r}"
+            ) from None
         self.pages = max(1, math.ceil(self.orders / self.page_size))
 
 

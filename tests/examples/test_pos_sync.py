@@ -331,3 +331,26 @@ def _listening(port: int) -> bool:
 
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("POS_WORKERS", "two"), ("CORRAL_CONCURRENCY", "0"), ("FAKE_POS_FAULTS", "429-7")],
+)
+def test_a_bad_setting_is_one_line_naming_it(variable: str, value: str) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("CORRAL_", "REDIS_"))},
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
+        variable: value,
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "examples.pos_sync"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 2
+    assert out.stderr.startswith(f"error: {variable} must be") and value in out.stderr
+    assert "Traceback" not in out.stderr and out.stderr.count("\n") == 1
