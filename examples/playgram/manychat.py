@@ -1,7 +1,8 @@
 """A stand-in for ManyChat on loopback, for the demo and the tests: its API
 (``POST /fb/{type}/{action}``) and the webhook endpoint Playgram delivers to
 (``POST /webhook``, which checks each signature with ``corral.notify.verify`` and
-drops repeats by ``webhook-id``). Set :attr:`FakeManyChat.down` to answer 503."""
+drops repeats by ``webhook-id``). Set :attr:`FakeManyChat.down` to answer 503, and
+:attr:`FakeManyChat.rate_limited` to answer that many API calls 429 (Retry-After: 30 s)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,16 @@ class _Handler(BaseHTTPRequestHandler):
             with fake.lock:
                 fake.webhooks.setdefault(self.headers["webhook-id"], event)
             return self._answer(200, {"status": "success"})
+        with fake.lock:
+            limited, fake.rate_limited = fake.rate_limited > 0, max(0, fake.rate_limited - 1)
+        if limited:
+            data = b'{"status": "error", "message": "too many requests"}'
+            self.send_response(429)
+            self.send_header("Retry-After", "30")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return None
         parts = self.path.strip("/").split("/")
         if len(parts) != 3 or parts[0] != "fb":
             return self._answer(404, {"status": "error", "message": f"no route {self.path}"})
@@ -59,6 +70,7 @@ class FakeManyChat:
     def __init__(self, secret: str, port: int = 0) -> None:
         self.secret = secret
         self.down = False
+        self.rate_limited = 0
         self.lock = threading.Lock()
         self.webhooks: dict[str, Any] = {}
         self.synced: list[dict[str, Any]] = []

@@ -349,6 +349,27 @@ def test_dead_letter_set_lists_failures_and_retries_them(system: System) -> None
     assert again.status_code == 409
 
 
+def test_manychat_rate_limit_waits_without_spending_an_attempt(system: System) -> None:
+    system.manychat.rate_limited = 1
+    sync = {"type": "field", "action": "update", "toolId": "tool_429", "data": {"f": 1}}
+    added = system.post("/api/jobs/manychat", {"data": sync, "options": {"attempts": 1}})
+    retry = system.until("manychat", added["jobId"], "delayed")  # after ManyChat's 429
+    assert retry["attempts"] == 0  # given back: the one attempt is still there
+    due = datetime.fromisoformat(retry["runAt"]).timestamp() - time.time()
+    assert 25 < due <= 30  # ManyChat's Retry-After
+    system.admin(f"/queues/manychat/jobs/{added['jobId']}/promote")
+    done = system.until("manychat", added["jobId"], "completed")
+    assert done["result"] == {"synced": "field.update", "toolId": "tool_429"}
+    assert [s["data"] for s in system.manychat.synced if s["toolId"] == "tool_429"] == [{"f": 1}]
+
+
+def test_a_gone_webhook_fails_for_good_at_once(system: System) -> None:
+    webhook = {"webhookId": "wh_gone_1", "event": "e", "url": system.receiver.url("/gone")}
+    system.post("/api/jobs/webhooks", {"data": webhook})
+    failed = system.until("webhooks", "wh_gone_1", "failed")
+    assert failed["attempts"] == 1 and "410" in failed["error"]["message"]
+
+
 def test_export_writes_csv_and_json_files_and_returns_their_path(system: System) -> None:
     scans = [("u1", "scan"), ("u2", "scan"), ("u3", "validation")]
     added = system.post(
