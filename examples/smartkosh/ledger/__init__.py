@@ -1,0 +1,2 @@
+"""The ledger app: statements uploaded as CSV, their transactions, in-app
+notifications."""
