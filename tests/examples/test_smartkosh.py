@@ -277,6 +277,14 @@ def test_an_upload_is_imported_in_chunks_with_progress_and_a_notification(system
     rows = [s["rows"] for s in seen]
     assert rows == sorted(rows)
 
+    page = asha.http.get(f"/imports/{import_id}/")  # the page with the bar
+    assert page.status_code == 200
+    assert '<progress id="bar" max="250" value="250">' in page.text
+    assert "250 of 250 rows · 250 new · 0 already there" in page.text
+    assert f"/api/imports/{import_id}/" in page.text  # what its script polls
+    page = asha.http.get("/imports/")
+    assert page.status_code == 200 and "250 transactions in total." in page.text
+
     listed = asha.json("/api/transactions/")
     assert listed["count"] == 250
     assert sorted(t["line"] for t in listed["transactions"]) == list(range(2, 252))
