@@ -116,7 +116,9 @@ class Session:
     def status(self, import_id: int) -> dict[str, Any]:
         return dict(self.json(f"/api/imports/{import_id}/"))
 
-    def finished(self, import_id: int, seen: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    def finished(
+        self, import_id: int, seen: list[dict[str, Any]] | None = None, timeout: float = 20.0
+    ) -> dict[str, Any]:
         """Poll the import until it has finished; every answer goes to ``seen``."""
 
         def done() -> dict[str, Any] | None:
@@ -125,7 +127,7 @@ class Session:
                 seen.append(status)
             return status if status["status"] in ("completed", "failed") else None
 
-        return until(done, 20, f"import {import_id} finished")
+        return until(done, timeout, f"import {import_id} finished")
 
     def notifications(self) -> list[dict[str, Any]]:
         return list(self.json("/api/notifications/")["notifications"])
@@ -182,6 +184,69 @@ def live_workers(store: str) -> list[Any]:
         corral.close_sync()
 
 
+def base_env(port: int) -> dict[str, str]:
+    return {
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("CORRAL_", "REDIS_", "DATABASE_", "DJANGO_"))
+        },
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
+        "PORT": str(port),
+        "IMPORT_CHUNK_ROWS": str(CHUNK),
+        "IMPORT_CHUNK_PAUSE": "0.05",  # a few chunks take long enough to be watched
+    }
+
+
+def launch(
+    work: Path, env: dict[str, str], url: str, store: str, dead: frozenset[int] = frozenset()
+) -> subprocess.Popen[bytes]:
+    """``python -m examples.smartkosh`` in ``work``, once its web server answers and
+    its worker has registered (``dead``: pids of killed workers whose registration
+    has not expired yet); output to ``work/smartkosh.log`` (appended)."""
+    log = work / "smartkosh.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "examples.smartkosh"],
+            cwd=work,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+    def up() -> bool:
+        assert proc.poll() is None, log.read_text()
+        try:
+            return httpx.get(f"{url}/login/", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        until(up, 30, "the web server answering")
+        until(
+            lambda: [w for w in live_workers(store) if w.pid not in dead],
+            30,
+            "the worker registered",
+        )
+    except BaseException:
+        proc.kill()
+        proc.wait(5)
+        raise
+    return proc
+
+
+def stop(
+    proc: subprocess.Popen[bytes], log: Path, store: str, dead: frozenset[int] = frozenset()
+) -> None:
+    """Ctrl-C: the launcher exits 0, its worker stopped cleanly and unregistered."""
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(30) == 0, log.read_text()
+    output = log.read_text()
+    assert "stopped (processed" in output, output
+    assert "Traceback" not in output, output
+    assert not [w for w in live_workers(store) if w.pid not in dead]
+
+
 @pytest.fixture(
     scope="module",
     params=["sqlite", "redis", "redis+postgres"],
@@ -194,17 +259,7 @@ def system(
     (Ctrl-C) at the end: it must exit 0 with its worker stopped cleanly."""
     work = tmp_path_factory.mktemp(f"smartkosh-{request.param}")
     port = free_port()
-    env = {
-        **{
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("CORRAL_", "REDIS_", "DATABASE_", "DJANGO_"))
-        },
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
-        "PORT": str(port),
-        "IMPORT_CHUNK_ROWS": str(CHUNK),
-        "IMPORT_CHUNK_PAUSE": "0.05",  # a few chunks take long enough to be watched
-    }
+    env = base_env(port)
     database = "sqlite"
     if request.param.startswith("redis"):
         store = request.getfixturevalue("redis_server").url
@@ -220,36 +275,14 @@ def system(
         env["DATABASE_URL"] = (
             f"postgres://{PG['user']}:{PG['password']}@{PG['host']}:{PG['port']}/{name}"
         )
-    log = work / "smartkosh.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "examples.smartkosh"],
-            cwd=work,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
     system = System(f"http://127.0.0.1:{port}", store, work, database)
+    proc = None
     try:
-
-        def up() -> bool:
-            assert proc.poll() is None, log.read_text()
-            try:
-                return httpx.get(f"{system.url}/login/", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        until(up, 30, "the web server answering")
-        until(lambda: live_workers(store), 30, "the worker registered")
+        proc = launch(work, env, system.url, store)
         yield system
-        proc.send_signal(signal.SIGINT)  # Ctrl-C
-        assert proc.wait(30) == 0, log.read_text()
-        output = log.read_text()
-        assert "stopped (processed" in output, output  # the worker finished cleanly
-        assert "Traceback" not in output, output
-        assert not live_workers(store)
+        stop(proc, work / "smartkosh.log", store)
     finally:
-        if proc.poll() is None:
+        if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait(5)
         for session in system.sessions:
@@ -457,3 +490,50 @@ def test_the_launcher_names_a_bad_setting_and_starts_nothing(tmp_path: Path) -> 
         "'mysql'; use postgres://user:password@host:5432/name or sqlite:///path"
     )
     assert not (tmp_path / ".smartkosh").exists()
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_import_hands_it_back_and_the_rerun_adds_nothing_twice(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL on ``manage.py corral_worker`` in the middle of an import: once the
+    system is started again, the job comes back after its lease and completes,
+    skipping the chunks the killed run had committed."""
+    port = free_port()
+    env = {**base_env(port), "IMPORT_CHUNK_PAUSE": "0.2"}
+    store = f"sqlite:///{tmp_path / '.smartkosh' / 'corral.db'}"
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "smartkosh.log"
+    proc = launch(tmp_path, env, url, store)
+    user = Session(url)
+    try:
+        user.signup("dev")
+        import_id = user.upload("may.csv", statement(250))
+        until(
+            lambda: user.status(import_id)["rows"] >= 2 * CHUNK,
+            what="two chunks written",
+        )
+        [worker] = live_workers(store)
+        os.kill(worker.pid, signal.SIGKILL)
+        assert proc.wait(30) == 1  # the launcher saw its worker die and stopped
+        assert "the worker exited" in log.read_text()
+        database = System(url, store, tmp_path, "sqlite")
+        [(status, rows)] = database.sql(
+            "SELECT status, rows_done FROM ledger_importjob WHERE id = ?", import_id
+        )
+        assert status == "processing" and 2 * CHUNK <= rows < 250
+
+        proc = launch(tmp_path, env, url, store, dead=frozenset([worker.pid]))
+        done = user.finished(import_id, timeout=30)
+        assert done["status"] == "completed", done
+        assert done["runs"] == 2 and done["skipped"] >= rows
+        assert done["imported"] + done["skipped"] == 250
+        lines = sorted(t["line"] for t in user.json("/api/transactions/")["transactions"])
+        assert lines == list(range(2, 252))
+        assert [n["kind"] for n in user.notifications()] == ["success"]
+        stop(proc, log, store, dead=frozenset([worker.pid]))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        user.http.close()
