@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ from django.utils import timezone
 from corral import JobState
 from corral.contrib.django import CorralBackend, CorralTask, corral_task, enqueue_on_commit
 from corral.contrib.django._compat import (
+    TASKS_MODULE,
     TaskResultDoesNotExist,
     TaskResultStatus,
     task_enqueued,
@@ -263,3 +265,24 @@ def test_each_job_starts_like_a_request(backend: Any, worker: Any) -> None:
             for _ in range(4)
         ]
     assert logged == [1, 1, 1, 1]
+
+
+def test_a_failed_task_is_logged_without_an_empty_traceback(
+    backend: Any, worker: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The tasks framework logs task_finished FAILED with logger.exception; sent by
+    Corral's worker, outside any except block, that line must not end in
+    ``NoneType: None``."""
+    caplog.set_level(logging.INFO, logger=TASKS_MODULE)
+    bad = tasks.always_fails.using(attempts=1).enqueue("logged")
+    finished(backend, bad.id)
+
+    def failed_line() -> Any:
+        return [
+            r for r in caplog.records if bad.id in r.getMessage() and "FAILED" in r.getMessage()
+        ]
+
+    [record] = wait_until(failed_line, what="the FAILED log line")
+    assert record.name == TASKS_MODULE and record.levelno == logging.ERROR
+    assert record.exc_info is None
+    assert "NoneType: None" not in caplog.text

@@ -14,6 +14,8 @@ class CorralConfig(AppConfig):  # type: ignore[misc]  # Django ships no types
 
     def ready(self) -> None:
         from corral.contrib.django.checks import check_backends, check_reachable
+        from corral.contrib.django.signals import quiet_empty_exc_info
 
         checks.register(check_backends, "corral")
         checks.register(check_reachable, "corral", deploy=True)
+        quiet_empty_exc_info()

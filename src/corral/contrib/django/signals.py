@@ -6,13 +6,18 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from corral.contrib.django._compat import TaskResultStatus, task_finished, task_started
+from corral.contrib.django._compat import (
+    TASKS_MODULE,
+    TaskResultStatus,
+    task_finished,
+    task_started,
+)
 from corral.hooks import JobEvent, Lifecycle
 
 if TYPE_CHECKING:
     from corral.contrib.django.binding import Binding
 
-__all__ = ["DjangoSignals"]
+__all__ = ["DjangoSignals", "quiet_empty_exc_info"]
 
 log = logging.getLogger("corral.django")
 
@@ -52,3 +57,26 @@ class DjangoSignals(Lifecycle):
 
     async def cancelled(self, event: JobEvent) -> None:
         await self._send(task_finished, event)
+
+
+class _NoEmptyExcInfo(logging.Filter):
+    """Django logs a failed task with ``logger.exception`` (for error trackers), from
+    inside the ``except`` of its own workers. Corral's worker sends ``task_finished``
+    from the recorded outcome, where no exception is being handled, and the log line
+    would end in a meaningless ``NoneType: None``: the empty exc_info is dropped (the
+    line stays at ERROR; the job's errors hold the traceback)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info is not None and record.exc_info[0] is None:
+            record.exc_info = None
+        return True
+
+
+_QUIET = _NoEmptyExcInfo()
+
+
+def quiet_empty_exc_info() -> None:
+    """Install the filter on the tasks framework's logger (once)."""
+    logger = logging.getLogger(TASKS_MODULE)
+    if _QUIET not in logger.filters:
+        logger.addFilter(_QUIET)
