@@ -31,6 +31,7 @@ EXPECTED = [
     "NoRetry",
     "PayloadTooLarge",
     "Queue",
+    "QueueHealth",
     "ResultTimeout",
     "Retention",
     "Retry",
