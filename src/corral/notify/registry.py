@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from corral.backends.base import Backend
     from corral.hooks import Lifecycle
     from corral.notify.deliver import EndpointState
+    from corral.notify.relay import Relay
     from corral.task import Task
 
 __all__ = ["DELIVER_TASK", "DIGEST_TASK", "NOTIFY_QUEUE", "NotifyRegistry", "check_targets"]
@@ -86,6 +87,7 @@ class NotifyRegistry:
     def _init_notify(self, settings: NotifySettings | None) -> None:
         self._targets: list[Target] = []
         self._notify_settings: NotifySettings | None = None
+        self._relay: Relay | None = None
         if settings is not None:
             if not isinstance(settings, NotifySettings):
                 raise ConfigurationError(
@@ -122,7 +124,8 @@ class NotifyRegistry:
         from corral.notify.relay import Relay
 
         register_delivery(self)  # type: ignore[arg-type]
-        self.add_listener(Relay(self))  # type: ignore[arg-type]
+        self._relay = Relay(self)  # type: ignore[arg-type]
+        self.add_listener(self._relay)
 
     def notify_events(self, task: Task[Any, Any], job_targets: Sequence[Target]) -> str:
         """The outcomes any target of a job of ``task`` wants, as the store keeps
@@ -149,6 +152,12 @@ class NotifyRegistry:
         from corral.notify.deliver import set_endpoint_enabled
 
         return await set_endpoint_enabled(await self.backend(), key)
+
+    def outbox_written(self) -> None:
+        """A worker of this app recorded an outcome that may have an outbox entry: its
+        relay looks at once instead of at its next round (no-op without notifications)."""
+        if self._relay is not None:
+            self._relay.wake()
 
     def registered_target(self, key: str) -> Target | None:
         """The app-wide or task target with this key, if any."""

@@ -12,7 +12,6 @@ again and relayed again, which is harmless.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -90,10 +89,18 @@ class Relay(Lifecycle):
     def __init__(self, app: Corral) -> None:
         self.app = app
         self.hold_ms = outbox_hold_ms()
+        self._woken: asyncio.Event | None = None  # made on the worker's loop, by serve()
+
+    def wake(self) -> None:
+        """Look at the outbox now (an outcome with notifications was just recorded)."""
+        if self._woken is not None:
+            self._woken.set()
 
     async def serve(self, backend: Backend, queues: Sequence[str], closing: asyncio.Event) -> None:
         sources = [q for q in queues if q != NOTIFY_QUEUE]
+        woken = self._woken = asyncio.Event()
         while not closing.is_set():
+            woken.clear()
             busy = False
             for queue in sources:
                 try:
@@ -101,9 +108,12 @@ class Relay(Lifecycle):
                 except Exception as exc:
                     report(f"notifications: could not relay the outbox of {queue}", exc)
             if not busy:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(INTERVAL):
-                        await closing.wait()
+                # Woken by this process's outcomes; the round catches the others' (a
+                # crashed worker's entries, the reaper's, another process's cancels).
+                waits = [asyncio.ensure_future(closing.wait()), asyncio.ensure_future(woken.wait())]
+                await asyncio.wait(waits, timeout=INTERVAL, return_when=asyncio.FIRST_COMPLETED)
+                for wait in waits:
+                    wait.cancel()
 
     async def relay(self, backend: Backend, queue: str) -> bool:
         """Relay one batch of ``queue``'s due entries; True if there may be more."""

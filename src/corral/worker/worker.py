@@ -407,6 +407,12 @@ class Worker(EmitsEvents):
         task = self.app.tasks.get(claimed.name)
         return "" if task is None else self.app.notify_events(task, ())
 
+    def _wrote_outbox(self, claimed: ClaimedJob, notify: str) -> None:
+        """Tell the relay an outcome just recorded may have an outbox entry (the task's
+        targets, or per-job ones in its options), so it looks at once."""
+        if notify or b'"notify"' in claimed.options:
+            self.app.outbox_written()
+
     def _leases(
         self, jobs: Sequence[tuple[ClaimedJob, TaskConfig | None]]
     ) -> dict[tuple[str, Retention], list[tuple[str, str]]]:
@@ -445,6 +451,8 @@ class Worker(EmitsEvents):
                 )
             )
             log_outcome("cancelled", running.claimed, duration, accepted)
+            if accepted:
+                self._wrote_outbox(claimed, self._notifies(claimed))
             if accepted and self._hooks.active:
                 self._emit("cancelled", running, error=error_of(outcome.error))
             return
@@ -465,6 +473,8 @@ class Worker(EmitsEvents):
             )
         )
         self.failed += outcome.kind is Kind.FAILED
+        if accepted and retry is None:
+            self._wrote_outbox(claimed, self._notifies(claimed))
         verb = "retrying" if retry is not None else "failed"
         log_outcome(verb, running.claimed, duration, accepted, outcome)
         if accepted and self._hooks.active:
@@ -513,8 +523,11 @@ class Worker(EmitsEvents):
                     self._acks.setdefault((queue, retention), []).extend(items)
                     await asyncio.sleep(0.5)
                     continue
-                for completion, _ in items:  # recorded or rejected: no longer ours
+                for (completion, running), ok in zip(items, accepted, strict=True):
+                    # Recorded or rejected: no longer ours.
                     self._unacked.pop((queue, completion.id), None)
+                    if ok:
+                        self._wrote_outbox(running.claimed, completion.notify)
                 self.processed += sum(accepted)
                 verbose = job_log.isEnabledFor(logging.INFO)
                 for (completion, running), ok in zip(items, accepted, strict=True):
