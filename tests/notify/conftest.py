@@ -14,6 +14,7 @@ from corral.notify.base import Notice, NotifySettings
 from corral.notify.webhook import Webhook
 from tests.notify.mailserver import Recorder, Server, authenticator, serve
 from tests.notify.receiver import Receiver
+from tests.worker.conftest import workers  # noqa: F401  (the in-process workers fixture)
 
 #: The allow-list the tests deliver with: the receiver lives on loopback.
 LOOPBACK = NotifySettings(allow=("127.0.0.1",), timeout=5.0)

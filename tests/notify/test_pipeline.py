@@ -59,15 +59,6 @@ async def app(store_url: str) -> AsyncIterator[Corral]:
         await app.close()
 
 
-@pytest.fixture
-async def workers(app: Corral) -> AsyncIterator[Workers]:
-    running = Workers(app)
-    try:
-        yield running
-    finally:
-        await running.stop_all()
-
-
 async def one_job(app: Corral, workers: Workers, target: Target) -> Any:
     """A task notifying ``target``, one job of it enqueued, and a worker started."""
 

@@ -1,27 +1,5 @@
-from __future__ import annotations
+"""The same app fixtures as the client tests (an app per backend, no worker)."""
 
-from collections.abc import AsyncIterator, Iterator
+from tests.client.conftest import app, sync_app
 
-import pytest
-
-from corral import Corral
-
-
-@pytest.fixture
-async def app(store_url: str) -> AsyncIterator[Corral]:
-    """An app on an empty store of each backend in turn (tasks registered per test)."""
-    app = Corral(store_url)
-    try:
-        yield app
-    finally:
-        await app.close()
-
-
-@pytest.fixture
-def sync_app(store_url: str) -> Iterator[Corral]:
-    """The same for sync tests: its calls go through Corral's background loop."""
-    app = Corral(store_url)
-    try:
-        yield app
-    finally:
-        app.close_sync()
+__all__ = ["app", "sync_app"]

@@ -426,11 +426,12 @@ class Worker(EmitsEvents):
     async def _record(self, backend: Backend, running: _Running, outcome: Outcome) -> None:
         claimed = running.claimed
         config = running.config
+        notify = self._notifies(claimed)
         if outcome.kind is Kind.COMPLETED:
             maybe_crash("before_ack")
             retention = config.completed if config else self.app.completed
             self._unacked[(claimed.queue, claimed.id)] = claimed.token
-            item = Completion(claimed.id, claimed.token, outcome.result, self._notifies(claimed))
+            item = Completion(claimed.id, claimed.token, outcome.result, notify)
             self._acks.setdefault((claimed.queue, retention), []).append((item, running))
             self._ack_wake.set()
             return
@@ -447,12 +448,12 @@ class Worker(EmitsEvents):
                     claimed.token,
                     outcome.error,
                     kept,
-                    self._notifies(claimed),
+                    notify,
                 )
             )
             log_outcome("cancelled", running.claimed, duration, accepted)
             if accepted:
-                self._wrote_outbox(claimed, self._notifies(claimed))
+                self._wrote_outbox(claimed, notify)
             if accepted and self._hooks.active:
                 self._emit("cancelled", running, error=error_of(outcome.error))
             return
@@ -469,12 +470,12 @@ class Worker(EmitsEvents):
                 retention,
                 count_attempt=outcome.count_attempt,
                 cancelled=self._cancelled_kept(claimed, config),
-                notify=self._notifies(claimed),
+                notify=notify,
             )
         )
         self.failed += outcome.kind is Kind.FAILED
         if accepted and retry is None:
-            self._wrote_outbox(claimed, self._notifies(claimed))
+            self._wrote_outbox(claimed, notify)
         verb = "retrying" if retry is not None else "failed"
         log_outcome(verb, running.claimed, duration, accepted, outcome)
         if accepted and self._hooks.active:
