@@ -1,0 +1,279 @@
+"""Distributed Redis deployments on loopback, from the ``redis-server`` binary.
+
+:class:`ClusterProcs` is a Redis Cluster (``primaries`` shards, ``replicas`` each) with a
+short node timeout, so a killed primary's replica takes over within about two seconds.
+:class:`SentinelProcs` is one primary, one replica and three sentinels watching them as
+service ``corral``. Both never touch a Redis they did not start (free loopback ports,
+their own directories) and are used by the tests, the chaos scenarios and the bench.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import signal
+import socket
+import subprocess
+from pathlib import Path
+from types import TracebackType
+
+import redis
+
+from chaos.harness import RedisProc, wait_until
+
+__all__ = ["ClusterProcs", "SentinelProcs"]
+
+SERVICE = "corral"
+NODE_TIMEOUT_MS = 1000
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free too."""
+    for _ in range(200):
+        port = random.randint(20000, 29999)
+        if _bindable(port) and _bindable(port + 10000):
+            return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+class _Proc(RedisProc):
+    def __init__(self, directory: Path, port: int | None = None, **options: str) -> None:
+        super().__init__(directory, **options)
+        if port is not None:
+            self.port = port
+
+
+class ClusterProcs:
+    """A Redis Cluster on loopback: ``url`` is its ``redis+cluster://`` URL."""
+
+    def __init__(self, directory: Path, primaries: int = 3, replicas: int = 1) -> None:
+        self.dir = directory
+        self.primaries = primaries
+        self.replicas = replicas
+        self.nodes: list[RedisProc] = []
+
+    @property
+    def url(self) -> str:
+        seeds = ",".join(f"127.0.0.1:{n.port}" for n in self.nodes[:3])
+        return f"redis+cluster://{seeds}/"
+
+    def start(self) -> ClusterProcs:
+        for i in range(self.primaries * (1 + self.replicas)):
+            node = _Proc(
+                self.dir / f"n{i}",
+                port=cluster_port(),
+                cluster_enabled="yes",
+                cluster_config_file="nodes.conf",
+                cluster_node_timeout=str(NODE_TIMEOUT_MS),
+                # A replica of a dead primary takes over however stale it is: the tests
+                # measure what that loses.
+                cluster_replica_validity_factor="0",
+            )
+            self.nodes.append(node.start())
+        cli = shutil.which("redis-cli") or "redis-cli"
+        addresses = [f"127.0.0.1:{n.port}" for n in self.nodes]
+        subprocess.run(
+            [
+                cli,
+                "--cluster",
+                "create",
+                *addresses,
+                "--cluster-replicas",
+                str(self.replicas),
+                "--cluster-yes",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=60,
+        )
+        if not wait_until(self.healthy, 30):
+            raise RuntimeError(f"the cluster in {self.dir} did not become healthy")
+        return self
+
+    def client(self, node: RedisProc) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=node.port, socket_timeout=5)
+
+    def healthy(self) -> bool:
+        """Every live node says the cluster is ok and has all its replicas in sync."""
+        try:
+            for node in self.alive():
+                with self.client(node) as client:
+                    if client.cluster("info")["cluster_state"] != "ok":
+                        return False
+            return len(self.primary_nodes()) == self.primaries
+        except redis.RedisError:
+            return False
+
+    def alive(self) -> list[RedisProc]:
+        return [n for n in self.nodes if n.proc is not None and n.proc.poll() is None]
+
+    def slot_owners(self) -> dict[int, tuple[int, int]]:
+        """Port of the primary serving each slot range's start -> (end, port), as the
+        first live node answering sees it."""
+        for node in self.alive():
+            try:
+                with self.client(node) as client:
+                    ranges = client.execute_command("CLUSTER", "SLOTS")
+            except redis.RedisError:
+                continue
+            return {int(s): (int(e), int(p[1])) for s, e, p, *_ in ranges}
+        raise RuntimeError("no cluster node answers")
+
+    def primary_nodes(self) -> list[RedisProc]:
+        """The live nodes that serve slots."""
+        ports = {port for _, port in self.slot_owners().values()}
+        return [n for n in self.alive() if n.port in ports]
+
+    def owner(self, key: str) -> RedisProc:
+        """The live primary that owns ``key``'s slot."""
+        with self.client(self.alive()[0]) as client:
+            slot = int(client.cluster("keyslot", key))
+        for start, (end, port) in self.slot_owners().items():
+            if start <= slot <= end:
+                for node in self.alive():
+                    if node.port == port:
+                        return node
+        raise RuntimeError(f"no live primary owns the slot of {key!r}")
+
+    def kill(self, node: RedisProc) -> None:
+        """SIGKILL one node."""
+        node.kill()
+
+    def failed_over(self, old: RedisProc, key: str) -> bool:
+        """True once a live primary other than ``old`` owns ``key``'s slot."""
+        try:
+            return self.owner(key) is not old
+        except (RuntimeError, redis.RedisError):
+            return False
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def __enter__(self) -> ClusterProcs:
+        return self.start()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class SentinelProcs:
+    """One primary, one replica and three sentinels watching them as :data:`SERVICE`."""
+
+    def __init__(self, directory: Path, sentinels: int = 3) -> None:
+        self.dir = directory
+        self.primary = RedisProc(directory / "primary")
+        self.replica = RedisProc(directory / "replica")
+        self.sentinel_ports: list[int] = []
+        self.sentinels: list[subprocess.Popen[bytes]] = []
+        self._count = sentinels
+
+    @property
+    def url(self) -> str:
+        seeds = ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
+        return f"redis+sentinel://{seeds}/{SERVICE}/0"
+
+    def start(self) -> SentinelProcs:
+        self.primary.start()
+        self.replica.options["replicaof"] = f"127.0.0.1 {self.primary.port}"
+        self.replica.start()
+        exe = shutil.which("redis-server") or "redis-server"
+        for i in range(self._count):
+            port = cluster_port()
+            conf = self.dir / f"sentinel{i}.conf"
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {self.dir}\n"
+                f"logfile {self.dir}/sentinel{i}.log\n"
+                f"sentinel monitor {SERVICE} 127.0.0.1 {self.primary.port} 2\n"
+                f"sentinel down-after-milliseconds {SERVICE} {NODE_TIMEOUT_MS}\n"
+                f"sentinel failover-timeout {SERVICE} 5000\n"
+                f"sentinel parallel-syncs {SERVICE} 1\n"
+            )
+            self.sentinel_ports.append(port)
+            self.sentinels.append(
+                subprocess.Popen(
+                    [exe, str(conf), "--sentinel"],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                )
+            )
+        if not wait_until(self._ready, 30):
+            raise RuntimeError(f"the sentinels in {self.dir} did not see the replica")
+        return self
+
+    def _ready(self) -> bool:
+        try:
+            for port in self.sentinel_ports:
+                with redis.Redis(host="127.0.0.1", port=port, socket_timeout=1) as client:
+                    replicas = client.execute_command("SENTINEL", "REPLICAS", SERVICE)
+                    others = client.execute_command("SENTINEL", "SENTINELS", SERVICE)
+                    if not replicas or len(others) < self._count - 1:
+                        return False
+            with self.replica.client() as client:
+                return client.info("replication").get("master_link_status") == "up"
+        except redis.RedisError:
+            return False
+
+    def current_primary(self) -> int:
+        """The port the sentinels name as the primary now."""
+        for port in self.sentinel_ports:
+            try:
+                with redis.Redis(host="127.0.0.1", port=port, socket_timeout=1) as client:
+                    _, primary_port = client.execute_command(
+                        "SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE
+                    )
+                    return int(primary_port)
+            except redis.RedisError:
+                continue
+        raise RuntimeError("no sentinel answers")
+
+    def primary_proc(self) -> RedisProc:
+        port = self.current_primary()
+        return self.primary if port == self.primary.port else self.replica
+
+    def pause_sentinels(self) -> None:
+        """SIGSTOP every sentinel: they are unreachable (connections hang)."""
+        for proc in self.sentinels:
+            proc.send_signal(signal.SIGSTOP)
+
+    def resume_sentinels(self) -> None:
+        for proc in self.sentinels:
+            proc.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        for proc in self.sentinels:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        self.primary.stop()
+        self.replica.stop()
+
+    def __enter__(self) -> SentinelProcs:
+        return self.start()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
