@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from chaos.topology import ClusterProcs
 
 from tests.redis_server import RedisServer
 
@@ -35,6 +36,24 @@ def flush(url: str) -> None:
         client.flushall()
     finally:
         client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterProcs]:
+    """A private Redis Cluster (3 primaries, 3 replicas) for the whole session."""
+    cluster = ClusterProcs(tmp_path_factory.mktemp("cluster")).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def redis_cluster_url(redis_cluster: ClusterProcs) -> str:
+    """The ``redis+cluster://`` URL of the session's cluster, every primary emptied."""
+    for node in redis_cluster.primary_nodes():
+        flush(f"redis://127.0.0.1:{node.port}/0")
+    return redis_cluster.url
 
 
 @pytest.fixture

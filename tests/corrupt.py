@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import sqlite3
 
-import redis.asyncio as redis
-
 from corral.backends.base import Backend
 from corral.backends.redis import RedisBackend
 from corral.backends.redis.keys import QueueKeys
@@ -25,15 +23,12 @@ async def write_raw(backend: Backend, queue: str, job_id: str, field: str, raw: 
     """Overwrite ``field`` of a stored job with ``raw`` (for errors: every error entry)."""
     if isinstance(backend, RedisBackend):
         keys = QueueKeys.build(backend.prefix, queue)
-        client = redis.Redis.from_url(backend.url)
-        try:
-            if field == "errors":
-                await client.delete(keys.errors(job_id))
-                await client.rpush(keys.errors(job_id), raw)
-            else:
-                await client.hset(keys.job(job_id), _REDIS_FIELD[field], raw)
-        finally:
-            await client.aclose()
+        client = backend.redis  # any topology: a cluster's client finds the node
+        if field == "errors":
+            await client.delete(keys.errors(job_id))
+            await client.rpush(keys.errors(job_id), raw)
+        else:
+            await client.hset(keys.job(job_id), _REDIS_FIELD[field], raw)
     elif isinstance(backend, SQLiteBackend):
         with sqlite3.connect(backend.path) as conn:
             if field == "errors":
@@ -58,12 +53,8 @@ async def write_raw(backend: Backend, queue: str, job_id: str, field: str, raw: 
 async def write_raw_worker(backend: Backend, worker_id: str, raw: bytes) -> None:
     """Overwrite the stored record of a registered worker with ``raw``."""
     if isinstance(backend, RedisBackend):
-        client = redis.Redis.from_url(backend.url)
-        try:
-            key = f"{backend.prefix}:{{workers}}:w:{worker_id}"
-            assert await client.set(key, raw, xx=True, keepttl=True)
-        finally:
-            await client.aclose()
+        key = f"{backend.prefix}:{{workers}}:w:{worker_id}"
+        assert await backend.redis.set(key, raw, xx=True, keepttl=True)
     elif isinstance(backend, SQLiteBackend):
         with sqlite3.connect(backend.path) as conn:
             conn.execute("UPDATE workers SET info = ? WHERE id = ?", (raw, worker_id))

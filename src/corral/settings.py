@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 DEFAULT_URL = "sqlite:///corral.db"
-REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
+REDIS_SCHEMES = frozenset({"redis", "rediss", "unix", "redis+cluster", "rediss+cluster"})
 SQLITE_SCHEMES = frozenset({"sqlite"})
 
 

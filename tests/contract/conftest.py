@@ -41,6 +41,15 @@ async def _redis_eval_backend(request: pytest.FixtureRequest, tmp_path: Path) ->
     return backend
 
 
+async def _redis_cluster_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """Redis Cluster: 3 primaries with a replica each; the test's queues spread over them."""
+    from corral.backends.redis import RedisBackend
+
+    backend = RedisBackend(request.getfixturevalue("redis_cluster_url"))
+    await backend.connect()
+    return backend
+
+
 async def _sqlite_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     from corral.backends.sqlite import SQLiteBackend
 
@@ -52,6 +61,7 @@ async def _sqlite_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Bac
 FACTORIES: dict[str, BackendFactory] = {
     "redis": _redis_backend,
     "redis-eval": _redis_eval_backend,
+    "redis-cluster": _redis_cluster_backend,
     "sqlite": _sqlite_backend,
 }
 

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aredis
+from chaos.topology import ClusterProcs
 
 from corral import Corral
 from corral.backends.base import Backend, Completion, JobState, Retention
@@ -58,6 +59,15 @@ async def stalled(backend: Backend, request: pytest.FixtureRequest) -> AsyncIter
             if holder.in_transaction:
                 holder.rollback()
             holder.close()
+        return
+    if url.startswith("redis+cluster"):
+        # Every primary stops answering clients (not the cluster bus: no failover).
+        # UNPAUSE would wait behind the pause itself, so this stall lasts STALL.
+        cluster: ClusterProcs = request.getfixturevalue("redis_cluster")
+        for node in cluster.primary_nodes():
+            with node.client() as client:
+                client.execute_command("CLIENT", "PAUSE", int(STALL * 1000), "ALL")
+        yield
         return
     # The backend's store is the session's private redis-server (``redis_url``).
     server: RedisServer = request.getfixturevalue("redis_server")

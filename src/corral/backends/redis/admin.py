@@ -107,8 +107,11 @@ class RedisAdmin:
     async def set_paused(self, queue: str, paused: bool) -> None:
         keys = self._k(queue)
 
+        # The registry lives in a slot of its own (a cluster's transaction covers one).
+        client = self._client_or_fail()
+        await self._call(lambda: client.sadd(self._registry.queues, queue))
+
         def add(pipe: Any) -> None:
-            pipe.sadd(self._registry.queues, queue)
             if paused:
                 pipe.hset(keys.meta, "paused", "1")
             else:

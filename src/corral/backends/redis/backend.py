@@ -26,6 +26,7 @@ from corral.backends.base import (
     wait_then_claim,
 )
 from corral.backends.redis.audit import RedisAudit
+from corral.backends.redis.cluster import REDIRECTED, MuxCluster, as_cluster
 from corral.backends.redis.connection import (
     MAX_BLOCK,
     MIN_REDIS_VERSION,
@@ -37,7 +38,7 @@ from corral.backends.redis.facts import RedisFacts
 from corral.backends.redis.history import RedisHistory
 from corral.backends.redis.keys import QueueKeys, RegistryKeys
 from corral.backends.redis.legacy import add_old_lists
-from corral.backends.redis.mux import pack
+from corral.backends.redis.mux import Link, NotSent, pack
 from corral.backends.redis.outbox import RedisOutbox
 from corral.backends.redis.paging import RedisPaging
 from corral.backends.redis.pubsub import EventStream, Hub
@@ -46,7 +47,7 @@ from corral.backends.redis.records import text as _text
 from corral.backends.redis.recover import adopt
 from corral.backends.redis.scripts import ScriptSet
 from corral.backends.redis.streams import RedisStreams
-from corral.backends.redis.wait import WaitLinks, end_on_stop, retrieved
+from corral.backends.redis.wait import STOP_GIVE_UP, WaitLinks, end_on_stop, retrieved
 from corral.backends.redis.waiters import Waiters
 from corral.errors import (
     BackendError,
@@ -119,7 +120,9 @@ class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStrea
         self._known_queues: set[str] = set()
         self._client: Redis | None = None
         self._blocking: Redis | None = None
-        self._waits = WaitLinks()
+        self._cluster: MuxCluster | None = None  # the client, when it is a cluster's
+        # One set of wait connections per client (a cluster: per node).
+        self._waits: dict[int, WaitLinks] = {}
         self._scripts: ScriptSet | None = None
         self._hub: Hub | None = None
         self._waiters: Waiters | None = None
@@ -169,6 +172,9 @@ class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStrea
         return await self._call(run)
 
     async def _drop_idle(self) -> None:
+        if self._cluster is not None:
+            await self._cluster.drop_idle()
+            return
         for client in (self._client, self._blocking):
             if client is not None:
                 with contextlib.suppress(RedisError, OSError):
@@ -184,6 +190,14 @@ class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStrea
         """The backend's own client, for tasks' own Redis work (``JobContext.redis``):
         its ordinary commands share one pipelined connection."""
         return self._client_or_fail()
+
+    def _blocking_for(self, queue: str) -> Redis:
+        """The client for blocking waits on ``queue``: in a cluster, its node's."""
+        if self._cluster is not None:
+            return self._cluster.node_client(self._k(queue).marker, blocking=True)
+        if self._blocking is None:
+            raise ConfigurationError("the backend is not connected (call connect() first)")
+        return self._blocking
 
     def _scripts_or_fail(self) -> ScriptSet:
         if self._scripts is None:
@@ -222,34 +236,48 @@ class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStrea
             client, blocking = open_clients(self.url)
         except ValueError as exc:
             raise ConfigurationError(f"invalid Redis URL {self.safe_url!r}: {exc}") from None
+        servers: Callable[[], list[Redis]] = lambda: [client]  # noqa: E731
         try:
             # Not retried: a Redis never reached is more likely a wrong URL than a
             # restart, and says so at once.
             with self._translate():
-                info = await client.info("server")
-            version, self._durable_wait = await check_server(
-                client, info, self.safe_url, durable=self.durable
-            )
+                if (cluster := as_cluster(client)) is not None:
+                    await cluster.initialize()
+                    servers = cluster.primary_clients
+                versions = []
+                for server in servers():
+                    info = await server.info("server")
+                    version, self._durable_wait = await check_server(
+                        server, info, self.safe_url, durable=self.durable
+                    )
+                    versions.append(version)
+                version = min(versions)
         except BaseException:
             await client.aclose()
-            await blocking.aclose()
+            if blocking is not client:
+                await blocking.aclose()
             raise
         self._client = client
+        self._cluster = as_cluster(client)
         self._blocking = blocking
         v7 = version >= (7, 0, 0)
-        self._scripts = ScriptSet(client, functions=self.use_functions and v7, flags=v7)
+        self._scripts = ScriptSet(
+            client, functions=self.use_functions and v7, flags=v7, servers=servers
+        )
         self._hub = Hub(client, self._reconnect)
         self._waiters = Waiters(self._hub)
 
     async def close(self) -> None:
         if self._hub is not None:
             await self._hub.close()
-        self._waits.close()
-        for client in (self._client, self._blocking):
+        for waits in self._waits.values():
+            waits.close()
+        self._waits.clear()
+        for client in {id(c): c for c in (self._client, self._blocking) if c is not None}.values():
             if client is not None:
                 with contextlib.suppress(Exception):
                     await client.aclose()
-        self._client = self._blocking = None
+        self._client = self._blocking = self._cluster = None
         self._scripts = None
         self._hub = None
         self._waiters = None
@@ -288,8 +316,13 @@ class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStrea
             attempts += 1
             if self._durable_wait is None:
                 return await scripts.run("enqueue", script_keys, args)
-            # WAITAOF waits for the writes of its own connection only: one pipeline.
-            reply, synced = await scripts.run_then("enqueue", script_keys, args, self._durable_wait)
+            # WAIT(AOF) waits for the writes of its own connection only: one pipeline,
+            # on the node that owns the queue.
+            cluster = self._cluster
+            node = cluster.node_client(keys.meta) if cluster is not None else None
+            reply, synced = await scripts.run_then(
+                "enqueue", script_keys, args, self._durable_wait, node
+            )
             if isinstance(synced, list) and int(synced[0]) < 1:
                 raise BackendError(f"Redis at {self.safe_url} did not fsync the enqueue in 5 s")
             return reply
@@ -362,14 +395,62 @@ class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStrea
         return await self._call(attempt)
 
     async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
-        if self._blocking is None:
-            raise ConfigurationError("the backend is not connected (call connect() first)")
+        if self._cluster is not None:
+            # Each queue's marker lives in its own slot: one wait per queue.
+            await self._call(lambda: self._wait_each(queues, timeout, f"w{os.urandom(6).hex()}"))
+            return
+        blocking = self._blocking_for(queues[0])
         markers = [self._k(q).marker for q in queues]
         # BZPOPMIN's own timeout bounds the wait; a zero would block for ever.
-        blocking = self._blocking
         await self._call(
             lambda: blocking.bzpopmin(markers, timeout=min(max(timeout, 0.001), MAX_BLOCK))
         )
+
+    def _wait_links(self, client: Redis) -> WaitLinks:
+        waits = self._waits.get(id(client))
+        if waits is None:
+            waits = self._waits[id(client)] = WaitLinks()
+        return waits
+
+    async def _wait_each(self, queues: Sequence[str], timeout: float, worker_id: str) -> None:
+        """Block until any of ``queues`` may have work, one ``BZPOPMIN`` per queue on
+        the node that owns it (a cluster); the others are then woken and ended."""
+        block = min(max(timeout, 0.001), MAX_BLOCK)
+        waits: list[tuple[str, Link, asyncio.Future[Any], WaitLinks]] = []
+        try:
+            for queue in queues:
+                blocking = self._blocking_for(queue)
+                links = self._wait_links(blocking)
+                link = await links.take(blocking)
+                if link is None:  # pragma: no cover - a redis-py that hides its socket
+                    raise ConfigurationError("this redis-py cannot wait on a cluster")
+                keys = self._k(queue)
+                popped = link.send(
+                    pack(("BZPOPMIN", keys.marker, keys.wake(worker_id), block), blocking)
+                )
+                popped.add_done_callback(retrieved)
+                waits.append((queue, link, popped, links))
+            done, _ = await asyncio.wait([w[2] for w in waits], return_when=asyncio.FIRST_COMPLETED)
+            for future in done:
+                if isinstance(error := future.result(), Exception):
+                    raise error
+        finally:
+            await self._end_waits(waits, worker_id)
+
+    async def _end_waits(
+        self, waits: list[tuple[str, Link, asyncio.Future[Any], WaitLinks]], worker_id: str
+    ) -> None:
+        woken = [queue for queue, _, popped, _ in waits if not popped.done()]
+        for queue in woken:
+            await self._wake_own(self._k(queue).wake(worker_id))
+        pending = [popped for _, _, popped, _ in waits if not popped.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=STOP_GIVE_UP)
+        for _, link, popped, links in waits:
+            links.put(link, popped)
+        if woken:  # a pop that ended by its marker left our wake entry behind
+            with contextlib.suppress(RedisError, OSError):
+                await self._client_or_fail().delete(*(self._k(q).wake(worker_id) for q in woken))
 
     async def wait_and_claim(
         self,
@@ -380,9 +461,17 @@ class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStrea
         worker_id: str,
         stop: asyncio.Event,
     ) -> tuple[list[ClaimedJob], int | None]:
-        blocking, scripts = self._blocking, self._scripts
-        if blocking is None or scripts is None:
+        scripts = self._scripts
+        if scripts is None:
             raise ConfigurationError("the backend is not connected (call connect() first)")
+        cluster = self._cluster
+        if cluster is not None and len(queues) > 1:
+            # Their markers live in different slots: wait on each, then claim.
+            wait = self._call(lambda: self._wait_each(queues, timeout, worker_id))
+            return await wait_then_claim(
+                self, queues, timeout, count, lease_ms, worker_id, stop, wait=wait
+            )
+        blocking = self._blocking_for(queues[0])
         # The claim is pipelined behind the blocking pop on a connection of its own:
         # Redis runs it as soon as the pop returns, so a woken worker gets its jobs in
         # the same round trip, and their replies resolve this call as they are parsed.
@@ -390,7 +479,8 @@ class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStrea
         own = self._k(queues[0]).wake(worker_id)
         markers = [*(self._k(q).marker for q in queues), own]
         args = self._claim_args(queues[0], count, lease_ms, worker_id)
-        link = await self._call(lambda: self._waits.take(blocking))
+        waits = self._wait_links(blocking)
+        link = await self._call(lambda: waits.take(blocking))
         if link is None:  # pragma: no cover - a redis-py that hides its socket
             return await wait_then_claim(self, queues, timeout, count, lease_ms, worker_id, stop)
         block = min(max(timeout, 0.001), MAX_BLOCK)
@@ -415,8 +505,13 @@ class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStrea
                 if stop.is_set():  # gave up on an unresponsive Redis to stop: its lease expires
                     return [-1, 0]
                 raise
+            except REDIRECTED as exc:
+                # The slot moved (resharding, failover): nothing ran; find its node.
+                assert cluster is not None, exc
+                cluster.refresh_soon()
+                raise NotSent(f"the cluster moved the queue: {exc}") from exc
             finally:
-                self._waits.put(link, claimed)
+                waits.put(link, claimed)
                 # Later: unwinding the stop watcher must not delay the jobs' start.
                 asyncio.get_running_loop().call_soon(stopper.cancel)
 

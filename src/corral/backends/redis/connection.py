@@ -17,8 +17,9 @@ import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+from corral.backends.redis.cluster import is_cluster_url, open_cluster
 from corral.backends.redis.mux import MuxRedis
 from corral.backends.redis.records import text
 from corral.errors import ConfigurationError
@@ -44,7 +45,18 @@ _WAITAOF = ("WAITAOF", 1, 0, 5000)  # this connection's writes fsynced locally, 
 
 def open_clients(url: str) -> tuple[Redis, Redis]:
     """The backend's two clients for ``url``: the shared pipelined one, and one for
-    blocking waits. Raises ValueError for a bad URL."""
+    blocking waits (for a cluster, one :class:`~.cluster.MuxCluster` does both: it
+    gives each node's). Raises ValueError for a bad URL."""
+    if is_cluster_url(url):
+        cluster = open_cluster(
+            url,
+            socket_timeout=10,
+            blocking_socket_timeout=MAX_BLOCK + 10,
+            pool_size=POOL_SIZE,
+            pool_wait=POOL_WAIT,
+        )
+        # Typed as a Redis: it answers the same commands (see cluster.py).
+        return cast(Redis, cluster), cast(Redis, cluster)
     # Explicit timeouts: a vanished peer is noticed; the blocking connection waits
     # longer than any blocking command it sends. No retries here (see the module doc).
     once = Retry(NoBackoff(), 0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -125,8 +126,18 @@ class ScriptSet:
     """The scripts, as one function library (``FCALL``) on Redis >= 7, else one
     ``EVALSHA`` each; loaded on first use and again whenever Redis has lost them."""
 
-    def __init__(self, client: Redis, *, functions: bool = False, flags: bool = False) -> None:
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        functions: bool = False,
+        flags: bool = False,
+        servers: Callable[[], list[Redis]] | None = None,
+    ) -> None:
         self._client = client
+        # Where loading goes: every primary of a cluster (a promoted replica or a new
+        # primary may lack the scripts), else the one server.
+        self._servers = servers or (lambda: [client])
         self._functions = functions
         self._library, self._library_text = library()
 
@@ -154,11 +165,16 @@ class ScriptSet:
         )
 
     async def load(self, name: str) -> None:
-        """Load script ``name`` (with functions: the whole library). A Redis that
-        refuses ``FUNCTION LOAD`` (an ACL, a proxy) gets ``EVALSHA`` from then on."""
+        """Load script ``name`` (with functions: the whole library) on every server.
+        A Redis that refuses ``FUNCTION LOAD`` (an ACL, a proxy) gets ``EVALSHA`` from
+        then on."""
+        for server in self._servers():
+            await self._load_on(server, name)
+
+    async def _load_on(self, server: Redis, name: str) -> None:
         if self._functions:
             try:
-                await self._client.execute_command(  # type: ignore[no-untyped-call]
+                await server.execute_command(  # type: ignore[no-untyped-call]
                     "FUNCTION", "LOAD", self._library_text
                 )
                 return
@@ -168,7 +184,7 @@ class ScriptSet:
                 if not (isinstance(exc, NoPermissionError) or "unknown command" in str(exc)):
                     raise
                 self._functions = False
-        await self._client.script_load(self._texts[name])
+        await server.script_load(self._texts[name])
 
     async def run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         """Run script ``name`` (loading it first if Redis does not have it)."""
@@ -204,13 +220,20 @@ class ScriptSet:
         return replies
 
     async def run_then(
-        self, name: str, keys: list[str], args: list[Any], then: tuple[Any, ...]
+        self,
+        name: str,
+        keys: list[str],
+        args: list[Any],
+        then: tuple[Any, ...],
+        server: Redis | None = None,
     ) -> tuple[Any, Any]:
         """Run script ``name`` and then command ``then`` on one connection (one
-        pipeline), for a command about that connection's writes, such as ``WAITAOF``.
-        Returns both replies."""
+        pipeline) of ``server`` (default: the client; in a cluster: the keys' node),
+        for a command about that connection's writes, such as ``WAIT``. Returns both
+        replies."""
+        server = server or self._client
         for _ in range(2):
-            async with self._client.pipeline(transaction=False) as pipe:
+            async with server.pipeline(transaction=False) as pipe:
                 pipe.execute_command(*self.command(name), len(keys), *keys, *args)
                 pipe.execute_command(*then)
                 reply, after = await pipe.execute(raise_on_error=False)
