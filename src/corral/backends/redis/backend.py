@@ -264,7 +264,15 @@ class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStrea
         self._scripts = ScriptSet(
             client, functions=self.use_functions and v7, flags=v7, servers=servers
         )
-        self._hub = Hub(client, self._reconnect)
+        if (cluster := self._cluster) is not None:
+            self._hub = Hub(
+                client,
+                self._reconnect,
+                connect=lambda: cluster.node_client(self._registry.queues).pubsub(),
+                on_lost=cluster.refresh_soon,
+            )
+        else:
+            self._hub = Hub(client, self._reconnect)
         self._waiters = Waiters(self._hub)
 
     async def close(self) -> None:

@@ -53,9 +53,22 @@ class Hub:
     """Channel subscriptions multiplexed over one connection of ``client``;
     ``reconnect`` is the backend's connection state (see the module doc)."""
 
-    def __init__(self, client: Redis, reconnect: Reconnect) -> None:
+    def __init__(
+        self,
+        client: Redis,
+        reconnect: Reconnect,
+        *,
+        connect: Callable[[], PubSub] | None = None,
+        on_lost: Callable[[], None] | None = None,
+    ) -> None:
         self._client = client
         self._reconnect = reconnect
+        # A cluster's hub: ``connect`` opens a pub/sub connection to a live node, and a
+        # lost one is replaced (redis-py would knock on the dead node's door for ever);
+        # ``on_lost`` asks for a fresh slot map. Any node hears every message: PUBLISH
+        # is broadcast over the cluster bus.
+        self._connect = connect
+        self._on_lost = on_lost
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -139,8 +152,38 @@ class Hub:
 
     def _pubsub_of(self) -> PubSub:
         if self._pubsub is None:
-            self._pubsub = self._client.pubsub()
+            self._pubsub = self._connect() if self._connect else self._client.pubsub()
         return self._pubsub
+
+    async def _renew(self) -> None:
+        """Replace a cluster hub's lost connection and subscribe it again to every
+        channel with listeners (confirmations end the gap, see ``_dispatch``)."""
+        if self._on_lost is not None:
+            self._on_lost()
+        async with self._lock:
+            old, self._pubsub = self._pubsub, None
+            if old is not None:
+                with contextlib.suppress(Exception):
+                    await old.aclose()  # type: ignore[no-untyped-call, unused-ignore]
+            if not self._handlers:
+                return
+            pubsub = self._pubsub_of()
+            for pattern, name in list(self._handlers):
+                confirmed = asyncio.get_running_loop().create_future()
+                confirmed.add_done_callback(retrieved)
+                self._confirmed[(pattern, name)] = confirmed
+            channels = [name for pattern, name in self._handlers if not pattern]
+            patterns = [name for pattern, name in self._handlers if pattern]
+            try:
+                if channels:
+                    await pubsub.subscribe(*channels)
+                if patterns:
+                    await pubsub.psubscribe(*patterns)
+            except (RedisError, OSError) as exc:
+                self._connection_lost(exc)  # the next round tries another node
+                self._pubsub = None
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
 
     def _start_reader(self) -> None:
         if self._reader is None or self._reader.done():
@@ -197,13 +240,16 @@ class Hub:
         self._confirmed.clear()
 
     async def _read(self) -> None:
-        assert self._pubsub is not None
-        pubsub = self._pubsub
         loop = asyncio.get_running_loop()
         while True:
+            if self._connect is not None and self._pubsub is None:
+                await self._renew()
+                if self._pubsub is None:
+                    await asyncio.sleep(_PAUSE_AFTER_ERROR)
+                    continue
             read_at = loop.time()
             try:
-                message = await pubsub.get_message(timeout=1.0)
+                message = await self._pubsub_of().get_message(timeout=1.0)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the reader must outlive any trouble
@@ -217,6 +263,8 @@ class Hub:
                 else:
                     log.warning("pub/sub connection failed (%s); reconnecting", exc)
                 await asyncio.sleep(_PAUSE_AFTER_ERROR)
+                if self._connect is not None:
+                    await self._renew()
                 continue
             if message is None:
                 # Not proof the connection is back: a silent peer also reads nothing.
