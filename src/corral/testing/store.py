@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from corral.backends.redis.cluster import is_cluster_url, parse_cluster_url
 from corral.errors import ConfigurationError
 from corral.settings import REDIS_SCHEMES, resolve_url
 
@@ -65,6 +66,8 @@ def delete_prefix(url: str, prefix: str) -> int:
         return 0
     import redis
 
+    if is_cluster_url(url):
+        return _delete_prefix_cluster(url, prefix)
     client = redis.Redis.from_url(url)
     try:
         deleted = 0
@@ -76,6 +79,22 @@ def delete_prefix(url: str, prefix: str) -> int:
                 batch.clear()
         if batch:
             deleted += client.delete(*batch)
+        return deleted
+    finally:
+        client.close()
+
+
+def _delete_prefix_cluster(url: str, prefix: str) -> int:
+    from redis.cluster import ClusterNode, RedisCluster
+
+    seeds, options = parse_cluster_url(url)
+    client = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in seeds], **options)  # type: ignore[no-untyped-call, unused-ignore]
+    try:
+        deleted = 0
+        for node in client.get_primaries():  # type: ignore[no-untyped-call, unused-ignore]
+            server = client.get_redis_connection(node)
+            for key in server.scan_iter(match=f"{prefix}:*", count=1000):
+                deleted += int(server.delete(key))  # keys of one node, any slot
         return deleted
     finally:
         client.close()

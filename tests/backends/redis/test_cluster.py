@@ -16,6 +16,7 @@ from corral import Corral
 from corral.backends.redis import RedisBackend
 from corral.backends.redis.cluster import MuxCluster, parse_cluster_url
 from corral.errors import ConfigurationError
+from corral.testing.store import delete_prefix
 from corral.worker import Worker
 from tests.contract.conftest import new_job
 
@@ -191,3 +192,21 @@ async def test_calls_go_to_the_promoted_replica_after_a_primary_dies(
     assert own_cluster.owner("corral:{q}:meta") is not owner
     with pytest.raises(redis.ConnectionError):
         owner.client().ping()
+
+
+async def test_delete_prefix_empties_a_tests_namespace_on_every_node(
+    redis_cluster: ClusterProcs, redis_cluster_url: str
+) -> None:
+    backend = RedisBackend(redis_cluster_url, prefix="t9")
+    await backend.connect()
+    try:
+        first, second = _queues_on_different_nodes(redis_cluster)
+        await backend.enqueue(first, [new_job("a")])
+        await backend.enqueue(second, [new_job("b")])
+        await backend.redis.set("other:key", "kept")
+        deleted = await asyncio.to_thread(delete_prefix, redis_cluster_url, "t9")
+        assert deleted > 2  # job hashes, queue sets and meta on both nodes
+        assert await backend.stats(first) == await backend.stats("never-used")
+        assert await backend.redis.get("other:key") == b"kept"
+    finally:
+        await backend.close()
