@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from chaos.topology import ClusterProcs
+from chaos.topology import ClusterProcs, SentinelProcs
 
 from tests.redis_server import RedisServer
 
@@ -61,6 +61,23 @@ def redis_url(redis_server: RedisServer) -> str:
     """URL of the session's private Redis, emptied (FLUSHALL) before each test."""
     flush(redis_server.url)
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def sentinel_group(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelProcs]:
+    """A Sentinel group of the session's own (a primary, a replica, three sentinels),
+    started on first use. Tests must leave it as they found it: one that fails the
+    primary over starts a group of its own."""
+    with SentinelProcs(tmp_path_factory.mktemp("sentinel")) as group:
+        yield group
+
+
+@pytest.fixture
+def sentinel_url(sentinel_group: SentinelProcs) -> str:
+    """``redis+sentinel://`` URL of the session's Sentinel group, its primary emptied
+    (FLUSHALL) before each test."""
+    flush(f"redis://127.0.0.1:{sentinel_group.current_primary()}/0")
+    return sentinel_group.url
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

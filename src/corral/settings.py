@@ -32,7 +32,17 @@ __all__ = [
 ]
 
 DEFAULT_URL = "sqlite:///corral.db"
-REDIS_SCHEMES = frozenset({"redis", "rediss", "unix", "redis+cluster", "rediss+cluster"})
+REDIS_SCHEMES = frozenset(
+    {
+        "redis",
+        "rediss",
+        "unix",
+        "redis+cluster",
+        "rediss+cluster",
+        "redis+sentinel",
+        "rediss+sentinel",
+    }
+)
 SQLITE_SCHEMES = frozenset({"sqlite"})
 
 
@@ -50,18 +60,29 @@ def resolve_url(url: str | None = None) -> str:
 
 
 def mask_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (safe to print)."""
+    """The URL with any password (in its user info, or a query option whose name ends
+    in ``password``) replaced by ``***`` (safe to print)."""
     try:
         parts = urlsplit(url)
     except ValueError:
         return "<unparseable URL>"
+    masked = False
     userinfo, at, hostport = parts.netloc.rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    # Work on the netloc text as written (parsing the port could fail or drop
-    # IPv6 brackets).
-    user = userinfo.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
+    if at and ":" in userinfo:
+        masked = True
+        # Work on the netloc text as written (parsing the port could fail or drop
+        # IPv6 brackets, and a Sentinel URL lists several hosts).
+        user = userinfo.split(":", 1)[0]
+        parts = parts._replace(netloc=f"{user}:***@{hostport}")
+    if "password" in parts.query.lower():
+        masked = True
+        options = [
+            f"{name}=***" if name.lower().endswith("password") else f"{name}{eq}{value}"
+            for name, eq, value in (o.partition("=") for o in parts.query.split("&"))
+        ]
+        parts = parts._replace(query="&".join(options))
+    # Rebuilt only when needed: urlunsplit rewrites some URLs (sqlite:/// → sqlite:/).
+    return urlunsplit(parts) if masked else url
 
 
 def describe_backend(url: str) -> str:

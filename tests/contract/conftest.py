@@ -50,6 +50,15 @@ async def _redis_cluster_backend(request: pytest.FixtureRequest, tmp_path: Path)
     return backend
 
 
+async def _redis_sentinel_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """Redis through Sentinel (a primary and a replica): the same scripts and semantics."""
+    from corral.backends.redis import RedisBackend
+
+    backend = RedisBackend(request.getfixturevalue("sentinel_url"))
+    await backend.connect()
+    return backend
+
+
 async def _sqlite_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     from corral.backends.sqlite import SQLiteBackend
 
@@ -62,6 +71,7 @@ FACTORIES: dict[str, BackendFactory] = {
     "redis": _redis_backend,
     "redis-eval": _redis_eval_backend,
     "redis-cluster": _redis_cluster_backend,
+    "redis-sentinel": _redis_sentinel_backend,
     "sqlite": _sqlite_backend,
 }
 

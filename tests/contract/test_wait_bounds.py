@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aredis
-from chaos.topology import ClusterProcs
+from chaos.topology import ClusterProcs, SentinelProcs
 
 from corral import Corral
 from corral.backends.base import Backend, Completion, JobState, Retention
@@ -69,19 +69,32 @@ async def stalled(backend: Backend, request: pytest.FixtureRequest) -> AsyncIter
                 client.execute_command("CLIENT", "PAUSE", int(STALL * 1000), "ALL")
         yield
         return
-    # The backend's store is the session's private redis-server (``redis_url``).
-    server: RedisServer = request.getfixturevalue("redis_server")
-    assert url == server.url
-    resume = asyncio.get_running_loop().call_later(STALL, os.kill, server.pid, signal.SIGCONT)
-    os.kill(server.pid, signal.SIGSTOP)
+    group: SentinelProcs | None = None
+    if url.startswith("redis+sentinel"):
+        # The session's Sentinel group: its sentinels are paused too, or they would
+        # fail the stopped primary over.
+        group = request.getfixturevalue("sentinel_group")
+        primary = group.primary_proc()
+        assert primary.proc is not None
+        pid, url = primary.proc.pid, primary.url
+        group.pause_sentinels()
+    else:
+        # The backend's store is the session's private redis-server (``redis_url``).
+        server: RedisServer = request.getfixturevalue("redis_server")
+        assert url == server.url
+        pid = server.pid
+    resume = asyncio.get_running_loop().call_later(STALL, os.kill, pid, signal.SIGCONT)
+    os.kill(pid, signal.SIGSTOP)
     admin = aredis.Redis.from_url(url)
     try:
         yield
-        os.kill(server.pid, signal.SIGCONT)
+        os.kill(pid, signal.SIGCONT)
         await admin.ping()  # answered once the server runs again
     finally:
         resume.cancel()
-        os.kill(server.pid, signal.SIGCONT)
+        os.kill(pid, signal.SIGCONT)
+        if group is not None:
+            group.resume_sentinels()
         await admin.aclose()
 
 

@@ -46,7 +46,15 @@ def test_empty_env_values_are_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["redis://h:6379/0", "rediss://h:6380/0", "unix:///tmp/redis.sock", "sqlite:///x.db"]
+    "url",
+    [
+        "redis://h:6379/0",
+        "rediss://h:6380/0",
+        "unix:///tmp/redis.sock",
+        "sqlite:///x.db",
+        "redis+sentinel://s1:26379,s2:26379/corral/0",
+        "rediss+sentinel://s1:26379/corral",
+    ],
 )
 def test_known_schemes(url: str) -> None:
     assert resolve_url(url) == url
@@ -92,6 +100,15 @@ def test_unknown_scheme_with_a_bad_port_is_still_a_configuration_error() -> None
             "redis://user:secret@host:6379/0?ssl_cert_reqs=none",
             "redis://user:***@host:6379/0?ssl_cert_reqs=none",
         ),
+        (
+            "redis+sentinel://u:secret@s1:26379,s2:26379/corral/0?sentinel_password=secret",
+            "redis+sentinel://u:***@s1:26379,s2:26379/corral/0?sentinel_password=***",
+        ),
+        (
+            "rediss+sentinel://s1/corral?ssl_cert_reqs=none&sentinel_password=secret",
+            "rediss+sentinel://s1/corral?ssl_cert_reqs=none&sentinel_password=***",
+        ),
+        ("redis://host/0?password=secret", "redis://host/0?password=***"),
     ],
 )
 def test_mask_url_hides_passwords(url: str, masked: str) -> None:
@@ -100,7 +117,14 @@ def test_mask_url_hides_passwords(url: str, masked: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["redis://host:6379/0", "redis://user@host:6379/0", "sqlite:///corral.db", "unix:///s"]
+    "url",
+    [
+        "redis://host:6379/0",
+        "redis://user@host:6379/0",
+        "sqlite:///corral.db",
+        "unix:///s",
+        "redis+sentinel://s1,s2:26380/corral/1?sentinel_timeout=2",
+    ],
 )
 def test_mask_url_leaves_urls_without_password_alone(url: str) -> None:
     assert mask_url(url) == url

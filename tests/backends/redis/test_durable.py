@@ -24,7 +24,7 @@ async def test_the_durable_wait_runs_on_the_connection_that_ran_the_enqueue(
     await backend.connect()
     version = tuple(int(p) for p in aof_redis.version().split(".")[:2])
     if version < (7, 2):
-        backend._durable_wait = ("WAIT", 0, 0)
+        backend._durable_wait = (("WAIT", 0, 0),)
     wait_name = "WAITAOF" if version >= (7, 2) else "WAIT"
     monitor = redis.asyncio.Redis.from_url(aof_redis.url)
     try:

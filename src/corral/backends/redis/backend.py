@@ -32,6 +32,7 @@ from corral.backends.redis.connection import (
     MIN_REDIS_VERSION,
     Reconnect,
     check_server,
+    durable_shortfall,
     open_clients,
 )
 from corral.backends.redis.facts import RedisFacts
@@ -46,6 +47,7 @@ from corral.backends.redis.records import job_rows, record_from_hash, waiting_or
 from corral.backends.redis.records import text as _text
 from corral.backends.redis.recover import adopt
 from corral.backends.redis.scripts import ScriptSet
+from corral.backends.redis.sentinel_url import is_sentinel_url, parse_sentinel_url
 from corral.backends.redis.streams import RedisStreams
 from corral.backends.redis.wait import STOP_GIVE_UP, WaitLinks, end_on_stop, retrieved
 from corral.backends.redis.waiters import Waiters
@@ -70,6 +72,7 @@ log = logging.getLogger("corral.redis")
 
 _ENQUEUE_CHUNK = 1000
 _NKEYS = 8  # keys every script takes (_queue_keys)
+WAIT_MARGIN = 10.0  # seconds past a blocking wait's timeout before its link is closed
 
 T = TypeVar("T")
 
@@ -83,6 +86,8 @@ def _retention_args(retention: Retention) -> list[int]:
 def _db_of(url: str) -> int:
     # A malformed URL is reported by connect(), which parses it again.
     try:
+        if is_sentinel_url(url):
+            return parse_sentinel_url(url).db
         return int(parse_url(url).get("db", 0))
     except (ValueError, TypeError):
         return 0
@@ -108,8 +113,9 @@ class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStrea
     ) -> None:
         self.url = url
         self.durable = durable
-        #: Sent with each durable enqueue, on its connection (None: appendfsync always).
-        self._durable_wait: tuple[Any, ...] | None = None
+        #: Sent after each durable enqueue, on its connection (none: appendfsync always
+        #: and no replica to wait for).
+        self._durable_wait: tuple[tuple[Any, ...], ...] = ()
         self.safe_url = mask_url(url)
         self._reconnect = Reconnect(self.safe_url, reconnect_timeout, self._drop_idle)
         self.prefix = prefix
@@ -322,17 +328,21 @@ class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStrea
         async def attempt() -> Any:
             nonlocal attempts
             attempts += 1
-            if self._durable_wait is None:
+            if not self._durable_wait:
                 return await scripts.run("enqueue", script_keys, args)
-            # WAIT(AOF) waits for the writes of its own connection only: one pipeline,
-            # on the node that owns the queue.
+            # WAITAOF and WAIT wait for the writes of their own connection: one
+            # pipeline, on the node that owns the queue.
             cluster = self._cluster
             node = cluster.node_client(keys.meta) if cluster is not None else None
-            reply, synced = await scripts.run_then(
-                "enqueue", script_keys, args, self._durable_wait, node
+            reply, *acks = await scripts.run_then(
+                "enqueue", script_keys, args, *self._durable_wait, server=node
             )
-            if isinstance(synced, list) and int(synced[0]) < 1:
-                raise BackendError(f"Redis at {self.safe_url} did not fsync the enqueue in 5 s")
+            for command, ack in zip(self._durable_wait, acks, strict=True):
+                if shortfall := durable_shortfall(command, ack):
+                    raise BackendError(
+                        f"Redis at {self.safe_url} {shortfall} (the jobs are stored, "
+                        "but may not survive a crash or failover)"
+                    )
             return reply
 
         *flags, unlisted = await self._call(attempt)
@@ -499,6 +509,13 @@ class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStrea
             # Read even when the pop's failure is what gets raised (no "never retrieved").
             claimed.add_done_callback(retrieved)
             stopper = end_on_stop(stop, link, claimed, lambda: self._wake_own(own))
+            # A Redis gone silent (paused, partitioned) is noticed a margin after the
+            # pop's own timeout, not the socket timeout's much later.
+            overdue = asyncio.get_running_loop().call_later(
+                block + WAIT_MARGIN,
+                link.close,
+                RedisTimeoutError(f"no reply from Redis to a {block:g} s blocking wait"),
+            )
             try:
                 if isinstance(error := await popped, Exception):
                     raise error
@@ -519,6 +536,7 @@ class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStrea
                 cluster.refresh_soon()
                 raise NotSent(f"the cluster moved the queue: {exc}") from exc
             finally:
+                overdue.cancel()
                 waits.put(link, claimed)
                 # Later: unwinding the stop watcher must not delay the jobs' start.
                 asyncio.get_running_loop().call_soon(stopper.cancel)

@@ -22,15 +22,24 @@ from typing import Any, TypeVar, cast
 from corral.backends.redis.cluster import is_cluster_url, open_cluster
 from corral.backends.redis.mux import MuxRedis
 from corral.backends.redis.records import text
+from corral.backends.redis.sentinel_url import is_sentinel_url
 from corral.errors import ConfigurationError
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.backoff import EqualJitterBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["MAX_BLOCK", "MIN_REDIS_VERSION", "Reconnect", "check_server", "open_clients"]
+__all__ = [
+    "MAX_BLOCK",
+    "MIN_REDIS_VERSION",
+    "Reconnect",
+    "check_server",
+    "durable_shortfall",
+    "open_clients",
+]
 
 log = logging.getLogger("corral.redis")
 
@@ -41,6 +50,7 @@ MIN_REDIS_VERSION = (6, 2, 0)
 POOL_SIZE = 100  # pooled connections of the backend's client (redis-py's default)
 POOL_WAIT = 10.0  # seconds a command waits for a free one before ConnectionFailed
 _WAITAOF = ("WAITAOF", 1, 0, 5000)  # this connection's writes fsynced locally, within 5 s
+_WAIT_REPLICA = ("WAIT", 1, 5000)  # ... and received by a replica, within 5 s
 
 
 def open_clients(url: str) -> tuple[Redis, Redis]:
@@ -57,6 +67,10 @@ def open_clients(url: str) -> tuple[Redis, Redis]:
         )
         # Typed as a Redis: it answers the same commands (see cluster.py).
         return cast(Redis, cluster), cast(Redis, cluster)
+    if is_sentinel_url(url):
+        from corral.backends.redis.sentinel import open_sentinel_clients
+
+        return open_sentinel_clients(url)
     # Explicit timeouts: a vanished peer is noticed; the blocking connection waits
     # longer than any blocking command it sends. No retries here (see the module doc).
     once = Retry(NoBackoff(), 0)
@@ -86,11 +100,11 @@ def open_clients(url: str) -> tuple[Redis, Redis]:
 
 async def check_server(
     client: Redis, info: dict[str, Any], safe_url: str, *, durable: bool
-) -> tuple[tuple[int, ...], tuple[Any, ...] | None]:
+) -> tuple[tuple[int, ...], tuple[tuple[Any, ...], ...]]:
     """Check the server a backend connects to (``info``: its INFO server section):
     version, eviction policy (a warning), and for ``durable`` its persistence. Returns
-    the version and the command to send with each durable enqueue, on its connection
-    (None: none needed). Raises ConfigurationError."""
+    the version and the commands to send after each durable enqueue, on its connection
+    (see :func:`durable_shortfall`). Raises ConfigurationError."""
     version = tuple(int(p) for p in str(info.get("redis_version", "0.0.0")).split(".")[:3])
     if version < MIN_REDIS_VERSION:
         need = ".".join(map(str, MIN_REDIS_VERSION))
@@ -108,18 +122,30 @@ async def check_server(
             policy,
         )
     if not durable:
-        return version, None
+        return version, ()
     if config.get("appendonly") != "yes":
         raise ConfigurationError(
             f"durable enqueue needs the AOF on Redis at {safe_url}: set appendonly yes"
         )
+    # Behind Sentinel a failover promotes a replica: the enqueue must be on one too.
+    sentinel = isinstance(client.connection_pool, SentinelConnectionPool)
+    replicated = (_WAIT_REPLICA,) if sentinel else ()
     if version >= (7, 2, 0):
-        return version, _WAITAOF
+        return version, (_WAITAOF, *replicated)
     if config.get("appendfsync") != "always":
         raise ConfigurationError(
             f"durable enqueue on Redis < 7.2 (no WAITAOF) needs appendfsync always on {safe_url}"
         )
-    return version, None
+    return version, replicated
+
+
+def durable_shortfall(command: tuple[Any, ...], reply: Any) -> str | None:
+    """What a durable wait's ``reply`` says was not done (None: all was)."""
+    if command[0] == "WAITAOF" and int(reply[0]) < int(command[1]):
+        return f"did not fsync the enqueue in {int(command[-1]) / 1000:g} s"
+    if command[0] == "WAIT" and int(reply) < int(command[1]):
+        return f"had no replica acknowledge the enqueue in {int(command[-1]) / 1000:g} s"
+    return None
 
 
 async def _config(client: Redis, *names: str) -> dict[str, str]:

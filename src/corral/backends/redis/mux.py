@@ -29,7 +29,7 @@ import hiredis
 from redis.asyncio import Redis
 from redis.client import EMPTY_RESPONSE, NEVER_DECODE
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import InvalidResponse, ResponseError
+from redis.exceptions import InvalidResponse, ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 try:  # redis-py >= 5: the error-reply → exception class table lives here
@@ -56,6 +56,17 @@ _POOLED = frozenset(
 )  # fmt: skip
 _BLOCKING_READS = frozenset({"XREAD", "XREADGROUP"})  # blocking only with BLOCK
 _RECONNECT_PAUSE = 1.0  # seconds on the pooled path after the shared link failed
+
+
+# A failover turned the server into a replica: nothing was written (a replica refuses
+# writes; a blocking pop was ended unserved), and a new connection reaches the new
+# primary (through Sentinel, or a DNS name that now points there), so the connection
+# counts as lost, as redis-py's SentinelManagedConnection also treats it.
+_DEMOTED_UNBLOCKED = "UNBLOCKED force unblock from blocking operation, instance state changed"
+
+
+def _demoted(reply: ResponseError) -> bool:
+    return isinstance(reply, ReadOnlyError) or str(reply).startswith(_DEMOTED_UNBLOCKED)
 
 
 class NotSent(RedisConnectionError):
@@ -127,6 +138,12 @@ class Link(asyncio.Protocol):
             while (reply := reader.gets()) is not False:
                 self._replies += 1
                 future = waiting.popleft()
+                if isinstance(reply, ResponseError) and _demoted(reply):
+                    lost = RedisConnectionError(f"Redis is no longer the primary ({reply})")
+                    if not future.done():
+                        future.set_exception(lost)
+                    self._break(lost)
+                    return
                 if not future.done():
                     future.set_result(reply)
         except InvalidResponse as exc:
@@ -154,8 +171,9 @@ class Link(asyncio.Protocol):
                 future.set_exception(self.broken if written > 0 else NotSent(str(self.broken)))
             written -= 1
 
-    def close(self) -> None:
-        self._break(RedisConnectionError("the client was closed"))
+    def close(self, error: Exception | None = None) -> None:
+        """Close the socket; waiting commands fail with ``error`` (default: closed)."""
+        self._break(error or RedisConnectionError("the client was closed"))
 
 
 async def open_link(client: Redis) -> Link | None:

@@ -47,6 +47,11 @@ Key = tuple[bool, bytes]
 #: Seconds a listener without a deadline of its own waits for Redis to confirm.
 SUBSCRIBE_TIMEOUT = 10.0
 _PAUSE_AFTER_ERROR = 0.5
+#: Seconds of silence after which the reader PINGs, and then seconds it waits for any
+#: reply before it counts the connection as lost: a peer gone silently (a paused or
+#: partitioned server) is noticed within their sum, where reads alone never would be.
+PING_AFTER = 5.0
+PONG_TIMEOUT = 5.0
 
 
 class Hub:
@@ -82,6 +87,8 @@ class Hub:
         # published meanwhile were never delivered.
         self._gap_listeners: set[Callable[[], None]] = set()
         self._broken = False
+        self._heard_at = 0.0
+        self._pinged_at: float | None = None
 
     async def subscribe(
         self, channel: str, handler: Handler, timeout: float | None = SUBSCRIBE_TIMEOUT
@@ -241,6 +248,7 @@ class Hub:
 
     async def _read(self) -> None:
         loop = asyncio.get_running_loop()
+        self._heard_at, self._pinged_at = loop.time(), None
         while True:
             if self._connect is not None and self._pubsub is None:
                 await self._renew()
@@ -249,10 +257,14 @@ class Hub:
                     continue
             read_at = loop.time()
             try:
-                message = await self._pubsub_of().get_message(timeout=1.0)
+                pubsub = self._pubsub_of()
+                message = await pubsub.get_message(timeout=1.0)
+                if message is None:
+                    await self._watch(pubsub, loop.time())
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the reader must outlive any trouble
+                self._heard_at, self._pinged_at = loop.time(), None
                 # redis-py reconnects on the next read and subscribes again to the
                 # channels it knows; a refused SUBSCRIBE arrives here as an error.
                 self._connection_lost(exc)
@@ -269,8 +281,25 @@ class Hub:
             if message is None:
                 # Not proof the connection is back: a silent peer also reads nothing.
                 continue
+            self._heard_at, self._pinged_at = loop.time(), None
             await self._reconnect.back(read_at)
             self._dispatch(message)
+
+    async def _watch(self, pubsub: PubSub, now: float) -> None:
+        """PING a connection silent for PING_AFTER seconds; raise TimeoutError (having
+        closed it, so the next read reconnects and subscribes again) when nothing came
+        back within PONG_TIMEOUT."""
+        if self._pinged_at is None:
+            if now - self._heard_at >= PING_AFTER:
+                self._pinged_at = now
+                await pubsub.ping()
+            return
+        if now - self._pinged_at < PONG_TIMEOUT:
+            return
+        connection: Any = pubsub.connection  # typed None by redis-py
+        if connection is not None:
+            await connection.disconnect()
+        raise RedisTimeoutError(f"no reply from Redis to a pub/sub PING in {PONG_TIMEOUT:g} s")
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         kind, channel = message["type"], message["channel"]

@@ -224,23 +224,24 @@ class ScriptSet:
         name: str,
         keys: list[str],
         args: list[Any],
-        then: tuple[Any, ...],
+        *then: tuple[Any, ...],
         server: Redis | None = None,
-    ) -> tuple[Any, Any]:
-        """Run script ``name`` and then command ``then`` on one connection (one
+    ) -> list[Any]:
+        """Run script ``name`` and then the commands ``then`` on one connection (one
         pipeline) of ``server`` (default: the client; in a cluster: the keys' node),
-        for a command about that connection's writes, such as ``WAIT``. Returns both
-        replies."""
+        for commands about that connection's writes, such as ``WAIT``. Returns all the
+        replies, the script's first."""
         server = server or self._client
         for _ in range(2):
             async with server.pipeline(transaction=False) as pipe:
                 pipe.execute_command(*self.command(name), len(keys), *keys, *args)
-                pipe.execute_command(*then)
-                reply, after = await pipe.execute(raise_on_error=False)
-            if not (isinstance(reply, Exception) and self.missing(reply)):
+                for command in then:
+                    pipe.execute_command(*command)
+                replies: list[Any] = await pipe.execute(raise_on_error=False)
+            if not (isinstance(replies[0], Exception) and self.missing(replies[0])):
                 break
             await self.load(name)
-        for value in (reply, after):
+        for value in replies:
             if isinstance(value, Exception):
                 raise value
-        return reply, after
+        return replies
