@@ -89,10 +89,12 @@ class RedisOutbox:
 
         async def open_window() -> Any:
             # The first bump opens the window: its end is the marker's value, the marker
-            # lives as long as the window.
+            # lives until exactly then (PXAT: a PX counted from the SET would outlive
+            # the end by the round trip since TIME, and a bump just after the end
+            # would still count in the old window).
             now = await self.time_ms()
             async with client.pipeline(transaction=True) as pipe:
-                pipe.set(window, now + window_ms, nx=True, px=window_ms)
+                pipe.set(window, now + window_ms, nx=True, pxat=now + window_ms)
                 pipe.get(window)
                 return (await pipe.execute())[1]
 
