@@ -39,7 +39,7 @@ from corral.backends.redis.facts import RedisFacts
 from corral.backends.redis.history import RedisHistory
 from corral.backends.redis.keys import QueueKeys, RegistryKeys
 from corral.backends.redis.legacy import add_old_lists
-from corral.backends.redis.mux import Link, NotSent, pack
+from corral.backends.redis.mux import Link, MuxRedis, NotSent, pack
 from corral.backends.redis.outbox import RedisOutbox
 from corral.backends.redis.paging import RedisPaging
 from corral.backends.redis.pubsub import EventStream, Hub
@@ -47,6 +47,7 @@ from corral.backends.redis.records import job_rows, record_from_hash, waiting_or
 from corral.backends.redis.records import text as _text
 from corral.backends.redis.recover import adopt
 from corral.backends.redis.scripts import ScriptSet
+from corral.backends.redis.sentinel import SwitchWatch
 from corral.backends.redis.sentinel_url import is_sentinel_url, parse_sentinel_url
 from corral.backends.redis.streams import RedisStreams
 from corral.backends.redis.wait import STOP_GIVE_UP, WaitLinks, end_on_stop, retrieved
@@ -131,6 +132,7 @@ class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStrea
         self._waits: dict[int, WaitLinks] = {}
         self._scripts: ScriptSet | None = None
         self._hub: Hub | None = None
+        self._switch: SwitchWatch | None = None  # Sentinel's failover announcements
         self._waiters: Waiters | None = None
 
     # -- plumbing -------------------------------------------------------------------
@@ -280,8 +282,24 @@ class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStrea
         else:
             self._hub = Hub(client, self._reconnect)
         self._waiters = Waiters(self._hub)
+        if is_sentinel_url(self.url):
+            self._switch = SwitchWatch(client, blocking, self._primary_moved)
+
+    async def _primary_moved(self) -> None:
+        """Sentinel named a new primary: leave the old one now, not once it is demoted
+        (see ``SwitchWatch``); calls under way are retried on the new one."""
+        moved = RedisConnectionError("Sentinel named a new primary")
+        if isinstance(self._client, MuxRedis):
+            self._client.drop_link(moved)
+        for waits in self._waits.values():
+            waits.close()
+        if self._hub is not None:
+            self._hub.reconnect_soon(str(moved))
 
     async def close(self) -> None:
+        if self._switch is not None:
+            await self._switch.close()
+            self._switch = None
         if self._hub is not None:
             await self._hub.close()
         for waits in self._waits.values():

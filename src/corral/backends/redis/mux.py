@@ -139,7 +139,8 @@ class Link(asyncio.Protocol):
                 self._replies += 1
                 future = waiting.popleft()
                 if isinstance(reply, ResponseError) and _demoted(reply):
-                    lost = RedisConnectionError(f"Redis is no longer the primary ({reply})")
+                    said = f"READONLY {reply}" if isinstance(reply, ReadOnlyError) else reply
+                    lost = RedisConnectionError(f"Redis is no longer the primary ({said})")
                     if not future.done():
                         future.set_exception(lost)
                     self._break(lost)
@@ -292,6 +293,12 @@ class MuxRedis(Redis):
             return reply
         value = callback(reply, **options)
         return await value if inspect.isawaitable(value) else value
+
+    def drop_link(self, error: Exception | None = None) -> None:
+        """Close the shared connection (commands waiting on it fail with ``error``);
+        the next command opens a new one."""
+        if self._link is not None:
+            self._link.close(error)
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
         """Close the shared connection and the pool."""

@@ -89,6 +89,7 @@ class Hub:
         self._broken = False
         self._heard_at = 0.0
         self._pinged_at: float | None = None
+        self._stale: Exception | None = None  # see reconnect_soon
 
     async def subscribe(
         self, channel: str, handler: Handler, timeout: float | None = SUBSCRIBE_TIMEOUT
@@ -258,6 +259,10 @@ class Hub:
             read_at = loop.time()
             try:
                 pubsub = self._pubsub_of()
+                if self._stale is not None:
+                    await _disconnect(pubsub)
+                    stale, self._stale = self._stale, None
+                    raise stale
                 message = await pubsub.get_message(timeout=1.0)
                 if message is None:
                     await self._watch(pubsub, loop.time())
@@ -296,10 +301,13 @@ class Hub:
             return
         if now - self._pinged_at < PONG_TIMEOUT:
             return
-        connection: Any = pubsub.connection  # typed None by redis-py
-        if connection is not None:
-            await connection.disconnect()
+        await _disconnect(pubsub)
         raise RedisTimeoutError(f"no reply from Redis to a pub/sub PING in {PONG_TIMEOUT:g} s")
+
+    def reconnect_soon(self, reason: str) -> None:
+        """Replace the connection (within a second): its server is no longer the one
+        to listen to (``reason``). Listeners hear of the gap once it is back."""
+        self._stale = RedisConnectionError(reason)
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         kind, channel = message["type"], message["channel"]
@@ -342,6 +350,12 @@ class Hub:
         self._confirmed.clear()
         self._idle.clear()
         self._gap_listeners.clear()
+
+
+async def _disconnect(pubsub: PubSub) -> None:
+    connection: Any = pubsub.connection  # typed None by redis-py
+    if connection is not None:
+        await connection.disconnect()
 
 
 T = TypeVar("T")

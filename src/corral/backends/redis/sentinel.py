@@ -10,23 +10,31 @@ last primary they named: a pause of the sentinels leaves a working primary usabl
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from corral.backends.redis.connection import MAX_BLOCK, POOL_SIZE, POOL_WAIT
 from corral.backends.redis.mux import MuxRedis
+from corral.backends.redis.pubsub import PING_AFTER, PONG_TIMEOUT
 from corral.backends.redis.sentinel_url import SentinelURL, address, parse_sentinel_url
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["open_sentinel_clients"]
+__all__ = ["SWITCH_CHANNEL", "SwitchWatch", "open_sentinel_clients"]
 
 log = logging.getLogger("corral.redis")
+
+SWITCH_CHANNEL = "+switch-master"
+_PAUSE = 0.5  # seconds between sentinels when one fails
 
 
 class _Sentinels(Sentinel):
@@ -79,11 +87,27 @@ class _Sentinels(Sentinel):
 
 
 class _SentinelPool(SentinelConnectionPool):
-    """redis-py's Sentinel pool, closing its sentinels' connections with its own."""
+    """redis-py's Sentinel pool that reuses no connection to a former primary, and
+    closes its sentinels' connections with its own."""
 
-    async def disconnect(self, inuse_connections: bool = True) -> None:
-        await super().disconnect(inuse_connections)
-        if inuse_connections:  # closing, not dropping idle connections
+    async def release(self, connection: Any) -> None:
+        # In use when the primary moved (see SwitchWatch): not to be used again.
+        if self.master_address is not None and (
+            connection.host,
+            connection.port,
+        ) != tuple(self.master_address):
+            await connection.disconnect()
+        await super().release(connection)
+
+    async def moved(self, address: tuple[str, int]) -> None:
+        """The primary is now ``address``: drop the idle connections to the old one."""
+        self.master_address = address
+        await self.disconnect(inuse_connections=False)
+
+    async def aclose(self) -> None:
+        try:
+            await super().aclose()
+        finally:
             await self.sentinel_manager.aclose()
 
 
@@ -120,9 +144,10 @@ def open_sentinel_clients(url: str) -> tuple[Redis, Redis]:
     """``open_clients`` for a Sentinel URL: the shared pipelined client and the
     blocking one, each on a pool of the current primary. Raises ValueError."""
     config = parse_sentinel_url(url)
-    once = Retry(NoBackoff(), 0)
-    # One Sentinel per client: each pool closes its own sentinels' connections.
-    client: Redis = _sentinels(config, once).master_for(
+    # One Sentinel for both: the last primary it named serves either client when no
+    # sentinel answers. Each pool closes it (a second close is harmless).
+    sentinels = _sentinels(config, Retry(NoBackoff(), 0))
+    client: Redis = sentinels.master_for(
         config.service,
         redis_class=MuxRedis,
         connection_pool_class=_BlockingSentinelPool,
@@ -130,7 +155,89 @@ def open_sentinel_clients(url: str) -> tuple[Redis, Redis]:
         timeout=POOL_WAIT,
         socket_timeout=10,
     )
-    blocking: Redis = _sentinels(config, once).master_for(
+    blocking: Redis = sentinels.master_for(
         config.service, connection_pool_class=_SentinelPool, socket_timeout=MAX_BLOCK + 10
     )
     return client, blocking
+
+
+class SwitchWatch:
+    """The sentinels' ``+switch-master`` announcements for the clients' service.
+
+    A failover promotes a replica at once, but Sentinel demotes a primary that is
+    still running (``SENTINEL FAILOVER``, a partition that heals) only some seconds
+    later: meanwhile connections to it work, its writes are lost when it resyncs, and
+    a worker blocked there hears of no new job. On an announcement the pools drop their
+    connections to the old primary and ``on_switch()`` drops the caller's own (the
+    shared link, blocking waits, pub/sub). One sentinel is listened to at a time; a
+    lost or silent one is replaced by the next.
+    """
+
+    def __init__(
+        self, client: Redis, blocking: Redis, on_switch: Callable[[], Awaitable[None]]
+    ) -> None:
+        pool: Any = client.connection_pool
+        self._pools: list[Any] = [pool, blocking.connection_pool]
+        self._sentinels: _Sentinels = pool.sentinel_manager
+        self._service = pool.service_name
+        self._on_switch = on_switch
+        self._task = asyncio.create_task(self._run(), name="corral-sentinel-switch")
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._task
+
+    async def _run(self) -> None:
+        turn = 0
+        while True:
+            sentinels = self._sentinels.sentinels
+            pubsub = sentinels[turn % len(sentinels)].pubsub()
+            turn += 1
+            try:
+                await pubsub.subscribe(SWITCH_CHANNEL)
+                await self._listen(pubsub)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the watch must outlive any trouble
+                log.debug("sentinel +switch-master subscription failed (%s)", exc)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
+            await asyncio.sleep(_PAUSE)
+
+    async def _listen(self, pubsub: PubSub) -> None:
+        loop = asyncio.get_running_loop()
+        heard_at, pinged = loop.time(), False
+        while True:
+            message = await pubsub.get_message(timeout=1.0)
+            now = loop.time()
+            if message is None:
+                # Silent for long: PING; no reply either: next sentinel.
+                if now - heard_at >= PING_AFTER + PONG_TIMEOUT:
+                    raise RedisTimeoutError("the sentinel does not answer")
+                if now - heard_at >= PING_AFTER and not pinged:
+                    pinged = True
+                    await pubsub.ping()
+                continue
+            heard_at, pinged = now, False
+            if message["type"] == "message":
+                await self._announced(message["data"])
+
+    async def _announced(self, data: bytes) -> None:
+        # "<service> <old ip> <old port> <new ip> <new port>"
+        words = data.decode(errors="replace").split()
+        if len(words) != 5 or words[0] != self._service or not words[4].isdigit():
+            return
+        new = (words[3], int(words[4]))
+        log.warning(
+            "Sentinel moved the primary of service %r from %s to %s; reconnecting",
+            self._service,
+            address(words[1], int(words[2]) if words[2].isdigit() else 0),
+            address(*new),
+        )
+        self._sentinels.last_primary = new
+        for pool in self._pools:
+            with contextlib.suppress(RedisError, OSError):
+                await pool.moved(new)
+        await self._on_switch()
