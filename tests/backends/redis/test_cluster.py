@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import redis
-from chaos.harness import wait_until
 from chaos.topology import ClusterProcs
 
 from corral import Corral
@@ -166,11 +165,14 @@ async def test_events_flow_again_after_the_hubs_node_dies(
         async with asyncio.timeout(5):
             while ("added", "before") not in seen:
                 await asyncio.sleep(0.01)
-        hub_node = own_cluster.owner("corral:queues")  # where the hub listens
+        back = asyncio.Event()
+        assert own_backend._hub is not None
+        own_backend._hub.on_gap(back.set)  # listening again; messages meanwhile are lost
+        hub_node = own_cluster.owner("corral:{q}:meta")  # the queue's shard channel is here
         own_cluster.kill(hub_node)
-        assert await asyncio.to_thread(
-            wait_until, lambda: own_cluster.failed_over(hub_node, "corral:queues"), 20
-        )
+        async with asyncio.timeout(15):
+            await back.wait()
+        assert own_cluster.failed_over(hub_node, "corral:{q}:meta")
         await own_backend.enqueue("q", [new_job("after")])
         async with asyncio.timeout(10):
             while ("added", "after") not in seen:

@@ -26,7 +26,7 @@ from corral.backends.base import (
     wait_then_claim,
 )
 from corral.backends.redis.audit import RedisAudit
-from corral.backends.redis.cluster import REDIRECTED, MuxCluster, as_cluster
+from corral.backends.redis.cluster import REDIRECTED, MuxCluster, as_cluster, is_cluster_url
 from corral.backends.redis.connection import (
     MAX_BLOCK,
     MIN_REDIS_VERSION,
@@ -42,13 +42,14 @@ from corral.backends.redis.legacy import add_old_lists
 from corral.backends.redis.mux import Link, MuxRedis, NotSent, pack
 from corral.backends.redis.outbox import RedisOutbox
 from corral.backends.redis.paging import RedisPaging
-from corral.backends.redis.pubsub import EventStream, Hub
+from corral.backends.redis.pubsub import EventStream, Hub, Subscriber
 from corral.backends.redis.records import job_rows, record_from_hash, waiting_order
 from corral.backends.redis.records import text as _text
 from corral.backends.redis.recover import adopt
 from corral.backends.redis.scripts import ScriptSet
 from corral.backends.redis.sentinel import SwitchWatch
 from corral.backends.redis.sentinel_url import is_sentinel_url, parse_sentinel_url
+from corral.backends.redis.sharded import ShardedHub
 from corral.backends.redis.streams import RedisStreams
 from corral.backends.redis.wait import STOP_GIVE_UP, WaitLinks, end_on_stop, retrieved
 from corral.backends.redis.waiters import Waiters
@@ -123,6 +124,8 @@ class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStrea
         #: The database number, in pub/sub channel names (pub/sub is server-wide).
         self.db = _db_of(url)
         self._registry = RegistryKeys.build(prefix)
+        #: Redis Cluster: the scripts publish on shard channels (see sharded.py).
+        self._cluster_url = is_cluster_url(url)
         self._keys: dict[str, QueueKeys] = {}
         self._known_queues: set[str] = set()
         self._client: Redis | None = None
@@ -131,7 +134,7 @@ class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStrea
         # One set of wait connections per client (a cluster: per node).
         self._waits: dict[int, WaitLinks] = {}
         self._scripts: ScriptSet | None = None
-        self._hub: Hub | None = None
+        self._hub: Subscriber | None = None
         self._switch: SwitchWatch | None = None  # Sentinel's failover announcements
         self._waiters: Waiters | None = None
 
@@ -215,7 +218,9 @@ class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStrea
     def _k(self, queue: str) -> QueueKeys:
         keys = self._keys.get(queue)
         if keys is None:
-            keys = self._keys[queue] = QueueKeys.build(self.prefix, queue, self.db)
+            keys = self._keys[queue] = QueueKeys.build(
+                self.prefix, queue, self.db, sharded=self._cluster_url
+            )
         return keys
 
     def _queue_keys(self, keys: QueueKeys) -> list[str]:
@@ -260,6 +265,12 @@ class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStrea
                     )
                     versions.append(version)
                 version = min(versions)
+                if self._cluster_url and version < (7, 0, 0):
+                    raise ConfigurationError(
+                        f"Redis Cluster at {self.safe_url} runs Redis "
+                        f"{'.'.join(map(str, version))}; Corral on a cluster needs Redis 7.0 "
+                        "or newer (sharded pub/sub)"
+                    )
         except BaseException:
             await client.aclose()
             if blocking is not client:
@@ -272,13 +283,8 @@ class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStrea
         self._scripts = ScriptSet(
             client, functions=self.use_functions and v7, flags=v7, servers=servers
         )
-        if (cluster := self._cluster) is not None:
-            self._hub = Hub(
-                client,
-                self._reconnect,
-                connect=lambda: cluster.node_client(self._registry.queues).pubsub(),
-                on_lost=cluster.refresh_soon,
-            )
+        if self._cluster is not None:
+            self._hub = ShardedHub(self._cluster, self._reconnect)
         else:
             self._hub = Hub(client, self._reconnect)
         self._waiters = Waiters(self._hub)
@@ -293,7 +299,7 @@ class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStrea
             self._client.drop_link(moved)
         for waits in self._waits.values():
             waits.close()
-        if self._hub is not None:
+        if isinstance(self._hub, Hub):
             self._hub.reconnect_soon(str(moved))
 
     async def close(self) -> None:

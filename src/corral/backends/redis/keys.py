@@ -52,7 +52,8 @@ likewise a queue named ``audit`` and the audit log: no queue key is ``log``, and
 queue named ``notify``: no queue key is ``ep`` or starts with ``cnt:`` or ``cntw:``.
 Pub/sub channels are server-wide, not per database: they carry the database number
 ``{db}`` so that apps on two databases of one server never hear each other. The scripts
-learn it from their first argument, ``QueueKeys.script_base`` (``"<db> <key base>"``).
+learn it from their first argument, ``QueueKeys.script_base`` (``"<db> <key base>"``;
+``"<db>s <key base>"`` on Redis Cluster, where they publish with ``SPUBLISH``).
 """
 
 from __future__ import annotations
@@ -86,7 +87,9 @@ class QueueKeys:
     script_base: str
 
     @classmethod
-    def build(cls, prefix: str, queue: str, db: int = 0) -> QueueKeys:
+    def build(cls, prefix: str, queue: str, db: int = 0, sharded: bool = False) -> QueueKeys:
+        """The keys of ``queue``; ``sharded`` makes the scripts publish with
+        ``SPUBLISH`` (Redis Cluster: a message stays on its queue's shard)."""
         base = f"{prefix}:{{{queue}}}:"
         return cls(
             base=base,
@@ -103,7 +106,7 @@ class QueueKeys:
             job_prefix=base + "j:",
             events=f"{base}{db}:events",
             control=f"{base}{db}:control",
-            script_base=f"{db} {base}",
+            script_base=f"{db}{'s' if sharded else ''} {base}",
         )
 
     def job(self, job_id: str) -> str:

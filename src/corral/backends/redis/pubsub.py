@@ -24,7 +24,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import AsyncGenerator, Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from corral.backends.redis.connection import Reconnect
 from corral.backends.redis.wait import retrieved
@@ -34,7 +34,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["SUBSCRIBE_TIMEOUT", "EventStream", "Hub", "Inbox"]
+__all__ = ["SUBSCRIBE_TIMEOUT", "EventStream", "Hub", "Inbox", "Subscriber"]
 
 log = logging.getLogger("corral.redis")
 
@@ -52,6 +52,20 @@ _PAUSE_AFTER_ERROR = 0.5
 #: partitioned server) is noticed within their sum, where reads alone never would be.
 PING_AFTER = 5.0
 PONG_TIMEOUT = 5.0
+# Shard channels' replies read as the plain ones (a sharded hub's own handling aside).
+_SHARD_KINDS = {"ssubscribe": "subscribe", "smessage": "message"}
+
+
+class Subscriber(Protocol):
+    """What listeners need of a hub: :class:`Hub`, or a cluster's ``ShardedHub``."""
+
+    async def subscribe(
+        self, channel: str, handler: Handler, timeout: float | None = ...
+    ) -> Callable[[], None]: ...
+
+    def on_gap(self, listener: Callable[[], None]) -> Callable[[], None]: ...
+
+    async def close(self) -> None: ...
 
 
 class Hub:
@@ -63,16 +77,15 @@ class Hub:
         client: Redis,
         reconnect: Reconnect,
         *,
-        connect: Callable[[], PubSub] | None = None,
+        sharded: bool = False,
         on_lost: Callable[[], None] | None = None,
     ) -> None:
         self._client = client
         self._reconnect = reconnect
-        # A cluster's hub: ``connect`` opens a pub/sub connection to a live node, and a
-        # lost one is replaced (redis-py would knock on the dead node's door for ever);
-        # ``on_lost`` asks for a fresh slot map. Any node hears every message: PUBLISH
-        # is broadcast over the cluster bus.
-        self._connect = connect
+        # One node of a cluster (see sharded.py): channels are shard channels
+        # (SSUBSCRIBE), and a lost connection or a channel Redis moved away is
+        # ``on_lost``'s business, not a reconnection to this node.
+        self._sharded = sharded
         self._on_lost = on_lost
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -150,7 +163,12 @@ class Hub:
         try:
             pattern, name = key
             pubsub = self._pubsub_of()
-            await (pubsub.psubscribe(name) if pattern else pubsub.subscribe(name))
+            if pattern:
+                await pubsub.psubscribe(name)
+            elif self._sharded:
+                await pubsub.ssubscribe(name)
+            else:
+                await pubsub.subscribe(name)
         except BaseException:
             if self._confirmed.get(key) is confirmed:
                 del self._confirmed[key]
@@ -160,38 +178,8 @@ class Hub:
 
     def _pubsub_of(self) -> PubSub:
         if self._pubsub is None:
-            self._pubsub = self._connect() if self._connect else self._client.pubsub()
+            self._pubsub = self._client.pubsub()
         return self._pubsub
-
-    async def _renew(self) -> None:
-        """Replace a cluster hub's lost connection and subscribe it again to every
-        channel with listeners (confirmations end the gap, see ``_dispatch``)."""
-        if self._on_lost is not None:
-            self._on_lost()
-        async with self._lock:
-            old, self._pubsub = self._pubsub, None
-            if old is not None:
-                with contextlib.suppress(Exception):
-                    await old.aclose()  # type: ignore[no-untyped-call, unused-ignore]
-            if not self._handlers:
-                return
-            pubsub = self._pubsub_of()
-            for pattern, name in list(self._handlers):
-                confirmed = asyncio.get_running_loop().create_future()
-                confirmed.add_done_callback(retrieved)
-                self._confirmed[(pattern, name)] = confirmed
-            channels = [name for pattern, name in self._handlers if not pattern]
-            patterns = [name for pattern, name in self._handlers if pattern]
-            try:
-                if channels:
-                    await pubsub.subscribe(*channels)
-                if patterns:
-                    await pubsub.psubscribe(*patterns)
-            except (RedisError, OSError) as exc:
-                self._connection_lost(exc)  # the next round tries another node
-                self._pubsub = None
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
 
     def _start_reader(self) -> None:
         if self._reader is None or self._reader.done():
@@ -225,7 +213,9 @@ class Hub:
                 channels = [name for pattern, name in idle if not pattern]
                 patterns = [name for pattern, name in idle if pattern]
                 try:
-                    if channels:
+                    if channels and self._sharded:
+                        await pubsub.sunsubscribe(*channels)
+                    elif channels:
                         await pubsub.unsubscribe(*channels)
                     if patterns:
                         await pubsub.punsubscribe(*patterns)
@@ -235,6 +225,7 @@ class Hub:
                     log.debug("UNSUBSCRIBE failed (%s); dropping the channels", exc)
                     for name in channels:
                         pubsub.channels.pop(name, None)
+                        pubsub.shard_channels.pop(name, None)
                     for name in patterns:
                         pubsub.patterns.pop(name, None)
 
@@ -251,11 +242,6 @@ class Hub:
         loop = asyncio.get_running_loop()
         self._heard_at, self._pinged_at = loop.time(), None
         while True:
-            if self._connect is not None and self._pubsub is None:
-                await self._renew()
-                if self._pubsub is None:
-                    await asyncio.sleep(_PAUSE_AFTER_ERROR)
-                    continue
             read_at = loop.time()
             try:
                 pubsub = self._pubsub_of()
@@ -274,14 +260,17 @@ class Hub:
                 # channels it knows; a refused SUBSCRIBE arrives here as an error.
                 self._connection_lost(exc)
                 self._broken = True
+                if self._on_lost is not None:
+                    # A cluster node's hub: the channels move to their owners now.
+                    await self._reconnect.lost(exc, read_at)
+                    self._on_lost()
+                    return
                 if isinstance(exc, (RedisConnectionError, RedisTimeoutError, OSError)):
                     await self._reconnect.lost(exc, read_at)  # logged once per outage
                     log.debug("pub/sub connection failed (%s); reconnecting", exc)
                 else:
                     log.warning("pub/sub connection failed (%s); reconnecting", exc)
                 await asyncio.sleep(_PAUSE_AFTER_ERROR)
-                if self._connect is not None:
-                    await self._renew()
                 continue
             if message is None:
                 # Not proof the connection is back: a silent peer also reads nothing.
@@ -311,17 +300,12 @@ class Hub:
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         kind, channel = message["type"], message["channel"]
+        kind = _SHARD_KINDS.get(kind, kind)
+        if kind == "sunsubscribe":
+            self._unsubscribed(channel)
+            return
         if kind in ("subscribe", "psubscribe"):
-            confirmed = self._confirmed.get((kind == "psubscribe", channel))
-            if confirmed is not None and not confirmed.done():
-                confirmed.set_result(None)
-            if self._broken:  # redis-py subscribed again on the new connection
-                self._broken = False
-                for listener in list(self._gap_listeners):
-                    try:
-                        listener()
-                    except Exception:
-                        log.exception("pub/sub gap listener failed")
+            self._confirm_reply(kind == "psubscribe", channel)
         elif kind == "message":
             for handler in list(self._handlers.get((False, channel), ())):
                 try:
@@ -334,6 +318,22 @@ class Hub:
                     handler(channel, message["data"])
                 except Exception:
                     log.exception("pub/sub handler failed")
+
+    def _confirm_reply(self, pattern: bool, channel: bytes) -> None:
+        confirmed = self._confirmed.get((pattern, channel))
+        if confirmed is not None and not confirmed.done():
+            confirmed.set_result(None)
+        if self._broken:  # redis-py subscribed again on the new connection
+            self._broken = False
+            for listener in list(self._gap_listeners):
+                try:
+                    listener()
+                except Exception:
+                    log.exception("pub/sub gap listener failed")
+
+    def _unsubscribed(self, channel: bytes) -> None:
+        if (False, channel) in self._handlers and self._on_lost is not None:
+            self._on_lost()  # Redis dropped a channel someone hears: its slot moved
 
     async def close(self) -> None:
         for task in (self._reader, self._sweeper):
@@ -408,6 +408,6 @@ class EventStream(Inbox[tuple[str, str]]):
             if not self.put((event, job_id)):
                 return
 
-    async def open(self, hub: Hub, channel: str) -> EventStream:
+    async def open(self, hub: Subscriber, channel: str) -> EventStream:
         self._unsubscribe = await hub.subscribe(channel, self.on_message)
         return self

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 
-from corral.backends.redis.pubsub import Hub, Inbox
+from corral.backends.redis.pubsub import Hub, Inbox, Subscriber
+from corral.backends.redis.sharded import ShardedHub
 from corral.policy import QUEUE_NAME
 
 __all__ = ["GAP", "AllEventStream", "RedisStreams"]
@@ -52,8 +53,22 @@ class AllEventStream(Inbox[tuple[str, str, str]]):
     def on_gap(self) -> None:
         self.put(GAP)
 
-    async def open(self, hub: Hub) -> AllEventStream:
-        unsubscribe = await hub.psubscribe(self.pattern, self.on_message)
+    def on_queue_message(self, queue: str, data: bytes) -> None:
+        """The sharded hub's handler: a message on ``queue``'s events channel."""
+        self.on_message(self._head + queue.encode() + self._tail, data)
+
+    async def open(
+        self, hub: Subscriber, queues: Callable[[], Awaitable[list[str]]]
+    ) -> AllEventStream:
+        if isinstance(hub, ShardedHub):
+            # Shard channels have no patterns: follow every queue of the registry.
+            head, tail = self._head.decode(), self._tail.decode()
+            unsubscribe = await hub.subscribe_queues(
+                lambda queue: head + queue + tail, queues, self.on_queue_message
+            )
+        else:
+            assert isinstance(hub, Hub)
+            unsubscribe = await hub.psubscribe(self.pattern, self.on_message)
         forget_gaps = hub.on_gap(self.on_gap)
 
         def stop() -> None:
@@ -69,7 +84,10 @@ class RedisStreams:
 
     prefix: str
     db: int
-    _hub: Hub | None
+    _hub: Subscriber | None
+
+    async def queues(self) -> list[str]:
+        raise NotImplementedError
 
     def _translate(self) -> contextlib.AbstractContextManager[None]:
         raise NotImplementedError
@@ -78,4 +96,4 @@ class RedisStreams:
         hub = self._hub
         assert hub is not None, "not connected"
         with self._translate():
-            return await AllEventStream(self.prefix, self.db).open(hub)
+            return await AllEventStream(self.prefix, self.db).open(hub, self.queues)

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 
 from corral.backends.base import JobState
-from corral.backends.redis.pubsub import Hub
+from corral.backends.redis.pubsub import Subscriber
 
 __all__ = ["RECHECK", "Waiters"]
 
@@ -24,7 +24,7 @@ class Waiters:
     A queue's channel is subscribed while someone waits on one of its jobs (one
     handler per queue, however many wait)."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Subscriber) -> None:
         self._hub = hub
         self._futures: dict[tuple[str, str], list[asyncio.Future[bytes]]] = {}
         self._handlers: dict[str, Callable[[bytes], None]] = {}

@@ -16,6 +16,6 @@ if state == 'waiting' or state == 'delayed' then
 end
 if state == 'active' then
   redis.call('HSET', k, 'cxl', '1')
-  redis.call('PUBLISH', CONTROL, 'cancel ' .. id)
+  publish(CONTROL, 'cancel ' .. id)
 end
 return state

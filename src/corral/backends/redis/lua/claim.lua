@@ -167,7 +167,7 @@ if n > 0 then
   -- One message for the batch: "active <id> <id> ...".
   local ids_out = {}
   for i = 3, #out, 7 do ids_out[#ids_out + 1] = out[i] end
-  redis.call('PUBLISH', EVENTS, 'active ' .. table.concat(ids_out, ' '))
+  publish(EVENTS, 'active ' .. table.concat(ids_out, ' '))
 end
 if n == 0 then
   local nxt = redis.call('ZRANGE', K_DELAYED, '0', '0', 'WITHSCORES')

@@ -34,7 +34,7 @@ for i = 4, #ARGV, 4 do
   end
 end
 if done > 0 then
-  redis.call('PUBLISH', EVENTS, 'completed ' .. table.concat(done_ids, ' '))
+  publish(EVENTS, 'completed ' .. table.concat(done_ids, ' '))
   finished()
   redis.call('HINCRBY', K_META, 'm:completed', done)
   redis.call('HINCRBYFLOAT', K_META, 'm:sum', total / 1000)

@@ -33,7 +33,7 @@ if retry >= 0 then
   end
   wake()
   redis.call('HINCRBY', K_META, 'm:retried', 1)
-  redis.call('PUBLISH', EVENTS, 'retrying ' .. id)
+  publish(EVENTS, 'retrying ' .. id)
   return 1
 end
 redis.call('HSET', k, 'state', 'failed', 'ftime', NOW)
@@ -41,6 +41,6 @@ outbox(id, k, 'failed', merged(redis.call('HGET', k, 'nfy'), ARGV[11]))
 redis.call('ZADD', K_FAILED, NOW_US, id)
 redis.call('HINCRBY', K_META, 'm:failed', 1)
 history_add('f', '1')
-redis.call('PUBLISH', EVENTS, 'failed ' .. id)
+publish(EVENTS, 'failed ' .. id)
 retain(K_FAILED, tonumber(ARGV[7]), tonumber(ARGV[8]))
 return 2

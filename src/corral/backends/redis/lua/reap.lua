@@ -28,7 +28,7 @@ for i = #ids, 1, -1 do
     outbox(id, k, 'failed', redis.call('HGET', k, 'nfy'))
     redis.call('ZADD', K_FAILED, NOW_US, id)
     redis.call('HINCRBY', K_META, 'm:failed', 1)
-    redis.call('PUBLISH', EVENTS, 'failed ' .. id)
+    publish(EVENTS, 'failed ' .. id)
     failed[#failed + 1] = id
   else
     redis.call('HDEL', k, 'tok')

@@ -8,5 +8,5 @@ if not state then return 0 end
 if state == 'active' then return -1 end
 if state == 'waiting' then unwait(id, jkey(id)) else redis.call('ZREM', BASE .. state, id) end
 delete_job(id)
-redis.call('PUBLISH', EVENTS, 'removed ' .. id)
+publish(EVENTS, 'removed ' .. id)
 return 1

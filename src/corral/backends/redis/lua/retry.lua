@@ -13,7 +13,7 @@ for i = 2, #ARGV do
     redis.call('HSET', k, 'att', 0, 'stalls', 0)
     redis.call('HDEL', k, 'ftime', 'cxl')
     push_waiting(id, k, false)
-    redis.call('PUBLISH', EVENTS, 'waiting ' .. id)
+    publish(EVENTS, 'waiting ' .. id)
     out[#out + 1] = 1
     any = true
   else

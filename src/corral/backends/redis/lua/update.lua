@@ -8,12 +8,12 @@ local k = jkey(id)
 if redis.call('HGET', k, 'tok') ~= ARGV[3] then return 0 end
 if ARGV[4] == '1' then
   redis.call('HSET', k, 'prog', ARGV[5])
-  redis.call('PUBLISH', EVENTS, 'progress ' .. id)
+  publish(EVENTS, 'progress ' .. id)
 end
 if #ARGV > 5 then
   local logs = has_logs(id, k)
   for i = 6, #ARGV do redis.call('RPUSH', logs, ARGV[i]) end
   redis.call('LTRIM', logs, -1000, -1)
-  redis.call('PUBLISH', EVENTS, 'log ' .. id)
+  publish(EVENTS, 'log ' .. id)
 end
 return 1

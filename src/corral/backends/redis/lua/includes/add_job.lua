@@ -9,7 +9,7 @@ local function start_adding(n)
 end
 
 local function publish_added()
-  if #ADDED > 0 then redis.call('PUBLISH', EVENTS, 'added ' .. table.concat(ADDED, ' ')) end
+  if #ADDED > 0 then publish(EVENTS, 'added ' .. table.concat(ADDED, ' ')) end
 end
 
 -- A job comes as one row of JSON (records.job_row): {id, name, data, priority, delay_ms,
@@ -42,7 +42,7 @@ local function add_job(row)
           if opts ~= '' then redis.call('HSET', hk, 'opts', opts) else redis.call('HDEL', hk, 'opts') end
           if x.n then redis.call('HSET', hk, 'nfy', x.n) else redis.call('HDEL', hk, 'nfy') end
           redis.call('ZADD', K_DELAYED, NOW + x.d, holder)
-          redis.call('PUBLISH', EVENTS, 'debounced ' .. holder)
+          publish(EVENTS, 'debounced ' .. holder)
           return holder
         end
       elseif st and (x.w or st == 'waiting' or st == 'delayed' or st == 'active') then

@@ -12,6 +12,8 @@ local K_WAIT, K_ACTIVE, K_DELAYED, K_COMPLETED, K_FAILED, K_CANCELLED, K_META, K
 -- formatted with printf on every call (several thousand instructions each), so the
 -- hot paths pass text, and literal numbers as strings.
 local BASE, EVENTS, CONTROL, NOW, NOW_S, NOW_US
+-- PUBLISH, or on Redis Cluster SPUBLISH: a message stays on the shard of its queue.
+local PUB
 -- Groups (tenants). Ungrouped waiting jobs are in K_WAIT; a group's waiting jobs in
 -- G_PREFIX..group, and every grouped waiting job also in GW (for counts and lists).
 -- Groups with waiting jobs take turns in GROUPS (score = turn, from meta 'turn');
@@ -27,9 +29,15 @@ local function begin(keys, argv)
   K_WAIT, K_ACTIVE, K_DELAYED = keys[1], keys[2], keys[3]
   K_COMPLETED, K_FAILED, K_CANCELLED = keys[4], keys[5], keys[6]
   K_META, K_MARKER = keys[7], keys[8]
+  -- argv[1] is "<db> <key base>"; "<db>s" asks for sharded pub/sub.
   local cut = string.find(argv[1], ' ', 1, true)
   BASE = string.sub(argv[1], cut + 1)
-  local channels = BASE .. string.sub(argv[1], 1, cut - 1) .. ':'
+  local db = string.sub(argv[1], 1, cut - 1)
+  PUB = 'PUBLISH'
+  if string.sub(db, -1) == 's' then
+    PUB, db = 'SPUBLISH', string.sub(db, 1, -2)
+  end
+  local channels = BASE .. db .. ':'
   EVENTS, CONTROL, K_FIFO = channels .. 'events', channels .. 'control', BASE .. 'fifo'
   G_PREFIX, GW, GROUPS = BASE .. 'g:', BASE .. 'gw', BASE .. 'groups'
   GACTIVE, GCAPPED, GPARKED = BASE .. 'gactive', BASE .. 'gcapped', BASE .. 'gparked'
@@ -39,6 +47,10 @@ local function begin(keys, argv)
   -- Finished sets are scored in microseconds so "keep the last N" is exact across calls.
   NOW_US = tonumber(t[1]) * 1000000 + tonumber(t[2])
   SEQ_NEXT, SEQ_END, SEQ_BATCH = 0, -1, 1
+end
+
+local function publish(channel, message)
+  redis.call(PUB, channel, message)
 end
 
 -- A job's keys: its hash 'j:', error list 'je:' and log list 'jl:' + its id. Each kind has
@@ -295,5 +307,5 @@ local function to_cancelled(id, k, extra)
   redis.call('HSET', k, 'state', 'cancelled', 'ftime', NOW)
   outbox(id, k, 'cancelled', merged(redis.call('HGET', k, 'nfy'), extra))
   redis.call('ZADD', K_CANCELLED, NOW_US, id)
-  redis.call('PUBLISH', EVENTS, 'cancelled ' .. id)
+  publish(EVENTS, 'cancelled ' .. id)
 end
