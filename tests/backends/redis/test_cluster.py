@@ -14,7 +14,7 @@ from chaos.topology import ClusterProcs
 from corral import Corral
 from corral.backends.redis import RedisBackend
 from corral.backends.redis.cluster import MuxCluster, parse_cluster_url
-from corral.errors import ConfigurationError
+from corral.errors import BackendError, ConfigurationError
 from corral.testing.store import delete_prefix
 from corral.worker import Worker
 from tests.contract.conftest import new_job
@@ -210,5 +210,28 @@ async def test_delete_prefix_empties_a_tests_namespace_on_every_node(
         assert deleted > 2  # job hashes, queue sets and meta on both nodes
         assert await backend.stats(first) == await backend.stats("never-used")
         assert await backend.redis.get("other:key") == b"kept"
+    finally:
+        await backend.close()
+
+
+@pytest.mark.slow
+async def test_a_durable_enqueue_waits_for_the_queues_replica(own_cluster: ClusterProcs) -> None:
+    for node in own_cluster.nodes:
+        with node.client() as client:
+            client.config_set("appendonly", "yes")
+            client.config_set("appendfsync", "always")
+    backend = RedisBackend(own_cluster.url, durable=True)
+    await backend.connect()
+    try:
+        assert await backend.enqueue("q", [new_job("a")]) == [None]
+        owner = own_cluster.owner("corral:{q}:meta")
+        with owner.client() as client:
+            assert client.info("commandstats")["cmdstat_wait"]["calls"] >= 1
+            replica_port = client.info("replication")["slave0"]["port"]
+        replica = next(n for n in own_cluster.nodes if n.port == int(replica_port))
+        own_cluster.kill(replica)
+        # Stored on the primary only: the caller hears that a failover could lose it.
+        with pytest.raises(BackendError, match="no replica acknowledge"):
+            await backend.enqueue("q", [new_job("b")])
     finally:
         await backend.close()

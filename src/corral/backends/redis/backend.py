@@ -261,7 +261,11 @@ class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStrea
                 for server in servers():
                     info = await server.info("server")
                     version, self._durable_wait = await check_server(
-                        server, info, self.safe_url, durable=self.durable
+                        server,
+                        info,
+                        self.safe_url,
+                        durable=self.durable,
+                        replicated=self._cluster_url,
                     )
                     versions.append(version)
                 version = min(versions)

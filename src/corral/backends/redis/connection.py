@@ -99,12 +99,18 @@ def open_clients(url: str) -> tuple[Redis, Redis]:
 
 
 async def check_server(
-    client: Redis, info: dict[str, Any], safe_url: str, *, durable: bool
+    client: Redis,
+    info: dict[str, Any],
+    safe_url: str,
+    *,
+    durable: bool,
+    replicated: bool = False,
 ) -> tuple[tuple[int, ...], tuple[tuple[Any, ...], ...]]:
     """Check the server a backend connects to (``info``: its INFO server section):
     version, eviction policy (a warning), and for ``durable`` its persistence. Returns
     the version and the commands to send after each durable enqueue, on its connection
-    (see :func:`durable_shortfall`). Raises ConfigurationError."""
+    (see :func:`durable_shortfall`); ``replicated``: a replica may be promoted (a
+    cluster's primary). Raises ConfigurationError."""
     version = tuple(int(p) for p in str(info.get("redis_version", "0.0.0")).split(".")[:3])
     if version < MIN_REDIS_VERSION:
         need = ".".join(map(str, MIN_REDIS_VERSION))
@@ -127,16 +133,17 @@ async def check_server(
         raise ConfigurationError(
             f"durable enqueue needs the AOF on Redis at {safe_url}: set appendonly yes"
         )
-    # Behind Sentinel a failover promotes a replica: the enqueue must be on one too.
-    sentinel = isinstance(client.connection_pool, SentinelConnectionPool)
-    replicated = (_WAIT_REPLICA,) if sentinel else ()
+    # Behind Sentinel or in a cluster a failover promotes a replica: the enqueue must
+    # be on one too.
+    replicated = replicated or isinstance(client.connection_pool, SentinelConnectionPool)
+    waits = (_WAIT_REPLICA,) if replicated else ()
     if version >= (7, 2, 0):
-        return version, (_WAITAOF, *replicated)
+        return version, (_WAITAOF, *waits)
     if config.get("appendfsync") != "always":
         raise ConfigurationError(
             f"durable enqueue on Redis < 7.2 (no WAITAOF) needs appendfsync always on {safe_url}"
         )
-    return version, replicated
+    return version, waits
 
 
 def durable_shortfall(command: tuple[Any, ...], reply: Any) -> str | None:
