@@ -295,16 +295,16 @@ class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStrea
         if is_sentinel_url(self.url):
             self._switch = SwitchWatch(client, blocking, self._primary_moved)
 
-    async def _primary_moved(self) -> None:
-        """Sentinel named a new primary: leave the old one now, not once it is demoted
-        (see ``SwitchWatch``); calls under way are retried on the new one."""
+    async def _primary_moved(self, primary: tuple[str, int]) -> None:
+        """Sentinel named a new ``primary``: leave the old one now, not once it is
+        demoted (see ``SwitchWatch``); calls under way are retried on the new one."""
         moved = RedisConnectionError("Sentinel named a new primary")
         if isinstance(self._client, MuxRedis):
-            self._client.drop_link(moved)
+            self._client.drop_link(moved, keep=primary)
         for waits in self._waits.values():
-            waits.close()
+            waits.leave(primary, RedisConnectionError(f"{moved} (blocking wait)"))
         if isinstance(self._hub, Hub):
-            self._hub.reconnect_soon(str(moved))
+            self._hub.leave(primary, f"{moved} (pub/sub)")
 
     async def close(self) -> None:
         if self._switch is not None:
