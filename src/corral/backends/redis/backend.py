@@ -330,6 +330,10 @@ class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStrea
         client = self._client_or_fail()
         created: list[str | None] = []
         fresh = queue not in self._known_queues
+        if fresh and isinstance(self._hub, ShardedHub):
+            # Shard channels have no patterns: all-queue streams must listen first.
+            with self._translate():
+                await self._hub.follow_queue(queue)
         for start in range(0, len(jobs), _ENQUEUE_CHUNK):
             chunk, unlisted = await self._enqueue_chunk(queue, jobs[start : start + _ENQUEUE_CHUNK])
             created += chunk
