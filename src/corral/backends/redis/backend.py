@@ -97,7 +97,9 @@ def _db_of(url: str) -> int:
 
 class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStreams, RedisPaging):
     """Corral's storage on Redis. ``url`` is any redis-py URL (``redis://``,
-    ``rediss://``, ``unix://``); ``prefix`` namespaces every key. A call that cannot
+    ``rediss://``, ``unix://``), a Sentinel URL (``redis+sentinel://``, see
+    ``sentinel_url.py``) or a Cluster URL (``redis+cluster://``); ``prefix`` namespaces
+    every key. A call that cannot
     reach Redis tries again for up to ``reconnect_timeout`` seconds before it raises
     ConnectionFailed (see ``connection.py``)."""
 
