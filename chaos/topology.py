@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -55,10 +56,14 @@ class _Proc(RedisProc):
 class ClusterProcs:
     """A Redis Cluster on loopback: ``url`` is its ``redis+cluster://`` URL."""
 
-    def __init__(self, directory: Path, primaries: int = 3, replicas: int = 1) -> None:
+    def __init__(
+        self, directory: Path, primaries: int = 3, replicas: int = 1, **options: str
+    ) -> None:
+        """``options``: extra config for every node (``appendonly``, ``appendfsync``...)."""
         self.dir = directory
         self.primaries = primaries
         self.replicas = replicas
+        self.options = options
         self.nodes: list[RedisProc] = []
 
     @property
@@ -77,6 +82,9 @@ class ClusterProcs:
                 # A replica of a dead primary takes over however stale it is: the tests
                 # measure what that loses.
                 cluster_replica_validity_factor="0",
+                # A replica's first full sync starts at once, not after 5 s.
+                repl_diskless_sync_delay="0",
+                **self.options,
             )
             self.nodes.append(node.start())
         cli = shutil.which("redis-cli") or "redis-cli"
@@ -110,6 +118,13 @@ class ClusterProcs:
                 with self.client(node) as client:
                     if client.cluster("info")["cluster_state"] != "ok":
                         return False
+                    # Until its first sync ends a replica holds nothing: a failover to
+                    # it would lose everything, not just the last writes.
+                    replication = client.info("replication")
+                    if replication["role"] == "slave" and (
+                        replication.get("master_link_status") != "up"
+                    ):
+                        return False
             return len(self.primary_nodes()) == self.primaries
         except redis.RedisError:
             return False
@@ -134,20 +149,67 @@ class ClusterProcs:
         ports = {port for _, port in self.slot_owners().values()}
         return [n for n in self.alive() if n.port in ports]
 
+    def slot_of(self, key: str) -> int:
+        with self.client(self.alive()[0]) as client:
+            return int(client.cluster("keyslot", key))
+
     def owner(self, key: str) -> RedisProc:
         """The live primary that owns ``key``'s slot."""
-        with self.client(self.alive()[0]) as client:
-            slot = int(client.cluster("keyslot", key))
+        return self.slot_owner(self.slot_of(key))
+
+    def slot_owner(self, slot: int) -> RedisProc:
+        """The live primary that serves ``slot``."""
         for start, (end, port) in self.slot_owners().items():
             if start <= slot <= end:
                 for node in self.alive():
                     if node.port == port:
                         return node
-        raise RuntimeError(f"no live primary owns the slot of {key!r}")
+        raise RuntimeError(f"no live primary serves slot {slot}")
+
+    def node_id(self, node: RedisProc) -> str:
+        with self.client(node) as client:
+            return str(client.execute_command("CLUSTER", "MYID").decode())
+
+    def move_slot(self, slot: int, to: RedisProc, batch: int = 50, pause: float = 0.0) -> int:
+        """Move ``slot`` to the primary ``to`` the way ``redis-cli --cluster reshard``
+        does (which cannot pick the slot): IMPORTING on ``to``, MIGRATING on its owner,
+        ``MIGRATE ... KEYS`` in batches of ``batch`` keys (``pause`` seconds apart, so a
+        migration under load lasts long enough to be hit), then SETSLOT NODE on every
+        primary. Returns the number of keys moved; raises redis.RedisError if a step
+        fails (a key that exists on both sides fails MIGRATE with BUSYKEY)."""
+        source = self.slot_owner(slot)
+        if source is to:
+            raise ValueError(f"slot {slot} is already served by port {to.port}")
+        source_id, target_id = self.node_id(source), self.node_id(to)
+        moved = 0
+        with self.client(source) as src, self.client(to) as dst:
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+            src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+            while keys := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, batch):
+                src.execute_command("MIGRATE", "127.0.0.1", to.port, "", 0, 10_000, "KEYS", *keys)
+                moved += len(keys)
+                if pause:
+                    time.sleep(pause)
+            # The target first, so that the slot is never served by nobody.
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+            src.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        for node in self.primary_nodes():
+            if node not in (source, to):
+                with self.client(node) as client:
+                    client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        return moved
 
     def kill(self, node: RedisProc) -> None:
         """SIGKILL one node."""
         node.kill()
+
+    def restart(self, node: RedisProc, timeout: float = 30) -> None:
+        """Start a killed node again on its port and directory: it rejoins (a primary
+        that was replaced comes back as its successor's replica); returns once the
+        cluster is healthy, its replicas in sync."""
+        node.start()
+        if not wait_until(self.healthy, timeout):
+            raise RuntimeError(f"the cluster in {self.dir} did not heal after a restart")
 
     def failed_over(self, old: RedisProc, key: str) -> bool:
         """True once a live primary other than ``old`` owns ``key``'s slot."""

@@ -14,6 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chaos.scenarios.blocking import blocked_worker
+from chaos.scenarios.cluster import (
+    cluster_primary_kill,
+    cluster_primary_kill_durable,
+    cluster_reshard,
+)
 from chaos.scenarios.common import Env
 from chaos.scenarios.network import connection_faults
 from chaos.scenarios.notify import notify_kill
@@ -69,6 +74,16 @@ SCENARIOS = [
         {"maxmemory": "3mb", "maxmemory_policy": "noeviction"},
     ),
     Scenario("sqlite_contention", sqlite_contention, ("sqlite",)),
+    # The same SIGKILLed workers, on a 3-primary / 3-replica Redis Cluster.
+    Scenario("cluster_worker_kill", kill_workers, ("cluster",)),
+    Scenario("cluster_primary_kill", cluster_primary_kill, ("cluster",)),
+    Scenario(
+        "cluster_primary_kill_durable",
+        cluster_primary_kill_durable,
+        ("cluster",),
+        {"appendonly": "yes", "appendfsync": "always"},
+    ),
+    Scenario("cluster_reshard", cluster_reshard, ("cluster",)),
 ]
 
 

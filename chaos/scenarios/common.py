@@ -12,6 +12,7 @@ from typing import Any
 from chaos.app import QUEUE, make_app
 from chaos.harness import Pool, RedisProc
 from chaos.ledger import Ledger
+from chaos.topology import ClusterProcs
 from chaos.verdict import Result
 from corral import Corral
 
@@ -19,7 +20,8 @@ __all__ = ["Env", "integrity", "redis_consistency"]
 
 
 class Env:
-    """One scenario run on one backend, torn down by ``close`` (or ``with``)."""
+    """One scenario run on one backend (``redis``, ``sqlite`` or ``cluster``: a 3x3 Redis
+    Cluster), torn down by ``close`` (or ``with``)."""
 
     def __init__(self, name: str, backend: str, root: Path, **redis_options: str) -> None:
         self.name, self.backend = name, backend
@@ -27,9 +29,13 @@ class Env:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.ledger = Ledger(self.dir / "ledger.db")
         self.redis: RedisProc | None = None
+        self.cluster: ClusterProcs | None = None
         if backend == "redis":
             self.redis = RedisProc(self.dir / "redis", **redis_options).start()
             self.url = self.redis.url
+        elif backend == "cluster":
+            self.cluster = ClusterProcs(self.dir / "cluster", **redis_options).start()
+            self.url = self.cluster.url
         else:
             self.db_path = self.dir / "corral.db"
             self.url = f"sqlite:///{self.db_path}"
@@ -92,6 +98,8 @@ class Env:
             self.client.close_sync()
         if self.redis is not None:
             self.redis.stop()
+        if self.cluster is not None:
+            self.cluster.stop()
         self.ledger.close()
 
     def __enter__(self) -> Env:

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 
 def _run(name: str, backend: str, root: Path) -> Result:
-    if backend == "redis" and shutil.which("redis-server") is None:
+    if backend in ("redis", "cluster") and shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed")
     scenario = next(s for s in SCENARIOS if s.name == name)
     (result,) = run(scenario, backend, root, quick=True)  # quick mode: one result each
@@ -76,3 +76,39 @@ def test_notify_kill(backend: str, tmp_path: Path) -> None:
     # the default 30 s the run does not settle in time), stalled deliveries after their
     # lease (2 s).
     assert result.recovery_s is not None and result.recovery_s < 15
+
+
+# Redis Cluster (3 primaries, 3 replicas): a producer at 300 enqueues/s and two workers
+# on one queue while its slot's primary is SIGKILLed, or its slot moved to another
+# primary. Measured here: a job completes again 2.1-3.2 s after the kill (node timeout
+# 1 s, then the election), and 0.0-0.25 s after a 1.5-2.4 s migration ends. Bounds: x3.
+
+
+def test_cluster_worker_kill(tmp_path: Path) -> None:
+    result = _run("cluster_worker_kill", "cluster", tmp_path)
+    assert result.faults >= 3
+
+
+@pytest.mark.parametrize("durable", [False, True], ids=["plain", "durable"])
+def test_cluster_primary_kill(durable: bool, tmp_path: Path) -> None:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    name = "cluster_primary_kill_durable" if durable else "cluster_primary_kill"
+    scenario = next(s for s in SCENARIOS if s.name == name)
+    (result,) = run(scenario, "cluster", tmp_path, quick=True)
+    assert result.passed, result.summary() + "\n" + "\n".join(result.notes)
+    # Plain enqueues may lose what the replica had not received (the scenario bounds
+    # it); durable ones none.
+    if durable:
+        assert result.lost == 0
+    assert result.unexplained == 0  # each extra run: a stall, or begun before the kill
+    assert result.faults == 1
+    assert result.recovery_s is not None and result.recovery_s < 10
+
+
+def test_cluster_reshard(tmp_path: Path) -> None:
+    # No loss, no enqueue raised, a job run twice only after its 2 s lease ran out
+    # during the move (a move of ~2 s).
+    result = _run("cluster_reshard", "cluster", tmp_path)
+    assert result.producer_errors == 0
+    assert result.recovery_s is not None and result.recovery_s < 1

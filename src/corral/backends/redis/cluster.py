@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from corral.backends.redis.mux import MuxRedis
@@ -33,7 +34,9 @@ from redis.backoff import NoBackoff
 from redis.exceptions import (
     AskError,
     ClusterDownError,
+    ClusterError,
     RedisError,
+    ResponseError,
     TryAgainError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -48,7 +51,10 @@ __all__ = [
     "is_cluster_url",
     "open_cluster",
     "parse_cluster_url",
+    "stopped_by_migration",
 ]
+
+T = TypeVar("T")
 
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 _REFRESH_PAUSE = 0.25  # seconds between topology refreshes asked for by failures
@@ -72,6 +78,20 @@ _SINGLE_KEY = frozenset(
 _SCRIPTS = frozenset({"FCALL", "FCALL_RO", "EVALSHA", "EVALSHA_RO", "EVAL", "EVAL_RO"})
 #: Replies that say Redis ran nothing and redis-py knows where to go instead.
 REDIRECTED = (AskError, TryAgainError, ClusterDownError)
+
+
+#: What Redis answers when a script meets a key of a slot being migrated that is not on
+#: this node (moved already, or a new one).
+_NON_LOCAL = "Script attempted to access a non local key"
+
+
+def stopped_by_migration(error: BaseException) -> bool:
+    """Whether ``error`` is a script that Redis stopped at a key of a slot being
+    migrated. Its writes before that key stay (scripts are not rolled back), like a
+    reply lost after the script ran: the backend's calls are safe to repeat after
+    either (an enqueue knows the jobs it stored, a claim adopts the jobs leased to its
+    token), so it is tried again until the move ends."""
+    return isinstance(error, ResponseError) and _NON_LOCAL in str(error)
 
 
 class ClusterUnavailable(RedisConnectionError):
@@ -186,17 +206,49 @@ class MuxCluster(RedisCluster):
         if not self.nodes_manager.slots_cache:
             await self.nodes_manager.initialize()
         try:
-            return await self.node_client(key).execute_command(*args, **kwargs)  # type: ignore[no-untyped-call]
-        except REDIRECTED:
-            # Not run: redis-py follows the redirection and updates its slot map.
-            self.refresh_soon()
             try:
-                return await super().execute_command(*args, **kwargs)
-            except (TryAgainError, ClusterDownError) as exc:
-                raise ClusterUnavailable(str(exc)) from exc
+                return await self.node_client(key).execute_command(*args, **kwargs)  # type: ignore[no-untyped-call]
+            except REDIRECTED:
+                # Not run: redis-py follows the redirection and updates its slot map.
+                self.refresh_soon()
+                try:
+                    return await super().execute_command(*args, **kwargs)
+                except (TryAgainError, ClusterError) as exc:
+                    # ClusterError is also redis-py giving up after 16 redirections
+                    # ("TTL exhausted."): while a slot migrates, a script whose keys are
+                    # not all on one side is answered ASK, then TRYAGAIN, until the move
+                    # ends. Nothing ran, so the backend tries again as after a failover.
+                    raise ClusterUnavailable(str(exc)) from exc
+        except ResponseError as exc:
+            if not stopped_by_migration(exc):
+                raise
+            self.refresh_soon()
+            raise ClusterUnavailable(str(exc)) from exc
         except (RedisConnectionError, RedisTimeoutError):
             # The node may be gone for good: learn who owns its slots now, so that
             # the call the backend tries again goes to the promoted replica.
+            self.refresh_soon()
+            raise
+
+    async def on_node(self, key: str, do: Callable[[Redis], Awaitable[T]]) -> T:
+        """``await do(client)`` with the pipelined client of ``key``'s primary, for what
+        must run on one connection (a script and its ``WAIT``). Failures are those of
+        :meth:`execute_command`: a lost node or a moved slot asks for a fresh slot map,
+        and a redirection raises :class:`ClusterUnavailable`, so that the call the
+        backend tries again goes where the slot is now."""
+        if not self.nodes_manager.slots_cache:
+            await self.nodes_manager.initialize()
+        try:
+            return await do(self.node_client(key))
+        except REDIRECTED as exc:
+            self.refresh_soon()
+            raise ClusterUnavailable(str(exc)) from exc
+        except ResponseError as exc:
+            if not stopped_by_migration(exc):
+                raise
+            self.refresh_soon()
+            raise ClusterUnavailable(str(exc)) from exc
+        except (RedisConnectionError, RedisTimeoutError):
             self.refresh_soon()
             raise
 
