@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from tests.redis_server import RedisServer
 
 #: The stores a test that asks for ``store_url`` runs on, each as its own test.
 BACKENDS = ("redis", "sqlite")
+#: Redis deployments a ``redis`` test can also run on: their URL fixtures.
+TOPOLOGIES = {"redis-cluster": "redis_cluster_url", "redis-sentinel": "sentinel_url"}
 
 
 @pytest.fixture(autouse=True)
@@ -90,6 +93,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     unknown = set(names) - set(BACKENDS)
     if not names or unknown:
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: backends{names!r}: use {BACKENDS}")
+    if "redis" in names:
+        # CORRAL_TEST_TOPOLOGIES=redis-cluster,redis-sentinel runs the Redis variants on
+        # those deployments too (CI's topology run; too slow for the inner loop).
+        extra = os.environ.get("CORRAL_TEST_TOPOLOGIES", "")
+        names = (*names, *(t for t in extra.split(",") if t in TOPOLOGIES))
     metafunc.parametrize("store_url", names, indirect=True)
 
 
@@ -99,4 +107,6 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     (FLUSHALLed) or a fresh SQLite file."""
     if request.param == "redis":
         return str(request.getfixturevalue("redis_url"))
+    if request.param in TOPOLOGIES:
+        return str(request.getfixturevalue(TOPOLOGIES[request.param]))
     return f"sqlite:///{tmp_path / 'corral.db'}"

@@ -25,8 +25,9 @@ async def take(sub: Subscription, n: int) -> list[Event]:
 
 
 async def backend_subscriptions(app: Corral, url: str) -> int:
-    """Redis: the server's own count of pattern subscriptions; SQLite: the feed's."""
-    if url.startswith("redis"):
+    """Redis: the server's own count of pattern subscriptions; SQLite and Redis Cluster
+    (shard channels, one per queue: no pattern to count): the feed's."""
+    if url.startswith("redis://"):
         client = aioredis.Redis.from_url(url)
         try:
             return int(await client.pubsub_numpat())

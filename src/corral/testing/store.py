@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from corral.backends.redis.cluster import is_cluster_url, parse_cluster_url
+from corral.backends.redis.sentinel_url import is_sentinel_url, parse_sentinel_url
 from corral.errors import ConfigurationError
 from corral.settings import REDIS_SCHEMES, resolve_url
 
@@ -68,7 +69,11 @@ def delete_prefix(url: str, prefix: str) -> int:
 
     if is_cluster_url(url):
         return _delete_prefix_cluster(url, prefix)
-    client = redis.Redis.from_url(url)
+    sentinels: list[Any] = []
+    if is_sentinel_url(url):
+        client, sentinels = _sentinel_primary(url)
+    else:
+        client = redis.Redis.from_url(url)
     try:
         deleted = 0
         batch: list[bytes] = []
@@ -81,7 +86,29 @@ def delete_prefix(url: str, prefix: str) -> int:
             deleted += client.delete(*batch)
         return deleted
     finally:
-        client.close()
+        for each in (client, *sentinels):
+            each.close()
+
+
+def _sentinel_primary(url: str) -> tuple[Any, list[Any]]:
+    from redis.sentinel import Sentinel
+
+    config = parse_sentinel_url(url)
+    tls: dict[str, Any] = {"ssl": True, **config.tls_options} if config.tls else {}
+    sentinel = Sentinel(
+        config.sentinels,
+        sentinel_kwargs={
+            "username": config.sentinel_username,
+            "password": config.sentinel_password,
+            "socket_timeout": config.sentinel_timeout,
+            **tls,
+        },
+        db=config.db,
+        username=config.username,
+        password=config.password,
+        **tls,
+    )
+    return sentinel.master_for(config.service), sentinel.sentinels
 
 
 def _delete_prefix_cluster(url: str, prefix: str) -> int:

@@ -27,6 +27,7 @@ from corral.backends.redis import RedisBackend
 from corral.backends.redis.keys import QueueKeys
 from corral.backends.redis.mux import MuxRedis
 from corral.errors import BackendError, ConnectionFailed
+from corral.testing.store import delete_prefix
 from corral.worker import Worker
 from tests.redis_server import RedisServer
 
@@ -304,3 +305,18 @@ async def test_a_durable_enqueue_is_acknowledged_once_the_replica_has_it(
         with primary.client() as admin:
             admin.config_set("appendonly", "no")
             admin.config_set("appendfsync", "everysec")
+
+
+async def test_delete_prefix_empties_a_tests_namespace_through_sentinel(
+    sentinel_url: str,
+) -> None:
+    backend = RedisBackend(sentinel_url, prefix="t9")
+    await backend.connect()
+    try:
+        await backend.enqueue("q", [_new_job("a")])
+        await backend.redis.set("other:key", "kept")
+        assert await asyncio.to_thread(delete_prefix, sentinel_url, "t9") > 1
+        assert await backend.stats("q") == await backend.stats("never-used")
+        assert await backend.redis.get("other:key") == b"kept"
+    finally:
+        await backend.close()

@@ -97,7 +97,9 @@ def _db_of(url: str) -> int:
 
 class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStreams, RedisPaging):
     """Corral's storage on Redis. ``url`` is any redis-py URL (``redis://``,
-    ``rediss://``, ``unix://``); ``prefix`` namespaces every key. A call that cannot
+    ``rediss://``, ``unix://``), a Sentinel URL (``redis+sentinel://``, see
+    ``sentinel_url.py``) or a Cluster URL (``redis+cluster://``); ``prefix`` namespaces
+    every key. A call that cannot
     reach Redis tries again for up to ``reconnect_timeout`` seconds before it raises
     ConnectionFailed (see ``connection.py``)."""
 
@@ -295,16 +297,16 @@ class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStrea
         if is_sentinel_url(self.url):
             self._switch = SwitchWatch(client, blocking, self._primary_moved)
 
-    async def _primary_moved(self) -> None:
-        """Sentinel named a new primary: leave the old one now, not once it is demoted
-        (see ``SwitchWatch``); calls under way are retried on the new one."""
+    async def _primary_moved(self, primary: tuple[str, int]) -> None:
+        """Sentinel named a new ``primary``: leave the old one now, not once it is
+        demoted (see ``SwitchWatch``); calls under way are retried on the new one."""
         moved = RedisConnectionError("Sentinel named a new primary")
         if isinstance(self._client, MuxRedis):
-            self._client.drop_link(moved)
+            self._client.drop_link(moved, keep=primary)
         for waits in self._waits.values():
-            waits.close()
+            waits.leave(primary, RedisConnectionError(f"{moved} (blocking wait)"))
         if isinstance(self._hub, Hub):
-            self._hub.reconnect_soon(str(moved))
+            self._hub.leave(primary, f"{moved} (pub/sub)")
 
     async def close(self) -> None:
         if self._switch is not None:
@@ -330,6 +332,10 @@ class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStrea
         client = self._client_or_fail()
         created: list[str | None] = []
         fresh = queue not in self._known_queues
+        if fresh and isinstance(self._hub, ShardedHub):
+            # Shard channels have no patterns: all-queue streams must listen first.
+            with self._translate():
+                await self._hub.follow_queue(queue)
         for start in range(0, len(jobs), _ENQUEUE_CHUNK):
             chunk, unlisted = await self._enqueue_chunk(queue, jobs[start : start + _ENQUEUE_CHUNK])
             created += chunk

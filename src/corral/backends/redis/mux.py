@@ -88,6 +88,8 @@ class Link(asyncio.Protocol):
         self._replies = 0
         self._watchdog: asyncio.TimerHandle | None = None
         self.broken: Exception | None = None
+        #: The server's (host, port), as connected to.
+        self.peer: tuple[str, int] | None = None
 
     def attach(self, writer: asyncio.StreamWriter) -> None:
         # The writer is kept: it warns when collected while its socket is open.
@@ -95,6 +97,9 @@ class Link(asyncio.Protocol):
         transport: Any = writer.transport
         transport.set_protocol(self)
         self._transport = transport
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            self.peer = (str(peer[0]), int(peer[1]))
 
     def send(self, packed: bytes) -> asyncio.Future[Any]:
         future = self._loop.create_future()
@@ -294,10 +299,12 @@ class MuxRedis(Redis):
         value = callback(reply, **options)
         return await value if inspect.isawaitable(value) else value
 
-    def drop_link(self, error: Exception | None = None) -> None:
-        """Close the shared connection (commands waiting on it fail with ``error``);
-        the next command opens a new one."""
-        if self._link is not None:
+    def drop_link(
+        self, error: Exception | None = None, keep: tuple[str, int] | None = None
+    ) -> None:
+        """Close the shared connection unless it is to ``keep`` (commands waiting on
+        it fail with ``error``); the next command opens a new one."""
+        if self._link is not None and (keep is None or self._link.peer != keep):
             self._link.close(error)
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:

@@ -293,9 +293,15 @@ class Hub:
         await _disconnect(pubsub)
         raise RedisTimeoutError(f"no reply from Redis to a pub/sub PING in {PONG_TIMEOUT:g} s")
 
-    def reconnect_soon(self, reason: str) -> None:
-        """Replace the connection (within a second): its server is no longer the one
-        to listen to (``reason``). Listeners hear of the gap once it is back."""
+    def leave(self, keep: tuple[str, int], reason: str) -> None:
+        """Replace the connection (within a second) unless it is to ``keep``: its
+        server is no longer the one to listen to (``reason``). Listeners hear of the
+        gap once it is back."""
+        connection: Any = self._pubsub.connection if self._pubsub is not None else None
+        if connection is None or not connection.is_connected:
+            return  # its next connection goes to the primary named now
+        if (connection.host, connection.port) == keep:
+            return
         self._stale = RedisConnectionError(reason)
 
     def _dispatch(self, message: dict[str, Any]) -> None:

@@ -168,13 +168,16 @@ class SwitchWatch:
     still running (``SENTINEL FAILOVER``, a partition that heals) only some seconds
     later: meanwhile connections to it work, its writes are lost when it resyncs, and
     a worker blocked there hears of no new job. On an announcement the pools drop their
-    connections to the old primary and ``on_switch()`` drops the caller's own (the
-    shared link, blocking waits, pub/sub). One sentinel is listened to at a time; a
+    connections to the old primary and ``on_switch(new primary)`` drops the caller's
+    own (the shared link, blocking waits, pub/sub). One sentinel is listened to at a time; a
     lost or silent one is replaced by the next.
     """
 
     def __init__(
-        self, client: Redis, blocking: Redis, on_switch: Callable[[], Awaitable[None]]
+        self,
+        client: Redis,
+        blocking: Redis,
+        on_switch: Callable[[tuple[str, int]], Awaitable[None]],
     ) -> None:
         pool: Any = client.connection_pool
         self._pools: list[Any] = [pool, blocking.connection_pool]
@@ -240,4 +243,4 @@ class SwitchWatch:
         for pool in self._pools:
             with contextlib.suppress(RedisError, OSError):
                 await pool.moved(new)
-        await self._on_switch()
+        await self._on_switch(new)

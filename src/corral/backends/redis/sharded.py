@@ -11,7 +11,8 @@ current slot map, and gap listeners hear that messages may have been missed.
 Shard channels have no patterns: :meth:`ShardedHub.subscribe_queues` follows every
 queue in the registry instead, picking up new ones every ``QUEUE_POLL`` seconds. A
 queue found that way is announced as a gap: its first events went out before anyone
-listened, so readers re-read what they show.
+listened, so readers re-read what they show. A queue this process creates is followed
+before its first job is stored (:meth:`ShardedHub.follow_queue`), so nothing is missed.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ class ShardedHub:
         self._lost: set[str] = set()
         self._mover: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # The all-queue streams' "listen to this queue too" (see follow_queue).
+        self._followers: set[Callable[[str], Awaitable[bool]]] = set()
 
     def _hub_for(self, channel: str) -> tuple[str, Hub]:
         node = self._cluster.get_node_from_key(channel)
@@ -160,17 +163,22 @@ class ShardedHub:
         function that stops it."""
         stops: dict[str, Callable[[], None]] = {}
 
+        async def follow_one(queue: str) -> bool:
+            if queue in stops:
+                return False
+            stops[queue] = await self.subscribe(
+                channel_of(queue), functools.partial(handler, queue)
+            )
+            return True
+
         async def follow() -> bool:
             found = False
             for queue in await queues():
-                if queue not in stops:
-                    stops[queue] = await self.subscribe(
-                        channel_of(queue), functools.partial(handler, queue)
-                    )
-                    found = True
+                found = await follow_one(queue) or found
             return found
 
         await follow()
+        self._followers.add(follow_one)
 
         async def poll() -> None:
             while True:
@@ -185,12 +193,19 @@ class ShardedHub:
         poller = asyncio.ensure_future(poll())
 
         def stop() -> None:
+            self._followers.discard(follow_one)
             poller.cancel()
             for unsubscribe in stops.values():
                 unsubscribe()
             stops.clear()
 
         return stop
+
+    async def follow_queue(self, queue: str) -> None:
+        """Have every all-queue stream listen to ``queue`` now: this process is about
+        to create it, and its first events must not go out unheard."""
+        for follow in list(self._followers):
+            await follow(queue)
 
     async def close(self) -> None:
         """Close every node's hub."""

@@ -60,6 +60,14 @@ class WaitLinks:
             link.close()
             self._all.discard(link)
 
+    def leave(self, keep: tuple[str, int], error: Exception) -> None:
+        """Close the links to any server but ``keep`` (their waits fail with
+        ``error``): it is the only one to wait on now."""
+        for link in [link for link in self._all if link.peer != keep]:
+            link.close(error)
+            self._all.discard(link)
+        self._idle = [link for link in self._idle if link in self._all]
+
     def close(self) -> None:
         self._closes += 1
         for link in self._all:
