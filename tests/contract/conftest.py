@@ -76,7 +76,15 @@ FACTORIES: dict[str, BackendFactory] = {
 }
 
 
-@pytest.fixture(params=list(FACTORIES), ids=list(FACTORIES))
+#: Deployments whose runs are marked slow: a second and third pass of the whole suite
+#: over Redis, run in CI (scripts/test) rather than the inner loop.
+SLOW = {"redis-cluster", "redis-sentinel"}
+
+
+@pytest.fixture(
+    params=[pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in FACTORIES],
+    ids=list(FACTORIES),
+)
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     """A connected backend of each kind, on an empty store; closed afterwards."""
     b = await FACTORIES[request.param](request, tmp_path)
