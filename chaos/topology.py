@@ -26,6 +26,7 @@ __all__ = ["ClusterProcs", "SentinelProcs"]
 
 SERVICE = "corral"
 NODE_TIMEOUT_MS = 1000
+SLOTS = 16384
 
 
 def _bindable(port: int) -> bool:
@@ -60,6 +61,10 @@ class ClusterProcs:
         self, directory: Path, primaries: int = 3, replicas: int = 1, **options: str
     ) -> None:
         """``options``: extra config for every node (``appendonly``, ``appendfsync``...)."""
+        if primaries < 1 or replicas < 0:
+            raise ValueError(f"need primaries >= 1 and replicas >= 0, not {primaries}/{replicas}")
+        if primaries < 3 and replicas:
+            raise ValueError("a cluster of fewer than 3 primaries is made without replicas")
         self.dir = directory
         self.primaries = primaries
         self.replicas = replicas
@@ -87,6 +92,29 @@ class ClusterProcs:
                 **self.options,
             )
             self.nodes.append(node.start())
+        if self.primaries < 3:
+            self._join()
+        else:
+            self._create()
+        if not wait_until(self.healthy, 30):
+            raise RuntimeError(f"the cluster in {self.dir} did not become healthy")
+        return self
+
+    def _join(self) -> None:
+        """What ``redis-cli --cluster create`` does, which refuses fewer than three
+        primaries (the shard-scaling bench starts one and two): each node gets an equal
+        share of the slots and a config epoch of its own, then they meet."""
+        share = SLOTS // self.primaries
+        for i, node in enumerate(self.nodes):
+            last = SLOTS - 1 if i == self.primaries - 1 else (i + 1) * share - 1
+            with self.client(node) as client:
+                client.execute_command("CLUSTER", "ADDSLOTS", *range(i * share, last + 1))
+                client.execute_command("CLUSTER", "SET-CONFIG-EPOCH", i + 1)
+        with self.client(self.nodes[0]) as client:
+            for node in self.nodes[1:]:
+                client.execute_command("CLUSTER", "MEET", "127.0.0.1", node.port)
+
+    def _create(self) -> None:
         cli = shutil.which("redis-cli") or "redis-cli"
         addresses = [f"127.0.0.1:{n.port}" for n in self.nodes]
         subprocess.run(
@@ -104,9 +132,6 @@ class ClusterProcs:
             stderr=subprocess.PIPE,
             timeout=60,
         )
-        if not wait_until(self.healthy, 30):
-            raise RuntimeError(f"the cluster in {self.dir} did not become healthy")
-        return self
 
     def client(self, node: RedisProc) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=node.port, socket_timeout=5)
