@@ -196,6 +196,40 @@ async def test_a_demoted_primary_is_left_as_soon_as_sentinel_names_the_new_one(
         await app.close()
 
 
+@pytest.mark.slow
+async def test_work_resumes_when_the_sentinels_were_unreachable_as_the_primary_died(
+    own_group: SentinelProcs,
+) -> None:
+    """The sentinels pause (1.5 s, short of Sentinel's 2 s TILT) just as the primary
+    dies: calls keep trying (the last primary refuses, no sentinel answers) and move to
+    the replica once the sentinels have promoted it."""
+    app = Corral(own_group.url, reconnect_timeout=30)
+
+    @app.task(queue="q", name="t.double")
+    async def double(n: int) -> int:
+        return 2 * n
+
+    worker = Worker(app, ["q"], block=1.0, grace=2.0)
+    worker_run = asyncio.create_task(worker.run())
+    try:
+        assert await (await double.enqueue(1)).result(timeout=10) == 2
+        old = own_group.primary_proc()
+        own_group.pause_sentinels()
+        try:
+            await asyncio.to_thread(old.kill)
+            during = asyncio.create_task(double.enqueue(2))
+            await asyncio.sleep(1.5)  # the outage under test, not a synchronisation
+        finally:
+            own_group.resume_sentinels()
+        job = await asyncio.wait_for(during, 30)
+        assert await job.result(timeout=30) == 4
+        assert _failed_over(own_group, old.port)
+    finally:
+        worker.stop()
+        await asyncio.gather(worker_run, return_exceptions=True)
+        await app.close()
+
+
 async def test_a_replica_refusing_a_write_counts_as_a_lost_connection(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
