@@ -1,4 +1,4 @@
-"""``python -m chaos [--quick] [--only NAME ...] [--backend redis|sqlite|cluster|all]``."""
+"""``python -m chaos [--quick] [--only NAME ...] [--backend redis|sqlite|cluster|sentinel|all]``."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chaos", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small numbers (about a minute)")
     parser.add_argument("--only", nargs="+", choices=names, metavar="NAME", help=", ".join(names))
-    parser.add_argument("--backend", choices=["redis", "sqlite", "cluster", "all"], default="all")
+    parser.add_argument(
+        "--backend", choices=["redis", "sqlite", "cluster", "sentinel", "all"], default="all"
+    )
     parser.add_argument(
         "--report",
         type=Path,
@@ -33,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     everything = not args.only and args.backend == "all" and not args.quick
     report = args.report or (HERE / "RESULTS.md" if everything else None)
-    backends = ("redis", "sqlite", "cluster") if args.backend == "all" else (args.backend,)
+    backends = (
+        ("redis", "sqlite", "cluster", "sentinel") if args.backend == "all" else (args.backend,)
+    )
     root = Path(tempfile.mkdtemp(prefix="corral-chaos-"))
     started = time.time()
     results: list[Result] = []

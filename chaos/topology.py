@@ -264,8 +264,9 @@ class SentinelProcs:
 
     def __init__(self, directory: Path, sentinels: int = 3) -> None:
         self.dir = directory
-        self.primary = RedisProc(directory / "primary")
-        self.replica = RedisProc(directory / "replica")
+        # A replica's full sync starts at once, not after 5 s.
+        self.primary = RedisProc(directory / "primary", repl_diskless_sync_delay="0")
+        self.replica = RedisProc(directory / "replica", repl_diskless_sync_delay="0")
         self.sentinel_ports: list[int] = []
         self.sentinels: list[subprocess.Popen[bytes]] = []
         self._count = sentinels
@@ -333,8 +334,37 @@ class SentinelProcs:
         port = self.current_primary()
         return self.primary if port == self.primary.port else self.replica
 
+    def failed_over(self, old: RedisProc) -> bool:
+        """True once the sentinels name a primary other than ``old``."""
+        try:
+            return self.current_primary() != old.port
+        except RuntimeError:
+            return False
+
+    def restart(self, node: RedisProc, timeout: float = 30) -> None:
+        """Start a killed node again on its port and directory, as a replica of the
+        current primary (the sentinels would make a replaced primary one, but only
+        after their next look at it, ~10-15 s later); returns once it is in sync."""
+        node.options["replicaof"] = f"127.0.0.1 {self.current_primary()}"
+        node.start()
+
+        def synced() -> bool:
+            try:
+                with node.client() as client:
+                    replication = client.info("replication")
+            except redis.RedisError:
+                return False
+            return bool(
+                replication["role"] == "slave" and replication["master_link_status"] == "up"
+            )
+
+        if not wait_until(synced, timeout):
+            raise RuntimeError(f"port {node.port} did not come back as a replica in sync")
+
     def pause_sentinels(self) -> None:
-        """SIGSTOP every sentinel: they are unreachable (connections hang)."""
+        """SIGSTOP every sentinel: they are unreachable (connections hang). A sentinel
+        stopped for 2 s or more enters TILT mode when resumed and acts on nothing
+        (no failover) for the next 30 s."""
         for proc in self.sentinels:
             proc.send_signal(signal.SIGSTOP)
 

@@ -23,6 +23,11 @@ from chaos.scenarios.common import Env
 from chaos.scenarios.network import connection_faults
 from chaos.scenarios.notify import notify_kill
 from chaos.scenarios.redis_faults import redis_full, redis_restart, redis_restart_producer
+from chaos.scenarios.sentinel import (
+    sentinel_primary_kill,
+    sentinel_primary_kill_durable,
+    sentinels_paused,
+)
 from chaos.scenarios.sqlite import sqlite_contention
 from chaos.scenarios.workers import (
     crash_points,
@@ -84,6 +89,14 @@ SCENARIOS = [
         {"appendonly": "yes", "appendfsync": "always"},
     ),
     Scenario("cluster_reshard", cluster_reshard, ("cluster",)),
+    Scenario("sentinel_primary_kill", sentinel_primary_kill, ("sentinel",)),
+    Scenario(
+        "sentinel_primary_kill_durable",
+        sentinel_primary_kill_durable,
+        ("sentinel",),
+        {"appendonly": "yes", "appendfsync": "always"},
+    ),
+    Scenario("sentinels_paused", sentinels_paused, ("sentinel",)),
 ]
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from chaos.app import QUEUE, make_app
 from chaos.harness import Pool, RedisProc
 from chaos.ledger import Ledger
-from chaos.topology import ClusterProcs
+from chaos.topology import ClusterProcs, SentinelProcs
 from chaos.verdict import Result
 from corral import Corral
 
@@ -20,8 +20,9 @@ __all__ = ["Env", "integrity", "redis_consistency"]
 
 
 class Env:
-    """One scenario run on one backend (``redis``, ``sqlite`` or ``cluster``: a 3x3 Redis
-    Cluster), torn down by ``close`` (or ``with``)."""
+    """One scenario run on one backend (``redis``, ``sqlite``, ``cluster``: a 3x3 Redis
+    Cluster, or ``sentinel``: a primary, a replica and three sentinels), torn down by
+    ``close`` (or ``with``)."""
 
     def __init__(self, name: str, backend: str, root: Path, **redis_options: str) -> None:
         self.name, self.backend = name, backend
@@ -30,12 +31,18 @@ class Env:
         self.ledger = Ledger(self.dir / "ledger.db")
         self.redis: RedisProc | None = None
         self.cluster: ClusterProcs | None = None
+        self.sentinel: SentinelProcs | None = None
         if backend == "redis":
             self.redis = RedisProc(self.dir / "redis", **redis_options).start()
             self.url = self.redis.url
         elif backend == "cluster":
             self.cluster = ClusterProcs(self.dir / "cluster", **redis_options).start()
             self.url = self.cluster.url
+        elif backend == "sentinel":
+            self.sentinel = SentinelProcs(self.dir / "sentinel")
+            for node in (self.sentinel.primary, self.sentinel.replica):
+                node.options.update(redis_options)
+            self.url = self.sentinel.start().url
         else:
             self.db_path = self.dir / "corral.db"
             self.url = f"sqlite:///{self.db_path}"
@@ -100,6 +107,8 @@ class Env:
             self.redis.stop()
         if self.cluster is not None:
             self.cluster.stop()
+        if self.sentinel is not None:
+            self.sentinel.stop()
         self.ledger.close()
 
     def __enter__(self) -> Env:
