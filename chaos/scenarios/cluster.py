@@ -66,7 +66,7 @@ def cluster_reshard(env: Env, quick: bool) -> Result:
     took = ended - load.fault_at
     r.faults = 1
     env.client.get_job_sync(seeded[0], QUEUE).cancel_sync()  # the delayed one: let it drain
-    t = finish_load(env, r, load, cluster.owner(KEY), ended, failover=False)
+    t = finish_load(env, r, load, cluster.owner(KEY), ended)
     owner = cluster.owner(KEY)
     left = _keys_in_slot(cluster, source, slot)
     r.check("the slot is served by the target", owner is target, f"served by {owner.port}")

@@ -12,7 +12,14 @@ import time
 
 from chaos.harness import wait_until
 from chaos.scenarios.common import Env
-from chaos.scenarios.failover import RATE, Topology, finish_load, primary_kill, start_load
+from chaos.scenarios.failover import (
+    RATE,
+    Switches,
+    Topology,
+    finish_load,
+    primary_kill,
+    start_load,
+)
 from chaos.verdict import Result
 
 __all__ = ["sentinel_primary_kill", "sentinel_primary_kill_durable", "sentinels_paused"]
@@ -53,6 +60,8 @@ def sentinels_paused(env: Env, quick: bool) -> Result:
     load = start_load(env, quick, "s", durable=False)
     time.sleep(load.seconds * 0.35)
     victim = group.primary_proc()
+    switches = Switches(group.primary_proc)
+    switches.start()
     load.fault_at = time.time()
     group.pause_sentinels()
     victim.kill()
@@ -64,7 +73,8 @@ def sentinels_paused(env: Env, quick: bool) -> Result:
     failover_s = time.time() - load.fault_at
     if took_over:
         group.restart(victim)
-    t = finish_load(env, r, load, group.primary_proc(), load.fault_at, failover=True)
+    t = finish_load(env, r, load, group.primary_proc(), load.fault_at, switches.last)
+    switches.stop()
     r.check("the sentinels failed over once resumed", took_over, "no failover within 60 s")
     r.check(f"acknowledged enqueues lost <= {RATE}", len(t.lost) <= RATE, f"{len(t.lost)} lost")
     r.note(
