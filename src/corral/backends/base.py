@@ -476,6 +476,15 @@ async def bounded_wait(
         return None
 
 
+_WAIT_CLEANUP = 6.0  # seconds a cancelled wait may take to end its blocking calls
+
+
+def _read_outcome(future: asyncio.Future[Any]) -> None:
+    # A wait cancelled by a stop may still fail while it cleans up: nobody reads that.
+    if not future.cancelled():
+        future.exception()
+
+
 async def wait_then_claim(
     backend: Backend,
     queues: Sequence[str],
@@ -491,6 +500,7 @@ async def wait_then_claim(
     ``wait`` replaces ``backend.wait_for_work(queues, timeout)``. The wait alone is
     cancelled when ``stop`` is set (it leases nothing)."""
     waiter = asyncio.ensure_future(wait or backend.wait_for_work(queues, timeout))
+    waiter.add_done_callback(_read_outcome)
     stopper = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -498,6 +508,9 @@ async def wait_then_claim(
         stopper.cancel()
         if not waiter.done():
             waiter.cancel()
+            # Let the wait end its own blocking calls before the caller goes on,
+            # perhaps to close the backend under it.
+            await asyncio.wait([waiter], timeout=_WAIT_CLEANUP)
     if stop.is_set():
         return [], None
     if not waiter.cancelled():

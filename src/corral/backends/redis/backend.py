@@ -505,9 +505,10 @@ class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStrea
             await asyncio.wait(pending, timeout=STOP_GIVE_UP)
         for _, link, popped, links in waits:
             links.put(link, popped)
-        if woken:  # a pop that ended by its marker left our wake entry behind
+        if woken and (client := self._client) is not None:
+            # A pop that ended by its marker left our wake entry behind.
             with contextlib.suppress(RedisError, OSError):
-                await self._client_or_fail().delete(*(self._k(q).wake(worker_id) for q in woken))
+                await client.delete(*(self._k(q).wake(worker_id) for q in woken))
 
     async def wait_and_claim(
         self,
@@ -583,7 +584,9 @@ class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStrea
         return await self._claim_once(queues[0], args, wait_then_claim_on_link)
 
     async def _wake_own(self, key: str) -> None:
-        client = self._client_or_fail()
+        client = self._client
+        if client is None:  # closed: its waits ended with their connections
+            return
         with contextlib.suppress(RedisError, OSError):
             async with client.pipeline(transaction=False) as pipe:
                 pipe.zadd(key, {"stop": 0})
