@@ -210,7 +210,9 @@ def primary_kill(env: Env, quick: bool, durable: bool, topology: Topology) -> Re
     env.ledger.fault("primary_kill", detail=f"port {victim.port}")
     r.faults = 1
     took_over = wait_until(lambda: topology.failed_over(victim), 30, interval=0.02)
-    failover_s = time.time() - load.fault_at
+    # The watcher saw the first switch (polling every 50 ms); wait_until may have
+    # waited on a slow sentinel.
+    failover_s = (switches.at[0] if switches.at else time.time()) - load.fault_at
     # As a supervisor would: the node comes back as the new primary's replica (until
     # then a durable enqueue has no replica to WAIT for, and says so).
     topology.restart(victim)
