@@ -26,7 +26,12 @@ from corral.backends.base import (
     wait_then_claim,
 )
 from corral.backends.redis.audit import RedisAudit
-from corral.backends.redis.cluster import REDIRECTED, MuxCluster, as_cluster, is_cluster_url
+from corral.backends.redis.cluster import (
+    ClusterUnavailable,
+    MuxCluster,
+    as_cluster,
+    is_cluster_url,
+)
 from corral.backends.redis.connection import (
     MAX_BLOCK,
     MIN_REDIS_VERSION,
@@ -39,7 +44,7 @@ from corral.backends.redis.facts import RedisFacts
 from corral.backends.redis.history import RedisHistory
 from corral.backends.redis.keys import QueueKeys, RegistryKeys
 from corral.backends.redis.legacy import add_old_lists
-from corral.backends.redis.mux import Link, MuxRedis, NotSent, pack
+from corral.backends.redis.mux import Link, MuxRedis, pack
 from corral.backends.redis.outbox import RedisOutbox
 from corral.backends.redis.paging import RedisPaging
 from corral.backends.redis.pubsub import EventStream, Hub, Subscriber
@@ -570,11 +575,12 @@ class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStrea
                 if stop.is_set():  # gave up on an unresponsive Redis to stop: its lease expires
                     return [-1, 0]
                 raise
-            except REDIRECTED as exc:
-                # The slot moved (resharding, failover): nothing ran; find its node.
-                assert cluster is not None, exc
-                cluster.refresh_soon()
-                raise NotSent(f"the cluster moved the queue: {exc}") from exc
+            except ResponseError as exc:
+                # The slot moved (resharding, failover): find its node; whatever the
+                # claim leased before Redis stopped it is adopted on the retry.
+                if cluster is None or not cluster.moved(exc):
+                    raise
+                raise ClusterUnavailable(f"the cluster moved the queue: {exc}") from exc
             finally:
                 overdue.cancel()
                 waits.put(link, claimed)

@@ -241,17 +241,21 @@ class MuxCluster(RedisCluster):
             await self.nodes_manager.initialize()
         try:
             return await do(self.node_client(key))
-        except REDIRECTED as exc:
-            self.refresh_soon()
-            raise ClusterUnavailable(str(exc)) from exc
         except ResponseError as exc:
-            if not stopped_by_migration(exc):
+            if not self.moved(exc):
                 raise
-            self.refresh_soon()
             raise ClusterUnavailable(str(exc)) from exc
         except (RedisConnectionError, RedisTimeoutError):
             self.refresh_soon()
             raise
+
+    def moved(self, error: BaseException) -> bool:
+        """Whether a reply says the slot is elsewhere now or moving (a redirection, or
+        a script stopped at a moved key); if so, a fresh slot map is on its way."""
+        if isinstance(error, REDIRECTED) or stopped_by_migration(error):
+            self.refresh_soon()
+            return True
+        return False
 
     def refresh_soon(self) -> None:
         """Refresh the slot map in the background (at most every 0.25 s)."""
