@@ -46,6 +46,10 @@ class _Sentinels(Sentinel):
         self.config = config
         self.last_primary: tuple[str, int] | None = None
 
+    async def aclose(self) -> None:
+        """Close each sentinel's client (redis-py has ``Sentinel.aclose`` from 8.1)."""
+        await asyncio.gather(*(sentinel.aclose() for sentinel in self.sentinels))
+
     async def discover_master(self, service_name: str) -> tuple[str, int]:
         errors: list[str] = []
         answered = False
@@ -108,6 +112,14 @@ class _SentinelPool(SentinelConnectionPool):
         try:
             await super().aclose()
         finally:
+            await self.sentinel_manager.aclose()
+
+    async def disconnect(self, inuse_connections: bool = True) -> None:
+        await super().disconnect(inuse_connections)
+        if inuse_connections:
+            # A client's close: redis-py 8.0 closes the pool with disconnect(), not
+            # aclose(), so the sentinels' connections are closed here too (closing
+            # twice is harmless; drop_idle() and moved() keep them).
             await self.sentinel_manager.aclose()
 
 
