@@ -173,6 +173,14 @@ def open_sentinel_clients(url: str) -> tuple[Redis, Redis]:
     return client, blocking
 
 
+_CLOSE_WAIT = 3.0  # seconds close() waits for the watch to end
+
+
+def _consume(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 class SwitchWatch:
     """The sentinels' ``+switch-master`` announcements for the clients' service.
 
@@ -196,16 +204,20 @@ class SwitchWatch:
         self._sentinels: _Sentinels = pool.sentinel_manager
         self._service = pool.service_name
         self._on_switch = on_switch
+        self._closing = False
         self._task = asyncio.create_task(self._run(), name="corral-sentinel-switch")
+        self._task.add_done_callback(_consume)
 
     async def close(self) -> None:
+        # redis-py's read can swallow a cancellation (Python 3.11): the flag ends the
+        # watch at its next one-second read instead, and close never waits longer.
+        self._closing = True
         self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await self._task
+        await asyncio.wait([self._task], timeout=_CLOSE_WAIT)
 
     async def _run(self) -> None:
         turn = 0
-        while True:
+        while not self._closing:
             sentinels = self._sentinels.sentinels
             pubsub = sentinels[turn % len(sentinels)].pubsub()
             turn += 1
@@ -224,7 +236,7 @@ class SwitchWatch:
     async def _listen(self, pubsub: PubSub) -> None:
         loop = asyncio.get_running_loop()
         heard_at, pinged = loop.time(), False
-        while True:
+        while not self._closing:
             message = await pubsub.get_message(timeout=1.0)
             now = loop.time()
             if message is None:
