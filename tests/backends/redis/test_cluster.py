@@ -14,7 +14,7 @@ from chaos.topology import ClusterProcs
 from corral import Corral
 from corral.backends.redis import RedisBackend
 from corral.backends.redis.cluster import MuxCluster, parse_cluster_url
-from corral.errors import BackendError, ConfigurationError
+from corral.errors import BackendError, ConfigurationError, ConnectionFailed
 from corral.testing.store import delete_prefix
 from corral.worker import Worker
 from tests.contract.conftest import new_job
@@ -52,6 +52,12 @@ def test_a_cluster_url_gives_seeds_credentials_and_tls() -> None:
 async def test_connect_reports_a_bad_cluster_url_as_configuration_error() -> None:
     backend = RedisBackend("redis+cluster://127.0.0.1:1/5")
     with pytest.raises(ConfigurationError, match="only database 0"):
+        await backend.connect()
+
+
+async def test_an_unreachable_cluster_is_reported_naming_its_url() -> None:
+    backend = RedisBackend("redis+cluster://127.0.0.1:1,127.0.0.1:2/")
+    with pytest.raises(ConnectionFailed, match=r"redis\+cluster://127\.0\.0\.1:1,127\.0\.0\.1:2/"):
         await backend.connect()
 
 
@@ -235,3 +241,28 @@ async def test_a_durable_enqueue_waits_for_the_queues_replica(own_cluster: Clust
             await backend.enqueue("q", [new_job("b")])
     finally:
         await backend.close()
+
+
+@pytest.mark.slow
+async def test_a_password_protected_cluster(tmp_path: Path) -> None:
+    cluster = ClusterProcs(tmp_path / "cluster", primaries=3, replicas=0).start()
+    try:
+        for node in cluster.nodes:  # protected once formed (the harness talks plainly)
+            with node.client() as client:
+                client.config_set("masterauth", "s3cret")
+                client.config_set("requirepass", "s3cret")
+        url = cluster.url.replace("redis+cluster://", "redis+cluster://:s3cret@")
+        backend = RedisBackend(url)
+        await backend.connect()
+        try:
+            assert await backend.enqueue("q", [new_job("a")]) == [None]
+            jobs, _ = await backend.claim("q", 1, 30_000, "w1")
+            assert [job.id for job in jobs] == ["a"]
+        finally:
+            await backend.close()
+        wrong = RedisBackend(url.replace("s3cret", "wrong"))
+        with pytest.raises(ConnectionFailed, match=r":\*\*\*@.*password") as refused:
+            await wrong.connect()
+        assert "wrong" not in str(refused.value)  # the password is masked
+    finally:
+        cluster.stop()

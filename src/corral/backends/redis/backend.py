@@ -70,7 +70,7 @@ from corral.settings import DEFAULT_RECONNECT_TIMEOUT, mask_url
 from redis.asyncio import Redis
 from redis.asyncio.connection import parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
+from redis.exceptions import OutOfMemoryError, RedisClusterException, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 __all__ = ["MIN_REDIS_VERSION", "RedisBackend"]
@@ -151,7 +151,8 @@ class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStrea
     def _translate(self) -> Iterator[None]:
         try:
             yield
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except (RedisConnectionError, RedisTimeoutError, OSError, RedisClusterException) as exc:
+            # RedisClusterException: no seed node let us in (unreachable, or refused).
             raise ConnectionFailed(
                 f"cannot reach Redis at {self.safe_url}: {exc} "
                 "(is redis-server running, and are host, port and password right?)",
