@@ -64,10 +64,16 @@ async def stalled(backend: Backend, request: pytest.FixtureRequest) -> AsyncIter
         # Every primary stops answering clients (not the cluster bus: no failover).
         # UNPAUSE would wait behind the pause itself, so this stall lasts STALL.
         cluster: ClusterProcs = request.getfixturevalue("redis_cluster")
+        paused_at = time.monotonic()
         for node in cluster.primary_nodes():
             with node.client() as client:
                 client.execute_command("CLIENT", "PAUSE", int(STALL * 1000), "ALL")
-        yield
+        try:
+            yield
+        finally:
+            # Sit out the pause: the waits after it start on a cluster that answers
+            # again, whose hub may have replaced a connection that went silent.
+            await asyncio.sleep(max(0.0, paused_at + STALL + 0.2 - time.monotonic()))
         return
     group: SentinelProcs | None = None
     if url.startswith("redis+sentinel"):

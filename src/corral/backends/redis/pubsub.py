@@ -34,7 +34,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["SUBSCRIBE_TIMEOUT", "EventStream", "Hub", "Inbox", "Subscriber"]
+__all__ = ["SUBSCRIBE_TIMEOUT", "EventStream", "Hub", "HubClosed", "Inbox", "Subscriber"]
 
 log = logging.getLogger("corral.redis")
 
@@ -54,6 +54,10 @@ PING_AFTER = 5.0
 PONG_TIMEOUT = 5.0
 # Shard channels' replies read as the plain ones (a sharded hub's own handling aside).
 _SHARD_KINDS = {"ssubscribe": "subscribe", "smessage": "message"}
+
+
+class HubClosed(RedisError):
+    """The hub was closed while a listener waited (a cluster node's hub replaced)."""
 
 
 class Subscriber(Protocol):
@@ -87,6 +91,7 @@ class Hub:
         # ``on_lost``'s business, not a reconnection to this node.
         self._sharded = sharded
         self._on_lost = on_lost
+        self._closed = False
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -146,6 +151,8 @@ class Hub:
 
     async def _confirm(self, key: Key) -> None:
         # Safe to repeat: a failed SUBSCRIBE is forgotten (see _send_subscribe).
+        if self._closed:  # not a lost connection: no use trying again here
+            raise HubClosed("the pub/sub hub was closed")
         async with self._lock:
             confirmed = self._confirmed.get(key)
             if confirmed is None:
@@ -342,6 +349,7 @@ class Hub:
             self._on_lost()  # Redis dropped a channel someone hears: its slot moved
 
     async def close(self) -> None:
+        self._closed = True
         for task in (self._reader, self._sweeper):
             if task is not None:
                 task.cancel()
@@ -353,7 +361,8 @@ class Hub:
                 await self._pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis-py 8.2
             self._pubsub = None
         self._handlers.clear()
-        self._confirmed.clear()
+        # Listeners still waiting for a confirmation hear that none will come.
+        self._connection_lost(HubClosed("the pub/sub hub was closed"))
         self._idle.clear()
         self._gap_listeners.clear()
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from corral.backends.redis.cluster import MuxCluster
 from corral.backends.redis.connection import Reconnect
-from corral.backends.redis.pubsub import SUBSCRIBE_TIMEOUT, Handler, Hub
+from corral.backends.redis.pubsub import SUBSCRIBE_TIMEOUT, Handler, Hub, HubClosed
 from corral.backends.redis.wait import retrieved
 from redis.exceptions import RedisError
 
@@ -86,8 +86,15 @@ class ShardedHub:
         """:meth:`Hub.subscribe` on the node that owns ``channel``, wherever it moves."""
         if not self._cluster.nodes_manager.slots_cache:
             await self._cluster.nodes_manager.initialize()
-        node, hub = self._hub_for(channel)
-        unsubscribe = await hub.subscribe(channel, handler, timeout)
+        while True:
+            node, hub = self._hub_for(channel)
+            try:
+                unsubscribe = await hub.subscribe(channel, handler, timeout)
+                break
+            except HubClosed:
+                # The node's hub was replaced while we waited (its connection was
+                # lost): subscribe where the channel is heard now.
+                continue
         token = next(self._tokens)
         self._subs[token] = _Sub(channel, handler, node, unsubscribe)
         return functools.partial(self._drop, token)
