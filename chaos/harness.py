@@ -58,13 +58,15 @@ class RedisProc:
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.exe = shutil.which("redis-server") or "redis-server"
+        #: redis-py TLS options for a server that only speaks TLS (``tls_port``).
+        self.tls: dict[str, object] = {}
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5, **self.tls)
 
     def version(self) -> str:
         with self.client() as client:
@@ -77,7 +79,7 @@ class RedisProc:
             cmd += [f"--{key.replace('_', '-')}", value]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
-        with redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1) as client:
+        with redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1, **self.tls) as client:
             while True:
                 if self.proc.poll() is not None:
                     raise RuntimeError(f"redis-server exited at start: see {self.dir}/redis.log")

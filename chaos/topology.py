@@ -54,13 +54,32 @@ class _Proc(RedisProc):
             self.port = port
 
 
+def _tls_config(tls: Path) -> dict[str, str]:
+    """Server config for TLS only, from ``ca.pem``, ``node.pem`` and ``node.key``."""
+    return {
+        "tls_replication": "yes",
+        "tls_cert_file": str(tls / "node.pem"),
+        "tls_key_file": str(tls / "node.key"),
+        "tls_ca_cert_file": str(tls / "ca.pem"),
+        "tls_auth_clients": "no",
+    }
+
+
 class ClusterProcs:
     """A Redis Cluster on loopback: ``url`` is its ``redis+cluster://`` URL."""
 
     def __init__(
-        self, directory: Path, primaries: int = 3, replicas: int = 1, **options: str
+        self,
+        directory: Path,
+        primaries: int = 3,
+        replicas: int = 1,
+        tls: Path | None = None,
+        **options: str,
     ) -> None:
-        """``options``: extra config for every node (``appendonly``, ``appendfsync``...)."""
+        """``options``: extra config for every node (``appendonly``, ``appendfsync``...);
+        ``tls``: a directory with ``ca.pem``, ``node.pem`` and ``node.key``, for a
+        cluster that speaks only TLS (clients, cluster bus and replication)."""
+        self.tls = tls
         if primaries < 1 or replicas < 0:
             raise ValueError(f"need primaries >= 1 and replicas >= 0, not {primaries}/{replicas}")
         if primaries < 3 and replicas:
@@ -74,6 +93,8 @@ class ClusterProcs:
     @property
     def url(self) -> str:
         seeds = ",".join(f"127.0.0.1:{n.port}" for n in self.nodes[:3])
+        if self.tls is not None:
+            return f"rediss+cluster://{seeds}/?ssl_ca_certs={self.tls / 'ca.pem'}"
         return f"redis+cluster://{seeds}/"
 
     def start(self) -> ClusterProcs:
@@ -89,8 +110,12 @@ class ClusterProcs:
                 cluster_replica_validity_factor="0",
                 # A replica's first full sync starts at once, not after 5 s.
                 repl_diskless_sync_delay="0",
+                **self._tls_options(),
                 **self.options,
             )
+            if self.tls is not None:
+                node.options["tls_port"], node.options["port"] = str(node.port), "0"
+                node.tls = {"ssl": True, "ssl_ca_certs": str(self.tls / "ca.pem")}
             self.nodes.append(node.start())
         if self.primaries < 3:
             self._join()
@@ -114,12 +139,17 @@ class ClusterProcs:
             for node in self.nodes[1:]:
                 client.execute_command("CLUSTER", "MEET", "127.0.0.1", node.port)
 
+    def _tls_options(self) -> dict[str, str]:
+        return {} if self.tls is None else {"tls_cluster": "yes", **_tls_config(self.tls)}
+
     def _create(self) -> None:
         cli = shutil.which("redis-cli") or "redis-cli"
         addresses = [f"127.0.0.1:{n.port}" for n in self.nodes]
+        tls = [] if self.tls is None else ["--tls", "--cacert", str(self.tls / "ca.pem")]
         subprocess.run(
             [
                 cli,
+                *tls,
                 "--cluster",
                 "create",
                 *addresses,
@@ -134,7 +164,7 @@ class ClusterProcs:
         )
 
     def client(self, node: RedisProc) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=node.port, socket_timeout=5)
+        return node.client()
 
     def healthy(self) -> bool:
         """Every live node says the cluster is ok and has all its replicas in sync."""
@@ -262,11 +292,19 @@ class ClusterProcs:
 class SentinelProcs:
     """One primary, one replica and three sentinels watching them as :data:`SERVICE`."""
 
-    def __init__(self, directory: Path, sentinels: int = 3) -> None:
+    def __init__(self, directory: Path, sentinels: int = 3, tls: Path | None = None) -> None:
+        """``tls``: as for :class:`ClusterProcs`: every server speaks only TLS."""
         self.dir = directory
+        self.tls = tls
         # A replica's full sync starts at once, not after 5 s.
         self.primary = RedisProc(directory / "primary", repl_diskless_sync_delay="0")
         self.replica = RedisProc(directory / "replica", repl_diskless_sync_delay="0")
+        self._client_tls: dict[str, object] = {}
+        if tls is not None:
+            self._client_tls = {"ssl": True, "ssl_ca_certs": str(tls / "ca.pem")}
+            for node in (self.primary, self.replica):
+                node.options.update(_tls_config(tls), tls_port=str(node.port), port="0")
+                node.tls = self._client_tls
         self.sentinel_ports: list[int] = []
         self.sentinels: list[subprocess.Popen[bytes]] = []
         self._count = sentinels
@@ -274,6 +312,8 @@ class SentinelProcs:
     @property
     def url(self) -> str:
         seeds = ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
+        if self.tls is not None:
+            return f"rediss+sentinel://{seeds}/{SERVICE}/0?ssl_ca_certs={self.tls / 'ca.pem'}"
         return f"redis+sentinel://{seeds}/{SERVICE}/0"
 
     def start(self) -> SentinelProcs:
@@ -284,8 +324,13 @@ class SentinelProcs:
         for i in range(self._count):
             port = cluster_port()
             conf = self.dir / f"sentinel{i}.conf"
+            listen = f"port {port}\n"
+            if self.tls is not None:
+                listen = f"port 0\ntls-port {port}\n" + "".join(
+                    f"{k.replace('_', '-')} {v}\n" for k, v in _tls_config(self.tls).items()
+                )
             conf.write_text(
-                f"port {port}\nbind 127.0.0.1\ndir {self.dir}\n"
+                f"{listen}bind 127.0.0.1\ndir {self.dir}\n"
                 f"logfile {self.dir}/sentinel{i}.log\n"
                 f"sentinel monitor {SERVICE} 127.0.0.1 {self.primary.port} 2\n"
                 f"sentinel down-after-milliseconds {SERVICE} {NODE_TIMEOUT_MS}\n"
@@ -307,7 +352,9 @@ class SentinelProcs:
     def _ready(self) -> bool:
         try:
             for port in self.sentinel_ports:
-                with redis.Redis(host="127.0.0.1", port=port, socket_timeout=1) as client:
+                with redis.Redis(
+                    host="127.0.0.1", port=port, socket_timeout=1, **self._client_tls
+                ) as client:
                     replicas = client.execute_command("SENTINEL", "REPLICAS", SERVICE)
                     others = client.execute_command("SENTINEL", "SENTINELS", SERVICE)
                     if not replicas or len(others) < self._count - 1:
@@ -321,7 +368,9 @@ class SentinelProcs:
         """The port the sentinels name as the primary now."""
         for port in self.sentinel_ports:
             try:
-                with redis.Redis(host="127.0.0.1", port=port, socket_timeout=1) as client:
+                with redis.Redis(
+                    host="127.0.0.1", port=port, socket_timeout=1, **self._client_tls
+                ) as client:
                     _, primary_port = client.execute_command(
                         "SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE
                     )
