@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from corral.backends.base import Backend
-from corral.backends.redis.sharded import QUEUE_POLL
 from corral.backends.redis.streams import GAP
 from tests.contract.conftest import claim_one, enqueue
 
@@ -54,12 +53,12 @@ async def test_a_queue_another_process_creates_is_followed(backend: Backend) -> 
     await other.connect()
     try:
         stream = await backend.all_events()
-        collector = asyncio.create_task(_collect(stream, 2))
         await enqueue(other, "new", "n1")
-        if _sharded(backend):
-            await asyncio.sleep(QUEUE_POLL + 0.5)  # the stream has found the queue
+        # Sharded: the gap that says the stream found the queue (_collect allows 5 s, more
+        # than QUEUE_POLL); n2 goes out only then, instead of after a guessed sleep.
+        seen = await _collect(stream, 1)
         await enqueue(other, "new", "n2")
-        seen = await collector
+        seen += await _collect(stream, 1)
         if _sharded(backend):
             assert seen == [GAP, ("new", "added", "n2")]
         else:

@@ -20,6 +20,7 @@ from corral.backends.redis.connection import MAX_BLOCK, POOL_SIZE, POOL_WAIT
 from corral.backends.redis.mux import MuxRedis
 from corral.backends.redis.pubsub import PING_AFTER, PONG_TIMEOUT
 from corral.backends.redis.sentinel_url import SentinelURL, address, parse_sentinel_url
+from corral.backends.redis.wait import retrieved
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
@@ -176,11 +177,6 @@ def open_sentinel_clients(url: str) -> tuple[Redis, Redis]:
 _CLOSE_WAIT = 3.0  # seconds close() waits for the watch to end
 
 
-def _consume(task: asyncio.Task[None]) -> None:
-    if not task.cancelled():
-        task.exception()
-
-
 class SwitchWatch:
     """The sentinels' ``+switch-master`` announcements for the clients' service.
 
@@ -206,7 +202,7 @@ class SwitchWatch:
         self._on_switch = on_switch
         self._closing = False
         self._task = asyncio.create_task(self._run(), name="corral-sentinel-switch")
-        self._task.add_done_callback(_consume)
+        self._task.add_done_callback(retrieved)
 
     async def close(self) -> None:
         # redis-py's read can swallow a cancellation (Python 3.11): the flag ends the
