@@ -175,6 +175,9 @@ class Corral(AuditLog, HookRegistry, NotifyRegistry):
         on_failed: Callback | None = None,
         on_cancelled: Callback | None = None,
         notify: Target | Sequence[Target] | None = None,
+        isolation: str | None = None,
+        memory_limit: int | str | None = None,
+        max_tasks_per_child: int | None = None,
     ) -> TaskDecorator:
         """Register a function (async or plain) as a task.
 
@@ -191,6 +194,10 @@ class Corral(AuditLog, HookRegistry, NotifyRegistry):
         worker for this task's jobs, after the app-wide ones (see :mod:`corral.hooks`).
         ``notify``: targets (:class:`~corral.notify.Webhook`, :class:`~corral.notify.Email`)
         told of this task's jobs' outcomes, durably (see :mod:`corral.notify`).
+        ``isolation="process"`` runs the jobs in child processes of the worker (see
+        :mod:`corral.worker.isolation`): ``timeout`` then stops them for real,
+        ``memory_limit`` (bytes or ``"256MB"``) kills one over that resident size, and
+        a child is replaced after ``max_tasks_per_child`` jobs.
         """
         targets = check_targets(notify, "notify")
         callbacks = task_callbacks(
@@ -217,7 +224,16 @@ class Corral(AuditLog, HookRegistry, NotifyRegistry):
                 timeout=timeout,
                 completed=completed or self.completed,
                 failed=failed or self.failed,
+                isolation=isolation,
+                memory_limit=memory_limit,
+                max_tasks_per_child=max_tasks_per_child,
             )
+            if config.isolation is not None and "<locals>" in fn.__qualname__:
+                raise ConfigurationError(
+                    f"task {task_name!r}: isolation='process' needs a function its child "
+                    f"process can import by module path; {fn.__qualname__} is defined "
+                    "inside a function"
+                )
             task: Task[Any, Any] = Task(self, fn, config, callbacks=callbacks, targets=targets)
             if targets:
                 self._enable_notify()

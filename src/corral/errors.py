@@ -18,6 +18,8 @@
     ├── InvalidTransition           the action does not apply to the job's state
     ├── LeaseLost                   a worker acted on a job it no longer holds
     ├── JobTimeout                  (recorded error) the job ran past its timeout
+    ├── MemoryLimitExceeded         (recorded error) an isolated job went over memory_limit
+    ├── ChildProcessDied            (recorded error) the process running an isolated job died
     ├── JobFailed                   ``job.result()`` on a job that failed for good
     ├── JobCancelled                ``job.result()`` on a cancelled job; also the
     │                               signal a sync task raises to honour an abort
@@ -34,6 +36,7 @@ from typing import Any
 
 __all__ = [
     "BackendError",
+    "ChildProcessDied",
     "ConfigurationError",
     "ConnectionFailed",
     "CorralError",
@@ -46,6 +49,7 @@ __all__ = [
     "JobNotFound",
     "JobTimeout",
     "LeaseLost",
+    "MemoryLimitExceeded",
     "NoRetry",
     "PayloadTooLarge",
     "ResultTimeout",
@@ -142,6 +146,25 @@ class LeaseLost(CorralError):
 
 class JobTimeout(CorralError, TimeoutError):
     """A job ran longer than its timeout."""
+
+
+class MemoryLimitExceeded(CorralError, MemoryError):
+    """An isolated job's process went over the task's ``memory_limit`` and was killed;
+    ``peak`` is the largest resident size seen, in bytes."""
+
+    def __init__(self, message: str, peak: int = 0) -> None:
+        super().__init__(message)
+        self.peak = peak
+
+
+class ChildProcessDied(CorralError):
+    """The child process running an isolated job died (a crash, ``os._exit``, a
+    signal such as the kernel's OOM killer); ``exitcode`` as multiprocessing gives
+    it (negative: the signal's number)."""
+
+    def __init__(self, message: str, exitcode: int | None = None) -> None:
+        super().__init__(message)
+        self.exitcode = exitcode
 
 
 class JobFailed(CorralError):

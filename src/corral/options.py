@@ -27,7 +27,7 @@ from corral.policy import (
     coerce_backoff,
 )
 
-__all__ = ["DEFAULT_COMPLETED", "DEFAULT_FAILED", "JobOptions", "TaskConfig"]
+__all__ = ["DEFAULT_COMPLETED", "DEFAULT_FAILED", "Isolation", "JobOptions", "TaskConfig"]
 
 #: Completed (and cancelled) jobs: the last 1,000, for up to a day.
 DEFAULT_COMPLETED = Retention(count=1000, max_age=86400.0)
@@ -55,6 +55,76 @@ def _attempts(value: object) -> int:
     return value
 
 
+_UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3}
+_UNITS.update({f"{u}b": n for u, n in list(_UNITS.items()) if u not in ("", "b")})
+_UNITS.update({"ki": 1024, "kib": 1024, "mi": 1024**2, "mib": 1024**2, "gi": 1024**3})
+_UNITS["gib"] = 1024**3
+
+
+def parse_bytes(name: str, value: object) -> int:
+    """A size: an int of bytes, or text like ``"256MB"``, ``"1.5GiB"``, ``"512k"``
+    (k/M/G are powers of 1000, Ki/Mi/Gi of 1024)."""
+    number: float
+    if isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        digits = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+        unit = text[len(digits) :]
+        try:
+            number = float(digits) * _UNITS[unit]
+        except (ValueError, KeyError):
+            raise ValidationError(
+                f"{name} must be bytes or a size like '256MB' or '1GiB', got {value!r}"
+            ) from None
+    elif isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        raise ValidationError(f"{name} must be bytes or a size like '256MB', got {value!r}")
+    if not math.isfinite(number) or number < 1024 * 1024:
+        raise ValidationError(f"{name} must be at least 1 MiB, got {value!r}")
+    return int(number)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Isolation:
+    """How the jobs of a task registered with ``isolation="process"`` run: in a
+    child process of the worker, killed past ``memory_limit`` bytes of resident
+    memory; a child is replaced after ``max_tasks_per_child`` jobs."""
+
+    memory_limit: int | None = None
+    max_tasks_per_child: int | None = None
+
+    @classmethod
+    def build(
+        cls, isolation: str | None, memory_limit: int | str | None, max_tasks_per_child: int | None
+    ) -> Isolation | None:
+        if isolation is None:
+            given = [
+                name
+                for name, value in (
+                    ("memory_limit", memory_limit),
+                    ("max_tasks_per_child", max_tasks_per_child),
+                )
+                if value is not None
+            ]
+            if given:
+                raise ConfigurationError(
+                    f"{', '.join(given)} applies to isolated tasks: add isolation='process'"
+                )
+            return None
+        if isolation != "process":
+            raise ConfigurationError(f"isolation must be 'process' or None, got {isolation!r}")
+        if max_tasks_per_child is not None and (
+            isinstance(max_tasks_per_child, bool)
+            or not isinstance(max_tasks_per_child, int)
+            or max_tasks_per_child < 1
+        ):
+            raise ConfigurationError(
+                f"max_tasks_per_child must be an integer >= 1, got {max_tasks_per_child!r}"
+            )
+        limit = None if memory_limit is None else parse_bytes("memory_limit", memory_limit)
+        return cls(memory_limit=limit, max_tasks_per_child=max_tasks_per_child)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskConfig:
     """The defaults a task was registered with (see ``Corral.task``)."""
@@ -67,6 +137,8 @@ class TaskConfig:
     timeout: float | None = None
     completed: Retention = DEFAULT_COMPLETED
     failed: Retention = DEFAULT_FAILED
+    #: Set for ``isolation="process"``: the job runs in a child process.
+    isolation: Isolation | None = None
 
     @classmethod
     def build(
@@ -80,6 +152,9 @@ class TaskConfig:
         timeout: float | timedelta | None,
         completed: Retention,
         failed: Retention,
+        isolation: str | None = None,
+        memory_limit: int | str | None = None,
+        max_tasks_per_child: int | None = None,
     ) -> TaskConfig:
         try:
             return cls(
@@ -91,6 +166,7 @@ class TaskConfig:
                 timeout=_positive_seconds("timeout", timeout),
                 completed=completed,
                 failed=failed,
+                isolation=Isolation.build(isolation, memory_limit, max_tasks_per_child),
             )
         except (ValidationError, ConfigurationError) as exc:
             raise ConfigurationError(f"task {name!r}: {exc}") from None

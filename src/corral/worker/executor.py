@@ -39,6 +39,8 @@ from corral.options import TaskConfig
 from corral.policy import Backoff
 from corral.serialization import decode, encode_result
 from corral.task import Task
+from corral.worker.child import RemoteError
+from corral.worker.isolation import ProcessPool
 from corral.worker.threads import JobThreads
 
 __all__ = ["Kind", "Outcome", "error_record", "execute", "failure_outcome", "log_outcome"]
@@ -72,6 +74,8 @@ class Outcome:
 
 def _type_name(exc: BaseException) -> str:
     """An exception's type as errors are stored: ``module.Qualname`` (builtins bare)."""
+    if isinstance(exc, RemoteError):
+        return exc.type_name
     kind = type(exc)
     if kind.__module__ == "builtins":
         return kind.__qualname__
@@ -84,6 +88,8 @@ def error_record(
     """The JSON stored for a failed attempt: type, message, traceback, attempt, at, and
     the id of the worker that ran it (when given)."""
     tb = "".join(traceback.format_exception(exc)) if with_traceback else None
+    if isinstance(exc, RemoteError) and with_traceback:
+        tb = exc.remote_traceback  # the child's, where the task ran
     record = {
         "type": _type_name(exc),
         "message": str(exc),
@@ -107,7 +113,7 @@ def failure_outcome(
     permanent = config is None or isinstance(exc, _PERMANENT)
     traced = not isinstance(exc, _PERMANENT)
     error = error_record(exc, attempt, with_traceback=traced, worker=worker)
-    text = f"{type(exc).__name__}: {exc}"
+    text = f"{_type_name(exc).rsplit('.', 1)[-1]}: {exc}"
     if permanent:
         return Outcome(Kind.FAILED, error=error, error_text=text, exc=exc)
     assert config is not None
@@ -148,9 +154,11 @@ async def execute(
     threads: JobThreads,
     rng: random.Random,
     worker: str | None = None,
+    children: ProcessPool | None = None,
 ) -> Outcome:
     """Run the job's function and turn whatever happens into an Outcome (an error
-    records ``worker``, the id of the worker running it)."""
+    records ``worker``, the id of the worker running it). An isolated task's job runs
+    in one of ``children``."""
     try:
         if task is None or config is None:
             raise UnknownTask(
@@ -163,6 +171,8 @@ async def execute(
                 task.signature.bind(*args, **kwargs)
             except TypeError as exc:
                 raise InvalidArguments(f"arguments do not fit task {task.name!r}: {exc}") from None
+        if config.isolation is not None and children is not None:
+            return Outcome(Kind.COMPLETED, result=await children.run(task, config, claimed, ctx))
         if task.wants_context:
             args = [ctx, *args]
         token = ctx._bind()

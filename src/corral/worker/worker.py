@@ -36,6 +36,7 @@ from corral.settings import describe_backend, env_int, env_list
 from corral.worker.dispatch import Dispatcher, error_of, run_shutdown, run_startup
 from corral.worker.events import EmitsEvents
 from corral.worker.executor import Kind, Outcome, execute, log_outcome
+from corral.worker.isolation import IsolationSettings, ProcessPool
 from corral.worker.scheduler import Scheduler
 from corral.worker.supervise import report, supervise
 from corral.worker.threads import JobThreads
@@ -92,6 +93,8 @@ class Worker(EmitsEvents):
     finish before they are handed back to waiting, and the whole stop takes at most
     about ``grace`` + 2 s, even with the store down (leases then take over), plus
     whatever the app's listeners (up to 2 s more) and ``on_shutdown`` hooks take.
+    ``isolation`` tunes the child processes of isolated tasks (see
+    :class:`~corral.worker.isolation.IsolationSettings`).
     """
 
     def __init__(
@@ -105,6 +108,7 @@ class Worker(EmitsEvents):
         grace: float = 30.0,
         block: float = 5.0,
         heartbeat: float = 5.0,
+        isolation: IsolationSettings | None = None,
     ) -> None:
         self.app = app
         chosen = list(queues or env_list("CORRAL_QUEUES") or self._task_queues(app))
@@ -139,6 +143,8 @@ class Worker(EmitsEvents):
         self._hard_stop = asyncio.Event()
         self._closing = asyncio.Event()
         self._threads = JobThreads()
+        #: Child processes for isolated tasks (none started until one runs).
+        self._children = ProcessPool(isolation)
         self._stop_at: float | None = None  # time.monotonic() of the first stop()
         self._rng = random.Random()
         self._backend: Backend | None = None
@@ -273,6 +279,7 @@ class Worker(EmitsEvents):
                 if task is not None:
                     task.cancel()
             self._threads.shutdown()
+            self._children.close()
             log.info("worker %s stopped (processed %d)", self.id, self.processed)
 
     # -- fetching -------------------------------------------------------------------
@@ -362,7 +369,9 @@ class Worker(EmitsEvents):
         ctx = JobContext(claimed, backend, self._loop, config.attempts if config else 1, self.state)
         if self._hooks.active:
             ctx._on_progress = self._on_progress
-        running = _Running(claimed, ctx, config, is_async=bool(task and task.is_async))
+        # An isolated job is awaited on the loop (its child is killed), so it is cancellable.
+        cancellable = task is not None and (task.is_async or task.config.isolation is not None)
+        running = _Running(claimed, ctx, config, is_async=cancellable)
         self._running[(claimed.queue, claimed.id)] = running
         running.task = _start_task(self._loop, self._run_one(backend, running, task))
         key = (claimed.queue, claimed.id)
@@ -385,7 +394,14 @@ class Worker(EmitsEvents):
             self._emit("started", running)
         try:
             run = execute(
-                task, running.config, claimed, running.ctx, self._threads, self._rng, self.id
+                task,
+                running.config,
+                claimed,
+                running.ctx,
+                self._threads,
+                self._rng,
+                self.id,
+                self._children,
             )
             tracing = self.app.tracing
             outcome = await (run if tracing is None else tracing.process(claimed, run))
