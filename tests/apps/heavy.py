@@ -39,6 +39,24 @@ def spin() -> None:
         n += 1
 
 
+def burn(seconds: float) -> int:
+    """Pure-Python CPU work for ``seconds`` (it holds its interpreter's GIL throughout)."""
+    end = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < end:
+        n += 1
+    return n
+
+
+_kept: list[bytes] = []
+
+
+def keep(megabytes: int) -> int:
+    """Allocates ``megabytes`` MiB and keeps them after the job (a leak); the pid."""
+    _kept.append(b"x" * (megabytes << 20))
+    return os.getpid()
+
+
 def c_sleep(seconds: int) -> int:
     """Blocked in C (libc's sleep) for ``seconds``."""
     return int(_LIBC.sleep(seconds))

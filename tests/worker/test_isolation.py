@@ -182,13 +182,41 @@ async def test_children_are_reused_and_recycled_after_max_tasks_per_child(
 async def test_the_workers_own_process_keeps_its_lease_while_the_child_computes(
     app: Corral, workers: Workers
 ) -> None:
-    """A child burning CPU longer than several leases does not stall its job."""
-    c_sleep = isolated(app, heavy.c_sleep)
+    """A child burning CPU for several leases does not stall its job."""
+    burn = isolated(app, heavy.burn)
     start(workers, lease=0.4)
-    job = await c_sleep.enqueue(2)
-    assert await job.result(timeout=20) == 0
+    job = await burn.enqueue(2.0)
+    assert await job.result(timeout=20) > 0
     await job.refresh()
     assert job.stalls == 0 and job.attempts == 1
+
+
+async def test_a_child_killed_from_outside_fails_the_attempt(
+    app: Corral, workers: Workers, tmp_path: Path
+) -> None:
+    """What the kernel's OOM killer does: SIGKILL out of the blue."""
+    wait = isolated(app, heavy.wait_for_cancel)
+    worker = start(workers)
+    marker = tmp_path / "pid"
+    job = await wait.enqueue(str(marker))
+    await wait_until(lambda: marker.exists() and marker.read_text() != "", timeout=20)
+    os.kill(int(marker.read_text()), signal.SIGKILL)
+    error = await fails_with(job, "corral.errors.ChildProcessDied")
+    assert "killed by SIGKILL" in error["message"]
+    await alive(app, worker, workers)
+
+
+async def test_a_child_over_recycle_memory_after_a_job_is_replaced(
+    app: Corral, workers: Workers
+) -> None:
+    keep = isolated(app, heavy.keep)
+    start(workers, concurrency=1, isolation=IsolationSettings(recycle_memory="100MB"))
+    small = [await (await keep.enqueue(1)).result(timeout=20) for _ in range(2)]
+    assert small[0] == small[1]  # still under the threshold: reused
+    big = await (await keep.enqueue(120)).result(timeout=20)
+    assert big == small[0]
+    after = await (await keep.enqueue(1)).result(timeout=20)
+    assert after != big  # the leaky child was replaced
 
 
 def test_bad_isolation_options_name_the_option() -> None:

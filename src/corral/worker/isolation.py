@@ -172,6 +172,7 @@ class ProcessPool:
         )
         self._idle: list[_Child] = []
         self._all: set[_Child] = set()
+        self._dying: set[_Child] = set()  # sent SIGTERM, SIGKILL still to come
         self._starting = asyncio.Lock()
         self.started = 0
 
@@ -218,14 +219,15 @@ class ProcessPool:
         """SIGTERM now (the task's ``finally`` blocks run), SIGKILL after the grace;
         its lifeline stays open till then (closing it makes the child exit at once)."""
         self._all.discard(child)
+        self._dying.add(child)
         child.unlisten(loop)
         child.signal(signal.SIGTERM)
 
         def finish() -> None:
-            if child.proc.is_alive():
-                child.signal(signal.SIGKILL)
-            child.proc.join(1.0)
-            child.close()
+            if child in self._dying:
+                self._dying.discard(child)
+                self._reap(child)
+                child.close()
 
         loop.call_later(self.settings.kill_grace, finish)
 
@@ -312,7 +314,8 @@ class ProcessPool:
 
     def close(self) -> None:
         """Kill every child left (at the worker's stop: running jobs were handed back)."""
-        children, self._all, self._idle = list(self._all), set(), []
+        children = [*self._all, *self._dying]
+        self._all, self._dying, self._idle = set(), set(), []
         for child in children:
             child.signal(signal.SIGKILL)
         for child in children:
