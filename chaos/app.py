@@ -98,6 +98,17 @@ def cpu(ctx: JobContext, seconds: float) -> str:
     return exec_id
 
 
+def heavy(ctx: JobContext, ms: float) -> str:
+    """An isolated task (runs in a child process of the worker): CPU work for ``ms``."""
+    exec_id = task_ledger().begin(ctx.id, ctx.name, ctx.attempt, ctx.stalls)
+    deadline = time.monotonic() + ms / 1000
+    n = 0
+    while time.monotonic() < deadline:
+        n += sum(i * i for i in range(500))
+    task_ledger().finish(exec_id, "ok")
+    return exec_id
+
+
 async def poison(ctx: JobContext) -> None:
     """Kills its worker process every time it runs."""
     await _begin(ctx)
@@ -148,6 +159,7 @@ def make_app(
     app.task(name="chaos.block", queue=QUEUE, attempts=1)(block)
     app.task(name="chaos.cpu", queue=QUEUE, attempts=1)(cpu)
     app.task(name="chaos.poison", queue=QUEUE, attempts=3)(poison)
+    app.task(name="chaos.heavy", queue=QUEUE, attempts=20, backoff=0.05, isolation="process")(heavy)
     app.task(name="chaos.fill", queue=FILL_QUEUE, completed=Retention(count=0))(fill)
     if webhook is not None:
         from corral.notify import Webhook

@@ -20,6 +20,7 @@ from chaos.scenarios.cluster import (
     cluster_reshard,
 )
 from chaos.scenarios.common import Env
+from chaos.scenarios.isolation import isolated_kills
 from chaos.scenarios.network import connection_faults
 from chaos.scenarios.notify import notify_kill
 from chaos.scenarios.redis_faults import redis_full, redis_restart, redis_restart_producer
@@ -58,6 +59,7 @@ SCENARIOS = [
     Scenario("blocked_worker", blocked_worker),
     Scenario("poison_job", poison_job),
     Scenario("graceful_stops", graceful_stops),
+    Scenario("isolated_kills", isolated_kills),
     Scenario("notify_kill", notify_kill),
     Scenario(
         "redis_restart",

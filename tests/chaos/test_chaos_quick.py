@@ -53,6 +53,12 @@ def test_poison_job(tmp_path: Path) -> None:
     assert result.faults == 3  # max_stalls (2) + 1 crashes, then the job failed
 
 
+@pytest.mark.parametrize("backend", ["redis", "sqlite"])
+def test_isolated_kills(backend: str, tmp_path: Path) -> None:
+    result = _run("isolated_kills", backend, tmp_path)
+    assert result.faults >= 7  # children SIGKILLed mid-job, every job still completed
+
+
 def test_redis_restart_producer(tmp_path: Path) -> None:
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed")
