@@ -44,15 +44,15 @@ def isolated_kills(env: Env, quick: bool) -> Result:
     while len(killed) < kills and time.monotonic() < deadline:
         time.sleep(rng.uniform(0.05, 0.2))
         running = env.ledger._all(
-            "SELECT pid FROM executions WHERE finished IS NULL AND task = 'chaos.heavy'"
+            "SELECT pid, exec_id FROM executions WHERE finished IS NULL AND task = 'chaos.heavy'"
         )
-        pids = [pid for (pid,) in running if pid not in killed and _is_job_child(pid)]
-        if not pids:
+        candidates = [(p, e) for p, e in running if p not in killed and _is_job_child(p)]
+        if not candidates:
             if env.client.queue(QUEUE).counts_sync()["waiting"] == 0:
                 break
             continue
-        pid = rng.choice(pids)
-        env.ledger.fault("sigkill", pid, "isolated job's child")
+        pid, exec_id = rng.choice(candidates)
+        env.ledger.fault("sigkill", pid, exec_id)
         killed.add(pid)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
@@ -65,6 +65,12 @@ def isolated_kills(env: Env, quick: bool) -> Result:
     views = read_jobs(env.client, QUEUE)
     t = tally(env.ledger, views, ids=ids)
     r.absorb(t)
+    # A kill can land just after the job's body finished (its result on the way): that
+    # job completed, and its child's death is found when the worker next picks it.
+    late = env.ledger.count(
+        "SELECT COUNT(*) FROM executions JOIN faults ON faults.detail = executions.exec_id "
+        "WHERE executions.finished IS NOT NULL"
+    )
     died = sum(
         1
         for view in views.values()
@@ -76,6 +82,10 @@ def isolated_kills(env: Env, quick: bool) -> Result:
     r.check("lost == 0", not t.lost, f"{len(t.lost)} lost, e.g. {t.lost[:3]}")
     r.check("unexplained == 0", not t.unexplained, f"e.g. {t.unexplained[:3]}")
     r.check("no worker died", workers_alive, "a worker exited or was restarted")
-    r.check("each kill recorded as ChildProcessDied", died >= len(killed) - 1, f"{died} recorded")
-    r.note(f"{died} attempts failed with ChildProcessDied and were retried")
+    r.check(
+        "each kill of a running body recorded as ChildProcessDied",
+        died >= len(killed) - late,
+        f"{died} recorded, {len(killed)} kills, {late} after the body finished",
+    )
+    r.note(f"{died} attempts failed with ChildProcessDied and were retried; {late} kills late")
     return env.finish()

@@ -296,3 +296,18 @@ async def test_a_job_that_kills_its_worker_each_time_ends_failed(
     assert "lease expired 3 times" in job.error["message"]
     assert "max_stalls is 2" in job.error["message"]
     assert job.stalls == 3
+
+
+async def test_a_function_the_child_cannot_import_fails_at_once(
+    app: Corral, workers: Workers
+) -> None:
+    def vanished() -> None: ...
+
+    vanished.__module__, vanished.__qualname__ = "tests.apps.no_such_module", "vanished"
+    task = isolated(app, vanished, attempts=3)
+    worker = start(workers)
+    job = await task.enqueue()
+    error = await fails_with(job, "corral.errors.UnknownTask")
+    assert "cannot import tests.apps.no_such_module.vanished" in error["message"]
+    assert job.attempts == 1  # permanent: retrying cannot help
+    await alive(app, worker, workers)

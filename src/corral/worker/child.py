@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 
 from corral.context import JobContext, _current
-from corral.errors import CorralError, Retry
+from corral.errors import CorralError, Retry, UnknownTask
 from corral.serialization import decode, dumps, encode_result
 
 __all__ = ["ChildContext", "RemoteError", "Stopped", "main"]
@@ -121,9 +121,15 @@ def resolve(module: str, qualname: str) -> Callable[..., Any]:
     key = (module, qualname)
     fn = _functions.get(key)
     if fn is None:
-        obj: Any = importlib.import_module(module)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
+        try:
+            obj: Any = importlib.import_module(module)
+            for part in qualname.split("."):
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError) as exc:
+            raise UnknownTask(
+                f"the child process cannot import {module}.{qualname} ({exc}); an isolated "
+                "task must be a module-level function of a module importable by its path"
+            ) from None
         fn = _functions[key] = getattr(obj, "fn", obj)
     return fn
 

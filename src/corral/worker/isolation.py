@@ -41,6 +41,7 @@ from corral.errors import (
     PayloadTooLarge,
     Retry,
     SerializationError,
+    UnknownTask,
 )
 from corral.options import parse_bytes
 from corral.serialization import loads
@@ -58,10 +59,18 @@ __all__ = ["IsolationSettings", "ProcessPool"]
 log = logging.getLogger("corral.worker")
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+_HAS_PROC = os.path.exists("/proc/self/statm")
 #: Errors a child reports that keep their meaning in the worker (permanent, or signals).
 _KNOWN: dict[str, type[Exception]] = {
     f"corral.errors.{kind.__name__}": kind
-    for kind in (NoRetry, InvalidArguments, SerializationError, PayloadTooLarge, JobCancelled)
+    for kind in (
+        NoRetry,
+        InvalidArguments,
+        SerializationError,
+        PayloadTooLarge,
+        JobCancelled,
+        UnknownTask,
+    )
 }
 #: What a task raised in its child (the child itself is fine and is reused).
 _TASK_ERRORS: tuple[type[Exception], ...] = (RemoteError, Retry, *_KNOWN.values())
@@ -255,6 +264,10 @@ class ProcessPool:
     ) -> bytes:
         """Run one job in a child; its encoded result, or the error that ended it."""
         loop = asyncio.get_running_loop()
+        if config.isolation and config.isolation.memory_limit and not _HAS_PROC:
+            raise ConfigurationError(
+                "memory_limit needs /proc to read a process's memory (Linux); this system has none"
+            )
         child = await self._checkout()
         fn = task.fn
         header = {
@@ -343,6 +356,11 @@ class ProcessPool:
                 next_sample = now + every
                 size = rss(child.pid)
                 peak = max(peak, size)
+                if size == 0 and not child.proc.is_alive():
+                    raise ChildProcessDied(
+                        f"the process running the job died ({_death(child.proc)})",
+                        child.proc.exitcode,
+                    )
                 if limit is not None and size > limit:
                     child.signal(signal.SIGKILL)
                     await self._exited(child, 5.0)
