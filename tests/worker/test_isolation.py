@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from corral import ConfigurationError, Corral, JobCancelled, JobFailed, JobState
-from corral.worker import Worker
-from corral.worker.isolation import IsolationSettings
+from corral.worker import IsolationSettings, Worker
 from tests.apps import heavy
 from tests.worker.conftest import Workers, wait_until
 from tests.worker.procs import WorkerProc

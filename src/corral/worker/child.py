@@ -143,10 +143,9 @@ def _run(conn: Connection, header: bytes, data: bytes) -> None:
         args, kwargs = decode(data)
         if job["context"]:
             args = [ctx, *args]
-        if inspect.iscoroutinefunction(fn):
-            value = asyncio.run(fn(*args, **kwargs))
-        else:
-            value = fn(*args, **kwargs)
+        value = fn(*args, **kwargs)
+        if inspect.iscoroutine(value):  # an async task: its own loop, for this job
+            value = asyncio.run(value)
         frame = b"R" + encode_result(value, job["name"], job["max_result"])
     except Stopped:
         raise
