@@ -98,8 +98,9 @@ async def test_code_blocked_in_c_is_stopped_at_its_timeout(app: Corral, workers:
 async def test_a_child_ignoring_sigterm_is_killed_after_the_grace(
     app: Corral, workers: Workers, tmp_path: Path
 ) -> None:
-    stubborn = isolated(app, heavy.stubborn, timeout=0.5)
-    worker = start(workers)
+    stubborn = isolated(app, heavy.stubborn, timeout=1.0)
+    worker = start(workers, concurrency=1)
+    await alive(app, worker, workers)  # a child is up: the timeout is spent in the task
     marker = tmp_path / "pid"
     job = await stubborn.enqueue(str(marker))
     error = await fails_with(job, "corral.errors.JobTimeout")
@@ -183,8 +184,8 @@ async def test_the_workers_own_process_keeps_its_lease_while_the_child_computes(
 ) -> None:
     """A child burning CPU for several leases does not stall its job."""
     burn = isolated(app, heavy.burn)
-    start(workers, lease=0.4)
-    job = await burn.enqueue(2.0)
+    start(workers, lease=0.5)
+    job = await burn.enqueue(2.5)
     assert await job.result(timeout=20) > 0
     await job.refresh()
     assert job.stalls == 0 and job.attempts == 1
