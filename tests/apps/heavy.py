@@ -11,7 +11,7 @@ import signal
 import time
 from pathlib import Path
 
-from corral import Corral, JobContext
+from corral import Corral, JobContext, NoRetry, Retry
 
 _LIBC = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 
@@ -93,6 +93,24 @@ def report(ctx: JobContext, steps: int) -> str:
         ctx.progress_sync({"step": step, "of": steps})
     ctx.log_sync(f"did {steps} steps in {os.getpid()}")
     return ctx.id
+
+
+async def report_async(ctx: JobContext, steps: int) -> int:
+    for step in range(1, steps + 1):
+        await ctx.progress(step)
+    await ctx.log("async done")
+    return steps
+
+
+def retry_once(ctx: JobContext) -> int:
+    """Asks for a retry on its first attempt, then succeeds."""
+    if ctx.attempt == 1:
+        raise Retry("not yet", delay=0.01)
+    return ctx.attempt
+
+
+def give_up() -> None:
+    raise NoRetry("hopeless")
 
 
 def wait_for_cancel(marker: str) -> None:

@@ -62,6 +62,26 @@ async def test_result_progress_and_logs_cross_from_the_child(app: Corral, worker
     assert await (await add_async.enqueue(1, 2)).result(timeout=20) == 3
 
 
+async def test_async_progress_and_retry_signals_from_the_child(
+    app: Corral, workers: Workers
+) -> None:
+    report = isolated(app, heavy.report_async)
+    retry = isolated(app, heavy.retry_once, attempts=2)
+    give_up = isolated(app, heavy.give_up, attempts=3)
+    start(workers)
+    job = await report.enqueue(4)
+    assert await job.result(timeout=20) == 4
+    await job.refresh()
+    assert job.progress == 4 and job.logs == ["async done"]
+    job = await retry.enqueue()
+    assert await job.result(timeout=20) == 2
+    await job.refresh()
+    assert job.errors[0]["type"] == "corral.errors.Retry"
+    job = await give_up.enqueue()
+    await fails_with(job, "corral.errors.NoRetry")
+    assert job.attempts == 1  # NoRetry crossed as itself: no retry despite attempts=3
+
+
 async def test_an_exception_in_the_child_is_recorded_with_its_type_and_traceback(
     app: Corral, workers: Workers
 ) -> None:
