@@ -8,13 +8,14 @@ delays, leases that recover jobs from dead workers, progress, logs and results.
 from corral.app import Corral
 from corral.backends.base import JobState, Retention, WorkerInfo
 from corral.blockers import Blocker
-from corral.context import JobContext, current_job
+from corral.context import Dependency, JobContext, current_job
 from corral.errors import (
     BackendError,
     ConfigurationError,
     ConnectionFailed,
     CorralError,
     InvalidArguments,
+    InvalidFlow,
     InvalidName,
     InvalidTransition,
     JobCancelled,
@@ -33,6 +34,8 @@ from corral.errors import (
     ValidationError,
     WorkerStartupFailed,
 )
+from corral.flow import Dep, Flow, chain, chord, group
+from corral.flow_run import FlowRun
 from corral.health import QueueHealth
 from corral.hooks import JobEvent, Lifecycle
 from corral.job import Job
@@ -53,7 +56,12 @@ __all__ = [
     "ConnectionFailed",
     "Corral",
     "CorralError",
+    "Dep",
+    "Dependency",
+    "Flow",
+    "FlowRun",
     "InvalidArguments",
+    "InvalidFlow",
     "InvalidName",
     "InvalidTransition",
     "Job",
@@ -83,5 +91,8 @@ __all__ = [
     "WorkerInfo",
     "WorkerStartupFailed",
     "__version__",
+    "chain",
+    "chord",
     "current_job",
+    "group",
 ]

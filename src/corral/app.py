@@ -16,6 +16,8 @@ from corral.callbacks import HookRegistry, task_callbacks
 from corral.context import JobContext
 from corral.errors import ConfigurationError, CorralError, JobNotFound, ValidationError
 from corral.feed import EventFeed, Subscription
+from corral.flow import Flow, prepare_flow
+from corral.flow_run import FlowRun
 from corral.health import QueueHealth, judge
 from corral.history import History, Span, span_window
 from corral.hooks import Callback, JobEvent
@@ -422,6 +424,49 @@ class Corral(AuditLog, HookRegistry, NotifyRegistry):
         if self._run_inline is not None:
             await self._run_inline(queue, handles)
         return handles
+
+    def call(
+        self,
+        name: str,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        queue: str | None = None,
+    ) -> Call:
+        """A job description by task name, for flows and :meth:`enqueue_many`, with
+        or without the task imported here (as :meth:`enqueue` treats the name)."""
+        return Call(self._task_for(name, queue), tuple(args), dict(kwargs or {}))
+
+    async def start_flow(self, flow: Flow, *, flow_id: str | None = None) -> FlowRun:
+        """Store a flow (:func:`~corral.chain`, :func:`~corral.group`,
+        :func:`~corral.chord` or a :class:`~corral.Flow`) and return its handle.
+
+        Everything is checked before anything is stored (InvalidFlow names a cycle).
+        ``flow_id`` makes the start idempotent: starting it again returns the flow
+        already stored (and completes a start that was cut short).
+        """
+        fid, jobs = prepare_flow(flow, flow_id)
+        backend = await self.backend()
+        created = await backend.add_flow(fid, jobs)
+        run = await self.get_flow(fid)
+        run.created = created
+        return run
+
+    def start_flow_sync(self, flow: Flow, *, flow_id: str | None = None) -> FlowRun:
+        """Blocking twin of :meth:`start_flow`."""
+        return run_sync(self.start_flow(flow, flow_id=flow_id))
+
+    async def get_flow(self, flow_id: str) -> FlowRun:
+        """A stored flow with its jobs read now; raises JobNotFound when there is none."""
+        backend = await self.backend()
+        record = await backend.get_flow(flow_id)
+        if record is None:
+            raise JobNotFound(f"no flow {flow_id!r}")
+        return await FlowRun(self, record).refresh()
+
+    def get_flow_sync(self, flow_id: str) -> FlowRun:
+        """Blocking twin of :meth:`get_flow`."""
+        return run_sync(self.get_flow(flow_id))
 
     def cancelled_retention(self, task_name: str | None = None) -> Retention:
         """How many cancelled jobs a queue keeps: like completed ones, by the task's

@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import orjson
 
 from corral.errors import CorralError, JobCancelled
 from corral.serialization import dumps
@@ -18,9 +21,11 @@ from corral.serialization import dumps
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-    from corral.backends.base import Backend, ClaimedJob
+    from corral.backends.base import Backend, ClaimedJob, DependencyOutcome
 
-__all__ = ["JobContext", "current_job"]
+__all__ = ["Dependency", "JobContext", "current_job"]
+
+T = TypeVar("T")
 
 _current: contextvars.ContextVar[JobContext] = contextvars.ContextVar("corral_job")
 
@@ -31,6 +36,26 @@ def current_job() -> JobContext:
         return _current.get()
     except LookupError:
         raise CorralError("current_job() was called outside a running job") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Dependency:
+    """A dependency's outcome as a job of a flow received it: ``state`` (completed,
+    failed or cancelled), its ``result`` (None unless completed) and last ``error``."""
+
+    state: str
+    result: Any
+    error: dict[str, Any] | None
+
+    @property
+    def completed(self) -> bool:
+        return self.state == "completed"
+
+    @classmethod
+    def of(cls, outcome: DependencyOutcome) -> Dependency:
+        result = None if outcome.result is None else orjson.loads(outcome.result)
+        error = None if outcome.error is None else orjson.loads(outcome.error)
+        return cls(outcome.state, result, error)
 
 
 class JobContext:
@@ -88,6 +113,26 @@ class JobContext:
             )
         return client  # type: ignore[no-any-return]
 
+    async def dependencies(self) -> dict[str, Dependency]:
+        """In a flow: the outcome of each of this job's dependencies, by its name in
+        the flow (``{}`` outside a flow). A dependency that ended before this job
+        started is here; with ``on_failure="ignore"`` one may have failed."""
+        outcomes = await self._backend.dependency_outcomes(self.queue, self.id)
+        return {name: Dependency.of(o) for name, o in outcomes.items()}
+
+    async def dependency_results(self) -> dict[str, Any]:
+        """The results of the dependencies that completed, by name (a fan-in's
+        inputs): ``sum((await ctx.dependency_results()).values())``."""
+        return {n: d.result for n, d in (await self.dependencies()).items() if d.completed}
+
+    def dependencies_sync(self) -> dict[str, Dependency]:
+        """Blocking twin of :meth:`dependencies`, for sync tasks."""
+        return self._call_sync(self.dependencies())
+
+    def dependency_results_sync(self) -> dict[str, Any]:
+        """Blocking twin of :meth:`dependency_results`, for sync tasks."""
+        return self._call_sync(self.dependency_results())
+
     def raise_if_cancelled(self) -> None:
         """Raise JobCancelled if the job was asked to stop (for sync tasks' loops)."""
         if self.cancel_reason is not None:
@@ -118,14 +163,15 @@ class JobContext:
         """Blocking twin of :meth:`log`, for sync tasks."""
         return self._call_sync(self.log(*lines))
 
-    def _call_sync(self, coro: Coroutine[Any, Any, bool]) -> bool:
+    def _call_sync(self, coro: Coroutine[Any, Any, T]) -> T:
+        what = getattr(coro, "__qualname__", "").rsplit(".", 1)[-1]
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
         if running is self._loop:
             coro.close()
-            raise CorralError("in an async task, await ctx.progress()/ctx.log() instead")
+            raise CorralError(f"in an async task, await ctx.{what}() instead")
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def _bind(self) -> contextvars.Token[JobContext]:

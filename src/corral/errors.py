@@ -12,6 +12,7 @@
     │   ├── InvalidArguments        arguments that do not fit the task's signature
     │   ├── SerializationError      an argument or result that is not JSON
     │   ├── PayloadTooLarge         a payload over the configured limit
+    │   ├── InvalidFlow             a flow with a cycle, an unknown or duplicate job
     │   └── InvalidSignature        a webhook whose signature does not verify
     ├── UnknownTask                 no task registered under that name
     ├── JobNotFound                 no job with that id
@@ -41,6 +42,7 @@ __all__ = [
     "ConnectionFailed",
     "CorralError",
     "InvalidArguments",
+    "InvalidFlow",
     "InvalidName",
     "InvalidSignature",
     "InvalidTransition",
@@ -118,6 +120,11 @@ class InvalidSignature(ValidationError):
 
 class InvalidArguments(ValidationError, TypeError):
     """Arguments do not fit the task's signature."""
+
+
+class InvalidFlow(ValidationError):
+    """A flow that cannot run: a dependency cycle (named in the message), a
+    dependency outside the flow, a duplicate name, or options a flow job cannot have."""
 
 
 class SerializationError(ValidationError, TypeError):

@@ -34,6 +34,8 @@ class QueueHealth:
     workers: int
     healthy: bool
     reason: str
+    #: Jobs of flows waiting for their dependencies (not counted as waiting).
+    blocked: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a JSON-ready dict, in declaration order."""

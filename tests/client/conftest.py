@@ -34,5 +34,6 @@ EMPTY = {
     "completed": 0,
     "failed": 0,
     "cancelled": 0,
+    "blocked": 0,
     "paused": 0,
 }

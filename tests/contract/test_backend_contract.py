@@ -67,6 +67,7 @@ async def test_counts_per_state(backend: Backend) -> None:
         "completed": 0,
         "failed": 0,
         "cancelled": 0,
+        "blocked": 0,
         "paused": 0,
     }
 

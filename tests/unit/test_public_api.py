@@ -14,7 +14,12 @@ EXPECTED = [
     "ConnectionFailed",
     "Corral",
     "CorralError",
+    "Dep",
+    "Dependency",
+    "Flow",
+    "FlowRun",
     "InvalidArguments",
+    "InvalidFlow",
     "InvalidName",
     "InvalidTransition",
     "Job",
@@ -44,7 +49,10 @@ EXPECTED = [
     "WorkerInfo",
     "WorkerStartupFailed",
     "__version__",
+    "chain",
+    "chord",
     "current_job",
+    "group",
 ]
 
 
@@ -68,7 +76,7 @@ def test_every_error_derives_from_corral_error() -> None:
         if isinstance(getattr(corral, name), type)
         and issubclass(getattr(corral, name), BaseException)
     ]
-    assert len(errors) == 22
+    assert len(errors) == 23
     assert all(issubclass(err, corral.CorralError) for err in errors)
 
 

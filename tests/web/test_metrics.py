@@ -56,7 +56,15 @@ async def test_metrics_after_jobs_ran(client: httpx.AsyncClient, workers: Worker
     assert jobs[("corral_jobs", (q, ("state", "delayed")))] == 1
     assert jobs[("corral_jobs", (q, ("state", "waiting")))] == 0
     states = {dict(labels)["state"] for (_, labels) in jobs}
-    assert states == {"waiting", "delayed", "active", "completed", "failed", "cancelled"}
+    assert states == {
+        "waiting",
+        "delayed",
+        "active",
+        "completed",
+        "failed",
+        "cancelled",
+        "blocked",
+    }
 
     assert metrics["corral_jobs_completed"][("corral_jobs_completed_total", (q,))] == 3
     assert metrics["corral_jobs_failed"][("corral_jobs_failed_total", (q,))] == 1

@@ -21,6 +21,13 @@ import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
+from corral.backends.flow_records import (
+    DependencyOutcome,
+    FlowEdge,
+    FlowJob,
+    FlowRecord,
+    OnFailure,
+)
 from corral.backends.paging import PageSlice, Position, ScanSlice
 from corral.backends.records import (
     DURATION_BUCKETS,
@@ -55,10 +62,15 @@ __all__ = [
     "Backend",
     "ClaimedJob",
     "Completion",
+    "DependencyOutcome",
+    "FlowEdge",
+    "FlowJob",
+    "FlowRecord",
     "HistoryWindow",
     "JobRecord",
     "JobState",
     "NewJob",
+    "OnFailure",
     "OutboxEntry",
     "PageSlice",
     "Position",
@@ -449,6 +461,31 @@ class Backend(Protocol):
         """Atomically: if the schedule's pending tick is still ``tick``, enqueue ``job``
         (None skips the tick), record ``tick`` as the last one fired and make
         ``next_at`` pending. False (nothing done) when another scheduler won."""
+
+    # -- flows (see corral.backends.flow_records) -------------------------------------
+
+    async def add_flow(self, flow_id: str, jobs: Sequence[FlowJob]) -> bool:
+        """Store a flow: jobs with dependencies ``blocked``, the others as
+        :meth:`enqueue` stores them, and the flow's record.
+
+        One atomic step on SQLite, and on Redis for a flow in one queue; across queues
+        on Redis one step per queue, blocked jobs first, so no job ends before its
+        dependents exist, and adding the same flow again finishes a creation cut
+        short. The caller has checked the graph (acyclic, every dependency a job of
+        the flow, job ids new). False when a flow with this id existed already.
+        """
+
+    async def get_flow(self, flow_id: str) -> FlowRecord | None:
+        """A flow's jobs and edges, or None."""
+
+    async def dependency_outcomes(self, queue: str, job_id: str) -> dict[str, DependencyOutcome]:
+        """The outcomes a job received from its dependencies so far, by edge name."""
+
+    async def pass_handoffs(self, queue: str) -> int:
+        """Apply outcomes waiting to reach dependents in other queues (Redis: the
+        handoff list of ``queue``; idempotent, safe from many workers). Every job
+        that ends in a flow adds to it in the step that records its outcome. Returns
+        how many were applied; always 0 where outcomes reach every queue at once."""
 
     # -- workers --------------------------------------------------------------------
 

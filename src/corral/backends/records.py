@@ -42,6 +42,8 @@ class JobState(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    #: In a flow, waiting for its dependencies to finish (see :mod:`corral.flow`).
+    BLOCKED = "blocked"
 
     @property
     def terminal(self) -> bool:

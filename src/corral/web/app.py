@@ -26,7 +26,7 @@ from corral.errors import (
     ValidationError,
 )
 from corral.policy import check_job_id, check_key, check_queue_name, check_task_name
-from corral.web import api, audit, metrics, notify_api, schedules_api, sse
+from corral.web import api, audit, flows_api, metrics, notify_api, schedules_api, sse
 from corral.web import dashboard as web_dashboard
 from corral.web.auth import ApiKey, KeyRing
 from corral.web.auth import Scope as KeyScope
@@ -181,6 +181,7 @@ def create_app(
     app.include_router(api.router)
     app.include_router(audit.router)
     app.include_router(schedules_api.router)
+    app.include_router(flows_api.router)
     app.include_router(notify_api.router)
     app.include_router(sse.router)
     app.include_router(metrics.router)

@@ -52,7 +52,7 @@ JobId = Annotated[str, Path(min_length=1, max_length=200, pattern=_whole(JOB_ID)
 #: Schedule names follow the task-name rule (they end up in job ids).
 ScheduleName = Annotated[str, Path(min_length=1, max_length=200, pattern=_whole(TASK_NAME))]
 
-State = Literal["waiting", "delayed", "active", "completed", "failed", "cancelled"]
+State = Literal["waiting", "delayed", "active", "completed", "failed", "cancelled", "blocked"]
 Finished = Literal["completed", "failed", "cancelled"]
 
 
@@ -260,6 +260,7 @@ class QueueOut(BaseModel):
     workers: int
     healthy: bool
     reason: str = Field(description="why the queue is (un)healthy")
+    blocked: int = Field(0, description="flow jobs waiting for their dependencies")
 
 
 class WorkerOut(BaseModel):

@@ -620,6 +620,11 @@ class Worker(EmitsEvents):
                 except Exception as exc:
                     report("could not recover stalled jobs", exc)
                     continue
+                try:
+                    # Outcomes of this queue's flow jobs for dependents in other queues.
+                    await backend.pass_handoffs(queue)
+                except Exception as exc:
+                    report("could not pass flow outcomes on", exc)
                 if (requeued or failed) and self._hooks.active:
                     await self._emit_reaped(backend, queue, requeued, failed)
                 if requeued or failed:

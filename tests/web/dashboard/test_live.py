@@ -68,6 +68,7 @@ async def test_counts_arrive_after_a_real_enqueue(
             "completed": 0,
             "failed": 0,
             "cancelled": 0,
+            "blocked": 0,
             "paused": False,
             "workers": 0,
             "healthy": False,

@@ -41,6 +41,7 @@ from corral.backends.redis.connection import (
     open_clients,
 )
 from corral.backends.redis.facts import RedisFacts
+from corral.backends.redis.flows import RedisFlows
 from corral.backends.redis.history import RedisHistory
 from corral.backends.redis.keys import QueueKeys, RegistryKeys
 from corral.backends.redis.legacy import add_old_lists
@@ -100,7 +101,9 @@ def _db_of(url: str) -> int:
         return 0
 
 
-class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStreams, RedisPaging):
+class RedisBackend(
+    RedisFlows, RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStreams, RedisPaging
+):
     """Corral's storage on Redis. ``url`` is any redis-py URL (``redis://``,
     ``rediss://``, ``unix://``), a Sentinel URL (``redis+sentinel://``, see
     ``sentinel_url.py``) or a Cluster URL (``redis+cluster://``); ``prefix`` namespaces
@@ -335,21 +338,31 @@ class RedisBackend(RedisOutbox, RedisAudit, RedisHistory, RedisFacts, RedisStrea
     # -- producer -------------------------------------------------------------------
 
     async def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[str | None]:
-        client = self._client_or_fail()
         created: list[str | None] = []
+        fresh = await self._follow_new(queue)
+        for start in range(0, len(jobs), _ENQUEUE_CHUNK):
+            chunk, unlisted = await self._enqueue_chunk(queue, jobs[start : start + _ENQUEUE_CHUNK])
+            created += chunk
+            fresh = fresh or unlisted
+        await self._register(queue, fresh)
+        return created
+
+    async def _follow_new(self, queue: str) -> bool:
+        """Before a first add to ``queue`` from this process: True when it is new here."""
         fresh = queue not in self._known_queues
         if fresh and isinstance(self._hub, ShardedHub):
             # Shard channels have no patterns: all-queue streams must listen first.
             with self._translate():
                 await self._hub.follow_queue(queue)
-        for start in range(0, len(jobs), _ENQUEUE_CHUNK):
-            chunk, unlisted = await self._enqueue_chunk(queue, jobs[start : start + _ENQUEUE_CHUNK])
-            created += chunk
-            fresh = fresh or unlisted
-        if fresh:  # new to this process, or forgotten since (see overview)
+        return fresh
+
+    async def _register(self, queue: str, fresh: bool) -> None:
+        """After an add: list a queue new to this process, or forgotten since (see
+        overview), in the queue registry."""
+        if fresh:
+            client = self._client_or_fail()
             await self._call(lambda: client.sadd(self._registry.queues, queue))
             self._known_queues.add(queue)
-        return created
 
     async def _enqueue_chunk(
         self, queue: str, jobs: Sequence[NewJob]

@@ -32,9 +32,13 @@ single slot and the same code runs on Redis Cluster::
     {prefix}:{queue}:hm:{hour}   hash  outcomes per minute of one hour (history, expires)
     {prefix}:{queue}:hq:{day}    hash  outcomes per quarter hour of one day (history, expires)
     {prefix}:{queue}:outbox      zset  outcomes to notify (JSON); score = ms when due to be taken
+    {prefix}:{queue}:blocked     zset  flow jobs waiting for dependencies; score = ctime (ms)
+    {prefix}:{queue}:handoff     zset  flow outcomes for dependents in other queues (JSON);
+                                       score = ms when due to be taken
     {prefix}:{queue}:{db}:events   pub/sub channel: "<event> <job id> [<job id> ...]"
     {prefix}:{queue}:{db}:control  pub/sub channel: "cancel <job id>" for workers
     {prefix}:queues              set   names of every queue used
+    {prefix}:{flows}:f:{id}      string a flow's jobs and edges (JSON)
     {prefix}:{workers}:live      set   ids of registered workers
     {prefix}:{workers}:w:{id}    string JSON worker info
     {prefix}:{audit}:log         stream audit entries (k key, a action, t target, d detail)
@@ -49,7 +53,8 @@ a prefix of its own that no other key of the queue starts with (``j:``, ``je:``,
 Schedule names are hash fields, never part of a key. A queue named ``workers`` shares
 its hash tag with the worker registry: no queue key is ``live`` or starts with ``w:``;
 likewise a queue named ``audit`` and the audit log: no queue key is ``log``, and a
-queue named ``notify``: no queue key is ``ep`` or starts with ``cnt:`` or ``cntw:``.
+queue named ``notify``: no queue key is ``ep`` or starts with ``cnt:`` or ``cntw:``; and a
+queue named ``flows``: no queue key starts with ``f:``.
 Pub/sub channels are server-wide, not per database: they carry the database number
 ``{db}`` so that apps on two databases of one server never hear each other. The scripts
 learn it from their first argument, ``QueueKeys.script_base`` (``"<db> <key base>"``;
@@ -150,6 +155,7 @@ class RegistryKeys:
     endpoints: str
     counter_prefix: str
     window_prefix: str
+    flow_prefix: str
 
     @classmethod
     def build(cls, prefix: str) -> RegistryKeys:
@@ -161,4 +167,5 @@ class RegistryKeys:
             endpoints=f"{prefix}:{{notify}}:ep",
             counter_prefix=f"{prefix}:{{notify}}:cnt:",
             window_prefix=f"{prefix}:{{notify}}:cntw:",
+            flow_prefix=f"{prefix}:{{flows}}:f:",
         )

@@ -31,6 +31,7 @@ from corral.backends.sqlite.audit import SQLiteAudit
 from corral.backends.sqlite.changes import ChangeFeed
 from corral.backends.sqlite.claims import claim as claim_jobs
 from corral.backends.sqlite.facts import SQLiteFacts
+from corral.backends.sqlite.flows import SQLiteFlows
 from corral.backends.sqlite.history import FAILED, SQLiteHistory, add_history
 from corral.backends.sqlite.outbox import SQLiteOutbox
 from corral.backends.sqlite.paging import SQLitePaging
@@ -61,7 +62,14 @@ _EVENT_LOG_SIZE = 10_000
 
 
 class SQLiteBackend(
-    SQLiteOutbox, SQLiteAudit, SQLiteHistory, SQLiteFacts, SQLiteAdmin, SQLiteStreams, SQLitePaging
+    SQLiteFlows,
+    SQLiteOutbox,
+    SQLiteAudit,
+    SQLiteHistory,
+    SQLiteFacts,
+    SQLiteAdmin,
+    SQLiteStreams,
+    SQLitePaging,
 ):
     """Corral's storage in one SQLite file (WAL mode), shared by any number of
     processes on this machine. ``poll_interval`` is how often waiters look for
@@ -377,7 +385,7 @@ class SQLiteBackend(
             if row is None:
                 return None
             state: str = row[0]
-            if state in ("waiting", "delayed"):
+            if state in ("waiting", "delayed", "blocked"):
                 now_us = clock_us()
                 to_cancelled(conn, queue, job_id, now_us)
                 retain(conn, queue, "cancelled", retention, now_us)

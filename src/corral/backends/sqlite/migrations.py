@@ -278,6 +278,41 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (name, ends_at)
     ) WITHOUT ROWID;
     """,
+    # 11: flows (issue 20). A job with dependencies waits 'blocked'; its edges hold the
+    # outcome each dependency handed it. A trigger notes every job with dependents that
+    # ends (whatever path ends it) in flow_settle, which the same transaction drains
+    # before it commits (sqlite/flows.py: settle), so no outcome is lost between them.
+    """
+    ALTER TABLE jobs ADD COLUMN flow TEXT;
+    CREATE INDEX jobs_blocked ON jobs (queue, created_at) WHERE state = 'blocked';
+    CREATE TABLE flows (id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, spec BLOB NOT NULL);
+    CREATE TABLE flow_edges (
+        dep_queue TEXT NOT NULL,
+        dep_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        queue TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        policy TEXT NOT NULL,
+        pass_result INTEGER NOT NULL,
+        outcome TEXT,
+        result BLOB,
+        error BLOB,
+        PRIMARY KEY (dep_queue, dep_id, name)
+    ) WITHOUT ROWID;
+    CREATE INDEX flow_edges_from ON flow_edges (queue, job_id);
+    CREATE TABLE flow_settle (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        queue TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        state TEXT NOT NULL
+    );
+    CREATE TRIGGER jobs_flow AFTER UPDATE OF state ON jobs
+    WHEN OLD.state != NEW.state AND NEW.state IN ('completed', 'failed', 'cancelled')
+        AND NEW.flow IS NOT NULL
+    BEGIN
+        INSERT INTO flow_settle (queue, job_id, state) VALUES (NEW.queue, NEW.id, NEW.state);
+    END;
+    """,
 ]
 
 

@@ -57,7 +57,11 @@ def _line(conn: Conn, queue: str, after: Position | None, n: int) -> list[Positi
 def _keyed(
     conn: Conn, queue: str, state: JobState, after: Position | None, n: int
 ) -> list[Position]:
-    kind = state.value if state in (JobState.DELAYED, JobState.ACTIVE) else "finished"
+    kind = (
+        state.value
+        if state in (JobState.DELAYED, JobState.ACTIVE, JobState.BLOCKED)
+        else "finished"
+    )
     args: tuple[Any, ...]
     if after is None:
         sql, args = q.PAGE_FIRST[kind], (queue, n)

@@ -167,6 +167,7 @@ GET_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE queue = ? AND id = ?"
 GET_ERRORS = "SELECT error FROM job_errors WHERE queue = ? AND job_id = ? ORDER BY rowid"
 GET_LOGS = "SELECT line FROM job_logs WHERE queue = ? AND job_id = ? ORDER BY rowid"
 LIST_ORDER = {
+    "blocked": "created_at, id",
     "waiting": "priority DESC, grp IS NOT NULL, seq",
     "delayed": "run_at, id",
     "active": "lease_until, id",
@@ -253,6 +254,8 @@ WHERE queue IN (SELECT value FROM json_each(?)) AND step = ? AND slot >= ?
 # repeat jobs_finished's condition (without it they sort the whole queue: 0.5 s at 200k).
 _FINISHED = "state IN ('completed', 'failed', 'cancelled')"
 PAGE_FIRST = {
+    "blocked": "SELECT id, created_at FROM jobs WHERE queue = ? AND state = 'blocked' "
+    "ORDER BY created_at, id LIMIT ?",
     "delayed": "SELECT id, run_at FROM jobs WHERE queue = ? AND state = 'delayed' "
     "ORDER BY run_at, id LIMIT ?",
     "active": "SELECT id, lease_until FROM jobs WHERE queue = ? AND state = 'active' "
@@ -261,6 +264,8 @@ PAGE_FIRST = {
     f"AND {_FINISHED} ORDER BY finished_us DESC, id DESC LIMIT ?",
 }
 PAGE_AFTER = {
+    "blocked": "SELECT id, created_at FROM jobs WHERE queue = ? AND state = 'blocked' "
+    "AND (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?",
     "delayed": "SELECT id, run_at FROM jobs WHERE queue = ? AND state = 'delayed' "
     "AND (run_at, id) > (?, ?) ORDER BY run_at, id LIMIT ?",
     "active": "SELECT id, lease_until FROM jobs WHERE queue = ? AND state = 'active' "

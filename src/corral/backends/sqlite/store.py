@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
+from corral.backends.sqlite.flows import settle
 from corral.backends.sqlite.migrations import migrate
 from corral.errors import BackendError, ConfigurationError, ConnectionFailed
 
@@ -110,6 +111,8 @@ class Store:
             before = conn.total_changes
             try:
                 result = fn(conn)
+                if write and conn.total_changes != before:
+                    settle(conn)  # flow outcomes noted by this transaction, before it commits
                 conn.execute("COMMIT")
                 # Only a write that changed rows wakes this process's waiters: an
                 # empty claim must not wake the worker that made it.

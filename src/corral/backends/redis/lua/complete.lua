@@ -12,7 +12,7 @@ local hist, total = {}, 0
 for i = 4, #ARGV, 4 do
   local id = ARGV[i]
   local k = jkey(id)
-  local f = redis.call('HMGET', k, 'tok', 'stime', 'grp', 'nfy')
+  local f = redis.call('HMGET', k, 'tok', 'stime', 'grp', 'nfy', 'fdn')
   if f[1] == ARGV[i + 1] then
     local ms = NOW - tonumber(f[2] or NOW)
     local b = bucket_of(ms)
@@ -25,6 +25,7 @@ for i = 4, #ARGV, 4 do
     redis.call('ZREM', K_ACTIVE, id)
     group_left(f[3])
     redis.call('ZADD', K_COMPLETED, score, id)
+    if f[5] then flow_note(id, k, 'completed') end
     score = score + 1
     done_ids[#done_ids + 1] = id
     out[#out + 1] = 1

@@ -42,5 +42,6 @@ redis.call('ZADD', K_FAILED, NOW_US, id)
 redis.call('HINCRBY', K_META, 'm:failed', 1)
 history_add('f', '1')
 publish(EVENTS, 'failed ' .. id)
+flow_note(id, k, 'failed')
 retain(K_FAILED, tonumber(ARGV[7]), tonumber(ARGV[8]))
 return 2

@@ -29,6 +29,7 @@ for i = #ids, 1, -1 do
     redis.call('ZADD', K_FAILED, NOW_US, id)
     redis.call('HINCRBY', K_META, 'm:failed', 1)
     publish(EVENTS, 'failed ' .. id)
+    flow_note(id, k, 'failed')
     failed[#failed + 1] = id
   else
     redis.call('HDEL', k, 'tok')

@@ -23,6 +23,8 @@ local G_PREFIX, GW, GROUPS, GACTIVE, GCAPPED, GPARKED
 -- Ungrouped jobs of the default priority wait in the list K_FIFO (see add_waiting).
 local K_FIFO
 local SEQ_NEXT, SEQ_END, SEQ_BATCH
+-- Flows: jobs of this queue that ended with dependents still to hear of it (flow_note).
+local FLOW_Q, FLOW_BUSY
 
 -- Every script body starts here: this call's keys, key base and Redis clock.
 local function begin(keys, argv)
@@ -47,6 +49,7 @@ local function begin(keys, argv)
   -- Finished sets are scored in microseconds so "keep the last N" is exact across calls.
   NOW_US = tonumber(t[1]) * 1000000 + tonumber(t[2])
   SEQ_NEXT, SEQ_END, SEQ_BATCH = 0, -1, 1
+  FLOW_Q, FLOW_BUSY = {}, false
 end
 
 local function publish(channel, message)
@@ -301,6 +304,9 @@ local function outbox(id, k, event, nfy)
       redis.call('HINCRBY', K_META, 'obx', 1)}))
 end
 
+-- Defined with the flow functions below; every path that ends a job calls it.
+local flow_note
+
 -- End a job cancelled; the caller has already taken it out of its previous set.
 local function to_cancelled(id, k, extra)
   redis.call('HDEL', k, 'tok', 'cxl')
@@ -308,4 +314,94 @@ local function to_cancelled(id, k, extra)
   outbox(id, k, 'cancelled', merged(redis.call('HGET', k, 'nfy'), extra))
   redis.call('ZADD', K_CANCELLED, NOW_US, id)
   publish(EVENTS, 'cancelled ' .. id)
+  flow_note(id, k, 'cancelled')
+end
+
+-- Flows (issue 20; see backends/flow_records.py). A job of a flow with dependents has
+-- 'fdn': a JSON array of [queue, key base, id, edge name, policy, pass] per dependent.
+-- A job with dependencies starts 'blocked' (in the set BASE..'blocked', score = ctime)
+-- with 'fpn' = dependencies not yet heard of; each outcome heard is kept in its hash as
+-- 'd:<edge name>' = JSON [state, result or false, last error or false].
+
+-- The outcome of a dependency reaches dependent `did` of this queue. Idempotent: an
+-- outcome this edge already received is ignored (a handoff applied twice).
+local function flow_settle(did, name, state, res, err, policy, pass)
+  local k = jkey(did)
+  if redis.call('HGET', k, 'state') ~= 'blocked' then return end
+  if redis.call('HSETNX', k, 'd:' .. name, cjson.encode({state, res or false, err or false})) == 0 then
+    return
+  end
+  if state ~= 'completed' and policy ~= 'ignore' then
+    redis.call('ZREM', BASE .. 'blocked', did)
+    local msg = 'dependency ' .. name .. ' ' .. state
+    local cause = false
+    if err then
+      local ok, e = pcall(cjson.decode, err)
+      if ok and type(e) == 'table' then
+        cause = e
+        msg = msg .. ': ' .. tostring(e.type or 'Error') .. ': ' .. tostring(e.message or '')
+      end
+    end
+    local kind = 'DependencyFailed'
+    if policy == 'skip' then kind = 'DependencySkipped' end
+    redis.call('RPUSH', has_errors(did, k), cjson.encode({type = kind, message = msg,
+      attempt = 0, at = NOW, dependency = name, cause = cause}))
+    if policy == 'skip' then
+      to_cancelled(did, k)
+    else
+      redis.call('HSET', k, 'state', 'failed', 'ftime', NOW)
+      outbox(did, k, 'failed', redis.call('HGET', k, 'nfy'))
+      redis.call('ZADD', K_FAILED, NOW_US, did)
+      redis.call('HINCRBY', K_META, 'm:failed', 1)
+      history_add('f', '1')
+      publish(EVENTS, 'failed ' .. did)
+      flow_note(did, k, 'failed')
+    end
+    return
+  end
+  if pass == 1 or pass == true then
+    local data = redis.call('HGET', k, 'data')
+    if string.sub(data, 1, 6) == '[[null' then
+      redis.call('HSET', k, 'data', '[[' .. (res or 'null') .. string.sub(data, 7))
+    end
+  end
+  if redis.call('HINCRBY', k, 'fpn', -1) <= 0 then
+    redis.call('ZREM', BASE .. 'blocked', did)
+    push_waiting(did, k, false)
+    wake()
+    publish(EVENTS, 'waiting ' .. did)
+  end
+end
+
+-- A job of this queue ended (state: completed, failed or cancelled): its dependents
+-- hear of it in this same script (those of this queue) or through this queue's
+-- handoff set (the others; pass_handoffs applies them on their queue). Ending a
+-- dependent notes it in turn: a worklist, not recursion, so a long chain ends in one go.
+flow_note = function(id, k, state)
+  local fdn = redis.call('HGET', k, 'fdn')
+  if not fdn then return end
+  FLOW_Q[#FLOW_Q + 1] = {id, k, state, fdn}
+  if FLOW_BUSY then return end
+  FLOW_BUSY = true
+  local i = 1
+  while i <= #FLOW_Q do
+    local jid, jk, st, deps = unpack(FLOW_Q[i])
+    local res, err = false, false
+    if st == 'completed' then
+      res = redis.call('HGET', jk, 'res') or false
+    else
+      err = redis.call('LINDEX', BASE .. 'je:' .. jid, -1) or false
+    end
+    for _, d in ipairs(cjson.decode(deps)) do
+      local queue, base, did, name, policy, pass = unpack(d)
+      if base == BASE then
+        flow_settle(did, name, st, res, err, policy, pass)
+      else
+        redis.call('ZADD', BASE .. 'handoff', NOW_S, cjson.encode({queue, did, name, st, res,
+          err, policy, pass, jid}))
+      end
+    end
+    i = i + 1
+  end
+  FLOW_Q, FLOW_BUSY = {}, false
 end

@@ -1,0 +1,119 @@
+"""What crosses the backend seam for flows (graphs of dependent jobs).
+
+A flow is stored as its jobs and its edges. A job with dependencies starts
+``blocked``; each edge carries the name the dependent knows its dependency by, the
+policy applied when that dependency does not complete, and whether the dependency's
+result replaces the dependent's first argument (``chain``). When a dependency ends,
+its outcome is copied onto each dependent in the same atomic step that records it
+(Redis: for a dependent in another queue, through the handoff list of the
+dependency's queue, applied idempotently by :meth:`Backend.pass_handoffs`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import orjson
+
+from corral.backends.records import NewJob
+
+__all__ = [
+    "DependencyOutcome",
+    "FlowEdge",
+    "FlowJob",
+    "FlowRecord",
+    "OnFailure",
+    "decode_flow",
+    "encode_flow",
+]
+
+
+class OnFailure(StrEnum):
+    """What a dependent does when a dependency ends failed or cancelled.
+
+    ``fail`` (the default): the dependent ends ``failed``, the dependency's error
+    recorded as its own. ``skip``: the dependent ends ``cancelled`` (it never runs).
+    ``ignore``: the outcome is recorded and the dependent runs anyway.
+    """
+
+    FAIL = "fail"
+    SKIP = "skip"
+    IGNORE = "ignore"
+
+
+@dataclass(frozen=True, slots=True)
+class FlowEdge:
+    """``name``: how the dependent refers to the dependency (unique per dependent);
+    ``queue``/``job_id``: the dependency, a job of the same flow. ``pass_result``:
+    the dependency's result (JSON ``null`` if it has none) replaces the dependent's
+    first argument, which must be ``None`` when stored."""
+
+    name: str
+    queue: str
+    job_id: str
+    on_failure: OnFailure = OnFailure.FAIL
+    pass_result: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FlowJob:
+    """One job of a flow: where it goes, the job itself, what it waits for, and its
+    name in the flow (its dependents' edges use it; "" = the task name)."""
+
+    queue: str
+    job: NewJob
+    depends_on: tuple[FlowEdge, ...] = ()
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FlowRecord:
+    """A stored flow: its jobs ``(queue, id, name in the flow)`` and edges
+    ``(dependent queue, dependent id, FlowEdge)``; ``created_at`` in store ms."""
+
+    id: str
+    created_at: int
+    jobs: list[tuple[str, str, str]]
+    edges: list[tuple[str, str, FlowEdge]]
+
+
+@dataclass(frozen=True, slots=True)
+class DependencyOutcome:
+    """A dependency's outcome as its dependent received it: ``state`` (completed,
+    failed or cancelled), the result (JSON text) or last error (JSON text)."""
+
+    state: str
+    result: bytes | None
+    error: bytes | None
+
+
+def encode_flow(jobs: list[FlowJob], created_at: int) -> bytes:
+    """The stored form of a flow (JSON): what :func:`decode_flow` reads back."""
+
+    return orjson.dumps(
+        {
+            "at": created_at,
+            "jobs": [[j.queue, j.job.id, j.name or j.job.name] for j in jobs],
+            "edges": [
+                [j.queue, j.job.id, e.name, e.queue, e.job_id, e.on_failure.value, e.pass_result]
+                for j in jobs
+                for e in j.depends_on
+            ],
+        }
+    )
+
+
+def decode_flow(flow_id: str, raw: bytes) -> FlowRecord:
+    """A flow from its stored form."""
+
+    spec = orjson.loads(raw)
+    return FlowRecord(
+        id=flow_id,
+        created_at=int(spec["at"]),
+        jobs=[(q, i, n) for q, i, n in spec["jobs"]],
+        edges=[
+            (dq, di, FlowEdge(name, q, i, OnFailure(policy), bool(passed)))
+            for dq, di, name, q, i, policy, passed in spec["edges"]
+        ],
+    )

@@ -1,0 +1,127 @@
+"""Flows on Redis: creating a flow's jobs, and passing outcomes between queues.
+
+Within one queue an outcome reaches its dependents in the script that records it
+(``flow_note`` in ``lua/includes/common.lua``). A dependent in another queue may
+live on another Redis Cluster node, which no script can reach: the ending script
+adds the outcome to its own queue's ``handoff`` set (same slot, same atomic step),
+and :meth:`RedisFlows.pass_handoffs` (the worker's maintenance loop) applies it on
+the dependent's queue with ``flow_settle.lua``, which ignores an outcome its edge
+already received, then deletes it. A crash between the two steps leaves the entry
+to be taken again once its hold ends; applying it twice changes nothing.
+
+A mixin of :class:`RedisBackend`: it uses the backend's plumbing, declared below.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import orjson
+
+from corral.backends.flow_records import (
+    DependencyOutcome,
+    FlowJob,
+    FlowRecord,
+    decode_flow,
+    encode_flow,
+)
+from corral.backends.redis.keys import QueueKeys, RegistryKeys
+from corral.backends.redis.records import job_row
+from redis.asyncio import Redis
+
+__all__ = ["RedisFlows"]
+
+#: Handoffs taken per round, and how long a taken one is held from other workers (ms).
+_HANDOFF_BATCH = 500
+_HANDOFF_HOLD_MS = 30_000
+
+
+class RedisFlows:
+    """Flow creation, reads and the cross-queue handoff."""
+
+    _registry: RegistryKeys
+
+    async def _call(self, do: Callable[[], Awaitable[Any]]) -> Any:
+        raise NotImplementedError
+
+    def _client_or_fail(self) -> Redis:
+        raise NotImplementedError
+
+    def _k(self, queue: str) -> QueueKeys:
+        raise NotImplementedError
+
+    async def _run(self, name: str, queue: str, args: list[Any]) -> Any:
+        raise NotImplementedError
+
+    async def _follow_new(self, queue: str) -> bool:
+        raise NotImplementedError
+
+    async def _register(self, queue: str, fresh: bool) -> None:
+        raise NotImplementedError
+
+    async def time_ms(self) -> int:
+        raise NotImplementedError
+
+    async def add_flow(self, flow_id: str, jobs: Sequence[FlowJob]) -> bool:
+        client = self._client_or_fail()
+        key = self._registry.flow_prefix + flow_id
+        spec = encode_flow(list(jobs), await self.time_ms())
+        new = await self._call(lambda: client.set(key, spec, nx=True))
+        dependents: dict[tuple[str, str], list[list[Any]]] = defaultdict(list)
+        for j in jobs:
+            base = self._k(j.queue).base
+            for e in j.depends_on:
+                dependents[(e.queue, e.job_id)].append(
+                    [j.queue, base, j.job.id, e.name, e.on_failure.value, int(e.pass_result)]
+                )
+        blocked: dict[str, list[Any]] = defaultdict(list)
+        roots: dict[str, list[Any]] = defaultdict(list)
+        for j in jobs:
+            mine = dependents.get((j.queue, j.job.id))
+            item = [job_row(j.job), orjson.dumps(mine).decode() if mine else "", len(j.depends_on)]
+            (blocked if j.depends_on else roots)[j.queue].append(item)
+        if len(set(blocked) | set(roots)) == 1:  # one queue: one atomic step
+            for queue, items in roots.items():
+                blocked[queue].extend(items)
+            roots.clear()
+        # Blocked jobs first: no job can end before every dependent of it exists.
+        for phase in (blocked, roots):
+            for queue, items in phase.items():
+                fresh = await self._follow_new(queue)
+                _, unlisted = await self._run(
+                    "flow_add", queue, [flow_id, orjson.dumps(items).decode()]
+                )
+                await self._register(queue, fresh or bool(unlisted))
+        return bool(new)
+
+    async def get_flow(self, flow_id: str) -> FlowRecord | None:
+        client = self._client_or_fail()
+        raw = await self._call(lambda: client.get(self._registry.flow_prefix + flow_id))
+        return None if raw is None else decode_flow(flow_id, raw)
+
+    async def dependency_outcomes(self, queue: str, job_id: str) -> dict[str, DependencyOutcome]:
+        client = self._client_or_fail()
+        fields = await self._call(lambda: client.hgetall(self._k(queue).job(job_id)))
+        out = {}
+        for field, value in fields.items():
+            if field.startswith(b"d:"):
+                state, result, error = orjson.loads(value)
+                out[field[2:].decode()] = DependencyOutcome(
+                    state, result.encode() if result else None, error.encode() if error else None
+                )
+        return out
+
+    async def pass_handoffs(self, queue: str) -> int:
+        taken = await self._run("handoff_take", queue, [_HANDOFF_BATCH, _HANDOFF_HOLD_MS])
+        if not taken:
+            return 0
+        by_target: dict[str, list[bytes]] = defaultdict(list)
+        for entry in taken:
+            by_target[orjson.loads(entry)[0]].append(entry)
+        for target, entries in by_target.items():
+            await self._run("flow_settle", target, list(entries))
+        client, key = self._client_or_fail(), self._k(queue).base + "handoff"
+        await self._call(lambda: client.zrem(key, *taken))
+        return len(taken)

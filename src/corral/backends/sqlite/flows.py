@@ -1,0 +1,207 @@
+"""Flows on SQLite: creating a flow, and handing outcomes to dependents.
+
+Every path that ends a job of a flow (complete, fail, cancel, abort, reap...) changes
+its state, and a trigger (migration 11) then notes it in ``flow_settle``; the store
+runs :func:`settle` at the end of every write transaction that changed rows, so the
+outcome reaches the dependents (and, when one ends because of it, theirs) before the
+transaction commits. All queues live in one database: no handoff is ever pending.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import orjson
+
+from corral.backends.flow_records import (
+    DependencyOutcome,
+    FlowJob,
+    FlowRecord,
+    decode_flow,
+    encode_flow,
+)
+from corral.backends.sqlite.rows import (
+    add_error,
+    add_stat,
+    back_seq,
+    clock_us,
+    emit,
+    insert_jobs,
+    to_cancelled,
+)
+
+if TYPE_CHECKING:
+    from corral.backends.sqlite.store import Store
+
+__all__ = ["SQLiteFlows", "settle"]
+
+Conn = sqlite3.Connection
+
+_LAST_ERROR = (
+    "SELECT error FROM job_errors WHERE queue = ? AND job_id = ? ORDER BY rowid DESC LIMIT 1"
+)
+_OPEN_EDGES = """
+SELECT dep_queue, dep_id, name, policy, pass_result FROM flow_edges
+WHERE queue = ? AND job_id = ? AND outcome IS NULL
+"""
+_RECORD_EDGE = """
+UPDATE flow_edges SET outcome = ?, result = ?, error = ?
+WHERE dep_queue = ? AND dep_id = ? AND name = ? AND outcome IS NULL
+"""
+_STILL_OPEN = "SELECT 1 FROM flow_edges WHERE dep_queue = ? AND dep_id = ? AND outcome IS NULL"
+
+
+def _dependency_error(name: str, state: str, error: bytes | None, policy: str) -> bytes:
+    message = f"dependency {name} {state}"
+    cause = None
+    if error:
+        try:
+            cause = orjson.loads(error)
+            message += f": {cause.get('type', 'Error')}: {cause.get('message', '')}"
+        except (orjson.JSONDecodeError, AttributeError):
+            cause = None
+    kind = "DependencySkipped" if policy == "skip" else "DependencyFailed"
+    return orjson.dumps(
+        {
+            "type": kind,
+            "message": message,
+            "attempt": 0,
+            "at": clock_us() // 1000,
+            "dependency": name,
+            "cause": cause or False,
+        }
+    )
+
+
+def _hand(conn: Conn, queue: str, job_id: str, state: str) -> None:
+    """One ended job's outcome reaches its dependents (see the module docstring)."""
+    result = error = None
+    if state == "completed":
+        row = conn.execute("SELECT result FROM jobs WHERE queue = ? AND id = ?", (queue, job_id))
+        result = (row.fetchone() or (None,))[0]
+    else:
+        error = (conn.execute(_LAST_ERROR, (queue, job_id)).fetchone() or (None,))[0]
+    for dep_queue, dep_id, name, policy, pass_result in conn.execute(
+        _OPEN_EDGES, (queue, job_id)
+    ).fetchall():
+        conn.execute(_RECORD_EDGE, (state, result, error, dep_queue, dep_id, name))
+        row = conn.execute(
+            "SELECT state, data FROM jobs WHERE queue = ? AND id = ?", (dep_queue, dep_id)
+        ).fetchone()
+        if row is None or row[0] != "blocked":
+            continue
+        data: bytes = row[1]
+        if state != "completed" and policy != "ignore":
+            add_error(conn, dep_queue, dep_id, _dependency_error(name, state, error, policy))
+            now_us = clock_us()
+            if policy == "skip":
+                to_cancelled(conn, dep_queue, dep_id, now_us)
+            else:
+                conn.execute(
+                    "UPDATE jobs SET state = 'failed', finished_at = ?, finished_us = ? "
+                    "WHERE queue = ? AND id = ?",
+                    (now_us // 1000, now_us, dep_queue, dep_id),
+                )
+                add_stat(conn, dep_queue, "failed", 1)
+                emit(conn, dep_queue, "failed", dep_id)
+            continue
+        if pass_result and bytes(data).startswith(b"[[null"):
+            data = b"[[" + (result or b"null") + bytes(data)[6:]
+            conn.execute(
+                "UPDATE jobs SET data = ? WHERE queue = ? AND id = ?", (data, dep_queue, dep_id)
+            )
+        if conn.execute(_STILL_OPEN, (dep_queue, dep_id)).fetchone() is None:
+            conn.execute(
+                "UPDATE jobs SET state = 'waiting', seq = ? WHERE queue = ? AND id = ?",
+                (back_seq(conn, dep_queue), dep_queue, dep_id),
+            )
+            emit(conn, dep_queue, "waiting", dep_id)
+
+
+def settle(conn: Conn) -> None:
+    """Hand every outcome noted in ``flow_settle`` to its dependents, and those of the
+    dependents that end on the way, until none is left (called by the store)."""
+    while True:
+        rows = conn.execute(
+            "SELECT id, queue, job_id, state FROM flow_settle ORDER BY id LIMIT 500"
+        ).fetchall()
+        if not rows:
+            return
+        conn.execute("DELETE FROM flow_settle WHERE id <= ?", (rows[-1][0],))
+        for _, queue, job_id, state in rows:
+            _hand(conn, queue, job_id, state)
+
+
+def insert_flow(conn: Conn, flow_id: str, jobs: Sequence[FlowJob]) -> bool:
+    """Store a whole flow in this transaction (see Backend.add_flow)."""
+    spec = encode_flow(list(jobs), clock_us() // 1000)
+    if (
+        conn.execute(
+            "INSERT OR IGNORE INTO flows (id, created_at, spec) VALUES (?, ?, ?)",
+            (flow_id, clock_us() // 1000, spec),
+        ).rowcount
+        == 0
+    ):
+        return False
+    by_queue: dict[str, list[FlowJob]] = {}
+    for j in jobs:
+        by_queue.setdefault(j.queue, []).append(j)
+    for queue, members in by_queue.items():
+        insert_jobs(conn, queue=queue, jobs=[m.job for m in members])
+        for m in members:
+            state = "blocked" if m.depends_on else None
+            conn.execute(
+                "UPDATE jobs SET flow = ?, state = COALESCE(?, state) WHERE queue = ? AND id = ?",
+                (flow_id, state, queue, m.job.id),
+            )
+            conn.executemany(
+                "INSERT INTO flow_edges (dep_queue, dep_id, name, queue, job_id, policy,"
+                " pass_result) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        queue,
+                        m.job.id,
+                        e.name,
+                        e.queue,
+                        e.job_id,
+                        e.on_failure.value,
+                        int(e.pass_result),
+                    )
+                    for e in m.depends_on
+                ],
+            )
+    return True
+
+
+class SQLiteFlows:
+    """Flow creation and reads (see the module docstring)."""
+
+    def _s(self) -> Store:
+        raise NotImplementedError
+
+    async def add_flow(self, flow_id: str, jobs: Sequence[FlowJob]) -> bool:
+        return await self._s().write(lambda conn: insert_flow(conn, flow_id, jobs))
+
+    async def get_flow(self, flow_id: str) -> FlowRecord | None:
+        def tx(conn: Conn) -> bytes | None:
+            row = conn.execute("SELECT spec FROM flows WHERE id = ?", (flow_id,)).fetchone()
+            return None if row is None else bytes(row[0])
+
+        raw = await self._s().read(tx)
+        return None if raw is None else decode_flow(flow_id, raw)
+
+    async def dependency_outcomes(self, queue: str, job_id: str) -> dict[str, DependencyOutcome]:
+        def tx(conn: Conn) -> dict[str, DependencyOutcome]:
+            rows = conn.execute(
+                "SELECT name, outcome, result, error FROM flow_edges "
+                "WHERE dep_queue = ? AND dep_id = ? AND outcome IS NOT NULL",
+                (queue, job_id),
+            )
+            return {n: DependencyOutcome(s, r, e) for n, s, r, e in rows}
+
+        return await self._s().read(tx)
+
+    async def pass_handoffs(self, queue: str) -> int:
+        return 0  # every outcome reached its dependents in the transaction that ended it

@@ -1,0 +1,196 @@
+"""A started flow: its jobs and edges, state, progress, waiting and cancelling.
+
+State, read from the jobs: ``running`` while any job is unfinished; once all have
+ended, ``completed`` when every job nothing depends on (a sink) completed, else
+``failed`` when a job failed, else ``cancelled``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from typing import TYPE_CHECKING, Any
+
+from corral._sync import run_sync
+from corral.backends.base import FlowRecord, JobState
+from corral.errors import InvalidTransition, JobNotFound
+from corral.job import Job
+
+if TYPE_CHECKING:
+    from corral.app import Corral
+
+__all__ = ["FlowRun"]
+
+
+class FlowRun:
+    """A handle on a stored flow; fields are as of the last :meth:`refresh`."""
+
+    def __init__(self, app: Corral, record: FlowRecord) -> None:
+        self._app = app
+        self.id = record.id
+        self.record = record
+        #: The flow's jobs by their name in the flow (None once a job was removed).
+        self.jobs: dict[str, Job | None] = {
+            name: Job(app, queue, job_id) for queue, job_id, name in record.jobs
+        }
+        #: Set by ``start_flow``: False when a flow with this id was stored already.
+        self.created: bool | None = None
+
+    def __repr__(self) -> str:
+        return f"<FlowRun {self.id} {len(self.jobs)} jobs>"
+
+    async def refresh(self) -> FlowRun:
+        """Re-read every job of the flow."""
+        backend = await self._app.backend()
+        records = await asyncio.gather(
+            *(backend.get(queue, job_id) for queue, job_id, _ in self.record.jobs)
+        )
+        for (queue, job_id, name), record in zip(self.record.jobs, records, strict=True):
+            self.jobs[name] = None if record is None else Job(self._app, queue, job_id, record)
+        return self
+
+    def refresh_sync(self) -> FlowRun:
+        """Blocking twin of :meth:`refresh`."""
+        return run_sync(self.refresh())
+
+    def _states(self) -> dict[str, JobState | None]:
+        out: dict[str, JobState | None] = {}
+        for name, job in self.jobs.items():
+            record = None if job is None else job._record
+            out[name] = None if record is None else record.state
+        return out
+
+    @property
+    def progress(self) -> tuple[int, int]:
+        """(jobs ended, jobs in the flow); a removed job counts as ended."""
+        states = self._states()
+        done = sum(1 for s in states.values() if s is None or s.terminal)
+        return done, len(states)
+
+    @property
+    def state(self) -> str:
+        """``running``, ``completed``, ``failed`` or ``cancelled`` (module docstring)."""
+        states = self._states()
+        if any(s is not None and not s.terminal for s in states.values()):
+            return "running"
+        needed = {edge.name for _, _, edge in self.record.edges}
+        sinks = [states[name] for name in states if name not in needed]
+        if all(s is JobState.COMPLETED for s in sinks):
+            return "completed"
+        if any(s is JobState.FAILED for s in states.values()):
+            return "failed"
+        return "cancelled"
+
+    async def wait(self, timeout: float | None = None) -> str:
+        """Wait until every job of the flow has ended (or ``timeout`` seconds passed);
+        returns :attr:`state` (``running`` on a timeout)."""
+        deadline = math.inf if timeout is None else time.monotonic() + timeout
+        await self.refresh()
+        for job in list(self.jobs.values()):
+            if job is None or (job._record is not None and job._record.state.terminal):
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0 or await job.wait(None if left == math.inf else left) is None:
+                break
+        return (await self.refresh()).state
+
+    def wait_sync(self, timeout: float | None = None) -> str:
+        """Blocking twin of :meth:`wait`."""
+        return run_sync(self.wait(timeout))
+
+    def results(self) -> dict[str, Any]:
+        """The results of the jobs that completed, by name (as of the last refresh)."""
+        out = {}
+        for name, job in self.jobs.items():
+            record = None if job is None else job._record
+            if job is not None and record is not None and record.state is JobState.COMPLETED:
+                out[name] = job.return_value
+        return out
+
+    async def cancel(self) -> int:
+        """Cancel every unfinished job of the flow: waiting and blocked ones end
+        ``cancelled`` now, running ones are asked to stop. Dependents go first, so
+        they end cancelled rather than failed by their dependency's cancellation.
+        Returns how many jobs were cancelled or asked to stop."""
+        await self.refresh()
+        backend = await self._app.backend()
+        order = _dependents_first(self.record)
+        count = 0
+        for name in order:
+            job = self.jobs.get(name)
+            if job is None or job._record is None or job._record.state.terminal:
+                continue
+            try:
+                await job.cancel()
+                count += 1
+            except (InvalidTransition, JobNotFound):
+                pass  # it ended meanwhile
+        for queue in sorted({q for q, _, _ in self.record.jobs}):
+            await backend.pass_handoffs(queue)
+        await self.refresh()
+        return count
+
+    def cancel_sync(self) -> int:
+        """Blocking twin of :meth:`cancel`."""
+        return run_sync(self.cancel())
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flow, its jobs and edges as JSON-friendly values (for the HTTP API)."""
+        done, total = self.progress
+        names = {(q, i): n for q, i, n in self.record.jobs}
+        return {
+            "id": self.id,
+            "state": self.state,
+            "progress": {"done": done, "total": total},
+            "created_at": self.record.created_at,
+            "jobs": [
+                {"name": name, "queue": queue, "id": job_id}
+                | ({"state": None} if (job := self.jobs.get(name)) is None else _job(job))
+                for queue, job_id, name in self.record.jobs
+            ],
+            "edges": [
+                {
+                    "from": edge.name,
+                    "to": names[(queue, job_id)],
+                    "on_failure": edge.on_failure.value,
+                    "pass_result": edge.pass_result,
+                }
+                for queue, job_id, edge in self.record.edges
+            ],
+        }
+
+
+def _job(job: Job) -> dict[str, Any]:
+    if job._record is None:
+        return {"state": None}
+    data = job.to_dict()
+    return {k: data[k] for k in ("state", "attempts", "result", "errors")} | {"task": data["name"]}
+
+
+def _dependents_first(record: FlowRecord) -> list[str]:
+    """The flow's job names, every job before the jobs it depends on."""
+    names = {(q, i): n for q, i, n in record.jobs}
+    deps: dict[str, list[str]] = {n: [] for _, _, n in record.jobs}
+    for queue, job_id, edge in record.edges:
+        deps[names[(queue, job_id)]].append(edge.name)
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def visit(name: str) -> None:  # post-order: a job's dependencies before it
+        stack = [(name, iter(deps[name]))]
+        seen.add(name)
+        while stack:
+            current, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                stack.pop()
+                order.append(current)
+            elif nxt not in seen:
+                seen.add(nxt)
+                stack.append((nxt, iter(deps[nxt])))
+
+    for _, _, name in record.jobs:
+        if name not in seen:
+            visit(name)
+    return order[::-1]

@@ -1,0 +1,201 @@
+"""Flows (issue 20) on every backend: jobs with dependencies wait ``blocked``; each
+dependency's outcome reaches its dependents in the step that records it (across
+queues, through the handoff that ``pass_handoffs`` applies), and a dependency that
+does not complete fails, skips or releases its dependents by the edge's policy."""
+
+from __future__ import annotations
+
+import orjson
+
+from corral.backends.base import (
+    KEEP_ALL,
+    Backend,
+    Completion,
+    FlowEdge,
+    FlowJob,
+    JobState,
+    OnFailure,
+)
+from tests.contract.conftest import claim_one, new_job
+
+Q = "flows"
+OTHER = "flows2"
+ERROR = b'{"type":"ValueError","message":"bad row 7","traceback":"tb"}'
+
+
+def fj(job_id: str, *deps: FlowEdge, queue: str = Q, data: bytes = b"[[],{}]") -> FlowJob:
+    return FlowJob(queue, new_job(job_id, data=data), tuple(deps))
+
+
+def on(name: str, job_id: str, queue: str = Q, **kw: object) -> FlowEdge:
+    return FlowEdge(name, queue, job_id, **kw)  # type: ignore[arg-type]
+
+
+async def state(backend: Backend, job_id: str, queue: str = Q) -> JobState:
+    record = await backend.get(queue, job_id)
+    assert record is not None, job_id
+    return record.state
+
+
+async def run(backend: Backend, queue: str = Q, result: bytes = b"null") -> str:
+    """Claim one job and complete it; returns its id."""
+    claimed = await claim_one(backend, queue)
+    assert await backend.complete(queue, [Completion(claimed.id, claimed.token, result)], KEEP_ALL)
+    return claimed.id
+
+
+async def fail_for_good(backend: Backend, queue: str = Q) -> str:
+    claimed = await claim_one(backend, queue)
+    assert await backend.fail(queue, claimed.id, claimed.token, ERROR, None, KEEP_ALL)
+    return claimed.id
+
+
+async def pass_all(backend: Backend, *queues: str) -> None:
+    for queue in queues:
+        await backend.pass_handoffs(queue)
+
+
+async def test_a_diamond_runs_its_shared_dependency_once_and_the_join_last(
+    backend: Backend,
+) -> None:
+    flow = [
+        fj("a"),
+        fj("b", on("a", "a")),
+        fj("c", on("a", "a")),
+        fj("d", on("b", "b"), on("c", "c")),
+    ]
+    assert await backend.add_flow("f1", flow)
+    assert [await state(backend, i) for i in "abcd"] == [JobState.WAITING] + [JobState.BLOCKED] * 3
+    assert (await backend.counts(Q))["blocked"] == 3
+    assert [r.id for r in await backend.list_jobs(Q, JobState.BLOCKED, 0, 10)] == ["b", "c", "d"]
+    assert await run(backend, result=b'{"n":1}') == "a"
+    assert await state(backend, "d") is JobState.BLOCKED
+    assert {await run(backend), await run(backend)} == {"b", "c"}
+    assert await state(backend, "d") is JobState.WAITING
+    assert await run(backend) == "d"
+    jobs, _ = await backend.claim(Q, 10, 30_000, "w1")
+    assert jobs == []
+    outcomes = await backend.dependency_outcomes(Q, "b")
+    assert list(outcomes) == ["a"]
+    assert outcomes["a"].state == "completed"
+    assert orjson.loads(outcomes["a"].result or b"") == {"n": 1}
+
+
+async def test_a_flow_is_stored_with_its_jobs_and_edges_and_added_once(backend: Backend) -> None:
+    flow = [fj("a"), fj("b", on("first", "a", on_failure=OnFailure.SKIP))]
+    assert await backend.add_flow("f1", flow)
+    assert not await backend.add_flow("f1", flow)
+    record = await backend.get_flow("f1")
+    assert record is not None
+    assert record.jobs == [(Q, "a", "t.x"), (Q, "b", "t.x")]
+    assert record.edges == [(Q, "b", FlowEdge("first", Q, "a", OnFailure.SKIP, False))]
+    assert await backend.get_flow("nope") is None
+    assert (await backend.counts(Q))["waiting"] == 1
+
+
+async def test_a_passed_result_replaces_the_first_argument(backend: Backend) -> None:
+    flow = [
+        fj("a"),
+        fj("b", on("a", "a", pass_result=True), data=b'[[null,2],{"k":1}]'),
+        fj("c", on("b", "b", pass_result=True), data=b"[[null],{}]"),
+    ]
+    await backend.add_flow("f1", flow)
+    await run(backend, result=b'{"rows":[1,"x/y"]}')
+    claimed = await claim_one(backend, Q)
+    assert orjson.loads(claimed.data) == [[{"rows": [1, "x/y"]}, 2], {"k": 1}]
+    await backend.complete(Q, [Completion("b", claimed.token, b"7")], KEEP_ALL)
+    assert orjson.loads((await claim_one(backend, Q)).data) == [[7], {}]
+
+
+async def test_a_failed_dependency_fails_its_dependents_and_theirs_by_default(
+    backend: Backend,
+) -> None:
+    await backend.add_flow("f1", [fj("a"), fj("b", on("a", "a")), fj("c", on("b", "b"))])
+    await fail_for_good(backend)
+    for job_id in "bc":
+        record = await backend.get(Q, job_id)
+        assert record is not None and record.state is JobState.FAILED
+        error = orjson.loads(record.errors[-1])
+        assert error["type"] == "DependencyFailed"
+    b = await backend.get(Q, "b")
+    assert b is not None
+    assert "ValueError: bad row 7" in orjson.loads(b.errors[-1])["message"]
+    assert orjson.loads(b.errors[-1])["cause"]["message"] == "bad row 7"
+    assert (await backend.counts(Q))["blocked"] == 0
+
+
+async def test_skip_cancels_the_dependent_and_ignore_runs_it(backend: Backend) -> None:
+    flow = [
+        fj("a"),
+        fj("skipped", on("a", "a", on_failure=OnFailure.SKIP)),
+        fj("runs", on("a", "a", on_failure=OnFailure.IGNORE), data=b"[[null],{}]"),
+        fj("after-skip", on("s", "skipped")),
+    ]
+    await backend.add_flow("f1", flow)
+    await fail_for_good(backend)
+    assert await state(backend, "skipped") is JobState.CANCELLED
+    assert await state(backend, "after-skip") is JobState.FAILED
+    assert await state(backend, "runs") is JobState.WAITING
+    outcome = (await backend.dependency_outcomes(Q, "runs"))["a"]
+    assert outcome.state == "failed" and outcome.result is None
+    assert orjson.loads(outcome.error or b"")["message"] == "bad row 7"
+
+
+async def test_cancelling_a_dependency_counts_as_its_failure(backend: Backend) -> None:
+    flow = [fj("a"), fj("b", on("a", "a")), fj("c", on("a", "a", on_failure=OnFailure.IGNORE))]
+    await backend.add_flow("f1", flow)
+    assert await backend.cancel(Q, "a") is JobState.CANCELLED
+    assert await state(backend, "b") is JobState.FAILED
+    assert await state(backend, "c") is JobState.WAITING
+    # A blocked job cancels at once, and its dependents hear of it.
+    await backend.add_flow("f2", [fj("x"), fj("y", on("x", "x")), fj("z", on("y", "y"))])
+    assert await backend.cancel(Q, "y") is JobState.CANCELLED
+    assert await state(backend, "z") is JobState.FAILED
+    assert await state(backend, "x") is JobState.WAITING
+
+
+async def test_a_stalled_dependency_failing_for_good_fails_its_dependent(
+    backend: Backend,
+) -> None:
+    await backend.add_flow("f1", [fj("a"), fj("b", on("a", "a"))])
+    await backend.claim(Q, 1, 1, "w1")
+    import asyncio
+
+    await asyncio.sleep(0.01)  # the 1 ms lease has run out (no race: nothing renews it)
+    _, failed = await backend.reap_stalled(Q, 0)
+    assert failed == ["a"]
+    assert await state(backend, "b") is JobState.FAILED
+
+
+async def test_outcomes_cross_queues_through_an_idempotent_handoff(backend: Backend) -> None:
+    flow = [
+        fj("a"),
+        fj("b", on("a", "a"), queue=OTHER, data=b"[[null],{}]"),
+        fj("c", on("b", "b", queue=OTHER)),
+    ]
+    flow[1] = FlowJob(OTHER, new_job("b", data=b"[[null],{}]"), (on("a", "a", pass_result=True),))
+    assert await backend.add_flow("f1", flow)
+    await run(backend, result=b'"from a"')
+    await pass_all(backend, Q, OTHER)
+    await pass_all(backend, Q, OTHER)  # nothing twice
+    claimed = await claim_one(backend, OTHER)
+    assert orjson.loads(claimed.data) == [["from a"], {}]
+    assert await backend.fail(OTHER, "b", claimed.token, ERROR, None, KEEP_ALL)
+    await pass_all(backend, OTHER)
+    assert await state(backend, "c") is JobState.FAILED
+    assert await backend.pass_handoffs(Q) == 0
+
+
+async def test_fan_in_of_a_thousand(backend: Backend) -> None:
+    n = 1000
+    flow = [fj(f"c{i}") for i in range(n)]
+    flow.append(fj("join", *(on(f"c{i}", f"c{i}") for i in range(n))))
+    await backend.add_flow("f1", flow)
+    for start in range(0, n, 250):
+        jobs, _ = await backend.claim(Q, 250, 30_000, "w1")
+        assert len(jobs) == 250 and all(j.id != "join" for j in jobs)
+        await backend.complete(
+            Q, [Completion(j.id, j.token, str(start).encode()) for j in jobs], KEEP_ALL
+        )
+    assert await state(backend, "join") is JobState.WAITING
+    assert len(await backend.dependency_outcomes(Q, "join")) == n

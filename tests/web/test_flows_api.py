@@ -1,0 +1,108 @@
+"""Flows over HTTP: start one by naming each job's dependencies, read it back with its
+jobs, edges, state and progress, cancel it; bad graphs are a 422 naming the problem."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from corral import Corral
+from tests.web.conftest import READ_KEY, Workers, bearer, wait_until
+
+FLOWS = "/api/v1/flows"
+
+
+@pytest.fixture
+def url(backend_url: str) -> str:
+    return backend_url
+
+
+def diamond(flow_id: str | None = None) -> dict[str, object]:
+    body: dict[str, object] = {
+        "jobs": [
+            {"name": "a", "task": "web.echo", "args": [1]},
+            {"name": "b", "task": "web.echo", "after": [{"job": "a", "pass_result": True}]},
+            {
+                "name": "c",
+                "task": "web.fail",
+                "after": [{"job": "a"}],
+            },
+            {
+                "name": "d",
+                "task": "web.echo",
+                "after": [{"job": "b"}, {"job": "c", "on_failure": "ignore"}],
+            },
+        ]
+    }
+    if flow_id:
+        body["flow_id"] = flow_id
+    return body
+
+
+async def test_start_read_and_finish_a_flow(
+    corral: Corral, client: httpx.AsyncClient, workers: Workers
+) -> None:
+    response = await client.post(FLOWS, json=diamond("d-1"))
+    assert response.status_code == 201, response.text
+    flow = response.json()
+    assert (flow["id"], flow["state"], flow["created"]) == ("d-1", "running", True)
+    assert flow["progress"] == {"done": 0, "total": 4}
+    assert [(j["name"], j["state"]) for j in flow["jobs"]] == [
+        ("a", "waiting"),
+        ("b", "blocked"),
+        ("c", "blocked"),
+        ("d", "blocked"),
+    ]
+    assert {(e["from"], e["to"], e["on_failure"]) for e in flow["edges"]} == {
+        ("a", "b", "fail"),
+        ("a", "c", "fail"),
+        ("b", "d", "fail"),
+        ("c", "d", "ignore"),
+    }
+    again = await client.post(FLOWS, json=diamond("d-1"))
+    assert again.status_code == 200 and again.json()["created"] is False
+    workers.start()
+
+    async def finished() -> bool:
+        read = await client.get(f"{FLOWS}/d-1", headers=bearer(READ_KEY))
+        return bool(read.json()["state"] != "running")
+
+    await wait_until(finished, timeout=10)
+    flow = (await client.get(f"{FLOWS}/d-1")).json()
+    # c failed, d ignored that and completed: d is the only sink, so the flow completed.
+    assert flow["state"] == "completed"
+    states = {j["name"]: j["state"] for j in flow["jobs"]}
+    assert states == {"a": "completed", "b": "completed", "c": "failed", "d": "completed"}
+    b = flow["jobs"][1]
+    assert (await corral.get_job(b["id"], b["queue"])).return_value == 1
+
+
+async def test_cancel_a_flow(client: httpx.AsyncClient) -> None:
+    flow = (await client.post(FLOWS, json=diamond())).json()
+    response = await client.post(f"{FLOWS}/{flow['id']}/cancel")
+    assert response.status_code == 200, response.text
+    assert response.json()["state"] == "cancelled"
+    assert {j["state"] for j in response.json()["jobs"]} == {"cancelled"}
+
+
+async def test_bad_flows_are_refused_naming_the_problem(client: httpx.AsyncClient) -> None:
+    cycle = {
+        "jobs": [
+            {"name": "a", "task": "web.echo", "after": [{"job": "b"}]},
+            {"name": "b", "task": "web.echo", "after": [{"job": "a"}]},
+        ]
+    }
+    response = await client.post(FLOWS, json=cycle)
+    assert response.status_code == 422, response.text
+    assert "cycle" in response.text and "a -> b -> a" in response.text.replace(
+        "b -> a -> b", "a -> b -> a"
+    )
+    unknown = {"jobs": [{"name": "a", "task": "web.echo", "after": [{"job": "zz"}]}]}
+    response = await client.post(FLOWS, json=unknown)
+    assert response.status_code == 422 and "'zz', not in this flow" in response.text
+    twice = {"jobs": [{"name": "a", "task": "web.echo"}, {"name": "a", "task": "web.echo"}]}
+    response = await client.post(FLOWS, json=twice)
+    assert response.status_code == 422 and "two jobs of the flow are named 'a'" in response.text
+    response = await client.post(FLOWS, json={"jobs": [{"name": "a", "task": "no.such"}]})
+    assert response.status_code in (404, 422) and "no.such" in response.text
+    assert (await client.get(f"{FLOWS}/missing")).status_code == 404

@@ -1,0 +1,189 @@
+"""Flows run by a real worker on each backend: chains pass results, groups fan out,
+chords fan in, a failing dependency follows its edge's policy, a flow cancels as a
+whole, and a bad graph is refused before anything is stored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from corral import (
+    Corral,
+    Dep,
+    Flow,
+    InvalidFlow,
+    JobContext,
+    JobState,
+    chain,
+    chord,
+    group,
+)
+from tests.worker.conftest import Workers
+
+Q = "default"
+
+
+def register(app: Corral) -> dict[str, Any]:
+    @app.task()
+    def double(x: int) -> int:
+        return x * 2
+
+    @app.task()
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    @app.task()
+    async def total(ctx: JobContext) -> int:
+        return sum((await ctx.dependency_results()).values())
+
+    @app.task()
+    def total_sync(ctx: JobContext) -> int:
+        return sum(ctx.dependency_results_sync().values())
+
+    @app.task()
+    def boom() -> None:
+        raise ValueError("no rows")
+
+    @app.task()
+    async def report(ctx: JobContext) -> dict[str, str]:
+        return {name: d.state for name, d in (await ctx.dependencies()).items()}
+
+    @app.task()
+    def wait_forever() -> None:  # never claimed in the cancel test (no worker)
+        return None
+
+    return {
+        "double": double,
+        "add": add,
+        "total": total,
+        "boom": boom,
+        "total_sync": total_sync,
+        "report": report,
+        "wait_forever": wait_forever,
+    }
+
+
+async def test_a_chain_passes_each_result_to_the_next_job(app: Corral, workers: Workers) -> None:
+    t = register(app)
+    run = await app.start_flow(chain(t["double"].call(3), t["add"].call(10), t["double"].call()))
+    assert run.state == "running"
+    assert run.progress == (0, 3)
+    workers.start([Q])
+    assert await run.wait(timeout=10) == "completed"
+    assert run.progress == (3, 3)
+    assert run.results() == {"double": 6, "add": 16, "double#2": 32}
+
+
+async def test_a_chord_fans_out_and_in(app: Corral, workers: Workers) -> None:
+    t = register(app)
+    flow = chord(group(t["double"].call(i) for i in range(20)), t["total"].call())
+    run = await app.start_flow(flow)
+    workers.start([Q], concurrency=8)
+    assert await run.wait(timeout=20) == "completed"
+    assert run.results()["total"] == sum(2 * i for i in range(20))
+
+
+async def test_a_sync_task_reads_its_dependencies(app: Corral, workers: Workers) -> None:
+    t = register(app)
+    run = await app.start_flow(
+        chord([t["double"].call(1), t["double"].call(2)], t["total_sync"].call())
+    )
+    workers.start([Q])
+    assert await run.wait(timeout=10) == "completed"
+    assert run.results()["total_sync"] == 6
+
+
+async def test_a_diamond_and_its_edges_are_visible(app: Corral, workers: Workers) -> None:
+    t = register(app)
+    flow = Flow()
+    a = flow.add(t["double"].call(1), name="a")
+    b = flow.add(t["add"].call(1), name="b", after=[a], pass_result=True)
+    c = flow.add(t["double"].call(), name="c", after=[a], pass_result=True)
+    flow.add(t["report"].call(), name="d", after=[b, c])
+    run = await app.start_flow(flow, flow_id="diamond-1")
+    workers.start([Q])
+    assert await run.wait(timeout=10) == "completed"
+    assert run.results() == {"a": 2, "b": 3, "c": 4, "d": {"b": "completed", "c": "completed"}}
+    shown = (await app.get_flow("diamond-1")).to_dict()
+    assert shown["state"] == "completed" and shown["progress"] == {"done": 4, "total": 4}
+    assert {(e["from"], e["to"]) for e in shown["edges"]} == {
+        ("a", "b"),
+        ("a", "c"),
+        ("b", "d"),
+        ("c", "d"),
+    }
+    # Starting the same flow id again stores nothing new.
+    again = await app.start_flow(flow, flow_id="diamond-1")
+    assert again.state == "completed"
+
+
+async def test_each_policy_when_a_dependency_fails(app: Corral, workers: Workers) -> None:
+    t = register(app)
+    flow = Flow()
+    bad = flow.add(t["boom"].call(), name="bad")
+    flow.add(t["report"].call(), name="failed-with-it", after=[bad])
+    flow.add(t["report"].call(), name="skipped", after=[Dep(bad, on_failure="skip")])
+    flow.add(t["report"].call(), name="runs-anyway", after=[Dep("bad", on_failure="ignore")])
+    run = await app.start_flow(flow)
+    workers.start([Q])
+    assert await run.wait(timeout=10) == "failed"
+    jobs = run.jobs
+    assert jobs["bad"] is not None and jobs["bad"].state is JobState.FAILED
+    dependent = jobs["failed-with-it"]
+    assert dependent is not None and dependent.state is JobState.FAILED
+    assert dependent.error is not None and dependent.error["type"] == "DependencyFailed"
+    assert "ValueError: no rows" in dependent.error["message"]
+    skipped = jobs["skipped"]
+    assert skipped is not None and skipped.state is JobState.CANCELLED
+    assert run.results() == {"runs-anyway": {"bad": "failed"}}
+
+
+async def test_cancel_reaches_every_unfinished_job(app: Corral) -> None:
+    t = register(app)
+    flow = chain(group(t["wait_forever"].call() for _ in range(3)), t["total"].call())
+    run = await app.start_flow(flow)
+    assert await run.cancel() == 4
+    assert run.state == "cancelled"
+    assert run.progress == (4, 4)
+    assert all(j is not None and j.state is JobState.CANCELLED for j in run.jobs.values())
+
+
+async def test_a_bad_graph_is_refused_before_anything_is_stored(app: Corral) -> None:
+    t = register(app)
+    flow = Flow()
+    flow.add(t["report"].call(), name="a", after=["c"])
+    flow.add(t["report"].call(), name="b", after=["a"])
+    flow.add(t["report"].call(), name="c", after=["b"])
+    with pytest.raises(
+        InvalidFlow, match=r"cycle.*: (a -> c -> b -> a|c -> b -> a -> c|b -> a -> c -> b)$"
+    ):
+        await app.start_flow(flow)
+    other = Flow()
+    other.add(t["report"].call(), name="x", after=["nope"])
+    with pytest.raises(InvalidFlow, match="'x' depends on 'nope', not in this flow"):
+        await app.start_flow(other)
+    with pytest.raises(InvalidFlow, match="on_failure must be one of"):
+        await app.start_flow(_bad_policy(t))
+    counts = await app.queue(Q).counts()
+    assert sum(v for k, v in counts.items() if k != "paused") == 0
+
+
+def _bad_policy(t: dict[str, Any]) -> Flow:
+    flow = Flow()
+    a = flow.add(t["double"].call(1))
+    flow.add(t["report"].call(), after=[Dep(a, on_failure="later")])
+    return flow
+
+
+def test_sync_twins(store_url: str) -> None:
+    app = Corral(store_url)
+    try:
+        t = register(app)
+        run = app.start_flow_sync(chain(t["double"].call(1), t["double"].call()))
+        assert app.get_flow_sync(run.id).progress == (0, 2)
+        assert run.cancel_sync() == 2
+        assert run.refresh_sync().state == "cancelled"
+        assert run.wait_sync(timeout=1) == "cancelled"
+    finally:
+        app.close_sync()
