@@ -113,6 +113,11 @@ def give_up() -> None:
     raise NoRetry("hopeless")
 
 
+def total(ctx: JobContext) -> int:
+    """A flow's fan-in: the sum of its dependencies' results."""
+    return sum(ctx.dependency_results_sync().values())
+
+
 def wait_for_cancel(marker: str) -> None:
     """Records its pid in ``marker`` and sleeps until stopped."""
     Path(marker).write_text(str(os.getpid()))

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from corral import ConfigurationError, Corral, JobCancelled, JobFailed, JobState
+from corral import ConfigurationError, Corral, JobCancelled, JobFailed, JobState, chord
 from corral.worker import IsolationSettings, Worker
 from tests.apps import heavy
 from tests.worker.conftest import Workers, wait_until
@@ -80,6 +80,17 @@ async def test_async_progress_and_retry_signals_from_the_child(
     job = await give_up.enqueue()
     await fails_with(job, "corral.errors.NoRetry")
     assert job.attempts == 1  # NoRetry crossed as itself: no retry despite attempts=3
+
+
+async def test_isolated_jobs_of_a_flow_read_their_dependencies(
+    app: Corral, workers: Workers
+) -> None:
+    add = isolated(app, heavy.add)
+    total = isolated(app, heavy.total)
+    start(workers)
+    run = await app.start_flow(chord([add.call(1, 2), add.call(3, 4)], total.call()))
+    assert await run.wait(timeout=30) == "completed"
+    assert run.results()["total"] == 10
 
 
 async def test_an_exception_in_the_child_is_recorded_with_its_type_and_traceback(

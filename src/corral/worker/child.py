@@ -6,7 +6,8 @@ says what they are (everything else is JSON, never pickle):
 - worker → child: ``J`` + job header (JSON), then the job's stored arguments;
   ``A1``/``A0`` answers a progress or log frame (stored or not); ``X`` asks it to exit.
 - child → worker: ``P`` + progress value, ``L`` + log lines (each waits for ``A``),
-  then ``R`` + the encoded result or ``E`` + the error (type, message, traceback).
+  ``D`` (a flow job's dependencies: answered ``D`` + JSON, or ``!`` + why), then ``R``
+  + the encoded result or ``E`` + the error (type, message, traceback).
 
 A second, one-way pipe is the child's lifeline: the worker never writes to it, so
 reading it ends (EOF) only when the worker process is gone, even SIGKILLed; the child
@@ -32,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from corral.context import JobContext, _current
+from corral.context import Dependency, JobContext, _current
 from corral.errors import CorralError, Retry, UnknownTask
 from corral.serialization import decode, dumps, encode_result
 
@@ -91,6 +92,19 @@ class ChildContext(JobContext):
 
     def log_sync(self, *lines: str) -> bool:
         return self._ask(b"L" + orjson.dumps([str(line) for line in lines]))
+
+    async def dependencies(self) -> dict[str, Dependency]:
+        return self.dependencies_sync()
+
+    def dependencies_sync(self) -> dict[str, Dependency]:
+        self._conn.send_bytes(b"D")
+        reply = self._conn.recv_bytes()
+        if reply[:1] != b"D":
+            raise CorralError(f"could not read the job's dependencies: {reply[1:].decode()}")
+        return {name: Dependency(**fields) for name, fields in orjson.loads(reply[1:]).items()}
+
+    def dependency_results_sync(self) -> dict[str, Any]:
+        return {n: d.result for n, d in self.dependencies_sync().items() if d.completed}
 
 
 def _type_name(exc: BaseException) -> str:

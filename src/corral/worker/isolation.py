@@ -397,20 +397,27 @@ class ProcessPool:
                 return body
             if kind == b"E":
                 raise _rebuild(orjson.loads(body))
-            ok = await _relay(ctx, kind, body)
-            child.conn.send_bytes(b"A1" if ok else b"A0")
+            child.conn.send_bytes(await _relay(ctx, kind, body))
 
 
-async def _relay(ctx: JobContext, kind: bytes, body: bytes) -> bool:
-    """Store a progress value or log lines sent by the child (False if not stored)."""
+async def _relay(ctx: JobContext, kind: bytes, body: bytes) -> bytes:
+    """Do what the child asked through its context; the answer frame."""
+    if kind == b"D":
+        try:
+            deps = await ctx.dependencies()
+        except Exception as exc:
+            return b"!" + f"{type(exc).__name__}: {exc}".encode()
+        return b"D" + orjson.dumps(
+            {n: {"state": d.state, "result": d.result, "error": d.error} for n, d in deps.items()}
+        )
     try:
         if kind == b"P":
-            return await ctx.progress(loads(body))
+            return b"A1" if await ctx.progress(loads(body)) else b"A0"
         if kind == b"L":
-            return await ctx.log(*orjson.loads(body))
+            return b"A1" if await ctx.log(*orjson.loads(body)) else b"A0"
     except Exception as exc:  # the store is down, say: the job goes on, like in-process
         log.warning("could not store progress or logs of job %s: %s", ctx.id, exc)
-    return False
+    return b"A0"
 
 
 def _rebuild(info: dict[str, Any]) -> Exception:
