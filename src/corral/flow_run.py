@@ -135,6 +135,20 @@ class FlowRun:
         """Blocking twin of :meth:`cancel`."""
         return run_sync(self.cancel())
 
+    async def retry_failed(self) -> int:
+        """Run the flow's failed and cancelled jobs again (fresh attempts), after
+        the jobs they depend on that are retried with them; completed jobs are not
+        run again (their results still reach the retried jobs). Returns how many jobs
+        were put back. Raises InvalidTransition while the flow is running."""
+        backend = await self._app.backend()
+        count = await backend.retry_flow(self.id)
+        await self.refresh()
+        return count
+
+    def retry_failed_sync(self) -> int:
+        """Blocking twin of :meth:`retry_failed`."""
+        return run_sync(self.retry_failed())
+
     def to_dict(self) -> dict[str, Any]:
         """The flow, its jobs and edges as JSON-friendly values (for the HTTP API)."""
         done, total = self.progress

@@ -6,6 +6,7 @@ does not complete fails, skips or releases its dependents by the edge's policy."
 from __future__ import annotations
 
 import orjson
+import pytest
 
 from corral.backends.base import (
     KEEP_ALL,
@@ -199,3 +200,66 @@ async def test_fan_in_of_a_thousand(backend: Backend) -> None:
         )
     assert await state(backend, "join") is JobState.WAITING
     assert len(await backend.dependency_outcomes(Q, "join")) == n
+
+
+async def test_retry_puts_back_failed_jobs_and_their_dependents_only(backend: Backend) -> None:
+    flow = [
+        fj("ok"),
+        fj("bad"),
+        fj("join", on("ok", "ok", pass_result=True), on("bad", "bad"), data=b"[[null],{}]"),
+        fj("after", on("join", "join", on_failure=OnFailure.SKIP)),
+    ]
+    await backend.add_flow("f1", flow)
+    first = await claim_one(backend, Q)
+    second = await claim_one(backend, Q)
+    by_id = {first.id: first, second.id: second}
+    await backend.complete(Q, [Completion("ok", by_id["ok"].token, b'"kept"')], KEEP_ALL)
+    assert await backend.fail(Q, "bad", by_id["bad"].token, ERROR, None, KEEP_ALL)
+    assert [await state(backend, i) for i in ("join", "after")] == [
+        JobState.FAILED,
+        JobState.CANCELLED,
+    ]
+    assert await backend.retry_flow("f1") == 3
+    assert await state(backend, "ok") is JobState.COMPLETED
+    assert await state(backend, "bad") is JobState.WAITING
+    assert [await state(backend, i) for i in ("join", "after")] == [JobState.BLOCKED] * 2
+    assert await run(backend) == "bad"
+    claimed = await claim_one(backend, Q)
+    assert claimed.id == "join" and claimed.attempt == 1
+    assert orjson.loads(claimed.data) == [["kept"], {}]
+    await backend.complete(Q, [Completion("join", claimed.token, b"1")], KEEP_ALL)
+    assert await run(backend) == "after"
+    outcomes = await backend.dependency_outcomes(Q, "after")
+    assert outcomes["join"].state == "completed"
+
+
+async def test_retry_waits_for_the_flow_to_end_and_needs_a_flow(backend: Backend) -> None:
+    from corral.errors import InvalidTransition, JobNotFound
+
+    await backend.add_flow("f1", [fj("a"), fj("b", on("a", "a"))])
+    with pytest.raises(InvalidTransition, match="still running"):
+        await backend.retry_flow("f1")
+    with pytest.raises(JobNotFound):
+        await backend.retry_flow("nope")
+    await run(backend)
+    await run(backend)
+    assert await backend.retry_flow("f1") == 0
+
+
+async def test_a_stale_handoff_from_before_a_retry_is_ignored(backend: Backend) -> None:
+    flow = [fj("a"), fj("x"), fj("b", on("a", "a"), on("x", "x"), queue=OTHER)]
+    await backend.add_flow("f1", flow)
+    jobs, _ = await backend.claim(Q, 2, 30_000, "w1")
+    tokens = {j.id: j.token for j in jobs}
+    await backend.fail(Q, "x", tokens["x"], ERROR, None, KEEP_ALL)
+    await backend.pass_handoffs(Q)
+    assert await state(backend, "b", OTHER) is JobState.FAILED
+    await backend.fail(Q, "a", tokens["a"], ERROR, None, KEEP_ALL)
+    # a's failure is still on its way to b (not passed) when the flow is retried.
+    assert await backend.retry_flow("f1") == 3
+    await backend.pass_handoffs(Q)
+    assert await state(backend, "b", OTHER) is JobState.BLOCKED
+    await run(backend)
+    await run(backend)
+    await backend.pass_handoffs(Q)
+    assert await state(backend, "b", OTHER) is JobState.WAITING

@@ -106,3 +106,27 @@ async def test_bad_flows_are_refused_naming_the_problem(client: httpx.AsyncClien
     response = await client.post(FLOWS, json={"jobs": [{"name": "a", "task": "no.such"}]})
     assert response.status_code in (404, 422) and "no.such" in response.text
     assert (await client.get(f"{FLOWS}/missing")).status_code == 404
+
+
+async def test_retry_failed_over_http(
+    corral: Corral, client: httpx.AsyncClient, workers: Workers
+) -> None:
+    body = {
+        "jobs": [
+            {"name": "bad", "task": "web.fail"},
+            {"name": "next", "task": "web.echo", "after": [{"job": "bad"}]},
+        ]
+    }
+    flow = (await client.post(FLOWS, json=body)).json()
+    response = await client.post(f"{FLOWS}/{flow['id']}/retry-failed")
+    assert response.status_code == 409 and "still running" in response.text
+    workers.start()
+
+    async def failed() -> bool:
+        return bool((await client.get(f"{FLOWS}/{flow['id']}")).json()["state"] == "failed")
+
+    await wait_until(failed, timeout=10)
+    await workers.stop_all()
+    response = await client.post(f"{FLOWS}/{flow['id']}/retry-failed")
+    assert response.status_code == 200, response.text
+    assert [j["state"] for j in response.json()["jobs"]] == ["waiting", "blocked"]

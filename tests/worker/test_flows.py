@@ -4,6 +4,7 @@ whole, and a bad graph is refused before anything is stored."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -187,3 +188,32 @@ def test_sync_twins(store_url: str) -> None:
         assert run.wait_sync(timeout=1) == "cancelled"
     finally:
         app.close_sync()
+
+
+async def test_retry_failed_reruns_failures_and_their_dependents_never_successes(
+    app: Corral, workers: Workers, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs.txt"
+    broken = tmp_path / "broken"
+    broken.touch()
+
+    @app.task(attempts=1)
+    def step(name: str) -> str:
+        with runs.open("a") as f:
+            f.write(name + "\n")
+        if name == "flaky" and broken.exists():
+            raise RuntimeError("upstream down")
+        return name
+
+    flow = Flow()
+    a = flow.add(step.call("a"), name="a")
+    flaky = flow.add(step.call("flaky"), name="flaky", after=[a])
+    flow.add(step.call("last"), name="last", after=[flaky])
+    run = await app.start_flow(flow)
+    workers.start([Q])
+    assert await run.wait(timeout=10) == "failed"
+    broken.unlink()
+    assert await run.retry_failed() == 2
+    assert run.state == "running"
+    assert await run.wait(timeout=10) == "completed"
+    assert runs.read_text().split() == ["a", "flaky", "flaky", "last"]

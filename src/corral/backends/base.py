@@ -475,6 +475,16 @@ class Backend(Protocol):
         the flow, job ids new). False when a flow with this id existed already.
         """
 
+    async def retry_flow(self, flow_id: str) -> int:
+        """Put the flow's failed and cancelled jobs back with fresh attempts, never its
+        completed ones: a job whose dependencies are retried with it (or lack an
+        outcome) goes back ``blocked``, the others ``waiting``; outcomes of the retried
+        dependencies are forgotten, and any of theirs from before the retry that is
+        still on its way is ignored. Returns how many jobs were put back. Raises
+        JobNotFound for an unknown flow, InvalidTransition while a job of it is
+        unfinished. Atomic on SQLite; on Redis one step per queue, blocked jobs first.
+        """
+
     async def get_flow(self, flow_id: str) -> FlowRecord | None:
         """A flow's jobs and edges, or None."""
 

@@ -17,6 +17,7 @@ from enum import StrEnum
 import orjson
 
 from corral.backends.records import NewJob
+from corral.errors import InvalidTransition
 
 __all__ = [
     "DependencyOutcome",
@@ -26,6 +27,7 @@ __all__ = [
     "OnFailure",
     "decode_flow",
     "encode_flow",
+    "retry_plan",
 ]
 
 
@@ -117,3 +119,26 @@ def decode_flow(flow_id: str, raw: bytes) -> FlowRecord:
             for dq, di, name, q, i, policy, passed in spec["edges"]
         ],
     )
+
+
+def retry_plan(
+    record: FlowRecord, states: dict[tuple[str, str], str]
+) -> tuple[set[tuple[str, str]], dict[tuple[str, str], list[tuple[str, tuple[str, str]]]]]:
+    """What :meth:`Backend.retry_flow` puts back: (the failed and cancelled jobs, each
+    job's dependencies as (edge name, (queue, id))). ``states``: every job's state
+    (missing: removed). InvalidTransition while a job is unfinished."""
+    unfinished = [k for k, s in states.items() if s not in _ENDED]
+    if unfinished:
+        queue, job_id = unfinished[0]
+        raise InvalidTransition(
+            f"flow {record.id!r} is still running (job {job_id!r} in {queue!r} is "
+            f"{states[unfinished[0]]}); retry its failed jobs once it has ended"
+        )
+    again = {k for k, s in states.items() if s in ("failed", "cancelled")}
+    deps: dict[tuple[str, str], list[tuple[str, tuple[str, str]]]] = {}
+    for queue, job_id, edge in record.edges:
+        deps.setdefault((queue, job_id), []).append((edge.name, (edge.queue, edge.job_id)))
+    return again, deps
+
+
+_ENDED = frozenset({"completed", "failed", "cancelled", ""})

@@ -153,3 +153,17 @@ async def cancel_flow(flow_id: FlowId, request: Request, scope: Write) -> Any:
     count = await run.cancel()
     await audited(request, "flow.cancel", flow_id, {"jobs": count})
     return run.to_dict()
+
+
+@router.post(
+    "/flows/{flow_id}/retry-failed",
+    response_model=FlowOut,
+    responses=_UNKNOWN | {409: {"model": Problem, "description": "the flow is still running"}},
+)
+async def retry_failed_flow(flow_id: FlowId, request: Request, scope: Write) -> Any:
+    """Run the flow's failed and cancelled jobs again, after those they depend on;
+    completed jobs are not run again."""
+    run = await settings_of(request).corral.get_flow(flow_id)
+    count = await run.retry_failed()
+    await audited(request, "flow.retry", flow_id, {"jobs": count})
+    return run.to_dict()

@@ -14,6 +14,7 @@ A mixin of :class:`RedisBackend`: it uses the backend's plumbing, declared below
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -26,9 +27,11 @@ from corral.backends.flow_records import (
     FlowRecord,
     decode_flow,
     encode_flow,
+    retry_plan,
 )
 from corral.backends.redis.keys import QueueKeys, RegistryKeys
 from corral.backends.redis.records import job_row
+from corral.errors import JobNotFound
 from redis.asyncio import Redis
 
 __all__ = ["RedisFlows"]
@@ -125,3 +128,36 @@ class RedisFlows:
         client, key = self._client_or_fail(), self._k(queue).base + "handoff"
         await self._call(lambda: client.zrem(key, *taken))
         return len(taken)
+
+    async def retry_flow(self, flow_id: str) -> int:
+        record = await self.get_flow(flow_id)
+        if record is None:
+            raise JobNotFound(f"no flow {flow_id!r}")
+        client = self._client_or_fail()
+
+        async def read(queue: str, job_id: str) -> Any:
+            key = self._k(queue).job(job_id)
+            return await self._call(lambda: client.hmget(key, "state", "fgen"))
+
+        keys = [(q, i) for q, i, _ in record.jobs]
+        replies = await asyncio.gather(*(read(q, i) for q, i in keys))
+        states = {k: (r[0] or b"").decode() for k, r in zip(keys, replies, strict=True)}
+        gens = {k: int(r[1] or 0) + 1 for k, r in zip(keys, replies, strict=True)}
+        again, deps = retry_plan(record, states)
+        phases: tuple[dict[str, list[Any]], dict[str, list[Any]]] = (
+            defaultdict(list),
+            defaultdict(list),
+        )
+        for key in keys:
+            if key not in again:
+                continue
+            mine = deps.get(key, [])
+            retried = [[name, gens[dep]] for name, dep in mine if dep in again]
+            item = [key[1], gens[key], [name for name, _ in mine], retried]
+            # Jobs that will wait for others first: none of theirs can end before.
+            phases[0 if retried else 1][key[0]].append(item)
+        count = 0
+        for phase in phases:
+            for queue, items in phase.items():
+                count += int(await self._run("flow_retry", queue, [orjson.dumps(items).decode()]))
+        return count

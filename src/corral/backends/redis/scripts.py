@@ -31,6 +31,7 @@ SCRIPT_NAMES = (
     "facts",
     "fail",
     "flow_add",
+    "flow_retry",
     "flow_settle",
     "forget",
     "handoff_take",

@@ -21,6 +21,7 @@ from corral.backends.flow_records import (
     FlowRecord,
     decode_flow,
     encode_flow,
+    retry_plan,
 )
 from corral.backends.sqlite.rows import (
     add_error,
@@ -31,6 +32,7 @@ from corral.backends.sqlite.rows import (
     insert_jobs,
     to_cancelled,
 )
+from corral.errors import JobNotFound
 
 if TYPE_CHECKING:
     from corral.backends.sqlite.store import Store
@@ -175,6 +177,39 @@ def insert_flow(conn: Conn, flow_id: str, jobs: Sequence[FlowJob]) -> bool:
     return True
 
 
+def retry_flow_jobs(conn: Conn, flow_id: str) -> int:
+    """Put a flow's failed and cancelled jobs back (see Backend.retry_flow)."""
+    row = conn.execute("SELECT spec FROM flows WHERE id = ?", (flow_id,)).fetchone()
+    if row is None:
+        raise JobNotFound(f"no flow {flow_id!r}")
+    record = decode_flow(flow_id, bytes(row[0]))
+    states = {}
+    for queue, job_id, _ in record.jobs:
+        found = conn.execute(
+            "SELECT state FROM jobs WHERE queue = ? AND id = ?", (queue, job_id)
+        ).fetchone()
+        states[(queue, job_id)] = found[0] if found else ""
+    again, deps = retry_plan(record, states)
+    for queue, job_id in again:
+        for name, dep in deps.get((queue, job_id), []):
+            if dep in again:
+                conn.execute(
+                    "UPDATE flow_edges SET outcome = NULL, result = NULL, error = NULL "
+                    "WHERE dep_queue = ? AND dep_id = ? AND name = ?",
+                    (queue, job_id, name),
+                )
+    for queue, job_id in again:
+        waits = conn.execute(_STILL_OPEN, (queue, job_id)).fetchone() is not None
+        conn.execute(
+            "UPDATE jobs SET state = ?, seq = ?, attempts = 0, stalls = 0, finished_at = NULL,"
+            " finished_us = NULL, cancel_requested = 0 WHERE queue = ? AND id = ?",
+            ("blocked" if waits else "waiting", back_seq(conn, queue), queue, job_id),
+        )
+        if not waits:
+            emit(conn, queue, "waiting", job_id)
+    return len(again)
+
+
 class SQLiteFlows:
     """Flow creation and reads (see the module docstring)."""
 
@@ -202,6 +237,9 @@ class SQLiteFlows:
             return {n: DependencyOutcome(s, r, e) for n, s, r, e in rows}
 
         return await self._s().read(tx)
+
+    async def retry_flow(self, flow_id: str) -> int:
+        return await self._s().write(lambda conn: retry_flow_jobs(conn, flow_id))
 
     async def pass_handoffs(self, queue: str) -> int:
         return 0  # every outcome reached its dependents in the transaction that ended it

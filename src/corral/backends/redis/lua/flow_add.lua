@@ -1,7 +1,7 @@
 -- Store jobs of a flow in this queue (see flow_note in common): jobs with dependencies
 -- 'blocked', the others as enqueue stores them; a job id that exists is left untouched.
 -- KEYS: common.  ARGV: 1 base, 2 flow id, 3 JSON array of [row (see add_job), dependents
---   (JSON text for 'fdn', "" none), dependencies (0 = none), data_ws (unused)]
+--   (JSON text for 'fdn', "" none), how many dependencies (0 = none)]
 -- Returns: how many jobs were created, then 1 when the queue is new (see enqueue.lua).
 --@include common
 --@include add_job
@@ -26,6 +26,7 @@ for i = 1, #items do
       if x.n then fields[#fields + 1] = 'nfy'; fields[#fields + 1] = x.n end
       redis.call('HSET', k, unpack(fields))
       redis.call('ZADD', BASE .. 'blocked', NOW_S, id)
+      ADDED[#ADDED + 1] = id
       created = created + 1
     elseif add_job(row) == 1 then
       created = created + 1

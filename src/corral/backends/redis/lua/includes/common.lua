@@ -324,13 +324,19 @@ end
 -- 'd:<edge name>' = JSON [state, result or false, last error or false].
 
 -- The outcome of a dependency reaches dependent `did` of this queue. Idempotent: an
--- outcome this edge already received is ignored (a handoff applied twice).
-local function flow_settle(did, name, state, res, err, policy, pass)
+-- outcome this edge already received is ignored (a handoff applied twice), and so is
+-- one from before the dependency was retried with its flow (gen: the dependency's
+-- 'fgen' when it ended; 'g:<edge name>' on the dependent: the generation it waits for).
+-- The outcome is kept even when the dependent has ended (a retry counts on it).
+local function flow_settle(did, name, state, res, err, policy, pass, gen)
   local k = jkey(did)
-  if redis.call('HGET', k, 'state') ~= 'blocked' then return end
+  local st = redis.call('HGET', k, 'state')
+  if not st then return end
+  if tonumber(redis.call('HGET', k, 'g:' .. name) or '0') > tonumber(gen or 0) then return end
   if redis.call('HSETNX', k, 'd:' .. name, cjson.encode({state, res or false, err or false})) == 0 then
     return
   end
+  if st ~= 'blocked' then return end
   if state ~= 'completed' and policy ~= 'ignore' then
     redis.call('ZREM', BASE .. 'blocked', did)
     local msg = 'dependency ' .. name .. ' ' .. state
@@ -386,6 +392,7 @@ flow_note = function(id, k, state)
   local i = 1
   while i <= #FLOW_Q do
     local jid, jk, st, deps = unpack(FLOW_Q[i])
+    local gen = tonumber(redis.call('HGET', jk, 'fgen') or '0')
     local res, err = false, false
     if st == 'completed' then
       res = redis.call('HGET', jk, 'res') or false
@@ -395,10 +402,10 @@ flow_note = function(id, k, state)
     for _, d in ipairs(cjson.decode(deps)) do
       local queue, base, did, name, policy, pass = unpack(d)
       if base == BASE then
-        flow_settle(did, name, st, res, err, policy, pass)
+        flow_settle(did, name, st, res, err, policy, pass, gen)
       else
         redis.call('ZADD', BASE .. 'handoff', NOW_S, cjson.encode({queue, did, name, st, res,
-          err, policy, pass, jid}))
+          err, policy, pass, jid, gen}))
       end
     end
     i = i + 1
