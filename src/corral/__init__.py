@@ -32,6 +32,7 @@ from corral.errors import (
     TaskSignal,
     UnknownTask,
     ValidationError,
+    WaitForChildren,
     WorkerStartupFailed,
 )
 from corral.flow import Dep, Flow, chain, chord, group
@@ -88,6 +89,7 @@ __all__ = [
     "TaskSignal",
     "UnknownTask",
     "ValidationError",
+    "WaitForChildren",
     "WorkerInfo",
     "WorkerStartupFailed",
     "__version__",

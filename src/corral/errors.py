@@ -27,7 +27,8 @@
     ├── ResultTimeout               ``job.result(timeout=...)`` ran out of time
     └── TaskSignal                  what a task raises to steer its own job
         ├── Retry                   retry later (optionally after ``delay`` seconds)
-        └── NoRetry                 fail now, whatever attempts remain
+        ├── NoRetry                 fail now, whatever attempts remain
+        └── WaitForChildren         park the job until the child jobs it names end
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ __all__ = [
     "TaskSignal",
     "UnknownTask",
     "ValidationError",
+    "WaitForChildren",
     "WorkerStartupFailed",
     "error_summary",
 ]
@@ -213,3 +215,19 @@ class Retry(TaskSignal):
 
 class NoRetry(TaskSignal):
     """Fail the job now and send it to the dead-letter set, whatever attempts remain."""
+
+
+class WaitForChildren(TaskSignal):
+    """Start child jobs and park this one until they have ended, holding no worker
+    slot; then the task runs again from the start and reads the children's outcomes
+    with ``ctx.dependencies()`` / ``ctx.dependency_results()`` (by name, as in a flow).
+
+    ``children``: ``task.call(...)`` items (or a group/Flow of them); ``on_failure``
+    applies to each child as in a flow (``"fail"``: a child that fails fails this job).
+    The parked run gives its attempt back.
+    """
+
+    def __init__(self, children: Any, *, on_failure: str = "fail") -> None:
+        super().__init__("waiting for child jobs")
+        self.children = children
+        self.on_failure = on_failure

@@ -32,7 +32,7 @@ from corral.errors import InvalidFlow, ValidationError
 from corral.policy import check_job_id
 from corral.task import Call, new_job_id
 
-__all__ = ["Dep", "Flow", "Node", "chain", "chord", "group", "prepare_flow"]
+__all__ = ["Dep", "Flow", "Node", "chain", "chord", "group", "prepare_children", "prepare_flow"]
 
 #: Longest flow id: job ids are ``<flow id>.<n>`` and at most 200 characters.
 MAX_FLOW_ID = 180
@@ -315,3 +315,20 @@ def prepare_flow(flow: Flow, flow_id: str | None = None) -> tuple[str, list[Flow
         for node, queue, new in encoded
     ]
     return flow_id, jobs
+
+
+def prepare_children(children: Any, spawn_id: str, taken: Iterable[str]) -> list[FlowJob]:
+    """The jobs a ``WaitForChildren`` names (calls, or a group of them), ready for
+    ``Backend.park``: ids ``<spawn id>.<n>``, names not among ``taken`` (the outcomes the
+    parent holds already, so a second wait adds to them). InvalidFlow when there is no
+    child or children depend on one another."""
+    flow = children if isinstance(children, Flow) else group(children)
+    if not flow.nodes:
+        raise InvalidFlow("WaitForChildren needs at least one child job")
+    if any(n.after for n in flow.nodes):
+        raise InvalidFlow("the children of WaitForChildren cannot depend on one another")
+    renamed = Flow()
+    renamed._names = set(taken)
+    for node in flow.nodes:
+        renamed.add(node.call, name=None if node.name in renamed._names else node.name)
+    return prepare_flow(renamed, spawn_id)[1]

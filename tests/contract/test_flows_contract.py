@@ -263,3 +263,38 @@ async def test_a_stale_handoff_from_before_a_retry_is_ignored(backend: Backend) 
     await run(backend)
     await backend.pass_handoffs(Q)
     assert await state(backend, "b", OTHER) is JobState.WAITING
+
+
+async def test_a_parked_job_waits_for_its_children_without_its_lease(backend: Backend) -> None:
+    assert await backend.enqueue(Q, [new_job("parent")]) == [None]
+    parent = await claim_one(backend, Q)
+    children = [
+        FlowJob(Q, new_job("parent.s0.0"), (), "page"),
+        FlowJob(OTHER, new_job("parent.s0.1"), (), "page#2"),
+    ]
+    assert not await backend.park(Q, "parent", "stale", "parent.s0", children)
+    assert await state(backend, "parent") is JobState.ACTIVE
+    assert await backend.park(Q, "parent", parent.token, "parent.s0", children)
+    record = await backend.get(Q, "parent")
+    assert record is not None and record.state is JobState.BLOCKED
+    assert record.attempts == 0  # the parked run gave its attempt back
+    jobs, _ = await backend.claim(Q, 10, 30_000, "w1")
+    assert [j.id for j in jobs] == ["parent.s0.0"]
+    await backend.complete(Q, [Completion(jobs[0].id, jobs[0].token, b"3")], KEEP_ALL)
+    assert await state(backend, "parent") is JobState.BLOCKED
+    await run(backend, OTHER, result=b"4")
+    await pass_all(backend, OTHER)
+    assert await state(backend, "parent") is JobState.WAITING
+    again = await claim_one(backend, Q)
+    assert again.id == "parent" and again.attempt == 1
+    outcomes = await backend.dependency_outcomes(Q, "parent")
+    assert {n: o.result for n, o in outcomes.items()} == {"page": b"3", "page#2": b"4"}
+
+
+async def test_a_failing_child_fails_its_parked_parent_by_default(backend: Backend) -> None:
+    assert await backend.enqueue(Q, [new_job("parent")]) == [None]
+    parent = await claim_one(backend, Q)
+    child = FlowJob(Q, new_job("parent.s0.0"), (), "c")
+    assert await backend.park(Q, "parent", parent.token, "parent.s0", [child])
+    await fail_for_good(backend)
+    assert await state(backend, "parent") is JobState.FAILED

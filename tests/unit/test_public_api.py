@@ -46,6 +46,7 @@ EXPECTED = [
     "TaskSignal",
     "UnknownTask",
     "ValidationError",
+    "WaitForChildren",
     "WorkerInfo",
     "WorkerStartupFailed",
     "__version__",
@@ -76,7 +77,7 @@ def test_every_error_derives_from_corral_error() -> None:
         if isinstance(getattr(corral, name), type)
         and issubclass(getattr(corral, name), BaseException)
     ]
-    assert len(errors) == 23
+    assert len(errors) == 24
     assert all(issubclass(err, corral.CorralError) for err in errors)
 
 

@@ -16,6 +16,7 @@ from corral import (
     InvalidFlow,
     JobContext,
     JobState,
+    WaitForChildren,
     chain,
     chord,
     group,
@@ -217,3 +218,34 @@ async def test_retry_failed_reruns_failures_and_their_dependents_never_successes
     assert run.state == "running"
     assert await run.wait(timeout=10) == "completed"
     assert runs.read_text().split() == ["a", "flaky", "flaky", "last"]
+
+
+async def test_spawn_and_wait_releases_the_slot(app: Corral, workers: Workers) -> None:
+    t = register(app)
+
+    @app.task()
+    async def sync_pages(ctx: JobContext, pages: int) -> int:
+        counts = await ctx.dependency_results()
+        if not counts:
+            raise WaitForChildren([t["double"].call(n) for n in range(pages)])
+        return sum(counts.values())
+
+    job = await sync_pages.enqueue(6)
+    # One slot: the children can only run if the parked parent gave its slot up.
+    workers.start([Q], concurrency=1)
+    assert await job.result(timeout=10) == sum(2 * n for n in range(6))
+    await job.refresh()
+    assert job.attempts == 1
+
+
+async def test_children_that_are_not_valid_fail_the_parent_naming_why(
+    app: Corral, workers: Workers
+) -> None:
+    @app.task()
+    async def bad_parent() -> None:
+        raise WaitForChildren([])
+
+    job = await bad_parent.enqueue()
+    workers.start([Q])
+    assert await job.wait(timeout=10) is JobState.FAILED
+    assert job.error is not None and "at least one child" in job.error["message"]

@@ -485,6 +485,23 @@ class Backend(Protocol):
         unfinished. Atomic on SQLite; on Redis one step per queue, blocked jobs first.
         """
 
+    async def park(
+        self,
+        queue: str,
+        job_id: str,
+        token: str,
+        spawn_id: str,
+        children: Sequence[FlowJob],
+        on_failure: OnFailure = OnFailure.FAIL,
+    ) -> bool:
+        """Store ``children`` (jobs without dependencies, each named by its FlowJob
+        name) as dependencies of the leased job, which gives its lease and attempt
+        back and waits ``blocked`` until they have ended (``waiting`` at once if they
+        already have); ``spawn_id`` is the children's flow id. False (nothing parked)
+        when ``token`` is not current; children
+        created on Redis before that check then run on their own. Children in the
+        job's own queue are stored in the step that parks it."""
+
     async def get_flow(self, flow_id: str) -> FlowRecord | None:
         """A flow's jobs and edges, or None."""
 

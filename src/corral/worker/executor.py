@@ -34,6 +34,7 @@ from corral.errors import (
     Retry,
     SerializationError,
     UnknownTask,
+    WaitForChildren,
 )
 from corral.options import TaskConfig
 from corral.policy import Backoff
@@ -58,6 +59,8 @@ class Kind(Enum):
     CANCELLED = "cancelled"
     #: Lease lost or worker shutting down: the outcome is not ours to record.
     DROPPED = "dropped"
+    #: The task raised WaitForChildren: park it until its children end (``exc``).
+    PARK = "park"
 
 
 @dataclass(slots=True)
@@ -110,6 +113,8 @@ def failure_outcome(
     worker: str | None = None,
 ) -> Outcome:
     """Retry or dead-letter, by the task's attempts and backoff policy."""
+    if isinstance(exc, WaitForChildren):
+        return Outcome(Kind.PARK, exc=exc)
     permanent = config is None or isinstance(exc, _PERMANENT)
     traced = not isinstance(exc, _PERMANENT)
     error = error_record(exc, attempt, with_traceback=traced, worker=worker)

@@ -37,6 +37,7 @@ from corral.worker.dispatch import Dispatcher, error_of, run_shutdown, run_start
 from corral.worker.events import EmitsEvents
 from corral.worker.executor import Kind, Outcome, execute, log_outcome
 from corral.worker.isolation import IsolationSettings, ProcessPool
+from corral.worker.park import park
 from corral.worker.scheduler import Scheduler
 from corral.worker.supervise import report, supervise
 from corral.worker.threads import JobThreads
@@ -451,6 +452,10 @@ class Worker(EmitsEvents):
             self._acks.setdefault((claimed.queue, retention), []).append((item, running))
             self._ack_wake.set()
             return
+        if outcome.kind is Kind.PARK:
+            outcome = await park(backend, claimed, outcome, self.id, self._with_retries)
+            if outcome.kind is Kind.PARK:
+                return
         if outcome.kind is Kind.DROPPED:
             log.info("job %s (%s) stopped: %s", claimed.id, claimed.name, running.ctx.cancel_reason)
             return

@@ -25,6 +25,7 @@ from corral.backends.flow_records import (
     DependencyOutcome,
     FlowJob,
     FlowRecord,
+    OnFailure,
     decode_flow,
     encode_flow,
     retry_plan,
@@ -128,6 +129,35 @@ class RedisFlows:
         client, key = self._client_or_fail(), self._k(queue).base + "handoff"
         await self._call(lambda: client.zrem(key, *taken))
         return len(taken)
+
+    async def park(
+        self,
+        queue: str,
+        job_id: str,
+        token: str,
+        spawn_id: str,
+        children: Sequence[FlowJob],
+        on_failure: OnFailure = OnFailure.FAIL,
+    ) -> bool:
+        parent = [queue, self._k(queue).base, job_id]
+        by_queue: dict[str, list[Any]] = defaultdict(list)
+        for child in children:
+            fdn = orjson.dumps([[*parent, child.name, on_failure.value, 0]]).decode()
+            by_queue[child.queue].append([job_row(child.job), fdn, 0])
+        # Children in other queues first (no script reaches two slots): the park
+        # below counts only the outcomes still missing, so one that ends before it
+        # is not waited for.
+        for other, items in by_queue.items():
+            if other != queue:
+                fresh = await self._follow_new(other)
+                _, unlisted = await self._run(
+                    "flow_add", other, [spawn_id, orjson.dumps(items).decode()]
+                )
+                await self._register(other, fresh or bool(unlisted))
+        names = orjson.dumps([c.name for c in children]).decode()
+        mine = orjson.dumps(by_queue.get(queue, [])).decode()
+        reply = await self._run("park", queue, [job_id, token, spawn_id, names, mine])
+        return int(reply) != 0
 
     async def retry_flow(self, flow_id: str) -> int:
         record = await self.get_flow(flow_id)

@@ -38,6 +38,7 @@ SCRIPT_NAMES = (
     "limits",
     "outbox_take",
     "page",
+    "park",
     "promote",
     "reap",
     "release",

@@ -19,6 +19,7 @@ from corral.backends.flow_records import (
     DependencyOutcome,
     FlowJob,
     FlowRecord,
+    OnFailure,
     decode_flow,
     encode_flow,
     retry_plan,
@@ -30,6 +31,7 @@ from corral.backends.sqlite.rows import (
     clock_us,
     emit,
     insert_jobs,
+    leased,
     to_cancelled,
 )
 from corral.errors import JobNotFound
@@ -210,6 +212,48 @@ def retry_flow_jobs(conn: Conn, flow_id: str) -> int:
     return len(again)
 
 
+def park_job(
+    conn: Conn,
+    queue: str,
+    job_id: str,
+    token: str,
+    spawn_id: str,
+    children: Sequence[FlowJob],
+    on_failure: OnFailure,
+) -> bool:
+    """Store a leased job's children and park it (see Backend.park)."""
+    row = leased(conn, queue, job_id, token)
+    if row is None:
+        return False
+    by_queue: dict[str, list[FlowJob]] = {}
+    for child in children:
+        by_queue.setdefault(child.queue, []).append(child)
+    for child_queue, members in by_queue.items():
+        insert_jobs(conn, queue=child_queue, jobs=[m.job for m in members])
+        for m in members:
+            conn.execute(
+                "UPDATE jobs SET flow = ? WHERE queue = ? AND id = ?",
+                (spawn_id, child_queue, m.job.id),
+            )
+    conn.executemany(
+        "INSERT OR IGNORE INTO flow_edges (dep_queue, dep_id, name, queue, job_id, policy,"
+        " pass_result) VALUES (?, ?, ?, ?, ?, ?, 0)",
+        [(queue, job_id, c.name, c.queue, c.job.id, on_failure.value) for c in children],
+    )
+    if row[0]:  # its cancellation was asked for meanwhile: honour it instead
+        to_cancelled(conn, queue, job_id, clock_us())
+        return True
+    waits = conn.execute(_STILL_OPEN, (queue, job_id)).fetchone() is not None
+    conn.execute(
+        "UPDATE jobs SET state = ?, seq = ?, attempts = attempts - 1, token = NULL,"
+        " lease_until = NULL WHERE queue = ? AND id = ?",
+        ("blocked" if waits else "waiting", back_seq(conn, queue), queue, job_id),
+    )
+    if not waits:
+        emit(conn, queue, "waiting", job_id)
+    return True
+
+
 class SQLiteFlows:
     """Flow creation and reads (see the module docstring)."""
 
@@ -240,6 +284,19 @@ class SQLiteFlows:
 
     async def retry_flow(self, flow_id: str) -> int:
         return await self._s().write(lambda conn: retry_flow_jobs(conn, flow_id))
+
+    async def park(
+        self,
+        queue: str,
+        job_id: str,
+        token: str,
+        spawn_id: str,
+        children: Sequence[FlowJob],
+        on_failure: OnFailure = OnFailure.FAIL,
+    ) -> bool:
+        return await self._s().write(
+            lambda conn: park_job(conn, queue, job_id, token, spawn_id, children, on_failure)
+        )
 
     async def pass_handoffs(self, queue: str) -> int:
         return 0  # every outcome reached its dependents in the transaction that ended it
