@@ -59,6 +59,19 @@ def test_tenants(env: dict[str, str]) -> None:
     assert "args: ['r-7', 3]" in out.stdout
 
 
+def test_flows(env: dict[str, str]) -> None:
+    out = run_example("flows.py", env).stdout
+    assert "chain: completed {'fetch': [70, 71, 72], 'parse': 3}" in out
+    assert "chord: completed (61, 61) 7770" in out
+    assert "fails-with-it: failed dependency menu failed: ConnectionError: menu API down" in out
+    assert "skipped: cancelled dependency menu failed" in out
+    assert "runs-anyway: completed" in out
+    assert (
+        "after retry: completed {'menu': 'menu ok', 'fails-with-it': {'menu': 'completed'}" in out
+    )
+    assert "spawn-and-wait: 510" in out
+
+
 def test_sync_producer_with_a_worker_process(env: dict[str, str]) -> None:
     worker = subprocess.Popen(
         [sys.executable, "-m", "corral", "worker", "examples.tasks:app", "--log-level", "warning"],
