@@ -298,3 +298,21 @@ async def test_a_failing_child_fails_its_parked_parent_by_default(backend: Backe
     assert await backend.park(Q, "parent", parent.token, "parent.s0", [child])
     await fail_for_good(backend)
     assert await state(backend, "parent") is JobState.FAILED
+
+
+async def test_removing_or_draining_an_unfinished_job_reaches_its_dependents(
+    backend: Backend,
+) -> None:
+    flow = [
+        fj("a"),
+        fj("b", on("a", "a")),
+        fj("c", on("b", "b", on_failure=OnFailure.IGNORE)),
+        fj("x"),
+        fj("y", on("x", "x")),
+    ]
+    await backend.add_flow("f1", flow)
+    assert await backend.remove(Q, "b")
+    assert await state(backend, "c") is JobState.WAITING
+    assert (await backend.dependency_outcomes(Q, "c"))["b"].state == "cancelled"
+    assert await backend.drain(Q, False) == 3  # a, x and c
+    assert await state(backend, "y") is JobState.FAILED

@@ -313,6 +313,15 @@ MIGRATIONS: list[str] = [
         INSERT INTO flow_settle (queue, job_id, state) VALUES (NEW.queue, NEW.id, NEW.state);
     END;
     """,
+    # 12: an unfinished job of a flow that is deleted (remove, drain) reaches its
+    # dependents as a cancellation, so none waits for it for ever.
+    """
+    CREATE TRIGGER jobs_flow_delete AFTER DELETE ON jobs
+    WHEN OLD.flow IS NOT NULL AND OLD.state NOT IN ('completed', 'failed', 'cancelled')
+    BEGIN
+        INSERT INTO flow_settle (queue, job_id, state) VALUES (OLD.queue, OLD.id, 'cancelled');
+    END;
+    """,
 ]
 
 

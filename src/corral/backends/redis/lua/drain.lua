@@ -6,7 +6,10 @@ local n = 0
 while n < 5000 do
   local ids = redis.call('LRANGE', K_FIFO, 0, math.min(999, 4999 - n))
   if #ids == 0 then break end
-  for _, id in ipairs(ids) do delete_job(id) end
+  for _, id in ipairs(ids) do
+    flow_note(id, jkey(id), 'cancelled')  -- a flow's dependents hear of it
+    delete_job(id)
+  end
   redis.call('LTRIM', K_FIFO, #ids, -1)
   n = n + #ids
 end
@@ -18,6 +21,7 @@ for _, set_key in ipairs(sets) do
     if #ids == 0 then break end
     for _, id in ipairs(ids) do
       if set_key == GW then unwait(id, jkey(id)) end
+      flow_note(id, jkey(id), 'cancelled')
       delete_job(id)
     end
     if set_key ~= GW then redis.call('ZREM', set_key, unpack(ids)) end

@@ -7,6 +7,10 @@ local state = redis.call('HGET', jkey(id), 'state')
 if not state then return 0 end
 if state == 'active' then return -1 end
 if state == 'waiting' then unwait(id, jkey(id)) else redis.call('ZREM', BASE .. state, id) end
+-- An unfinished job of a flow: its dependents hear of it as of a cancellation.
+if state ~= 'completed' and state ~= 'failed' and state ~= 'cancelled' then
+  flow_note(id, jkey(id), 'cancelled')
+end
 delete_job(id)
 publish(EVENTS, 'removed ' .. id)
 return 1
