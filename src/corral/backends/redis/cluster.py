@@ -88,10 +88,9 @@ _NON_LOCAL = "Script attempted to access a non local key"
 
 def stopped_by_migration(error: BaseException) -> bool:
     """Whether ``error`` is a script that Redis stopped at a key of a slot being
-    migrated. Its writes before that key stay (scripts are not rolled back), like a
-    reply lost after the script ran: the backend's calls are safe to repeat after
-    either (an enqueue knows the jobs it stored, a claim adopts the jobs leased to its
-    token), so it is tried again until the move ends."""
+    migrated. Scripts are not rolled back, so on a cluster each reads every key it may
+    write before its first write (see ``CLUSTER`` in ``lua/includes/common.lua``): a
+    stopped one changed nothing and is tried again until the move ends."""
     return isinstance(error, ResponseError) and _NON_LOCAL in str(error)
 
 

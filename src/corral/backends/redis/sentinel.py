@@ -201,6 +201,7 @@ class SwitchWatch:
         self._service = pool.service_name
         self._on_switch = on_switch
         self._closing = False
+        self._pubsub: PubSub | None = None
         self._task = asyncio.create_task(self._run(), name="corral-sentinel-switch")
         self._task.add_done_callback(retrieved)
 
@@ -210,12 +211,16 @@ class SwitchWatch:
         self._closing = True
         self._task.cancel()
         await asyncio.wait([self._task], timeout=_CLOSE_WAIT)
+        if not self._task.done() and (pubsub := self._pubsub) is not None:
+            # Still reading (a busy loop): its connection must not outlive the loop.
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
 
     async def _run(self) -> None:
         turn = 0
         while not self._closing:
             sentinels = self._sentinels.sentinels
-            pubsub = sentinels[turn % len(sentinels)].pubsub()
+            pubsub = self._pubsub = sentinels[turn % len(sentinels)].pubsub()
             turn += 1
             try:
                 await pubsub.subscribe(SWITCH_CHANNEL)
@@ -225,6 +230,7 @@ class SwitchWatch:
             except Exception as exc:  # the watch must outlive any trouble
                 log.debug("sentinel +switch-master subscription failed (%s)", exc)
             finally:
+                self._pubsub = None
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
             await asyncio.sleep(_PAUSE)

@@ -5,7 +5,9 @@
 --@include common
 local id = ARGV[2]
 local k = jkey(id)
+touch(k)
 if redis.call('HGET', k, 'tok') ~= ARGV[3] then return 0 end
+touch_job(id, k, true)
 redis.call('RPUSH', has_errors(id, k), ARGV[4])
 redis.call('ZREM', K_ACTIVE, id)
 finished()

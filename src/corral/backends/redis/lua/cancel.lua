@@ -6,8 +6,10 @@
 --@include common
 local id = ARGV[2]
 local k = jkey(id)
+touch(k)
 local state = redis.call('HGET', k, 'state')
 if not state then return 'missing' end
+touch_job(id, k)
 if state == 'waiting' or state == 'delayed' then
   if state == 'waiting' then unwait(id, k) else redis.call('ZREM', K_DELAYED, id) end
   to_cancelled(id, k)

@@ -12,9 +12,11 @@ if #due > 0 then
   -- Due jobs join the back of the line by due time, then by the order they were added.
   local order, ids = {}, {}
   for i = 1, #due, 2 do
+    touch(jkey(due[i]))
     local f = redis.call('HMGET', jkey(due[i]), 'ws', 'grp')
     order[#order + 1] = {due[i], tonumber(due[i + 1]), tonumber(f[1] or '0'), f}
     ids[#ids + 1] = due[i]
+    if f[2] then touch(G_PREFIX .. f[2]) end
   end
   table.sort(order, function(a, b)
     if a[2] ~= b[2] then return a[2] < b[2] end
@@ -48,23 +50,48 @@ if meta[3] then
 end
 
 -- Take up to n ungrouped job ids in line order: jobs above the default priority, then
--- the default priority's list, then the jobs below it.
+-- the default priority's list, then the jobs below it. On a cluster, none when their
+-- hashes are not all on this node (see CLUSTER; MOVING says to come back soon).
+local MOVING = false
 local function pop_ungrouped(n)
-  local ids = {}
   local sorted = redis.call('EXISTS', K_WAIT) == 1
+  local ids, high = {}, 0
   if sorted then
     ids = redis.call('ZRANGEBYSCORE', K_WAIT, '-inf', '(' .. score(1000 * BAND), 'LIMIT', 0, n)
-    if #ids > 0 then redis.call('ZREM', K_WAIT, unpack(ids)) end
+    high = #ids
   end
+  local listed = {}
   if #ids < n then
-    local listed = redis.call('LPOP', K_FIFO, n - #ids)
-    if listed then
-      for _, id in ipairs(listed) do ids[#ids + 1] = id end
+    -- Off a cluster nothing moves: popped at once.
+    if CLUSTER then
+      listed = redis.call('LRANGE', K_FIFO, 0, n - #ids - 1)
+    else
+      listed = redis.call('LPOP', K_FIFO, n - #ids) or {}
     end
+    for _, id in ipairs(listed) do ids[#ids + 1] = id end
   end
   if sorted and #ids < n then
-    local popped = redis.call('ZPOPMIN', K_WAIT, n - #ids)
-    for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
+    local low = redis.call('ZRANGEBYSCORE', K_WAIT, score(1000 * BAND), '+inf', 'LIMIT', 0,
+      n - #ids)
+    for _, id in ipairs(low) do ids[#ids + 1] = id end
+  end
+  if CLUSTER and #ids > 0 then
+    local keys = {}
+    for i, id in ipairs(ids) do keys[i] = jkey(id) end
+    if not here_all(keys) then
+      MOVING = true
+      return {}
+    end
+    if #listed > 0 then redis.call('LTRIM', K_FIFO, #listed, -1) end
+  end
+  if #ids > #listed then
+    local taken = {}
+    for i, id in ipairs(ids) do
+      if i <= high or i > high + #listed then taken[#taken + 1] = id end
+    end
+    for i = 1, #taken, 1000 do
+      redis.call('ZREM', K_WAIT, unpack(taken, i, math.min(i + 999, #taken)))
+    end
   end
   return ids
 end
@@ -76,8 +103,11 @@ local function pick_fair()
   local gmax, grate, grate_ms = tonumber(meta[5]), tonumber(meta[6]), tonumber(meta[7])
   local back = redis.call('ZRANGEBYSCORE', GPARKED, '-inf', NOW, 'LIMIT', 0, 100)
   for _, g in ipairs(back) do
-    redis.call('ZREM', GPARKED, g)
-    if redis.call('EXISTS', G_PREFIX .. g) == 1 then line_up(g) end
+    -- (A group whose line is on another node stays parked until it is here.)
+    if here(G_PREFIX .. g) then
+      redis.call('ZREM', GPARKED, g)
+      if redis.call('EXISTS', G_PREFIX .. g) == 1 then line_up(g) end
+    end
   end
   local ids = {}
   local uturn = tonumber(meta[8] or '0')
@@ -88,7 +118,9 @@ local function pick_fair()
     local head = redis.call('ZRANGE', GROUPS, 0, 0, 'WITHSCORES')
     local g = head[1]
     if ungrouped > 0 and (not g or uturn <= tonumber(head[2])) then
-      ids[#ids + 1] = pop_ungrouped(1)[1]
+      local id = pop_ungrouped(1)[1]
+      if not id then break end  -- its hash is on another node
+      ids[#ids + 1] = id
       ungrouped = ungrouped - 1
       uturn = next_turn()
     elseif not g then
@@ -96,6 +128,12 @@ local function pick_fair()
     else
       local gk = G_PREFIX .. g
       local rk = BASE .. 'grate:' .. g
+      if CLUSTER then
+        -- This turn's keys, read before its writes: the turns before are kept.
+        if not here(gk) or (grate and not here(rk)) then MOVING = true; break end
+        local head_id = redis.call('ZRANGE', gk, 0, 0)[1]
+        if head_id and not here(jkey(head_id)) then MOVING = true; break end
+      end
       local held = false
       if gmax and tonumber(redis.call('HGET', GACTIVE, g) or '0') >= gmax then
         redis.call('ZREM', GROUPS, g)
@@ -176,6 +214,8 @@ if n == 0 then
   if #nxt > 0 then at = tonumber(nxt[2]) end
   if #parked > 0 and (not at or tonumber(parked[2]) < at) then at = tonumber(parked[2]) end
   if at then out[1] = math.max(0, at - NOW) end
+  -- A slot migration held jobs back: come back soon rather than wait for a wake-up.
+  if MOVING and (not at or at - NOW > 50) then out[1] = 50 end
 elseif redis.call('EXISTS', K_WAIT, K_FIFO, GROUPS) > 0 then
   -- More work remains: pass the wake-up on to another blocked worker.
   wake()

@@ -7,6 +7,8 @@ local set_key = BASE .. ARGV[2]
 local ids = redis.call('ZRANGEBYSCORE', set_key, '-inf', NOW_US - tonumber(ARGV[3]) * 1000,
   'LIMIT', 0, tonumber(ARGV[4]))
 if #ids == 0 then return 0 end
-for _, id in ipairs(ids) do delete_job(id) end
-redis.call('ZREM', set_key, unpack(ids))
-return #ids
+local n = delete_jobs(ids)
+if n > 0 then redis.call('ZREM', set_key, unpack(ids, 1, n)) end
+-- Stopped by a slot migration (see CLUSTER): what was deleted stays so, try again.
+if n < #ids then touch_removal(ids[n + 1], jkey(ids[n + 1])) end
+return n

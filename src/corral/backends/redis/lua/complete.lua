@@ -9,6 +9,9 @@ local done_ids = {}
 local done = 0
 local score = NOW_US
 local hist, total = {}, 0
+if CLUSTER then
+  for i = 4, #ARGV, 4 do touch_job(ARGV[i], jkey(ARGV[i])) end
+end
 for i = 4, #ARGV, 4 do
   local id = ARGV[i]
   local k = jkey(id)

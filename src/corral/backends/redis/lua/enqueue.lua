@@ -6,6 +6,7 @@
 --@include add_job
 -- One JSON argument instead of 8 per job: cheaper to pack in Python and to parse here.
 local rows = cjson.decode(ARGV[2])
+touch_rows(rows)
 local out = {}
 local any = false
 start_adding(#rows)

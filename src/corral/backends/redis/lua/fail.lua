@@ -9,7 +9,9 @@
 --@include common
 local id = ARGV[2]
 local k = jkey(id)
+touch(k)
 if redis.call('HGET', k, 'tok') ~= ARGV[3] then return 0 end
+touch_job(id, k, true)
 local errs = has_errors(id, k)
 redis.call('RPUSH', errs, ARGV[4])
 redis.call('LTRIM', errs, -100, -1)

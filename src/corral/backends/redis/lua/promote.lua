@@ -4,7 +4,9 @@
 --@include common
 local id = ARGV[2]
 local k = jkey(id)
+touch(k)
 if redis.call('HGET', k, 'state') ~= 'delayed' then return 0 end
+touch_job(id, k)
 redis.call('ZREM', K_DELAYED, id)
 push_waiting(id, k, false)
 wake()

@@ -8,6 +8,9 @@
 local max = tonumber(ARGV[2])
 local ids = redis.call('ZRANGEBYSCORE', K_ACTIVE, '-inf', '(' .. NOW, 'LIMIT', 0, 1000)
 local requeued, failed, cancelled = {}, {}, false
+if CLUSTER then
+  for _, id in ipairs(ids) do touch_job(id, jkey(id), true) end
+end
 -- Backwards: each requeued job goes to the front, so they keep lease order.
 for i = #ids, 1, -1 do
   local id = ids[i]

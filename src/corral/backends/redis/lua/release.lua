@@ -4,6 +4,9 @@
 -- Returns: how many jobs were released.
 --@include common
 local n, cancelled = 0, false
+if CLUSTER then
+  for i = 4, #ARGV, 2 do touch_job(ARGV[i], jkey(ARGV[i])) end
+end
 -- Backwards: each goes to the front, so they end up there in the order given.
 for i = #ARGV - 1, 4, -2 do
   local id = ARGV[i]

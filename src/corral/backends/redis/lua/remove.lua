@@ -3,9 +3,11 @@
 -- Returns: 1 removed, 0 missing, -1 active (refused).
 --@include common
 local id = ARGV[2]
+touch(jkey(id))
 local state = redis.call('HGET', jkey(id), 'state')
 if not state then return 0 end
 if state == 'active' then return -1 end
+touch_removal(id, jkey(id))
 if state == 'waiting' then unwait(id, jkey(id)) else redis.call('ZREM', BASE .. state, id) end
 -- An unfinished job of a flow: its dependents hear of it as of a cancellation.
 if state ~= 'completed' and state ~= 'failed' and state ~= 'cancelled' then

@@ -4,6 +4,11 @@
 --@include common
 local deadline = NOW + tonumber(ARGV[2])
 local lost, cancel = {}, {}
+if CLUSTER and #ARGV > 2 then
+  local keys = {}
+  for i = 3, #ARGV, 2 do keys[#keys + 1] = jkey(ARGV[i]) end
+  touch_all(keys)
+end
 for i = 3, #ARGV, 2 do
   local id = ARGV[i]
   local f = redis.call('HMGET', jkey(id), 'tok', 'cxl')

@@ -4,6 +4,9 @@
 --@include common
 local out = {}
 local any = false
+if CLUSTER then
+  for i = 2, #ARGV do touch_job(ARGV[i], jkey(ARGV[i])) end
+end
 for i = 2, #ARGV do
   local id = ARGV[i]
   local k = jkey(id)

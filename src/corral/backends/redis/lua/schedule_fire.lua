@@ -11,8 +11,10 @@ local nxt = BASE .. 'sched:next'
 local current = redis.call('ZSCORE', nxt, name)
 if not current or tonumber(current) ~= tonumber(ARGV[3]) then return 0 end
 if #ARGV >= 5 then
+  local row = cjson.decode(ARGV[5])
+  touch_rows({row})
   start_adding(1)
-  if add_job(cjson.decode(ARGV[5])) == 1 then
+  if add_job(row) == 1 then
     wake()
   end
   publish_added()

@@ -5,7 +5,9 @@
 --@include common
 local id = ARGV[2]
 local k = jkey(id)
+touch(k)
 if redis.call('HGET', k, 'tok') ~= ARGV[3] then return 0 end
+if #ARGV > 5 then touch(BASE .. 'jl:' .. id) end
 if ARGV[4] == '1' then
   redis.call('HSET', k, 'prog', ARGV[5])
   publish(EVENTS, 'progress ' .. id)

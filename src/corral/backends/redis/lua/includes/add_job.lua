@@ -12,6 +12,24 @@ local function publish_added()
   if #ADDED > 0 then publish(EVENTS, 'added ' .. table.concat(ADDED, ' ')) end
 end
 
+-- (cluster) Stop the script unless every key adding `rows` may write is on this node
+-- (see CLUSTER): called before the first row is added.
+local function touch_rows(rows)
+  if not CLUSTER then return end
+  local keys = {}
+  for _, row in ipairs(rows) do
+    local x = row[8]
+    keys[#keys + 1] = jkey(row[1])
+    if x.g then keys[#keys + 1] = G_PREFIX .. x.g end
+    if x.k then
+      touch(BASE .. 'dd:' .. x.k)
+      local holder = redis.call('GET', BASE .. 'dd:' .. x.k)
+      if holder then touch_job(holder, jkey(holder)) end
+    end
+  end
+  touch_all(keys)
+end
+
 -- A job comes as one row of JSON (records.job_row): {id, name, data, priority, delay_ms,
 -- run_at_ms (0 = unset), options ("" = none), ext}; ext is {g = group, k = dedupe key,
 -- w = dedupe window ms, d = debounce ms, r = request nonce (caller-chosen ids only),

@@ -25,6 +25,24 @@ local K_FIFO
 local SEQ_NEXT, SEQ_END, SEQ_BATCH
 -- Flows: jobs of this queue that ended with dependents still to hear of it (flow_note).
 local FLOW_Q, FLOW_BUSY
+-- Redis Cluster (sharded pub/sub). While a slot migrates, each of its keys is on one
+-- node or the other, and Redis stops a script at the first key that is not on the node
+-- running it, keeping the writes it made before (no rollback): a claim that popped an
+-- id and was then stopped at the job's hash would lose the job. So on a cluster a
+-- script reads every key it may write before its first write: the queue's own keys
+-- in begin(), a job's keys with touch_job() or here(). A stopped script then changed
+-- nothing and is tried again (backend.py); one that can do part of its work (claim,
+-- retention) stops early instead, at a key here() says is elsewhere.
+local CLUSTER
+
+-- History keys (see history_add) of this call's minute and quarter hour.
+local function history_keys()
+  local minute = math.floor(NOW / 60000)
+  local quarter = math.floor(minute / 15)
+  local hour, day = math.floor(minute / 60), math.floor(quarter / 96)
+  return minute, quarter, hour, day, BASE .. string.format('hm:%d', hour),
+    BASE .. string.format('hq:%d', day)
+end
 
 -- Every script body starts here: this call's keys, key base and Redis clock.
 local function begin(keys, argv)
@@ -50,6 +68,40 @@ local function begin(keys, argv)
   NOW_US = tonumber(t[1]) * 1000000 + tonumber(t[2])
   SEQ_NEXT, SEQ_END, SEQ_BATCH = 0, -1, 1
   FLOW_Q, FLOW_BUSY = {}, false
+  CLUSTER = PUB == 'SPUBLISH'
+  if CLUSTER then
+    local _, _, _, _, hm, hq = history_keys()
+    redis.call('EXISTS', K_META, K_FIFO, GW, GROUPS, GACTIVE, GCAPPED, GPARKED,
+      BASE .. 'outbox', BASE .. 'rate', BASE .. 'sched', BASE .. 'sched:next',
+      BASE .. 'sched:last', BASE .. 'wk', hm, hq)
+  end
+end
+
+-- Stop the script unless every key is on this node (see CLUSTER); call before the
+-- first write, and before reading a key that is neither declared nor in begin().
+-- Always with K_META (which is on this node: the script runs): on the node importing
+-- a slot, a command on one key that is still on the other node reads it as missing,
+-- while a command on several keys, one missing, answers TRYAGAIN.
+local function touch(...)
+  if CLUSTER then redis.call('EXISTS', K_META, ...) end
+end
+
+-- Whether every key is on this node (always, off a cluster), as touch() but never
+-- stopping the script.
+local function here(...)
+  return not CLUSTER or type(redis.pcall('EXISTS', K_META, ...)) == 'number'
+end
+
+-- touch() and here() for a list of any length (unpack() has a stack limit).
+local function touch_all(keys)
+  for i = 1, #keys, 1000 do touch(unpack(keys, i, math.min(i + 999, #keys))) end
+end
+
+local function here_all(keys)
+  for i = 1, #keys, 1000 do
+    if not here(unpack(keys, i, math.min(i + 999, #keys))) then return false end
+  end
+  return true
 end
 
 local function publish(channel, message)
@@ -87,19 +139,74 @@ local function drop_old_list(key)
   if redis.call('TYPE', key).ok == 'list' then redis.call('DEL', key) end
 end
 
+-- (cluster) Stop the script unless the keys of job `id` its caller may write are on
+-- this node: its hash, its group's line and (`errors`, or when it has one) its error
+-- list. Call before the first write.
+local function touch_job(id, k, errors)
+  if not CLUSTER then return end
+  touch(k)
+  local f = redis.call('HMGET', k, 'grp', 'je')
+  local keys = {}
+  if f[1] then keys[1] = G_PREFIX .. f[1] end
+  if errors or f[2] then keys[#keys + 1] = BASE .. 'je:' .. id end
+  if #keys > 0 then touch(unpack(keys)) end
+end
+
+-- The keys delete_job deletes (its hash first), and the hash's fields that name them.
+local function job_keys(id, k)
+  local f = redis.call('HMGET', k, 'ddk', 'je', 'jl', 'xe', 'xl')
+  local keys = {k}
+  if f[1] then keys[#keys + 1] = BASE .. 'dd:' .. f[1] end
+  if f[2] then keys[#keys + 1] = BASE .. 'je:' .. id end
+  if f[3] then keys[#keys + 1] = BASE .. 'jl:' .. id end
+  if f[4] then keys[#keys + 1] = k .. ':err' end
+  if f[5] then keys[#keys + 1] = k .. ':log' end
+  return keys, f
+end
+
+-- (cluster) Stop the script unless every key of job `id` that removing it writes is
+-- on this node. Call before the first write.
+local function touch_removal(id, k)
+  if not CLUSTER then return end
+  touch_job(id, k)
+  touch(unpack((job_keys(id, k))))
+end
+
+-- Whether removing job `id` writes only keys on this node (see touch_removal).
+local function here_removal(id, k)
+  if not CLUSTER then return true end
+  if not here(k) then return false end
+  local keys, f = job_keys(id, k)
+  local g = redis.call('HGET', k, 'grp')
+  if g then keys[#keys + 1] = G_PREFIX .. g end
+  return here(unpack(keys))
+end
+
 -- A job's dedupe key (see add_job) goes with it, unless a newer job took it over.
+-- Returns false, having deleted nothing, when a key of the job is on another node.
 local function delete_job(id)
   local k = jkey(id)
-  local f = redis.call('HMGET', k, 'ddk', 'je', 'jl', 'xe', 'xl')
-  local dk = f[1]
-  if dk and redis.call('GET', BASE .. 'dd:' .. dk) == id then
-    redis.call('DEL', BASE .. 'dd:' .. dk)
+  if not here(k) then return false end
+  local keys, f = job_keys(id, k)
+  if CLUSTER and not here(unpack(keys)) then return false end
+  local dk = f[1] and BASE .. 'dd:' .. f[1]
+  if dk and redis.call('GET', dk) == id then
+    redis.call('DEL', dk)
   end
   if f[2] then redis.call('DEL', BASE .. 'je:' .. id) end
   if f[3] then redis.call('DEL', BASE .. 'jl:' .. id) end
   if f[4] then drop_old_list(k .. ':err') end
   if f[5] then drop_old_list(k .. ':log') end
   redis.call('DEL', k)
+  return true
+end
+
+-- Delete jobs in order while their keys are on this node; returns how many.
+local function delete_jobs(ids)
+  for i, id in ipairs(ids) do
+    if not delete_job(id) then return i - 1 end
+  end
+  return #ids
 end
 
 local function next_turn()
@@ -222,17 +329,17 @@ local function retain(set_key, count, max_age)
     local old = redis.call('ZRANGEBYSCORE', set_key, '-inf', NOW_US - max_age * 1000,
       'LIMIT', 0, 1000)
     if #old > 0 then
-      for _, id in ipairs(old) do delete_job(id) end
-      redis.call('ZREM', set_key, unpack(old))
+      local n = delete_jobs(old)
+      if n > 0 then redis.call('ZREMRANGEBYRANK', set_key, 0, n - 1) end
+      if n < #old then return end
     end
   end
   if count >= 0 then
     local excess = redis.call('ZCARD', set_key) - count
     if excess > 0 then
       if excess > 1000 then excess = 1000 end
-      local ids = redis.call('ZRANGE', set_key, 0, excess - 1)
-      for _, id in ipairs(ids) do delete_job(id) end
-      redis.call('ZREMRANGEBYRANK', set_key, 0, excess - 1)
+      local n = delete_jobs(redis.call('ZRANGE', set_key, 0, excess - 1))
+      if n > 0 then redis.call('ZREMRANGEBYRANK', set_key, 0, n - 1) end
     end
   end
 end
@@ -265,11 +372,7 @@ local KINDS = {'0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12
   '15', '16'}
 
 local function history_add(kind, n)
-  local minute = math.floor(NOW / 60000)
-  local quarter = math.floor(minute / 15)
-  local hour, day = math.floor(minute / 60), math.floor(quarter / 96)
-  local hm = BASE .. string.format('hm:%d', hour)
-  local hq = BASE .. string.format('hq:%d', day)
+  local minute, quarter, hour, day, hm, hq = history_keys()
   local first = tonumber(n)
   if redis.call('HINCRBY', hm, string.format('%d:', minute) .. kind, n) == first then
     redis.call('EXPIREAT', hm, string.format('%d', (hour + 2) * 3600))
@@ -296,9 +399,10 @@ end
 
 local function outbox(id, k, event, nfy)
   if not nfy or not string.find(',' .. nfy .. ',', ',' .. event .. ',', 1, true) then return end
-  local f = redis.call('HMGET', k, 'name', 'att', 'ctime', 'stime', 'ftime', 'res', 'opts')
+  local f = redis.call('HMGET', k, 'name', 'att', 'ctime', 'stime', 'ftime', 'res', 'opts', 'je')
   local err = false
-  if event ~= 'completed' then err = redis.call('LINDEX', BASE .. 'je:' .. id, -1) end
+  -- Only a list the job has (a missing key may be on another node, see CLUSTER).
+  if event ~= 'completed' and f[8] then err = redis.call('LINDEX', BASE .. 'je:' .. id, -1) end
   redis.call('ZADD', BASE .. 'outbox', NOW_S,
     cjson.encode({id, event, f[1], f[2], f[3], f[4], f[5], f[6], err, f[7],
       redis.call('HINCRBY', K_META, 'obx', 1)}))
