@@ -15,7 +15,14 @@ from corral.backends.records import JobState, RateWindow, WaitFacts
 __all__ = ["Blocker", "BlockerKind", "blockers", "describe_ms"]
 
 BlockerKind = Literal[
-    "delayed", "paused", "no_worker", "concurrency", "group_cap", "rate_limit", "position"
+    "dependencies",
+    "delayed",
+    "paused",
+    "no_worker",
+    "concurrency",
+    "group_cap",
+    "rate_limit",
+    "position",
 ]
 
 
@@ -69,8 +76,19 @@ def _rate(window: RateWindow, whose: str, now: int) -> Blocker:
     return Blocker("rate_limit", message, until)
 
 
+def _queue_holds(facts: WaitFacts) -> list[Blocker]:
+    """The queue is paused, or no live worker serves it."""
+    out = []
+    if facts.paused:
+        out.append(Blocker("paused", f"the queue {facts.queue!r} is paused"))
+    if facts.workers == 0:
+        out.append(Blocker("no_worker", f"no live worker listens on queue {facts.queue!r}"))
+    return out
+
+
 def blockers(facts: WaitFacts) -> list[Blocker]:
-    """Why the job of ``facts`` has not started, most fundamental first: delayed,
+    """Why the job of ``facts`` has not started, most fundamental first: a flow's
+    dependencies (then only pause and workers: the rest will have changed), delayed,
     paused, no worker, the queue's concurrency cap, the group's cap, the queue's then
     the group's rate limit, then its place in line. Empty for a job that is running or
     finished, or waiting first in line with nothing holding it.
@@ -78,6 +96,10 @@ def blockers(facts: WaitFacts) -> list[Blocker]:
     A delayed job that is not due yet gets only what will still hold it when it is
     due (paused, no worker): limits and place in line will have changed by then.
     """
+    if facts.state is JobState.BLOCKED:
+        # A job of a flow: its dependencies first; what holds it once they have ended.
+        wait = Blocker("dependencies", "it waits for its dependencies in its flow to end")
+        return [wait, *_queue_holds(facts)]
     if facts.state not in (JobState.WAITING, JobState.DELAYED):
         return []
     now = facts.now
@@ -88,10 +110,7 @@ def blockers(facts: WaitFacts) -> list[Blocker]:
         verb = "it waits to retry" if facts.attempts > 0 else "it is delayed"
         when = f"{_clock(facts.run_at, now)} (in {describe_ms(facts.run_at - now)})"
         out.append(Blocker("delayed", f"{verb} until {when}", _at(facts.run_at)))
-    if facts.paused:
-        out.append(Blocker("paused", f"the queue {facts.queue!r} is paused"))
-    if facts.workers == 0:
-        out.append(Blocker("no_worker", f"no live worker listens on queue {facts.queue!r}"))
+    out += _queue_holds(facts)
     if facts.state is JobState.DELAYED and due:
         return out
     if facts.max_active is not None and facts.active >= facts.max_active:

@@ -249,3 +249,12 @@ async def test_children_that_are_not_valid_fail_the_parent_naming_why(
     workers.start([Q])
     assert await job.wait(timeout=10) is JobState.FAILED
     assert job.error is not None and "at least one child" in job.error["message"]
+
+
+async def test_a_blocked_job_says_it_waits_for_its_dependencies(app: Corral) -> None:
+    t = register(app)
+    run = await app.start_flow(chain(t["double"].call(1), t["double"].call()))
+    second = run.jobs["double#2"]
+    assert second is not None
+    kinds = [b.kind for b in await second.blockers()]
+    assert kinds == ["dependencies", "no_worker"]

@@ -227,7 +227,14 @@ class JobOut(BaseModel):
 
 class BlockerOut(BaseModel):
     kind: Literal[
-        "delayed", "paused", "no_worker", "concurrency", "group_cap", "rate_limit", "position"
+        "dependencies",
+        "delayed",
+        "paused",
+        "no_worker",
+        "concurrency",
+        "group_cap",
+        "rate_limit",
+        "position",
     ]
     message: str = Field(description="the reason in plain English")
     until: str | None = Field(None, description="when it lifts by itself (ISO 8601, UTC), if known")
