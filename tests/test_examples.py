@@ -72,6 +72,15 @@ def test_flows(env: dict[str, str]) -> None:
     assert "spawn-and-wait: 510" in out
 
 
+def test_heavy(env: dict[str, str]) -> None:
+    out = run_example("heavy.py", env).stdout
+    assert "report: 5 pages, in another process: True" in out
+    assert "spin: failed after 1 attempt(s): corral.errors.JobTimeout" in out
+    assert "hog: failed after 1 attempt(s): corral.errors.MemoryLimitExceeded" in out
+    assert "crash: failed after 2 attempt(s): corral.errors.ChildProcessDied" in out
+    assert "worker still fine" in out
+
+
 def test_sync_producer_with_a_worker_process(env: dict[str, str]) -> None:
     worker = subprocess.Popen(
         [sys.executable, "-m", "corral", "worker", "examples.tasks:app", "--log-level", "warning"],
