@@ -6,6 +6,12 @@
 --@include common
 --@include add_job
 local items = cjson.decode(ARGV[3])
+if CLUSTER then  -- every key it may write, before the first write (see CLUSTER)
+  local rows = {}
+  for i = 1, #items do rows[i] = items[i][1] end
+  touch_rows(rows)
+  touch(BASE .. 'blocked')
+end
 local created = 0
 start_adding(#items)
 for i = 1, #items do

@@ -5,6 +5,9 @@
 -- Returns: how many jobs were put back (a job no longer failed or cancelled is skipped).
 --@include common
 local items = cjson.decode(ARGV[2])
+if CLUSTER then  -- every key it may write, before the first write (see CLUSTER)
+  for i = 1, #items do touch_job(items[i][1], jkey(items[i][1])) end
+end
 local n = 0
 for i = 1, #items do
   local id, gen, deps, again = unpack(items[i])

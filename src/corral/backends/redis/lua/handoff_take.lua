@@ -4,6 +4,7 @@
 -- Returns: the entries (JSON text).
 --@include common
 local key = BASE .. 'handoff'
+touch(key)
 local items = redis.call('ZRANGEBYSCORE', key, '-inf', NOW_S, 'LIMIT', 0, tonumber(ARGV[2]))
 local hold = NOW + tonumber(ARGV[3])
 for _, entry in ipairs(items) do redis.call('ZADD', key, hold, entry) end

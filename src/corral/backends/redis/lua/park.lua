@@ -10,8 +10,16 @@
 --@include add_job
 local id = ARGV[2]
 local k = jkey(id)
+touch(k)
 if redis.call('HGET', k, 'tok') ~= ARGV[3] then return 0 end
 local items = cjson.decode(ARGV[6])
+if CLUSTER then  -- every key it may write, before the first write (see CLUSTER)
+  touch_job(id, k)
+  local rows = {}
+  for i = 1, #items do rows[i] = items[i][1] end
+  touch_rows(rows)
+  touch(BASE .. 'blocked', BASE .. 'handoff')
+end
 start_adding(#items)
 for i = 1, #items do
   local row, fdn = items[i][1], items[i][2]

@@ -139,17 +139,53 @@ local function drop_old_list(key)
   if redis.call('TYPE', key).ok == 'list' then redis.call('DEL', key) end
 end
 
+-- (cluster) The keys a job's end may write in its flow (see flow_note): the hash,
+-- error list and group line of each dependent in this queue, and of theirs (a
+-- dependent may end in turn). Read-only; only the hashes already known to be here
+-- are read (their keys are checked first by the caller's touch()/here()).
+local function flow_keys(fdn, check)
+  local keys, seen, todo = {}, {}, {fdn}
+  local i = 1
+  while i <= #todo do
+    for _, d in ipairs(cjson.decode(todo[i])) do
+      local did = d[3]
+      if d[2] == BASE and not seen[did] then
+        seen[did] = true
+        local dk = jkey(did)
+        if not check(dk) then return keys, false end
+        keys[#keys + 1] = dk
+        keys[#keys + 1] = BASE .. 'je:' .. did
+        local f = redis.call('HMGET', dk, 'grp', 'fdn')
+        if f[1] then keys[#keys + 1] = G_PREFIX .. f[1] end
+        if f[2] then todo[#todo + 1] = f[2] end
+      end
+    end
+    i = i + 1
+  end
+  return keys, true
+end
+
 -- (cluster) Stop the script unless the keys of job `id` its caller may write are on
--- this node: its hash, its group's line and (`errors`, or when it has one) its error
--- list. Call before the first write.
+-- this node: its hash, its group's line, (`errors`, or when it has one) its error
+-- list, and its flow dependents' keys (flow_keys). Call before the first write.
 local function touch_job(id, k, errors)
   if not CLUSTER then return end
   touch(k)
-  local f = redis.call('HMGET', k, 'grp', 'je')
+  local f = redis.call('HMGET', k, 'grp', 'je', 'fdn', 'fl')
   local keys = {}
   if f[1] then keys[1] = G_PREFIX .. f[1] end
   if errors or f[2] then keys[#keys + 1] = BASE .. 'je:' .. id end
+  -- A job of a flow: the queue's blocked and handoff sets (not in begin(): a queue
+  -- without flows has neither).
+  if f[3] or f[4] then
+    keys[#keys + 1] = BASE .. 'blocked'
+    keys[#keys + 1] = BASE .. 'handoff'
+  end
   if #keys > 0 then touch(unpack(keys)) end
+  if f[3] then
+    local function check(key) touch(key); return true end
+    touch_all((flow_keys(f[3], check)))
+  end
 end
 
 -- The keys delete_job deletes (its hash first), and the hash's fields that name them.
@@ -179,7 +215,13 @@ local function here_removal(id, k)
   local keys, f = job_keys(id, k)
   local g = redis.call('HGET', k, 'grp')
   if g then keys[#keys + 1] = G_PREFIX .. g end
-  return here(unpack(keys))
+  if not here(unpack(keys)) then return false end
+  local fdn = redis.call('HGET', k, 'fdn')
+  if not fdn then return true end
+  local flow, all = flow_keys(fdn, here)
+  flow[#flow + 1] = BASE .. 'blocked'
+  flow[#flow + 1] = BASE .. 'handoff'
+  return all and here_all(flow)
 end
 
 -- A job's dedupe key (see add_job) goes with it, unless a newer job took it over.
