@@ -39,7 +39,8 @@ def probe(url: str, backlog: int, lo: int, hi: int) -> None:
 
     r = redis.Redis.from_url(url)
     r.flushall()
-    app, incr, _ = make_app(url)
+    app, tasks = make_app(url)
+    incr = tasks["incr"]
 
     async def fill() -> None:
         total = hi + 5_000 + backlog

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Profile one Corral worker draining N bench jobs from its own redis-server.
 #   bench/profile_worker.sh [N] [OUT]      (N=60000; OUT=/tmp/corral-profile)
-# BODY=noop runs jobs with no body at all (no INCR): Corral's own cost per job.
+# BODY=noop runs jobs with the empty body (no INCR): Corral's own cost per job. The INCR
+# body goes through a plain redis.asyncio.Redis, as in the benchmark's headline; set
+# BENCH_BODY=ctx to send it through ctx.redis instead.
 # Prints the drain rate and the worker's CPU µs/job; with PROFILE=1 it runs the worker
 # under py-spy (`pip install py-spy`, or PYSPY=/path/to/py-spy) and writes OUT.txt in
 # py-spy's raw format (one "frame;frame;... count" line per stack).
@@ -21,7 +23,7 @@ cd "$BENCH"
 import asyncio
 from systems.corral_redis import make_app
 async def main():
-    app, incr, _ = make_app('$CORRAL_URL')
+    app, _ = make_app('$CORRAL_URL')
     task = app.tasks['bench.${BODY:-incr}']
     await task.enqueue_many([(i,) for i in range($N)])
     await app.close()

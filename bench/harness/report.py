@@ -10,6 +10,8 @@ from typing import Any
 from harness.scenarios import SCENARIOS
 
 BASE = "corral-redis"
+NOT_MEASURED = "not measured:"
+PYTHON_PEERS = {"arq", "saq", "taskiq", "celery", "rq", "dramatiq", "huey", "bullmq-py"}
 DASH = "\u2013"  # shown for a missing figure
 TIMES = "\u00d7"
 
@@ -20,7 +22,7 @@ def errors(data: dict[str, Any]) -> list[str]:
         if entry.get("error"):
             out.append(f"{sid}: {entry['error']}")
         for key, res in entry.get("scenarios", {}).items():
-            if res.get("error"):
+            if res.get("error") and not res["error"].startswith(NOT_MEASURED):
                 out.append(f"{sid} {key}: {res['error']}")
     return out
 
@@ -34,7 +36,7 @@ def derive(entry: dict[str, Any]) -> dict[str, Any]:
     """Per-system figures for every table: (value or None, error or None, extras)."""
     s = entry.get("scenarios", {})
     fig: dict[str, Any] = {}
-    for key in "abcd":
+    for key in "abcdij":
         res = s.get(key, {})
         fig[key] = (res.get("median"), res.get("error"), res)
     b, c, e = s.get("b", {}), s.get("c", {}), s.get("e", {})
@@ -42,8 +44,7 @@ def derive(entry: dict[str, Any]) -> dict[str, Any]:
     rss = _median(c.get("runs", []), lambda r: r.get("memory", {}).get("rss_kib"))
     fig["h"] = (rss / 1024 if rss else None, c.get("error"), c)
     p99 = _median(e.get("runs", []), lambda r: r.get("p99"))
-    above = _median(e.get("runs", []), lambda r: r.get("above_floor"))
-    fig["e"] = (e.get("median"), e.get("error"), {**e, "p99": p99, "above": above})
+    fig["e"] = (e.get("median"), e.get("error"), {**e, "p99": p99})
     f = s.get("f", {})
     fig["f"] = (f.get("median"), f.get("error"), f)
     return fig
@@ -65,7 +66,8 @@ def _ratio(base: float | None, value: float | None) -> str:
 def _err(error: str | None, fallback: str) -> str:
     if not error:
         return fallback
-    return "error: " + error.replace("|", "/").replace("\n", " ")[:160]
+    text = error.replace("|", "/").replace("\n", " ")[:160]
+    return text if text.startswith(NOT_MEASURED) else "error: " + text
 
 
 def _header(data: dict[str, Any]) -> list[str]:
@@ -101,24 +103,98 @@ def _header(data: dict[str, Any]) -> list[str]:
         f"on the machine); {load['load_average_after']} just after it (this run "
         "included). Each round's load average is in results.json.",
         "",
-        "Redis, the producer (the harness) and the workers share these CPUs. Each job is one "
-        "`INCR` on a counter key; completion is read from that counter (polled every "
-        f"{cfg['poll'] * 1000:.0f} ms), never from a library's result API. Ratios are "
-        "Corral (Redis) ÷ the system: above 1 means Corral has the larger figure.",
+        "Redis, the producer (the harness) and the workers share these CPUs. Every system "
+        "runs the same job bodies through a plain client of its language, made the same "
+        "way in every process (`Redis.from_url`: redis-py's `redis.asyncio.Redis` for "
+        "asyncio systems, Corral included, `redis.Redis` for sync ones; ioredis on Node): "
+        "the headline body is one `INCR` of a counter key; the empty body (i, j) makes no "
+        "Redis call and only adds one to a process-local count that a 5 ms timer in each "
+        "worker process writes to Redis. Completion is read from those keys (polled every "
+        f"{cfg['poll'] * 1000:.0f} ms), never from a library's result API. Same sizes for "
+        f"every system: {cfg['n_one']:,} one-at-a-time enqueues, {cfg['n_bulk']:,} bulk, "
+        f"{cfg['n_drain']:,} queued per drain, {cfg['samples']:,} latency probes, except "
+        "the caps in the table below. Figures are the median of the runs with the "
+        "runs' min-max beside them. Ratios are Corral (Redis) ÷ the system: above 1 "
+        "means Corral has the larger figure. `Corral (Redis), body via ctx.redis` "
+        "sends the body through the worker's own pipelined connection, a shortcut no "
+        "peer has: it is shown for what the feature is worth, never as the headline.",
         "",
         "## Systems and settings",
         "",
-        "| System | Version | Worker settings | Bulk enqueue | Job counts capped at |",
-        "|---|---|---|---|---|",
+        "| System | Version | Worker settings | Event loop seen in the workers | "
+        "Bulk enqueue | Job counts capped at | Load average at its rounds |",
+        "|---|---|---|---|---|---|---|",
     ]
     for entry in data["systems"].values():
         settings = "; ".join(f"{k}: {v}" for k, v in entry.get("settings", {}).items())
         caps = ", ".join(f"{k} {v:,}" for k, v in entry.get("caps", {}).items()) or DASH
+        loops = sorted(
+            {
+                loop
+                for res in entry.get("scenarios", {}).values()
+                for run in res.get("runs", [])
+                if isinstance(run, dict)
+                for loop in run.get("loops", [])
+            }
+        )
+        loads = "; ".join(entry.get("load_average", [])) or DASH
         lines.append(
             f"| {entry['label']} | {entry.get('version', DASH)} | {settings or DASH} | "
-            f"{entry.get('bulk_api', DASH)} | {caps} |"
+            f"{', '.join(loops) or 'none (no asyncio job)'} | {entry.get('bulk_api', DASH)} "
+            f"| {caps} | {loads} |"
         )
     return lines
+
+
+def _best_peer(data: dict[str, Any], figs: dict[str, Any], key: str) -> str | None:
+    """The Python peer with the best median for ``key``."""
+    _, _, better = SCENARIOS[key]
+    peers = [
+        (figs[sid][key][0], sid)
+        for sid in data["systems"]
+        if sid in PYTHON_PEERS and sid in figs and figs[sid][key][0]
+    ]
+    if not peers:
+        return None
+    return (min if better == "lower" else max)(peers)[1]
+
+
+def _cell(key: str, fig: Any) -> str:
+    value, error, res = fig
+    if value is None:
+        return "error" if error else DASH
+    runs = [r["value"] for r in res.get("runs", [])]
+    if key == "e":
+        p99s = [r["p99"] for r in res.get("runs", [])]
+        return f"{value:.2f} / {res['p99']:.2f} ms ({min(p99s):.2f}-{max(p99s):.2f})"
+    return f"{value:,.0f}/s ({min(runs):,.0f}-{max(runs):,.0f})"
+
+
+def _summary(data: dict[str, Any], figs: dict[str, Any]) -> list[str]:
+    """The headline: Corral vs Node BullMQ vs the best Python peer, same work."""
+    rows = []
+    for key in "cdibae":
+        if key not in data["config"]["scenarios"] or BASE not in figs:
+            continue
+        title = SCENARIOS[key][0] + (" p50 / p99 (p99 range)" if key == "e" else "")
+        best = _best_peer(data, figs, key)
+        node = _cell(key, figs["bullmq-node"][key]) if "bullmq-node" in figs else DASH
+        peer = f"{data['systems'][best]['label']}: {_cell(key, figs[best][key])}" if best else DASH
+        rows.append(f"| {title} | {_cell(key, figs[BASE][key])} | {node} | {peer} |")
+    if not rows:
+        return []
+    return [
+        "",
+        "## Headline: the same work on every system",
+        "",
+        "Median (min-max of the runs). Corral (Redis) with its defaults (uvloop, "
+        "concurrency 50) and the body through a plain `redis.asyncio.Redis`, as every "
+        "asyncio peer's.",
+        "",
+        "| | Corral (Redis) | BullMQ (Node) | best Python peer |",
+        "|---|--:|--:|--:|",
+        *rows,
+    ]
 
 
 def _cpu(runs: list[dict[str, Any]]) -> str:
@@ -132,12 +208,20 @@ def _cpu_list(cpus: list[dict[str, float]]) -> str:
     return " + ".join(parts)
 
 
+def _spread(values: list[float], digits: int = 0) -> str:
+    return f"{min(values):,.{digits}f}-{max(values):,.{digits}f}" if values else DASH
+
+
 def _row(key: str, entry: dict[str, Any], value: float, res: dict[str, Any], base: Any) -> str:
     runs = res.get("runs", [])
     n = f"{runs[0]['n']:,}" if runs and "n" in runs[0] else DASH
     ratio = _ratio(base, value)
     if key == "e":
-        return f"{value:.2f} | {res['p99']:.2f} | {_num(res['above'], 2)} | {ratio} | {n}"
+        p50s, p99s = [r["p50"] for r in runs], [r["p99"] for r in runs]
+        return (
+            f"{value:.2f} | {_spread(p50s, 2)} | {res['p99']:.2f} | {_spread(p99s, 2)} | "
+            f"{ratio} | {n}"
+        )
     if key == "f":
         small, large = res["small"], res["large"]
         cpu = f"{_cpu_list(small.get('cpu', []))} → {_cpu_list(large.get('cpu', []))}"
@@ -152,20 +236,28 @@ def _row(key: str, entry: dict[str, Any], value: float, res: dict[str, Any], bas
         mem = [r["memory"] for r in runs if "memory" in r]
         pss = statistics.median(m["pss_kib"] for m in mem) / 1024
         return f"{value:,.1f} | {ratio} | {pss:,.1f} | {mem[0]['processes']}"
-    row = f"{_num(value)} | {ratio} | {_cpu(runs)} | {n}"
+    row = f"{_num(value)} | {_spread([r['value'] for r in runs])} | {ratio} | {_cpu(runs)} | {n}"
     if key == "b":
         row += f" | {entry.get('bulk_api', '')}"
-    if key in "cd":
+    if key in "cdij":
         row += f" | first job {statistics.median(r['startup_s'] for r in runs):.2f} s after spawn"
     return row
 
 
 CPU_NOTE = "CPU µs/job"
+SPREAD = "min-max of runs"
 COLUMNS = {
-    "a": ["jobs/s", "Corral ÷ system", f"{CPU_NOTE} (producer + Redis)", "N"],
-    "b": ["jobs/s", "Corral ÷ system", f"{CPU_NOTE} (producer + Redis)", "N", "bulk API"],
-    "c": ["jobs/s", "Corral ÷ system", f"{CPU_NOTE} (worker + Redis)", "N", "start-up"],
-    "e": ["p50 ms", "p99 ms", "p50 above floor ms", "Corral ÷ system (p50)", "probes/run"],
+    "a": ["jobs/s", SPREAD, "Corral ÷ system", f"{CPU_NOTE} (producer + Redis)", "N"],
+    "b": ["jobs/s", SPREAD, "Corral ÷ system", f"{CPU_NOTE} (producer + Redis)", "N", "bulk API"],
+    "c": ["jobs/s", SPREAD, "Corral ÷ system", f"{CPU_NOTE} (worker + Redis)", "N", "start-up"],
+    "e": [
+        "p50 ms",
+        "p50 " + SPREAD,
+        "p99 ms",
+        "p99 " + SPREAD,
+        "Corral ÷ system (p50)",
+        "probes/run",
+    ],
     "f": [
         "small backlog jobs/s",
         "large backlog jobs/s",
@@ -188,37 +280,20 @@ def _table(data: dict[str, Any], key: str, figs: dict[str, Any]) -> list[str]:
     lines += ["| System | " + " | ".join(columns) + " |", "|---" * (width + 1) + "|"]
     for sid, entry in data["systems"].items():
         value, error, res = figs[sid][key] if sid in figs else (None, None, {})
+        if entry.get("only") and key not in entry["only"]:
+            continue
         error = entry.get("error") or error
         if error:
             lines.append(f"| {entry['label']} | {_err(error, '')} |" + " |" * (width - 1))
         elif value is not None:
             lines.append(f"| {entry['label']} | {_row(key, entry, value, res, base)} |")
-    if key == "e":
-        lines += _floor(data.get("floor") or {})
     return lines
-
-
-def _floor(floor: dict[str, Any]) -> list[str]:
-    runs = floor.get("runs", [])
-    if "p50" not in floor:
-        errors = [r["error"] for r in runs if "error" in r]
-        return ["", f"Floor: not measured ({errors[0] if errors else 'no run'})."] if runs else []
-    return [
-        "",
-        f"**Floor of this machine in this run: p50 {floor['p50']:.2f} ms, p99 "
-        f"{floor['p99']:.2f} ms** (median of {len(runs)} measurements, one right before "
-        "each system's probes): the same probe with no queue at all, a redis-py `ZADD` "
-        "waking a uvloop process blocked in `BZPOPMIN` that `RPUSH`es its time "
-        '(`systems/floor.py`). No system can go below it; "p50 above floor" (each '
-        "run's p50 minus the floor measured just before it, median of the runs) is what "
-        "the queue adds, and moves less with the machine than the p50 itself.",
-    ]
 
 
 def markdown(data: dict[str, Any]) -> str:
     figs = {sid: derive(entry) for sid, entry in data["systems"].items()}
-    lines = _header(data)
-    for key in "abcdefgh":
+    lines = _header(data) + _summary(data, figs)
+    for key in "cdijabefgh":
         if key in data["config"]["scenarios"]:
             lines += _table(data, key, figs)
     notes = Path(__file__).with_name("notes.md")

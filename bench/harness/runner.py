@@ -61,8 +61,7 @@ async def measure_once(
     slot["runs"].append(result)
     values = [r["value"] for r in slot["runs"]]
     slot["median"] = statistics.median(values)
-    floor = f" (floor {result['floor']['p50']:.2f})" if "floor" in result else ""
-    say(f"  [{system.id}] {key} run {run}/{cfg.runs}: {result['value']:,.2f}{floor}")
+    say(f"  [{system.id}] {key} run {run}/{cfg.runs}: {result['value']:,.2f}")
 
 
 async def _queue(system: System, n: int) -> float:
@@ -131,8 +130,9 @@ async def backlog(
     }
 
 
-def plan(cfg: Config) -> list[tuple[str, Measure]]:
-    want = set(cfg.scenarios)
+def plan(cfg: Config, only: str = "") -> list[tuple[str, Measure]]:
+    """The measuring steps for ``cfg``'s scenarios (limited to ``only``'s letters if given)."""
+    want = set(cfg.scenarios) & set(only or cfg.scenarios)
     steps: list[tuple[str, Measure]] = []
     if "a" in want:
         steps.append(("a", sc.enqueue_one))
@@ -144,6 +144,10 @@ def plan(cfg: Config) -> list[tuple[str, Measure]]:
         steps.append(("d", partial(sc.drain, processes=2)))
     if "e" in want:
         steps.append(("e", sc.latency))
+    if "i" in want:
+        steps.append(("i", partial(sc.drain, processes=1, kind="noop")))
+    if "j" in want:
+        steps.append(("j", partial(sc.drain, processes=2, kind="noop")))
     return steps
 
 
@@ -161,6 +165,8 @@ async def open_system(system_id: str, entry: dict[str, Any], ctx: Context, r: An
             settings=dict(cls.settings),
             bulk_api=cls.bulk_api,
             caps=dict(cls.caps),
+            only=cls.only,
+            cannot=dict(cls.cannot),
         )
         await r.flushall()
         if not system.out_of_process():
@@ -193,9 +199,11 @@ async def one_round(
     if system is None:
         return
     try:
-        for key, measure in plan(cfg):
+        for key, measure in plan(cfg, system.only):
             slot = entry["scenarios"].setdefault(key, {"runs": [], "median": None, "error": None})
-            if slot["error"] is None:
+            if key in system.cannot:
+                slot["error"] = f"not measured: {system.cannot[key]}"
+            elif slot["error"] is None:
                 await measure_once(system, key, measure, cfg, r, slot, run)
     finally:
         await close_system(system, r)
@@ -228,13 +236,9 @@ async def backlog_round(
         entry["seconds"] = round(entry["seconds"] + time.monotonic() - started, 1)
 
 
-async def run_all(
-    systems: list[str], cfg: Config, ctx: Context, r: Any
-) -> tuple[dict[str, Any], dict[str, Any]]:
+async def run_all(systems: list[str], cfg: Config, ctx: Context, r: Any) -> dict[str, Any]:
     """Run-major order (run 1 of every system, then run 2...), so a burst of load from
-    elsewhere on the machine is spread over the systems instead of hitting one.
-    Returns (systems, floor): the floor of scenario e, measured right before each
-    system's probes (see scenarios.latency), summarised over all of them."""
+    elsewhere on the machine is spread over the systems instead of hitting one."""
     entries = {sid: new_entry(sid) for sid in systems}
     for run in range(1, cfg.runs + 1 if plan(cfg) else 1):
         for sid in systems:
@@ -247,13 +251,4 @@ async def run_all(
             if sid in cfg.backlog_systems and not entries[sid].get("error"):
                 say(f"==> backlog: {LABELS[sid]} (load {load_average()})")
                 await backlog_round(sid, entries[sid], cfg, ctx, r)
-    floors = [
-        run["floor"]
-        for entry in entries.values()
-        for run in entry["scenarios"].get("e", {}).get("runs", [])
-    ]
-    summary: dict[str, Any] = {"runs": floors}
-    if floors:
-        summary["p50"] = statistics.median(f["p50"] for f in floors)
-        summary["p99"] = statistics.median(f["p99"] for f in floors)
-    return entries, summary
+    return entries

@@ -1,7 +1,8 @@
 """The measurements. Each returns a dict with ``value`` (the headline figure) and details.
 
-Completion is always read from the shared counter (``INCR`` by every job), polled by
-the harness with its own client; no library's result API is involved in the timing.
+Completion is always read from the keys the job bodies write (``systems.common``: the
+``INCR`` counter, plus the empty body's per-process counts), polled by the harness with
+its own client; no library's result API is involved in the timing.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from systems.base import System
-from systems.common import COUNTER, STARTS
-from systems.floor import Floor
+from systems.common import COUNTER, DONE, LOOPS
 
 SCENARIOS = {
     "a": ("enqueue one at a time", "jobs/s", "higher"),
@@ -26,6 +26,8 @@ SCENARIOS = {
     "f": ("drain rate vs backlog size", "jobs/s", "higher"),
     "g": ("store memory per waiting job", "bytes/job", "lower"),
     "h": ("worker memory after draining (1 process)", "MiB", "lower"),
+    "i": ("drain, 1 worker process, empty body", "jobs/s", "higher"),
+    "j": ("drain, 2 worker processes, empty body", "jobs/s", "higher"),
 }
 WARMUP_PROBES = 5
 
@@ -34,8 +36,8 @@ WARMUP_PROBES = 5
 class Config:
     runs: int = 3
     n_one: int = 5_000
-    n_bulk: int = 20_000
-    n_drain: int = 20_000
+    n_bulk: int = 10_000
+    n_drain: int = 10_000
     samples: int = 300
     gap: float = 0.005
     backlog_small: int = 1_000
@@ -43,10 +45,10 @@ class Config:
     # Scenario f times this many jobs from a worker's start: with the small backlog,
     # as many are still waiting when the window ends (no near-empty queue in it).
     backlog_window: int = 500
-    poll: float = 0.02
+    poll: float = 0.005
     fine_poll: float = 0.002
     stall: float = 30.0
-    scenarios: list[str] = field(default_factory=lambda: list("abcdefgh"))
+    scenarios: list[str] = field(default_factory=lambda: list("abcdefghij"))
     backlog_systems: list[str] = field(default_factory=list)
 
 
@@ -55,7 +57,12 @@ def size(system: System, kind: str, n: int) -> int:
 
 
 async def count(r: Any) -> int:
-    return int(await r.get(COUNTER) or 0)
+    """Jobs done: the INCR counter plus the empty body's per-process counts."""
+    async with r.pipeline(transaction=False) as pipe:
+        pipe.get(COUNTER)
+        pipe.hvals(DONE)
+        value, done = await pipe.execute()
+    return int(value or 0) + sum(int(d) for d in done)
 
 
 async def count_now(r: Any) -> tuple[int, float]:
@@ -68,9 +75,10 @@ async def count_at_server(r: Any) -> tuple[int, float]:
     timed this way is not skewed by when the harness process next gets a CPU."""
     async with r.pipeline(transaction=True) as pipe:
         pipe.get(COUNTER)
+        pipe.hvals(DONE)
         pipe.time()
-        value, (sec, usec) = await pipe.execute()
-    return int(value or 0), sec + usec / 1e6
+        value, done, (sec, usec) = await pipe.execute()
+    return int(value or 0) + sum(int(d) for d in done), sec + usec / 1e6
 
 
 async def wait_count(
@@ -166,13 +174,18 @@ async def enqueue_bulk(system: System, cfg: Config, r: Any) -> dict[str, Any]:
     }
 
 
-async def drain(system: System, cfg: Config, r: Any, processes: int) -> dict[str, Any]:
+async def drain(
+    system: System, cfg: Config, r: Any, processes: int, kind: str = "incr"
+) -> dict[str, Any]:
+    """Queue n ``kind`` jobs, start the workers, time them from the first completion seen."""
     n = size(system, "drain", cfg.n_drain)
-    await system.enqueue_bulk(n)
+    await system.enqueue_bulk(n, kind)
     spawned = time.perf_counter()
     system.start_workers(processes)
     first_at, end, done, cpu = await wait_count(system, r, cfg, target=n, poll=cfg.poll)
+    loops = sorted({v.decode() for v in await r.hvals(LOOPS)})
     out: dict[str, Any] = {
+        "loops": loops,
         "value": _rate(done, first_at, end),
         "cpu_us_per_job": per_job_us(done, worker=cpu[0], redis=cpu[1]),
         "n": n,
@@ -204,19 +217,9 @@ async def probe(system: System, cfg: Config, r: Any) -> dict[str, Any]:
 
 
 async def latency(system: System, cfg: Config, r: Any) -> dict[str, Any]:
-    """Scenario e, right after the same probes with no queue at all (systems/floor.py):
-    the machine's floor in the same minute, which no system can go below."""
-    floor = Floor(system.ctx)
-    await floor.open()
-    try:
-        floor_now = await probe(floor, cfg, r)
-    finally:
-        await floor.close()
-    await r.delete(STARTS)
-    result = await probe(system, cfg, r)
-    result["floor"] = {k: floor_now[k] for k in ("p50", "p99", "n")}
-    result["above_floor"] = result["p50"] - floor_now["p50"]
-    return result
+    """Scenario e. There is no "floor" beside it: a bare blocking pop is not the
+    wake-up path any of these systems uses, so it bounds none of them."""
+    return await probe(system, cfg, r)
 
 
 async def backlog_window(

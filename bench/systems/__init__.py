@@ -7,6 +7,8 @@ from typing import Any
 
 REGISTRY = {
     "corral-redis": "systems.corral_redis:CorralRedis",
+    "corral-redis-asyncio": "systems.corral_redis:CorralRedisAsyncio",
+    "corral-redis-ctx": "systems.corral_redis:CorralRedisCtx",
     "corral-sqlite": "systems.corral_sqlite:CorralSQLite",
     "arq": "systems.arq:Arq",
     "saq": "systems.saq:Saq",
@@ -21,6 +23,8 @@ REGISTRY = {
 
 LABELS = {
     "corral-redis": "Corral (Redis)",
+    "corral-redis-asyncio": "Corral (Redis), asyncio loop",
+    "corral-redis-ctx": "Corral (Redis), body via ctx.redis",
     "corral-sqlite": "Corral (SQLite)",
     "arq": "arq",
     "saq": "SAQ",

@@ -10,7 +10,7 @@ import os
 from typing import Any, ClassVar
 
 from systems.base import System
-from systems.common import incr_async, stamp_async
+from systems.common import incr_async, noop, stamp_async
 
 
 async def incr(ctx: dict[str, Any], i: int) -> None:
@@ -21,11 +21,16 @@ async def stamp(ctx: dict[str, Any], i: int) -> None:
     await stamp_async()
 
 
+async def empty(ctx: dict[str, Any], i: int) -> None:
+    noop()
+
+
 def settings(url: str) -> Any:
     from arq.connections import RedisSettings
+    from arq.worker import func
 
     class WorkerSettings:
-        functions: ClassVar[list[Any]] = [incr, stamp]
+        functions: ClassVar[list[Any]] = [incr, stamp, func(empty, name="noop")]
         redis_settings = RedisSettings.from_dsn(url)
         max_jobs = 50  # poll_delay stays at its default (0.5 s)
 
@@ -38,13 +43,17 @@ class Arq(System):
     package = "arq"
     venv = "redis5"
     bulk_api = "none: a loop of enqueue_job()"
-    caps: ClassVar[dict[str, int]] = {"bulk": 10_000, "drain": 3_000, "samples": 20}
+    caps: ClassVar[dict[str, int]] = {"samples": 20}  # 0.5 s polls: 20 probes take ~10 s
+    uvloop = True
     settings: ClassVar[dict[str, Any]] = {
         "worker": "python -m systems.arq: arq.worker.run_worker(WorkerSettings), the `arq` "
         "CLI's runner without its per-job INFO logging; one per process",
-        "max_jobs": 50,
+        "event loop": "uvloop",
+        "concurrency": "max_jobs 50",
         "poll_delay": "0.5 s (default)",
         "task": "async def",
+        "acks": "job deleted after it runs (at-least-once via its in-progress key)",
+        "retention": "results kept 1 h (keep_result default)",
     }
 
     async def open(self) -> None:
@@ -59,9 +68,9 @@ class Arq(System):
     async def one(self, i: int, kind: str) -> None:
         await self.pool.enqueue_job(kind, i)
 
-    async def bulk(self, n: int) -> None:
+    async def bulk(self, n: int, kind: str = "incr") -> None:
         for i in range(n):
-            await self.pool.enqueue_job("incr", i)
+            await self.pool.enqueue_job(kind, i)
 
     def worker_commands(self, processes: int) -> list[list[str]]:
         return [[self.python(), "-m", "systems.arq"]] * processes

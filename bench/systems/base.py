@@ -55,11 +55,18 @@ class System:
     # Caps for slow systems (recorded in the results): {"one", "bulk", "drain", "samples",
     # "large"}: at most that many jobs (or latency probes) per run.
     caps: ClassVar[dict[str, int]] = {}
+    # The scenario letters this system runs ("" = all): the extra Corral rows run a few.
+    only: ClassVar[str] = ""
+    # Scenarios this system cannot run, with the reason (shown in the tables).
+    cannot: ClassVar[dict[str, str]] = {}
     # Versions shown next to the package's (redis-py is added for Python systems).
     extra_packages: ClassVar[tuple[str, ...]] = ()
     # A virtualenv under bench/.venv/ for peers whose pins clash with the main one
     # (arq and BullMQ's Python port need redis-py < 6); "" = the harness's own.
     venv: ClassVar[str] = ""
+    # True for asyncio peers: their workers get uvloop as asyncio's default loop, as
+    # Corral's worker runs by default (bench/sitecustomize.py).
+    uvloop: ClassVar[bool] = False
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -73,11 +80,12 @@ class System:
     # -- to implement ----------------------------------------------------------------
 
     async def one(self, i: int, kind: str) -> None:
-        """Enqueue one job; kind is "incr" (the unit of work) or "stamp" (latency probe)."""
+        """Enqueue one job; kind is "incr" (the unit of work), "noop" (the empty body)
+        or "stamp" (latency probe): see systems/common.py."""
         raise NotImplementedError
 
-    async def bulk(self, n: int) -> None:
-        """Enqueue n "incr" jobs with the library's bulk API (or a loop; see bulk_api)."""
+    async def bulk(self, n: int, kind: str = "incr") -> None:
+        """Enqueue n ``kind`` jobs with the library's bulk API (or a loop; see bulk_api)."""
         raise NotImplementedError
 
     def worker_commands(self, processes: int) -> list[list[str]]:
@@ -164,11 +172,11 @@ class System:
             await self.one(i, kind)
         return time.perf_counter() - start
 
-    async def enqueue_bulk(self, n: int) -> float:
+    async def enqueue_bulk(self, n: int, kind: str = "incr") -> float:
         if self.out_of_process():
-            return float((await self.produce("bulk", n))["elapsed"])
+            return float((await self.produce("bulk", n, kind))["elapsed"])
         start = time.perf_counter()
-        await self.bulk(n)
+        await self.bulk(n, kind)
         return time.perf_counter() - start
 
     async def fill(self, n: int, chunk: int = 20_000) -> float:
@@ -202,6 +210,7 @@ class System:
             "BENCH_REDIS_URL": self.ctx.redis_url,
             "PYTHONPATH": str(self.ctx.bench_dir),
             "PYTHONUNBUFFERED": "1",
+            **({"BENCH_LOOP": "uvloop"} if self.uvloop else {}),
             **self.worker_env(),
         }
         for cmd in self.worker_commands(processes):

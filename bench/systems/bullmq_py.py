@@ -12,12 +12,14 @@ import signal
 from typing import Any, ClassVar
 
 from systems.base import System
-from systems.common import QUEUE, incr_async, stamp_async
+from systems.common import QUEUE, incr_async, noop, stamp_async
 
 
 async def process(job: Any, token: str) -> None:
     if job.name == "stamp":
         await stamp_async()
+    elif job.name == "noop":
+        noop()
     else:
         await incr_async()
 
@@ -41,12 +43,14 @@ class BullMQPy(System):
     package = "bullmq"
     venv = "redis5"
     bulk_api = "Queue.addBulk() (one MULTI per 1,000 jobs)"
-    caps: ClassVar[dict[str, int]] = {"one": 2_000, "bulk": 5_000, "drain": 5_000}
+    uvloop = True
     settings: ClassVar[dict[str, Any]] = {
         "worker": "python -m systems.bullmq_py: bullmq.Worker(concurrency=50), one per process",
-        "concurrency": 50,
-        "retention": "default (completed jobs kept)",
+        "event loop": "uvloop",
+        "concurrency": "50",
         "task": "async def",
+        "acks": "after the job (moveToFinished)",
+        "retention": "default (every completed job kept)",
     }
 
     async def open(self) -> None:
@@ -60,9 +64,9 @@ class BullMQPy(System):
     async def one(self, i: int, kind: str) -> None:
         await self.queue.add(kind, {"i": i})
 
-    async def bulk(self, n: int) -> None:
+    async def bulk(self, n: int, kind: str = "incr") -> None:
         for start in range(0, n, 1000):
-            jobs = [{"name": "incr", "data": {"i": i}} for i in range(start, min(n, start + 1000))]
+            jobs = [{"name": kind, "data": {"i": i}} for i in range(start, min(n, start + 1000))]
             await self.queue.addBulk(jobs)
 
     def worker_commands(self, processes: int) -> list[list[str]]:

@@ -18,26 +18,28 @@ class CeleryRedis(System):
     extra_packages = ("kombu",)
     venv = "redis6"
     bulk_api = "group(...).apply_async() (publishes each message through one producer)"
-    caps: ClassVar[dict[str, int]] = {"bulk": 10_000, "drain": 5_000}
     settings: ClassVar[dict[str, Any]] = {
         "worker": "celery -A systems.celery_app worker -P prefork -c P -l WARNING "
         "(one command: P pool processes + the main process)",
+        "event loop": "none (sync)",
+        "concurrency": "P prefork processes, 1 job each",
         "prefetch_multiplier": "4 (default)",
         "task": "def (sync)",
-        "results": "none (no result backend)",
+        "acks": "early: before the job runs (acks_late=False, default)",
+        "retention": "no result backend (nothing kept)",
     }
 
     async def one(self, i: int, kind: str) -> None:
-        from systems.celery_app import incr, stamp
+        from systems.celery_app import TASKS
 
-        (incr if kind == "incr" else stamp).delay(i)
+        TASKS[kind].delay(i)
 
-    async def bulk(self, n: int) -> None:
+    async def bulk(self, n: int, kind: str = "incr") -> None:
         from celery import group
 
-        from systems.celery_app import incr
+        from systems.celery_app import TASKS
 
-        group(incr.s(i) for i in range(n)).apply_async()
+        group(TASKS[kind].s(i) for i in range(n)).apply_async()
 
     def worker_commands(self, processes: int) -> list[list[str]]:
         cmd = [self.tool("celery"), "-A", "systems.celery_app", "worker", "-P", "prefork"]

@@ -6,7 +6,7 @@ import os
 
 from celery import Celery
 
-from systems.common import incr_sync, stamp_sync
+from systems.common import incr_sync, noop, stamp_sync
 
 app = Celery("bench", broker=os.environ["BENCH_REDIS_URL"])  # no result backend
 
@@ -19,3 +19,11 @@ def incr(i: int) -> None:
 @app.task(name="bench.stamp")
 def stamp(i: int) -> None:
     stamp_sync()
+
+
+@app.task(name="bench.noop")
+def empty(i: int) -> None:
+    noop()
+
+
+TASKS = {"incr": incr, "stamp": stamp, "noop": empty}

@@ -15,8 +15,7 @@ class CorralSQLite(CorralRedis):
     bulk_api = "task.enqueue_many() (one transaction)"
     settings: ClassVar[dict[str, Any]] = {
         **CorralRedis.settings,
-        "store": "SQLite file in a temp dir (WAL); counter INCR still goes to Redis",
-        "job body": "INCR through the shared redis-py client (no ctx.redis on SQLite)",
+        "store": "SQLite file in a temp dir (WAL); the body's INCR still goes to Redis",
     }
 
     def db_path(self) -> Any:

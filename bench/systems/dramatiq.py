@@ -9,7 +9,7 @@ import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
 from systems.base import System
-from systems.common import QUEUE, incr_sync, stamp_sync
+from systems.common import QUEUE, incr_sync, noop, stamp_sync
 
 URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 broker = RedisBroker(url=URL)
@@ -26,6 +26,14 @@ def stamp(i: int) -> None:
     stamp_sync()
 
 
+@dramatiq.actor(queue_name=QUEUE, actor_name="noop")
+def empty(i: int) -> None:
+    noop()
+
+
+TASKS = {"incr": incr, "stamp": stamp, "noop": empty}
+
+
 class Dramatiq(System):
     id = "dramatiq"
     label = "Dramatiq (Redis)"
@@ -35,16 +43,20 @@ class Dramatiq(System):
     settings: ClassVar[dict[str, Any]] = {
         "worker": "dramatiq systems.dramatiq --processes P --threads 8 "
         "(one command: P worker processes + a parent)",
-        "threads": "8 per process (default)",
+        "event loop": "none (sync)",
+        "concurrency": "8 threads per process (default)",
         "task": "def (sync)",
+        "acks": "after the job (default)",
+        "retention": "no result backend (nothing kept)",
     }
 
     async def one(self, i: int, kind: str) -> None:
-        (incr if kind == "incr" else stamp).send(i)
+        TASKS[kind].send(i)
 
-    async def bulk(self, n: int) -> None:
+    async def bulk(self, n: int, kind: str = "incr") -> None:
+        actor = TASKS[kind]
         for i in range(n):
-            incr.send(i)
+            actor.send(i)
 
     def worker_commands(self, processes: int) -> list[list[str]]:
         cmd = [self.tool("dramatiq"), "systems.dramatiq", "--processes", str(processes)]

@@ -24,9 +24,11 @@ class BullMQNode(System):
     bulk_api = "Queue.addBulk() (one MULTI per 1,000 jobs)"
     settings: ClassVar[dict[str, Any]] = {
         "worker": "node worker.mjs: new Worker(concurrency: 50), one per process",
-        "concurrency": 50,
-        "retention": "default (completed jobs kept)",
-        "task": "async function; INCR through its own ioredis connection",
+        "event loop": "Node's (libuv)",
+        "concurrency": "50",
+        "task": "async function; INCR through a plain ioredis client of the process",
+        "acks": "after the job (moveToFinished)",
+        "retention": "default (every completed job kept)",
     }
 
     def version(self) -> str:

@@ -1,7 +1,8 @@
 """A system's producer in its own interpreter, for systems installed in another
 virtualenv than the harness's (``System.venv``):
 
-    python -m systems.producer SYSTEM_ID one|bulk|fill N
+    python -m systems.producer SYSTEM_ID one|fill N
+    python -m systems.producer SYSTEM_ID bulk N [KIND]
     python -m systems.producer SYSTEM_ID latency N GAP_SECONDS
 
 It connects first, then times only the enqueues, and prints one JSON object:
@@ -27,7 +28,7 @@ from systems import load
 from systems.base import Context
 
 
-async def main(system_id: str, mode: str, n: int, gap: float) -> dict[str, Any]:
+async def main(system_id: str, mode: str, n: int, extra: str) -> dict[str, Any]:
     url = os.environ["BENCH_REDIS_URL"]
     ctx = Context(url, Path(__file__).resolve().parents[1], Path(tempfile.gettempdir()))
     system = load(system_id)(ctx)
@@ -35,10 +36,12 @@ async def main(system_id: str, mode: str, n: int, gap: float) -> dict[str, Any]:
     await system.open()
     try:
         if mode == "latency":
-            return {"latencies": await system.latency(n, gap, redis)}
-        timed = {"one": system.enqueue_one, "bulk": system.enqueue_bulk, "fill": system.fill}
+            return {"latencies": await system.latency(n, float(extra), redis)}
         cpu, redis_cpu = time.process_time(), await server_cpu(redis)
-        elapsed = await timed[mode](n)
+        if mode == "bulk":
+            elapsed = await system.enqueue_bulk(n, extra or "incr")
+        else:
+            elapsed = await {"one": system.enqueue_one, "fill": system.fill}[mode](n)
         return {
             "elapsed": elapsed,
             "cpu": time.process_time() - cpu,
@@ -56,5 +59,5 @@ async def server_cpu(redis: Any) -> float:
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    gap = float(args[3]) if len(args) > 3 else 0.0
-    print(json.dumps(asyncio.run(main(args[0], args[1], int(args[2]), gap))))
+    extra = args[3] if len(args) > 3 else ""
+    print(json.dumps(asyncio.run(main(args[0], args[1], int(args[2]), extra))))

@@ -21,15 +21,26 @@ def stamp(i: int) -> None:
     stamp_sync(get_current_job().connection)  # type: ignore[union-attr]
 
 
+TASKS = {"incr": incr, "stamp": stamp}
+
+
 class RQ(System):
     id = "rq"
     label = "RQ"
     package = "rq"
     bulk_api = "Queue.enqueue_many() (one pipeline)"
     caps: ClassVar[dict[str, int]] = {"drain": 300, "samples": 100}  # a fork per job
+    cannot: ClassVar[dict[str, str]] = {
+        "i": "a fork per job: a process-local count dies with each work horse"
+    }
     settings: ClassVar[dict[str, Any]] = {
         "worker": "rq worker --quiet (default rq.Worker: forks a work horse per job; one command per process)",
-        "task": "def (sync), using the job's RQ connection",
+        "event loop": "none (sync)",
+        "concurrency": "1 job at a time per worker process",
+        "task": "def (sync); body through the job's RQ connection (a plain redis.Redis: "
+        "a client made in the fork would connect anew for every job)",
+        "acks": "after the job",
+        "retention": "default (results kept 500 s)",
     }
 
     async def open(self) -> None:
@@ -39,9 +50,9 @@ class RQ(System):
         self.queue.connection.close()
 
     async def one(self, i: int, kind: str) -> None:
-        self.queue.enqueue(incr if kind == "incr" else stamp, i)
+        self.queue.enqueue(TASKS[kind], i)
 
-    async def bulk(self, n: int) -> None:
+    async def bulk(self, n: int, kind: str = "incr") -> None:
         for start in range(0, n, 1000):
             jobs = [Queue.prepare_data(incr, args=(i,)) for i in range(start, min(n, start + 1000))]
             self.queue.enqueue_many(jobs)

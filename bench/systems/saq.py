@@ -11,7 +11,7 @@ import os
 from typing import Any, ClassVar
 
 from systems.base import System
-from systems.common import QUEUE, incr_async, stamp_async
+from systems.common import QUEUE, incr_async, noop, stamp_async
 
 
 async def incr(ctx: dict[str, Any], *, i: int) -> None:
@@ -22,12 +22,19 @@ async def stamp(ctx: dict[str, Any], *, i: int) -> None:
     await stamp_async()
 
 
+async def empty(ctx: dict[str, Any], *, i: int) -> None:
+    noop()
+
+
+empty.__qualname__ = empty.__name__ = "noop"  # SAQ finds a function by its name
+
+
 def __getattr__(name: str) -> Any:
     if name == "settings":  # what the `saq` CLI loads
         from saq import Queue
 
         queue = Queue.from_url(os.environ["BENCH_REDIS_URL"], name=QUEUE)
-        return {"queue": queue, "functions": [incr, stamp], "concurrency": 50}
+        return {"queue": queue, "functions": [incr, stamp, empty], "concurrency": 50}
     raise AttributeError(name)
 
 
@@ -37,11 +44,14 @@ class Saq(System):
     package = "saq"
     venv = "redis7"
     bulk_api = "none: a loop of Queue.enqueue()"
-    caps: ClassVar[dict[str, int]] = {"drain": 10_000}
+    uvloop = True
     settings: ClassVar[dict[str, Any]] = {
         "worker": "saq systems.saq.settings (one command per process; logging at its default, ERROR)",
-        "concurrency": 50,
+        "event loop": "uvloop",
+        "concurrency": "50",
         "task": "async def",
+        "acks": "after the job (job record updated to complete)",
+        "retention": "default (completed job records kept with a TTL)",
     }
 
     async def open(self) -> None:
@@ -56,9 +66,9 @@ class Saq(System):
     async def one(self, i: int, kind: str) -> None:
         await self.queue.enqueue(kind, i=i)
 
-    async def bulk(self, n: int) -> None:
+    async def bulk(self, n: int, kind: str = "incr") -> None:
         for i in range(n):
-            await self.queue.enqueue("incr", i=i)
+            await self.queue.enqueue(kind, i=i)
 
     def worker_commands(self, processes: int) -> list[list[str]]:
         return [[self.tool("saq"), "systems.saq.settings"]] * processes

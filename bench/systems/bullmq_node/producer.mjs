@@ -1,12 +1,13 @@
 // BullMQ producer for the Corral benchmark. Modes (prints one JSON object):
 //   one N            add N jobs one await at a time      -> {"elapsed", "cpu", "redis_cpu"} (s)
-//   bulk|fill N      addBulk in chunks of 1,000           -> {"elapsed", "cpu", "redis_cpu"} (s)
+//   bulk|fill N [KIND] addBulk in chunks of 1,000 (KIND: incr, noop) -> {"elapsed", "cpu", "redis_cpu"} (s)
 //   latency N GAP    N probes: add, wait for the start    -> {"latencies": [seconds...]}
 import { Queue } from "bullmq";
 import IORedis from "ioredis";
 
 const url = process.env.BENCH_REDIS_URL;
-const [mode, countArg, gapArg] = process.argv.slice(2);
+const [mode, countArg, extraArg] = process.argv.slice(2);
+const kind = mode === "bulk" && extraArg ? extraArg : "incr";
 const n = Number(countArg);
 const connection = new IORedis(url, { maxRetriesPerRequest: null });
 const queue = new Queue("bench", { connection });
@@ -41,7 +42,7 @@ if (mode === "one") {
   const [redis0, start, cpu] = [await redisCpu(), performance.now(), process.cpuUsage()];
   for (let first = 0; first < n; first += 1000) {
     const jobs = [];
-    for (let i = first; i < Math.min(n, first + 1000); i++) jobs.push({ name: "incr", data: { i } });
+    for (let i = first; i < Math.min(n, first + 1000); i++) jobs.push({ name: kind, data: { i } });
     await queue.addBulk(jobs);
   }
   const elapsed = (performance.now() - start) / 1000;
@@ -55,7 +56,7 @@ if (mode === "one") {
     const reply = await blocking.blpop("bench:starts", 30);
     if (reply === null) throw new Error(`latency probe ${i} did not start within 30 s`);
     latencies.push(Number(reply[1]) - sent);
-    await sleep(Number(gapArg) * 1000);
+    await sleep(Number(extraArg) * 1000);
   }
   blocking.disconnect();
   result = { latencies };
