@@ -386,7 +386,15 @@ class Corral(AuditLog, HookRegistry, NotifyRegistry):
     async def enqueue_many(self, calls: Iterable[Call]) -> list[Job]:
         """Enqueue many jobs (``task.call(...)`` items) in few round trips, grouped by
         queue. Everything is validated before anything is stored."""
-        prepared = [call.task.prepare(call.args, call.kwargs) for call in calls]
+        return await self.submit_many([call.task.prepare(call.args, call.kwargs) for call in calls])
+
+    def enqueue_many_sync(self, calls: Iterable[Call]) -> list[Job]:
+        """Blocking twin of :meth:`enqueue_many`."""
+        return run_sync(self.enqueue_many(calls))
+
+    async def submit_many(self, prepared: Sequence[tuple[str, NewJob]]) -> list[Job]:
+        """Store prepared (queue, job) pairs (``Task.prepare``), one :meth:`submit` per
+        queue; the handles come back in the order given."""
         by_queue: dict[str, list[int]] = {}
         for index, (queue, _new) in enumerate(prepared):
             by_queue.setdefault(queue, []).append(index)
@@ -396,10 +404,6 @@ class Corral(AuditLog, HookRegistry, NotifyRegistry):
             for index, job in zip(indexes, created, strict=True):
                 jobs[index] = job
         return [job for job in jobs if job is not None]
-
-    def enqueue_many_sync(self, calls: Iterable[Call]) -> list[Job]:
-        """Blocking twin of :meth:`enqueue_many`."""
-        return run_sync(self.enqueue_many(calls))
 
     async def submit(self, queue: str, jobs: Sequence[NewJob]) -> list[Job]:
         """Store prepared jobs (the common path under every enqueue call)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 import os
 import time
@@ -160,14 +161,11 @@ class Task(Generic[P, R]):
             debounce=debounce,
             notify=targets or None,
         )
-        return Task(
-            self.app,
-            self.fn,
-            self.config,
-            self._options.merged(overrides),
-            callbacks=self.callbacks,
-            targets=self.targets,
-        )
+        # A copy, not Task(...): the signature work of __init__ is the same for every
+        # option set, and an enqueue over HTTP pays for options() on every request.
+        derived = copy.copy(self)
+        derived._options = self._options.merged(overrides)
+        return derived
 
     def call(self, *args: P.args, **kwargs: P.kwargs) -> Call:
         """A job description for :meth:`enqueue_many` / ``Corral.enqueue_many``."""

@@ -13,7 +13,10 @@ from corral.app import Corral
 from corral.cli.loader import load_app
 from corral.errors import ConfigurationError
 
-__all__ = ["serve", "serve_corral"]
+__all__ = ["MAX_WORKERS", "serve", "serve_corral"]
+
+#: Most processes ``--workers`` starts.
+MAX_WORKERS = 64
 
 
 def _is_loopback(host: str) -> bool:
@@ -49,6 +52,14 @@ def _is_loopback(host: str) -> bool:
 @click.option(
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info"
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, MAX_WORKERS),
+    default=1,
+    show_default=True,
+    help="Processes serving the same port (each with its own backend connection): "
+    "about one per core.",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -59,6 +70,7 @@ def serve(
     allow_unregistered: bool,
     insecure_public_without_auth: bool,
     log_level: str,
+    workers: int,
 ) -> None:
     """Serve the dashboard (at /) and the HTTP API (at /api/v1) of MODULE:APP."""
     try:
@@ -79,6 +91,8 @@ def serve(
         insecure_public_without_auth=insecure_public_without_auth,
         log_level=log_level,
         secret=os.environ.get("CORRAL_SECRET") or None,
+        workers=workers,
+        app_spec=app_spec,
     )
 
 
@@ -92,12 +106,18 @@ def serve_corral(
     insecure_public_without_auth: bool,
     log_level: str,
     secret: str | None = None,
+    workers: int = 1,
+    app_spec: str | None = None,
 ) -> None:
     """Serve ``app``'s dashboard and API under uvicorn until interrupted (``corral
     serve``, ``flask corral serve``); ``api_keys`` are ``NAME=TOKEN:SCOPE`` specs
     (each may hold several, comma-separated). Refuses a public address without keys
     unless ``insecure_public_without_auth``; exits 2 on bad keys. ``secret`` signs the
-    dashboard's session cookies (default: derived from the keys)."""
+    dashboard's session cookies (default: derived from the keys). ``workers`` > 1
+    serves from that many processes (uvicorn's workers), each importing ``app_spec``
+    (``MODULE:APP``) itself: it is needed then."""
+    if workers > 1 and app_spec is None:
+        raise click.UsageError("--workers above 1 needs the app as MODULE:APP")
     try:
         import uvicorn
 
@@ -124,12 +144,32 @@ def serve_corral(
         click.secho(
             f"WARNING: serving on {host} with NO authentication", fg="yellow", bold=True, err=True
         )
+    shown = f"[{host}]" if ":" in host else host
+    if workers > 1:
+        from corral.cli.serve_worker import ENV, FACTORY, options_env
+        from corral.web.dashboard.session import default_secret
+
+        assert app_spec is not None
+        # One secret for every process (without keys, each would draw its own).
+        shared = secret or default_secret([key.token for key in keys])
+        os.environ[ENV] = options_env(
+            app_spec=app_spec,
+            url=app.url,
+            api_keys=",".join(api_keys),
+            allow_unregistered=allow_unregistered,
+            secret=shared,
+        )
+        click.echo(f"dashboard: http://{shown}:{port}/   API: http://{shown}:{port}/api/v1/docs")
+        click.echo(f"serving from {workers} worker processes")
+        uvicorn.run(
+            FACTORY, factory=True, workers=workers, host=host, port=port, log_level=log_level
+        )
+        return
     web = create_app(
         app,
         api_keys=keys,
         allow_unregistered=allow_unregistered,
         secret=secret,
     )
-    shown = f"[{host}]" if ":" in host else host
     click.echo(f"dashboard: http://{shown}:{port}/   API: http://{shown}:{port}/api/v1/docs")
     uvicorn.run(web, host=host, port=port, log_level=log_level)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
 from corral.backends.base import WorkerInfo
-from corral.errors import BackendError, InvalidTransition, UnknownTask
+from corral.errors import InvalidTransition
 from corral.health import HEALTH_RULE, judge
 from corral.search import JobFilter
 from corral.web.audit import audited
@@ -22,7 +22,6 @@ from corral.web.schemas import (
     BlockersOut,
     CleanRequest,
     Count,
-    EnqueueRequest,
     HistoryOut,
     JobId,
     JobOut,
@@ -46,48 +45,6 @@ Admin = Annotated[Scope, Depends(require(Scope.ADMIN))]
 
 #: Cursors of the API's first versions were offsets (digits): still taken, up to this.
 _LAST_OFFSET = 9_999_999
-
-
-@router.post(
-    "/jobs",
-    status_code=201,
-    response_model=JobOut,
-    tags=["jobs"],
-    responses={200: {"model": JobOut, "description": "an existing job stands for this one"}},
-)
-async def enqueue(body: EnqueueRequest, request: Request, scope: Write) -> Any:
-    """Enqueue a job by task name. With ``job_id`` (or a ``dedupe_key`` still held), a
-    second call returns the existing job (``created: false``, status 200)."""
-    settings = settings_of(request)
-    corral = settings.corral
-    if body.task not in corral.tasks and not settings.allow_unregistered:
-        raise UnknownTask(f"task: no task named {body.task!r} is registered in this server's app")
-    job = await corral.enqueue(
-        body.task,
-        body.args,
-        body.kwargs,
-        queue=body.queue,
-        priority=body.priority,
-        delay=body.delay,
-        attempts=body.attempts,
-        timeout=body.timeout,
-        job_id=body.job_id,
-        group=body.group,
-        dedupe_key=body.dedupe_key,
-        dedupe_window=body.dedupe_window,
-        debounce=body.debounce,
-    )
-    if job.created:
-        # Stored: a failing re-read must not report the enqueue as failed (a client
-        # retrying without job_id would store it twice); answer with what was stored.
-        try:
-            await job.refresh()
-        except BackendError as exc:
-            log.warning("job %s stored, re-reading it failed: %s", job.id, exc)
-    detail = {"task": body.task, "created": job.created}
-    await audited(request, "job.enqueue", f"{job.queue}/{job.id}", detail)
-    payload = job_out(job, scope, settings, created=job.created)
-    return JSONResponse(payload, status_code=201 if job.created else 200)
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, tags=["jobs"], responses=JOB_ERRORS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
@@ -26,7 +27,7 @@ from corral.errors import (
     ValidationError,
 )
 from corral.policy import check_job_id, check_key, check_queue_name, check_task_name
-from corral.web import api, audit, flows_api, metrics, notify_api, schedules_api, sse
+from corral.web import api, audit, enqueue_api, flows_api, metrics, notify_api, schedules_api, sse
 from corral.web import dashboard as web_dashboard
 from corral.web.auth import ApiKey, KeyRing
 from corral.web.auth import Scope as KeyScope
@@ -178,6 +179,7 @@ def create_app(
         secret_fields=secret_fields,
         max_body_bytes=max_body_bytes,
     )
+    app.include_router(enqueue_api.router)
     app.include_router(api.router)
     app.include_router(audit.router)
     app.include_router(schedules_api.router)
@@ -191,10 +193,11 @@ def create_app(
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     app.add_middleware(ServerErrors)
 
-    @app.get("/healthz", tags=["operations"])
-    async def healthz() -> dict[str, str]:
-        """The process is up."""
-        return {"status": "ok"}
+    @app.get("/healthz", tags=["operations"], response_model=dict[str, str])
+    async def healthz() -> JSONResponse:
+        """The process is up. ``X-Corral-Pid`` names the process that answered (with
+        ``corral serve --workers N``, one of N)."""
+        return JSONResponse({"status": "ok"}, headers={"X-Corral-Pid": str(os.getpid())})
 
     @app.get("/readyz", tags=["operations"], responses=problems(503))
     async def readyz() -> JSONResponse:
@@ -281,6 +284,14 @@ def _describe(error: Mapping[str, Any]) -> str:
         return f"body is not valid JSON ({reason})" if reason else "body is not valid JSON"
     loc = error.get("loc", ())
     where = ".".join(str(p) for p in loc if p != "body") or "body"
+    if error.get("type") == "too_long" and where == "jobs":
+        ctx = error.get("ctx") or {}
+        got = ctx.get("actual_length")
+        return (
+            f"jobs: at most {ctx.get('max_length')} jobs per request"
+            + (f", got {got}" if got is not None else "")
+            + ": split them over several requests"
+        )
     rule = _NAME_RULES.get(str(loc[-1])) if loc else None
     if error.get("type") == "string_pattern_mismatch" and rule is not None:
         try:

@@ -23,8 +23,11 @@ __all__ = [
     "COMMON_ERRORS",
     "JOB_ERRORS",
     "JSON_VALUE_SCHEMA",
+    "MAX_BULK_JOBS",
     "BlockerOut",
     "BlockersOut",
+    "BulkEnqueueOut",
+    "BulkEnqueueRequest",
     "CleanRequest",
     "Count",
     "EnqueueRequest",
@@ -181,6 +184,32 @@ class EnqueueRequest(_Strict):
         description="seconds: the job starts this long after the last enqueue with its "
         "dedupe_key, with that enqueue's arguments",
     )
+
+
+#: Most jobs one ``POST /api/v1/jobs/bulk`` takes.
+MAX_BULK_JOBS = 1000
+
+
+class BulkEnqueueRequest(_Strict):
+    """Jobs to enqueue together, all or nothing."""
+
+    jobs: list[EnqueueRequest] = Field(
+        min_length=1,
+        max_length=MAX_BULK_JOBS,
+        description=f"1 to {MAX_BULK_JOBS:,} jobs, each as POST /api/v1/jobs takes it",
+    )
+
+
+class EnqueuedOut(BaseModel):
+    id: str
+    queue: str
+    state: State
+    created: bool = Field(description="false when an existing job stands for it")
+
+
+class BulkEnqueueOut(BaseModel):
+    jobs: list[EnqueuedOut] = Field(description="one per job, in the order of the request")
+    created: int = Field(description="how many of them were created")
 
 
 class CleanRequest(_Strict):

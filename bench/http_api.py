@@ -1,0 +1,273 @@
+"""The HTTP API under load: ``corral serve`` on each backend, driven by wrk.
+
+For each backend (SQLite on a fresh file, Redis on a private redis-server on a free
+port) and each ``--workers`` count it starts ``corral serve bench.dashboard_app:app`` on
+a free loopback port and runs wrk (``--connections``, one thread; wrk is written in C
+and uses a fraction of a core at these rates, so it is not the bottleneck) against:
+
+- ``GET /healthz``: the bare endpoint, the framework's own rate;
+- ``POST /api/v1/jobs``: one job per request;
+- ``POST /api/v1/jobs/bulk``: ``--bulk`` jobs per request.
+
+It prints req/s, jobs/s, p50 and p99 per row, counts non-2xx answers (any makes the
+row fail), and checks that the store holds every job the server said it created.
+
+    .venv/bin/python bench/http_api.py [--backends sqlite,redis] [--workers 1,2]
+        [--duration 10] [--connections 32] [--bulk 1000] [--json out.json]
+
+Needs ``wrk`` (``apt-get install wrk``) and ``redis-server`` on PATH.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
+
+from corral import Corral  # noqa: E402
+
+#: Directories put first on the server's PYTHONPATH (--h11 adds a stand-in httptools
+#: that fails to import, so uvicorn picks h11: the parser before the web extra had httptools).
+PREPEND: list[str] = []
+QUEUE = "big"
+TASK = "bench.noop"
+
+#: wrk script: POST ``BODY`` to ``PATH``; prints one JSON line of figures when done.
+LUA = r"""
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = os.getenv("BENCH_BODY")
+if os.getenv("BENCH_METHOD") == "GET" then
+  wrk.method = "GET"
+  wrk.body = nil
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"max_us":%d,' ..
+    '"non2xx":%d,"socket_errors":%d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    latency.max, e.status, e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def wait_up(url: str, proc: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not start within 30 s")
+        time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def redis_server(workdir: Path) -> Iterator[str]:
+    """A private redis-server (no persistence: the store is not what is measured here)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@contextlib.contextmanager
+def served(url: str, workers: int, extra: list[str]) -> Iterator[str]:
+    """``corral serve bench.dashboard_app:app`` on ``url``'s store; yields its base URL."""
+    port = free_port()
+    paths = [*PREPEND, str(ROOT / "src"), str(ROOT)]
+    env = {**os.environ, "CORRAL_URL": url, "PYTHONPATH": os.pathsep.join(paths)}
+    command = [
+        sys.executable,
+        "-m",
+        "corral",
+        "serve",
+        "bench.dashboard_app:app",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        *extra,
+    ]
+    if workers > 1:
+        command += ["--workers", str(workers)]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_up(base + "/healthz", proc, "corral serve")
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+def wrk(
+    url: str, body: str | None, connections: int, duration: int, script: Path
+) -> dict[str, Any]:
+    env = {
+        **os.environ,
+        "BENCH_BODY": body or "",
+        "BENCH_METHOD": "GET" if body is None else "POST",
+    }
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            url,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    line = next(x for x in out.splitlines() if x.startswith("BENCH "))
+    figures: dict[str, Any] = json.loads(line[6:])
+    figures["rps"] = figures["requests"] / (figures["duration_us"] / 1e6)
+    return figures
+
+
+def one_job(i: int) -> dict[str, Any]:
+    return {"task": TASK, "args": [i, "a@example.com"], "kwargs": {"subject": "hi"}}
+
+
+async def stored(url: str) -> int:
+    app = Corral(url)
+    try:
+        counts = await app.queue(QUEUE).counts()
+        return counts["waiting"] + counts["delayed"]
+    finally:
+        await app.close()
+
+
+def run_backend(
+    name: str, url: str, workers: int, args: argparse.Namespace, script: Path
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    bulk_body = json.dumps({"jobs": [one_job(i) for i in range(args.bulk)]})
+    cases = [
+        ("GET /healthz", "/healthz", None, 0),
+        ("POST /api/v1/jobs", "/api/v1/jobs", json.dumps(one_job(0)), 1),
+        (f"POST /api/v1/jobs/bulk ({args.bulk})", "/api/v1/jobs/bulk", bulk_body, args.bulk),
+    ]
+    with served(url, workers, args.serve_arg) as base:
+        for label, path, body, per in cases:
+            if path.endswith("bulk") and args.no_bulk:
+                continue
+            before = asyncio.run(stored(url)) if per else 0
+            figures = wrk(base + path, body, args.connections, args.duration, script)
+            ok = figures["requests"] - figures["non2xx"]
+            if per:
+                after = asyncio.run(stored(url))
+                figures["stored"] = after - before
+                figures["stored_ok"] = after - before >= ok * per
+            figures.update(
+                backend=name, workers=workers, case=label, jobs_per_s=figures["rps"] * per
+            )
+            rows.append(figures)
+            print(
+                f"{name:7} w={workers} {label:32} {figures['rps']:9,.0f} req/s "
+                f"{figures['jobs_per_s']:10,.0f} jobs/s  p50 {figures['p50_us'] / 1000:6.2f} ms"
+                f"  p99 {figures['p99_us'] / 1000:7.2f} ms  non-2xx {figures['non2xx']}"
+                f"  errors {figures['socket_errors']}"
+                + ("" if not per else f"  stored {figures['stored']:,}"),
+                flush=True,
+            )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backends", default="sqlite,redis")
+    parser.add_argument("--workers", default="1,2", help="serve --workers counts to run")
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--bulk", type=int, default=1000, help="jobs per bulk request")
+    parser.add_argument("--no-bulk", action="store_true", help="skip the bulk row (old servers)")
+    parser.add_argument("--serve-arg", action="append", default=[], help="extra corral serve arg")
+    parser.add_argument("--h11", action="store_true", help="serve with uvicorn's h11 parser")
+    parser.add_argument("--json", type=Path, help="write every row here")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk not found: apt-get install wrk")
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="corral-http-bench-") as tmp:
+        work = Path(tmp)
+        script = work / "post.lua"
+        script.write_text(LUA)
+        if args.h11:
+            (work / "shim" / "httptools").mkdir(parents=True)
+            (work / "shim" / "httptools" / "__init__.py").write_text("raise ImportError")
+            PREPEND.append(str(work / "shim"))
+        for workers in [int(w) for w in args.workers.split(",")]:
+            for backend in args.backends.split(","):
+                if backend == "sqlite":
+                    url = f"sqlite:///{work}/w{workers}.db"
+                    rows += run_backend(backend, url, workers, args, script)
+                else:
+                    with redis_server(work) as url:
+                        rows += run_backend(backend, url, workers, args, script)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    if any(r["non2xx"] or r["socket_errors"] or not r.get("stored_ok", True) for r in rows):
+        sys.exit("some requests failed or some jobs are missing (see the rows above)")
+
+
+if __name__ == "__main__":
+    main()

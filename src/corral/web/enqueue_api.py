@@ -1,0 +1,147 @@
+"""``POST /api/v1/jobs`` and ``POST /api/v1/jobs/bulk``: enqueue by task name.
+
+Both check each job the way ``Corral.enqueue`` does (registered name, the task's
+signature, JSON payload within the app's limit) before anything is stored. A bulk
+request is all or nothing: one bad job refuses the whole request with a 422 that names
+every bad job by index and field; a good one is stored in one backend call per queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from corral.app import Corral
+from corral.backends.base import NewJob
+from corral.errors import BackendError, UnknownTask, ValidationError
+from corral.job import Job
+from corral.web.audit import audited
+from corral.web.auth import Scope
+from corral.web.deps import Settings, job_out, require, settings_of
+from corral.web.schemas import (
+    COMMON_ERRORS,
+    BulkEnqueueOut,
+    BulkEnqueueRequest,
+    EnqueueRequest,
+    JobOut,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1", responses=COMMON_ERRORS)
+log = logging.getLogger("corral.web")
+
+Write = Annotated[Scope, Depends(require(Scope.WRITE))]
+
+#: A 422 message names at most this many bad jobs (``detail`` lists them all).
+_SHOWN_ERRORS = 10
+
+
+def prepare(corral: Corral, settings: Settings, body: EnqueueRequest) -> tuple[str, NewJob]:
+    """Check and encode one job as ``Corral.enqueue`` does: (queue, NewJob)."""
+    if body.task not in corral.tasks and not settings.allow_unregistered:
+        raise UnknownTask(f"task: no task named {body.task!r} is registered in this server's app")
+    task = corral.call(body.task, queue=body.queue).task.options(
+        priority=body.priority,
+        delay=body.delay,
+        attempts=body.attempts,
+        timeout=body.timeout,
+        job_id=body.job_id,
+        group=body.group,
+        dedupe_key=body.dedupe_key,
+        dedupe_window=body.dedupe_window,
+        debounce=body.debounce,
+    )
+    return task.prepare(tuple(body.args), dict(body.kwargs))
+
+
+@router.post(
+    "/jobs",
+    status_code=201,
+    response_model=JobOut,
+    tags=["jobs"],
+    responses={200: {"model": JobOut, "description": "an existing job stands for this one"}},
+)
+async def enqueue(body: EnqueueRequest, request: Request, scope: Write) -> Any:
+    """Enqueue a job by task name. With ``job_id`` (or a ``dedupe_key`` still held), a
+    second call returns the existing job (``created: false``, status 200)."""
+    settings = settings_of(request)
+    corral = settings.corral
+    queue, new = prepare(corral, settings, body)
+    job = (await corral.submit(queue, [new]))[0]
+    detail = {"task": body.task, "created": job.created}
+    # The re-read (created_at, run_at as stored) and the audit entry are independent
+    # round trips: sent together, a request waits for one of them, not both.
+    await asyncio.gather(_reread(job), audited(request, "job.enqueue", f"{queue}/{job.id}", detail))
+    payload = job_out(job, scope, settings, created=job.created)
+    return JSONResponse(payload, status_code=201 if job.created else 200)
+
+
+async def _reread(job: Job) -> None:
+    if not job.created:
+        return  # submit read the job that stands for it
+    # Stored: a failing re-read must not report the enqueue as failed (a client
+    # retrying without job_id would store it twice); answer with what was stored.
+    try:
+        await job.refresh()
+    except BackendError as exc:
+        log.warning("job %s stored, re-reading it failed: %s", job.id, exc)
+
+
+@router.post(
+    "/jobs/bulk",
+    status_code=201,
+    response_model=BulkEnqueueOut,
+    tags=["jobs"],
+    responses={200: {"model": BulkEnqueueOut, "description": "every job already existed"}},
+)
+async def enqueue_bulk(body: BulkEnqueueRequest, request: Request, scope: Write) -> Any:
+    """Enqueue up to 1,000 jobs in one request, all or nothing: if any job is
+    invalid (unknown task, arguments that do not fit its signature, a payload over the
+    limit) nothing is stored and the 422 names each bad job as ``jobs.<index>.<field>``.
+    Otherwise the jobs are stored with one backend call per queue. Each item takes the
+    fields of ``POST /jobs``; ``job_id`` and ``dedupe_key`` make items idempotent
+    (``created: false``). Status 201 when any job was created, 200 when none was."""
+    settings = settings_of(request)
+    corral = settings.corral
+    prepared: list[tuple[str, NewJob]] = []
+    errors: list[str] = []
+    for index, item in enumerate(body.jobs):
+        try:
+            prepared.append(prepare(corral, settings, item))
+        except (ValidationError, UnknownTask) as exc:
+            errors.append(_item_error(index, str(exc)))
+    if errors:
+        shown = "; ".join(errors[:_SHOWN_ERRORS])
+        more = len(errors) - _SHOWN_ERRORS
+        message = f"{len(errors)} of {len(body.jobs)} jobs are invalid, nothing was stored: "
+        message += shown + (f"; and {more} more (see detail)" if more > 0 else "")
+        return JSONResponse({"error": message, "detail": errors}, status_code=422)
+    jobs = await corral.submit_many(prepared)
+    created = sum(1 for job in jobs if job.created)
+    per_queue: dict[str, list[int]] = {}
+    for job in jobs:
+        per_queue.setdefault(job.queue, [0, 0])[0 if job.created else 1] += 1
+    for queue, (new, existing) in per_queue.items():
+        detail = {"created": new, "existing": existing}
+        await audited(request, "jobs.enqueue_bulk", queue, detail)
+    payload = {
+        "jobs": [
+            {"id": job.id, "queue": job.queue, "state": job.state.value, "created": job.created}
+            for job in jobs
+        ],
+        "created": created,
+    }
+    return JSONResponse(payload, status_code=201 if created else 200)
+
+
+def _item_error(index: int, message: str) -> str:
+    """``jobs.<index>.<field>: why`` (errors that name their field say ``field: why``)."""
+    field, sep, rest = message.partition(": ")
+    if sep and field.isidentifier():
+        return f"jobs.{index}.{field}: {rest}"
+    return f"jobs.{index}: {message}"
