@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ import redis
 from chaos.topology import ClusterProcs, RedisProc
 
 from corral.backends.base import Completion, QueueLimits, Retention
+from corral.backends.flow_records import FlowEdge, FlowJob, OnFailure
 from corral.backends.records import JobState
 from corral.backends.redis import RedisBackend
 from corral.errors import CorralError
@@ -97,7 +99,7 @@ def _check_places(state: dict[str, Any]) -> dict[str, str]:
     for key, value in state.items():
         if key.startswith(BASE + "g:"):
             add("waiting", [m for m, _ in value])
-    for place in ("active", "delayed", "completed", "failed", "cancelled"):
+    for place in ("active", "delayed", "completed", "failed", "cancelled", "blocked"):
         add(place, [m for m, _ in state.get(BASE + place, [])])
     for job_id, fields in jobs.items():
         assert members.get(job_id) == [fields["state"]], (job_id, fields, members.get(job_id))
@@ -150,6 +152,29 @@ async def _build(backend: RedisBackend) -> dict[str, list[tuple[str, str]]]:
     await backend.upsert_schedule(QUEUE, "tick", b"{}", 1, keep=False)
     assert await backend.fire_schedule(QUEUE, "tick", 1, 2, new_job("s0"))
     await backend._mark_serving("w0", [QUEUE], 600_000)
+    # A flow: two roots (first in line), their dependents blocked, one waiting on a root
+    # that stays last in line.
+    edge = partial(FlowEdge, queue=QUEUE)
+    await backend.add_flow(
+        "fl",
+        [
+            FlowJob(QUEUE, new_job("r0", priority=9), name="r0"),
+            FlowJob(QUEUE, new_job("r1", priority=9), name="r1"),
+            FlowJob(QUEUE, new_job("r2", priority=-9), name="r2"),
+            FlowJob(QUEUE, new_job("c0"), (edge("r0", job_id="r0"),)),
+            FlowJob(QUEUE, new_job("c1"), (edge("r0", job_id="r0", on_failure=OnFailure.SKIP),)),
+            FlowJob(QUEUE, new_job("c2"), (edge("r1", job_id="r1"),)),
+            FlowJob(QUEUE, new_job("c3"), (edge("r2", job_id="r2"),)),
+            # Its outcome waits in this queue's handoff set for a dependent elsewhere.
+            FlowJob(QUEUE, new_job("r3", priority=9), name="r3"),
+            FlowJob("elsewhere", new_job("x0"), (edge("r3", job_id="r3"),)),
+        ],
+    )
+    roots = [(job.id, job.token) for job in (await backend.claim(QUEUE, 3, LEASE, "w0"))[0]]
+    assert sorted(i for i, _ in roots) == ["r0", "r1", "r3"]
+    r3 = next(lease for lease in roots if lease[0] == "r3")
+    roots.remove(r3)
+    await backend.complete(QUEUE, [Completion(*r3, b"3")], KEEP)
     await backend.enqueue(QUEUE, [new_job(f"gd{n}", group="gd") for n in range(3)])  # in line
     return {
         "freed": [freed],
@@ -160,6 +185,8 @@ async def _build(backend: RedisBackend) -> dict[str, list[tuple[str, str]]]:
         "fail": leases[9:10],
         "release": leases[10:12],
         "failed": dead[:1],
+        "roots": sorted(roots),
+        "r3": [r3],
     }
 
 
@@ -242,6 +269,15 @@ async def test_no_script_stopped_by_a_migration_leaves_a_change(
             ("cancel", lambda: backend.cancel(QUEUE, "f39")),
             ("promote", lambda: backend.promote(QUEUE, "l0")),
             ("schedule", fire),
+            (
+                "flow: a root completes",
+                lambda: backend.complete(QUEUE, [Completion(*leases["roots"][0], b"7")], KEEP),
+            ),
+            (
+                "flow: a root fails",
+                lambda: backend.fail(QUEUE, *leases["roots"][1], b'{"type":"E"}', None, KEEP),
+            ),
+            ("flow: a blocked job is cancelled", lambda: backend.cancel(QUEUE, "c3")),
         ]
         before = await asyncio.to_thread(_snapshot, *sides, slot=slot)
         _check_places(before)
@@ -253,7 +289,12 @@ async def test_no_script_stopped_by_a_migration_leaves_a_change(
                 "CLUSTER", "SETSLOT", slot, "MIGRATING", redis_cluster.node_id(target)
             )
             keys = src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100_000)
-            jobs = [k for k in keys if k.startswith(BASE.encode() + b"j")]
+            # The flow's dependents move before its roots: a root ending mid-move must
+            # tell a dependent that has left.
+            jobs = sorted(
+                (k for k in keys if k.startswith(BASE.encode() + b"j")),
+                key=lambda k: (b":j:r" in k) - (b":j:c" in k),
+            )
             lines = [k for k in keys if k not in jobs]
             first, then = (jobs, lines) if order == "jobs first" else (lines, jobs)
             stages = [first[: len(first) // 2], first[len(first) // 2 :], then[: len(then) // 2]]
@@ -281,10 +322,18 @@ async def test_no_script_stopped_by_a_migration_leaves_a_change(
         # Every transition works again, and every job is where its state says.
         for _, op in ops:
             await op()
+        # Dependents a move kept from hearing in the same step heard through the handoff.
+        assert await backend.pass_handoffs(QUEUE) >= 1
+        heard = {"c0": "waiting", "c1": "waiting", "c2": "failed", "c3": "cancelled"}
+        for job_id, state in heard.items():
+            assert (await backend.get(QUEUE, job_id)).state == state, job_id  # type: ignore[union-attr]
+        assert (await backend.get("elsewhere", "x0")).state == "waiting"  # type: ignore[union-attr]
         states = _check_places(await asyncio.to_thread(_snapshot, (target, False), slot=slot))
         # None missing but those retention removed (keep 1 completed, 1 failed).
         finished = {
-            i for kind in ("freed", "done", "dead", "complete", "fail") for i, _ in leases[kind]
+            i
+            for kind in ("freed", "done", "dead", "complete", "fail", "roots", "r3")
+            for i, _ in leases[kind]
         }
         assert stored - set(states) <= finished
     finally:

@@ -73,7 +73,7 @@ local function begin(keys, argv)
     local _, _, _, _, hm, hq = history_keys()
     redis.call('EXISTS', K_META, K_FIFO, GW, GROUPS, GACTIVE, GCAPPED, GPARKED,
       BASE .. 'outbox', BASE .. 'rate', BASE .. 'sched', BASE .. 'sched:next',
-      BASE .. 'sched:last', BASE .. 'wk', hm, hq)
+      BASE .. 'sched:last', BASE .. 'wk', BASE .. 'blocked', BASE .. 'handoff', hm, hq)
   end
 end
 
@@ -186,6 +186,15 @@ local function touch_job(id, k, errors)
     local function check(key) touch(key); return true end
     touch_all((flow_keys(f[3], check)))
   end
+end
+
+-- Whether the keys of job `id` that touch_job(id, k, true) touches are all on this node.
+local function here_job(id, k)
+  if not CLUSTER then return true end
+  if not here(k) then return false end
+  local g = redis.call('HGET', k, 'grp')
+  if g then return here(BASE .. 'je:' .. id, G_PREFIX .. g) end
+  return here(BASE .. 'je:' .. id)
 end
 
 -- The keys delete_job deletes (its hash first), and the hash's fields that name them.
@@ -543,11 +552,16 @@ flow_note = function(id, k, state)
     if st == 'completed' then
       res = redis.call('HGET', jk, 'res') or false
     else
-      err = redis.call('LINDEX', BASE .. 'je:' .. jid, -1) or false
+      -- Only a list the job has (a missing key may be on another node, see CLUSTER).
+      if redis.call('HEXISTS', jk, 'je') == 1 then
+        err = redis.call('LINDEX', BASE .. 'je:' .. jid, -1) or false
+      end
     end
     for _, d in ipairs(cjson.decode(deps)) do
       local queue, base, did, name, policy, pass = unpack(d)
-      if base == BASE then
+      -- (A dependent whose keys a slot migration took elsewhere hears of it through
+      -- the handoff too: see CLUSTER.)
+      if base == BASE and here_job(did, jkey(did)) then
         flow_settle(did, name, st, res, err, policy, pass, gen)
       else
         redis.call('ZADD', BASE .. 'handoff', NOW_S, cjson.encode({queue, did, name, st, res,
