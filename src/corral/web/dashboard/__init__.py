@@ -20,6 +20,7 @@ from corral.web.dashboard import (
     auth_pages,
     bulk_page,
     enqueue_page,
+    flow_page,
     job_page,
     live,
     notify_page,
@@ -128,6 +129,7 @@ def install(app: FastAPI, secret: str) -> None:
         notify_page,
         enqueue_page,
         audit_page,
+        flow_page,
     ):
         app.include_router(module.router)
     app.add_middleware(SecurityHeaders)
