@@ -122,8 +122,21 @@ def redis_server(workdir: Path) -> Iterator[str]:
         proc.wait(10)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its children (uvicorn's workers)."""
+    total = 0.0
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    for p in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 @contextlib.contextmanager
-def served(url: str, workers: int, extra: list[str]) -> Iterator[str]:
+def served(url: str, workers: int, extra: list[str]) -> Iterator[tuple[str, int]]:
     """``corral serve bench.dashboard_app:app`` on ``url``'s store; yields its base URL."""
     port = free_port()
     paths = [*PREPEND, str(ROOT / "src"), str(ROOT)]
@@ -146,7 +159,7 @@ def served(url: str, workers: int, extra: list[str]) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     try:
         wait_up(base + "/healthz", proc, "corral serve")
-        yield base
+        yield base, proc.pid
     finally:
         proc.terminate()
         proc.wait(15)
@@ -206,26 +219,32 @@ def run_backend(
         ("POST /api/v1/jobs", "/api/v1/jobs", json.dumps(one_job(0)), 1),
         (f"POST /api/v1/jobs/bulk ({args.bulk})", "/api/v1/jobs/bulk", bulk_body, args.bulk),
     ]
-    with served(url, workers, args.serve_arg) as base:
+    with served(url, workers, args.serve_arg) as (base, pid):
         for label, path, body, per in cases:
             if path.endswith("bulk") and args.no_bulk:
                 continue
             before = asyncio.run(stored(url)) if per else 0
-            figures = wrk(base + path, body, args.connections, args.duration, script)
+            connections = args.bulk_connections if per > 1 else args.connections
+            cpu = cpu_seconds(pid)
+            figures = wrk(base + path, body, connections, args.duration, script)
+            cpu = cpu_seconds(pid) - cpu
             ok = figures["requests"] - figures["non2xx"]
             if per:
                 after = asyncio.run(stored(url))
                 figures["stored"] = after - before
                 figures["stored_ok"] = after - before >= ok * per
-            figures.update(
-                backend=name, workers=workers, case=label, jobs_per_s=figures["rps"] * per
-            )
+            figures.update(backend=name, workers=workers, case=label, connections=connections)
+            figures["jobs_per_s"] = figures["rps"] * per
+            # Server CPU per request: unlike req/s, it barely moves when other work
+            # shares the machine.
+            figures["cpu_us_per_req"] = cpu / max(1, figures["requests"]) * 1e6
             rows.append(figures)
             print(
-                f"{name:7} w={workers} {label:32} {figures['rps']:9,.0f} req/s "
+                f"{name:7} w={workers} c={connections:<3} {label:30} {figures['rps']:8,.0f} req/s "
                 f"{figures['jobs_per_s']:10,.0f} jobs/s  p50 {figures['p50_us'] / 1000:6.2f} ms"
-                f"  p99 {figures['p99_us'] / 1000:7.2f} ms  non-2xx {figures['non2xx']}"
-                f"  errors {figures['socket_errors']}"
+                f"  p99 {figures['p99_us'] / 1000:7.2f} ms"
+                f"  server CPU {figures['cpu_us_per_req']:8,.0f} us/req"
+                f"  non-2xx {figures['non2xx']}  errors {figures['socket_errors']}"
                 + ("" if not per else f"  stored {figures['stored']:,}"),
                 flush=True,
             )
@@ -239,6 +258,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--bulk", type=int, default=1000, help="jobs per bulk request")
+    parser.add_argument("--bulk-connections", type=int, default=4)
     parser.add_argument("--no-bulk", action="store_true", help="skip the bulk row (old servers)")
     parser.add_argument("--serve-arg", action="append", default=[], help="extra corral serve arg")
     parser.add_argument("--h11", action="store_true", help="serve with uvicorn's h11 parser")

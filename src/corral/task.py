@@ -140,6 +140,9 @@ class Task(Generic[P, R]):
         for this job's outcomes, besides the task's and the app's (they are stored
         with the job, secrets included).
         """
+        given = (queue, priority, delay, attempts, backoff, timeout, job_id, group)
+        if notify is None and all(v is None for v in (*given, dedupe_key, dedupe_window, debounce)):
+            return self  # nothing to override (the common case of an HTTP enqueue)
         targets = check_targets(notify, "notify")
         if targets and self.app.notifications is None:
             raise ConfigurationError(

@@ -752,8 +752,25 @@ class RedisBackend(
                 pipe.lrange(keys.errors(job_id), 0, -1)
                 pipe.lrange(keys.logs(job_id), 0, -1)
 
-        replies = await self._pipelined(add)
         client = self._client_or_fail()
+        replies: list[Any]
+        if len(job_ids) == 1 and isinstance(client, MuxRedis):
+            # One job (Job.refresh, every API read of a job): three commands on the
+            # shared connection cost a fraction of a pooled pipeline's checkout.
+            job_id = job_ids[0]
+
+            async def three() -> list[Any]:
+                return list(
+                    await asyncio.gather(
+                        client.hgetall(keys.job(job_id)),
+                        client.lrange(keys.errors(job_id), 0, -1),
+                        client.lrange(keys.logs(job_id), 0, -1),
+                    )
+                )
+
+            replies = await self._call(three)
+        else:
+            replies = await self._pipelined(add)
         await self._call(lambda: add_old_lists(client, keys, job_ids, replies))
         return [
             record_from_hash(queue, job_id, replies[3 * i], replies[3 * i + 1], replies[3 * i + 2])
