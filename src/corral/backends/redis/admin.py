@@ -7,8 +7,8 @@ uses the backend's plumbing, declared below and provided by the backend.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 import orjson
 
@@ -22,16 +22,14 @@ from corral.backends.base import (
     ScheduleRecord,
     WorkerInfo,
 )
-from corral.backends.redis.keys import QueueKeys, RegistryKeys
+from corral.backends.redis.keys import QueueKeys
+from corral.backends.redis.plumbing import Plumbing
 from corral.backends.redis.records import job_row
 from corral.backends.redis.records import text as _text
-from corral.backends.redis.scripts import ScriptSet
 from corral.backends.wire import decode_worker, encode_worker
-from redis.asyncio import Redis
 
 __all__ = ["RedisAdmin"]
 
-T = TypeVar("T")
 
 _STATES = list(JobState)
 _LIMITS = ("max_active", "rate_max", "rate_ms", "gmax", "grate", "grate_ms")
@@ -73,36 +71,8 @@ def _unused(counts: dict[str, int], meta: dict[str, str], schedules: int) -> boo
     return not (any(counts.values()) or schedules or any(name in meta for name in _LIMITS))
 
 
-class RedisAdmin:
+class RedisAdmin(Plumbing):
     """Settings, schedules, stats and workers (see the module docstring)."""
-
-    _registry: RegistryKeys
-
-    async def _call(self, do: Callable[[], Awaitable[T]]) -> T:
-        raise NotImplementedError
-
-    async def _pipelined(
-        self, add: Callable[[Any], object], transaction: bool = False
-    ) -> list[Any]:
-        raise NotImplementedError
-
-    def _client_or_fail(self) -> Redis:
-        raise NotImplementedError
-
-    def _k(self, queue: str) -> QueueKeys:
-        raise NotImplementedError
-
-    async def _run(self, name: str, queue: str, args: list[Any]) -> Any:
-        raise NotImplementedError
-
-    def _queue_keys(self, keys: QueueKeys) -> list[str]:
-        raise NotImplementedError
-
-    def _scripts_or_fail(self) -> ScriptSet:
-        raise NotImplementedError
-
-    async def time_ms(self) -> int:
-        raise NotImplementedError
 
     async def set_paused(self, queue: str, paused: bool) -> None:
         keys = self._k(queue)

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 from corral.backends.records import AuditRecord
-from corral.backends.redis.keys import RegistryKeys
+from corral.backends.redis.plumbing import Plumbing
 from corral.errors import ValidationError
-from redis.asyncio import Redis
 
 __all__ = ["RedisAudit"]
 
@@ -38,19 +35,8 @@ def _record(entry_id: bytes, fields: dict[bytes, bytes]) -> AuditRecord:
     )
 
 
-class RedisAudit:
+class RedisAudit(Plumbing):
     """Appending to and reading the audit stream (see the module docstring)."""
-
-    _registry: RegistryKeys
-
-    async def _call(self, do: Callable[[], Awaitable[Any]]) -> Any:
-        raise NotImplementedError
-
-    def _client_or_fail(self) -> Redis:
-        raise NotImplementedError
-
-    async def time_ms(self) -> int:
-        raise NotImplementedError
 
     #: (time.monotonic(), Redis's clock in ms) at the last reading (see _CLOCK_REUSE).
     _audit_clock: tuple[float, float] | None = None

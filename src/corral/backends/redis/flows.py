@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -30,10 +30,9 @@ from corral.backends.flow_records import (
     encode_flow,
     retry_plan,
 )
-from corral.backends.redis.keys import QueueKeys, RegistryKeys
+from corral.backends.redis.plumbing import Plumbing
 from corral.backends.redis.records import job_row
 from corral.errors import JobNotFound
-from redis.asyncio import Redis
 
 __all__ = ["RedisFlows"]
 
@@ -42,31 +41,8 @@ _HANDOFF_BATCH = 500
 _HANDOFF_HOLD_MS = 30_000
 
 
-class RedisFlows:
+class RedisFlows(Plumbing):
     """Flow creation, reads and the cross-queue handoff."""
-
-    _registry: RegistryKeys
-
-    async def _call(self, do: Callable[[], Awaitable[Any]]) -> Any:
-        raise NotImplementedError
-
-    def _client_or_fail(self) -> Redis:
-        raise NotImplementedError
-
-    def _k(self, queue: str) -> QueueKeys:
-        raise NotImplementedError
-
-    async def _run(self, name: str, queue: str, args: list[Any]) -> Any:
-        raise NotImplementedError
-
-    async def _follow_new(self, queue: str) -> bool:
-        raise NotImplementedError
-
-    async def _register(self, queue: str, fresh: bool) -> None:
-        raise NotImplementedError
-
-    async def time_ms(self) -> int:
-        raise NotImplementedError
 
     async def add_flow(self, flow_id: str, jobs: Sequence[FlowJob]) -> bool:
         client = self._client_or_fail()

@@ -6,11 +6,12 @@ A mixin of :class:`RedisBackend`: it uses the backend's plumbing, declared below
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from corral.backends.records import DURATION_BUCKETS, HistoryWindow, check_history_window
-from corral.backends.redis.keys import HISTORY_PER_KEY, QueueKeys
+from corral.backends.redis.keys import HISTORY_PER_KEY
+from corral.backends.redis.plumbing import Plumbing
 
 __all__ = ["RedisHistory"]
 
@@ -26,19 +27,8 @@ def _place(field: bytes, first: int, count: int) -> int:
     return at * _WIDTH + (0 if kind == b"f" else int(kind) + 1)
 
 
-class RedisHistory:
+class RedisHistory(Plumbing):
     """The history read (see the module docstring)."""
-
-    async def _pipelined(
-        self, add: Callable[[Any], object], transaction: bool = False
-    ) -> list[Any]:
-        raise NotImplementedError
-
-    def _k(self, queue: str) -> QueueKeys:
-        raise NotImplementedError
-
-    async def time_ms(self) -> int:
-        raise NotImplementedError
 
     async def history(self, queues: Sequence[str], step: int, count: int) -> HistoryWindow:
         check_history_window(step, count)

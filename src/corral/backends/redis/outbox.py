@@ -10,14 +10,13 @@ A mixin of :class:`RedisBackend`: it uses the backend's plumbing, declared below
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
 from corral.backends.records import OutboxEntry
-from corral.backends.redis.keys import QueueKeys, RegistryKeys
-from redis.asyncio import Redis
+from corral.backends.redis.plumbing import Plumbing
 
 __all__ = ["RedisOutbox", "entry_from_json"]
 
@@ -49,25 +48,8 @@ def entry_from_json(queue: str, raw: bytes) -> OutboxEntry:
     )
 
 
-class RedisOutbox:
+class RedisOutbox(Plumbing):
     """Taking and acknowledging outbox entries; endpoint states and counters."""
-
-    _registry: RegistryKeys
-
-    async def _call(self, do: Callable[[], Awaitable[Any]]) -> Any:
-        raise NotImplementedError
-
-    def _client_or_fail(self) -> Redis:
-        raise NotImplementedError
-
-    def _k(self, queue: str) -> QueueKeys:
-        raise NotImplementedError
-
-    async def _run(self, name: str, queue: str, args: list[Any]) -> Any:
-        raise NotImplementedError
-
-    async def time_ms(self) -> int:
-        raise NotImplementedError
 
     async def take_outbox(self, queue: str, limit: int, hold_ms: int) -> list[OutboxEntry]:
         raw = await self._run("outbox_take", queue, [limit, hold_ms])
