@@ -146,6 +146,14 @@ def _header(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _not_run(data: dict[str, Any]) -> list[str]:
+    missing = [k for k in SCENARIOS if k not in data["config"]["scenarios"]]
+    if not missing:
+        return []
+    names = "; ".join(f"{k} ({SCENARIOS[k][0]})" for k in missing)
+    return ["", f"Not measured in this run: {names}."]
+
+
 def _best_peer(data: dict[str, Any], figs: dict[str, Any], key: str) -> str | None:
     """The Python peer with the best median for ``key``."""
     _, _, better = SCENARIOS[key]
@@ -292,7 +300,7 @@ def _table(data: dict[str, Any], key: str, figs: dict[str, Any]) -> list[str]:
 
 def markdown(data: dict[str, Any]) -> str:
     figs = {sid: derive(entry) for sid, entry in data["systems"].items()}
-    lines = _header(data) + _summary(data, figs)
+    lines = _header(data) + _not_run(data) + _summary(data, figs)
     for key in "cdijabefgh":
         if key in data["config"]["scenarios"]:
             lines += _table(data, key, figs)

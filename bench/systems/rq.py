@@ -31,7 +31,7 @@ class RQ(System):
     bulk_api = "Queue.enqueue_many() (one pipeline)"
     caps: ClassVar[dict[str, int]] = {"drain": 300, "samples": 100}  # a fork per job
     cannot: ClassVar[dict[str, str]] = {
-        "i": "a fork per job: a process-local count dies with each work horse"
+        key: "a fork per job: a process-local count dies with each work horse" for key in "ij"
     }
     settings: ClassVar[dict[str, Any]] = {
         "worker": "rq worker --quiet (default rq.Worker: forks a work horse per job; one command per process)",
