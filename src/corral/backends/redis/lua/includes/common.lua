@@ -73,7 +73,7 @@ local function begin(keys, argv)
     local _, _, _, _, hm, hq = history_keys()
     redis.call('EXISTS', K_META, K_FIFO, GW, GROUPS, GACTIVE, GCAPPED, GPARKED,
       BASE .. 'outbox', BASE .. 'rate', BASE .. 'sched', BASE .. 'sched:next',
-      BASE .. 'sched:last', BASE .. 'wk', BASE .. 'blocked', BASE .. 'handoff', hm, hq)
+      BASE .. 'sched:last', BASE .. 'wk', hm, hq)
   end
 end
 
@@ -197,9 +197,10 @@ local function here_job(id, k)
   return here(BASE .. 'je:' .. id)
 end
 
--- The keys delete_job deletes (its hash first), and the hash's fields that name them.
+-- The keys delete_job deletes (its hash first), and the hash's fields that name them
+-- (then its group and flow dependents, for here_removal).
 local function job_keys(id, k)
-  local f = redis.call('HMGET', k, 'ddk', 'je', 'jl', 'xe', 'xl')
+  local f = redis.call('HMGET', k, 'ddk', 'je', 'jl', 'xe', 'xl', 'grp', 'fdn')
   local keys = {k}
   if f[1] then keys[#keys + 1] = BASE .. 'dd:' .. f[1] end
   if f[2] then keys[#keys + 1] = BASE .. 'je:' .. id end
@@ -222,10 +223,9 @@ local function here_removal(id, k)
   if not CLUSTER then return true end
   if not here(k) then return false end
   local keys, f = job_keys(id, k)
-  local g = redis.call('HGET', k, 'grp')
-  if g then keys[#keys + 1] = G_PREFIX .. g end
+  if f[6] then keys[#keys + 1] = G_PREFIX .. f[6] end
   if not here(unpack(keys)) then return false end
-  local fdn = redis.call('HGET', k, 'fdn')
+  local fdn = f[7]
   if not fdn then return true end
   local flow, all = flow_keys(fdn, here)
   flow[#flow + 1] = BASE .. 'blocked'
