@@ -3,17 +3,14 @@ refusal to serve a public address without authentication (SQLite)."""
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
+from chaos.harness import free_port
 
 from tests.web.apps import QUEUE, build_app
 from tests.web.conftest import (
@@ -28,8 +25,7 @@ from tests.web.conftest import (
     bearer,
     sse_events,
 )
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.web.serve_cmd import ROOT, serve_cmd, serve_env
 
 
 @pytest.fixture
@@ -282,26 +278,11 @@ async def test_positional_args_of_a_task_this_server_does_not_know_are_shown(
 # -- corral serve ------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _env(url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("CORRAL_API_KEYS", "REDIS_URL")}
-    return {**env, "CORRAL_URL": url, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
-
-
-def _serve(url: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", "corral", "serve", "tests.web.apps:app", *args]
-
-
 def test_serve_refuses_a_public_address_without_a_key(url: str) -> None:
     done = subprocess.run(
-        _serve(url, "--host", "0.0.0.0", "--port", str(_free_port())),
+        serve_cmd("--host", "0.0.0.0", "--port", str(free_port())),
         cwd=ROOT,
-        env=_env(url),
+        env=serve_env(url),
         capture_output=True,
         text=True,
         timeout=20,
@@ -314,9 +295,9 @@ def test_serve_refuses_a_public_address_without_a_key(url: str) -> None:
 
 def test_serve_refuses_a_short_api_key(url: str) -> None:
     done = subprocess.run(
-        _serve(url, "--api-key", "short:admin"),
+        serve_cmd("--api-key", "short:admin"),
         cwd=ROOT,
-        env=_env(url),
+        env=serve_env(url),
         capture_output=True,
         text=True,
         timeout=20,
@@ -327,11 +308,11 @@ def test_serve_refuses_a_short_api_key(url: str) -> None:
 
 
 def test_serve_insecure_public_without_auth_warns_and_serves(url: str) -> None:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
-        _serve(url, "--host", "0.0.0.0", "--port", str(port), "--insecure-public-without-auth"),
+        serve_cmd("--host", "0.0.0.0", "--port", str(port), "--insecure-public-without-auth"),
         cwd=ROOT,
-        env=_env(url),
+        env=serve_env(url),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -362,9 +343,9 @@ def test_serve_insecure_public_without_auth_warns_and_serves(url: str) -> None:
 
 def test_serve_names_a_bad_key_entry_without_its_token(url: str) -> None:
     token = "ops-Qm7vT2xKp9LwZr4N"
-    env = {**_env(url), "CORRAL_API_KEYS": f"ops={token}:admin,ops={token}x:read"}
+    env = {**serve_env(url), "CORRAL_API_KEYS": f"ops={token}:admin,ops={token}x:read"}
     done = subprocess.run(
-        _serve(url), cwd=ROOT, env=env, capture_output=True, text=True, timeout=20
+        serve_cmd(), cwd=ROOT, env=env, capture_output=True, text=True, timeout=20
     )
     assert done.returncode == 2, done.stderr
     assert "API key 2: the name 'ops' is taken twice" in done.stderr
@@ -372,11 +353,11 @@ def test_serve_names_a_bad_key_entry_without_its_token(url: str) -> None:
 
 
 def test_serve_records_actions_under_the_keys_name(url: str) -> None:
-    port, token = _free_port(), "ops-Qm7vT2xKp9LwZr4N"
+    port, token = free_port(), "ops-Qm7vT2xKp9LwZr4N"
     proc = subprocess.Popen(
-        _serve(url, "--port", str(port), "--api-key", f"ops={token}:admin"),
+        serve_cmd("--port", str(port), "--api-key", f"ops={token}:admin"),
         cwd=ROOT,
-        env=_env(url),
+        env=serve_env(url),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

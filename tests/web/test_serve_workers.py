@@ -5,20 +5,17 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
+from chaos.harness import free_port
 
 from corral import Corral
 from tests.web.apps import QUEUE
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.web.serve_cmd import ROOT, serve_cmd, serve_env
 
 
 @pytest.fixture
@@ -26,30 +23,14 @@ def url(backend_url: str) -> str:
     return backend_url
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _env(url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("CORRAL_API_KEYS", "REDIS_URL")}
-    paths = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
-    return {**env, "CORRAL_URL": url, "PYTHONPATH": paths}
-
-
-def _serve(*args: str) -> list[str]:
-    return [sys.executable, "-m", "corral", "serve", "tests.web.apps:app", *args]
-
-
 @pytest.fixture
 def two_workers(url: str) -> Iterator[str]:
     """``corral serve --workers 2`` on a free port; yields its base URL."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
-        _serve("--port", str(port), "--workers", "2", "--log-level", "warning"),
+        serve_cmd("--port", str(port), "--workers", "2", "--log-level", "warning"),
         cwd=ROOT,
-        env=_env(url),
+        env=serve_env(url),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -105,9 +86,9 @@ async def test_two_processes_serve_one_port(two_workers: str, url: str) -> None:
 @pytest.mark.parametrize("workers", ["0", "-1", "65", "two"])
 def test_a_bad_worker_count_is_refused(sqlite_url: str, workers: str) -> None:
     done = subprocess.run(
-        _serve("--port", str(_free_port()), "--workers", workers),
+        serve_cmd("--port", str(free_port()), "--workers", workers),
         cwd=ROOT,
-        env=_env(sqlite_url),
+        env=serve_env(sqlite_url),
         capture_output=True,
         text=True,
         timeout=20,

@@ -10,11 +10,13 @@ that cannot be reached at connect time give an error naming them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -55,6 +57,25 @@ def _failed_over(group: SentinelProcs, old_port: int) -> bool:
         return group.current_primary() != old_port
     except RuntimeError:
         return False
+
+
+@contextlib.asynccontextmanager
+async def _doubling(url: str) -> AsyncIterator[tuple[Corral, Any]]:
+    """An app on ``url`` with a task ``t.double``, and a worker running it."""
+    app = Corral(url, reconnect_timeout=30)
+
+    @app.task(queue="q", name="t.double")
+    async def double(n: int) -> int:
+        return 2 * n
+
+    worker = Worker(app, ["q"], block=1.0, grace=2.0)
+    worker_run = asyncio.create_task(worker.run())
+    try:
+        yield app, double
+    finally:
+        worker.stop()
+        await asyncio.gather(worker_run, return_exceptions=True)
+        await app.close()
 
 
 def _replica_of(group: SentinelProcs, port: int) -> bool:
@@ -161,15 +182,7 @@ async def test_a_demoted_primary_is_left_as_soon_as_sentinel_names_the_new_one(
     backend leaves it on Sentinel's announcement, so jobs enqueued in that window run,
     and are still there once the old primary is a replica."""
     caplog.set_level(logging.INFO, logger="corral")
-    app = Corral(own_group.url, reconnect_timeout=30)
-
-    @app.task(queue="q", name="t.double")
-    async def double(n: int) -> int:
-        return 2 * n
-
-    worker = Worker(app, ["q"], block=1.0, grace=2.0)
-    worker_run = asyncio.create_task(worker.run())
-    try:
+    async with _doubling(own_group.url) as (app, double):
         assert await (await double.enqueue(1)).result(timeout=10) == 2
         old_port = own_group.current_primary()
         with redis.Redis(host="127.0.0.1", port=own_group.sentinel_ports[0]) as sentinel:
@@ -190,10 +203,6 @@ async def test_a_demoted_primary_is_left_as_soon_as_sentinel_names_the_new_one(
         assert role[0] == b"master"  # the backend's own connection moved too
         later = [await double.enqueue(n) for n in range(5)]
         assert [await job.result(timeout=30) for job in later] == [2 * n for n in range(5)]
-    finally:
-        worker.stop()
-        await asyncio.gather(worker_run, return_exceptions=True)
-        await app.close()
 
 
 @pytest.mark.slow
@@ -203,15 +212,7 @@ async def test_work_resumes_when_the_sentinels_were_unreachable_as_the_primary_d
     """The sentinels pause (1.5 s, short of Sentinel's 2 s TILT) just as the primary
     dies: calls keep trying (the last primary refuses, no sentinel answers) and move to
     the replica once the sentinels have promoted it."""
-    app = Corral(own_group.url, reconnect_timeout=30)
-
-    @app.task(queue="q", name="t.double")
-    async def double(n: int) -> int:
-        return 2 * n
-
-    worker = Worker(app, ["q"], block=1.0, grace=2.0)
-    worker_run = asyncio.create_task(worker.run())
-    try:
+    async with _doubling(own_group.url) as (_, double):
         assert await (await double.enqueue(1)).result(timeout=10) == 2
         old = own_group.primary_proc()
         own_group.pause_sentinels()
@@ -224,10 +225,6 @@ async def test_work_resumes_when_the_sentinels_were_unreachable_as_the_primary_d
         job = await asyncio.wait_for(during, 30)
         assert await job.result(timeout=30) == 4
         assert _failed_over(own_group, old.port)
-    finally:
-        worker.stop()
-        await asyncio.gather(worker_run, return_exceptions=True)
-        await app.close()
 
 
 async def test_a_replica_refusing_a_write_counts_as_a_lost_connection(
