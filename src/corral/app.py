@@ -17,7 +17,7 @@ from corral.context import JobContext
 from corral.errors import ConfigurationError, CorralError, JobNotFound, ValidationError
 from corral.feed import EventFeed, Subscription
 from corral.flow import Flow, prepare_flow
-from corral.flow_run import FlowRun
+from corral.flow_run import FlowPage, FlowRun, flow_cursor, parse_flow_cursor
 from corral.health import QueueHealth, judge
 from corral.history import History, Span, span_window
 from corral.hooks import Callback, JobEvent
@@ -471,6 +471,22 @@ class Corral(AuditLog, HookRegistry, NotifyRegistry):
     def get_flow_sync(self, flow_id: str) -> FlowRun:
         """Blocking twin of :meth:`get_flow`."""
         return run_sync(self.get_flow(flow_id))
+
+    async def list_flows(self, limit: int = 20, *, cursor: str | None = None) -> FlowPage:
+        """Stored flows, newest first, each with its jobs read now (for its state and
+        progress); ``page.next_cursor`` fetches the next page. ValidationError for a
+        ``limit`` outside 1..200 or a cursor this listing did not make."""
+        if not 1 <= limit <= 200:
+            raise ValidationError(f"limit must be between 1 and 200, got {limit!r}")
+        backend = await self.backend()
+        records = await backend.list_flows(limit + 1, parse_flow_cursor(cursor))
+        runs = await asyncio.gather(*(FlowRun(self, r).refresh() for r in records[:limit]))
+        more = len(records) > limit
+        return FlowPage(list(runs), flow_cursor(records[limit - 1]) if more else None)
+
+    def list_flows_sync(self, limit: int = 20, *, cursor: str | None = None) -> FlowPage:
+        """Blocking twin of :meth:`list_flows`."""
+        return run_sync(self.list_flows(limit, cursor=cursor))
 
     def cancelled_retention(self, task_name: str | None = None) -> Retention:
         """How many cancelled jobs a queue keeps: like completed ones, by the task's

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from corral._sync import run_sync
 from corral.backends.base import FlowRecord, JobState
-from corral.errors import InvalidTransition, JobNotFound
+from corral.errors import InvalidTransition, JobNotFound, ValidationError
 from corral.job import Job
 
 if TYPE_CHECKING:
     from corral.app import Corral
 
-__all__ = ["FlowRun"]
+__all__ = ["FlowPage", "FlowRun", "flow_cursor", "parse_flow_cursor"]
 
 
 class FlowRun:
@@ -208,3 +210,30 @@ def _dependents_first(record: FlowRecord) -> list[str]:
         if name not in seen:
             visit(name)
     return order[::-1]
+
+
+@dataclass(frozen=True, slots=True)
+class FlowPage:
+    """One page of :meth:`Corral.list_flows`: flows newest first, and the cursor of
+    the next page (None on the last)."""
+
+    flows: list[FlowRun]
+    next_cursor: str | None
+
+
+_CURSOR = re.compile(r"([0-9]{1,16})-(.{1,256})", re.DOTALL)
+
+
+def flow_cursor(record: FlowRecord) -> str:
+    """Where a listing resumes after ``record``: ``<created_at>-<id>``."""
+    return f"{record.created_at}-{record.id}"
+
+
+def parse_flow_cursor(cursor: str | None) -> tuple[int, str] | None:
+    """The position :func:`flow_cursor` wrote; ValidationError for any other text."""
+    if cursor is None:
+        return None
+    match = _CURSOR.fullmatch(cursor)
+    if match is None:
+        raise ValidationError(f"cursor {cursor!r} is not one a flow listing gave")
+    return int(match[1]), match[2]

@@ -316,3 +316,25 @@ async def test_removing_or_draining_an_unfinished_job_reaches_its_dependents(
     assert (await backend.dependency_outcomes(Q, "c"))["b"].state == "cancelled"
     assert await backend.drain(Q, False) == 3  # a, x and c
     assert await state(backend, "y") is JobState.FAILED
+
+
+async def test_flows_are_listed_newest_first_and_paged_without_gaps(backend: Backend) -> None:
+    for n in range(5):
+        assert await backend.add_flow(f"f{n}", [fj(f"a{n}"), fj(f"b{n}", on("a", f"a{n}"))])
+    assert not await backend.add_flow("f2", [fj("a2")])  # listed once, at its first time
+    listed = await backend.list_flows(10)
+    assert sorted(r.id for r in listed) == [f"f{n}" for n in range(5)]
+    assert [(r.created_at, r.id) for r in listed] == sorted(
+        ((r.created_at, r.id) for r in listed), reverse=True
+    )
+    assert listed[0].jobs and listed[0].edges  # whole records
+    seen: list[str] = []
+    before = None
+    while True:
+        page = await backend.list_flows(2, before)
+        seen += [r.id for r in page]
+        if len(page) < 2:
+            break
+        before = (page[-1].created_at, page[-1].id)
+    assert seen == [r.id for r in listed]
+    assert await backend.list_flows(3, (listed[-1].created_at, listed[-1].id)) == []

@@ -505,6 +505,14 @@ class Backend(Protocol):
     async def get_flow(self, flow_id: str) -> FlowRecord | None:
         """A flow's jobs and edges, or None."""
 
+    async def list_flows(
+        self, limit: int, before: tuple[int, str] | None = None
+    ) -> list[FlowRecord]:
+        """Up to ``limit`` flows, newest first (by ``created_at``, then id, both
+        descending), starting after ``before``: the ``(created_at, id)`` of the last
+        flow the caller saw. Flows stored by a version without this listing (Redis)
+        are not listed until they are started again."""
+
     async def dependency_outcomes(self, queue: str, job_id: str) -> dict[str, DependencyOutcome]:
         """The outcomes a job received from its dependencies so far, by edge name."""
 

@@ -15,6 +15,7 @@ A mixin of :class:`RedisBackend`: it uses the backend's plumbing, declared below
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -39,6 +40,7 @@ __all__ = ["RedisFlows"]
 #: Handoffs taken per round, and how long a taken one is held from other workers (ms).
 _HANDOFF_BATCH = 500
 _HANDOFF_HOLD_MS = 30_000
+_NO_RECORD = FlowRecord("", 0, [], [])
 
 
 class RedisFlows(Plumbing):
@@ -47,8 +49,14 @@ class RedisFlows(Plumbing):
     async def add_flow(self, flow_id: str, jobs: Sequence[FlowJob]) -> bool:
         client = self._client_or_fail()
         key = self._registry.flow_prefix + flow_id
-        spec = encode_flow(list(jobs), await self.time_ms())
+        now_ms = await self.time_ms()
+        spec = encode_flow(list(jobs), now_ms)
         new = await self._call(lambda: client.set(key, spec, nx=True))
+        stored = now_ms if new else (await self.get_flow(flow_id) or _NO_RECORD).created_at
+        # NX: the first start's time stays (a repeated start lists a flow stored by an
+        # older version, which had no listing).
+        index = self._registry.flow_index
+        await self._call(lambda: client.zadd(index, {flow_id: stored}, nx=True))
         dependents: dict[tuple[str, str], list[list[Any]]] = defaultdict(list)
         for j in jobs:
             base = self._k(j.queue).base
@@ -80,6 +88,34 @@ class RedisFlows(Plumbing):
         client = self._client_or_fail()
         raw = await self._call(lambda: client.get(self._registry.flow_prefix + flow_id))
         return None if raw is None else decode_flow(flow_id, raw)
+
+    async def list_flows(
+        self, limit: int, before: tuple[int, str] | None = None
+    ) -> list[FlowRecord]:
+        client, index = self._client_or_fail(), self._registry.flow_index
+        top: int | str = "+inf" if before is None else before[0]
+        ids: list[str] = []
+        skip = 0
+        while len(ids) < limit:
+            want = limit - len(ids) + 1
+            rows = await self._call(
+                functools.partial(
+                    client.zrevrangebyscore, index, top, "-inf", skip, want, withscores=True
+                )
+            )
+            for member, score in rows:
+                flow_id = member.decode()
+                if before is None or (int(score), flow_id) < before:
+                    ids.append(flow_id)
+            if len(rows) < want:
+                break
+            skip += len(rows)
+        ids = ids[:limit]
+        if not ids:
+            return []
+        prefix = self._registry.flow_prefix
+        raws = await self._call(lambda: client.mget([prefix + i for i in ids]))
+        return [decode_flow(i, raw) for i, raw in zip(ids, raws, strict=True) if raw is not None]
 
     async def dependency_outcomes(self, queue: str, job_id: str) -> dict[str, DependencyOutcome]:
         client = self._client_or_fail()

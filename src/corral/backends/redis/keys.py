@@ -39,6 +39,7 @@ single slot and the same code runs on Redis Cluster::
     {prefix}:{queue}:{db}:control  pub/sub channel: "cancel <job id>" for workers
     {prefix}:queues              set   names of every queue used
     {prefix}:{flows}:f:{id}      string a flow's jobs and edges (JSON)
+    {prefix}:{flows}:fnew        zset  flow ids; score = created_at (ms), for list_flows
     {prefix}:{workers}:live      set   ids of registered workers
     {prefix}:{workers}:w:{id}    string JSON worker info
     {prefix}:{audit}:log         stream audit entries (k key, a action, t target, d detail)
@@ -54,7 +55,7 @@ Schedule names are hash fields, never part of a key. A queue named ``workers`` s
 its hash tag with the worker registry: no queue key is ``live`` or starts with ``w:``;
 likewise a queue named ``audit`` and the audit log: no queue key is ``log``, and a
 queue named ``notify``: no queue key is ``ep`` or starts with ``cnt:`` or ``cntw:``; and a
-queue named ``flows``: no queue key starts with ``f:``.
+queue named ``flows``: no queue key starts with ``f:`` or is ``fnew``.
 Pub/sub channels are server-wide, not per database: they carry the database number
 ``{db}`` so that apps on two databases of one server never hear each other. The scripts
 learn it from their first argument, ``QueueKeys.script_base`` (``"<db> <key base>"``;
@@ -156,6 +157,7 @@ class RegistryKeys:
     counter_prefix: str
     window_prefix: str
     flow_prefix: str
+    flow_index: str
 
     @classmethod
     def build(cls, prefix: str) -> RegistryKeys:
@@ -168,4 +170,5 @@ class RegistryKeys:
             counter_prefix=f"{prefix}:{{notify}}:cnt:",
             window_prefix=f"{prefix}:{{notify}}:cntw:",
             flow_prefix=f"{prefix}:{{flows}}:f:",
+            flow_index=f"{prefix}:{{flows}}:fnew",
         )

@@ -54,6 +54,11 @@ _RECORD_EDGE = """
 UPDATE flow_edges SET outcome = ?, result = ?, error = ?
 WHERE dep_queue = ? AND dep_id = ? AND name = ? AND outcome IS NULL
 """
+_NEWEST_FLOWS = "SELECT id, spec FROM flows ORDER BY created_at DESC, id DESC LIMIT ?"
+_FLOWS_BEFORE = (
+    "SELECT id, spec FROM flows WHERE (created_at, id) < (?, ?)"
+    " ORDER BY created_at DESC, id DESC LIMIT ?"
+)
 _STILL_OPEN = "SELECT 1 FROM flow_edges WHERE dep_queue = ? AND dep_id = ? AND outcome IS NULL"
 
 
@@ -140,11 +145,12 @@ def settle(conn: Conn) -> None:
 
 def insert_flow(conn: Conn, flow_id: str, jobs: Sequence[FlowJob]) -> bool:
     """Store a whole flow in this transaction (see Backend.add_flow)."""
-    spec = encode_flow(list(jobs), clock_us() // 1000)
+    now_ms = clock_us() // 1000
+    spec = encode_flow(list(jobs), now_ms)
     if (
         conn.execute(
             "INSERT OR IGNORE INTO flows (id, created_at, spec) VALUES (?, ?, ?)",
-            (flow_id, clock_us() // 1000, spec),
+            (flow_id, now_ms, spec),
         ).rowcount
         == 0
     ):
@@ -270,6 +276,18 @@ class SQLiteFlows:
 
         raw = await self._s().read(tx)
         return None if raw is None else decode_flow(flow_id, raw)
+
+    async def list_flows(
+        self, limit: int, before: tuple[int, str] | None = None
+    ) -> list[FlowRecord]:
+        def tx(conn: Conn) -> list[tuple[str, bytes]]:
+            if before is None:
+                rows = conn.execute(_NEWEST_FLOWS, (limit,))
+            else:
+                rows = conn.execute(_FLOWS_BEFORE, (*before, limit))
+            return [(flow_id, bytes(spec)) for flow_id, spec in rows]
+
+        return [decode_flow(flow_id, raw) for flow_id, raw in await self._s().read(tx)]
 
     async def dependency_outcomes(self, queue: str, job_id: str) -> dict[str, DependencyOutcome]:
         def tx(conn: Conn) -> dict[str, DependencyOutcome]:

@@ -322,6 +322,10 @@ MIGRATIONS: list[str] = [
         INSERT INTO flow_settle (queue, job_id, state) VALUES (OLD.queue, OLD.id, 'cancelled');
     END;
     """,
+    # 13: flows newest first (Backend.list_flows: the dashboard's and CLI's listing).
+    """
+    CREATE INDEX flows_newest ON flows (created_at, id);
+    """,
 ]
 
 
