@@ -32,12 +32,15 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--smoke", action="store_true", help="quick self-test: Corral only, no peers")
     p.add_argument("--runs", type=int, help="runs per figure; the median is reported (3)")
     p.add_argument("--systems", type=_csv, help="comma-separated system ids (default: all)")
-    p.add_argument("--scenarios", type=_csv, help="comma-separated letters a-h (default: all)")
+    p.add_argument("--scenarios", type=_csv, help="comma-separated letters a-m (default: all)")
     p.add_argument("--n", type=int, help="jobs for bulk enqueue and drains (20000)")
     p.add_argument("--n-one", type=int, help="jobs for one-at-a-time enqueue (5000)")
     p.add_argument("--samples", type=int, help="latency probes per run (300)")
     p.add_argument("--backlog-large", type=int, help="large backlog for scenario f (1000000)")
     p.add_argument("--backlog-systems", type=_csv, help="systems measured in scenario f")
+    p.add_argument(
+        "--embedded-processes", type=int, help="worker processes on one file in scenario l (8)"
+    )
     p.add_argument("--out", type=Path, help="where RESULTS.md and results.json go (bench/)")
     p.add_argument("--keep-logs", action="store_true", help="keep the worker logs' temp dir")
     p.add_argument(

@@ -41,6 +41,7 @@ def config(args: argparse.Namespace) -> Config:
         ("backlog_large", "backlog_large"),
         ("scenarios", "scenarios"),
         ("backlog_systems", "backlog_systems"),
+        ("embedded_processes", "embedded_processes"),
     ]:
         if getattr(args, name) is not None:
             setattr(cfg, attr, getattr(args, name))

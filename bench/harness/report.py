@@ -10,6 +10,9 @@ from typing import Any
 from harness.scenarios import SCENARIOS
 
 BASE = "corral-redis"
+# The embedded scenarios' ratios are Corral on SQLite's.
+EMBEDDED_BASE = "corral-sqlite"
+EMBEDDED_PEERS = {"huey-sqlite", "django-db"}
 NOT_MEASURED = "not measured:"
 PYTHON_PEERS = {"arq", "saq", "taskiq", "celery", "rq", "dramatiq", "huey", "bullmq-py"}
 DASH = "\u2013"  # shown for a missing figure
@@ -36,7 +39,7 @@ def derive(entry: dict[str, Any]) -> dict[str, Any]:
     """Per-system figures for every table: (value or None, error or None, extras)."""
     s = entry.get("scenarios", {})
     fig: dict[str, Any] = {}
-    for key in "abcdij":
+    for key in "abcdijklm":
         res = s.get(key, {})
         fig[key] = (res.get("median"), res.get("error"), res)
     b, c, e = s.get("b", {}), s.get("c", {}), s.get("e", {})
@@ -205,6 +208,52 @@ def _summary(data: dict[str, Any], figs: dict[str, Any]) -> list[str]:
     ]
 
 
+def _embedded(data: dict[str, Any], figs: dict[str, Any]) -> list[str]:
+    """Corral on SQLite vs the best embedded peer, and each one's scaling on one file."""
+    keys = [k for k in "klm" if k in data["config"]["scenarios"]]
+    if not keys or EMBEDDED_BASE not in figs:
+        return []
+    rows = []
+    for key in keys:
+        peers = [(figs[s][key][0], s) for s in EMBEDDED_PEERS if s in figs and figs[s][key][0]]
+        best = max(peers)[1] if peers else None
+        ours = figs[EMBEDDED_BASE][key][0]
+        peer = f"{data['systems'][best]['label']}: {_cell(key, figs[best][key])}" if best else DASH
+        ratio = _ratio(ours, figs[best][key][0]) if best else DASH
+        rows.append(
+            f"| {_title(data, key)} | {_cell(key, figs[EMBEDDED_BASE][key])} | {peer} | {ratio} |"
+        )
+    lines = [
+        "",
+        "## Embedded: one SQLite file, no server",
+        "",
+        "Median (min-max of the runs). Corral (SQLite) vs the best of Huey's SQLite "
+        "storage and Django tasks' database backend; each system's settings are in the "
+        "table above. Redis here only holds the harness's completion counts.",
+        "",
+        "| | Corral (SQLite) | best embedded peer | Corral ÷ best |",
+        "|---|--:|--:|--:|",
+        *rows,
+    ]
+    if "k" in keys and "l" in keys:
+        n = data["config"].get("embedded_processes", 8)
+        scale = []
+        for sid in [EMBEDDED_BASE, *sorted(EMBEDDED_PEERS)]:
+            if sid in figs and figs[sid]["k"][0] and figs[sid]["l"][0]:
+                one, many = figs[sid]["k"][0], figs[sid]["l"][0]
+                scale.append(
+                    f"| {data['systems'][sid]['label']} | {one:,.0f}/s | {many:,.0f}/s | "
+                    f"{many / one:.2f}{TIMES} |"
+                )
+        lines += [
+            "",
+            f"| {n} processes on one file ÷ 1 (empty body) | 1 process | {n} processes | ratio |",
+            "|---|--:|--:|--:|",
+            *scale,
+        ]
+    return lines
+
+
 def _cpu(runs: list[dict[str, Any]]) -> str:
     return _cpu_list([r["cpu_us_per_job"] for r in runs if r.get("cpu_us_per_job")])
 
@@ -247,7 +296,7 @@ def _row(key: str, entry: dict[str, Any], value: float, res: dict[str, Any], bas
     row = f"{_num(value)} | {_spread([r['value'] for r in runs])} | {ratio} | {_cpu(runs)} | {n}"
     if key == "b":
         row += f" | {entry.get('bulk_api', '')}"
-    if key in "cdij":
+    if key in "cdijklm":
         row += f" | first job {statistics.median(r['startup_s'] for r in runs):.2f} s after spawn"
     return row
 
@@ -279,16 +328,29 @@ COLUMNS = {
 }
 
 
+def _title(data: dict[str, Any], key: str) -> str:
+    title = SCENARIOS[key][0]
+    if key == "l":
+        title = title.replace("N worker", f"{data['config'].get('embedded_processes', 8)} worker")
+    return title
+
+
 def _table(data: dict[str, Any], key: str, figs: dict[str, Any]) -> list[str]:
-    title, unit, better = SCENARIOS[key]
-    base = figs.get(BASE, {}).get(key, (None,))[0]
+    _, unit, better = SCENARIOS[key]
+    title = _title(data, key)
+    base_id = EMBEDDED_BASE if key in "klm" else BASE
+    base = figs.get(base_id, {}).get(key, (None,))[0]
     columns = COLUMNS.get(key, COLUMNS["c"])
+    if key in "klm":
+        columns = [c.replace("Corral ÷", "Corral (SQLite) ÷") for c in columns]
     width = len(columns)
     lines = ["", f"## {key}. {title} ({unit}, {better} is better)", ""]
     lines += ["| System | " + " | ".join(columns) + " |", "|---" * (width + 1) + "|"]
     for sid, entry in data["systems"].items():
         value, error, res = figs[sid][key] if sid in figs else (None, None, {})
         if entry.get("only") and key not in entry["only"]:
+            continue
+        if key in "klm" and sid not in EMBEDDED_PEERS | {EMBEDDED_BASE}:
             continue
         error = entry.get("error") or error
         if error:
@@ -300,8 +362,8 @@ def _table(data: dict[str, Any], key: str, figs: dict[str, Any]) -> list[str]:
 
 def markdown(data: dict[str, Any]) -> str:
     figs = {sid: derive(entry) for sid, entry in data["systems"].items()}
-    lines = _header(data) + _not_run(data) + _summary(data, figs)
-    for key in "cdijabefgh":
+    lines = _header(data) + _not_run(data) + _summary(data, figs) + _embedded(data, figs)
+    for key in "cdijklmabefgh":
         if key in data["config"]["scenarios"]:
             lines += _table(data, key, figs)
     notes = Path(__file__).with_name("notes.md")

@@ -130,9 +130,12 @@ async def backlog(
     }
 
 
-def plan(cfg: Config, only: str = "") -> list[tuple[str, Measure]]:
-    """The measuring steps for ``cfg``'s scenarios (limited to ``only``'s letters if given)."""
+def plan(cfg: Config, only: str = "", embedded: bool = False) -> list[tuple[str, Measure]]:
+    """The measuring steps for ``cfg``'s scenarios (limited to ``only``'s letters if
+    given); the embedded scenarios only for an embedded system."""
     want = set(cfg.scenarios) & set(only or cfg.scenarios)
+    if not embedded:
+        want -= sc.EMBEDDED
     steps: list[tuple[str, Measure]] = []
     if "a" in want:
         steps.append(("a", sc.enqueue_one))
@@ -148,7 +151,23 @@ def plan(cfg: Config, only: str = "") -> list[tuple[str, Measure]]:
         steps.append(("i", partial(sc.drain, processes=1, kind="noop")))
     if "j" in want:
         steps.append(("j", partial(sc.drain, processes=2, kind="noop")))
+    if "k" in want:
+        steps.append(("k", partial(sc.drain, processes=1, kind="noop")))
+    if "l" in want:
+        steps.append(("l", partial(sc.drain, processes=cfg.embedded_processes, kind="noop")))
+    if "m" in want:
+        steps.append(("m", partial(sc.drain, processes=1, kind="cpu")))
     return steps
+
+
+def runs_anything(system_id: str, cfg: Config) -> bool:
+    """Whether ``system_id`` has a step in this run (an adapter that fails to import
+    is kept, so its error is reported)."""
+    try:
+        cls = load(system_id)
+    except Exception:
+        return True
+    return bool(plan(cfg, cls.only, cls.embedded))
 
 
 def new_entry(system_id: str) -> dict[str, Any]:
@@ -199,7 +218,7 @@ async def one_round(
     if system is None:
         return
     try:
-        for key, measure in plan(cfg, system.only):
+        for key, measure in plan(cfg, system.only, system.embedded):
             slot = entry["scenarios"].setdefault(key, {"runs": [], "median": None, "error": None})
             if key in system.cannot:
                 slot["error"] = f"not measured: {system.cannot[key]}"
@@ -239,10 +258,13 @@ async def backlog_round(
 async def run_all(systems: list[str], cfg: Config, ctx: Context, r: Any) -> dict[str, Any]:
     """Run-major order (run 1 of every system, then run 2...), so a burst of load from
     elsewhere on the machine is spread over the systems instead of hitting one."""
+    systems = [sid for sid in systems if runs_anything(sid, cfg) or "f" in cfg.scenarios]
     entries = {sid: new_entry(sid) for sid in systems}
-    for run in range(1, cfg.runs + 1 if plan(cfg) else 1):
+    for run in range(1, cfg.runs + 1 if plan(cfg, embedded=True) else 1):
         for sid in systems:
             if entries[sid].get("error"):
+                continue
+            if not runs_anything(sid, cfg):
                 continue
             say(f"==> run {run}/{cfg.runs}: {LABELS[sid]} (load {load_average()})")
             await one_round(sid, entries[sid], cfg, ctx, r, run)

@@ -28,7 +28,13 @@ SCENARIOS = {
     "h": ("worker memory after draining (1 process)", "MiB", "lower"),
     "i": ("drain, 1 worker process, empty body", "jobs/s", "higher"),
     "j": ("drain, 2 worker processes, empty body", "jobs/s", "higher"),
+    "k": ("embedded: drain, 1 worker process, empty body", "jobs/s", "higher"),
+    "l": ("embedded: drain, N worker processes on one file, empty body", "jobs/s", "higher"),
+    "m": ("embedded: drain, 1 worker process, small CPU body", "jobs/s", "higher"),
 }
+# Run only by the embedded systems (Corral on SQLite, Huey's SQLite storage, Django
+# tasks' database backend), and only by them.
+EMBEDDED = frozenset("klm")
 WARMUP_PROBES = 5
 
 
@@ -48,7 +54,9 @@ class Config:
     poll: float = 0.005
     fine_poll: float = 0.002
     stall: float = 30.0
-    scenarios: list[str] = field(default_factory=lambda: list("abcdefghij"))
+    scenarios: list[str] = field(default_factory=lambda: list("abcdefghijklm"))
+    # Worker processes of scenario l (all on one SQLite file).
+    embedded_processes: int = 8
     backlog_systems: list[str] = field(default_factory=list)
 
 

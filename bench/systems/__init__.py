@@ -19,6 +19,8 @@ REGISTRY = {
     "huey": "systems.huey:Huey",
     "bullmq-py": "systems.bullmq_py:BullMQPy",
     "bullmq-node": "systems.node_bullmq:BullMQNode",
+    "huey-sqlite": "systems.huey_sqlite:HueySQLite",
+    "django-db": "systems.django_db:DjangoDB",
 }
 
 LABELS = {
@@ -35,6 +37,8 @@ LABELS = {
     "huey": "Huey (Redis)",
     "bullmq-py": "BullMQ (Python port)",
     "bullmq-node": "BullMQ (Node)",
+    "huey-sqlite": "Huey (SQLite)",
+    "django-db": "Django tasks (database, SQLite)",
 }
 
 

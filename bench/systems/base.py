@@ -57,6 +57,9 @@ class System:
     caps: ClassVar[dict[str, int]] = {}
     # The scenario letters this system runs ("" = all): the extra Corral rows run a few.
     only: ClassVar[str] = ""
+    # True for the systems of the embedded scenarios (k, l, m: one SQLite file, no
+    # server): Corral on SQLite and the embedded peers. Only they run those scenarios.
+    embedded: ClassVar[bool] = False
     # Scenarios this system cannot run, with the reason (shown in the tables).
     cannot: ClassVar[dict[str, str]] = {}
     # Versions shown next to the package's (redis-py is added for Python systems).

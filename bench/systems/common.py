@@ -12,6 +12,9 @@ on Node):
   to the hash ``DONE`` (``HSET DONE <pid> <count>``) every ``FLUSH_S`` when it has
   changed. Every system pays the same for it (Node: the same timer in its loop), and
   it costs the job no round trip, so the drain measures the queue's own overhead.
+- ``cpu`` (the embedded scenarios' small CPU body): a pure-Python loop of
+  ``CPU_LOOPS`` additions (about 30-50 µs here, holding the GIL), then the empty
+  body's count.
 
 The harness counts completions as ``GET COUNTER`` + the sum of ``DONE``'s values,
 with its own client, so no library's result API is timed. Each asyncio worker process
@@ -129,6 +132,17 @@ class _Done:
 
 _done: _Done | None = None
 _done_lock = threading.Lock()
+
+
+CPU_LOOPS = 1_000
+
+
+def cpu() -> None:
+    """The small CPU body: fixed pure-Python work, then counted like the empty body."""
+    total = 0
+    for i in range(CPU_LOOPS):
+        total += i
+    noop()
 
 
 def noop() -> None:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from corral import Corral, JobContext
 from systems.base import System
-from systems.common import QUEUE, incr_async, noop, stamp_async
+from systems.common import QUEUE, cpu, incr_async, noop, stamp_async
 
 
 def make_app(url: str | None, *, own_client: bool = False) -> tuple[Corral, dict[str, Any]]:
@@ -32,7 +32,11 @@ def make_app(url: str | None, *, own_client: bool = False) -> tuple[Corral, dict
     async def empty(i: int) -> None:
         noop()
 
-    return app, {"incr": incr, "stamp": stamp, "noop": empty}
+    @app.task(name="bench.cpu", queue=QUEUE)
+    async def small_cpu(i: int) -> None:
+        cpu()
+
+    return app, {"incr": incr, "stamp": stamp, "noop": empty, "cpu": small_cpu}
 
 
 # What the worker processes load (CORRAL_URL is set in their environment).

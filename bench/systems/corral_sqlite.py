@@ -13,6 +13,7 @@ class CorralSQLite(CorralRedis):
     id = "corral-sqlite"
     label = "Corral (SQLite)"
     bulk_api = "task.enqueue_many() (one transaction)"
+    embedded = True
     settings: ClassVar[dict[str, Any]] = {
         **CorralRedis.settings,
         "store": "SQLite file in a temp dir (WAL); the body's INCR still goes to Redis",
