@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import os
 import sys
@@ -17,6 +18,15 @@ __all__ = ["MAX_WORKERS", "serve", "serve_corral"]
 
 #: Most processes ``--workers`` starts.
 MAX_WORKERS = 64
+
+
+def settle_heap() -> None:
+    """Move everything built so far (imports, the app, its routes and schemas: about
+    100,000 objects) out of the garbage collector's sight. Without it each full
+    collection walks them all, 50-100 ms with the event loop stopped, several times a
+    second under load: that was the HTTP API's p99. They live as long as the process."""
+    gc.collect()
+    gc.freeze()
 
 
 def _is_loopback(host: str) -> bool:
@@ -172,4 +182,5 @@ def serve_corral(
         secret=secret,
     )
     click.echo(f"dashboard: http://{shown}:{port}/   API: http://{shown}:{port}/api/v1/docs")
+    settle_heap()
     uvicorn.run(web, host=host, port=port, log_level=log_level)

@@ -41,15 +41,18 @@ def options_env(
 def create() -> FastAPI:
     """The app of one worker process (called by uvicorn in that process)."""
     from corral.cli.loader import load_app
+    from corral.cli.serve import settle_heap
     from corral.web import create_app
     from corral.web.auth import parse_api_keys
 
     options: dict[str, Any] = json.loads(os.environ[ENV])
     app = load_app(options["app_spec"])
     app.url = options["url"]
-    return create_app(
+    web = create_app(
         app,
         api_keys=parse_api_keys(options["api_keys"]),
         allow_unregistered=options["allow_unregistered"],
         secret=options["secret"],
     )
+    settle_heap()
+    return web
