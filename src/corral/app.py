@@ -460,13 +460,15 @@ class Corral(AuditLog, HookRegistry, NotifyRegistry):
         """Blocking twin of :meth:`start_flow`."""
         return run_sync(self.start_flow(flow, flow_id=flow_id))
 
-    async def get_flow(self, flow_id: str) -> FlowRun:
-        """A stored flow with its jobs read now; raises JobNotFound when there is none."""
+    async def get_flow(self, flow_id: str, *, read_jobs: bool = True) -> FlowRun:
+        """A stored flow with its jobs read now (``read_jobs=False``: not read, for its
+        graph alone); raises JobNotFound when there is none."""
         backend = await self.backend()
         record = await backend.get_flow(flow_id)
         if record is None:
             raise JobNotFound(f"no flow {flow_id!r}")
-        return await FlowRun(self, record).refresh()
+        run = FlowRun(self, record)
+        return await run.refresh() if read_jobs else run
 
     def get_flow_sync(self, flow_id: str) -> FlowRun:
         """Blocking twin of :meth:`get_flow`."""

@@ -151,6 +151,21 @@ class FlowRun:
         """Blocking twin of :meth:`retry_failed`."""
         return run_sync(self.retry_failed())
 
+    def neighbours(
+        self, queue: str, job_id: str
+    ) -> tuple[list[tuple[str, str, str, str]], list[tuple[str, str, str, str]]]:
+        """The jobs one job of the flow waits for and the jobs that wait for it, each
+        as ``(name in the flow, queue, id, on_failure of the edge)``."""
+        names = {(q, i): n for q, i, n in self.record.jobs}
+        waits_for, needed_by = [], []
+        for dq, di, edge in self.record.edges:
+            policy = edge.on_failure.value
+            if (dq, di) == (queue, job_id):
+                waits_for.append((edge.name, edge.queue, edge.job_id, policy))
+            if (edge.queue, edge.job_id) == (queue, job_id):
+                needed_by.append((names.get((dq, di), di), dq, di, policy))
+        return waits_for, needed_by
+
     def to_dict(self) -> dict[str, Any]:
         """The flow, its jobs and edges as JSON-friendly values (for the HTTP API)."""
         done, total = self.progress

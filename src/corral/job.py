@@ -173,6 +173,11 @@ class Job:
         return data if isinstance(data, dict) else {}
 
     @property
+    def flow_id(self) -> str | None:
+        """The id of the flow this job belongs to, if any."""
+        return self._rec().flow
+
+    @property
     def rerun_of(self) -> str | None:
         """The id of the job this one was made from by :meth:`run_again`, if any."""
         origin = self.options.get("rerun_of")

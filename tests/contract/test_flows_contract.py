@@ -92,6 +92,9 @@ async def test_a_flow_is_stored_with_its_jobs_and_edges_and_added_once(backend: 
     assert record.edges == [(Q, "b", FlowEdge("first", Q, "a", OnFailure.SKIP, False))]
     assert await backend.get_flow("nope") is None
     assert (await backend.counts(Q))["waiting"] == 1
+    for job_id in "ab":
+        stored = await backend.get(Q, job_id)
+        assert stored is not None and stored.flow == "f1"
 
 
 async def test_a_passed_result_replaces_the_first_argument(backend: Backend) -> None:

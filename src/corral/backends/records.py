@@ -280,6 +280,8 @@ class JobRecord:
     worker: str | None = None
     #: The dedupe key the job was added with, if any (kept after the key is released).
     dedupe_key: str | None = None
+    #: The id of the flow the job belongs to (a spawned child: its parent's spawn id).
+    flow: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

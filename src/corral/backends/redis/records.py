@@ -107,4 +107,5 @@ def record_from_hash(
         group=h[b"grp"].decode() if b"grp" in h else None,
         worker=h[b"wkr"].decode("utf-8", "replace") if b"wkr" in h else None,
         dedupe_key=h[b"ddk"].decode("utf-8", "replace") if b"ddk" in h else None,
+        flow=h[b"fl"].decode("utf-8", "replace") if b"fl" in h else None,
     )

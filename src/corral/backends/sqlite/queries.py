@@ -2,7 +2,7 @@
 
 JOB_COLUMNS = (
     "id, name, state, data, priority, options, attempts, stalls, created_at, started_at,"
-    " finished_at, run_at, progress, result, cancel_requested, grp, worker, dedupe"
+    " finished_at, run_at, progress, result, cancel_requested, grp, worker, dedupe, flow"
 )
 
 REGISTER_QUEUE = "INSERT OR IGNORE INTO queues (name) VALUES (?)"

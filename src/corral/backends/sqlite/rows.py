@@ -249,6 +249,7 @@ def records(conn: Conn, queue: str, ids: Sequence[str]) -> list[JobRecord | None
                 group=row[15],
                 worker=row[16],
                 dedupe_key=row[17],
+                flow=row[18],
             )
         )
     return out

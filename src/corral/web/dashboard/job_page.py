@@ -7,6 +7,7 @@ progress and result entries masked, see :mod:`corral.web.masking`) and no contro
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
@@ -37,6 +38,8 @@ Admin = Annotated[Viewer, Depends(action(Scope.ADMIN))]
 
 #: Log lines the page shows (the store keeps the last 1,000).
 LOG_LINES = 200
+#: Dependencies (and dependents) of a flow job listed on its page, each way.
+FLOW_LINKS = 20
 #: The largest JSON text the run-again form takes per field.
 MAX_JSON = 1_000_000
 
@@ -75,6 +78,45 @@ async def _live_context(request: Request, viewer: Viewer, job: Job) -> dict[str,
     }
 
 
+async def _flow_of(request: Request, job: Job) -> dict[str, Any] | None:
+    """The flow a job belongs to, with the jobs it waits for and those waiting for it
+    (their states read now, up to FLOW_LINKS each); None when it is in no stored flow
+    (a child spawned by a running job has no flow page)."""
+    if job.flow_id is None:
+        return None
+    corral = settings_of(request).corral
+    try:
+        run = await corral.get_flow(job.flow_id, read_jobs=False)
+    except JobNotFound:
+        return None
+    waits_for, needed_by = run.neighbours(job.queue, job.id)
+
+    async def state(queue: str, job_id: str) -> str:
+        try:
+            return (await corral.get_job(job_id, queue)).state.value
+        except JobNotFound:
+            return "removed"
+
+    def links(items: list[tuple[str, str, str, str]]) -> list[dict[str, Any]]:
+        return [
+            {"name": n, "href": job_path(q, i), "policy": p, "queue": q, "id": i}
+            for n, q, i, p in items[:FLOW_LINKS]
+        ]
+
+    before, after = links(waits_for), links(needed_by)
+    shown = [*before, *after]
+    states = await asyncio.gather(*(state(item["queue"], item["id"]) for item in shown))
+    for item, value in zip(shown, states, strict=True):
+        item["state"] = value
+    return {
+        "id": run.id,
+        "waits_for": before,
+        "needed_by": after,
+        "more_waits": max(len(waits_for) - FLOW_LINKS, 0),
+        "more_needed": max(len(needed_by) - FLOW_LINKS, 0),
+    }
+
+
 async def _page(
     request: Request,
     viewer: Viewer,
@@ -103,6 +145,7 @@ async def _page(
         args_text=_pretty(data["args"]) if args_text is None else args_text,
         kwargs_text=_pretty(data["kwargs"]) if kwargs_text is None else kwargs_text,
         rerun_error=rerun_error,
+        flow=await _flow_of(request, job),
         # The live feed's job events refetch the live part while the job may change.
         live=None
         if job.state.terminal

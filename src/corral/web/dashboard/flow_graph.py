@@ -1,0 +1,153 @@
+"""A flow drawn as a graph: each job a box in the column of its depth (a job stands right
+of every job it waits for), each edge an arrow from the right side of the dependency's box
+to the left side of the dependent's. Laid out here, on the server, as plain numbers the
+template turns into SVG: no script is needed to draw it, and a refresh redraws it whole.
+
+Within a column, jobs are ordered by the mean row of what they wait for (one pass of the
+barycentre heuristic), which keeps chains straight and fans tidy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Edge", "Graph", "Node", "columns", "layout"]
+
+#: Box size and gaps, in SVG user units (pixels at 100 %).
+NODE_W, NODE_H = 210, 56
+COL_GAP, ROW_GAP, PAD = 96, 18, 12
+#: Characters of a job's name or task shown in its box (the whole name is its tooltip).
+NAME_CHARS, TASK_CHARS = 24, 30
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One job's box: its column, top-left corner, its name (``label``: cut to fit),
+    state, task and queue (``detail``, cut to fit) and link (None: removed)."""
+
+    name: str
+    depth: int
+    x: int
+    y: int
+    label: str
+    state: str
+    detail: str
+    href: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """An arrow from ``source`` to ``target`` (names): its end points and the cubic
+    curve between them (SVG path data); ``policy`` is the edge's on_failure."""
+
+    source: str
+    target: str
+    x1: int
+    y1: int
+    x2: int
+    y2: int
+    path: str
+    policy: str
+    pass_result: bool
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class Graph:
+    width: int
+    height: int
+    depth: int
+    nodes: list[Node]
+    edges: list[Edge]
+    node_w: int = NODE_W
+    node_h: int = NODE_H
+
+
+def columns(flow: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    """The flow's jobs by depth: 0 for jobs that wait for nothing, else one more than
+    the deepest job they wait for (the graph is acyclic)."""
+    after: dict[str, list[str]] = {job["name"]: [] for job in flow["jobs"]}
+    for edge in flow["edges"]:
+        after[edge["to"]].append(edge["from"])
+    depth: dict[str, int] = {}
+    for start in after:
+        stack = [start]
+        while stack:
+            name = stack[-1]
+            pending = [d for d in after[name] if d not in depth]
+            if pending:
+                stack += pending
+                continue
+            stack.pop()
+            depth[name] = 1 + max((depth[d] for d in after[name]), default=-1)
+    out: list[list[dict[str, Any]]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
+    for job in flow["jobs"]:
+        out[depth[job["name"]]].append({**job, "after": after[job["name"]]})
+    return out
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def layout(flow: dict[str, Any], href: Any) -> Graph:
+    """Boxes and arrows for ``flow`` (as :meth:`FlowRun.to_dict` gives it); ``href``
+    makes a job's link from ``(queue, id)``."""
+    cols = columns(flow)
+    row: dict[str, float] = {}
+    for col in cols:
+        keyed = []
+        for i, job in enumerate(col):
+            mean = sum(row[d] for d in job["after"]) / len(job["after"]) if job["after"] else i
+            keyed.append((mean, i, job))
+        keyed.sort(key=lambda k: (k[0], k[1]))
+        col[:] = [job for _, _, job in keyed]
+        for i, job in enumerate(col):
+            row[job["name"]] = i
+    tallest = max((len(c) for c in cols), default=0)
+    step = NODE_H + ROW_GAP
+    nodes: dict[str, Node] = {}
+    for depth, col in enumerate(cols):
+        top = PAD + (tallest - len(col)) * step // 2
+        for i, job in enumerate(col):
+            state = job["state"] or "removed"
+            task = job.get("task") or ""
+            detail = _cut(f"{task} · {job['queue']}" if task else job["queue"], TASK_CHARS)
+            nodes[job["name"]] = Node(
+                name=job["name"],
+                depth=depth,
+                x=PAD + depth * (NODE_W + COL_GAP),
+                y=top + i * step,
+                label=_cut(job["name"], NAME_CHARS),
+                state=state,
+                detail=detail,
+                href=href(job["queue"], job["id"]) if job["state"] else None,
+            )
+    edges = []
+    for e in flow["edges"]:
+        a, b = nodes[e["from"]], nodes[e["to"]]
+        x1, y1 = a.x + NODE_W, a.y + NODE_H // 2
+        x2, y2 = b.x, b.y + NODE_H // 2
+        bend = (x2 - x1) // 2
+        edges.append(
+            Edge(
+                source=a.name,
+                target=b.name,
+                x1=x1,
+                y1=y1,
+                x2=x2,
+                y2=y2,
+                path=f"M{x1},{y1} C{x1 + bend},{y1} {x2 - bend},{y2} {x2},{y2}",
+                policy=e["on_failure"],
+                pass_result=e["pass_result"],
+                state=a.state,
+            )
+        )
+    return Graph(
+        width=2 * PAD + len(cols) * NODE_W + max(len(cols) - 1, 0) * COL_GAP,
+        height=2 * PAD + tallest * step - ROW_GAP if tallest else 2 * PAD,
+        depth=len(cols),
+        nodes=list(nodes.values()),
+        edges=edges,
+    )
