@@ -425,6 +425,10 @@ from corral.cli.notify import notify  # noqa: E402
 
 main.add_command(notify)
 
+from corral.cli.flows import flow  # noqa: E402
+
+main.add_command(flow)
+
 
 # --url and --app are accepted after the command as well as before it; commands that
 # take MODULE:APP as their argument get --url only.

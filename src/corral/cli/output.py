@@ -21,6 +21,7 @@ from corral.blockers import Blocker
 from corral.job import Job
 
 __all__ = [
+    "STATE_STYLE",
     "audit",
     "console",
     "count",
@@ -98,14 +99,17 @@ def fit_table(
     return table
 
 
-_STATE_STYLE = {
+STATE_STYLE = {
     "completed": "green",
     "failed": "red",
     "active": "cyan",
     "waiting": "yellow",
     "delayed": "magenta",
     "cancelled": "dim",
+    "blocked": "yellow",
+    "running": "cyan",
 }
+_STATE_STYLE = STATE_STYLE
 
 
 def _json(value: Any) -> None:
