@@ -19,6 +19,8 @@ __all__ = ["POINTS", "maybe_crash"]
 #: after_ack: outcome recorded. before_fail: failure about to be recorded.
 #: after_outbox_take: a relay took (holds) outbox entries, enqueued nothing yet.
 #: before_outbox_ack: it enqueued their deliveries, has not acknowledged the entries.
+#: flow_intent_written / flow_step_applied: (Redis Cluster) a producer wrote a flow's
+#: creation intent / applied one of its steps, the rest not yet.
 POINTS = (
     "after_claim",
     "before_ack",
@@ -26,6 +28,8 @@ POINTS = (
     "before_fail",
     "after_outbox_take",
     "before_outbox_ack",
+    "flow_intent_written",
+    "flow_step_applied",
 )
 CRASH_EXIT_CODE = 86
 

@@ -468,11 +468,12 @@ class Backend(Protocol):
         """Store a flow: jobs with dependencies ``blocked``, the others as
         :meth:`enqueue` stores them, and the flow's record.
 
-        One atomic step on SQLite, and on Redis for a flow in one queue; across queues
-        on Redis one step per queue, blocked jobs first, so no job ends before its
-        dependents exist, and adding the same flow again finishes a creation cut
-        short. The caller has checked the graph (acyclic, every dependency a job of
-        the flow, job ids new). False when a flow with this id existed already.
+        One atomic step on SQLite and on one Redis server; on Redis Cluster a
+        creation intent rolled forward step by step (each queue's jobs, blocked jobs
+        first, so no job ends before its dependents exist) by the producer, or by a
+        worker when the producer stopped, or by adding the same flow again. The
+        caller has checked the graph (acyclic, every dependency a job of the flow, job
+        ids new). False when a flow with this id existed already.
         """
 
     async def retry_flow(self, flow_id: str) -> int:

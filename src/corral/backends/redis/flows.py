@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -34,55 +36,163 @@ from corral.backends.flow_records import (
 from corral.backends.redis.plumbing import Plumbing
 from corral.backends.redis.records import job_row
 from corral.errors import JobNotFound
+from corral.faults import maybe_crash
 
-__all__ = ["RedisFlows"]
+__all__ = ["INTENT_AGE_MS", "RedisFlows"]
+
+log = logging.getLogger("corral.redis")
 
 #: Handoffs taken per round, and how long a taken one is held from other workers (ms).
 _HANDOFF_BATCH = 500
 _HANDOFF_HOLD_MS = 30_000
-_NO_RECORD = FlowRecord("", 0, [], [])
+#: (Redis Cluster) A creation intent this old (ms) is rolled forward by the workers:
+#: its producer has stopped, or is too slow to tell apart from one that has.
+INTENT_AGE_MS = 5_000
+#: Seconds between two looks for such intents by one backend (in ``pass_handoffs``).
+_INTENT_EVERY = 1.0
+
+#: One step of creating a flow: a queue and its jobs as flow_add.lua takes them.
+Step = tuple[str, list[Any]]
+
+# The record and the creation intent of a flow (KEYS: record, intent, intents index;
+# ARGV: record, intent, flow id): both, or neither when the record exists.
+# The flow is listed (KEYS 4, the index of list_flows; ARGV 4 created_at) either way:
+# a repeated start lists a flow stored by an older version, which had no listing.
+_INTENT = """
+local stored = redis.call('GET', KEYS[1])
+if stored then
+  redis.call('ZADD', KEYS[4], 'NX', cjson.decode(stored).at, ARGV[3])
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[4], 'NX', ARGV[4], ARGV[3])
+local t = redis.call('TIME')
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('ZADD', KEYS[3], t[1] * 1000 + math.floor(t[2] / 1000), ARGV[3])
+return 1
+"""
+
+
+def _creation_steps(backend: Plumbing, jobs: Sequence[FlowJob]) -> list[Step]:
+    """The queues' jobs as flow_add.lua takes them: blocked jobs' steps first, so no
+    job can end before every dependent of it exists."""
+    dependents: dict[tuple[str, str], list[list[Any]]] = defaultdict(list)
+    for j in jobs:
+        base = backend._k(j.queue).base
+        for e in j.depends_on:
+            dependents[(e.queue, e.job_id)].append(
+                [j.queue, base, j.job.id, e.name, e.on_failure.value, int(e.pass_result)]
+            )
+    blocked: dict[str, list[Any]] = defaultdict(list)
+    roots: dict[str, list[Any]] = defaultdict(list)
+    for j in jobs:
+        mine = dependents.get((j.queue, j.job.id))
+        item = [job_row(j.job), orjson.dumps(mine).decode() if mine else "", len(j.depends_on)]
+        (blocked if j.depends_on else roots)[j.queue].append(item)
+    return [*blocked.items(), *roots.items()]
 
 
 class RedisFlows(Plumbing):
     """Flow creation, reads and the cross-queue handoff."""
 
+    _intents_due = 0.0
+
     async def add_flow(self, flow_id: str, jobs: Sequence[FlowJob]) -> bool:
-        client = self._client_or_fail()
-        key = self._registry.flow_prefix + flow_id
         now_ms = await self.time_ms()
         spec = encode_flow(list(jobs), now_ms)
-        new = await self._call(lambda: client.set(key, spec, nx=True))
-        stored = now_ms if new else (await self.get_flow(flow_id) or _NO_RECORD).created_at
-        # NX: the first start's time stays (a repeated start lists a flow stored by an
-        # older version, which had no listing).
-        index = self._registry.flow_index
-        await self._call(lambda: client.zadd(index, {flow_id: stored}, nx=True))
-        dependents: dict[tuple[str, str], list[list[Any]]] = defaultdict(list)
-        for j in jobs:
-            base = self._k(j.queue).base
-            for e in j.depends_on:
-                dependents[(e.queue, e.job_id)].append(
-                    [j.queue, base, j.job.id, e.name, e.on_failure.value, int(e.pass_result)]
-                )
-        blocked: dict[str, list[Any]] = defaultdict(list)
-        roots: dict[str, list[Any]] = defaultdict(list)
-        for j in jobs:
-            mine = dependents.get((j.queue, j.job.id))
-            item = [job_row(j.job), orjson.dumps(mine).decode() if mine else "", len(j.depends_on)]
-            (blocked if j.depends_on else roots)[j.queue].append(item)
-        if len(set(blocked) | set(roots)) == 1:  # one queue: one atomic step
-            for queue, items in roots.items():
-                blocked[queue].extend(items)
-            roots.clear()
-        # Blocked jobs first: no job can end before every dependent of it exists.
-        for phase in (blocked, roots):
-            for queue, items in phase.items():
-                fresh = await self._follow_new(queue)
-                _, unlisted = await self._run(
-                    "flow_add", queue, [flow_id, orjson.dumps(items).decode()]
-                )
-                await self._register(queue, fresh or bool(unlisted))
-        return bool(new)
+        steps = _creation_steps(self, jobs)
+        if self._cluster_url:
+            return await self._add_by_intent(flow_id, spec, now_ms, steps)
+        # One server (standalone, Sentinel): the record and every queue's jobs in one
+        # script, so a producer that dies half-way has stored nothing.
+        by_queue: dict[str, list[Any]] = {}
+        for queue, items in steps:
+            by_queue.setdefault(queue, []).extend(items)
+        queues = list(by_queue)
+        fresh = [await self._follow_new(queue) for queue in queues]
+        keys = [k for q in queues for k in self._queue_keys(self._k(q))]
+        keys += [self._registry.flow_prefix + flow_id, self._registry.flow_index]
+        further = [[self._k(q).script_base, by_queue[q]] for q in queues[1:]]
+        args = [
+            self._k(queues[0]).script_base,
+            flow_id,
+            orjson.dumps(by_queue[queues[0]]).decode(),
+            orjson.dumps(further).decode(),
+            spec,
+            "",
+            now_ms,
+        ]
+        scripts = self._scripts_or_fail()
+        reply = await self._call(lambda: scripts.run("flow_add", keys, args))
+        if not int(reply[0]):
+            return False
+        for queue, new, unlisted in zip(queues, fresh, reply[1:], strict=True):
+            await self._register(queue, new or bool(unlisted))
+        return True
+
+    async def _add_by_intent(
+        self, flow_id: str, spec: bytes, now_ms: int, steps: list[Step]
+    ) -> bool:
+        """Redis Cluster: no script reaches two queues' slots. The record and a
+        creation intent (every step) are written in one script of the ``{flows}``
+        slot; the steps are applied in order; the intent is then deleted. A producer
+        that dies in between leaves the intent, which workers roll forward
+        (:meth:`finish_flows`), as does starting the same flow id again."""
+        client = self._client_or_fail()
+        reg = self._registry
+        keys = [
+            reg.flow_prefix + flow_id,
+            reg.flow_intent_prefix + flow_id,
+            reg.flow_intents,
+            reg.flow_index,
+        ]
+        intent = orjson.dumps(steps)
+        new = await self._call(
+            lambda: client.eval(_INTENT, 4, *keys, spec, intent, flow_id, now_ms)
+        )
+        maybe_crash("flow_intent_written")
+        if not int(new):
+            stored = await self._call(lambda: client.get(keys[1]))
+            if stored is not None:  # a creation cut short: finish it
+                await self._apply_intent(flow_id, stored)
+            return False
+        await self._apply_intent(flow_id, intent)
+        return True
+
+    async def _apply_intent(self, flow_id: str, intent: bytes) -> None:
+        """Apply a creation intent's steps in order (each at most once: see flow_add's
+        note), then delete it."""
+        for n, (queue, items) in enumerate(orjson.loads(intent)):
+            fresh = await self._follow_new(queue)
+            _, unlisted = await self._run(
+                "flow_add", queue, [flow_id, orjson.dumps(items).decode(), "", "", n]
+            )
+            await self._register(queue, fresh or bool(unlisted))
+            maybe_crash("flow_step_applied")
+        client, reg = self._client_or_fail(), self._registry
+        # The index entry last: finish_flows drops one whose intent is gone.
+        await self._call(lambda: client.delete(reg.flow_intent_prefix + flow_id))
+        await self._call(lambda: client.zrem(reg.flow_intents, flow_id))
+
+    async def finish_flows(self, older_than_ms: int | None = None) -> int:
+        """Roll forward the creation intents (Redis Cluster) older than
+        ``older_than_ms``: flows whose producer stopped before every job was stored.
+        Idempotent and safe from many processes; returns how many were finished."""
+        client, reg = self._client_or_fail(), self._registry
+        age = INTENT_AGE_MS if older_than_ms is None else older_than_ms
+        due = await self.time_ms() - age
+        ids = await self._call(
+            lambda: client.zrangebyscore(reg.flow_intents, "-inf", due, start=0, num=50)
+        )
+        for raw in ids:
+            flow_id, key = raw.decode(), reg.flow_intent_prefix + raw.decode()
+            stored = await self._call(lambda key=key: client.get(key))  # type: ignore[misc]
+            if stored is None:
+                await self._call(lambda f=flow_id: client.zrem(reg.flow_intents, f))  # type: ignore[misc]
+                continue
+            log.warning("finishing the creation of flow %s (its producer stopped)", flow_id)
+            await self._apply_intent(flow_id, stored)
+        return len(ids)
 
     async def get_flow(self, flow_id: str) -> FlowRecord | None:
         client = self._client_or_fail()
@@ -130,6 +240,9 @@ class RedisFlows(Plumbing):
         return out
 
     async def pass_handoffs(self, queue: str) -> int:
+        if self._cluster_url and time.monotonic() >= self._intents_due:
+            self._intents_due = time.monotonic() + _INTENT_EVERY
+            await self.finish_flows()
         taken = await self._run("handoff_take", queue, [_HANDOFF_BATCH, _HANDOFF_HOLD_MS])
         if not taken:
             return 0

@@ -38,8 +38,12 @@ single slot and the same code runs on Redis Cluster::
     {prefix}:{queue}:{db}:events   pub/sub channel: "<event> <job id> [<job id> ...]"
     {prefix}:{queue}:{db}:control  pub/sub channel: "cancel <job id>" for workers
     {prefix}:queues              set   names of every queue used
+    {prefix}:{queue}:fa:{n}:{flow id}  string  step n of the flow's creation intent
+                                       was applied here (Redis Cluster; expires)
     {prefix}:{flows}:f:{id}      string a flow's jobs and edges (JSON)
     {prefix}:{flows}:fnew        zset  flow ids; score = created_at (ms), for list_flows
+    {prefix}:{flows}:fi:{id}     string a flow's creation intent: its steps (JSON; Cluster)
+    {prefix}:{flows}:fpending    zset  flows with an intent; score = written at (ms)
     {prefix}:{workers}:live      set   ids of registered workers
     {prefix}:{workers}:w:{id}    string JSON worker info
     {prefix}:{audit}:log         stream audit entries (k key, a action, t target, d detail)
@@ -49,13 +53,14 @@ single slot and the same code runs on Redis Cluster::
 
 Every key that ends in caller-chosen text (a job id, group, dedupe key, worker id) has
 a prefix of its own that no other key of the queue starts with (``j:``, ``je:``,
-``jl:``, ``g:``, ``grate:``, ``dd:``, ``wake:``): ids may contain ``:``, so a suffix
+``jl:``, ``g:``, ``grate:``, ``dd:``, ``wake:``, ``fa:``): ids may contain ``:``, so a suffix
 (``j:{id}:err``) would let job ``V:err``'s hash be job ``V``'s error list.
 Schedule names are hash fields, never part of a key. A queue named ``workers`` shares
 its hash tag with the worker registry: no queue key is ``live`` or starts with ``w:``;
 likewise a queue named ``audit`` and the audit log: no queue key is ``log``, and a
 queue named ``notify``: no queue key is ``ep`` or starts with ``cnt:`` or ``cntw:``; and a
-queue named ``flows``: no queue key starts with ``f:`` or is ``fnew``.
+queue named ``flows``: no queue key starts with ``f:`` or ``fi:`` or is ``fnew`` or
+``fpending``.
 Pub/sub channels are server-wide, not per database: they carry the database number
 ``{db}`` so that apps on two databases of one server never hear each other. The scripts
 learn it from their first argument, ``QueueKeys.script_base`` (``"<db> <key base>"``;
@@ -158,6 +163,8 @@ class RegistryKeys:
     window_prefix: str
     flow_prefix: str
     flow_index: str
+    flow_intent_prefix: str
+    flow_intents: str
 
     @classmethod
     def build(cls, prefix: str) -> RegistryKeys:
@@ -171,4 +178,6 @@ class RegistryKeys:
             window_prefix=f"{prefix}:{{notify}}:cntw:",
             flow_prefix=f"{prefix}:{{flows}}:f:",
             flow_index=f"{prefix}:{{flows}}:fnew",
+            flow_intent_prefix=f"{prefix}:{{flows}}:fi:",
+            flow_intents=f"{prefix}:{{flows}}:fpending",
         )

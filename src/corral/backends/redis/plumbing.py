@@ -22,6 +22,7 @@ class Plumbing:
     """The backend's plumbing, as its parts see it (see ``backend.py`` for each)."""
 
     _registry: RegistryKeys
+    _cluster_url: bool
 
     async def _call(self, do: Callable[[], Awaitable[Any]]) -> Any:
         raise NotImplementedError
