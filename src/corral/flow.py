@@ -27,12 +27,26 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
+from corral import errors
 from corral.backends.flow_records import FlowEdge, FlowJob, OnFailure
+from corral.backends.records import NewJob
 from corral.errors import InvalidFlow, ValidationError
 from corral.policy import check_job_id
 from corral.task import Call, new_job_id
 
-__all__ = ["Dep", "Flow", "Node", "chain", "chord", "group", "prepare_children", "prepare_flow"]
+__all__ = [
+    "Dep",
+    "Flow",
+    "Node",
+    "SpawnedChildren",
+    "chain",
+    "chord",
+    "group",
+    "prepare_children",
+    "prepare_flow",
+]
 
 #: Longest flow id: job ids are ``<flow id>.<n>`` and at most 200 characters.
 MAX_FLOW_ID = 180
@@ -332,3 +346,64 @@ def prepare_children(children: Any, spawn_id: str, taken: Iterable[str]) -> list
     for node in flow.nodes:
         renamed.add(node.call, name=None if node.name in renamed._names else node.name)
     return prepare_flow(renamed, spawn_id)[1]
+
+
+@dataclass(frozen=True, slots=True)
+class SpawnedChildren:
+    """The children of a ``WaitForChildren`` raised by an isolated task, prepared in its
+    child process (which has the tasks and their options; the worker could not rebuild
+    the calls from JSON) and sent to the worker as JSON: ``spawn_id`` and the jobs as
+    :func:`prepare_children` made them, or why they are not valid (``invalid``: the
+    ValidationError's type name and message), which the worker's park raises."""
+
+    spawn_id: str
+    jobs: tuple[FlowJob, ...] = ()
+    invalid: tuple[str, str] | None = None
+
+    def encode(self) -> bytes:
+        return orjson.dumps(
+            {
+                "spawn_id": self.spawn_id,
+                "invalid": self.invalid,
+                "jobs": [
+                    [
+                        j.queue,
+                        {
+                            **{f.name: getattr(j.job, f.name) for f in dataclasses.fields(NewJob)},
+                            "data": j.job.data.decode(),
+                            "options": j.job.options.decode(),
+                        },
+                        [
+                            [e.name, e.queue, e.job_id, e.on_failure.value, e.pass_result]
+                            for e in j.depends_on
+                        ],
+                        j.name,
+                    ]
+                    for j in self.jobs
+                ],
+            }
+        )
+
+    @classmethod
+    def decode(cls, raw: bytes) -> SpawnedChildren:
+        spec = orjson.loads(raw)
+        jobs = tuple(
+            FlowJob(
+                queue,
+                NewJob(**{**job, "data": job["data"].encode(), "options": job["options"].encode()}),
+                tuple(FlowEdge(n, q, i, OnFailure(p), bool(r)) for n, q, i, p, r in edges),
+                name,
+            )
+            for queue, job, edges, name in spec["jobs"]
+        )
+        invalid = spec["invalid"]
+        return cls(spec["spawn_id"], jobs, None if invalid is None else (invalid[0], invalid[1]))
+
+    def error(self) -> ValidationError | None:
+        """The error the children were refused with in the child process, if any."""
+        if self.invalid is None:
+            return None
+        kind = getattr(errors, self.invalid[0], None)
+        if not (isinstance(kind, type) and issubclass(kind, ValidationError)):
+            kind = ValidationError
+        return kind(self.invalid[1])

@@ -11,7 +11,7 @@ import signal
 import time
 from pathlib import Path
 
-from corral import Corral, JobContext, NoRetry, Retry
+from corral import Corral, JobContext, NoRetry, Retry, WaitForChildren, chain
 
 _LIBC = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 
@@ -149,3 +149,32 @@ app.task(name="heavy.kill_worker_isolated", queue="poison", attempts=10, isolati
     kill_worker
 )
 app.task(name="heavy.add", queue="poison", isolation="process")(add)
+
+
+def double(x: int) -> int:
+    return x * 2
+
+
+#: The children isolated parents spawn: a task of this module's app, so the child
+#: process has it (its queue "heavy" as the tests register it on their app).
+DOUBLE = app.task(name="heavy.double", queue="heavy")(double)
+
+
+def spawn_pages(ctx: JobContext, pages: int) -> int:
+    """Spawn-and-wait from a child process: fan out, then sum the children's results."""
+    counts = ctx.dependency_results_sync()
+    if not counts:
+        raise WaitForChildren([DOUBLE.call(n) for n in range(pages)])
+    return sum(counts.values())
+
+
+async def spawn_chain(ctx: JobContext, start: int) -> dict[str, int]:
+    """Children that depend on each other: a chain, each doubling the one before."""
+    results = await ctx.dependency_results()
+    if not results:
+        raise WaitForChildren(chain(DOUBLE.call(start), DOUBLE.call(), DOUBLE.call()))
+    return results
+
+
+def spawn_none() -> None:
+    raise WaitForChildren([])

@@ -93,6 +93,30 @@ async def test_isolated_jobs_of_a_flow_read_their_dependencies(
     assert run.results()["total"] == 10
 
 
+async def test_an_isolated_task_spawns_children_and_waits_without_its_slot(
+    app: Corral, workers: Workers
+) -> None:
+    app.task(name="heavy.double", queue="heavy")(heavy.double)
+    spawn = isolated(app, heavy.spawn_pages)
+    # One slot: the children can only run if the parked parent gave its slot up.
+    start(workers, concurrency=1)
+    job = await spawn.enqueue(5)
+    assert await job.result(timeout=30) == sum(2 * n for n in range(5))
+    await job.refresh()
+    assert job.attempts == 1  # the parked run gave its attempt back
+    child = await app.get_job(f"{job.id}.s0.4", queue="heavy")
+    assert child.state is JobState.COMPLETED
+
+
+async def test_children_an_isolated_task_names_badly_fail_it_naming_why(
+    app: Corral, workers: Workers
+) -> None:
+    spawn = isolated(app, heavy.spawn_none, attempts=3)
+    start(workers)
+    error = await fails_with(await spawn.enqueue(), "corral.errors.InvalidFlow")
+    assert "at least one child" in error["message"]
+
+
 async def test_an_exception_in_the_child_is_recorded_with_its_type_and_traceback(
     app: Corral, workers: Workers
 ) -> None:

@@ -7,7 +7,9 @@ says what they are (everything else is JSON, never pickle):
   ``A1``/``A0`` answers a progress or log frame (stored or not); ``X`` asks it to exit.
 - child → worker: ``P`` + progress value, ``L`` + log lines (each waits for ``A``),
   ``D`` (a flow job's dependencies: answered ``D`` + JSON, or ``!`` + why), then ``R``
-  + the encoded result or ``E`` + the error (type, message, traceback).
+  + the encoded result, ``E`` + the error (type, message, traceback), or ``W`` + the
+  children of a ``WaitForChildren`` the task raised (prepared here, where the tasks
+  are: see :class:`~corral.flow.SpawnedChildren`), which the worker parks the job for.
 
 A second, one-way pipe is the child's lifeline: the worker never writes to it, so
 reading it ends (EOF) only when the worker process is gone, even SIGKILLed; the child
@@ -34,7 +36,8 @@ from typing import Any
 import orjson
 
 from corral.context import Dependency, JobContext, _current
-from corral.errors import CorralError, Retry, UnknownTask
+from corral.errors import CorralError, Retry, UnknownTask, ValidationError, WaitForChildren
+from corral.flow import SpawnedChildren, prepare_children
 from corral.serialization import decode, dumps, encode_result
 
 __all__ = ["ChildContext", "RemoteError", "Stopped", "main"]
@@ -163,11 +166,27 @@ def _run(conn: Connection, header: bytes, data: bytes) -> None:
         frame = b"R" + encode_result(value, job["name"], job["max_result"])
     except Stopped:
         raise
+    except WaitForChildren as signal:
+        frame = b"W" + _spawn(ctx, signal)
     except BaseException as exc:  # everything the task raised goes back as its error
         frame = b"E" + describe(exc)
     finally:
         _current.reset(token)
     conn.send_bytes(frame)
+
+
+def _spawn(ctx: ChildContext, signal: WaitForChildren) -> bytes:
+    """The ``W`` frame's body: the children prepared as the worker's park would (ids
+    ``<job id>.s<outcomes held>.<n>``, names not taken), or why they are not valid."""
+    try:
+        taken = ctx.dependencies_sync()
+        spawn_id = f"{ctx.id}.s{len(taken)}"
+        spawned = SpawnedChildren(
+            spawn_id, tuple(prepare_children(signal.children, spawn_id, taken))
+        )
+    except ValidationError as exc:
+        spawned = SpawnedChildren("", invalid=(type(exc).__name__, str(exc)))
+    return orjson.dumps({"on_failure": signal.on_failure, "children": spawned.encode().decode()})
 
 
 def _on_term(signum: int, frame: FrameType | None) -> None:

@@ -42,7 +42,9 @@ from corral.errors import (
     Retry,
     SerializationError,
     UnknownTask,
+    WaitForChildren,
 )
+from corral.flow import SpawnedChildren
 from corral.options import parse_bytes
 from corral.serialization import loads
 from corral.worker import child as child_module
@@ -73,7 +75,12 @@ _KNOWN: dict[str, type[Exception]] = {
     )
 }
 #: What a task raised in its child (the child itself is fine and is reused).
-_TASK_ERRORS: tuple[type[Exception], ...] = (RemoteError, Retry, *_KNOWN.values())
+_TASK_ERRORS: tuple[type[Exception], ...] = (
+    RemoteError,
+    Retry,
+    WaitForChildren,
+    *_KNOWN.values(),
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -397,6 +404,10 @@ class ProcessPool:
                 return body
             if kind == b"E":
                 raise _rebuild(orjson.loads(body))
+            if kind == b"W":  # parked by the worker, as for an in-process task
+                spawn = orjson.loads(body)
+                children = SpawnedChildren.decode(spawn["children"].encode())
+                raise WaitForChildren(children, on_failure=spawn["on_failure"])
             child.conn.send_bytes(await _relay(ctx, kind, body))
 
 

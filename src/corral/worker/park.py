@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from corral.backends.base import Backend, ClaimedJob, OnFailure
 from corral.errors import InvalidFlow, ValidationError, WaitForChildren
-from corral.flow import prepare_children
+from corral.flow import SpawnedChildren, prepare_children
 from corral.worker.executor import Kind, Outcome, error_record
 
 __all__ = ["park"]
@@ -38,9 +38,14 @@ async def park(
             ) from None
         # Outcomes it holds already: earlier children keep their names, and the spawn id
         # differs per wait (the same one again when a stalled job repeats a wait).
-        taken = await backend.dependency_outcomes(claimed.queue, claimed.id)
-        spawn_id = f"{claimed.id}.s{len(taken)}"
-        children = prepare_children(signal.children, spawn_id, taken)
+        if isinstance(signal.children, SpawnedChildren):  # prepared in an isolated task's child
+            if (refused := signal.children.error()) is not None:
+                raise refused
+            spawn_id, children = signal.children.spawn_id, list(signal.children.jobs)
+        else:
+            taken = await backend.dependency_outcomes(claimed.queue, claimed.id)
+            spawn_id = f"{claimed.id}.s{len(taken)}"
+            children = prepare_children(signal.children, spawn_id, taken)
     except ValidationError as exc:
         error = error_record(exc, claimed.attempt, with_traceback=False, worker=worker_id)
         return Outcome(Kind.FAILED, error=error, error_text=f"{type(exc).__name__}: {exc}")
