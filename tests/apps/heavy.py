@@ -149,6 +149,7 @@ app.task(name="heavy.kill_worker_isolated", queue="poison", attempts=10, isolati
     kill_worker
 )
 app.task(name="heavy.add", queue="poison", isolation="process")(add)
+app.task(name="heavy.keep", queue="heavy", isolation="process")(keep)
 
 
 def double(x: int) -> int:

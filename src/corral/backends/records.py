@@ -316,6 +316,8 @@ class WorkerInfo:
     jobs: list[tuple[str, str]] = field(default_factory=list)
     #: The Corral version it runs (None: a worker too old to say).
     version: str | None = None
+    #: Child processes of isolated tasks alive at its last heartbeat (idle or busy).
+    children: int = 0
 
 
 #: How far :meth:`Backend.wait_facts` counts the jobs ahead of one (see WaitFacts).

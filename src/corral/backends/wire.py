@@ -28,6 +28,7 @@ def encode_worker(info: WorkerInfo, ttl_ms: int) -> bytes:
             "extra": info.extra,
             "jobs": info.jobs,
             "version": info.version,
+            "children": info.children,
             "ttl_ms": ttl_ms,
         }
     )
@@ -74,6 +75,7 @@ def decode_worker(raw: bytes, remaining_ms: int, now_ms: int) -> WorkerInfo:
             extra=data.get("extra", {}),
             jobs=_jobs(data.get("jobs")),
             version=data.get("version") if isinstance(data.get("version"), str) else None,
+            children=data["children"] if isinstance(data.get("children"), int) else 0,
         )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
         return WorkerInfo(

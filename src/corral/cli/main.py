@@ -29,6 +29,7 @@ from corral.cli.commands import (
 )
 from corral.cli.loader import load_app
 from corral.errors import ConfigurationError, ValidationError
+from corral.options import parse_bytes
 
 __all__ = ["main"]
 
@@ -54,6 +55,16 @@ def main(ctx: click.Context, url: str | None, app_spec: str | None, as_json: boo
 
     --url, --app and --json go before or after the command."""
     ctx.ensure_object(dict).update(url=url, app_spec=app_spec, json=as_json)
+
+
+def _byte_size(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """``--recycle-memory``: bytes, or a size like ``512MB`` / ``1GiB``."""
+    if value is None:
+        return None
+    try:
+        return parse_bytes("the size", value)
+    except (ValueError, ValidationError) as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @main.command()
@@ -109,6 +120,29 @@ def main(ctx: click.Context, url: str | None, app_spec: str | None, as_json: boo
     "attempt, duration and trace id) (default: $CORRAL_LOG_FORMAT, else text).",
 )
 @click.option(
+    "--kill-grace",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    show_default=True,
+    help="Isolated tasks: seconds between SIGTERM and SIGKILL when a job runs past its "
+    "timeout or is cancelled.",
+)
+@click.option(
+    "--recycle-memory",
+    metavar="SIZE",
+    callback=_byte_size,
+    help="Isolated tasks: replace a child process whose resident memory is over SIZE "
+    "(bytes, or 512MB, 1GiB) once its job ends (default: never).",
+)
+@click.option(
+    "--sample-every",
+    type=click.FloatRange(min=0.001, max=60),
+    default=0.05,
+    show_default=True,
+    help="Isolated tasks: seconds between two readings of a running child's memory "
+    "(for memory_limit).",
+)
+@click.option(
     "--loop",
     type=click.Choice(LOOPS),
     envvar="CORRAL_LOOP",
@@ -127,10 +161,14 @@ def worker(
     max_stalls: int,
     log_level: str,
     log_format: str,
+    kill_grace: float,
+    recycle_memory: int | None,
+    sample_every: float,
     loop: str,
 ) -> None:
     """Run jobs of MODULE:APP until SIGTERM/SIGINT (a second signal stops at once)."""
     from corral.cli.worker_process import run_worker
+    from corral.worker.isolation import IsolationSettings
 
     try:
         app = load_app(app_spec)
@@ -139,6 +177,9 @@ def worker(
     except ConfigurationError as exc:
         fail(str(exc), EXIT_USAGE)
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
+    isolation = IsolationSettings(
+        kill_grace=kill_grace, recycle_memory=recycle_memory, sample_every=sample_every
+    )
     code = run(
         lambda: run_worker(
             app,
@@ -149,6 +190,7 @@ def worker(
             max_stalls=max_stalls,
             log_level=log_level,
             log_format=log_format,
+            isolation=isolation,
         ),
         loop=loop,
     )

@@ -212,7 +212,9 @@ def workers(items: list[WorkerInfo], as_json: bool) -> None:
     if not items:
         _out().print("no live workers")
         return
-    headers = ["worker", "host", "pid", "queues", "slots", "active", "done", "failed", "seen"]
+    headers = [
+        "worker", "host", "pid", "queues", "slots", "active", "children", "done", "failed", "seen",
+    ]  # fmt: skip
     body = [
         [
             w.id,
@@ -221,13 +223,14 @@ def workers(items: list[WorkerInfo], as_json: bool) -> None:
             ",".join(w.queues),
             str(w.concurrency),
             str(w.active),
+            str(w.children),
             str(w.processed),
             str(w.failed),
             datetime.fromtimestamp(w.last_seen / 1000, tz=UTC).strftime("%H:%M:%S"),
         ]
         for w in items
     ]
-    table = fit_table(headers, body, shrink=(0, 1, 3), right=(2, 4, 5, 6, 7))
+    table = fit_table(headers, body, shrink=(0, 1, 3), right=(2, 4, 5, 6, 7, 8))
     _out().print(table)
 
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from corral.app import Corral
 from corral.logs import configure_logging
 from corral.worker import Worker
+from corral.worker.isolation import IsolationSettings
 
 __all__ = ["run_worker"]
 
@@ -26,11 +27,18 @@ async def run_worker(
     max_stalls: int,
     log_level: str,
     log_format: str = "text",
+    isolation: IsolationSettings | None = None,
 ) -> int:
     """Run a worker until SIGTERM/SIGINT; returns the process exit code."""
     configure_logging(log_level, log_format)
     worker = Worker(
-        app, queues, concurrency=concurrency, lease=lease, grace=grace, max_stalls=max_stalls
+        app,
+        queues,
+        concurrency=concurrency,
+        lease=lease,
+        grace=grace,
+        max_stalls=max_stalls,
+        isolation=isolation,
     )
     loop = asyncio.get_running_loop()
 

@@ -315,6 +315,7 @@ class WorkerOut(BaseModel):
         default_factory=list, description="(queue, job id) pairs it runs, as of last_seen"
     )
     version: str | None = Field(None, description="its Corral version (None: too old to say)")
+    children: int = Field(0, description="child processes of isolated tasks alive (idle or busy)")
 
 
 class ScheduleOut(BaseModel):

@@ -677,6 +677,7 @@ class Worker(EmitsEvents):
             stuck=self._threads.stuck,
             jobs=list(self._running),
             version=__version__,
+            children=self._children.children,
         )
 
     # -- shutdown -------------------------------------------------------------------

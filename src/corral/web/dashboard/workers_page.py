@@ -95,6 +95,7 @@ def _row(worker: WorkerInfo, now: datetime) -> dict[str, Any]:
         "processed": worker.processed,
         "failed": worker.failed,
         "stuck": worker.stuck,
+        "children": worker.children,
         "started": datetime.fromtimestamp(worker.started_at / 1000, UTC),
         "started_ago": _ago(worker.started_at, now),
         "seen": datetime.fromtimestamp(worker.last_seen / 1000, UTC),
