@@ -441,24 +441,36 @@ class Corral(AuditLog, HookRegistry, NotifyRegistry):
         or without the task imported here (as :meth:`enqueue` treats the name)."""
         return Call(self._task_for(name, queue), tuple(args), dict(kwargs or {}))
 
-    async def start_flow(self, flow: Flow, *, flow_id: str | None = None) -> FlowRun:
+    async def start_flow(
+        self, flow: Flow, *, flow_id: str | None = None, fail_fast: bool | None = None
+    ) -> FlowRun:
         """Store a flow (:func:`~corral.chain`, :func:`~corral.group`,
         :func:`~corral.chord` or a :class:`~corral.Flow`) and return its handle.
 
         Everything is checked before anything is stored (InvalidFlow names a cycle).
         ``flow_id`` makes the start idempotent: starting it again returns the flow
         already stored (and completes a start that was cut short).
+        ``fail_fast`` (default: the flow's own, off unless set): a job failing for
+        good, unless every edge from it is ``ignore``, cancels every unfinished job
+        of the flow (running ones are asked to stop), each with a ``SiblingFailed``
+        error naming the failed job.
         """
         fid, jobs = prepare_flow(flow, flow_id)
+        if fail_fast is None:
+            fail_fast = bool(getattr(flow, "fail_fast", False))
+        elif not isinstance(fail_fast, bool):
+            raise ValidationError(f"fail_fast must be True or False, got {fail_fast!r}")
         backend = await self.backend()
-        created = await backend.add_flow(fid, jobs)
+        created = await backend.add_flow(fid, jobs, fail_fast)
         run = await self.get_flow(fid)
         run.created = created
         return run
 
-    def start_flow_sync(self, flow: Flow, *, flow_id: str | None = None) -> FlowRun:
+    def start_flow_sync(
+        self, flow: Flow, *, flow_id: str | None = None, fail_fast: bool | None = None
+    ) -> FlowRun:
         """Blocking twin of :meth:`start_flow`."""
-        return run_sync(self.start_flow(flow, flow_id=flow_id))
+        return run_sync(self.start_flow(flow, flow_id=flow_id, fail_fast=fail_fast))
 
     async def get_flow(self, flow_id: str, *, read_jobs: bool = True) -> FlowRun:
         """A stored flow with its jobs read now (``read_jobs=False``: not read, for its

@@ -79,11 +79,14 @@ def _ref_name(ref: Node | str) -> str:
 
 
 class Flow:
-    """A graph of jobs under construction (nothing is stored until it starts)."""
+    """A graph of jobs under construction (nothing is stored until it starts).
+    ``fail_fast``: a job failing for good (unless every edge from it is ``ignore``)
+    cancels every unfinished job of the flow (see ``Corral.start_flow``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, fail_fast: bool = False) -> None:
         self.nodes: list[Node] = []
         self._names: set[str] = set()
+        self.fail_fast = fail_fast
 
     def __repr__(self) -> str:
         return f"<Flow {len(self.nodes)} jobs>"
@@ -168,28 +171,28 @@ def _as_flow(step: Step) -> Flow:
     return flow
 
 
-def group(*steps: Step | Iterable[Step]) -> Flow:
+def group(*steps: Step | Iterable[Step], fail_fast: bool = False) -> Flow:
     """Jobs (or flows) side by side, none waiting for another: a fan-out. Accepts
-    calls or one iterable of them."""
+    calls or one iterable of them. ``fail_fast``: see :class:`Flow`."""
     items: list[Step] = []
     for step in steps:
         if isinstance(step, Call | Flow):
             items.append(step)
         else:
             items.extend(step)
-    flow = Flow()
+    flow = Flow(fail_fast=fail_fast)
     for item in items:
         flow._absorb(_as_flow(item))
     return flow
 
 
-def chain(*steps: Step) -> Flow:
+def chain(*steps: Step, fail_fast: bool = False) -> Flow:
     """Steps one after another. A call after a call gets the previous job's result as
     its first argument; a step after a group waits for all of the group (read their
-    results with ``ctx.dependencies()``)."""
+    results with ``ctx.dependencies()``). ``fail_fast``: see :class:`Flow`."""
     if not steps:
         raise InvalidFlow("chain() needs at least one step")
-    flow = Flow()
+    flow = Flow(fail_fast=fail_fast)
     previous: list[Node] = []
     after_call = False
     for step in steps:
@@ -210,10 +213,13 @@ def chain(*steps: Step) -> Flow:
     return flow
 
 
-def chord(header: Flow | Iterable[Step], callback: Call) -> Flow:
+def chord(header: Flow | Iterable[Step], callback: Call, *, fail_fast: bool = False) -> Flow:
     """``header`` (a group, or calls) then ``callback`` once all of it has ended: a
-    fan-in. The callback reads the results with ``ctx.dependencies()``."""
-    return chain(header if isinstance(header, Flow) else group(header), callback)
+    fan-in. The callback reads the results with ``ctx.dependencies()``.
+    ``fail_fast``: see :class:`Flow`."""
+    return chain(
+        header if isinstance(header, Flow) else group(header), callback, fail_fast=fail_fast
+    )
 
 
 def _policy(value: str, node: Node) -> OnFailure:

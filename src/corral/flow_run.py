@@ -175,6 +175,7 @@ class FlowRun:
             "state": self.state,
             "progress": {"done": done, "total": total},
             "created_at": self.record.created_at,
+            "fail_fast": self.record.fail_fast,
             "jobs": [
                 {"name": name, "queue": queue, "id": job_id}
                 | ({"state": None} if (job := self.jobs.get(name)) is None else _job(job))

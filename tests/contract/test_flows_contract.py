@@ -341,3 +341,75 @@ async def test_flows_are_listed_newest_first_and_paged_without_gaps(backend: Bac
         before = (page[-1].created_at, page[-1].id)
     assert seen == [r.id for r in listed]
     assert await backend.list_flows(3, (listed[-1].created_at, listed[-1].id)) == []
+
+
+def fan_in(*, join_policy: OnFailure = OnFailure.FAIL) -> list[FlowJob]:
+    """A group of four in Q and one in OTHER, then a join waiting for all five."""
+    group = [FlowJob(Q, new_job(i), (), i) for i in "abcd"] + [
+        FlowJob(OTHER, new_job("e"), (), "e")
+    ]
+    edges = [on(j.name, j.job.id, j.queue, on_failure=join_policy) for j in group]
+    return [*group, FlowJob(Q, new_job("join"), tuple(edges), "join")]
+
+
+async def test_fail_fast_cancels_every_unfinished_job_of_the_flow(backend: Backend) -> None:
+    assert await backend.add_flow("f1", fan_in(), fail_fast=True)
+    record = await backend.get_flow("f1")
+    assert record is not None and record.fail_fast
+    running = await claim_one(backend, Q)
+    assert running.id == "a"
+    assert await fail_for_good(backend) == "b"
+    await pass_all(backend, Q, OTHER)
+    for job_id, queue in [("c", Q), ("d", Q), ("join", Q), ("e", OTHER)]:
+        cancelled = await backend.get(queue, job_id)
+        assert cancelled is not None and cancelled.state is JobState.CANCELLED, job_id
+        error = orjson.loads(cancelled.errors[-1])
+        assert error["type"] == "SiblingFailed" and error["job"] == "b", error
+        assert "job b (b) of the flow failed: ValueError: bad row 7" in error["message"]
+    # The running one is asked to stop, and gets the same reason.
+    active = await backend.get(Q, "a")
+    assert active is not None and active.state is JobState.ACTIVE and active.cancel_requested
+    assert orjson.loads(active.errors[-1])["type"] == "SiblingFailed"
+    _, cancel = await backend.renew(Q, [("a", running.token)], 30_000)
+    assert cancel == ["a"]
+    assert await backend.release(Q, [("a", running.token)]) == 1
+    assert await state(backend, "a") is JobState.CANCELLED
+    for queue in (Q, OTHER):
+        assert (await backend.claim(queue, 10, 30_000, "w1"))[0] == []
+        counts = await backend.counts(queue)
+        assert counts["waiting"] == counts["blocked"] == counts["active"] == 0
+    # A retry puts them back, and fail fast fires again on the next failure.
+    assert await backend.retry_flow("f1") == 6
+    assert await fail_for_good(backend) in "abcd"
+    await pass_all(backend, Q, OTHER)
+    assert await state(backend, "e", OTHER) is JobState.CANCELLED
+    assert (await backend.counts(Q))["waiting"] == 0
+
+
+async def test_without_fail_fast_the_siblings_of_a_failed_job_run(backend: Backend) -> None:
+    assert await backend.add_flow("f1", fan_in())
+    record = await backend.get_flow("f1")
+    assert record is not None and not record.fail_fast
+    assert await fail_for_good(backend) == "a"
+    await pass_all(backend, Q, OTHER)
+    assert await state(backend, "join") is JobState.FAILED
+    assert {await run(backend) for _ in range(3)} == {"b", "c", "d"}
+    assert await run(backend, OTHER) == "e"
+    assert [await state(backend, i) for i in "bcd"] == [JobState.COMPLETED] * 3
+
+
+async def test_fail_fast_spares_the_flow_when_every_edge_ignores_the_failure(
+    backend: Backend,
+) -> None:
+    assert await backend.add_flow("f1", fan_in(join_policy=OnFailure.IGNORE), fail_fast=True)
+    assert await fail_for_good(backend) == "a"
+    await pass_all(backend, Q, OTHER)
+    assert [await state(backend, i) for i in "bcd"] == [JobState.WAITING] * 3
+    assert await state(backend, "e", OTHER) is JobState.WAITING
+    # A failing sink (nothing waits for it) is not ignored: the rest is cancelled.
+    await backend.add_flow("f2", [fj("y"), fj("x"), fj("z", on("x", "x"))], fail_fast=True)
+    for _ in "bcd":
+        await run(backend)
+    assert await fail_for_good(backend) == "y"
+    assert await state(backend, "x") is JobState.CANCELLED
+    assert await state(backend, "z") is JobState.CANCELLED

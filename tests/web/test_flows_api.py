@@ -130,3 +130,30 @@ async def test_retry_failed_over_http(
     response = await client.post(f"{FLOWS}/{flow['id']}/retry-failed")
     assert response.status_code == 200, response.text
     assert [j["state"] for j in response.json()["jobs"]] == ["waiting", "blocked"]
+
+
+async def test_fail_fast_over_http(
+    corral: Corral, client: httpx.AsyncClient, workers: Workers
+) -> None:
+    body = {
+        "fail_fast": True,
+        "jobs": [
+            {"name": "bad", "task": "web.fail"},
+            {"name": "late", "task": "web.echo", "args": [1], "after": [{"job": "bad"}]},
+        ],
+    }
+    response = await client.post(FLOWS, json=body)
+    assert response.status_code == 201, response.text
+    flow = response.json()
+    assert flow["fail_fast"] is True
+    assert (await client.get(f"{FLOWS}/{flow['id']}")).json()["fail_fast"] is True
+    workers.start()
+
+    async def failed() -> bool:
+        return bool((await client.get(f"{FLOWS}/{flow['id']}")).json()["state"] == "failed")
+
+    await wait_until(failed, timeout=10)
+    jobs = (await client.get(f"{FLOWS}/{flow['id']}")).json()["jobs"]
+    assert [j["state"] for j in jobs] == ["failed", "cancelled"]  # not failed by its edge
+    response = await client.post(FLOWS, json=body | {"fail_fast": "maybe"})
+    assert response.status_code == 422 and "fail_fast" in response.text

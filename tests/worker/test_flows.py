@@ -4,6 +4,7 @@ whole, and a bad graph is refused before anything is stored."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,11 @@ def register(app: Corral) -> dict[str, Any]:
     def wait_forever() -> None:  # never claimed in the cancel test (no worker)
         return None
 
+    @app.task()
+    async def nap(seconds: float) -> float:
+        await asyncio.sleep(seconds)
+        return seconds
+
     return {
         "double": double,
         "add": add,
@@ -63,6 +69,7 @@ def register(app: Corral) -> dict[str, Any]:
         "total_sync": total_sync,
         "report": report,
         "wait_forever": wait_forever,
+        "nap": nap,
     }
 
 
@@ -139,6 +146,32 @@ async def test_each_policy_when_a_dependency_fails(app: Corral, workers: Workers
     skipped = jobs["skipped"]
     assert skipped is not None and skipped.state is JobState.CANCELLED
     assert run.results() == {"runs-anyway": {"bad": "failed"}}
+
+
+@pytest.mark.parametrize("fail_fast", [True, False])
+async def test_fail_fast_cancels_the_siblings_of_a_failed_job(
+    app: Corral, workers: Workers, fail_fast: bool
+) -> None:
+    t = register(app)
+    seconds = 30 if fail_fast else 0.2
+    naps = [t["nap"].call(seconds) for _ in range(4)]
+    flow = chord(group(t["boom"].call(), *naps), t["total"].call(), fail_fast=fail_fast)
+    run = await app.start_flow(flow)
+    assert run.to_dict()["fail_fast"] is fail_fast
+    workers.start([Q], concurrency=10)
+    assert await run.wait(timeout=15) == "failed"
+    states = {name: job.state for name, job in run.jobs.items() if job is not None}
+    assert states["boom"] is JobState.FAILED
+    naps_state = {s for n, s in states.items() if n.startswith("nap")}
+    if fail_fast:
+        assert naps_state == {JobState.CANCELLED}
+        assert states["total"] is JobState.CANCELLED
+        nap = run.jobs["nap"]
+        assert nap is not None and nap.errors[0]["type"] == "SiblingFailed"
+        assert "job boom" in nap.errors[0]["message"]
+    else:
+        assert naps_state == {JobState.COMPLETED}
+        assert states["total"] is JobState.FAILED
 
 
 async def test_cancel_reaches_every_unfinished_job(app: Corral) -> None:

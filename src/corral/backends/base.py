@@ -464,9 +464,16 @@ class Backend(Protocol):
 
     # -- flows (see corral.backends.flow_records) -------------------------------------
 
-    async def add_flow(self, flow_id: str, jobs: Sequence[FlowJob]) -> bool:
+    async def add_flow(
+        self, flow_id: str, jobs: Sequence[FlowJob], fail_fast: bool = False
+    ) -> bool:
         """Store a flow: jobs with dependencies ``blocked``, the others as
         :meth:`enqueue` stores them, and the flow's record.
+
+        ``fail_fast``: a job of the flow failing for good (unless every edge from it
+        is ``ignore``) cancels every unfinished job of the flow, each with a
+        ``SiblingFailed`` error naming it, in the step that records the failure (on
+        Redis, jobs in other queues through the handoff).
 
         One atomic step on SQLite and on one Redis server; on Redis Cluster a
         creation intent rolled forward step by step (each queue's jobs, blocked jobs

@@ -78,6 +78,9 @@ class FlowRecord:
     created_at: int
     jobs: list[tuple[str, str, str]]
     edges: list[tuple[str, str, FlowEdge]]
+    #: A job failing for good (not ``ignore``d by every edge from it) cancels every
+    #: unfinished job of the flow (``start_flow(..., fail_fast=True)``).
+    fail_fast: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,12 +93,13 @@ class DependencyOutcome:
     error: bytes | None
 
 
-def encode_flow(jobs: list[FlowJob], created_at: int) -> bytes:
+def encode_flow(jobs: list[FlowJob], created_at: int, fail_fast: bool = False) -> bytes:
     """The stored form of a flow (JSON): what :func:`decode_flow` reads back."""
 
     return orjson.dumps(
         {
             "at": created_at,
+            **({"ff": True} if fail_fast else {}),
             "jobs": [[j.queue, j.job.id, j.name or j.job.name] for j in jobs],
             "edges": [
                 [j.queue, j.job.id, e.name, e.queue, e.job_id, e.on_failure.value, e.pass_result]
@@ -118,6 +122,7 @@ def decode_flow(flow_id: str, raw: bytes) -> FlowRecord:
             (dq, di, FlowEdge(name, q, i, OnFailure(policy), bool(passed)))
             for dq, di, name, q, i, policy, passed in spec["edges"]
         ],
+        fail_fast=bool(spec.get("ff")),
     )
 
 

@@ -72,6 +72,10 @@ class FlowRequest(_Strict):
         default=None, min_length=1, max_length=MAX_FLOW_ID, pattern=_whole(JOB_ID)
     )
     jobs: list[FlowJobIn] = Field(min_length=1, max_length=10_000)
+    fail_fast: bool = Field(
+        default=False,
+        description="a job failing for good cancels every unfinished job of the flow",
+    )
 
 
 class FlowJobOut(BaseModel):
@@ -102,6 +106,7 @@ class FlowOut(BaseModel):
     state: Literal["running", "completed", "failed", "cancelled"]
     progress: FlowProgress
     created_at: int = Field(description="ms since the epoch")
+    fail_fast: bool = False
     jobs: list[FlowJobOut]
     edges: list[FlowEdgeOut]
     created: bool | None = None
@@ -133,7 +138,7 @@ async def start_flow(body: FlowRequest, request: Request, scope: Write) -> Any:
             name=job.name,
             after=[Dep(d.job, d.on_failure, d.pass_result) for d in job.after],
         )
-    run = await corral.start_flow(flow, flow_id=body.flow_id)
+    run = await corral.start_flow(flow, flow_id=body.flow_id, fail_fast=body.fail_fast)
     await audited(request, "flow.start", run.id, {"jobs": len(body.jobs), "created": run.created})
     payload = run.to_dict() | {"created": run.created}
     return JSONResponse(payload, status_code=201 if run.created else 200)

@@ -97,9 +97,17 @@ class RedisFlows(Plumbing):
 
     _intents_due = 0.0
 
-    async def add_flow(self, flow_id: str, jobs: Sequence[FlowJob]) -> bool:
+    async def add_flow(
+        self, flow_id: str, jobs: Sequence[FlowJob], fail_fast: bool = False
+    ) -> bool:
         now_ms = await self.time_ms()
-        spec = encode_flow(list(jobs), now_ms)
+        spec = encode_flow(list(jobs), now_ms, fail_fast)
+        if fail_fast:  # before any job exists, so none can fail unheard of
+            stored = await self.get_flow(flow_id)
+            if stored is None or stored.fail_fast:  # (a stored flow keeps its option)
+                await self._fail_fast_members(
+                    flow_id, [(j.queue, j.job.id, j.name or j.job.name) for j in jobs]
+                )
         steps = _creation_steps(self, jobs)
         if self._cluster_url:
             return await self._add_by_intent(flow_id, spec, now_ms, steps)
@@ -193,6 +201,24 @@ class RedisFlows(Plumbing):
             log.warning("finishing the creation of flow %s (its producer stopped)", flow_id)
             await self._apply_intent(flow_id, stored)
         return len(ids)
+
+    async def _fail_fast_members(self, flow_id: str, jobs: Sequence[tuple[str, str, str]]) -> None:
+        """Each queue's ``ff:<flow id>`` hash (see flow_fail_fast in common.lua)."""
+        by_queue: dict[str, dict[str, str]] = defaultdict(dict)
+        for queue, job_id, name in jobs:
+            by_queue[queue][job_id] = name or job_id
+        for queue, members in by_queue.items():
+            others = sorted(q for q in by_queue if q != queue)
+            mapping = members | {"!me": queue, "!q": orjson.dumps(others).decode()}
+            await self._hset(self._k(queue).base + "ff:" + flow_id, mapping)
+
+    async def _hset(self, key: str, mapping: dict[Any, Any]) -> None:
+        client = self._client_or_fail()
+        await self._call(lambda: client.hset(key, mapping=mapping))
+
+    async def _hdel(self, key: str, field: str) -> None:
+        client = self._client_or_fail()
+        await self._call(lambda: client.hdel(key, field))
 
     async def get_flow(self, flow_id: str) -> FlowRecord | None:
         client = self._client_or_fail()
@@ -311,6 +337,9 @@ class RedisFlows(Plumbing):
             item = [key[1], gens[key], [name for name, _ in mine], retried]
             # Jobs that will wait for others first: none of theirs can end before.
             phases[0 if retried else 1][key[0]].append(item)
+        if record.fail_fast:  # it fires again on the next failure
+            for queue in {q for q, _, _ in record.jobs}:
+                await self._hdel(self._k(queue).base + "ff:" + flow_id, "!x")
         count = 0
         for phase in phases:
             for queue, items in phase.items():

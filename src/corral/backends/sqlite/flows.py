@@ -84,6 +84,62 @@ def _dependency_error(name: str, state: str, error: bytes | None, policy: str) -
     )
 
 
+_FAIL_FAST_FLOW = """
+SELECT f.id, f.spec FROM jobs j JOIN flows f ON f.id = j.flow
+WHERE j.queue = ? AND j.id = ? AND json_extract(CAST(f.spec AS TEXT), '$.ff')
+"""
+_POLICIES = "SELECT policy FROM flow_edges WHERE queue = ? AND job_id = ?"
+
+
+def _fail_fast(conn: Conn, queue: str, job_id: str, error: bytes | None) -> None:
+    """A job of a fail-fast flow failed: unless every edge from it is ``ignore``, every
+    unfinished job of the flow is cancelled (running ones asked to stop), each with a
+    ``SiblingFailed`` error naming it."""
+    row = conn.execute(_FAIL_FAST_FLOW, (queue, job_id)).fetchone()
+    if row is None:
+        return
+    policies = [p for (p,) in conn.execute(_POLICIES, (queue, job_id))]
+    if policies and all(p == "ignore" for p in policies):
+        return
+    record = decode_flow(row[0], bytes(row[1]))
+    name = next((n for q, i, n in record.jobs if (q, i) == (queue, job_id)), job_id)
+    message = f"job {name} ({job_id}) of the flow failed"
+    cause = None
+    if error:
+        try:
+            cause = orjson.loads(error)
+            message += f": {cause.get('type', 'Error')}: {cause.get('message', '')}"
+        except (orjson.JSONDecodeError, AttributeError):
+            cause = None
+    reason = orjson.dumps(
+        {
+            "type": "SiblingFailed",
+            "message": f"cancelled (fail_fast): {message}",
+            "attempt": 0,
+            "at": clock_us() // 1000,
+            "job": job_id,
+            "name": name,
+            "cause": cause or False,
+        }
+    )
+    for member_queue, member_id, _ in record.jobs:
+        found = conn.execute(
+            "SELECT state, cancel_requested FROM jobs WHERE queue = ? AND id = ?",
+            (member_queue, member_id),
+        ).fetchone()
+        if found is None:
+            continue
+        if found[0] in ("waiting", "delayed", "blocked"):
+            add_error(conn, member_queue, member_id, reason)
+            to_cancelled(conn, member_queue, member_id, clock_us())
+        elif found[0] == "active" and not found[1]:
+            add_error(conn, member_queue, member_id, reason)
+            conn.execute(
+                "UPDATE jobs SET cancel_requested = 1 WHERE queue = ? AND id = ?",
+                (member_queue, member_id),
+            )
+
+
 def _hand(conn: Conn, queue: str, job_id: str, state: str) -> None:
     """One ended job's outcome reaches its dependents (see the module docstring)."""
     result = error = None
@@ -92,6 +148,8 @@ def _hand(conn: Conn, queue: str, job_id: str, state: str) -> None:
         result = (row.fetchone() or (None,))[0]
     else:
         error = (conn.execute(_LAST_ERROR, (queue, job_id)).fetchone() or (None,))[0]
+        if state == "failed":
+            _fail_fast(conn, queue, job_id, error)
     for dep_queue, dep_id, name, policy, pass_result in conn.execute(
         _OPEN_EDGES, (queue, job_id)
     ).fetchall():
@@ -143,10 +201,10 @@ def settle(conn: Conn) -> None:
             _hand(conn, queue, job_id, state)
 
 
-def insert_flow(conn: Conn, flow_id: str, jobs: Sequence[FlowJob]) -> bool:
+def insert_flow(conn: Conn, flow_id: str, jobs: Sequence[FlowJob], fail_fast: bool = False) -> bool:
     """Store a whole flow in this transaction (see Backend.add_flow)."""
     now_ms = clock_us() // 1000
-    spec = encode_flow(list(jobs), now_ms)
+    spec = encode_flow(list(jobs), now_ms, fail_fast)
     if (
         conn.execute(
             "INSERT OR IGNORE INTO flows (id, created_at, spec) VALUES (?, ?, ?)",
@@ -266,8 +324,10 @@ class SQLiteFlows:
     def _s(self) -> Store:
         raise NotImplementedError
 
-    async def add_flow(self, flow_id: str, jobs: Sequence[FlowJob]) -> bool:
-        return await self._s().write(lambda conn: insert_flow(conn, flow_id, jobs))
+    async def add_flow(
+        self, flow_id: str, jobs: Sequence[FlowJob], fail_fast: bool = False
+    ) -> bool:
+        return await self._s().write(lambda conn: insert_flow(conn, flow_id, jobs, fail_fast))
 
     async def get_flow(self, flow_id: str) -> FlowRecord | None:
         def tx(conn: Conn) -> bytes | None:

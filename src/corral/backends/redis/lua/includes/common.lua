@@ -155,9 +155,10 @@ local function flow_keys(fdn, check)
         if not check(dk) then return keys, false end
         keys[#keys + 1] = dk
         keys[#keys + 1] = BASE .. 'je:' .. did
-        local f = redis.call('HMGET', dk, 'grp', 'fdn')
+        local f = redis.call('HMGET', dk, 'grp', 'fdn', 'fl')
         if f[1] then keys[#keys + 1] = G_PREFIX .. f[1] end
         if f[2] then todo[#todo + 1] = f[2] end
+        if f[3] then keys[#keys + 1] = BASE .. 'ff:' .. f[3] end
       end
     end
     i = i + 1
@@ -181,6 +182,7 @@ local function touch_job(id, k, errors)
     keys[#keys + 1] = BASE .. 'blocked'
     keys[#keys + 1] = BASE .. 'handoff'
   end
+  if f[4] then keys[#keys + 1] = BASE .. 'ff:' .. f[4] end
   if #keys > 0 then touch(unpack(keys)) end
   if f[3] then
     local function check(key) touch(key); return true end
@@ -534,19 +536,97 @@ local function flow_settle(did, name, state, res, err, policy, pass, gen)
   end
 end
 
+-- Fail fast (a flow started with fail_fast): BASE..'ff:'..<flow id> is a hash of the
+-- flow's jobs in this queue (id -> name in the flow), with '!me' = this queue's name,
+-- '!q' = JSON array of the other queues holding jobs of the flow, and '!x' once it
+-- fired (flow_retry clears it). The failing job's last error is `err` (JSON or false).
+local function ff_key(k)
+  local fl = redis.call('HGET', k, 'fl')
+  if not fl then return false end
+  local key = BASE .. 'ff:' .. fl
+  if redis.call('EXISTS', key) == 0 then return false end
+  return key
+end
+
+-- Cancel every unfinished job of the flow in this queue (running ones are asked to
+-- stop), each with a 'SiblingFailed' error naming the failed job; then the other
+-- queues' members through their handoff (unless `here_only`: a handoff applying it).
+-- A member whose keys a slot migration took elsewhere is cancelled through this
+-- queue's own handoff instead (see CLUSTER).
+local function flow_fail_fast(key, fid, fname, err, here_only)
+  local members = redis.call('HGETALL', key)
+  local me, others = false, '[]'
+  for i = 1, #members, 2 do
+    if members[i] == '!me' then me = members[i + 1] end
+    if members[i] == '!q' then others = members[i + 1] end
+  end
+  redis.call('HSET', key, '!x', '1')
+  local cause, msg = false, 'job ' .. fname .. ' (' .. fid .. ') of the flow failed'
+  if err then
+    local ok, e = pcall(cjson.decode, err)
+    if ok and type(e) == 'table' then
+      cause = e
+      msg = msg .. ': ' .. tostring(e.type or 'Error') .. ': ' .. tostring(e.message or '')
+    end
+  end
+  local reason = cjson.encode({type = 'SiblingFailed', message = 'cancelled (fail_fast): ' .. msg,
+    attempt = 0, at = NOW, job = fid, name = fname, cause = cause})
+  local entry = cjson.encode({me, '', '!ff', string.sub(key, #BASE + 1), fid, fname,
+    err or false})
+  local later = false
+  for i = 1, #members, 2 do
+    local mid = members[i]
+    if mid ~= '!me' and mid ~= '!q' and mid ~= '!x' and mid ~= fid then
+      local mk = jkey(mid)
+      if not here_job(mid, mk) then
+        later = true
+      else
+        local st = redis.call('HGET', mk, 'state')
+        if st == 'active' then
+          if redis.call('HGET', mk, 'cxl') ~= '1' then
+            redis.call('HSET', mk, 'cxl', '1')
+            redis.call('RPUSH', has_errors(mid, mk), reason)
+            publish(CONTROL, 'cancel ' .. mid)
+          end
+        elseif st == 'waiting' or st == 'delayed' or st == 'blocked' then
+          if st == 'waiting' then
+            unwait(mid, mk)
+          elseif st == 'delayed' then
+            redis.call('ZREM', K_DELAYED, mid)
+          else
+            redis.call('ZREM', BASE .. 'blocked', mid)
+          end
+          redis.call('RPUSH', has_errors(mid, mk), reason)
+          to_cancelled(mid, mk)
+        end
+      end
+    end
+  end
+  if later and me then redis.call('ZADD', BASE .. 'handoff', NOW_S, entry) end
+  if here_only then return end
+  for _, q in ipairs(cjson.decode(others)) do
+    redis.call('ZADD', BASE .. 'handoff', NOW_S,
+      cjson.encode({q, '', '!ff', string.sub(key, #BASE + 1), fid, fname, err or false}))
+  end
+end
+
 -- A job of this queue ended (state: completed, failed or cancelled): its dependents
 -- hear of it in this same script (those of this queue) or through this queue's
 -- handoff set (the others; pass_handoffs applies them on their queue). Ending a
 -- dependent notes it in turn: a worklist, not recursion, so a long chain ends in one go.
+-- A failure fires the flow's fail fast (flow_fail_fast) unless every edge from the
+-- failed job is 'ignore'; its dependents are cancelled by it before they hear of it.
 flow_note = function(id, k, state)
   local fdn = redis.call('HGET', k, 'fdn')
-  if not fdn then return end
-  FLOW_Q[#FLOW_Q + 1] = {id, k, state, fdn}
+  local ff = false
+  if state == 'failed' then ff = ff_key(k) end
+  if not fdn and not ff then return end
+  FLOW_Q[#FLOW_Q + 1] = {id, k, state, fdn or '[]', ff}
   if FLOW_BUSY then return end
   FLOW_BUSY = true
   local i = 1
   while i <= #FLOW_Q do
-    local jid, jk, st, deps = unpack(FLOW_Q[i])
+    local jid, jk, st, deps, ffk = unpack(FLOW_Q[i])
     local gen = tonumber(redis.call('HGET', jk, 'fgen') or '0')
     local res, err = false, false
     if st == 'completed' then
@@ -557,7 +637,17 @@ flow_note = function(id, k, state)
         err = redis.call('LINDEX', BASE .. 'je:' .. jid, -1) or false
       end
     end
-    for _, d in ipairs(cjson.decode(deps)) do
+    local edges = cjson.decode(deps)
+    if ffk and redis.call('HEXISTS', ffk, '!x') == 0 then
+      local ignored = #edges > 0
+      for _, d in ipairs(edges) do
+        if d[5] ~= 'ignore' then ignored = false end
+      end
+      if not ignored then
+        flow_fail_fast(ffk, jid, redis.call('HGET', ffk, jid) or jid, err, false)
+      end
+    end
+    for _, d in ipairs(edges) do
       local queue, base, did, name, policy, pass = unpack(d)
       -- (A dependent whose keys a slot migration took elsewhere hears of it through
       -- the handoff too: see CLUSTER.)
