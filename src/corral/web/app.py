@@ -151,6 +151,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        await app.state.corral_settings.feeds.close()
         if pages:
             await web_dashboard.shutdown(app)
         await corral.close()

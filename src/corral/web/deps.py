@@ -13,6 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from corral.app import Corral
 from corral.job import Job
 from corral.web.auth import KeyRing, Scope
+from corral.web.fanout import QueueFeeds
 from corral.web.masking import mask, mask_job
 
 __all__ = [
@@ -51,6 +52,8 @@ class Settings:
     allow_unregistered: bool = False
     secret_fields: tuple[str, ...] = DEFAULT_SECRET_FIELDS
     max_body_bytes: int = 1024 * 1024
+    #: The SSE queue streams' shared subscriptions (see fanout).
+    feeds: QueueFeeds = field(default_factory=QueueFeeds, repr=False, compare=False)
     _pattern: re.Pattern[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
