@@ -9,6 +9,7 @@ from typing import Any
 from playwright.async_api import Page, expect
 
 from corral import Corral, Dep, Flow
+from corral.web.dashboard.flow_graph import COLUMN_BOXES, layout
 from corral.web.dashboard.flow_page import columns
 from tests.web.conftest import LiveServer, Workers
 from tests.web.dashboard.conftest import Pages
@@ -46,6 +47,39 @@ def test_columns_put_each_job_right_of_what_it_waits_for() -> None:
         ],
     }
     assert [[j["name"] for j in col] for col in columns(flow)] == [["a"], ["b", "c"], ["d"]]
+
+
+def test_a_wide_column_shows_its_first_jobs_and_one_box_for_the_rest() -> None:
+    pages = [f"page-{n}" for n in range(60)]
+    flow = {
+        "jobs": [
+            {"name": n, "queue": "q", "id": n, "state": "completed", "task": "t"}
+            for n in ["fetch", *pages, "total"]
+        ],
+        "edges": [
+            *(
+                {"from": "fetch", "to": p, "on_failure": "fail", "pass_result": False}
+                for p in pages
+            ),
+            *(
+                {"from": p, "to": "total", "on_failure": "skip", "pass_result": False}
+                for p in pages
+            ),
+        ],
+    }
+    flow["jobs"][5]["state"] = "failed"  # page-4: among the boxes drawn
+    flow["jobs"][50]["state"] = "failed"  # page-49: in the rest
+    graph = layout(flow, lambda queue, job_id: f"/queues/{queue}/jobs/{job_id}")
+    column = [n for n in graph.nodes if n.depth == 1]
+    assert len(column) == COLUMN_BOXES
+    rest = column[-1]
+    assert (rest.name, rest.label, rest.href) == ("+1", f"{61 - COLUMN_BOXES} more jobs", None)
+    assert rest.detail == f"{60 - COLUMN_BOXES} completed, 1 failed"
+    pairs = [(e.source, e.target) for e in graph.edges]
+    assert len(pairs) == len(set(pairs)) == 2 * COLUMN_BOXES  # one arrow per pair of boxes
+    assert ("fetch", "+1") in pairs and ("+1", "total") in pairs
+    assert {e.policy for e in graph.edges if e.target == "total"} == {"skip"}
+    assert graph.height < 30 * 80  # not 60 boxes tall
 
 
 def _touches(arrow: dict[str, Any]) -> bool:

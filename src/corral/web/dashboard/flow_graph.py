@@ -4,11 +4,14 @@ to the left side of the dependent's. Laid out here, on the server, as plain numb
 template turns into SVG: no script is needed to draw it, and a refresh redraws it whole.
 
 Within a column, jobs are ordered by the mean row of what they wait for (one pass of the
-barycentre heuristic), which keeps chains straight and fans tidy.
+barycentre heuristic), which keeps chains straight and fans tidy. A column of more than
+``COLUMN_BOXES`` jobs shows the first ones and one box for the rest ("975 more"), which
+their arrows then join (once per pair of boxes).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +22,9 @@ NODE_W, NODE_H = 210, 56
 COL_GAP, ROW_GAP, PAD = 96, 18, 12
 #: Characters of a job's name or task shown in its box (the whole name is its tooltip).
 NAME_CHARS, TASK_CHARS = 24, 30
+#: Boxes drawn per column: past this, the rest of the column is one box that counts
+#: them by state (a 1,000-page fan-out stays a picture, not a 70,000-pixel scroll).
+COLUMN_BOXES = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,12 +111,15 @@ def layout(flow: dict[str, Any], href: Any) -> Graph:
         col[:] = [job for _, _, job in keyed]
         for i, job in enumerate(col):
             row[job["name"]] = i
-    tallest = max((len(c) for c in cols), default=0)
     step = NODE_H + ROW_GAP
     nodes: dict[str, Node] = {}
+    box_of: dict[str, str] = {}  # job name -> the name of the box that shows it
+    tallest = max((min(len(c), COLUMN_BOXES) for c in cols), default=0)
     for depth, col in enumerate(cols):
-        top = PAD + (tallest - len(col)) * step // 2
-        for i, job in enumerate(col):
+        shown = col if len(col) <= COLUMN_BOXES else col[: COLUMN_BOXES - 1]
+        top = PAD + (tallest - min(len(col), COLUMN_BOXES)) * step // 2
+        for i, job in enumerate(shown):
+            box_of[job["name"]] = job["name"]
             state = job["state"] or "removed"
             task = job.get("task") or ""
             detail = _cut(f"{task} · {job['queue']}" if task else job["queue"], TASK_CHARS)
@@ -124,9 +133,29 @@ def layout(flow: dict[str, Any], href: Any) -> Graph:
                 detail=detail,
                 href=href(job["queue"], job["id"]) if job["state"] else None,
             )
-    edges = []
+        if len(shown) < len(col):
+            rest = col[len(shown) :]
+            key = f"+{depth}"  # no job name starts with "+" (names are KEY-shaped)
+            counts = Counter(job["state"] or "removed" for job in rest)
+            words = ", ".join(f"{n} {state}" for state, n in counts.most_common())
+            nodes[key] = Node(
+                name=key,
+                depth=depth,
+                x=PAD + depth * (NODE_W + COL_GAP),
+                y=top + len(shown) * step,
+                label=f"{len(rest):,} more jobs",
+                state=counts.most_common(1)[0][0] if len(counts) == 1 else "mixed",
+                detail=_cut(words, TASK_CHARS + NAME_CHARS),
+                href=None,
+            )
+            box_of.update((job["name"], key) for job in rest)
+    policies: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for e in flow["edges"]:
-        a, b = nodes[e["from"]], nodes[e["to"]]
+        policies.setdefault((box_of[e["from"]], box_of[e["to"]]), []).append(e)
+    edges = []
+    for (source, target), group in policies.items():
+        a, b = nodes[source], nodes[target]
+        kinds = sorted({e["on_failure"] for e in group})
         x1, y1 = a.x + NODE_W, a.y + NODE_H // 2
         x2, y2 = b.x, b.y + NODE_H // 2
         bend = (x2 - x1) // 2
@@ -139,8 +168,8 @@ def layout(flow: dict[str, Any], href: Any) -> Graph:
                 x2=x2,
                 y2=y2,
                 path=f"M{x1},{y1} C{x1 + bend},{y1} {x2 - bend},{y2} {x2},{y2}",
-                policy=e["on_failure"],
-                pass_result=e["pass_result"],
+                policy=kinds[0] if len(kinds) == 1 else "/".join(kinds),
+                pass_result=any(e["pass_result"] for e in group),
                 state=a.state,
             )
         )

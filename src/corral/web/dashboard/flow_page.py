@@ -32,8 +32,8 @@ Write = Annotated[Viewer, Depends(action(Scope.WRITE))]
 REFRESH_SECONDS = 3
 #: Flows per page of the listing.
 PAGE_SIZE = 20
-#: Dependencies listed in the table below the graph before it folds away.
-EDGES_OPEN = 30
+#: Dependencies listed in the table below the graph before it folds away, and at most.
+EDGES_OPEN, EDGES_SHOWN = 30, 200
 
 
 @router.get("/flows")
@@ -78,6 +78,7 @@ async def flow_view(
         graph=graph,
         created=datetime.fromtimestamp(flow["created_at"] / 1000, tz=UTC),
         edges_open=len(flow["edges"]) <= EDGES_OPEN,
+        edges_shown=EDGES_SHOWN,
         refresh=REFRESH_SECONDS if flow["state"] == "running" else 0,
         flash=_DONE.get(done or ""),
     )
