@@ -222,9 +222,11 @@ class WaitForChildren(TaskSignal):
     slot; then the task runs again from the start and reads the children's outcomes
     with ``ctx.dependencies()`` / ``ctx.dependency_results()`` (by name, as in a flow).
 
-    ``children``: ``task.call(...)`` items (or a group/Flow of them); ``on_failure``
-    applies to each child as in a flow (``"fail"``: a child that fails fails this job).
-    The parked run gives its attempt back.
+    ``children``: ``task.call(...)`` items, a group, or any flow (``chain``,
+    ``chord``, a :class:`~corral.flow.Flow`: children may depend on one another); this
+    job waits for every child. ``on_failure`` applies to each child as in a flow
+    (``"fail"``: a child that fails fails this job). The parked run gives its attempt
+    back. Isolated tasks (``isolation="process"``) may raise it too.
     """
 
     def __init__(self, children: Any, *, on_failure: str = "fail") -> None:

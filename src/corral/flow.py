@@ -128,12 +128,16 @@ class Flow:
         self._names.add(name)
         return name
 
-    def _absorb(self, other: Flow) -> list[Node]:
-        """Copy ``other``'s nodes in (renamed where their names are taken)."""
+    def _absorb(self, other: Flow, *, default_when_taken: bool = False) -> list[Node]:
+        """Copy ``other``'s nodes in (renamed where their names are taken: numbered, or
+        with ``default_when_taken`` numbered after the task's default name)."""
         renamed: dict[str, str] = {}
         copies: dict[int, Node] = {}
         for node in other.nodes:
-            copy = Node(self._unique(node.name, given=False), node.call, [])
+            name = node.name
+            if default_when_taken and name in self._names:
+                name = node.call.task.name.rsplit(".", 1)[-1]
+            copy = Node(self._unique(name, given=False), node.call, [])
             renamed[node.name] = copy.name
             copies[id(node)] = copy
         for node in other.nodes:
@@ -338,19 +342,18 @@ def prepare_flow(flow: Flow, flow_id: str | None = None) -> tuple[str, list[Flow
 
 
 def prepare_children(children: Any, spawn_id: str, taken: Iterable[str]) -> list[FlowJob]:
-    """The jobs a ``WaitForChildren`` names (calls, or a group of them), ready for
-    ``Backend.park``: ids ``<spawn id>.<n>``, names not among ``taken`` (the outcomes the
-    parent holds already, so a second wait adds to them). InvalidFlow when there is no
-    child or children depend on one another."""
+    """The jobs a ``WaitForChildren`` names (calls, a group, or any :class:`Flow`:
+    children may depend on one another, e.g. a chain), ready for ``Backend.park``: ids
+    ``<spawn id>.<n>``, names not among ``taken`` (the outcomes the parent holds
+    already, so a second wait adds to them; a taken name gets ``#2``...). The parent
+    waits for every child. InvalidFlow when there is no child, or for what
+    :func:`prepare_flow` refuses (a cycle...)."""
     flow = children if isinstance(children, Flow) else group(children)
     if not flow.nodes:
         raise InvalidFlow("WaitForChildren needs at least one child job")
-    if any(n.after for n in flow.nodes):
-        raise InvalidFlow("the children of WaitForChildren cannot depend on one another")
     renamed = Flow()
     renamed._names = set(taken)
-    for node in flow.nodes:
-        renamed.add(node.call, name=None if node.name in renamed._names else node.name)
+    renamed._absorb(flow, default_when_taken=True)
     return prepare_flow(renamed, spawn_id)[1]
 
 

@@ -294,6 +294,42 @@ async def test_a_parked_job_waits_for_its_children_without_its_lease(backend: Ba
     assert {n: o.result for n, o in outcomes.items()} == {"page": b"3", "page#2": b"4"}
 
 
+async def test_parked_children_may_depend_on_one_another_across_queues(
+    backend: Backend,
+) -> None:
+    """A chain of children (other queue, parent's queue, other queue): each starts
+    blocked until the one before ends, gets its result, and the parent waits for all."""
+    assert await backend.enqueue(Q, [new_job("parent")]) == [None]
+    parent = await claim_one(backend, Q)
+    children = [
+        FlowJob(OTHER, new_job("parent.s0.0"), (), "a"),
+        FlowJob(
+            Q,
+            new_job("parent.s0.1", data=b"[[null],{}]"),
+            (on("a", "parent.s0.0", queue=OTHER, pass_result=True),),
+            "b",
+        ),
+        FlowJob(OTHER, new_job("parent.s0.2"), (on("b", "parent.s0.1"),), "c"),
+    ]
+    assert await backend.park(Q, "parent", parent.token, "parent.s0", children)
+    assert await state(backend, "parent.s0.1") is JobState.BLOCKED
+    assert await state(backend, "parent.s0.2", OTHER) is JobState.BLOCKED
+    assert await run(backend, OTHER, result=b"1") == "parent.s0.0"
+    await pass_all(backend, OTHER)
+    assert await state(backend, "parent") is JobState.BLOCKED
+    middle = await claim_one(backend, Q)
+    assert middle.id == "parent.s0.1"
+    assert orjson.loads(middle.data) == [[1], {}]
+    await backend.complete(Q, [Completion(middle.id, middle.token, b"2")], KEEP_ALL)
+    await pass_all(backend, Q)
+    assert await state(backend, "parent") is JobState.BLOCKED
+    assert await run(backend, OTHER, result=b"3") == "parent.s0.2"
+    await pass_all(backend, OTHER)
+    assert await state(backend, "parent") is JobState.WAITING
+    outcomes = await backend.dependency_outcomes(Q, "parent")
+    assert {n: o.result for n, o in outcomes.items()} == {"a": b"1", "b": b"2", "c": b"3"}
+
+
 async def test_a_failing_child_fails_its_parked_parent_by_default(backend: Backend) -> None:
     assert await backend.enqueue(Q, [new_job("parent")]) == [None]
     parent = await claim_one(backend, Q)

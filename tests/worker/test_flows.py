@@ -271,6 +271,39 @@ async def test_spawn_and_wait_releases_the_slot(app: Corral, workers: Workers) -
     assert job.attempts == 1
 
 
+async def test_children_may_form_a_chain_or_a_chord(app: Corral, workers: Workers) -> None:
+    """WaitForChildren takes a flow: a chain of children passes results along, a chord
+    fans in, and the parent runs again once every child has ended, reading each
+    child's result by name; a second wait adds children under new names."""
+    t = register(app)
+
+    @app.task()
+    async def parent(ctx: JobContext) -> dict[str, int]:
+        results = await ctx.dependency_results()
+        if not results:
+            raise WaitForChildren(
+                chain(t["double"].call(1), t["double"].call(), t["double"].call())
+            )
+        if len(results) == 3:
+            raise WaitForChildren(
+                chord([t["double"].call(5), t["double"].call(6)], t["total"].call())
+            )
+        return results
+
+    job = await parent.enqueue()
+    workers.start([Q], concurrency=1)
+    assert await job.result(timeout=20) == {
+        "double": 2,
+        "double#2": 4,
+        "double#3": 8,
+        "double#4": 10,
+        "double#5": 12,
+        "total": 22,
+    }
+    await job.refresh()
+    assert job.attempts == 1
+
+
 async def test_children_that_are_not_valid_fail_the_parent_naming_why(
     app: Corral, workers: Workers
 ) -> None:

@@ -108,6 +108,16 @@ async def test_an_isolated_task_spawns_children_and_waits_without_its_slot(
     assert child.state is JobState.COMPLETED
 
 
+async def test_an_isolated_task_waits_for_a_chain_of_children(
+    app: Corral, workers: Workers
+) -> None:
+    app.task(name="heavy.double", queue="heavy")(heavy.double)
+    spawn = isolated(app, heavy.spawn_chain)
+    start(workers, concurrency=1)
+    job = await spawn.enqueue(3)
+    assert await job.result(timeout=30) == {"double": 6, "double#2": 12, "double#3": 24}
+
+
 async def test_children_an_isolated_task_names_badly_fail_it_naming_why(
     app: Corral, workers: Workers
 ) -> None:

@@ -502,10 +502,11 @@ class Backend(Protocol):
         children: Sequence[FlowJob],
         on_failure: OnFailure = OnFailure.FAIL,
     ) -> bool:
-        """Store ``children`` (jobs without dependencies, each named by its FlowJob
-        name) as dependencies of the leased job, which gives its lease and attempt
-        back and waits ``blocked`` until they have ended (``waiting`` at once if they
-        already have); ``spawn_id`` is the children's flow id. False (nothing parked)
+        """Store ``children`` (each named by its FlowJob name; one may depend on
+        others, e.g. a chain: it is stored ``blocked``) as dependencies of the leased
+        job, which gives its lease and attempt back and waits ``blocked`` until they
+        have all ended (``waiting`` at once if they already have); ``spawn_id`` is the
+        children's flow id. False (nothing parked)
         when ``token`` is not current; children
         created on Redis before that check then run on their own. Children in the
         job's own queue are stored in the step that parks it."""

@@ -73,9 +73,12 @@ return 1
 """
 
 
-def _creation_steps(backend: Plumbing, jobs: Sequence[FlowJob]) -> list[Step]:
-    """The queues' jobs as flow_add.lua takes them: blocked jobs' steps first, so no
-    job can end before every dependent of it exists."""
+def _creation_items(
+    backend: Plumbing, jobs: Sequence[FlowJob], parent: list[Any] | None = None
+) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
+    """The jobs as flow_add.lua takes them, by queue: (those with dependencies, the
+    others). ``parent`` ([queue, key base, id, policy]): a parked job that waits for
+    every one of them (its children), under each one's name."""
     dependents: dict[tuple[str, str], list[list[Any]]] = defaultdict(list)
     for j in jobs:
         base = backend._k(j.queue).base
@@ -83,12 +86,21 @@ def _creation_steps(backend: Plumbing, jobs: Sequence[FlowJob]) -> list[Step]:
             dependents[(e.queue, e.job_id)].append(
                 [j.queue, base, j.job.id, e.name, e.on_failure.value, int(e.pass_result)]
             )
+        if parent is not None:
+            dependents[(j.queue, j.job.id)].append([*parent[:3], j.name, parent[3], 0])
     blocked: dict[str, list[Any]] = defaultdict(list)
     roots: dict[str, list[Any]] = defaultdict(list)
     for j in jobs:
         mine = dependents.get((j.queue, j.job.id))
         item = [job_row(j.job), orjson.dumps(mine).decode() if mine else "", len(j.depends_on)]
         (blocked if j.depends_on else roots)[j.queue].append(item)
+    return blocked, roots
+
+
+def _creation_steps(backend: Plumbing, jobs: Sequence[FlowJob]) -> list[Step]:
+    """The queues' jobs as flow_add.lua takes them: blocked jobs' steps first, so no
+    job can end before every dependent of it exists."""
+    blocked, roots = _creation_items(backend, jobs)
     return [*blocked.items(), *roots.items()]
 
 
@@ -290,24 +302,24 @@ class RedisFlows(Plumbing):
         children: Sequence[FlowJob],
         on_failure: OnFailure = OnFailure.FAIL,
     ) -> bool:
-        parent = [queue, self._k(queue).base, job_id]
-        by_queue: dict[str, list[Any]] = defaultdict(list)
-        for child in children:
-            fdn = orjson.dumps([[*parent, child.name, on_failure.value, 0]]).decode()
-            by_queue[child.queue].append([job_row(child.job), fdn, 0])
-        # Children in other queues first (no script reaches two slots): the park
-        # below counts only the outcomes still missing, so one that ends before it
-        # is not waited for.
-        for other, items in by_queue.items():
-            if other != queue:
-                fresh = await self._follow_new(other)
-                _, unlisted = await self._run(
-                    "flow_add", other, [spawn_id, orjson.dumps(items).decode()]
-                )
-                await self._register(other, fresh or bool(unlisted))
+        parent = [queue, self._k(queue).base, job_id, on_failure.value]
+        blocked, roots = _creation_items(self, children, parent)
+        # No script reaches two slots: children waiting for other children first (in
+        # every queue), then the others of other queues, then the park below stores
+        # those of this queue. So no child ends before its dependents exist, and the
+        # park counts only the outcomes still missing: one that ended first is not
+        # waited for.
+        mine = roots.pop(queue, [])
+        for other, items in [*blocked.items(), *roots.items()]:
+            fresh = await self._follow_new(other)
+            _, unlisted = await self._run(
+                "flow_add", other, [spawn_id, orjson.dumps(items).decode()]
+            )
+            await self._register(other, fresh or bool(unlisted))
         names = orjson.dumps([c.name for c in children]).decode()
-        mine = orjson.dumps(by_queue.get(queue, [])).decode()
-        reply = await self._run("park", queue, [job_id, token, spawn_id, names, mine])
+        reply = await self._run(
+            "park", queue, [job_id, token, spawn_id, names, orjson.dumps(mine).decode()]
+        )
         return int(reply) != 0
 
     async def retry_flow(self, flow_id: str) -> int:

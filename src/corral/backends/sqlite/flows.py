@@ -293,11 +293,30 @@ def park_job(
     for child in children:
         by_queue.setdefault(child.queue, []).append(child)
     for child_queue, members in by_queue.items():
-        insert_jobs(conn, queue=child_queue, jobs=[m.job for m in members])
-        for m in members:
+        created = insert_jobs(conn, queue=child_queue, jobs=[m.job for m in members])
+        for m, stand_in in zip(members, created, strict=True):
+            # A child waiting for other children (a chain, a chord...) starts blocked;
+            # one stored by an earlier run of the same wait is left as it is.
+            state = "blocked" if m.depends_on and stand_in is None else None
             conn.execute(
-                "UPDATE jobs SET flow = ? WHERE queue = ? AND id = ?",
-                (spawn_id, child_queue, m.job.id),
+                "UPDATE jobs SET flow = ?, state = COALESCE(?, state) WHERE queue = ? AND id = ?",
+                (spawn_id, state, child_queue, m.job.id),
+            )
+            conn.executemany(
+                "INSERT OR IGNORE INTO flow_edges (dep_queue, dep_id, name, queue, job_id,"
+                " policy, pass_result) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        child_queue,
+                        m.job.id,
+                        e.name,
+                        e.queue,
+                        e.job_id,
+                        e.on_failure.value,
+                        int(e.pass_result),
+                    )
+                    for e in m.depends_on
+                ],
             )
     conn.executemany(
         "INSERT OR IGNORE INTO flow_edges (dep_queue, dep_id, name, queue, job_id, policy,"
