@@ -351,6 +351,11 @@ def prepare_children(children: Any, spawn_id: str, taken: Iterable[str]) -> list
     flow = children if isinstance(children, Flow) else group(children)
     if not flow.nodes:
         raise InvalidFlow("WaitForChildren needs at least one child job")
+    if flow.fail_fast:
+        raise InvalidFlow(
+            "WaitForChildren: children cannot fail fast (a failing child fails the parent "
+            "by on_failure='fail'; its siblings run on)"
+        )
     renamed = Flow()
     renamed._names = set(taken)
     renamed._absorb(flow, default_when_taken=True)

@@ -307,14 +307,23 @@ async def test_children_may_form_a_chain_or_a_chord(app: Corral, workers: Worker
 async def test_children_that_are_not_valid_fail_the_parent_naming_why(
     app: Corral, workers: Workers
 ) -> None:
+    t = register(app)
+
     @app.task()
     async def bad_parent() -> None:
         raise WaitForChildren([])
 
+    @app.task()
+    async def fast_parent() -> None:
+        raise WaitForChildren(group(t["double"].call(1), fail_fast=True))
+
     job = await bad_parent.enqueue()
+    fast = await fast_parent.enqueue()
     workers.start([Q])
     assert await job.wait(timeout=10) is JobState.FAILED
     assert job.error is not None and "at least one child" in job.error["message"]
+    assert await fast.wait(timeout=10) is JobState.FAILED
+    assert fast.error is not None and "cannot fail fast" in fast.error["message"]
 
 
 async def test_a_blocked_job_says_it_waits_for_its_dependencies(app: Corral) -> None:
