@@ -11,8 +11,12 @@ most once. Either way no job is left ``blocked`` for ever and none runs twice.
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +24,7 @@ import pytest
 from corral.backends.base import KEEP_ALL, Completion, FlowEdge, FlowJob, JobState
 from corral.backends.redis import RedisBackend
 from corral.backends.redis import flows as redis_flows
+from corral.faults import CRASH_EXIT_CODE
 from tests.contract.conftest import new_job
 
 pytestmark = pytest.mark.backends("redis")
@@ -152,3 +157,45 @@ async def test_a_step_applied_before_the_producer_died_is_not_applied_again(
     assert await worker.get(Q1, "f.a") is None
     assert await worker.finish_flows(older_than_ms=0) == 0  # the intent is gone
     assert await work(worker) == {"f.b": 1, "f.c": 1}
+
+
+PRODUCER = """
+import asyncio, sys
+from corral.backends.redis import RedisBackend
+from tests.backends.redis.test_flow_creation import flow
+
+async def main():
+    backend = RedisBackend(sys.argv[1])
+    await backend.connect()
+    await backend.add_flow("f", flow())
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("point", ["flow_intent_written", "flow_step_applied"])
+async def test_a_producer_killed_mid_creation_leaves_a_flow_the_workers_finish(
+    store_url: str,
+    backends: tuple[RedisBackend, RedisBackend],
+    point: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A real producer process, killed (``os._exit``) right after writing the
+    creation intent or after its first step (Cluster); on one server the one script
+    runs whole and the process ends normally."""
+    _, worker = backends
+    monkeypatch.setattr(redis_flows, "INTENT_AGE_MS", 0, raising=False)
+    root = Path(__file__).resolve().parents[3]
+    env = {
+        **os.environ,
+        "CORRAL_FAULTS": f"{point}=1",
+        "PYTHONPATH": os.pathsep.join([str(root / "src"), str(root)]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", PRODUCER, store_url], env=env, timeout=60, capture_output=True
+    )
+    expected = CRASH_EXIT_CODE if worker._cluster_url else 0
+    assert done.returncode == expected, done.stderr.decode()[-2000:]
+    assert await work(worker) == {"f.a": 1, "f.b": 1, "f.c": 1}
+    for queue in (Q1, Q2):
+        assert (await worker.counts(queue))["blocked"] == 0
