@@ -128,6 +128,23 @@ async def test_a_failed_dependency_fails_its_dependents_and_theirs_by_default(
     assert (await backend.counts(Q))["blocked"] == 0
 
 
+async def test_a_long_failed_chain_stores_the_original_error_once_per_job(
+    backend: Backend,
+) -> None:
+    # Each dependent keeps the first failure as its cause, not its dependency's nested
+    # error: 60 levels cost 60 small records, not a quadratic pile.
+    jobs = [fj("j0")] + [fj(f"j{i}", on(f"s{i - 1}", f"j{i - 1}")) for i in range(1, 60)]
+    await backend.add_flow("f1", jobs)
+    assert await fail_for_good(backend) == "j0"
+    last = await backend.get(Q, "j59")
+    assert last is not None and last.state is JobState.FAILED
+    error = orjson.loads(last.errors[-1])
+    assert len(last.errors[-1]) < 600
+    assert error["dependency"] == "s58" and error["origin"] == "s0"
+    assert error["cause"]["message"] == "bad row 7"
+    assert error["message"] == "dependency s58 failed (s0 failed first): ValueError: bad row 7"
+
+
 async def test_skip_cancels_the_dependent_and_ignore_runs_it(backend: Backend) -> None:
     flow = [
         fj("a"),

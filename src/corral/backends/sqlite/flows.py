@@ -62,12 +62,22 @@ _FLOWS_BEFORE = (
 _STILL_OPEN = "SELECT 1 FROM flow_edges WHERE dep_queue = ? AND dep_id = ? AND outcome IS NULL"
 
 
+_DEPENDENCY_ERRORS = ("DependencyFailed", "DependencySkipped")
+
+
 def _dependency_error(name: str, state: str, error: bytes | None, policy: str) -> bytes:
+    # The cause kept is the original failure (a dependency error hands its own cause on),
+    # so a long chain of failed dependents stores one error each, not nested ones.
     message = f"dependency {name} {state}"
-    cause = None
+    cause, origin = None, name
     if error:
         try:
             cause = orjson.loads(error)
+            if cause.get("type") in _DEPENDENCY_ERRORS and isinstance(cause.get("cause"), dict):
+                origin = str(cause.get("origin") or cause.get("dependency"))
+                cause = cause["cause"]
+            if origin != name:
+                message += f" ({origin} failed first)"
             message += f": {cause.get('type', 'Error')}: {cause.get('message', '')}"
         except (orjson.JSONDecodeError, AttributeError):
             cause = None
@@ -79,6 +89,7 @@ def _dependency_error(name: str, state: str, error: bytes | None, policy: str) -
             "attempt": 0,
             "at": clock_us() // 1000,
             "dependency": name,
+            "origin": origin,
             "cause": cause or False,
         }
     )

@@ -496,19 +496,27 @@ local function flow_settle(did, name, state, res, err, policy, pass, gen)
   if st ~= 'blocked' then return end
   if state ~= 'completed' and policy ~= 'ignore' then
     redis.call('ZREM', BASE .. 'blocked', did)
+    -- The cause kept is the original failure (a dependency error hands its own cause
+    -- on), so a long chain of failed dependents stores one error each, not nested ones.
     local msg = 'dependency ' .. name .. ' ' .. state
-    local cause = false
+    local cause, origin = false, name
     if err then
       local ok, e = pcall(cjson.decode, err)
       if ok and type(e) == 'table' then
+        if (e.type == 'DependencyFailed' or e.type == 'DependencySkipped')
+            and type(e.cause) == 'table' then
+          origin = tostring(e.origin or e.dependency)
+          e = e.cause
+        end
         cause = e
+        if origin ~= name then msg = msg .. ' (' .. origin .. ' failed first)' end
         msg = msg .. ': ' .. tostring(e.type or 'Error') .. ': ' .. tostring(e.message or '')
       end
     end
     local kind = 'DependencyFailed'
     if policy == 'skip' then kind = 'DependencySkipped' end
     redis.call('RPUSH', has_errors(did, k), cjson.encode({type = kind, message = msg,
-      attempt = 0, at = NOW, dependency = name, cause = cause}))
+      attempt = 0, at = NOW, dependency = name, origin = origin, cause = cause}))
     if policy == 'skip' then
       to_cancelled(did, k)
     else
