@@ -4,7 +4,7 @@
 
 Builds a small shop on a temporary SQLite file (emails, order syncs, reports, webhooks
 that fail, a CSV import in progress, schedules, audit entries, a disabled and a
-failing notification endpoint), runs two workers on it,
+failing notification endpoint, a store's nightly sync as a flow), runs two workers on it,
 serves the dashboard on a free loopback port behind an admin key, logs in through the
 form with headless Chromium (Playwright) and saves one PNG per page and colour scheme
 (``prefers-color-scheme`` through Playwright's ``color_scheme``) as
@@ -29,7 +29,7 @@ import orjson
 import uvicorn
 from playwright.async_api import Browser, Page, async_playwright
 
-from corral import Corral, JobContext, NoRetry
+from corral import Corral, Dep, Flow, JobContext, NoRetry
 from corral.web import create_app
 from corral.web.auth import ApiKey, Scope
 from corral.worker import Worker
@@ -91,7 +91,30 @@ def build_shop(url: str) -> Corral:
             await asyncio.sleep(0.5 if done >= 1600 else 0.005)
         return rows
 
+    flow_tasks(app)
     return app
+
+
+def flow_tasks(app: Corral) -> None:
+    """The tasks of the nightly sync flow (see :func:`fill`)."""
+
+    @app.task(name="sync.menu", queue="sync")
+    async def sync_menu(store: str) -> dict[str, Any]:
+        return {"store": store, "pages": 4}
+
+    @app.task(name="sync.page", queue="sync")
+    async def sync_page(page: int) -> int:
+        await asyncio.sleep(0.01)
+        return 40 + page
+
+    @app.task(name="sync.prices", queue="sync", attempts=1)
+    async def sync_prices(store: str) -> None:
+        raise NoRetry(f"the price list of {store} is missing")
+
+    @app.task(name="sync.total", queue="sync")
+    async def sync_total(ctx: JobContext) -> int:
+        results = await ctx.dependency_results()
+        return sum(v for v in results.values() if isinstance(v, int))
 
 
 async def until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 30) -> None:
@@ -118,6 +141,30 @@ async def fill(app: Corral) -> dict[str, str]:
     await app.enqueue("emails.send", ["later@example.com", "Reminder"], delay=3600)
     await app.enqueue("reports.build", ["2026-12"], delay=86400, priority=5)
     importing = await app.enqueue("imports.csv", ["s3://shop-imports/2026-12-04/products.csv"])
+
+    # A store's nightly sync as a flow: pages after the menu, the total after the pages
+    # (and after the prices, whatever they do), an archive skipped when the prices fail,
+    # then a slow import still running when the pages are shot.
+    nightly = Flow()
+    menu = nightly.add(app.call("sync.menu", ["lisbon-01"]), name="menu")
+    pages = [
+        nightly.add(app.call("sync.page", [n]), name=f"page-{n}", after=[menu]) for n in range(1, 5)
+    ]
+    prices = nightly.add(app.call("sync.prices", ["lisbon-01"]), name="prices", after=[menu])
+    total = nightly.add(
+        app.call("sync.total"), name="total", after=[*pages, Dep(prices, on_failure="ignore")]
+    )
+    nightly.add(
+        app.call("reports.build", ["2026-12"]),
+        name="archive",
+        after=[Dep(prices, on_failure="skip")],
+    )
+    nightly.add(
+        app.call("imports.csv", ["s3://shop-imports/2026-12-04/lisbon-01-menu.csv"]),
+        name="import-menu",
+        after=[total],
+    )
+    await app.start_flow(nightly, flow_id="nightly-lisbon-01-2026-12-04")
 
     await app.schedules.add("weekly-sales", "reports.build", cron="0 9 * * 1", args=["auto"])
     await app.schedules.add("orders-sync", "sync.orders", every=900, args=["all-stores"])
@@ -243,6 +290,8 @@ async def shoot(
         ("notifications", "/notifications"),
         ("enqueue", "/enqueue?task=sync.orders"),
         ("audit", "/audit"),
+        ("flows", "/flows"),
+        ("flow", "/flows/nightly-lisbon-01-2026-12-04"),
     ]
     for name, path in shots:
         await page.goto(base + path)
@@ -283,9 +332,10 @@ async def main(out: Path, chromium: str) -> None:
             return (
                 counts["emails"]["completed"] == 24
                 and counts["webhooks"]["failed"] == 5
-                and counts["sync"]["completed"] == 6
+                and counts["sync"]["completed"] == 6 + 6  # the orders, the flow's syncs
                 and counts["reports"]["completed"] == 3
                 and ("imports", ids["importing"]) in in_hand
+                and (await app.get_flow("nightly-lisbon-01-2026-12-04")).progress[0] == 8
             )
 
         await until(busy, "the demo jobs to run")

@@ -20,7 +20,8 @@ __all__ = ["Edge", "Graph", "Node", "columns", "layout"]
 #: Box size and gaps, in SVG user units (pixels at 100 %).
 NODE_W, NODE_H = 210, 56
 COL_GAP, ROW_GAP, PAD = 96, 18, 12
-#: Characters of a job's name or task shown in its box (the whole name is its tooltip).
+#: Characters of a job's name, and of its second line (state · task · queue), shown in
+#: its box (the whole name is its tooltip).
 NAME_CHARS, TASK_CHARS = 24, 30
 #: Boxes drawn per column: past this, the rest of the column is one box that counts
 #: them by state (a 1,000-page fan-out stays a picture, not a 70,000-pixel scroll).
@@ -122,7 +123,8 @@ def layout(flow: dict[str, Any], href: Any) -> Graph:
             box_of[job["name"]] = job["name"]
             state = job["state"] or "removed"
             task = job.get("task") or ""
-            detail = _cut(f"{task} · {job['queue']}" if task else job["queue"], TASK_CHARS)
+            where = f"{task} · {job['queue']}" if task else job["queue"]
+            detail = _cut(where, max(TASK_CHARS - len(state) - 3, 8))  # "state · " first
             nodes[job["name"]] = Node(
                 name=job["name"],
                 depth=depth,
@@ -145,7 +147,7 @@ def layout(flow: dict[str, Any], href: Any) -> Graph:
                 y=top + len(shown) * step,
                 label=f"{len(rest):,} more jobs",
                 state=counts.most_common(1)[0][0] if len(counts) == 1 else "mixed",
-                detail=_cut(words, TASK_CHARS + NAME_CHARS),
+                detail=_cut(words, TASK_CHARS),
                 href=None,
             )
             box_of.update((job["name"], key) for job in rest)
