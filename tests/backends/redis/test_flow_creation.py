@@ -139,14 +139,14 @@ async def test_a_step_applied_before_the_producer_died_is_not_applied_again(
         pytest.skip("one script on one server: there is no intent to roll forward")
     monkeypatch.setattr(redis_flows, "INTENT_AGE_MS", 0, raising=False)
     client: Any = producer._client_or_fail()
-    real_delete = client.delete
+    real_eval = client.eval
 
-    async def delete(*keys: str) -> Any:
-        if any(":fi:" in key for key in keys):
+    async def eval_(script: str, count: int, *keys_and_args: Any) -> Any:
+        if "DEL" in script:  # the intent is about to be deleted: stop before
             raise Died
-        return await real_delete(*keys)
+        return await real_eval(script, count, *keys_and_args)
 
-    client.delete = delete
+    client.eval = eval_
     with pytest.raises(Died):
         await producer.add_flow("f", flow())
     jobs, _ = await worker.claim(Q1, 10, 30_000, "w1")

@@ -72,6 +72,13 @@ redis.call('ZADD', KEYS[3], t[1] * 1000 + math.floor(t[2] / 1000), ARGV[3])
 return 1
 """
 
+# The intent and its index entry (KEYS: intent, intents index; ARGV: flow id).
+_INTENT_DONE = """
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+"""
+
 
 def _creation_items(
     backend: Plumbing, jobs: Sequence[FlowJob], parent: list[Any] | None = None
@@ -190,9 +197,8 @@ class RedisFlows(Plumbing):
             await self._register(queue, fresh or bool(unlisted))
             maybe_crash("flow_step_applied")
         client, reg = self._client_or_fail(), self._registry
-        # The index entry last: finish_flows drops one whose intent is gone.
-        await self._call(lambda: client.delete(reg.flow_intent_prefix + flow_id))
-        await self._call(lambda: client.zrem(reg.flow_intents, flow_id))
+        keys = [reg.flow_intent_prefix + flow_id, reg.flow_intents]
+        await self._call(lambda: client.eval(_INTENT_DONE, 2, *keys, flow_id))
 
     async def finish_flows(self, older_than_ms: int | None = None) -> int:
         """Roll forward the creation intents (Redis Cluster) older than
