@@ -12,8 +12,14 @@ and uses a fraction of a core at these rates, so it is not the bottleneck) again
 It prints req/s, jobs/s, p50 and p99 per row, counts non-2xx answers (any makes the
 row fail), and checks that the store holds every job the server said it created.
 
+``--sse N`` adds the fan-out scenario: N clients (a separate process, raw sockets)
+follow ``GET /api/v1/queues/big/events`` while wrk enqueues at about ``--sse-rate``
+jobs/s (paced connections) and a second wrk measures ``/healthz`` (4 connections) on
+the same server; it prints both rates, healthz p99 and the events each listener got.
+
     .venv/bin/python bench/http_api.py [--backends sqlite,redis] [--workers 1,2]
         [--duration 10] [--connections 32] [--bulk 1000] [--json out.json]
+        [--sse 500 [--sse-rate 1000]]
 
 Needs ``wrk`` (``apt-get install wrk``) and ``redis-server`` on PATH.
 """
@@ -66,6 +72,18 @@ done = function(summary, latency, requests)
     latency.max, e.status, e.connect + e.read + e.write + e.timeout))
 end
 """
+
+
+#: wrk script for a paced enqueue: each connection waits BENCH_DELAY_MS between requests.
+PACED_LUA = (
+    LUA
+    + r"""
+local pause = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
+delay = function()
+  return pause
+end
+"""
+)
 
 
 def free_port() -> int:
@@ -166,14 +184,32 @@ def served(url: str, workers: int, extra: list[str]) -> Iterator[tuple[str, int]
 
 
 def wrk(
-    url: str, body: str | None, connections: int, duration: int, script: Path
+    url: str,
+    body: str | None,
+    connections: int,
+    duration: int,
+    script: Path,
+    delay_ms: float = 0,
 ) -> dict[str, Any]:
+    out = wrk_start(url, body, connections, duration, script, delay_ms).communicate()[0]
+    return wrk_figures(out)
+
+
+def wrk_start(
+    url: str,
+    body: str | None,
+    connections: int,
+    duration: int,
+    script: Path,
+    delay_ms: float = 0,
+) -> subprocess.Popen[str]:
     env = {
         **os.environ,
         "BENCH_BODY": body or "",
         "BENCH_METHOD": "GET" if body is None else "POST",
+        "BENCH_DELAY_MS": str(delay_ms),
     }
-    out = subprocess.run(
+    return subprocess.Popen(
         [
             "wrk",
             "-t1",
@@ -186,10 +222,12 @@ def wrk(
             url,
         ],
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
         text=True,
-        check=True,
-    ).stdout
+    )
+
+
+def wrk_figures(out: str) -> dict[str, Any]:
     line = next(x for x in out.splitlines() if x.startswith("BENCH "))
     figures: dict[str, Any] = json.loads(line[6:])
     figures["rps"] = figures["requests"] / (figures["duration_us"] / 1e6)
@@ -251,6 +289,118 @@ def run_backend(
     return rows
 
 
+async def _listen(port: int, path: str, streams: int, seconds: float) -> dict[str, Any]:
+    """``streams`` SSE clients on ``path`` for ``seconds``: events and resyncs each got."""
+    counts = [0] * streams
+    resyncs = [0] * streams
+    opened = 0
+    all_open = asyncio.Event()
+
+    async def one(index: int) -> None:
+        nonlocal opened
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+        await reader.readuntil(b"\r\n\r\n")
+        opened += 1
+        if opened == streams:
+            all_open.set()
+        try:
+            while chunk := await reader.read(65536):
+                counts[index] += chunk.count(b"\r\n\r\n")
+                resyncs[index] += chunk.count(b"event: resync")
+        finally:
+            writer.close()
+
+    tasks = [asyncio.create_task(one(i)) for i in range(streams)]
+    await asyncio.wait_for(all_open.wait(), 60)
+    print("READY", flush=True)
+    await asyncio.sleep(seconds)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return {"min": min(counts), "max": max(counts), "resyncs": sum(resyncs)}
+
+
+def run_sse(name: str, url: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """The fan-out scenario (see the module doc) on one serve process."""
+    paced = work / "paced.lua"
+    paced.write_text(PACED_LUA)
+    plain = work / "post.lua"
+    connections = 16
+    delay_ms = connections * 1000 / args.sse_rate
+    with served(url, 1, args.serve_arg) as (base, pid):
+        port = int(base.rsplit(":", 1)[1])
+        listeners = subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--listen",
+                f"{port}:/api/v1/queues/{QUEUE}/events:{args.sse}:{args.duration + 4}",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert listeners.stdout is not None
+        if listeners.stdout.readline().strip() != "READY":
+            raise RuntimeError("the SSE listeners did not connect")
+        before = asyncio.run(stored(url))
+        cpu = cpu_seconds(pid)
+        enqueue = wrk_start(
+            base + "/api/v1/jobs",
+            json.dumps(one_job(0)),
+            connections,
+            args.duration,
+            paced,
+            delay_ms,
+        )
+        health = wrk(base + "/healthz", None, 4, args.duration, plain)
+        enqueued = wrk_figures(enqueue.communicate()[0])
+        cpu = cpu_seconds(pid) - cpu
+        got = json.loads(listeners.communicate()[0].strip().splitlines()[-1])
+        jobs = asyncio.run(stored(url)) - before
+    row = {
+        "backend": name,
+        "case": f"SSE fan-out: {args.sse} queue streams",
+        "listeners": args.sse,
+        "enqueue_rps": enqueued["rps"],
+        "enqueue_p99_us": enqueued["p99_us"],
+        "healthz_rps": health["rps"],
+        "healthz_p50_us": health["p50_us"],
+        "healthz_p99_us": health["p99_us"],
+        "server_cpu_share": cpu / args.duration,
+        "events_per_listener": got,
+        "jobs": jobs,
+        "non2xx": enqueued["non2xx"] + health["non2xx"],
+        "socket_errors": enqueued["socket_errors"] + health["socket_errors"],
+    }
+    print(
+        f"{name:7} SSE x{args.sse}: enqueue {enqueued['rps']:7,.0f}/s "
+        f"(p99 {enqueued['p99_us'] / 1000:.1f} ms)  healthz {health['rps']:7,.0f}/s "
+        f"p50 {health['p50_us'] / 1000:.2f} ms p99 {health['p99_us'] / 1000:.2f} ms  "
+        f"server CPU {cpu / args.duration:.0%}  events per listener {got['min']:,}-"
+        f"{got['max']:,} of {jobs:,} jobs  resyncs {got['resyncs']}",
+        flush=True,
+    )
+    return row
+
+
+def run_rows(
+    backend: str, workers: int, args: argparse.Namespace, work: Path, script: Path
+) -> list[dict[str, Any]]:
+    """The wrk rows, then the SSE scenario (one process only), of one backend."""
+    rows: list[dict[str, Any]] = []
+    with contextlib.ExitStack() as stack:
+        if backend == "sqlite":
+            url, sse_url = f"sqlite:///{work}/w{workers}.db", f"sqlite:///{work}/sse.db"
+        else:
+            url = sse_url = stack.enter_context(redis_server(work))
+        if not args.sse_only:
+            rows += run_backend(backend, url, workers, args, script)
+        if args.sse and workers == 1:
+            rows.append(run_sse(backend, sse_url, args, work))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backends", default="sqlite,redis")
@@ -263,7 +413,16 @@ def main() -> None:
     parser.add_argument("--serve-arg", action="append", default=[], help="extra corral serve arg")
     parser.add_argument("--h11", action="store_true", help="serve with uvicorn's h11 parser")
     parser.add_argument("--json", type=Path, help="write every row here")
+    parser.add_argument("--sse", type=int, default=0, help="SSE fan-out: this many streams")
+    parser.add_argument("--sse-rate", type=int, default=1000, help="enqueues/s meanwhile")
+    parser.add_argument("--sse-only", action="store_true", help="skip the wrk rows")
+    parser.add_argument("--listen", help=argparse.SUPPRESS)  # the listeners' process
     args = parser.parse_args()
+    if args.listen:
+        port, path, streams, seconds = args.listen.split(":")
+        got = asyncio.run(_listen(int(port), path, int(streams), float(seconds)))
+        print(json.dumps(got), flush=True)
+        return
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install wrk")
     rows: list[dict[str, Any]] = []
@@ -277,12 +436,7 @@ def main() -> None:
             PREPEND.append(str(work / "shim"))
         for workers in [int(w) for w in args.workers.split(",")]:
             for backend in args.backends.split(","):
-                if backend == "sqlite":
-                    url = f"sqlite:///{work}/w{workers}.db"
-                    rows += run_backend(backend, url, workers, args, script)
-                else:
-                    with redis_server(work) as url:
-                        rows += run_backend(backend, url, workers, args, script)
+                rows += run_rows(backend, workers, args, work, script)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     if any(r["non2xx"] or r["socket_errors"] or not r.get("stored_ok", True) for r in rows):

@@ -20,9 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
 from collections.abc import AsyncGenerator
-from itertools import islice
 
 import orjson
 
@@ -35,11 +33,15 @@ log = logging.getLogger("corral.web")
 
 #: Events a feed keeps for listeners that are behind; one further behind resyncs.
 BACKLOG = 10_000
-#: Seconds between two wake-ups of a feed's listeners: at least MIN_TICK, and
-#: TICK_PER_LISTENER per listener (0.1 s with 500), so waking the listeners takes a
-#: bounded share of the event loop however many there are and however fast events come.
+#: Seconds between two wake-ups of a listener: at least MIN_TICK, and
+#: TICK_PER_LISTENER per listener of the feed (0.2 s with 500), so waking them takes a
+#: bounded share of the event loop however many there are and however fast events come
+#: (each wake-up is one write, a system call, per listener).
 MIN_TICK = 0.02
-TICK_PER_LISTENER = 0.0002
+TICK_PER_LISTENER = 0.0004
+#: Listeners are spread over this many groups, woken one after the other across a
+#: tick, so that a tick is several short pauses of the event loop, not one long one.
+SLOTS = 8
 
 
 def encode(name: str, data: object) -> bytes:
@@ -54,19 +56,26 @@ class QueueFeed:
     def __init__(self, corral: Corral, queue: str) -> None:
         self.queue = queue
         self._corral = corral
-        self._log: deque[bytes] = deque()
+        # The events kept; _log[0] is at position ``first``. Trimmed by halves, so
+        # that taking a listener's share is a slice, never a walk from the start.
+        self._log: list[bytes] = []
         #: Position of the oldest event kept, and the position the next event gets.
         self.first = 0
         self.next = 0
         self.listeners = 0
+        self._joined = 0
+        # The last chunk handed out: the listeners of a slot woken together are at
+        # the same position, and share one join of the same events.
+        self._chunk: tuple[int, int, bytes] = (0, 0, b"")
         #: Set once the feed ended: by the backend (``failed``) or by closing.
         self.failed: BackendError | None = None
         self.closed = False
         self._stream: AsyncGenerator[tuple[str, str], None] | None = None
         self._pump: asyncio.Task[None] | None = None
-        self._tick = asyncio.Event()
+        self._ticks = [asyncio.Event() for _ in range(SLOTS)]
+        self._slot = 0  # the slot the next wake-up wakes
+        self._seen = [0] * SLOTS  # per slot, ``next`` when it was last woken
         self._timer: asyncio.TimerHandle | None = None
-        self._woken_at = 0.0
 
     async def open(self) -> None:
         """Subscribe (raises the backend's error: no stream is then opened)."""
@@ -79,53 +88,70 @@ class QueueFeed:
             async for name, job_id in self._stream:
                 self._log.append(encode(name, {"id": job_id}))
                 self.next += 1
-                if len(self._log) > BACKLOG:
-                    self._log.popleft()
-                    self.first += 1
+                if len(self._log) >= 2 * BACKLOG:
+                    del self._log[:-BACKLOG]
+                    self.first = self.next - BACKLOG
                 self._schedule()
         except BackendError as exc:
             log.error("stream of queue %s ended: %s: %s", self.queue, type(exc).__name__, exc)
             self.failed = exc
         finally:
             self.closed = True
-            self._wake()
+            self._wake_all()
+
+    def slot(self) -> int:
+        """The wake-up group of a new listener."""
+        self._joined += 1
+        return self._joined % SLOTS
 
     def _schedule(self) -> None:
-        if self._timer is not None:
-            return
-        loop = asyncio.get_running_loop()
-        tick = max(MIN_TICK, self.listeners * TICK_PER_LISTENER)
-        delay = max(0.0, self._woken_at + tick - loop.time())
-        self._timer = loop.call_later(delay, self._wake)
+        """Wake the slots one after the other, a tick for all of them, while events come."""
+        if self._timer is None:
+            step = max(MIN_TICK, self.listeners * TICK_PER_LISTENER) / SLOTS
+            self._timer = asyncio.get_running_loop().call_later(step, self._wake_slot)
 
-    def _wake(self) -> None:
+    def _wake_slot(self) -> None:
         self._timer = None
-        self._woken_at = asyncio.get_running_loop().time()
-        # A fresh Event: listeners woken by this one and those that come to wait
-        # afterwards never share a wake-up.
-        tick, self._tick = self._tick, asyncio.Event()
-        tick.set()
+        slot = self._slot
+        self._slot = (slot + 1) % SLOTS
+        if self._seen[slot] != self.next:
+            self._seen[slot] = self.next
+            # A fresh Event: listeners woken by this one and those that come to wait
+            # afterwards never share a wake-up.
+            tick, self._ticks[slot] = self._ticks[slot], asyncio.Event()
+            tick.set()
+        if not self.closed and any(seen != self.next for seen in self._seen):
+            self._schedule()  # the other slots' turn
 
-    async def wait(self, position: int) -> None:
-        """Until there is something past ``position`` at a tick, or the feed ended
-        (at once if that is already so)."""
+    def _wake_all(self) -> None:
+        for tick in self._ticks:
+            tick.set()
+
+    async def wait(self, position: int, slot: int) -> None:
+        """Until there is something past ``position`` at a tick of ``slot``, or the
+        feed ended (at once if that is already so)."""
         if position < self.next or self.closed:
             return
-        await self._tick.wait()
+        await self._ticks[slot].wait()
 
     def since(self, position: int) -> bytes | None:
         """Every event from ``position`` on, as one chunk; None when ``position`` is
         no longer kept (the listener fell behind)."""
         if position < self.first:
             return None
-        return b"".join(islice(self._log, position - self.first, None))
+        start, end, chunk = self._chunk
+        if (start, end) != (position, self.next):
+            chunk = b"".join(self._log[position - self.first :])
+            self._chunk = (position, self.next, chunk)
+        return chunk
 
     async def close(self) -> None:
         """End the stream (its listeners see ``closed``)."""
         self.closed = True
         if self._timer is not None:
             self._timer.cancel()
-        self._wake()
+            self._timer = None
+        self._wake_all()
         if self._pump is not None:
             self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
