@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 __all__ = ["FlowPage", "FlowRun", "flow_cursor", "parse_flow_cursor"]
 
+#: Jobs read per backend call when a flow is refreshed (one pipeline / transaction each).
+_READ_BATCH = 500
+
 
 class FlowRun:
     """A handle on a stored flow; fields are as of the last :meth:`refresh`."""
@@ -45,9 +48,21 @@ class FlowRun:
     async def refresh(self) -> FlowRun:
         """Re-read every job of the flow."""
         backend = await self._app.backend()
-        records = await asyncio.gather(
-            *(backend.get(queue, job_id) for queue, job_id, _ in self.record.jobs)
-        )
+        by_queue: dict[str, list[str]] = {}
+        for queue, job_id, _ in self.record.jobs:
+            by_queue.setdefault(queue, []).append(job_id)
+        batches = [
+            (queue, ids[i : i + _READ_BATCH])
+            for queue, ids in by_queue.items()
+            for i in range(0, len(ids), _READ_BATCH)
+        ]
+        read = await asyncio.gather(*(backend.get_many(q, ids) for q, ids in batches))
+        found = {
+            (queue, job_id): record
+            for (queue, ids), records in zip(batches, read, strict=True)
+            for job_id, record in zip(ids, records, strict=True)
+        }
+        records = [found[(queue, job_id)] for queue, job_id, _ in self.record.jobs]
         for (queue, job_id, name), record in zip(self.record.jobs, records, strict=True):
             self.jobs[name] = None if record is None else Job(self._app, queue, job_id, record)
         return self

@@ -466,3 +466,11 @@ async def test_fail_fast_spares_the_flow_when_every_edge_ignores_the_failure(
     assert await fail_for_good(backend) == "y"
     assert await state(backend, "x") is JobState.CANCELLED
     assert await state(backend, "z") is JobState.CANCELLED
+
+
+async def test_get_many_reads_jobs_of_a_queue_in_order(backend: Backend) -> None:
+    await backend.add_flow("f1", [fj("a"), fj("b", on("a", "a"))])
+    got = await backend.get_many(Q, ["b", "nope", "a"])
+    assert [r.id if r else None for r in got] == ["b", None, "a"]
+    assert [r.state if r else None for r in got] == [JobState.BLOCKED, None, JobState.WAITING]
+    assert await backend.get_many(Q, []) == []

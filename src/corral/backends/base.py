@@ -291,6 +291,10 @@ class Backend(Protocol):
     async def get(self, queue: str, job_id: str) -> JobRecord | None:
         """Read one job, or None."""
 
+    async def get_many(self, queue: str, job_ids: Sequence[str]) -> list[JobRecord | None]:
+        """Read several jobs of one queue in one round trip (one pipeline, one read
+        transaction), in the order asked; None for each that does not exist."""
+
     async def list_jobs(
         self, queue: str, state: JobState, offset: int, limit: int
     ) -> list[JobRecord]:

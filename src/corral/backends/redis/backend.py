@@ -743,6 +743,9 @@ class RedisBackend(
         records = await self._get_many(queue, [job_id])
         return records[0]
 
+    async def get_many(self, queue: str, job_ids: Sequence[str]) -> list[JobRecord | None]:
+        return await self._get_many(queue, job_ids) if job_ids else []
+
     async def _get_many(self, queue: str, job_ids: Sequence[str]) -> list[JobRecord | None]:
         keys = self._k(queue)
 

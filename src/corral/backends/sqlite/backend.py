@@ -465,6 +465,9 @@ class SQLiteBackend(
     async def get(self, queue: str, job_id: str) -> JobRecord | None:
         return (await self._s().read(lambda conn: records(conn, queue, [job_id])))[0]
 
+    async def get_many(self, queue: str, job_ids: Sequence[str]) -> list[JobRecord | None]:
+        return await self._s().read(lambda conn: records(conn, queue, job_ids)) if job_ids else []
+
     async def list_jobs(
         self, queue: str, state: JobState, offset: int, limit: int
     ) -> list[JobRecord]:
