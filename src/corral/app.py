@@ -413,9 +413,10 @@ class Corral(AuditLog, HookRegistry, NotifyRegistry):
         else:
             jobs, outcomes = await self.tracing.send(queue, jobs, backend.enqueue)
         handles: list[Job] = []
+        stored_at = getattr(outcomes, "stored_at_ms", None)
         for new, stand_in in zip(jobs, outcomes, strict=True):
             if stand_in is None:
-                job = Job(self, queue, new.id, new_record(queue, new))
+                job = Job(self, queue, new.id, new_record(queue, new, stored_at))
             else:
                 job = await Job(self, queue, stand_in).refresh()
             job.created = stand_in is None

@@ -227,9 +227,18 @@ def new_job_id() -> str:
     return os.urandom(13).hex()
 
 
-def new_record(queue: str, new: NewJob) -> JobRecord:
-    """What a just-created job looks like, without reading it back."""
-    delayed = new.delay_ms > 0 or new.debounce_ms > 0 or new.run_at_ms > time.time() * 1000
+def new_record(queue: str, new: NewJob, stored_at_ms: int | None = None) -> JobRecord:
+    """What a just-created job looks like, without reading it back; with
+    ``stored_at_ms`` (the store's clock when it created the job) its ``created_at``
+    and ``run_at`` are the stored ones (as add_job.lua sets them)."""
+    if stored_at_ms is None:
+        delayed = new.delay_ms > 0 or new.debounce_ms > 0 or new.run_at_ms > time.time() * 1000
+        run_at = None
+    else:
+        delay, at = (new.debounce_ms, 0) if new.debounce_ms else (new.delay_ms, new.run_at_ms)
+        due = at if at > 0 else stored_at_ms + delay if delay > 0 else 0
+        delayed = due > stored_at_ms
+        run_at = due if delayed else None
     return JobRecord(
         id=new.id,
         queue=queue,
@@ -239,4 +248,7 @@ def new_record(queue: str, new: NewJob) -> JobRecord:
         priority=new.priority,
         options=new.options,
         group=new.group or None,
+        created_at=stored_at_ms,
+        run_at=run_at,
+        dedupe_key=new.dedupe_key or None,
     )

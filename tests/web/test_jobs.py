@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -106,6 +107,24 @@ async def test_enqueue_with_delay_is_delayed(client: httpx.AsyncClient) -> None:
     job = await enqueue(client, delay=60)
     assert job["state"] == "delayed"
     assert job["run_at"] is not None
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"delay": 60}, {"delay": 0}, {"job_id": "stamped-1", "priority": 3}],
+    ids=["plain", "delayed", "zero-delay", "given-id"],
+)
+async def test_the_enqueue_answer_is_the_stored_job(
+    client: httpx.AsyncClient, options: dict[str, Any]
+) -> None:
+    # Redis says when it stored the job instead of the API reading it back: what the
+    # answer shows must be what a read shows.
+    job = await enqueue(client, **options)
+    stored = await client.get(f"/api/v1/queues/{job['queue']}/jobs/{job['id']}")
+    assert stored.status_code == 200
+    for field in ("state", "created_at", "run_at", "priority", "args", "kwargs", "group"):
+        assert job[field] == stored.json()[field], field
+    assert job["created_at"] is not None
 
 
 async def test_enqueue_options_are_accepted(client: httpx.AsyncClient, workers: Workers) -> None:

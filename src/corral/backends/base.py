@@ -37,6 +37,7 @@ from corral.backends.records import (
     AuditRecord,
     ClaimedJob,
     Completion,
+    Enqueued,
     HistoryWindow,
     JobRecord,
     JobState,
@@ -63,6 +64,7 @@ __all__ = [
     "ClaimedJob",
     "Completion",
     "DependencyOutcome",
+    "Enqueued",
     "FlowEdge",
     "FlowJob",
     "FlowRecord",
@@ -112,7 +114,9 @@ class Backend(Protocol):
         Returns, per job, None when it was stored as given, else the id of the job
         that stands for it: the same id when a job with that id already existed
         (idempotent add: left untouched), or the job holding its dedupe key (for a
-        debounced add: that job, updated and pushed back).
+        debounced add: that job, updated and pushed back). A backend may return an
+        :class:`Enqueued` that says when it stored them (``stored_at_ms``), so the
+        caller shows created jobs as stored without reading them back.
         Within one priority and group, jobs are claimed in the order they were
         enqueued; groups with waiting jobs (and the ungrouped jobs as one more) take
         turns.

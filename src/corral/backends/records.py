@@ -226,6 +226,15 @@ class NewJob:
     notify: str = ""
 
 
+class Enqueued(list[str | None]):
+    """What ``Backend.enqueue`` returns: per job, None if created, else the id of the
+    job that stands for it; ``stored_at_ms``, when the backend tells, is the store's
+    clock when it created them (their ``created_at``), so that the caller can show a
+    created job without reading it back."""
+
+    stored_at_ms: int | None = None
+
+
 # Not frozen: one is built per job on the hot path, and a frozen dataclass's
 # __init__ costs about three times as much.
 @dataclass(slots=True)

@@ -131,8 +131,9 @@ async def _enqueue(
     queue, new = prepare(corral, settings, body)
     job = (await corral.submit(queue, [new]))[0]
     detail = {"task": body.task, "created": job.created}
-    # The re-read (created_at, run_at as stored) and the audit entry are independent
-    # round trips: sent together, a request waits for one of them, not both.
+    # The re-read (created_at, run_at as stored; not needed when the backend said
+    # when it stored the job) and the audit entry are independent round trips: sent
+    # together, a request waits for one of them, not both.
     await asyncio.gather(_reread(job), audited(request, "job.enqueue", f"{queue}/{job.id}", detail))
     payload = job_out(job, scope, settings, created=job.created)
     status = 201 if job.created else 200
@@ -144,8 +145,8 @@ async def _enqueue(
 
 
 async def _reread(job: Job) -> None:
-    if not job.created:
-        return  # submit read the job that stands for it
+    if not job.created or job.created_at is not None:
+        return  # submit read the job that stands for it, or knows when it was stored
     # Stored: a failing re-read must not report the enqueue as failed (a client
     # retrying without job_id would store it twice); answer with what was stored.
     try:

@@ -18,6 +18,7 @@ from corral.backends.base import (
     KEEP_ALL,
     ClaimedJob,
     Completion,
+    Enqueued,
     JobRecord,
     JobState,
     NewJob,
@@ -337,13 +338,17 @@ class RedisBackend(
 
     # -- producer -------------------------------------------------------------------
 
-    async def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[str | None]:
-        created: list[str | None] = []
+    async def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> Enqueued:
+        created = Enqueued()
         fresh = await self._follow_new(queue)
         for start in range(0, len(jobs), _ENQUEUE_CHUNK):
-            chunk, unlisted = await self._enqueue_chunk(queue, jobs[start : start + _ENQUEUE_CHUNK])
+            chunk, unlisted, now = await self._enqueue_chunk(
+                queue, jobs[start : start + _ENQUEUE_CHUNK]
+            )
             created += chunk
             fresh = fresh or unlisted
+            # One chunk, one clock reading: the created jobs' created_at.
+            created.stored_at_ms = now if start == 0 else None
         await self._register(queue, fresh)
         return created
 
@@ -366,9 +371,10 @@ class RedisBackend(
 
     async def _enqueue_chunk(
         self, queue: str, jobs: Sequence[NewJob]
-    ) -> tuple[list[str | None], bool]:
+    ) -> tuple[list[str | None], bool, int]:
         """Store one chunk; returns (per job: None if created, else the id standing for
-        it) and whether the queue must be (re-)registered (see enqueue.lua)."""
+        it), whether the queue must be (re-)registered and the Redis clock in ms (see
+        enqueue.lua)."""
         scripts = self._scripts
         assert scripts is not None, "not connected"
         keys = self._k(queue)
@@ -403,14 +409,18 @@ class RedisBackend(
                     )
             return reply
 
-        *flags, unlisted = await self._call(attempt)
+        *flags, unlisted, now = await self._call(attempt)
         # After a lost reply, a random id that exists was stored by this very request.
-        return [
-            None
-            if flag == 1 or (attempts > 1 and not job.given_id and flag == job.id.encode())
-            else _text(flag)
-            for job, flag in zip(jobs, flags, strict=True)
-        ], unlisted == 1
+        return (
+            [
+                None
+                if flag == 1 or (attempts > 1 and not job.given_id and flag == job.id.encode())
+                else _text(flag)
+                for job, flag in zip(jobs, flags, strict=True)
+            ],
+            unlisted == 1,
+            int(now),
+        )
 
     # -- worker ---------------------------------------------------------------------
 

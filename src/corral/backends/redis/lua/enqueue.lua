@@ -1,7 +1,8 @@
 -- Store new jobs as waiting or delayed; a job id that exists is left untouched.
 -- KEYS: common.  ARGV[1]: base, ARGV[2]: a JSON array of job rows (see add_job)
 -- Returns: per job, 1 = created, else the id of the job that stands for it; then 1 when
---   the queue is new or was forgotten (the caller adds it to the queue registry), else 0.
+--   the queue is new or was forgotten (the caller adds it to the queue registry), else 0;
+--   then the Redis clock in ms (the created jobs' ctime).
 --@include common
 --@include add_job
 -- One JSON argument instead of 8 per job: cheaper to pack in Python and to parse here.
@@ -18,4 +19,5 @@ end
 if any then wake() end
 publish_added()
 out[#rows + 1] = redis.call('HSETNX', K_META, 'reg', '1')
+out[#rows + 2] = NOW
 return out
