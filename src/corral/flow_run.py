@@ -108,8 +108,11 @@ class FlowRun:
             if job is None or (job._record is not None and job._record.state.terminal):
                 continue
             left = deadline - time.monotonic()
-            if left <= 0 or await job.wait(None if left == math.inf else left) is None:
-                break
+            try:
+                if left <= 0 or await job.wait(None if left == math.inf else left) is None:
+                    break
+            except JobNotFound:
+                continue  # removed meanwhile (retention): it has ended
         return (await self.refresh()).state
 
     def wait_sync(self, timeout: float | None = None) -> str:

@@ -16,11 +16,13 @@ from corral.backends.base import (
     FlowJob,
     JobState,
     OnFailure,
+    Retention,
 )
 from tests.contract.conftest import claim_one, new_job
 
 Q = "flows"
 OTHER = "flows2"
+NONE = Retention(count=0)  # keep no finished job
 ERROR = b'{"type":"ValueError","message":"bad row 7","traceback":"tb"}'
 
 
@@ -474,3 +476,42 @@ async def test_get_many_reads_jobs_of_a_queue_in_order(backend: Backend) -> None
     assert [r.id if r else None for r in got] == ["b", None, "a"]
     assert [r.state if r else None for r in got] == [JobState.BLOCKED, None, JobState.WAITING]
     assert await backend.get_many(Q, []) == []
+
+
+async def test_a_flow_record_goes_with_its_last_job_and_live_flows_stay(
+    backend: Backend,
+) -> None:
+    async def prune() -> None:
+        for queue in (Q, OTHER):
+            await backend.prune_flows(queue)
+
+    await backend.add_flow("f1", [fj("a"), fj("b", on("a", "a"))])
+    assert [await run(backend), await run(backend)] == ["a", "b"]
+    await backend.add_flow("live", [fj("x"), fj("y", on("x", "x"))])
+    await backend.add_flow("half", [fj("p"), fj("q", on("p", "p"))])
+    assert await backend.remove(Q, "q")  # one job gone, the other still waiting
+    assert await backend.remove(Q, "a")
+    await prune()
+    assert await backend.get_flow("f1") is not None  # b is still there
+    assert await backend.remove(Q, "b")
+    await prune()
+    assert await backend.get_flow("f1") is None
+    assert "f1" not in [r.id for r in await backend.list_flows(10)]
+    for flow_id in ("live", "half"):
+        assert await backend.get_flow(flow_id) is not None, flow_id
+    # The id is free again: the same flow starts afresh.
+    assert await backend.add_flow("f1", [fj("a"), fj("b", on("a", "a"))])
+    assert await state(backend, "b") is JobState.BLOCKED
+    # Retention deleting the last job (here, of a flow over two queues) counts too.
+    await backend.add_flow("f2", [fj("m", queue=OTHER), fj("n", on("m", "m", OTHER))])
+    claimed = await claim_one(backend, OTHER)
+    assert await backend.complete(OTHER, [Completion(claimed.id, claimed.token, b"1")], NONE)
+    await pass_all(backend, OTHER)
+    await prune()
+    assert await backend.get_flow("f2") is not None  # n is waiting
+    assert await backend.cancel(Q, "n", NONE) is JobState.CANCELLED
+    await prune()
+    assert await backend.get_flow("f2") is None
+    assert await backend.prune_flows(Q) == 0
+    for flow_id in ("live", "half", "f1"):
+        assert await backend.get_flow(flow_id) is not None, flow_id

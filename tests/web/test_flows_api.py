@@ -105,7 +105,8 @@ async def test_bad_flows_are_refused_naming_the_problem(client: httpx.AsyncClien
     assert response.status_code == 422 and "two jobs of the flow are named 'a'" in response.text
     response = await client.post(FLOWS, json={"jobs": [{"name": "a", "task": "no.such"}]})
     assert response.status_code in (404, 422) and "no.such" in response.text
-    assert (await client.get(f"{FLOWS}/missing")).status_code == 404
+    response = await client.get(f"{FLOWS}/missing")
+    assert response.status_code == 404 and "no flow 'missing'" in response.text
 
 
 async def test_retry_failed_over_http(

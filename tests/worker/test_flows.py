@@ -16,7 +16,9 @@ from corral import (
     Flow,
     InvalidFlow,
     JobContext,
+    JobNotFound,
     JobState,
+    Retention,
     WaitForChildren,
     chain,
     chord,
@@ -172,6 +174,33 @@ async def test_fail_fast_cancels_the_siblings_of_a_failed_job(
     else:
         assert naps_state == {JobState.COMPLETED}
         assert states["total"] is JobState.FAILED
+
+
+async def test_a_flow_record_is_deleted_with_its_last_job(app: Corral, workers: Workers) -> None:
+    @app.task(queue="brief", completed=Retention(count=0))  # keep no completed job
+    def brief(x: int) -> int:
+        return x
+
+    t = register(app)
+    kept = await app.start_flow(chain(t["double"].call(1), t["double"].call()))
+    run = await app.start_flow(chain(brief.call(1), brief.call()))
+    workers.start([Q, "brief"])
+    assert await kept.wait(timeout=10) == "completed"
+
+    async def pruned() -> bool:
+        try:
+            await app.get_flow(run.id)
+        except JobNotFound:
+            return True
+        return False
+
+    deadline = asyncio.get_running_loop().time() + 10
+    while not await pruned():
+        assert asyncio.get_running_loop().time() < deadline, "the flow record stayed"
+        await asyncio.sleep(0.1)
+    with pytest.raises(JobNotFound, match="no flow"):
+        await app.get_flow(run.id)
+    assert (await app.get_flow(kept.id)).state == "completed"  # its jobs are kept
 
 
 async def test_cancel_reaches_every_unfinished_job(app: Corral) -> None:

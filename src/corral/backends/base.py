@@ -533,6 +533,13 @@ class Backend(Protocol):
     async def dependency_outcomes(self, queue: str, job_id: str) -> dict[str, DependencyOutcome]:
         """The outcomes a job received from its dependencies so far, by edge name."""
 
+    async def prune_flows(self, queue: str) -> int:
+        """Delete the records of flows that lost their last job (retention, remove,
+        drain) in ``queue``: a flow's record lives as long as any of its jobs. Returns
+        how many were deleted. Redis: the flows noted in ``queue``'s ``fgone`` set by
+        the step that deleted a job (idempotent, safe from many workers); SQLite:
+        always 0, the record goes in the transaction that deletes its last job."""
+
     async def pass_handoffs(self, queue: str) -> int:
         """Apply outcomes waiting to reach dependents in other queues (Redis: the
         handoff list of ``queue``; idempotent, safe from many workers). Every job

@@ -630,6 +630,11 @@ class Worker(EmitsEvents):
                     await backend.pass_handoffs(queue)
                 except Exception as exc:
                     report("could not pass flow outcomes on", exc)
+                try:
+                    # Records of flows whose last job retention (or a removal) deleted.
+                    await backend.prune_flows(queue)
+                except Exception as exc:
+                    report("could not delete the records of finished flows", exc)
                 if (requeued or failed) and self._hooks.active:
                     await self._emit_reaped(backend, queue, requeued, failed)
                 if requeued or failed:

@@ -71,9 +71,10 @@ def test_the_migration_counts_the_jobs_already_stored(tmp_path: Path) -> None:
             (f"j{n}", state, n),
         )
     # As a database of version 8, the one before the counters (9), would hold it: what
-    # 9 and the later migrations (10: notifications, 11-13: flows) made is taken away again.
+    # 9 and the later migrations (10: notifications, 11-14: flows) made is taken away again.
     conn.executescript(
-        "DROP TRIGGER jobs_flow_delete; DROP TRIGGER jobs_flow; DROP TABLE flow_settle; DROP TABLE flow_edges;"
+        "DROP TRIGGER jobs_flow_prune; DROP INDEX jobs_by_flow;"
+        " DROP TRIGGER jobs_flow_delete; DROP TRIGGER jobs_flow; DROP TABLE flow_settle; DROP TABLE flow_edges;"
         " DROP INDEX flows_newest; DROP TABLE flows; DROP INDEX jobs_blocked; ALTER TABLE jobs DROP COLUMN flow;"
         " DROP TRIGGER jobs_count_insert; DROP TRIGGER jobs_count_update;"
         " DROP TRIGGER jobs_count_delete; DROP TABLE state_counts;"
@@ -81,7 +82,7 @@ def test_the_migration_counts_the_jobs_already_stored(tmp_path: Path) -> None:
         " DROP TABLE counters; ALTER TABLE jobs DROP COLUMN notify;"
         " UPDATE corral_schema SET version = 8;"
     )
-    assert len(MIGRATIONS) == 13, "a new migration: undo it above too"
+    assert len(MIGRATIONS) == 14, "a new migration: undo it above too"
     migrate(conn)
     rows = dict(conn.execute("SELECT state, n FROM state_counts WHERE queue = 'q'").fetchall())
     assert rows == {"waiting": 2, "failed": 1}

@@ -45,6 +45,8 @@ log = logging.getLogger("corral.redis")
 #: Handoffs taken per round, and how long a taken one is held from other workers (ms).
 _HANDOFF_BATCH = 500
 _HANDOFF_HOLD_MS = 30_000
+#: Flows that lost a job, checked per round (Backend.prune_flows).
+_PRUNE_BATCH = 100
 #: (Redis Cluster) A creation intent this old (ms) is rolled forward by the workers:
 #: its producer has stopped, or is too slow to tell apart from one that has.
 INTENT_AGE_MS = 5_000
@@ -282,6 +284,52 @@ class RedisFlows(Plumbing):
                     state, result.encode() if result else None, error.encode() if error else None
                 )
         return out
+
+    async def prune_flows(self, queue: str) -> int:
+        client = self._client_or_fail()
+        gone = self._k(queue).base + "fgone"
+        ids = await self._call(lambda: client.srandmember(gone, _PRUNE_BATCH))
+        pruned = 0
+        for raw in ids or ():
+            flow_id = raw.decode()
+            record = await self.get_flow(flow_id)
+            if record is None:  # pruned already, or a WaitForChildren spawn (no record)
+                await self._delete(self._k(queue).base + "ff:" + flow_id)
+            elif await self._exists(self._registry.flow_intent_prefix + flow_id):
+                continue  # still being created (Cluster): look again next round
+            elif not await self._any_job_left(record):
+                await self._delete(self._registry.flow_prefix + flow_id)
+                await self._call(lambda f=flow_id: client.zrem(self._registry.flow_index, f))  # type: ignore[misc]
+                queues = {q for q, _, _ in record.jobs}
+                for q in queues:
+                    base = self._k(q).base
+                    # The creation's step notes (Cluster), so the id can start afresh.
+                    notes = [f"{base}fa:{n}:{flow_id}" for n in range(2 * len(queues))]
+                    await self._delete(base + "ff:" + flow_id, *notes)
+                pruned += 1
+            await self._call(lambda r=raw: client.srem(gone, r))  # type: ignore[misc]
+        return pruned
+
+    async def _any_job_left(self, record: FlowRecord) -> bool:
+        client = self._client_or_fail()
+        by_queue: dict[str, list[str]] = defaultdict(list)
+        for queue, job_id, _ in record.jobs:
+            by_queue[queue].append(self._k(queue).job(job_id))
+        for keys in by_queue.values():
+            for i in range(0, len(keys), 500):  # one slot per queue: one EXISTS each
+                part = keys[i : i + 500]
+                if await self._call(lambda part=part: client.exists(*part)):  # type: ignore[misc]
+                    return True
+        return False
+
+    async def _delete(self, *keys: str) -> None:
+        """Delete keys of one slot."""
+        client = self._client_or_fail()
+        await self._call(lambda: client.delete(*keys))
+
+    async def _exists(self, key: str) -> bool:
+        client = self._client_or_fail()
+        return bool(await self._call(lambda: client.exists(key)))
 
     async def pass_handoffs(self, queue: str) -> int:
         if self._cluster_url and time.monotonic() >= self._intents_due:

@@ -40,6 +40,9 @@ single slot and the same code runs on Redis Cluster::
     {prefix}:queues              set   names of every queue used
     {prefix}:{queue}:fa:{n}:{flow id}  string  step n of the flow's creation intent
                                        was applied here (Redis Cluster; expires)
+    {prefix}:{queue}:ff:{flow id}  hash  a fail-fast flow's jobs in this queue: id -> name,
+                                       '!me' queue, '!q' other queues, '!x' fired
+    {prefix}:{queue}:fgone       set   ids of flows that lost a job here (prune_flows)
     {prefix}:{flows}:f:{id}      string a flow's jobs and edges (JSON)
     {prefix}:{flows}:fnew        zset  flow ids; score = created_at (ms), for list_flows
     {prefix}:{flows}:fi:{id}     string a flow's creation intent: its steps (JSON; Cluster)
@@ -53,7 +56,7 @@ single slot and the same code runs on Redis Cluster::
 
 Every key that ends in caller-chosen text (a job id, group, dedupe key, worker id) has
 a prefix of its own that no other key of the queue starts with (``j:``, ``je:``,
-``jl:``, ``g:``, ``grate:``, ``dd:``, ``wake:``, ``fa:``): ids may contain ``:``, so a suffix
+``jl:``, ``g:``, ``grate:``, ``dd:``, ``wake:``, ``fa:``, ``ff:``): ids may contain ``:``, so a suffix
 (``j:{id}:err``) would let job ``V:err``'s hash be job ``V``'s error list.
 Schedule names are hash fields, never part of a key. A queue named ``workers`` shares
 its hash tag with the worker registry: no queue key is ``live`` or starts with ``w:``;

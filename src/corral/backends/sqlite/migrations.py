@@ -326,6 +326,19 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX flows_newest ON flows (created_at, id);
     """,
+    # 14: flow records do not outlive their jobs: deleting a job of a flow (retention,
+    # remove, drain) deletes the edges it waited on, and the flow's record with the
+    # last of its jobs.
+    """
+    CREATE INDEX jobs_by_flow ON jobs (flow) WHERE flow IS NOT NULL;
+    CREATE TRIGGER jobs_flow_prune AFTER DELETE ON jobs
+    WHEN OLD.flow IS NOT NULL
+    BEGIN
+        DELETE FROM flow_edges WHERE dep_queue = OLD.queue AND dep_id = OLD.id;
+        DELETE FROM flows WHERE id = OLD.flow
+            AND NOT EXISTS (SELECT 1 FROM jobs WHERE flow = OLD.flow);
+    END;
+    """,
 ]
 
 

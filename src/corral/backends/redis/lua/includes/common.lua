@@ -200,15 +200,18 @@ local function here_job(id, k)
 end
 
 -- The keys delete_job deletes (its hash first), and the hash's fields that name them
--- (then its group and flow dependents, for here_removal).
+-- (then its group and flow dependents, for here_removal). A job of a flow ('fl') also
+-- writes the queue's 'fgone' set: flows that lost a job, whose record the workers
+-- delete once every job of it is gone (Backend.prune_flows).
 local function job_keys(id, k)
-  local f = redis.call('HMGET', k, 'ddk', 'je', 'jl', 'xe', 'xl', 'grp', 'fdn')
+  local f = redis.call('HMGET', k, 'ddk', 'je', 'jl', 'xe', 'xl', 'grp', 'fdn', 'fl')
   local keys = {k}
   if f[1] then keys[#keys + 1] = BASE .. 'dd:' .. f[1] end
   if f[2] then keys[#keys + 1] = BASE .. 'je:' .. id end
   if f[3] then keys[#keys + 1] = BASE .. 'jl:' .. id end
   if f[4] then keys[#keys + 1] = k .. ':err' end
   if f[5] then keys[#keys + 1] = k .. ':log' end
+  if f[8] then keys[#keys + 1] = BASE .. 'fgone' end
   return keys, f
 end
 
@@ -251,6 +254,7 @@ local function delete_job(id)
   if f[4] then drop_old_list(k .. ':err') end
   if f[5] then drop_old_list(k .. ':log') end
   redis.call('DEL', k)
+  if f[8] then redis.call('SADD', BASE .. 'fgone', f[8]) end
   return true
 end
 
