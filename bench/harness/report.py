@@ -296,7 +296,13 @@ def _row(key: str, entry: dict[str, Any], value: float, res: dict[str, Any], bas
     row = f"{_num(value)} | {_spread([r['value'] for r in runs])} | {ratio} | {_cpu(runs)} | {n}"
     if key == "b":
         row += f" | {entry.get('bulk_api', '')}"
-    if key in "cdijklm":
+    if key == "l":
+        timed = statistics.median(r["timed"] for r in runs)
+        row += (
+            f" | all at work {statistics.median(r['startup_s'] for r in runs):.2f} s after "
+            f"spawn; {timed:,.0f} jobs timed"
+        )
+    elif key in "cdijkm":
         row += f" | first job {statistics.median(r['startup_s'] for r in runs):.2f} s after spawn"
     return row
 

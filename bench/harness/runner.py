@@ -154,7 +154,7 @@ def plan(cfg: Config, only: str = "", embedded: bool = False) -> list[tuple[str,
     if "k" in want:
         steps.append(("k", partial(sc.drain, processes=1, kind="noop")))
     if "l" in want:
-        steps.append(("l", partial(sc.drain, processes=cfg.embedded_processes, kind="noop")))
+        steps.append(("l", partial(sc.drain_started, processes=cfg.embedded_processes)))
     if "m" in want:
         steps.append(("m", partial(sc.drain, processes=1, kind="cpu")))
     return steps

@@ -36,6 +36,9 @@ SCENARIOS = {
 # tasks' database backend), and only by them.
 EMBEDDED = frozenset("klm")
 WARMUP_PROBES = 5
+# Scenario l queues this many times N: its timing starts only once every worker process
+# is at work, and enough jobs must be left by then.
+L_FACTOR = 2
 
 
 @dataclass
@@ -203,6 +206,52 @@ async def drain(
     if processes == 1:
         out["memory"] = system.worker_memory()
     return out
+
+
+async def drain_started(
+    system: System, cfg: Config, r: Any, processes: int, kind: str = "noop"
+) -> dict[str, Any]:
+    """Scenario l: queue ``L_FACTOR`` times N ``kind`` jobs, start ``processes`` workers, and
+    time them from the moment every worker process has finished a job (each one's
+    count appears in ``DONE``) to the end: the jobs done while the others were still
+    starting (8 interpreters importing on a small machine take seconds) are not
+    counted, so the figure is the rate of all of them at work."""
+    n = size(system, "drain", cfg.n_drain * L_FACTOR)
+    await system.enqueue_bulk(n, kind)
+    spawned = time.perf_counter()
+    system.start_workers(processes)
+    last_change, last = spawned, -1
+    while True:
+        async with r.pipeline(transaction=False) as pipe:
+            pipe.hlen(DONE)
+            pipe.get(COUNTER)
+            pipe.hvals(DONE)
+            started, value, done = await pipe.execute()
+        now_count, now = int(value or 0) + sum(int(d) for d in done), time.perf_counter()
+        if started >= processes:
+            break
+        if now_count >= n:
+            raise RuntimeError(
+                f"all {n:,} jobs were done before the {processes} worker processes had all "
+                f"started ({started} had): use more jobs (--n)"
+            )
+        if now_count != last:
+            last, last_change = now_count, now
+        elif now - last_change > cfg.stall:
+            raise TimeoutError(f"no progress for {cfg.stall:.0f}s at {now_count} jobs done")
+        system.check_workers()
+        await asyncio.sleep(cfg.poll)
+    first_at, end, done_n, cpu = await wait_count(
+        system, r, cfg, target=n, base=now_count - 1, poll=cfg.poll
+    )
+    return {
+        "value": _rate(done_n, first_at, end),
+        "cpu_us_per_job": per_job_us(done_n, worker=cpu[0], redis=cpu[1]),
+        "n": n,
+        "timed": done_n,
+        "startup_s": round(first_at - spawned, 3),
+        "including_startup": n / (end - spawned),
+    }
 
 
 async def probe(system: System, cfg: Config, r: Any) -> dict[str, Any]:

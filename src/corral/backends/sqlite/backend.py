@@ -14,6 +14,8 @@ import sqlite3
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from functools import partial
 
+import orjson
+
 from corral.backends.base import (
     KEEP_ALL,
     ClaimedJob,
@@ -42,6 +44,7 @@ from corral.backends.sqlite.rows import (
     clock_us,
     delete,
     emit,
+    event_ids,
     front_seq,
     insert_jobs,
     leased,
@@ -175,20 +178,36 @@ class SQLiteBackend(
     ) -> list[bool]:
         def tx(conn: Conn) -> list[bool]:
             now_us = clock_us()
+            now_ms = now_us // 1000
+            # The leases that still hold, read once; each is completed at most once
+            # (its token is cleared), so a repeated item is a stale one.
+            ids = orjson.dumps([item.id for item in items]).decode()
+            held: dict[tuple[str, str], int | None] = {
+                (job_id, token): started
+                for job_id, token, started in conn.execute(q.TOKENS, (queue, ids))
+            }
             done = []
             durations: list[float] = []
+            updates = []
+            notify = []
             for offset, item in enumerate(items):
+                ok = (item.id, item.token) in held
+                done.append(ok)
+                if not ok:
+                    continue
+                started = held.pop((item.id, item.token))
                 finished = now_us + offset
                 if item.notify:
-                    conn.execute(q.ADD_NOTIFY, (item.notify, queue, item.id, item.token))
-                row = conn.execute(
-                    q.COMPLETE,
-                    (item.result, finished // 1000, finished, queue, item.id, item.token),
-                ).fetchone()
-                done.append(row is not None)
-                if row is not None:
-                    durations.append(max(0, now_us // 1000 - (row[0] or 0)) / 1000)
-                    emit(conn, queue, "completed", item.id)
+                    notify.append((item.notify, queue, item.id, item.token))
+                updates.append(
+                    (item.result, finished // 1000, finished, queue, item.id, item.token)
+                )
+                durations.append(max(0, now_ms - (started or 0)) / 1000)
+            if notify:
+                conn.executemany(q.ADD_NOTIFY, notify)
+            if updates:
+                conn.executemany(q.COMPLETE, updates)
+                emit(conn, queue, "completed", *(u[4] for u in updates))
             if durations:
                 add_history(conn, queue, now_us // 1000, observe(conn, queue, durations))
                 retain(conn, queue, "completed", retention, now_us + len(items))
@@ -555,9 +574,10 @@ class SQLiteBackend(
             while True:
                 changed = feed.current()
                 rows = await self._s().read(partial(_events_after, queue=queue, after=last))
-                for event_id, event, job_id in rows:
+                for event_id, event, job_ids in rows:
                     last = event_id
-                    yield event, job_id
+                    for job_id in event_ids(job_ids):
+                        yield event, job_id
                 if not rows:
                     await feed.wait(changed, 1.0)
 

@@ -88,11 +88,15 @@ ADD_GROUP_START = "INSERT INTO group_starts (queue, grp, at) VALUES (?, ?, ?)"
 OLDEST_GROUP_START = "SELECT MIN(at) FROM group_starts WHERE queue = ?"
 NEXT_DUE = "SELECT MIN(run_at) FROM jobs WHERE queue = ? AND state = 'delayed'"
 LEASED = "SELECT cancel_requested FROM jobs WHERE queue = ? AND id = ? AND token = ?"
+# The current lease token of each of these jobs (ids as a JSON array), for a batch.
+TOKENS = """
+SELECT id, token, started_at FROM jobs
+WHERE queue = ? AND id IN (SELECT value FROM json_each(?)) AND token IS NOT NULL
+"""
 COMPLETE = """
 UPDATE jobs SET state = 'completed', result = ?, finished_at = ?, finished_us = ?,
     token = NULL, lease_until = NULL, cancel_requested = 0
 WHERE queue = ? AND id = ? AND token = ?
-RETURNING started_at
 """
 TO_CANCELLED = """
 UPDATE jobs SET state = 'cancelled', finished_at = ?, finished_us = ?,
@@ -160,9 +164,12 @@ SELECT id FROM jobs WHERE queue = ? AND state = ?
 ORDER BY finished_us DESC LIMIT 1000 OFFSET ?
 """
 IDS_IN_STATE = "SELECT id FROM jobs WHERE queue = ? AND state = ? LIMIT ?"
-DELETE_JOB = "DELETE FROM jobs WHERE queue = ? AND id = ?"
-DELETE_ERRORS = "DELETE FROM job_errors WHERE queue = ? AND job_id = ?"
-DELETE_LOGS = "DELETE FROM job_logs WHERE queue = ? AND job_id = ?"
+# Many jobs at once: the ids as a JSON array (one statement, not one per job).
+DELETE_JOBS = "DELETE FROM jobs WHERE queue = ? AND id IN (SELECT value FROM json_each(?))"
+DELETE_ERRORS = (
+    "DELETE FROM job_errors WHERE queue = ? AND job_id IN (SELECT value FROM json_each(?))"
+)
+DELETE_LOGS = "DELETE FROM job_logs WHERE queue = ? AND job_id IN (SELECT value FROM json_each(?))"
 GET_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE queue = ? AND id = ?"
 GET_ERRORS = "SELECT error FROM job_errors WHERE queue = ? AND job_id = ? ORDER BY rowid"
 GET_LOGS = "SELECT line FROM job_logs WHERE queue = ? AND job_id = ? ORDER BY rowid"

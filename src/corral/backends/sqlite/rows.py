@@ -22,6 +22,7 @@ __all__ = [
     "clock_us",
     "delete",
     "emit",
+    "event_ids",
     "front_seq",
     "insert_jobs",
     "leased",
@@ -42,11 +43,15 @@ def clock_us() -> int:
 
 
 def delete(conn: Conn, queue: str, ids: Iterable[str]) -> int:
-    rows = [(queue, job_id) for job_id in ids]
-    conn.executemany(q.DELETE_JOB, rows)
-    conn.executemany(q.DELETE_ERRORS, rows)
-    conn.executemany(q.DELETE_LOGS, rows)
-    return len(rows)
+    """Delete these jobs with their errors and logs; returns how many ids were given."""
+    listed = list(ids)
+    if not listed:
+        return 0
+    args = (queue, orjson.dumps(listed).decode())
+    conn.execute(q.DELETE_JOBS, args)
+    conn.execute(q.DELETE_ERRORS, args)
+    conn.execute(q.DELETE_LOGS, args)
+    return len(listed)
 
 
 def retain(conn: Conn, queue: str, state: str, retention: Retention, now_us: int) -> None:
@@ -95,8 +100,16 @@ def add_error(conn: Conn, queue: str, job_id: str, error: bytes) -> None:
 
 
 def emit(conn: Conn, queue: str, event: str, *job_ids: str) -> None:
-    """Append lifecycle events (the SQLite twin of Redis's pub/sub channel)."""
-    conn.executemany(q.EMIT, [(queue, job_id, event) for job_id in job_ids])
+    """Append lifecycle events (the SQLite twin of Redis's pub/sub channel): one row
+    per call, its ``job_id`` the jobs' ids separated by spaces (an id has none), as
+    Redis publishes one message per batch. Readers split it (:func:`event_ids`)."""
+    if job_ids:
+        conn.execute(q.EMIT, (queue, " ".join(job_ids), event))
+
+
+def event_ids(job_ids: str) -> list[str]:
+    """The job ids of one ``events`` row (see :func:`emit`)."""
+    return job_ids.split(" ")
 
 
 def add_stat(conn: Conn, queue: str, name: str, value: float) -> None:
@@ -137,6 +150,7 @@ def insert_jobs(conn: Conn, *, queue: str, jobs: Sequence[NewJob]) -> list[str |
     seq = back_seq(conn, queue, len(jobs)) - 1
     now = clock_us() // 1000
     out: list[str | None] = []
+    added: list[str] = []
     for job in jobs:
         seq += 1
         if job.dedupe_key:
@@ -172,7 +186,8 @@ def insert_jobs(conn: Conn, *, queue: str, jobs: Sequence[NewJob]) -> list[str |
         if job.dedupe_key:
             expires_at = now + job.dedupe_ms if job.dedupe_ms else None
             conn.execute(q.HOLD_DEDUPE, (queue, job.dedupe_key, job.id, expires_at))
-        emit(conn, queue, "added", job.id)
+        added.append(job.id)
+    emit(conn, queue, "added", *added)
     return out
 
 

@@ -12,6 +12,7 @@ from functools import partial
 
 from corral.backends.sqlite import queries as q
 from corral.backends.sqlite.changes import ChangeFeed
+from corral.backends.sqlite.rows import event_ids
 from corral.backends.sqlite.store import Store
 
 __all__ = ["SQLiteStreams"]
@@ -47,9 +48,10 @@ class SQLiteStreams:
             while True:
                 changed = feed.current()
                 rows = await store.read(partial(_all_events_after, after=last))
-                for event_id, queue, event, job_id in rows:
+                for event_id, queue, event, job_ids in rows:
                     last = event_id
-                    yield queue, event, job_id
+                    for job_id in event_ids(job_ids):
+                        yield queue, event, job_id
                 if not rows:
                     await feed.wait(changed, 1.0)
 
