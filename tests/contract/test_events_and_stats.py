@@ -42,6 +42,41 @@ async def test_events_follow_a_job_through_its_lifecycle(backend: Backend) -> No
     await stream.aclose()
 
 
+async def test_batches_emit_one_event_per_job(backend: Backend) -> None:
+    """Enqueues, claims and completions of several jobs at once give every job its
+    own event, and a stale or repeated completion in a batch gives none."""
+    stream = await backend.events("q")
+    collector = asyncio.create_task(_collect(stream, 8))
+    await enqueue(backend, "q", "j1", "j2", "j3")
+    jobs, _ = await backend.claim("q", 3, 30_000, "w1")
+    assert [j.id for j in jobs] == ["j1", "j2", "j3"]
+    j1, j2, j3 = jobs
+    done = await backend.complete(
+        "q",
+        [
+            Completion(j1.id, j1.token, b"1"),
+            Completion(j2.id, "stale-token", b"2"),
+            Completion(j3.id, j3.token, b"3"),
+            Completion(j1.id, j1.token, b"again"),
+        ],
+        Retention(),
+    )
+    assert done == [True, False, True, False]
+    assert await collector == [
+        ("added", "j1"),
+        ("added", "j2"),
+        ("added", "j3"),
+        ("active", "j1"),
+        ("active", "j2"),
+        ("active", "j3"),
+        ("completed", "j1"),
+        ("completed", "j3"),
+    ]
+    assert (await backend.get("q", "j1")).result == b"1"  # type: ignore[union-attr]
+    assert (await backend.get("q", "j2")).state == "active"  # type: ignore[union-attr]
+    await stream.aclose()
+
+
 async def test_log_lines_emit_one_log_event_per_call(backend: Backend) -> None:
     await enqueue(backend, "q", "j1")
     job = await claim_one(backend, "q")

@@ -268,3 +268,31 @@ async def test_history_rows_past_keeping_are_trimmed(tmp_path: Path) -> None:
         assert sum(s[0] for s in window.slots["q"]) == 2
     finally:
         await backend.close()
+
+
+async def test_writers_queue_on_the_lock_file_beside_the_database(tmp_path: Path) -> None:
+    """A Corral write waits for the advisory lock beside the file (the kernel hands it
+    over on release, instead of SQLite's sleeping busy handler), and goes on after."""
+    import fcntl
+
+    from corral.backends.base import NewJob
+
+    path = tmp_path / "lock.db"
+    backend = SQLiteBackend(f"sqlite:///{path}")
+    await backend.connect()
+    try:
+        lock = path.with_name("lock.db-corral-lock")
+        assert lock.exists()
+        with lock.open("rb+") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)  # another process's writer, mid-transaction
+            write = asyncio.ensure_future(
+                backend.enqueue("q", [NewJob(id="j1", name="t", data=b"[[],{}]")])
+            )
+            await asyncio.sleep(0.3)
+            assert not write.done()
+            fcntl.flock(held, fcntl.LOCK_UN)
+            async with asyncio.timeout(5):
+                assert await write == [None]
+        assert (await backend.counts("q"))["waiting"] == 1
+    finally:
+        await backend.close()

@@ -37,6 +37,9 @@ from corral.backends.sqlite.flows import settle
 from corral.backends.sqlite.migrations import migrate
 from corral.errors import BackendError, ConfigurationError, ConnectionFailed
 
+if sys.platform != "win32":
+    import fcntl
+
 __all__ = ["Store", "open_store", "path_from_url"]
 
 T = TypeVar("T")
@@ -133,8 +136,6 @@ class Store:
 
         def attempt() -> T:
             if write and self._lock_fd is not None and sys.platform != "win32":
-                import fcntl
-
                 fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
                 try:
                     return run()
