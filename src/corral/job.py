@@ -298,8 +298,18 @@ class Job:
         return await backend.cancel(self.queue, self.id, self._app.cancelled_retention(name))
 
     async def retry(self) -> bool:
-        """Run a failed or cancelled job again with fresh attempts."""
+        """Run a failed or cancelled job again with fresh attempts. A job of a flow
+        takes along its dependents that ended failed or cancelled because of it: they
+        wait ``blocked`` for it again (as ``FlowRun.retry_failed`` does for that part
+        of the flow); completed jobs are never run again."""
         backend = await self._app.backend()
+        record = await backend.get(self.queue, self.id)
+        if record is not None and record.flow and record.state.terminal:
+            try:
+                if await backend.retry_flow(record.flow, (self.queue, self.id)):
+                    return True
+            except JobNotFound:
+                pass  # no flow record (a spawned child, or pruned): the job alone
         return (await backend.retry(self.queue, [self.id]))[0]
 
     async def promote(self) -> bool:

@@ -515,3 +515,41 @@ async def test_a_flow_record_goes_with_its_last_job_and_live_flows_stay(
     assert await backend.prune_flows(Q) == 0
     for flow_id in ("live", "half", "f1"):
         assert await backend.get_flow(flow_id) is not None, flow_id
+
+
+async def test_retrying_one_job_puts_back_what_failed_through_it_only(
+    backend: Backend,
+) -> None:
+    flow = [
+        fj("a"),
+        fj("e"),
+        fj("g"),
+        fj("b", on("a", "a")),
+        fj("c", on("b", "b")),
+        fj("d", on("a", "a", on_failure=OnFailure.SKIP)),
+        fj("x", on("a", "a", on_failure=OnFailure.IGNORE)),
+        fj("f", on("a", "a"), on("g", "g")),  # g fails too: f would fail again
+    ]
+    await backend.add_flow("f1", flow)
+    assert await fail_for_good(backend) == "a"
+    assert await run(backend) == "e"
+    assert await fail_for_good(backend) == "g"
+    assert await run(backend) == "x"
+    assert await backend.retry_flow("f1", ("flows", "e")) == 0  # completed: nothing
+    assert await backend.retry_flow("f1", (Q, "a")) == 4
+    states = {i: await state(backend, i) for i in "abcdefgx"}
+    assert states == {
+        "a": JobState.WAITING,
+        "b": JobState.BLOCKED,
+        "c": JobState.BLOCKED,
+        "d": JobState.BLOCKED,
+        "e": JobState.COMPLETED,
+        "f": JobState.FAILED,
+        "g": JobState.FAILED,
+        "x": JobState.COMPLETED,
+    }
+    assert await run(backend) == "a"
+    assert {await run(backend), await run(backend)} == {"b", "d"}
+    assert await run(backend) == "c"
+    assert (await backend.claim(Q, 10, 30_000, "w1"))[0] == []  # x, e not run again
+    assert await state(backend, "x") is JobState.COMPLETED

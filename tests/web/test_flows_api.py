@@ -158,3 +158,28 @@ async def test_fail_fast_over_http(
     assert [j["state"] for j in jobs] == ["failed", "cancelled"]  # not failed by its edge
     response = await client.post(FLOWS, json=body | {"fail_fast": "maybe"})
     assert response.status_code == 422 and "fail_fast" in response.text
+
+
+async def test_retrying_one_failed_job_blocks_its_dependents_again(
+    corral: Corral, client: httpx.AsyncClient, workers: Workers
+) -> None:
+    body = {
+        "jobs": [
+            {"name": "bad", "task": "web.fail"},
+            {"name": "next", "task": "web.echo", "args": [1], "after": [{"job": "bad"}]},
+            {"name": "last", "task": "web.echo", "args": [2], "after": [{"job": "next"}]},
+        ]
+    }
+    flow = (await client.post(FLOWS, json=body)).json()
+    workers.start()
+
+    async def failed() -> bool:
+        return bool((await client.get(f"{FLOWS}/{flow['id']}")).json()["state"] == "failed")
+
+    await wait_until(failed, timeout=10)
+    await workers.stop_all()
+    bad = flow["jobs"][0]
+    response = await client.post(f"/api/v1/queues/{bad['queue']}/jobs/{bad['id']}/retry")
+    assert response.status_code == 200, response.text
+    jobs = (await client.get(f"{FLOWS}/{flow['id']}")).json()["jobs"]
+    assert [j["state"] for j in jobs] == ["waiting", "blocked", "blocked"]

@@ -491,7 +491,7 @@ class Backend(Protocol):
         ids new). False when a flow with this id existed already.
         """
 
-    async def retry_flow(self, flow_id: str) -> int:
+    async def retry_flow(self, flow_id: str, root: tuple[str, str] | None = None) -> int:
         """Put the flow's failed and cancelled jobs back with fresh attempts, never its
         completed ones: a job whose dependencies are retried with it (or lack an
         outcome) goes back ``blocked``, the others ``waiting``; outcomes of the retried
@@ -499,6 +499,11 @@ class Backend(Protocol):
         still on its way is ignored. Returns how many jobs were put back. Raises
         JobNotFound for an unknown flow, InvalidTransition while a job of it is
         unfinished. Atomic on SQLite; on Redis one step per queue, blocked jobs first.
+
+        ``root`` ((queue, id) of a failed or cancelled job of the flow: what
+        ``job.retry()`` passes): only that job and its dependents that ended failed or
+        cancelled through it, whatever the flow's other jobs are doing (0 when
+        ``root`` did not end failed or cancelled).
         """
 
     async def park(

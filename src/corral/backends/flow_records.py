@@ -127,11 +127,21 @@ def decode_flow(flow_id: str, raw: bytes) -> FlowRecord:
 
 
 def retry_plan(
-    record: FlowRecord, states: dict[tuple[str, str], str]
+    record: FlowRecord,
+    states: dict[tuple[str, str], str],
+    root: tuple[str, str] | None = None,
 ) -> tuple[set[tuple[str, str]], dict[tuple[str, str], list[tuple[str, tuple[str, str]]]]]:
     """What :meth:`Backend.retry_flow` puts back: (the failed and cancelled jobs, each
     job's dependencies as (edge name, (queue, id))). ``states``: every job's state
-    (missing: removed). InvalidTransition while a job is unfinished."""
+    (missing: removed). InvalidTransition while a job is unfinished, unless ``root``
+    is given: then only ``root`` (when failed or cancelled) and its dependents that
+    ended failed or cancelled through it, transitively, each only when nothing else
+    it waits for failed it too (see :func:`_subgraph`)."""
+    deps: dict[tuple[str, str], list[tuple[str, tuple[str, str]]]] = {}
+    for queue, job_id, edge in record.edges:
+        deps.setdefault((queue, job_id), []).append((edge.name, (edge.queue, edge.job_id)))
+    if root is not None:
+        return _subgraph(record, states, root), deps
     unfinished = [k for k, s in states.items() if s not in _ENDED]
     if unfinished:
         queue, job_id = unfinished[0]
@@ -140,10 +150,44 @@ def retry_plan(
             f"{states[unfinished[0]]}); retry its failed jobs once it has ended"
         )
     again = {k for k, s in states.items() if s in ("failed", "cancelled")}
-    deps: dict[tuple[str, str], list[tuple[str, tuple[str, str]]]] = {}
-    for queue, job_id, edge in record.edges:
-        deps.setdefault((queue, job_id), []).append((edge.name, (edge.queue, edge.job_id)))
     return again, deps
+
+
+def _subgraph(
+    record: FlowRecord, states: dict[tuple[str, str], str], root: tuple[str, str]
+) -> set[tuple[str, str]]:
+    """``root`` and the failed or cancelled jobs below it (through failed or cancelled
+    jobs only), less any that another failed, cancelled or removed dependency outside
+    the set would fail again (an edge other than ``ignore``)."""
+    ended_badly = ("failed", "cancelled")
+    if states.get(root) not in ended_badly:
+        return set()
+    below: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    above: dict[tuple[str, str], list[tuple[tuple[str, str], OnFailure]]] = {}
+    for queue, job_id, edge in record.edges:
+        dep = (edge.queue, edge.job_id)
+        below.setdefault(dep, []).append((queue, job_id))
+        above.setdefault((queue, job_id), []).append((dep, edge.on_failure))
+    chosen, todo = {root}, [root]
+    while todo:
+        for dependent in below.get(todo.pop(), []):
+            if dependent not in chosen and states.get(dependent) in ended_badly:
+                chosen.add(dependent)
+                todo.append(dependent)
+    changed = True
+    while changed:
+        changed = False
+        for job in sorted(chosen - {root}):
+            blocked_by_other = any(
+                dep not in chosen
+                and states.get(dep, "") in ("failed", "cancelled", "")
+                and policy is not OnFailure.IGNORE
+                for dep, policy in above.get(job, [])
+            )
+            if blocked_by_other:
+                chosen.discard(job)
+                changed = True
+    return chosen
 
 
 _ENDED = frozenset({"completed", "failed", "cancelled", ""})

@@ -376,7 +376,7 @@ class RedisFlows(Plumbing):
         )
         return int(reply) != 0
 
-    async def retry_flow(self, flow_id: str) -> int:
+    async def retry_flow(self, flow_id: str, root: tuple[str, str] | None = None) -> int:
         record = await self.get_flow(flow_id)
         if record is None:
             raise JobNotFound(f"no flow {flow_id!r}")
@@ -390,7 +390,7 @@ class RedisFlows(Plumbing):
         replies = await asyncio.gather(*(read(q, i) for q, i in keys))
         states = {k: (r[0] or b"").decode() for k, r in zip(keys, replies, strict=True)}
         gens = {k: int(r[1] or 0) + 1 for k, r in zip(keys, replies, strict=True)}
-        again, deps = retry_plan(record, states)
+        again, deps = retry_plan(record, states, root)
         phases: tuple[dict[str, list[Any]], dict[str, list[Any]]] = (
             defaultdict(list),
             defaultdict(list),

@@ -254,7 +254,7 @@ def insert_flow(conn: Conn, flow_id: str, jobs: Sequence[FlowJob], fail_fast: bo
     return True
 
 
-def retry_flow_jobs(conn: Conn, flow_id: str) -> int:
+def retry_flow_jobs(conn: Conn, flow_id: str, root: tuple[str, str] | None = None) -> int:
     """Put a flow's failed and cancelled jobs back (see Backend.retry_flow)."""
     row = conn.execute("SELECT spec FROM flows WHERE id = ?", (flow_id,)).fetchone()
     if row is None:
@@ -266,7 +266,7 @@ def retry_flow_jobs(conn: Conn, flow_id: str) -> int:
             "SELECT state FROM jobs WHERE queue = ? AND id = ?", (queue, job_id)
         ).fetchone()
         states[(queue, job_id)] = found[0] if found else ""
-    again, deps = retry_plan(record, states)
+    again, deps = retry_plan(record, states, root)
     for queue, job_id in again:
         for name, dep in deps.get((queue, job_id), []):
             if dep in again:
@@ -390,8 +390,8 @@ class SQLiteFlows:
 
         return await self._s().read(tx)
 
-    async def retry_flow(self, flow_id: str) -> int:
-        return await self._s().write(lambda conn: retry_flow_jobs(conn, flow_id))
+    async def retry_flow(self, flow_id: str, root: tuple[str, str] | None = None) -> int:
+        return await self._s().write(lambda conn: retry_flow_jobs(conn, flow_id, root))
 
     async def park(
         self,
