@@ -187,6 +187,11 @@ async def resolve(host: str, port: int, allow: AllowList) -> list[Address]:
     return addresses
 
 
+#: Errors of a request on a kept-alive connection that the receiver had closed (its
+#: idle timeout ran out as the request left): sent again once, on another connection.
+_STALE: Final = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+
+
 @asynccontextmanager
 async def stream(
     client: httpx.AsyncClient,
@@ -196,6 +201,7 @@ async def stream(
     allow: AllowList,
     headers: Mapping[str, str],
     content: bytes,
+    timeout: float | None = None,
 ) -> AsyncIterator[httpx.Response]:
     """Send one request through the guard and yield the response (its body unread).
 
@@ -203,25 +209,45 @@ async def stream(
     the name kept in ``Host`` and, for HTTPS, as the TLS server name (SNI and the
     certificate check, httpcore's ``sni_hostname`` extension). When an address refuses
     the connection, the next one is tried: nothing was sent to the first. When none
-    connects: DeliveryError (retried).
+    connects: DeliveryError (retried). The name is resolved and checked on every call,
+    whatever connections ``client`` keeps: give it a client that only ever sends to
+    this name (:mod:`corral.notify.clients`), as its connections are pooled by address.
+    A request that fails on a reused connection before any answer (the receiver
+    closed it meanwhile) is sent once more, the same bytes: a receiver may then see
+    it twice, with the same headers (``webhook-id``) to dedupe on.
     """
     url = httpx.URL(url)
     host = url.raw_host.decode("ascii")
     port = url.port or (443 if url.scheme == "https" else 80)
     addresses = await resolve(host, port, allow)
     sent_headers = {**headers, "Host": url.netloc.decode("ascii")}
-    extensions = {"sni_hostname": host} if url.scheme == "https" else {}
     failure: httpx.TransportError | None = None
     for address in addresses:
+        connected = False
+
+        async def trace(event: str, info: Mapping[str, object]) -> None:
+            nonlocal connected
+            if event == "connection.connect_tcp.started":
+                connected = True
+
+        extensions: dict[str, object] = {"trace": trace}
+        if url.scheme == "https":
+            extensions["sni_hostname"] = host
         request = client.build_request(
             method,
             url.copy_with(host=str(address)),
             headers=sent_headers,
             content=content,
             extensions=extensions,
+            timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
         )
         try:
-            response = await client.send(request, stream=True)
+            try:
+                response = await client.send(request, stream=True)
+            except _STALE:
+                if connected:  # a fresh connection failed: not a stale one
+                    raise
+                response = await client.send(request, stream=True)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             failure = exc
             continue

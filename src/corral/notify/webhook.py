@@ -27,7 +27,7 @@ import httpx
 import orjson
 
 from corral.errors import ConfigurationError
-from corral.notify import ssrf
+from corral.notify import clients, ssrf
 from corral.notify.base import DeliveryError, Notice, NotifySettings, Target, check_events
 from corral.notify.signing import check_secrets, new_secret, sign
 
@@ -38,6 +38,8 @@ _RESERVED: Final = ("content-type", "content-length", "transfer-encoding", "host
 _TOKEN: Final = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _VALUE: Final = re.compile(r"^[\t\x20-\x7e]*$")
 _EXCERPT: Final = 200
+#: The most of a success's reply read (and dropped) to keep its connection.
+_KEEP_READING: Final = 64 * 1024
 
 
 def _version() -> str:
@@ -242,24 +244,28 @@ class Webhook(Target):
         timeout = self.timeout or settings.timeout
         allow = ssrf.AllowList.parse(settings.allow)
         where = f"webhook {self.name} ({self.origin})" if self.name else f"webhook {self.origin}"
-        client = httpx.AsyncClient(
-            follow_redirects=False,
-            # No proxy from the environment: the request must go to the checked address.
-            trust_env=False,
-            verify=_tls_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")),
-            timeout=timeout,
-        )
+        url = httpx.URL(self.url)
+        trust = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+        port = url.port or (443 if url.scheme == "https" else 80)
+        key: clients.ClientKey = (url.scheme, url.raw_host.decode("ascii"), port, trust)
         try:
             # One budget for the whole attempt (every address tried, a slow trickle of
             # headers): httpx's timeout alone bounds each read, not their sum.
             async with (
                 asyncio.timeout(timeout),
-                client,
+                clients.lease(key, _tls_context(*trust)) as client,
                 ssrf.stream(
-                    client, "POST", self.url, allow=allow, headers=headers, content=body
+                    client,
+                    "POST",
+                    url,
+                    allow=allow,
+                    headers=headers,
+                    content=body,
+                    timeout=timeout,
                 ) as response,
             ):
                 if response.is_success:
+                    await _drain(response)
                     return
                 status = f"{response.status_code} {response.reason_phrase}".strip()
                 excerpt = await _excerpt(response)
@@ -286,6 +292,16 @@ class Webhook(Target):
                 retry=True,
             )
         raise DeliveryError(f"{where} answered {status}{reply}", retry=True)
+
+
+async def _drain(response: httpx.Response) -> None:
+    """Read a success's reply, if short, so that its connection can be kept: one whose
+    reply was not read to the end is closed."""
+    size = 0
+    async for chunk in response.aiter_raw():
+        size += len(chunk)
+        if size > _KEEP_READING:
+            return
 
 
 async def _excerpt(response: httpx.Response) -> str:

@@ -29,6 +29,7 @@ from corral.context import JobContext
 from corral.errors import ConfigurationError
 from corral.faults import maybe_crash
 from corral.hooks import EventName, listener_name, overrides
+from corral.notify.clients import WebhookClients
 from corral.options import TaskConfig
 from corral.policy import check_queue_name
 from corral.serialization import loads
@@ -180,6 +181,16 @@ class Worker(EmitsEvents):
 
     async def run(self) -> None:
         """Run until :meth:`stop`; connects first (raising ConnectionFailed)."""
+        # Webhook deliveries (and Webhook.send in tasks) keep their connections open
+        # for the worker's life; closed after the shutdown hooks.
+        webhooks = WebhookClients()
+        with webhooks.installed():
+            try:
+                await self._run()
+            finally:
+                await webhooks.aclose()
+
+    async def _run(self) -> None:
         backend = self._backend = await self.app.backend()
         self._loop = asyncio.get_running_loop()
         self._hooks = Dispatcher(self.app.listeners)
