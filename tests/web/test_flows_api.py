@@ -183,3 +183,32 @@ async def test_retrying_one_failed_job_blocks_its_dependents_again(
     assert response.status_code == 200, response.text
     jobs = (await client.get(f"{FLOWS}/{flow['id']}")).json()["jobs"]
     assert [j["state"] for j in jobs] == ["waiting", "blocked", "blocked"]
+
+
+async def test_list_flows_newest_first_in_pages(corral: Corral, client: httpx.AsyncClient) -> None:
+    for n in range(3):
+        response = await client.post(FLOWS, json=diamond(f"l-{n}"))
+        assert response.status_code == 201, response.text
+    first = await client.get(FLOWS, params={"limit": 2})
+    assert first.status_code == 200, first.text
+    page = first.json()
+    assert [f["id"] for f in page["flows"]] == ["l-2", "l-1"]
+    assert page["flows"][0]["progress"] == {"done": 0, "total": 4}
+    assert {"from", "to"} <= set(page["flows"][0]["edges"][0])
+    rest = (await client.get(FLOWS, params={"cursor": page["next_cursor"]})).json()
+    assert [f["id"] for f in rest["flows"]] == ["l-0"] and rest["next_cursor"] is None
+    for bad in ({"cursor": "nonsense"}, {"limit": 0}, {"limit": 201}):
+        response = await client.get(FLOWS, params=bad)
+        assert response.status_code == 422, (bad, response.text)
+
+
+async def test_flags_must_be_json_booleans(client: httpx.AsyncClient) -> None:
+    body = diamond()
+    for bad in ({"fail_fast": 0}, {"fail_fast": "yes"}):
+        response = await client.post(FLOWS, json=body | bad)
+        assert response.status_code == 422, (bad, response.text)
+        assert "fail_fast" in response.text
+    one = {"jobs": [{"name": "a", "task": "web.echo"}]}
+    one["jobs"].append({"name": "b", "task": "web.echo", "after": [{"job": "a", "pass_result": 1}]})
+    response = await client.post(FLOWS, json=one)
+    assert response.status_code == 422 and "pass_result" in response.text

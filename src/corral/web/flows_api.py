@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from corral.errors import UnknownTask
 from corral.flow import MAX_FLOW_ID, Dep, Flow
@@ -44,7 +44,7 @@ class DependencyIn(_Strict):
 
     job: str = Field(min_length=1, max_length=200, pattern=_whole(KEY))
     on_failure: Literal["fail", "skip", "ignore"] = "fail"
-    pass_result: bool = Field(
+    pass_result: StrictBool = Field(
         default=False, description="the dependency's result becomes the first argument"
     )
 
@@ -72,7 +72,7 @@ class FlowRequest(_Strict):
         default=None, min_length=1, max_length=MAX_FLOW_ID, pattern=_whole(JOB_ID)
     )
     jobs: list[FlowJobIn] = Field(min_length=1, max_length=10_000)
-    fail_fast: bool = Field(
+    fail_fast: StrictBool = Field(
         default=False,
         description="a job failing for good cancels every unfinished job of the flow",
     )
@@ -142,6 +142,26 @@ async def start_flow(body: FlowRequest, request: Request, scope: Write) -> Any:
     await audited(request, "flow.start", run.id, {"jobs": len(body.jobs), "created": run.created})
     payload = run.to_dict() | {"created": run.created}
     return JSONResponse(payload, status_code=201 if run.created else 200)
+
+
+class FlowPageOut(BaseModel):
+    flows: list[FlowOut]
+    next_cursor: str | None = Field(description="the next page's cursor (None: the last)")
+
+
+@router.get("/flows", response_model=FlowPageOut, response_model_by_alias=True)
+async def list_flows(
+    request: Request,
+    scope: Read,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    cursor: Annotated[
+        str | None, Query(max_length=220, pattern=r"^[0-9]{1,16}-" + JOB_ID + "$")
+    ] = None,
+) -> Any:
+    """Flows newest first, each with its state, progress, jobs and edges; pass
+    ``next_cursor`` as ``cursor`` for the next page."""
+    page = await settings_of(request).corral.list_flows(limit, cursor=cursor)
+    return {"flows": [run.to_dict() for run in page.flows], "next_cursor": page.next_cursor}
 
 
 @router.get("/flows/{flow_id}", response_model=FlowOut, responses=_UNKNOWN)
