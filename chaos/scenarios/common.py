@@ -141,10 +141,12 @@ def redis_consistency(redis: RedisProc, queue: str, prefix: str = "corral") -> l
         pipe = client.pipeline(transaction=False)
         ids = list(where)
         for job_id in ids:
-            pipe.hmget(base + "j:" + job_id, "state", "tok")
+            pipe.hmget(base + "j:" + job_id, "state", "tok", "name")
         fields = pipe.execute()
-    for job_id, (state, tok) in zip(ids, fields, strict=True):
+    for job_id, (state, tok, name) in zip(ids, fields, strict=True):
         sets = where[job_id]
+        if state is None and name is not None:
+            state = b"waiting"  # a job added waiting stores no state (add_job.lua)
         if len(sets) != 1:
             problems.append(f"{job_id} is in {sets}")
         elif state is None:

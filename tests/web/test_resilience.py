@@ -114,7 +114,8 @@ async def test_a_stored_job_is_answered_201_even_if_its_re_read_fails(
         assert answer.status_code == 201, answer.text
         job = answer.json()
         assert job["state"] == "waiting" and job["created"] is True
-        assert admin.hget(f"corral:{{{QUEUE}}}:j:{job['id']}", "state") == b"waiting"
+        stored = admin.hmget(f"corral:{{{QUEUE}}}:j:{job['id']}", "name", "state")
+        assert stored == [b"web.echo", None]  # a waiting job stores no state (add_job.lua)
     finally:
         admin.execute_command("ACL", "DELUSER", "noread")
         admin.close()

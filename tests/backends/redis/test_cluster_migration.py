@@ -101,11 +101,13 @@ def _check_places(state: dict[str, Any]) -> dict[str, str]:
             add("waiting", [m for m, _ in value])
     for place in ("active", "delayed", "completed", "failed", "cancelled", "blocked"):
         add(place, [m for m, _ in state.get(BASE + place, [])])
+    # A job added waiting stores no state (add_job.lua): a hash with a name is waiting.
+    states = {job_id: fields.get("state", "waiting") for job_id, fields in jobs.items()}
     for job_id, fields in jobs.items():
-        assert members.get(job_id) == [fields["state"]], (job_id, fields, members.get(job_id))
+        assert members.get(job_id) == [states[job_id]], (job_id, fields, members.get(job_id))
     strays = set(members) - set(jobs)
     assert not strays, f"ids without a job: {strays}"
-    return {job_id: fields["state"] for job_id, fields in jobs.items()}
+    return states
 
 
 async def _build(backend: RedisBackend) -> dict[str, list[tuple[str, str]]]:

@@ -822,10 +822,10 @@ class RedisBackend(
         key = self._k(queue).job(job_id)
 
         async def read_state() -> JobState:
-            raw = await self._call(lambda: client.hget(key, "state"))
-            if raw is None:
+            raw, name = await self._call(lambda: client.hmget(key, "state", "name"))
+            if raw is None and name is None:
                 raise JobNotFound(f"no job {job_id!r} in queue {queue!r}")
-            return JobState(_text(raw))
+            return JobState(_text(raw)) if raw is not None else JobState.WAITING
 
         channel = self._k(queue).events
         with self._translate():

@@ -34,7 +34,7 @@ from corral.backends.flow_records import (
     retry_plan,
 )
 from corral.backends.redis.plumbing import Plumbing
-from corral.backends.redis.records import job_row
+from corral.backends.redis.records import job_row, stored_state
 from corral.errors import JobNotFound
 from corral.faults import maybe_crash
 
@@ -384,11 +384,12 @@ class RedisFlows(Plumbing):
 
         async def read(queue: str, job_id: str) -> Any:
             key = self._k(queue).job(job_id)
-            return await self._call(lambda: client.hmget(key, "state", "fgen"))
+            return await self._call(lambda: client.hmget(key, "state", "fgen", "name"))
 
         keys = [(q, i) for q, i, _ in record.jobs]
         replies = await asyncio.gather(*(read(q, i) for q, i in keys))
-        states = {k: (r[0] or b"").decode() for k, r in zip(keys, replies, strict=True)}
+        # A waiting job added by add_job stores no state (records.stored_state).
+        states = {k: stored_state(r[0], r[2]) for k, r in zip(keys, replies, strict=True)}
         gens = {k: int(r[1] or 0) + 1 for k, r in zip(keys, replies, strict=True)}
         again, deps = retry_plan(record, states, root)
         phases: tuple[dict[str, list[Any]], dict[str, list[Any]]] = (

@@ -80,16 +80,26 @@ def _priority(h: dict[bytes, bytes]) -> int:
     return 1000 - int(h[b"ws"]) // _BAND if b"ws" in h else 0
 
 
+def stored_state(state: bytes | None, name: bytes | None) -> str:
+    """A job's state from its hash's 'state' and 'name' fields, "" for no job. A job
+    added waiting stores no state (add_job.lua, memory per waiting job): a hash with a
+    name and no state is waiting; earlier versions stored 'waiting', read alike."""
+    if state is not None:
+        return state.decode()
+    return "waiting" if name is not None else ""
+
+
 def record_from_hash(
     queue: str, job_id: str, h: dict[bytes, bytes], errors: list[bytes], logs: list[bytes]
 ) -> JobRecord | None:
-    if not h or b"state" not in h:
+    state = stored_state(h.get(b"state"), h.get(b"name")) if h else ""
+    if not state:
         return None
     return JobRecord(
         id=job_id,
         queue=queue,
         name=h[b"name"].decode(),
-        state=JobState(h[b"state"].decode()),
+        state=JobState(state),
         data=h.get(b"data", b"[[],{}]"),
         priority=_priority(h),
         options=h.get(b"opts", b""),

@@ -7,7 +7,7 @@
 local id = ARGV[2]
 local k = jkey(id)
 touch(k)
-local state = redis.call('HGET', k, 'state')
+local state = job_state(k)
 if not state then return 'missing' end
 touch_job(id, k)
 if state == 'waiting' or state == 'delayed' then

@@ -11,9 +11,9 @@
 --@include common
 local id = ARGV[2]
 local k = jkey(id)
-local f = redis.call('HMGET', k, 'state', 'rtime', 'att', 'grp', 'ws')
-if not f[1] then return {} end
-local state, g = f[1], f[4]
+local f = redis.call('HMGET', k, 'state', 'rtime', 'att', 'grp', 'ws', 'name')
+if not f[1] and not f[6] then return {} end
+local state, g = f[1] or 'waiting', f[4]
 local meta = redis.call('HMGET', K_META, 'paused', 'max_active', 'rate_max', 'rate_ms',
   'gmax', 'grate', 'grate_ms', 'uturn')
 

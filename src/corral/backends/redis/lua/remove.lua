@@ -4,7 +4,7 @@
 --@include common
 local id = ARGV[2]
 touch(jkey(id))
-local state = redis.call('HGET', jkey(id), 'state')
+local state = job_state(jkey(id))
 if not state then return 0 end
 if state == 'active' then return -1 end
 touch_removal(id, jkey(id))

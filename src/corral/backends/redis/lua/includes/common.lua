@@ -115,6 +115,16 @@ local function jkey(id)
   return BASE .. 'j:' .. id
 end
 
+-- A job's state, false when there is no such job. A job added waiting stores no 'state'
+-- (memory per waiting job is what a backlog costs; add_job): a hash with a 'name' and
+-- no 'state' is waiting. Every other state, and waiting again after a claim, is stored.
+local function job_state(k)
+  local f = redis.call('HMGET', k, 'state', 'name')
+  if f[1] then return f[1] end
+  if f[2] then return 'waiting' end
+  return false
+end
+
 -- Tell one blocked worker there may be work (the marker holds at most one member).
 local function wake()
   redis.call('ZADD', K_MARKER, '0', '0')
@@ -491,7 +501,7 @@ end
 -- The outcome is kept even when the dependent has ended (a retry counts on it).
 local function flow_settle(did, name, state, res, err, policy, pass, gen)
   local k = jkey(did)
-  local st = redis.call('HGET', k, 'state')
+  local st = job_state(k)
   if not st then return end
   if tonumber(redis.call('HGET', k, 'g:' .. name) or '0') > tonumber(gen or 0) then return end
   if redis.call('HSETNX', k, 'd:' .. name, cjson.encode({state, res or false, err or false})) == 0 then
@@ -593,7 +603,7 @@ local function flow_fail_fast(key, fid, fname, err, here_only)
       if not here_job(mid, mk) then
         later = true
       else
-        local st = redis.call('HGET', mk, 'state')
+        local st = job_state(mk)
         if st == 'active' then
           if redis.call('HGET', mk, 'cxl') ~= '1' then
             redis.call('HSET', mk, 'cxl', '1')
