@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from corral.errors import InvalidSignature
     from corral.notify.base import DeliveryError, Notice, NotifySettings, Target
+    from corral.notify.clients import WebhookClients
     from corral.notify.email import Email
     from corral.notify.verification import verify
     from corral.notify.webhook import Webhook
@@ -20,6 +21,7 @@ __all__ = [
     "NotifySettings",
     "Target",
     "Webhook",
+    "WebhookClients",
     "verify",
 ]
 
@@ -34,6 +36,7 @@ _LAZY = {
     "Email": "corral.notify.email",
     "InvalidSignature": "corral.errors",
     "Webhook": "corral.notify.webhook",
+    "WebhookClients": "corral.notify.clients",
     "verify": "corral.notify.verification",
 }
 
