@@ -143,13 +143,17 @@ async def _stalled_listener(server: LiveServer, client: httpx.AsyncClient) -> No
 async def test_listeners_of_one_queue_share_one_subscription(
     server: LiveServer, client: httpx.AsyncClient
 ) -> None:
-    path = f"/api/v1/queues/{QUEUE}/events"
+    # Queue streams and job streams of the same queue: one subscription between them.
+    created = await client.post("/api/v1/jobs", json={"task": "web.echo", "delay": 3600})
+    assert created.status_code == 201
+    paths = [f"/api/v1/queues/{QUEUE}/events"] * 3
+    paths += [f"/api/v1/queues/{QUEUE}/jobs/{created.json()['id']}/events"] * 2
     feeds = server.server.config.app.state.corral_settings.feeds
     async with contextlib.AsyncExitStack() as streams:
-        for _ in range(5):
+        for path in paths:
             response = await streams.enter_async_context(client.stream("GET", path))
             assert response.status_code == 200
-        assert len(feeds._feeds) == 1
+        assert list(feeds._feeds) == [QUEUE]
         assert feeds._feeds[QUEUE].listeners == 5
     async with asyncio.timeout(5):
         while feeds._feeds:  # the last listener out closes the subscription

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Annotated, Any
 
 import orjson
@@ -18,6 +19,7 @@ from corral.job import Job
 from corral.web import fanout
 from corral.web.auth import Scope
 from corral.web.deps import job_out, progress_out, require, settings_of
+from corral.web.fanout import QueueFeeds
 from corral.web.schemas import COMMON_ERRORS, JOB_ERRORS, JobId, QueueName, streamed
 
 __all__ = ["job_event_response", "router"]
@@ -63,6 +65,7 @@ async def job_events(queue: QueueName, job_id: JobId, request: Request, scope: R
         view=lambda j: job_out(j, scope, settings),
         progress=lambda j: progress_out(j, scope, settings),
         where=request.url.path,
+        feeds=settings.feeds,
     )
 
 
@@ -73,22 +76,38 @@ async def job_event_response(
     view: Callable[[Job], Any],
     progress: Callable[[Job], Any],
     where: str,
+    feeds: QueueFeeds | None = None,
 ) -> EventSourceResponse:
     """The SSE stream of one job (see :func:`job_events`): ``state`` and ``end`` carry
     ``view(job)``, ``progress`` events ``{"id": …, "progress": progress(job)}``;
     ``where`` names the stream in the log line of a backend failure. Subscribes
-    before returning, so an unreachable backend raises here (a 503, not a stream)."""
+    before returning, so an unreachable backend raises here (a 503, not a stream).
+    With ``feeds`` (the app's), it listens through its queue's shared subscription
+    (see :mod:`corral.web.fanout`) instead of one of its own."""
     job_id = job.id
-    stream = await corral.queue(job.queue).events()
-
     # Events of this job are pumped into a queue: waiting on the queue with a timeout
     # is safe, whereas timing out inside the event generator would close it.
     mine: asyncio.Queue[str] = asyncio.Queue()
+    leave: Callable[[], Awaitable[None]]
+    pump: Callable[[], Coroutine[Any, Any, None]]
+    if feeds is not None:
+        feed = await feeds.join(corral, job.queue)
+        pump = functools.partial(_watch_feed, feed, job_id, mine)
 
-    async def pump() -> None:
-        async for name, event_job in stream:
-            if event_job == job_id:
-                mine.put_nowait(name)
+        async def leave() -> None:
+            feeds.leave(feed)
+
+    else:
+        stream = await corral.queue(job.queue).events()
+
+        async def pump_own() -> None:
+            async for _name, event_job in stream:
+                if event_job == job_id:
+                    mine.put_nowait(event_job)
+
+        pump = pump_own
+
+        leave = stream.aclose
 
     async def generate() -> AsyncIterator[dict[str, str]]:
         pumping = asyncio.create_task(pump())
@@ -118,9 +137,22 @@ async def job_event_response(
             pumping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pumping
-            await stream.aclose()
+            await leave()
 
     return EventSourceResponse(generate(), ping=PING)
+
+
+async def _watch_feed(feed: fanout.QueueFeed, job_id: str, mine: asyncio.Queue[str]) -> None:
+    """Put a mark in ``mine`` whenever the feed's new events may concern ``job_id``
+    (a longer id that contains it only costs a re-read), or were lost."""
+    needle = job_id.encode()
+    position, slot = feed.next, feed.slot()
+    while not feed.closed:
+        await feed.wait(position, slot)
+        chunk = feed.since(position)
+        position = feed.next
+        if chunk is None or needle in chunk:
+            mine.put_nowait(job_id)
 
 
 @router.get(
