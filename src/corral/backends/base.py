@@ -30,6 +30,7 @@ from corral.backends.flow_records import (
 )
 from corral.backends.paging import PageSlice, Position, ScanSlice
 from corral.backends.records import (
+    COUNTER_KEPT_MS,
     DURATION_BUCKETS,
     HISTORY_STEPS,
     KEEP_ALL,
@@ -55,6 +56,7 @@ from corral.backends.records import (
 )
 
 __all__ = [
+    "COUNTER_KEPT_MS",
     "DURATION_BUCKETS",
     "HISTORY_STEPS",
     "KEEP_ALL",
@@ -442,7 +444,8 @@ class Backend(Protocol):
 
     async def read_counter(self, name: str, window_end: int) -> int:
         """The count of counter ``name`` in the window that ends at ``window_end`` (as
-        :meth:`bump_counter` returned it); 0 once forgotten (a window after its end)."""
+        :meth:`bump_counter` returned it); 0 once forgotten: :data:`COUNTER_KEPT_MS`
+        (or a window, if longer) after its end."""
 
     async def set_endpoint(self, key: str, state: bytes | None) -> None:
         """Store (or with None, forget) the state of a notification endpoint."""

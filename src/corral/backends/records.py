@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 __all__ = [
+    "COUNTER_KEPT_MS",
     "DURATION_BUCKETS",
     "HISTORY_STEPS",
     "KEEP_ALL",
@@ -328,6 +329,10 @@ class WorkerInfo:
     #: Child processes of isolated tasks alive at its last heartbeat (idle or busy).
     children: int = 0
 
+
+#: How long an ended counter window stays readable (:meth:`Backend.read_counter`) at
+#: least: a digest job that runs late (workers down, a busy queue) still reads its count.
+COUNTER_KEPT_MS = 3_600_000
 
 #: How far :meth:`Backend.wait_facts` counts the jobs ahead of one (see WaitFacts).
 POSITION_BOUND = 100_000

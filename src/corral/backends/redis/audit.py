@@ -7,7 +7,6 @@ A mixin of :class:`RedisBackend`: it uses the backend's plumbing, declared below
 from __future__ import annotations
 
 import re
-import time
 
 from corral.backends.records import AuditRecord
 from corral.backends.redis.plumbing import Plumbing
@@ -17,10 +16,15 @@ __all__ = ["RedisAudit"]
 
 _STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 
-#: Seconds one reading of Redis's clock places the trim cut-offs of later appends
-#: (advanced by this process's monotonic clock): a cut-off needs no TIME round trip
-#: of its own, and a retention of hours cannot tell a few ms of drift.
-_CLOCK_REUSE = 10.0
+#: Append and trim in one step, the cut-off from Redis's own clock at that moment: no
+#: extra round trip, and no estimate that could run ahead and trim the new entry itself.
+_APPEND = """
+local t = redis.call('TIME')
+local cutoff = math.max(0, tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  - tonumber(ARGV[1]))
+return redis.call('XADD', KEYS[1], 'MINID', cutoff, '*',
+  'k', ARGV[2], 'a', ARGV[3], 't', ARGV[4], 'd', ARGV[5])
+"""
 
 
 def _record(entry_id: bytes, fields: dict[bytes, bytes]) -> AuditRecord:
@@ -38,33 +42,15 @@ def _record(entry_id: bytes, fields: dict[bytes, bytes]) -> AuditRecord:
 class RedisAudit(Plumbing):
     """Appending to and reading the audit stream (see the module docstring)."""
 
-    #: (time.monotonic(), Redis's clock in ms) at the last reading (see _CLOCK_REUSE).
-    _audit_clock: tuple[float, float] | None = None
-
-    async def _redis_ms(self) -> int:
-        """Redis's clock now (ms), read at most every _CLOCK_REUSE seconds. Not behind
-        it (but for clock drift over those seconds): the local moment is taken before
-        TIME is sent, and the reading keeps its microseconds."""
-        now = time.monotonic()
-        clock = self._audit_clock
-        if clock is None or not 0 <= now - clock[0] <= _CLOCK_REUSE:
-            client = self._client_or_fail()
-            seconds, micros = await self._call(client.time)
-            clock = self._audit_clock = (now, int(seconds) * 1000 + int(micros) / 1000)
-        return int(clock[1] + (now - clock[0]) * 1000)
-
     async def add_audit(
         self, key: str, action: str, target: str, detail: bytes, keep_ms: int
     ) -> str:
         client = self._client_or_fail()
-        # The entry's id is Redis's clock ('*'); the cut-off is read from it too.
-        cutoff = max(0, await self._redis_ms() - keep_ms)
-        fields = {"k": key, "a": action, "t": target, "d": detail}
         stream = self._registry.audit
         # Retried like every call: after a lost reply the entry may be written twice,
         # which beats losing it.
         entry_id = await self._call(
-            lambda: client.xadd(stream, fields, minid=cutoff, approximate=False)  # type: ignore[arg-type]
+            lambda: client.eval(_APPEND, 1, stream, keep_ms, key, action, target, detail)
         )
         return str(entry_id.decode() if isinstance(entry_id, bytes) else entry_id)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from corral.backends.records import OutboxEntry
+from corral.backends.records import COUNTER_KEPT_MS, OutboxEntry
 from corral.backends.redis.plumbing import Plumbing
 
 __all__ = ["RedisOutbox", "entry_from_json"]
@@ -89,7 +89,7 @@ class RedisOutbox(Plumbing):
         async def bump() -> list[Any]:
             async with client.pipeline(transaction=True) as pipe:
                 pipe.incr(key)
-                pipe.pexpireat(key, end + window_ms)  # readable a window after its end
+                pipe.pexpireat(key, end + max(window_ms, COUNTER_KEPT_MS))
                 return await pipe.execute()
 
         # Repeated after a lost reply: the count may then be one too high, which only

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from corral.backends.records import OutboxEntry
+from corral.backends.records import COUNTER_KEPT_MS, OutboxEntry
 from corral.backends.sqlite import queries as q
 from corral.backends.sqlite.rows import clock_us
 from corral.backends.sqlite.store import Store
@@ -75,7 +75,7 @@ class SQLiteOutbox:
     async def bump_counter(self, name: str, window_ms: int) -> tuple[int, int]:
         def tx(conn: Conn) -> tuple[int, int]:
             now = clock_us() // 1000
-            conn.execute(q.FORGET_COUNTERS, (name, now - window_ms))
+            conn.execute(q.FORGET_COUNTERS, (name, now - max(window_ms, COUNTER_KEPT_MS)))
             # The window the first bump after the last one's end opened, or a new one.
             end = conn.execute(q.OPEN_WINDOW, (name, now)).fetchone()[0] or now + window_ms
             return int(conn.execute(q.BUMP_COUNTER, (name, end)).fetchone()[0]), end
