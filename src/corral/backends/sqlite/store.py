@@ -30,15 +30,45 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from corral.backends.sqlite.flows import settle
 from corral.backends.sqlite.migrations import migrate
 from corral.errors import BackendError, ConfigurationError, ConnectionFailed
 
+_flock_nogil: Any = None
 if sys.platform != "win32":
+    import ctypes
+    import errno
     import fcntl
+
+    # libc's flock called without releasing the GIL: an uncontended lock or unlock is
+    # one quick system call, and releasing the GIL for it would let the event loop's
+    # thread take it and keep it for up to the switch interval (5 ms) per transaction.
+    # Only a lock that must wait goes through fcntl.flock, which releases the GIL.
+    try:
+        _flock_nogil = ctypes.PyDLL(None, use_errno=True).flock
+        _flock_nogil.argtypes = (ctypes.c_int, ctypes.c_int)
+        _flock_nogil.restype = ctypes.c_int
+    except (OSError, AttributeError):
+        _flock_nogil = None
+
+
+def _lock(fd: int) -> None:
+    """Take the advisory write lock: at once if it is free, else wait for it."""
+    if _flock_nogil is not None:
+        if _flock_nogil(fd, fcntl.LOCK_EX | fcntl.LOCK_NB) == 0:
+            return
+        if ctypes.get_errno() not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EINTR):
+            raise OSError(ctypes.get_errno(), "flock")
+    fcntl.flock(fd, fcntl.LOCK_EX)
+
+
+def _unlock(fd: int) -> None:
+    if _flock_nogil is None or _flock_nogil(fd, fcntl.LOCK_UN) != 0:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
 
 __all__ = ["Store", "open_store", "path_from_url"]
 
@@ -136,11 +166,11 @@ class Store:
 
         def attempt() -> T:
             if write and self._lock_fd is not None and sys.platform != "win32":
-                fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+                _lock(self._lock_fd)
                 try:
                     return run()
                 finally:
-                    fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+                    _unlock(self._lock_fd)
             return run()
 
         def run() -> T:
