@@ -310,6 +310,7 @@ class Job:
                     return True
             except JobNotFound:
                 pass  # no flow record (a spawned child, or pruned): the job alone
+        # Not through its flow (a dependency of its own failed it): the job alone.
         return (await backend.retry(self.queue, [self.id]))[0]
 
     async def promote(self) -> bool:

@@ -136,7 +136,8 @@ def retry_plan(
     (missing: removed). InvalidTransition while a job is unfinished, unless ``root``
     is given: then only ``root`` (when failed or cancelled) and its dependents that
     ended failed or cancelled through it, transitively, each only when nothing else
-    it waits for failed it too (see :func:`_subgraph`)."""
+    it waits for failed it too (see :func:`_subgraph`); nothing when a dependency of
+    ``root`` itself ended failed, cancelled or removed (not ``ignore``d)."""
     deps: dict[tuple[str, str], list[tuple[str, tuple[str, str]]]] = {}
     for queue, job_id, edge in record.edges:
         deps.setdefault((queue, job_id), []).append((edge.name, (edge.queue, edge.job_id)))
@@ -168,6 +169,11 @@ def _subgraph(
         dep = (edge.queue, edge.job_id)
         below.setdefault(dep, []).append((queue, job_id))
         above.setdefault((queue, job_id), []).append((dep, edge.on_failure))
+    if any(
+        states.get(dep, "") in ("failed", "cancelled", "") and policy is not OnFailure.IGNORE
+        for dep, policy in above.get(root, [])
+    ):
+        return set()  # a dependency of its own failed it: that one is to be retried
     chosen, todo = {root}, [root]
     while todo:
         for dependent in below.get(todo.pop(), []):
