@@ -50,6 +50,19 @@ async def test_deliveries_to_one_endpoint_share_one_connection(kept: Receiver, s
         verify(got.body, got.headers, secret)
 
 
+async def test_concurrent_deliveries_keep_their_connections(kept: Receiver, secret: str) -> None:
+    # 20 at once, as a busy worker delivers: at most 20 connections for 100 deliveries.
+    hook = Webhook(kept.url("/ok"), secret=secret)
+
+    async def deliver_five() -> None:
+        for _ in range(5):
+            await hook.deliver(make_notice(), LOOPBACK)
+
+    async with WebhookClients() as clients, clients.installed():
+        await asyncio.gather(*(deliver_five() for _ in range(20)))
+    assert len(kept.requests) == 100 and len(kept.connections) <= 20
+
+
 async def test_without_installed_clients_each_delivery_has_its_own(
     kept: Receiver, secret: str
 ) -> None:

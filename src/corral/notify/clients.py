@@ -17,7 +17,7 @@ The guard still resolves and checks the name on every delivery, kept connection 
 not: a name that now resolves to a private address is refused before anything is sent.
 Clients keep no cookies (a receiver's ``Set-Cookie`` must not follow another
 webhook's delivery to the same host). Bounds: :data:`MAX_HOSTS` clients (the least
-recently used one is closed past that), :data:`PER_HOST` idle connections each, and
+recently used one is closed past that), :data:`PER_HOST` kept connections each, and
 :data:`IDLE` seconds before an idle connection or client is closed.
 
 Outside a worker (``Webhook.send`` in a script, a web handler...) there is no
@@ -47,8 +47,11 @@ __all__ = ["IDLE", "MAX_HOSTS", "PER_HOST", "ClientKey", "WebhookClients", "curr
 
 #: Clients (distinct scheme, host, port, CA bundle) kept at once.
 MAX_HOSTS: Final = 32
-#: Idle connections kept per client (more may be open at once: a burst is not held up).
-PER_HOST: Final = 16
+#: Connections kept per client (more may be open at once: a burst is not held up).
+#: httpcore closes a connection as it turns idle whenever its pool holds more than
+#: this many *in all*, so it stays above a worker's usual concurrency: else a busy
+#: worker would open a connection per delivery again.
+PER_HOST: Final = 64
 #: Seconds an idle connection, or a client nobody used, is kept.
 IDLE: Final = 15.0
 
