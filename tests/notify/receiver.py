@@ -34,6 +34,7 @@ class Received:
 
 class _Server(ThreadingHTTPServer):
     receiver: Receiver
+    request_queue_size = 128  # concurrent deliveries connect at once
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # a client that gave up (the timeout test) is expected
