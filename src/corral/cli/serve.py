@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import ipaddress
 import os
 import sys
@@ -11,6 +10,7 @@ from collections.abc import Sequence
 import click
 
 from corral.app import Corral
+from corral.cli.heap import settle_heap
 from corral.cli.loader import load_app
 from corral.errors import ConfigurationError
 
@@ -18,15 +18,6 @@ __all__ = ["MAX_WORKERS", "serve", "serve_corral"]
 
 #: Most processes ``--workers`` starts.
 MAX_WORKERS = 64
-
-
-def settle_heap() -> None:
-    """Move everything built so far (imports, the app, its routes and schemas: about
-    100,000 objects) out of the garbage collector's sight. Without it each full
-    collection walks them all, 50-100 ms with the event loop stopped, several times a
-    second under load: that was the HTTP API's p99. They live as long as the process."""
-    gc.collect()
-    gc.freeze()
 
 
 def _is_loopback(host: str) -> bool:

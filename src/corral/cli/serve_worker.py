@@ -40,8 +40,8 @@ def options_env(
 
 def create() -> FastAPI:
     """The app of one worker process (called by uvicorn in that process)."""
+    from corral.cli.heap import settle_heap
     from corral.cli.loader import load_app
-    from corral.cli.serve import settle_heap
     from corral.web import create_app
     from corral.web.auth import parse_api_keys
 

@@ -8,6 +8,7 @@ import signal
 from collections.abc import Sequence
 
 from corral.app import Corral
+from corral.cli.heap import settle_heap
 from corral.logs import configure_logging
 from corral.worker import Worker
 from corral.worker.isolation import IsolationSettings
@@ -52,6 +53,7 @@ async def run_worker(
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
+    settle_heap()
     try:
         await worker.run()
     finally:
