@@ -1,7 +1,7 @@
 """Flows on Redis: creating a flow's jobs, and passing outcomes between queues.
 
 Within one queue an outcome reaches its dependents in the script that records it
-(``flow_note`` in ``lua/includes/common.lua``). A dependent in another queue may
+(``flow_note`` in ``lua/includes/flows.lua``). A dependent in another queue may
 live on another Redis Cluster node, which no script can reach: the ending script
 adds the outcome to its own queue's ``handoff`` set (same slot, same atomic step),
 and :meth:`RedisFlows.pass_handoffs` (the worker's maintenance loop) applies it on
@@ -223,7 +223,7 @@ class RedisFlows(Plumbing):
         return len(ids)
 
     async def _fail_fast_members(self, flow_id: str, jobs: Sequence[tuple[str, str, str]]) -> None:
-        """Each queue's ``ff:<flow id>`` hash (see flow_fail_fast in common.lua)."""
+        """Each queue's ``ff:<flow id>`` hash (see flow_fail_fast in lua/includes/flows.lua)."""
         by_queue: dict[str, dict[str, str]] = defaultdict(dict)
         for queue, job_id, name in jobs:
             by_queue[queue][job_id] = name or job_id

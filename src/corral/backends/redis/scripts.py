@@ -91,6 +91,8 @@ def _parts(name: str) -> tuple[list[str], str]:
     includes = _INCLUDE.findall(text)
     if includes[:1] != ["common"]:
         raise ValueError(f"lua/{name}.lua must include common first")
+    # Every script may end a job, and common's ending helpers call into flows.
+    includes = ["common", "flows", *(i for i in includes[1:] if i != "flows")]
     return includes, "begin(KEYS, ARGV)\n" + _INCLUDE.sub("", text)
 
 
