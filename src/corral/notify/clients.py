@@ -2,10 +2,10 @@
 
 A worker keeps its webhook connections open between deliveries (one TCP connection and
 one TLS handshake for a burst of notifications to an endpoint, not one per delivery):
-:class:`WebhookClients` holds one ``httpx.AsyncClient`` per **(scheme, host name, port,
+:class:`WebhookClients` holds ``httpx.AsyncClient`` s per **(scheme, host name, port,
 trusted CAs)**, made on first use and closed when the worker stops.
 
-Why one client per host name, not one pool for everything: the SSRF guard sends each
+Why clients per host name, not one pool for everything: the SSRF guard sends each
 request to the IP address it checked (:mod:`corral.notify.ssrf`), and httpcore pools
 connections by the request's origin, which is then that address. Two names served from
 one address would share a connection, and with it a TLS session whose certificate
@@ -16,10 +16,10 @@ name; a client also never mixes CA bundles (``SSL_CERT_FILE`` / ``SSL_CERT_DIR``
 The guard still resolves and checks the name on every delivery, kept connection or
 not: a name that now resolves to a private address is refused before anything is sent.
 Clients keep no cookies (a receiver's ``Set-Cookie`` must not follow another
-webhook's delivery to the same host). Bounds: :data:`MAX_HOSTS` clients (the least
-recently used one is closed past that), :data:`PER_HOST` kept connections each (in clients of
-:data:`LANE`), and
-:data:`IDLE` seconds before an idle connection or client is closed.
+webhook's delivery to the same host). Bounds: :data:`MAX_HOSTS` keys (the least
+recently used one is closed past that), :data:`PER_HOST` kept connections each (in
+clients of :data:`LANE`), and :data:`IDLE` seconds before an idle connection or key is
+closed.
 
 Outside a worker (``Webhook.send`` in a script, a web handler...) there is no
 :class:`WebhookClients` in the context unless you open one (``async with
