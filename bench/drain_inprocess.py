@@ -2,10 +2,14 @@
 check of Corral's own per-job cost, without peers or separate processes.
 
     .venv/bin/python bench/drain_inprocess.py redis|sqlite [--jobs 5000] [--runs 3]
+        [--body noop|incr] [--prefetch N] [--freeze]
     PYTHONPATH=/path/to/other/checkout/src .venv/bin/python bench/drain_inprocess.py redis
 
-Prints the best jobs/s of ``--runs`` (the jobs are enqueued first, in batches of 1000;
-every completed job is kept so the count can be read back).
+Prints the best jobs/s of ``--runs`` and the process's CPU µs per job (the jobs are
+enqueued first, in batches of 1000; every completed job is kept so the count can be
+read back). ``--body incr``: one ``INCR`` through a plain ``redis.asyncio.Redis`` (the
+benchmark's headline body; Redis only). ``--prefetch N`` sets the worker's prefetch
+(default: its own). ``--freeze`` freezes the start-up heap as ``corral worker`` does.
 """
 
 from __future__ import annotations
@@ -17,31 +21,42 @@ import time
 from pathlib import Path
 
 import redis
+from redis.asyncio import Redis
 
 from corral import Corral, Retention
+from corral.cli.heap import settle_heap
 from corral.worker import Worker
 
 
-async def drain(url: str, jobs: int) -> float:
+async def drain(url: str, jobs: int, args: argparse.Namespace) -> tuple[float, float]:
     app = Corral(url, completed=Retention())
+    client = Redis.from_url(args.redis) if args.body == "incr" else None
 
     @app.task(name="bench.noop", queue="bench")
     async def noop(i: int) -> int:
+        if client is not None:
+            await client.incr("bench:count")
         return i
 
     for start in range(0, jobs, 1000):
         await noop.enqueue_many([(i,) for i in range(start, min(jobs, start + 1000))])
-    worker = Worker(app, ["bench"], concurrency=50)
+    if args.freeze:
+        settle_heap()
+    worker = Worker(app, ["bench"], concurrency=50, prefetch=args.prefetch)
+    cpu = time.process_time()
     started = time.perf_counter()
     running = asyncio.create_task(worker.run())
     queue = app.queue("bench")
     while (await queue.counts())["completed"] < jobs:
         await asyncio.sleep(0.01)
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu
     worker.stop()
     await running
     await app.close()
-    return jobs / elapsed
+    if client is not None:
+        await client.aclose()
+    return jobs / elapsed, cpu * 1e6 / jobs
 
 
 def main() -> None:
@@ -50,8 +65,11 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--body", choices=["noop", "incr"], default="noop")
+    parser.add_argument("--prefetch", type=int, default=None)
+    parser.add_argument("--freeze", action="store_true")
     args = parser.parse_args()
-    best = 0.0
+    best, best_cpu = 0.0, float("inf")
     for _ in range(args.runs):
         with tempfile.TemporaryDirectory() as tmp:
             if args.backend == "redis":
@@ -59,8 +77,9 @@ def main() -> None:
                 url = args.redis
             else:
                 url = f"sqlite:///{Path(tmp) / 'drain.db'}"
-            best = max(best, asyncio.run(drain(url, args.jobs)))
-    print(f"{args.backend} {best:,.0f} jobs/s")
+            rate, cpu = asyncio.run(drain(url, args.jobs, args))
+            best, best_cpu = max(best, rate), min(best_cpu, cpu)
+    print(f"{args.backend} {best:,.0f} jobs/s, {best_cpu:.0f} µs CPU per job (best of {args.runs})")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""``corral worker``'s isolation flags (--kill-grace, --recycle-memory, --sample-every):
-bad values are refused naming the flag; --recycle-memory reaches the children; the
+"""``corral worker``'s isolation flags (--kill-grace, --recycle-memory, --sample-every)
+and --prefetch: bad values are refused naming the flag; --recycle-memory reaches the children; the
 worker record counts the isolated children alive (``corral workers``)."""
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from tests.worker.procs import WorkerProc
         ("--kill-grace", "-1", "-1.0 is not in the range x>=0"),
         ("--kill-grace", "soon", "'soon' is not a valid float"),
         ("--sample-every", "0", "0.0 is not in the range 0.001<=x<=60"),
+        ("--prefetch", "-1", "-1 is not in the range x>=0"),
+        ("--prefetch", "some", "'some' is not a valid integer"),
     ],
 )
 def test_bad_isolation_flags_are_refused_naming_the_flag(flag: str, value: str, says: str) -> None:

@@ -83,6 +83,12 @@ def _byte_size(ctx: click.Context, param: click.Parameter, value: str | None) ->
     help="Jobs run at once (default: $CORRAL_CONCURRENCY, else 10).",
 )
 @click.option(
+    "--prefetch",
+    type=click.IntRange(min=0),
+    help="Jobs claimed ahead of free slots (default: half the concurrency while jobs "
+    "average under 50 ms, else none; 0: never).",
+)
+@click.option(
     "--lease",
     type=click.FloatRange(min=0.1),
     default=8.0,
@@ -156,6 +162,7 @@ def worker(
     app_spec: str,
     queues: str | None,
     concurrency: int | None,
+    prefetch: int | None,
     lease: float,
     grace: float,
     max_stalls: int,
@@ -191,6 +198,7 @@ def worker(
             log_level=log_level,
             log_format=log_format,
             isolation=isolation,
+            prefetch=prefetch,
         ),
         loop=loop,
     )

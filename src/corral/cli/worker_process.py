@@ -29,6 +29,7 @@ async def run_worker(
     log_level: str,
     log_format: str = "text",
     isolation: IsolationSettings | None = None,
+    prefetch: int | None = None,
 ) -> int:
     """Run a worker until SIGTERM/SIGINT; returns the process exit code."""
     configure_logging(log_level, log_format)
@@ -40,6 +41,7 @@ async def run_worker(
         grace=grace,
         max_stalls=max_stalls,
         isolation=isolation,
+        prefetch=prefetch,
     )
     loop = asyncio.get_running_loop()
 

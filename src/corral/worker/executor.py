@@ -44,7 +44,15 @@ from corral.worker.child import RemoteError
 from corral.worker.isolation import ProcessPool
 from corral.worker.threads import JobThreads
 
-__all__ = ["Kind", "Outcome", "error_record", "execute", "failure_outcome", "log_outcome"]
+__all__ = [
+    "Kind",
+    "Outcome",
+    "error_record",
+    "execute",
+    "failure_outcome",
+    "log_outcome",
+    "stopped",
+]
 
 log = logging.getLogger("corral.worker")
 job_log = logging.getLogger("corral.job")
@@ -193,19 +201,19 @@ async def execute(
             Kind.COMPLETED, result=encode_result(value, task.name, task.app.max_result_bytes)
         )
     except asyncio.CancelledError:
-        stopped = _stopped(ctx, claimed, worker)
-        if stopped is None:
+        outcome = stopped(ctx, claimed, worker)
+        if outcome is None:
             raise
-        return stopped
+        return outcome
     except JobCancelled as exc:
-        return _stopped(ctx, claimed, worker) or failure_outcome(
+        return stopped(ctx, claimed, worker) or failure_outcome(
             exc, config, claimed.attempt, rng, worker
         )
     except Exception as exc:
         return failure_outcome(exc, config, claimed.attempt, rng, worker)
 
 
-def _stopped(ctx: JobContext, claimed: ClaimedJob, worker: str | None) -> Outcome | None:
+def stopped(ctx: JobContext, claimed: ClaimedJob, worker: str | None) -> Outcome | None:
     """The outcome of a job the worker asked to stop, or None if it did not."""
     if ctx.cancel_reason == "cancelled":
         reason = JobCancelled("cancelled while running")

@@ -36,9 +36,10 @@ from corral.serialization import loads
 from corral.settings import describe_backend, env_int, env_list
 from corral.worker.dispatch import Dispatcher, error_of, run_shutdown, run_startup
 from corral.worker.events import EmitsEvents
-from corral.worker.executor import Kind, Outcome, execute, log_outcome
+from corral.worker.executor import Kind, Outcome, execute, log_outcome, stopped
 from corral.worker.isolation import IsolationSettings, ProcessPool
 from corral.worker.park import park
+from corral.worker.prefetch import Prefetch
 from corral.worker.scheduler import Scheduler
 from corral.worker.supervise import report, supervise
 from corral.worker.threads import JobThreads
@@ -96,7 +97,9 @@ class Worker(EmitsEvents):
     about ``grace`` + 2 s, even with the store down (leases then take over), plus
     whatever the app's listeners (up to 2 s more) and ``on_shutdown`` hooks take.
     ``isolation`` tunes the child processes of isolated tasks (see
-    :class:`~corral.worker.isolation.IsolationSettings`).
+    :class:`~corral.worker.isolation.IsolationSettings`). ``prefetch``: how many jobs
+    may be claimed ahead of free slots (default: half the concurrency while jobs
+    average under 50 ms, else none; 0 never; see :mod:`corral.worker.prefetch`).
     """
 
     def __init__(
@@ -111,6 +114,7 @@ class Worker(EmitsEvents):
         block: float = 5.0,
         heartbeat: float = 5.0,
         isolation: IsolationSettings | None = None,
+        prefetch: int | None = None,
     ) -> None:
         self.app = app
         chosen = list(queues or env_list("CORRAL_QUEUES") or self._task_queues(app))
@@ -137,6 +141,9 @@ class Worker(EmitsEvents):
         self.processed = 0
         self.failed = 0
         self._running: dict[tuple[str, str], _Running] = {}
+        if prefetch is not None and prefetch < 0:
+            raise ConfigurationError(f"prefetch must be >= 0, got {prefetch}")
+        self._prefetch = Prefetch(concurrency, prefetch)
         self._unacked: dict[tuple[str, str], str] = {}
         self._acks: dict[tuple[str, Retention], list[tuple[Completion, _Running]]] = {}
         self._ack_wake = asyncio.Event()
@@ -302,7 +309,7 @@ class Worker(EmitsEvents):
         stop_wait = asyncio.create_task(self._stop.wait())
         try:
             while not self._stop.is_set():
-                free = self.concurrency - len(self._running)
+                free = self.concurrency - len(self._running) + self._prefetch.room()
                 if free <= 0:
                     self._slot_free.clear()
                     await asyncio.wait(
@@ -345,8 +352,7 @@ class Worker(EmitsEvents):
             return 0, None
         if jobs:
             maybe_crash("after_claim")
-        for job in jobs:
-            self._start(backend, job)
+        self._take(backend, jobs)
         if jobs:
             # Woken from idle: let the jobs start before the next claim goes out.
             await asyncio.sleep(0)
@@ -359,8 +365,7 @@ class Worker(EmitsEvents):
             jobs, queue_due = await backend.claim(queue, free, self.lease_ms, self.id)
             if jobs:
                 maybe_crash("after_claim")
-            for job in jobs:
-                self._start(backend, job)
+            self._take(backend, jobs)
             total += len(jobs)
             free -= len(jobs)
             if queue_due is not None:
@@ -368,6 +373,14 @@ class Worker(EmitsEvents):
             if free <= 0:
                 break
         return total, due_in
+
+    def _take(self, backend: Backend, jobs: Sequence[ClaimedJob]) -> None:
+        """Start claimed jobs while slots are free; hold the rest until one frees."""
+        for job in jobs:
+            if len(self._running) < self.concurrency:
+                self._start(backend, job)
+            else:
+                self._prefetch.ready.append(job)
 
     def _start(self, backend: Backend, claimed: ClaimedJob) -> None:
         task = self._find_task(claimed.name)
@@ -397,7 +410,12 @@ class Worker(EmitsEvents):
             return None
 
     def _finished(self, key: tuple[str, str]) -> None:
-        self._running.pop(key, None)
+        running = self._running.pop(key, None)
+        if running is not None:
+            self._prefetch.ran(time.monotonic() - running.started)
+        ready = self._prefetch.ready
+        if ready and not self._stop.is_set() and self._backend is not None:
+            self._start(self._backend, ready.popleft())
         self._slot_free.set()
 
     async def _run_one(self, backend: Backend, running: _Running, task: Any) -> None:
@@ -405,6 +423,11 @@ class Worker(EmitsEvents):
         if self._hooks.active:
             self._emit("started", running)
         try:
+            if running.ctx.cancel_reason is not None:
+                # Cancelled (or lost) while it waited for a slot: it never runs.
+                outcome = stopped(running.ctx, claimed, self.id) or Outcome(Kind.DROPPED)
+                await self._record(backend, running, outcome)
+                return
             run = execute(
                 task,
                 running.config,
@@ -579,6 +602,8 @@ class Worker(EmitsEvents):
         for (queue, job_id), token in self._unacked.items():
             if (queue, job_id) not in self._running:
                 held.setdefault(queue, []).append((job_id, token))
+        for claimed in self._prefetch.ready:
+            held.setdefault(claimed.queue, []).append((claimed.id, claimed.token))
         return held
 
     async def _lease_loop(self, backend: Backend) -> None:
@@ -602,7 +627,9 @@ class Worker(EmitsEvents):
                     continue
                 for job_id in lost:
                     # A job whose completion was just recorded also reads as "lost".
-                    if (queue, job_id) in self._running:
+                    if self._prefetch.take(queue, job_id) is not None:
+                        log.warning("lost the lease of job %s before it started", job_id)
+                    elif (queue, job_id) in self._running:
                         self._interrupt(queue, job_id, "lost")
                         log.warning("lost the lease of job %s; another worker may run it", job_id)
                 for job_id in cancel:
@@ -614,6 +641,12 @@ class Worker(EmitsEvents):
         self._interrupt(queue, job_id, "cancelled")
 
     def _interrupt(self, queue: str, job_id: str, reason: str) -> None:
+        held = self._prefetch.take(queue, job_id)
+        if held is not None and self._backend is not None:
+            # Not started yet: it starts now, already asked to stop, and only records that.
+            self._start(self._backend, held)
+            self._running[(queue, job_id)].ctx._request_cancel(reason)
+            return
         running = self._running.get((queue, job_id))
         if running is None or not running.executing:
             return
@@ -691,7 +724,7 @@ class Worker(EmitsEvents):
             processed=self.processed,
             failed=self.failed,
             stuck=self._threads.stuck,
-            jobs=list(self._running),
+            jobs=[*self._running, *((c.queue, c.id) for c in self._prefetch.ready)],
             version=__version__,
             children=self._children.children,
         )
@@ -699,6 +732,13 @@ class Worker(EmitsEvents):
     # -- shutdown -------------------------------------------------------------------
 
     async def _drain_running(self, backend: Backend) -> None:
+        held = list(self._prefetch.ready)
+        self._prefetch.ready.clear()
+        for (queue, kept), leases in self._leases([(job, None) for job in held]).items():
+            try:
+                await backend.release(queue, leases, kept)
+            except Exception as exc:
+                report("could not hand jobs back; their leases will expire", exc)
         # _hard_stop is set by a second stop() or when grace runs out.
         if self._running and not self._hard_stop.is_set():
             log.info("waiting up to %.0fs for %d running jobs", self.grace, len(self._running))
