@@ -65,6 +65,26 @@ _STILL_OPEN = "SELECT 1 FROM flow_edges WHERE dep_queue = ? AND dep_id = ? AND o
 _DEPENDENCY_ERRORS = ("DependencyFailed", "DependencySkipped")
 
 
+def _insert_edges(conn: Conn, queue: str, member: FlowJob, verb: str) -> None:
+    """Store the edges of ``member`` (a job of ``queue``) to the jobs it depends on."""
+    conn.executemany(
+        f"{verb} INTO flow_edges (dep_queue, dep_id, name, queue, job_id, policy,"
+        " pass_result) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                queue,
+                member.job.id,
+                e.name,
+                e.queue,
+                e.job_id,
+                e.on_failure.value,
+                int(e.pass_result),
+            )
+            for e in member.depends_on
+        ],
+    )
+
+
 def _dependency_error(name: str, state: str, error: bytes | None, policy: str) -> bytes:
     # The cause kept is the original failure (a dependency error hands its own cause on),
     # so a long chain of failed dependents stores one error each, not nested ones.
@@ -235,22 +255,7 @@ def insert_flow(conn: Conn, flow_id: str, jobs: Sequence[FlowJob], fail_fast: bo
                 "UPDATE jobs SET flow = ?, state = COALESCE(?, state) WHERE queue = ? AND id = ?",
                 (flow_id, state, queue, m.job.id),
             )
-            conn.executemany(
-                "INSERT INTO flow_edges (dep_queue, dep_id, name, queue, job_id, policy,"
-                " pass_result) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        queue,
-                        m.job.id,
-                        e.name,
-                        e.queue,
-                        e.job_id,
-                        e.on_failure.value,
-                        int(e.pass_result),
-                    )
-                    for e in m.depends_on
-                ],
-            )
+            _insert_edges(conn, queue, m, "INSERT")
     return True
 
 
@@ -313,22 +318,7 @@ def park_job(
                 "UPDATE jobs SET flow = ?, state = COALESCE(?, state) WHERE queue = ? AND id = ?",
                 (spawn_id, state, child_queue, m.job.id),
             )
-            conn.executemany(
-                "INSERT OR IGNORE INTO flow_edges (dep_queue, dep_id, name, queue, job_id,"
-                " policy, pass_result) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        child_queue,
-                        m.job.id,
-                        e.name,
-                        e.queue,
-                        e.job_id,
-                        e.on_failure.value,
-                        int(e.pass_result),
-                    )
-                    for e in m.depends_on
-                ],
-            )
+            _insert_edges(conn, child_queue, m, "INSERT OR IGNORE")
     conn.executemany(
         "INSERT OR IGNORE INTO flow_edges (dep_queue, dep_id, name, queue, job_id, policy,"
         " pass_result) VALUES (?, ?, ?, ?, ?, ?, 0)",
