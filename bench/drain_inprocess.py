@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import redis
+from harness.redis_server import redis_url
 from redis.asyncio import Redis
 
 from corral import Corral, Retention
@@ -64,22 +65,27 @@ def main() -> None:
     parser.add_argument("backend", choices=["redis", "sqlite"])
     parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
+    parser.add_argument(
+        "--redis", help="a Redis URL to use (flushed!); default: a private redis-server"
+    )
     parser.add_argument("--body", choices=["noop", "incr"], default="noop")
     parser.add_argument("--prefetch", type=int, default=None)
     parser.add_argument("--freeze", action="store_true")
     args = parser.parse_args()
-    best, best_cpu = 0.0, float("inf")
-    for _ in range(args.runs):
-        with tempfile.TemporaryDirectory() as tmp:
-            if args.backend == "redis":
-                redis.Redis.from_url(args.redis).flushdb()
-                url = args.redis
-            else:
-                url = f"sqlite:///{Path(tmp) / 'drain.db'}"
-            rate, cpu = asyncio.run(drain(url, args.jobs, args))
-            best, best_cpu = max(best, rate), min(best_cpu, cpu)
-    print(f"{args.backend} {best:,.0f} jobs/s, {best_cpu:.0f} µs CPU per job (best of {args.runs})")
+    with redis_url(args.redis) as args.redis:
+        best, best_cpu = 0.0, float("inf")
+        for _ in range(args.runs):
+            with tempfile.TemporaryDirectory() as tmp:
+                if args.backend == "redis":
+                    redis.Redis.from_url(args.redis).flushdb()
+                    url = args.redis
+                else:
+                    url = f"sqlite:///{Path(tmp) / 'drain.db'}"
+                rate, cpu = asyncio.run(drain(url, args.jobs, args))
+                best, best_cpu = max(best, rate), min(best_cpu, cpu)
+        print(
+            f"{args.backend} {best:,.0f} jobs/s, {best_cpu:.0f} µs CPU per job (best of {args.runs})"
+        )
 
 
 if __name__ == "__main__":

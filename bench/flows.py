@@ -3,7 +3,7 @@ with one in-process worker (concurrency 50); and a chain of M steps (each waits 
 the previous one: the hand-over latency).
 
     .venv/bin/python bench/flows.py redis|sqlite [--children 1000] [--chain 100]
-        [--queues 1] [--small 200] [--redis redis://127.0.0.1:6379/14]
+        [--queues 1] [--small 200] [--redis URL]
 
 ``--queues K`` spreads the fan-in's children over K queues (the join in the first),
 the multi-queue creation case; ``--small N`` then times starting N flows of three
@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import redis
+from harness.redis_server import redis_url
 
 from corral import Corral, JobContext, Retention, chain, chord
 from corral.worker import Worker
@@ -77,15 +78,20 @@ def main() -> None:
     parser.add_argument("--chain", type=int, default=100)
     parser.add_argument("--queues", type=int, default=1)
     parser.add_argument("--small", type=int, default=0)
-    parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
+    parser.add_argument(
+        "--redis", help="a Redis URL to use (flushed!); default: a private redis-server"
+    )
     args = parser.parse_args()
-    more = (args.queues, args.small)
-    if args.backend == "redis":
-        redis.Redis.from_url(args.redis).flushdb()
-        asyncio.run(measure(args.redis, args.children, args.chain, *more))
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        asyncio.run(measure(f"sqlite:///{Path(tmp) / 'b.db'}", args.children, args.chain, *more))
+    with redis_url(args.redis) as args.redis:
+        more = (args.queues, args.small)
+        if args.backend == "redis":
+            redis.Redis.from_url(args.redis).flushdb()
+            asyncio.run(measure(args.redis, args.children, args.chain, *more))
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            asyncio.run(
+                measure(f"sqlite:///{Path(tmp) / 'b.db'}", args.children, args.chain, *more)
+            )
 
 
 if __name__ == "__main__":

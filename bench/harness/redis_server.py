@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import redis
@@ -70,3 +72,18 @@ class OwnRedis:
     def stop(self) -> None:
         self._kill()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def redis_url(given: str | None) -> Iterator[str]:
+    """``given``, else the URL of a private redis-server for the block: the scripts
+    that take ``--redis`` flush the database they are given, so they never default to
+    a Redis someone else may use."""
+    if given is not None:
+        yield given
+        return
+    own = OwnRedis().start()
+    try:
+        yield own.url
+    finally:
+        own.stop()
