@@ -420,14 +420,14 @@ class Worker(EmitsEvents):
 
     async def _run_one(self, backend: Backend, running: _Running, task: Any) -> None:
         claimed = running.claimed
-        if self._hooks.active:
-            self._emit("started", running)
         try:
             if running.ctx.cancel_reason is not None:
-                # Cancelled (or lost) while it waited for a slot: it never runs.
+                # Cancelled while it waited for a slot (prefetched): it never runs.
                 outcome = stopped(running.ctx, claimed, self.id) or Outcome(Kind.DROPPED)
                 await self._record(backend, running, outcome)
                 return
+            if self._hooks.active:
+                self._emit("started", running)
             run = execute(
                 task,
                 running.config,
