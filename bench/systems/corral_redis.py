@@ -54,7 +54,9 @@ class CorralRedis(System):
     settings: ClassVar[dict[str, Any]] = {
         "worker": "corral worker -c 50 --log-level warning (one command per process)",
         "event loop": "uvloop (--loop auto, the default)",
-        "concurrency": "50 async jobs",
+        "concurrency": "50 async jobs; while jobs average under 50 ms up to 25 more "
+        "claimed ahead of free slots (prefetch, the default)",
+        "process": "start-up heap frozen out of the garbage collector (the default)",
         "task": "async def",
         "job body": "INCR through a plain redis.asyncio.Redis (as every Python peer)",
         "acks": "after the job, batched with other completions (one script call)",
