@@ -44,23 +44,40 @@ local function history_keys()
     BASE .. string.format('hq:%d', day)
 end
 
+-- What begin() derives from ARGV[1], per "<db> <key base>": with FCALL the library's
+-- locals outlive a call, so each queue's names are built once (under EVAL, once per
+-- call as before). Pure functions of ARGV[1], so no state leaks between calls; the
+-- table is emptied if a Redis with very many queues fills it.
+local NAMES, NAMES_N = {}, 0
+
+local function names_of(argv1)
+  -- argv1 is "<db> <key base>"; "<db>s" asks for sharded pub/sub.
+  local cut = string.find(argv1, ' ', 1, true)
+  local base = string.sub(argv1, cut + 1)
+  local db = string.sub(argv1, 1, cut - 1)
+  local pub = 'PUBLISH'
+  if string.sub(db, -1) == 's' then
+    pub, db = 'SPUBLISH', string.sub(db, 1, -2)
+  end
+  local channels = base .. db .. ':'
+  return {base, pub, channels .. 'events', channels .. 'control', base .. 'fifo',
+    base .. 'g:', base .. 'gw', base .. 'groups', base .. 'gactive', base .. 'gcapped',
+    base .. 'gparked'}
+end
+
 -- Every script body starts here: this call's keys, key base and Redis clock.
 local function begin(keys, argv)
   K_WAIT, K_ACTIVE, K_DELAYED = keys[1], keys[2], keys[3]
   K_COMPLETED, K_FAILED, K_CANCELLED = keys[4], keys[5], keys[6]
   K_META, K_MARKER = keys[7], keys[8]
-  -- argv[1] is "<db> <key base>"; "<db>s" asks for sharded pub/sub.
-  local cut = string.find(argv[1], ' ', 1, true)
-  BASE = string.sub(argv[1], cut + 1)
-  local db = string.sub(argv[1], 1, cut - 1)
-  PUB = 'PUBLISH'
-  if string.sub(db, -1) == 's' then
-    PUB, db = 'SPUBLISH', string.sub(db, 1, -2)
+  local n = NAMES[argv[1]]
+  if not n then
+    if NAMES_N >= 1000 then NAMES, NAMES_N = {}, 0 end
+    n = names_of(argv[1])
+    NAMES[argv[1]], NAMES_N = n, NAMES_N + 1
   end
-  local channels = BASE .. db .. ':'
-  EVENTS, CONTROL, K_FIFO = channels .. 'events', channels .. 'control', BASE .. 'fifo'
-  G_PREFIX, GW, GROUPS = BASE .. 'g:', BASE .. 'gw', BASE .. 'groups'
-  GACTIVE, GCAPPED, GPARKED = BASE .. 'gactive', BASE .. 'gcapped', BASE .. 'gparked'
+  BASE, PUB, EVENTS, CONTROL, K_FIFO = n[1], n[2], n[3], n[4], n[5]
+  G_PREFIX, GW, GROUPS, GACTIVE, GCAPPED, GPARKED = n[6], n[7], n[8], n[9], n[10], n[11]
   local t = redis.call('TIME')
   NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   NOW_S = t[1] .. string.sub(string.rep('0', 6 - #t[2]) .. t[2], 1, 3)
