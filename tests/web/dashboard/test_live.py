@@ -165,6 +165,24 @@ async def test_closing_a_tab_frees_its_resources(
     await wait_until(lambda: not live.tabs and not live.running)
 
 
+async def test_the_hub_says_stopped_only_once_its_subscription_is_released(
+    corral: Corral,
+) -> None:
+    # What a caller may count on when the hub stops: the feed is free. Stepping the
+    # loop one turn at a time catches a hub that says so early (seen from the server's
+    # thread, test_many_tabs_share_one_backend_subscription caught it now and then).
+    live = LiveHub(corral)
+    only = Tab(False, frozenset())
+    await live.join(only)
+    feed = live.feed
+    assert feed is not None and live.running and feed.subscriptions == 1
+    live.leave(only)
+    async with asyncio.timeout(5):
+        while live.running:
+            await asyncio.sleep(0)
+    assert feed.subscriptions == 0 and feed.consumers == 0
+
+
 async def test_live_requires_a_session_and_checks_its_input(serve: Serve, url: str) -> None:
     server = serve(build_app(url), api_keys=API_KEYS)
     async with httpx.AsyncClient(base_url=server.url, follow_redirects=False) as http:

@@ -132,7 +132,8 @@ class LiveHub:
 
     @property
     def running(self) -> bool:
-        """Whether the hub holds its subscription (while any tab is open)."""
+        """Whether the hub holds its subscription (while any tab is open). False only
+        once the subscription is released: the hub's tasks are cleared last."""
         return bool(self._tasks)
 
     async def join(self, tab: Tab) -> None:
@@ -184,22 +185,31 @@ class LiveHub:
 
     async def _stop_if_idle(self) -> None:
         async with self._lock:
-            if self.tabs:
-                return
-            await self.close()
+            if not self.tabs:
+                await self._stop()
 
     async def close(self) -> None:
         """Stop the tasks and leave the event feed (tabs still open get nothing more)."""
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        subscription, self._subscription = self._subscription, None
-        if subscription is not None:
-            await subscription.aclose()
-        self._snapshot = None
+        async with self._lock:
+            await self._stop()
+
+    async def _stop(self) -> None:
+        # Under the lock, so that no tab starts the hub again half-way. ``running``
+        # turns false only after the subscription is released: whoever sees the hub
+        # stopped may count on the feed being free.
+        tasks = self._tasks
+        try:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            subscription, self._subscription = self._subscription, None
+            if subscription is not None:
+                await subscription.aclose()
+        finally:
+            self._tasks = []
+            self._snapshot = None
 
     async def _relay(self, subscription: Subscription) -> None:
         """Events in: job events to the tabs watching, and "counts may have changed"."""
