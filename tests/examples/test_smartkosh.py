@@ -459,6 +459,18 @@ def test_bad_uploads_and_retries_are_refused_with_a_reason(system: System) -> No
     assert user.status(import_id)["status"] == "failed"
     assert len(user.notifications()) == 1  # once
     done = user.finished(user.upload("ok.csv", statement(3)))
+    # The same for a completed import: the receiver marks it completed, from the job.
+    system.sql(
+        "UPDATE ledger_importjob SET status = 'processing', finished_at = NULL WHERE id = ?",
+        done["id"],
+    )
+    system.sql("DELETE FROM ledger_notification WHERE import_job_id = ?", done["id"])
+    repaired = user.status(done["id"])
+    assert (repaired["status"], repaired["task"]["status"]) == ("completed", "SUCCESSFUL")
+    assert repaired["finishedAt"] is not None
+    assert [n["message"] for n in user.notifications() if n["importId"] == done["id"]] == [
+        "Imported 3 new transactions from ok.csv."
+    ]
     answer = user.retry(done["id"])
     assert answer.status_code == 302  # back to the page, with the reason as a message
     page = user.http.get(answer.headers["location"])

@@ -11,12 +11,10 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
-from django.urls import reverse
-from django.utils import timezone
 
 from corral import current_job
 from corral.contrib.django import corral_task
-from examples.smartkosh.ledger.models import ImportJob, Notification, Transaction
+from examples.smartkosh.ledger.models import ImportJob, Transaction
 from examples.smartkosh.ledger.statements import BadRow, Row, chunks, count_rows
 
 log = logging.getLogger("smartkosh")
@@ -30,8 +28,11 @@ log = logging.getLogger("smartkosh")
 )
 def import_statement(context: Any, import_id: int, path: str) -> dict[str, int]:
     """Import the CSV at ``path`` into the transactions of ImportJob ``import_id``,
-    chunk by chunk (each chunk one database transaction), reporting progress; on
-    success the user gets a notification (a failure's is sent by signals.py)."""
+    chunk by chunk (each chunk one database transaction), reporting progress.
+
+    The import is not marked completed here: the job is not, until its worker has
+    recorded the outcome (and a worker killed in between runs it again). signals.py
+    marks it completed or failed, and tells the user, once the job has finished."""
     upload = ImportJob.objects.select_related("user").get(pk=import_id)
     file = Path(path)
     total = count_rows(file)
@@ -78,19 +79,6 @@ def import_statement(context: Any, import_id: int, path: str) -> dict[str, int]:
         # tells the user once the job has failed for good.
         ImportJob.objects.filter(pk=import_id).update(error=str(exc), error_line=exc.line)
         raise
-    with transaction.atomic():  # the status and its notification together
-        ImportJob.objects.filter(pk=import_id).update(
-            status=ImportJob.COMPLETED, rows_total=done, finished_at=timezone.now()
-        )
-        again = f"; {skipped} were already there" if skipped else ""
-        Notification.objects.create(
-            user=upload.user,
-            kind=Notification.SUCCESS,
-            title=f"{upload.filename} imported",
-            message=f"Imported {imported} new transactions from {upload.filename}{again}.",
-            link=reverse("import-detail", args=[import_id]),
-            import_job=upload,
-        )
     log.info("import %s: %s rows, %s new", import_id, done, imported)
     return {"rows": done, "imported": imported, "skipped": skipped}
 
