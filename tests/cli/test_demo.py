@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from tests.cli import run
 from tests.redis_server import _free_port
@@ -44,6 +45,8 @@ def test_demo_json_summary(redis_url: str) -> None:
     assert summary["seconds"] < 30
 
 
+# Slow (more demo runs; CI): test_demo_json_summary keeps a demo run in the inner loop.
+@pytest.mark.slow
 def test_demo_rerun_starts_clean(redis_url: str) -> None:
     run_json(redis_url, 6)
     again = run_json(redis_url, 6)
@@ -84,6 +87,8 @@ def test_demo_live_display_on_a_terminal(redis_url: str) -> None:
     assert "Data lives in:" in proc.stdout
 
 
+# Slow (more demo runs; CI): test_demo_json_summary keeps a demo run in the inner loop.
+@pytest.mark.slow
 def test_demo_on_sqlite(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'demo.db'}"
     for _ in range(5):  # later runs start from earlier leftovers; a stuck stop would hang
@@ -93,6 +98,8 @@ def test_demo_on_sqlite(tmp_path: Path) -> None:
         assert summary["completed"] + summary["failed"] == 8
 
 
+# Slow (more demo runs; CI): test_demo_json_summary keeps a demo run in the inner loop.
+@pytest.mark.slow
 def test_demo_failed_job_can_be_inspected(redis_url: str) -> None:
     failed = run_json(redis_url, 6)["failed_job"]
     proc = corral("--url", redis_url, "job", failed, "--json")

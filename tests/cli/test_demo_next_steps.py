@@ -48,6 +48,9 @@ def next_steps(output: str) -> list[str]:
     return [m[1] for line in tail if (m := re.match(r"\s+[A-Z][^:]*:\s+(\S.*)$", line))]
 
 
+# Slow (four demo runs and their commands; CI): the one-job test below keeps the
+# printed steps in the inner loop.
+@pytest.mark.slow
 @pytest.mark.parametrize("url_option", ["", "--url sqlite:///other.db"])
 def test_printed_next_steps_run_as_printed(shell_dir: Path, url_option: str) -> None:
     demo = sh(f".venv/bin/corral demo --jobs 6 {url_option}", shell_dir)
