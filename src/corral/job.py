@@ -306,7 +306,7 @@ class Job:
         record = await backend.get(self.queue, self.id)
         if record is not None and record.flow and record.state.terminal:
             try:
-                if await backend.retry_flow(record.flow, (self.queue, self.id)):
+                if await backend.retry_flow(record.flow, [(self.queue, self.id)]):
                     return True
             except JobNotFound:
                 pass  # no flow record (a spawned child, or pruned): the job alone

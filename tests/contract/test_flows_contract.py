@@ -535,8 +535,8 @@ async def test_retrying_one_job_puts_back_what_failed_through_it_only(
     assert await run(backend) == "e"
     assert await fail_for_good(backend) == "g"
     assert await run(backend) == "x"
-    assert await backend.retry_flow("f1", ("flows", "e")) == 0  # completed: nothing
-    assert await backend.retry_flow("f1", (Q, "a")) == 4
+    assert await backend.retry_flow("f1", [("flows", "e")]) == 0  # completed: nothing
+    assert await backend.retry_flow("f1", [(Q, "a")]) == 4
     states = {i: await state(backend, i) for i in "abcdefgx"}
     assert states == {
         "a": JobState.WAITING,
@@ -553,3 +553,36 @@ async def test_retrying_one_job_puts_back_what_failed_through_it_only(
     assert await run(backend) == "c"
     assert (await backend.claim(Q, 10, 30_000, "w1"))[0] == []  # x, e not run again
     assert await state(backend, "x") is JobState.COMPLETED
+
+
+async def test_retrying_several_jobs_at_once_is_retrying_each_dependencies_first(
+    backend: Backend,
+) -> None:
+    """Bulk retries pass every failed job of a flow they meet as roots: a root failed by
+    another root goes back blocked behind it, a fan-in waits on all its retried
+    dependencies, and a root failed by a dependency that is not retried stays out."""
+    flow = [
+        fj("a"),
+        fj("g"),
+        fj("b", on("a", "a")),
+        fj("f", on("a", "a"), on("g", "g")),
+        fj("h"),
+        fj("k", on("h", "h")),
+    ]
+    await backend.add_flow("f1", flow)
+    assert await fail_for_good(backend) == "a"
+    assert await fail_for_good(backend) == "g"
+    assert await fail_for_good(backend) == "h"
+    # b before a, as a bulk walk may meet them; k without h (its dependency failed it).
+    assert await backend.retry_flow("f1", [(Q, "b"), (Q, "f"), (Q, "a"), (Q, "g"), (Q, "k")]) == 4
+    states = {i: await state(backend, i) for i in "abfghk"}
+    assert states == {
+        "a": JobState.WAITING,
+        "g": JobState.WAITING,
+        "b": JobState.BLOCKED,
+        "f": JobState.BLOCKED,
+        "h": JobState.FAILED,
+        "k": JobState.FAILED,
+    }
+    assert {await run(backend), await run(backend)} == {"a", "g"}
+    assert {await run(backend), await run(backend)} == {"b", "f"}

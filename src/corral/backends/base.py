@@ -18,7 +18,14 @@ carry on (a worker's loops) do not log each failed step again.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    Awaitable,
+    Callable,
+    Collection,
+    Coroutine,
+    Sequence,
+)
 from typing import Any, Protocol
 
 from corral.backends.flow_records import (
@@ -494,7 +501,9 @@ class Backend(Protocol):
         ids new). False when a flow with this id existed already.
         """
 
-    async def retry_flow(self, flow_id: str, root: tuple[str, str] | None = None) -> int:
+    async def retry_flow(
+        self, flow_id: str, roots: Collection[tuple[str, str]] | None = None
+    ) -> int:
         """Put the flow's failed and cancelled jobs back with fresh attempts, never its
         completed ones: a job whose dependencies are retried with it (or lack an
         outcome) goes back ``blocked``, the others ``waiting``; outcomes of the retried
@@ -503,10 +512,13 @@ class Backend(Protocol):
         JobNotFound for an unknown flow, InvalidTransition while a job of it is
         unfinished. Atomic on SQLite; on Redis one step per queue, blocked jobs first.
 
-        ``root`` ((queue, id) of a failed or cancelled job of the flow: what
-        ``job.retry()`` passes): only that job and its dependents that ended failed or
-        cancelled through it, whatever the flow's other jobs are doing (0 when
-        ``root`` did not end failed or cancelled).
+        ``roots`` ((queue, id) of failed or cancelled jobs of the flow: what
+        ``job.retry()`` and bulk retries pass): only those jobs and their dependents
+        that ended failed or cancelled through them, whatever the flow's other jobs are
+        doing; a root whose own dependency (not among the roots) failed it is left
+        out, to be retried alone by the caller (0 when no root qualifies). Retrying
+        several roots of a flow in one call, not one call each, is what keeps a
+        fan-in whose dependencies are all retried from hearing their old outcomes.
         """
 
     async def park(

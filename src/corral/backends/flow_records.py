@@ -11,6 +11,7 @@ dependency's queue, applied idempotently by :meth:`Backend.pass_handoffs`).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -129,20 +130,21 @@ def decode_flow(flow_id: str, raw: bytes) -> FlowRecord:
 def retry_plan(
     record: FlowRecord,
     states: dict[tuple[str, str], str],
-    root: tuple[str, str] | None = None,
+    roots: Collection[tuple[str, str]] | None = None,
 ) -> tuple[set[tuple[str, str]], dict[tuple[str, str], list[tuple[str, tuple[str, str]]]]]:
     """What :meth:`Backend.retry_flow` puts back: (the failed and cancelled jobs, each
     job's dependencies as (edge name, (queue, id))). ``states``: every job's state
-    (missing: removed). InvalidTransition while a job is unfinished, unless ``root``
-    is given: then only ``root`` (when failed or cancelled) and its dependents that
-    ended failed or cancelled through it, transitively, each only when nothing else
-    it waits for failed it too (see :func:`_subgraph`); nothing when a dependency of
-    ``root`` itself ended failed, cancelled or removed (not ``ignore``d)."""
+    (missing: removed). InvalidTransition while a job is unfinished, unless ``roots``
+    are given: then only those of ``roots`` that ended failed or cancelled and their
+    dependents that ended failed or cancelled through them, transitively, each only
+    when nothing else it waits for failed it too (see :func:`_subgraph`); a root
+    whose own dependency (not among the roots, not ``ignore``d) ended failed,
+    cancelled or removed is left out, with what only it would have taken along."""
     deps: dict[tuple[str, str], list[tuple[str, tuple[str, str]]]] = {}
     for queue, job_id, edge in record.edges:
         deps.setdefault((queue, job_id), []).append((edge.name, (edge.queue, edge.job_id)))
-    if root is not None:
-        return _subgraph(record, states, root), deps
+    if roots is not None:
+        return _subgraph(record, states, roots), deps
     unfinished = [k for k, s in states.items() if s not in _ENDED]
     if unfinished:
         queue, job_id = unfinished[0]
@@ -154,46 +156,51 @@ def retry_plan(
     return again, deps
 
 
+_BADLY = ("failed", "cancelled")
+
+
 def _subgraph(
-    record: FlowRecord, states: dict[tuple[str, str], str], root: tuple[str, str]
+    record: FlowRecord, states: dict[tuple[str, str], str], roots: Collection[tuple[str, str]]
 ) -> set[tuple[str, str]]:
-    """``root`` and the failed or cancelled jobs below it (through failed or cancelled
-    jobs only), less any that another failed, cancelled or removed dependency outside
-    the set would fail again (an edge other than ``ignore``)."""
-    ended_badly = ("failed", "cancelled")
-    if states.get(root) not in ended_badly:
-        return set()
+    """The failed or cancelled ``roots`` and the failed or cancelled jobs below them
+    (through failed or cancelled jobs only), less any that another failed, cancelled
+    or removed dependency outside the set would fail again (an edge other than
+    ``ignore``). A root left out that way takes out what was below it only, so
+    several roots retried together are what retrying each (dependencies first)
+    would do, in one step."""
     below: dict[tuple[str, str], list[tuple[str, str]]] = {}
     above: dict[tuple[str, str], list[tuple[tuple[str, str], OnFailure]]] = {}
     for queue, job_id, edge in record.edges:
         dep = (edge.queue, edge.job_id)
         below.setdefault(dep, []).append((queue, job_id))
         above.setdefault((queue, job_id), []).append((dep, edge.on_failure))
-    if any(
-        states.get(dep, "") in ("failed", "cancelled", "") and policy is not OnFailure.IGNORE
-        for dep, policy in above.get(root, [])
-    ):
-        return set()  # a dependency of its own failed it: that one is to be retried
-    chosen, todo = {root}, [root]
-    while todo:
-        for dependent in below.get(todo.pop(), []):
-            if dependent not in chosen and states.get(dependent) in ended_badly:
-                chosen.add(dependent)
-                todo.append(dependent)
-    changed = True
-    while changed:
-        changed = False
-        for job in sorted(chosen - {root}):
-            blocked_by_other = any(
-                dep not in chosen
-                and states.get(dep, "") in ("failed", "cancelled", "")
-                and policy is not OnFailure.IGNORE
-                for dep, policy in above.get(job, [])
-            )
-            if blocked_by_other:
-                chosen.discard(job)
-                changed = True
-    return chosen
+
+    def failed_by_other(job: tuple[str, str], chosen: set[tuple[str, str]]) -> bool:
+        return any(
+            dep not in chosen
+            and states.get(dep, "") in (*_BADLY, "")
+            and policy is not OnFailure.IGNORE
+            for dep, policy in above.get(job, [])
+        )
+
+    alive = {r for r in roots if states.get(r) in _BADLY}
+    while True:
+        chosen, todo = set(alive), list(alive)
+        while todo:
+            for dependent in below.get(todo.pop(), []):
+                if dependent not in chosen and states.get(dependent) in _BADLY:
+                    chosen.add(dependent)
+                    todo.append(dependent)
+        changed = True
+        while changed:
+            changed = False
+            for job in sorted(chosen):
+                if failed_by_other(job, chosen):
+                    chosen.discard(job)
+                    changed = True
+        if alive <= chosen:
+            return chosen
+        alive &= chosen  # a root its own dependency failed: walk again without it
 
 
 _ENDED = frozenset({"completed", "failed", "cancelled", ""})

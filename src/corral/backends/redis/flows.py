@@ -19,7 +19,7 @@ import functools
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import orjson
@@ -376,7 +376,9 @@ class RedisFlows(Plumbing):
         )
         return int(reply) != 0
 
-    async def retry_flow(self, flow_id: str, root: tuple[str, str] | None = None) -> int:
+    async def retry_flow(
+        self, flow_id: str, roots: Collection[tuple[str, str]] | None = None
+    ) -> int:
         record = await self.get_flow(flow_id)
         if record is None:
             raise JobNotFound(f"no flow {flow_id!r}")
@@ -391,7 +393,7 @@ class RedisFlows(Plumbing):
         # A waiting job added by add_job stores no state (records.stored_state).
         states = {k: stored_state(r[0], r[2]) for k, r in zip(keys, replies, strict=True)}
         gens = {k: int(r[1] or 0) + 1 for k, r in zip(keys, replies, strict=True)}
-        again, deps = retry_plan(record, states, root)
+        again, deps = retry_plan(record, states, roots)
         phases: tuple[dict[str, list[Any]], dict[str, list[Any]]] = (
             defaultdict(list),
             defaultdict(list),

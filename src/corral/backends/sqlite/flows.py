@@ -10,7 +10,7 @@ transaction commits. All queues live in one database: no handoff is ever pending
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
 import orjson
@@ -259,7 +259,9 @@ def insert_flow(conn: Conn, flow_id: str, jobs: Sequence[FlowJob], fail_fast: bo
     return True
 
 
-def retry_flow_jobs(conn: Conn, flow_id: str, root: tuple[str, str] | None = None) -> int:
+def retry_flow_jobs(
+    conn: Conn, flow_id: str, roots: Collection[tuple[str, str]] | None = None
+) -> int:
     """Put a flow's failed and cancelled jobs back (see Backend.retry_flow)."""
     row = conn.execute("SELECT spec FROM flows WHERE id = ?", (flow_id,)).fetchone()
     if row is None:
@@ -271,7 +273,7 @@ def retry_flow_jobs(conn: Conn, flow_id: str, root: tuple[str, str] | None = Non
             "SELECT state FROM jobs WHERE queue = ? AND id = ?", (queue, job_id)
         ).fetchone()
         states[(queue, job_id)] = found[0] if found else ""
-    again, deps = retry_plan(record, states, root)
+    again, deps = retry_plan(record, states, roots)
     for queue, job_id in again:
         for name, dep in deps.get((queue, job_id), []):
             if dep in again:
@@ -380,8 +382,10 @@ class SQLiteFlows:
 
         return await self._s().read(tx)
 
-    async def retry_flow(self, flow_id: str, root: tuple[str, str] | None = None) -> int:
-        return await self._s().write(lambda conn: retry_flow_jobs(conn, flow_id, root))
+    async def retry_flow(
+        self, flow_id: str, roots: Collection[tuple[str, str]] | None = None
+    ) -> int:
+        return await self._s().write(lambda conn: retry_flow_jobs(conn, flow_id, roots))
 
     async def park(
         self,
