@@ -235,20 +235,13 @@ class Queue:
         return await backend.drain(self.name, delayed)
 
     async def retry_all(self, state: JobState | str = JobState.FAILED) -> int:
-        """Put every failed (or cancelled) job back to waiting. Returns how many."""
+        """Put every failed (or cancelled) job back to waiting. Returns how many. A job
+        of a flow takes along its dependents that ended failed or cancelled through
+        it, as :meth:`Job.retry` does (they wait ``blocked`` for it again)."""
         wanted = _state(state)
         if wanted not in (JobState.FAILED, JobState.CANCELLED):
             raise ValidationError("retry_all takes 'failed' or 'cancelled'")
-        backend = await self._app.backend()
-        total = 0
-        while True:
-            page = await backend.list_jobs(self.name, wanted, 0, _PAGE)
-            if not page:
-                return total
-            done = await backend.retry(self.name, [r.id for r in page])
-            total += sum(done)
-            if not any(done):
-                return total
+        return (await self.bulk("retry", filter=JobFilter(wanted))).changed
 
     async def cancel_all(self) -> int:
         """Cancel every waiting and delayed job. Returns how many."""

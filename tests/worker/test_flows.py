@@ -16,6 +16,7 @@ from corral import (
     Flow,
     InvalidFlow,
     JobContext,
+    JobFilter,
     JobNotFound,
     JobState,
     Retention,
@@ -280,6 +281,65 @@ async def test_retry_failed_reruns_failures_and_their_dependents_never_successes
     assert run.state == "running"
     assert await run.wait(timeout=10) == "completed"
     assert runs.read_text().split() == ["a", "flaky", "flaky", "last"]
+
+
+@pytest.mark.parametrize("how", ["retry_all", "bulk_filter", "bulk_ids"])
+async def test_bulk_retries_put_dependents_back_behind_their_dependency(
+    app: Corral, workers: Workers, tmp_path: Path, how: str
+) -> None:
+    """``Queue.retry_all`` (``corral retry --all``, ``POST .../retry-failed``) and
+    ``Queue.bulk("retry")`` (the dashboard's and API's bulk retry, ``corral bulk``) of
+    a failed chain: the job that failed through its dependency waits ``blocked`` for
+    it, then runs once it has completed; so does the one after it in another queue
+    (the bulk action is on one queue only)."""
+    broken = tmp_path / "broken"
+    broken.touch()
+
+    @app.task(attempts=1)
+    def fetch() -> str:
+        if broken.exists():
+            raise RuntimeError("upstream down")
+        return "rows"
+
+    @app.task(attempts=1)
+    async def parse(ctx: JobContext) -> str:
+        fetched = (await ctx.dependencies())["fetch"]
+        if not fetched.completed:
+            raise RuntimeError(f"ran while fetch was {fetched.state}")
+        return f"parsed {fetched.result}"
+
+    @app.task(attempts=1)
+    async def store(ctx: JobContext) -> str:
+        return str((await ctx.dependency_results())["parse"])
+
+    flow = Flow()
+    first = flow.add(fetch.call(), name="fetch")
+    second = flow.add(parse.call(), name="parse", after=[first])
+    flow.add(store.options(queue="other").call(), name="store", after=[second])
+    run = await app.start_flow(flow)
+    worker = workers.start([Q, "other"])
+    assert await run.wait(timeout=10) == "failed"
+    await workers.stop(worker)
+    a, b, c = run.jobs["fetch"], run.jobs["parse"], run.jobs["store"]
+    assert a is not None and b is not None and c is not None
+    assert [await j.wait(timeout=1) for j in (a, b, c)] == [JobState.FAILED] * 3
+    broken.unlink()
+    queue = app.queue(Q)
+    if how == "retry_all":
+        assert await queue.retry_all() == 2
+    elif how == "bulk_filter":
+        result = await queue.bulk("retry", filter=JobFilter(JobState.FAILED))
+        assert (result.matched, result.changed) == (2, 2)
+    else:  # the dependent first, as a selection may list it
+        result = await queue.bulk("retry", ids=[b.id, a.id])
+        assert (result.matched, result.changed) == (2, 2)
+    for job in (a, b, c):
+        await job.refresh()
+    assert (a.state, b.state, c.state) == (JobState.WAITING, JobState.BLOCKED, JobState.BLOCKED)
+    workers.start([Q, "other"])
+    assert await b.result(timeout=10) == "parsed rows"
+    assert await c.result(timeout=10) == "parsed rows"
+    assert await run.wait(timeout=10) == "completed"
 
 
 async def test_spawn_and_wait_releases_the_slot(app: Corral, workers: Workers) -> None:
