@@ -181,16 +181,20 @@ end
 local out = {-1, 0}
 local deadline = tostring(NOW + tonumber(ARGV[3]))
 local n = 0
+-- The batch enters the active set in one ZADD (a redis.call costs more than its work).
+local leased = {}
 for _, id in ipairs(ids) do
   local k = jkey(id)
   local f = redis.call('HMGET', k, 'name', 'data', 'opts', 'stalls', 'att')
   if f[1] then
     n = n + 1
-    local tok = ARGV[4] .. n
+    local tok = ARGV[4] .. int_text(n)
     -- One write per job: each access to a job's key is a cache miss in a big backlog.
     local att = tonumber(f[5] or '0') + 1
-    redis.call('HSET', k, 'att', att, 'state', 'active', 'tok', tok, 'stime', NOW_S, 'wkr', ARGV[5])
-    redis.call('ZADD', K_ACTIVE, deadline, id)
+    redis.call('HSET', k, 'att', int_text(att), 'state', 'active', 'tok', tok, 'stime', NOW_S,
+      'wkr', ARGV[5])
+    leased[#leased + 1] = deadline
+    leased[#leased + 1] = id
     if meta[3] then redis.call('ZADD', rate_key, NOW_S, tok) end
     out[#out + 1] = id
     out[#out + 1] = f[1]
@@ -200,6 +204,9 @@ for _, id in ipairs(ids) do
     out[#out + 1] = f[3] or ''
     out[#out + 1] = tonumber(f[4] or '0')
   end
+end
+for i = 1, #leased, 1000 do
+  redis.call('ZADD', K_ACTIVE, unpack(leased, i, math.min(i + 999, #leased)))
 end
 if n > 0 then
   -- One message for the batch: "active <id> <id> ...".

@@ -9,6 +9,19 @@ local done_ids = {}
 local done = 0
 local score = NOW_US
 local hist, total = {}, 0
+-- The active set's removals and the completed set's additions go as one command each
+-- per batch (a redis.call costs more than the work of either), sent before anything
+-- that may read those sets (flow_note) and before retention.
+local gone, kept = {}, {}
+local function move()
+  for i = 1, #gone, 1000 do
+    redis.call('ZREM', K_ACTIVE, unpack(gone, i, math.min(i + 999, #gone)))
+  end
+  for i = 1, #kept, 1000 do
+    redis.call('ZADD', K_COMPLETED, unpack(kept, i, math.min(i + 999, #kept)))
+  end
+  gone, kept = {}, {}
+end
 if CLUSTER then
   for i = 4, #ARGV, 4 do touch_job(ARGV[i], jkey(ARGV[i])) end
 end
@@ -25,10 +38,14 @@ for i = 4, #ARGV, 4 do
     redis.call('HSET', k, 'state', 'completed', 'res', ARGV[i + 2], 'ftime', NOW_S)
     local n = merged(f[4], ARGV[i + 3])
     if n then outbox(id, k, 'completed', n) end
-    redis.call('ZREM', K_ACTIVE, id)
     group_left(f[3])
-    redis.call('ZADD', K_COMPLETED, score, id)
-    if f[5] then flow_note(id, k, 'completed') end
+    gone[#gone + 1] = id
+    kept[#kept + 1] = score
+    kept[#kept + 1] = id
+    if f[5] then
+      move()
+      flow_note(id, k, 'completed')
+    end
     score = score + 1
     done_ids[#done_ids + 1] = id
     out[#out + 1] = 1
@@ -38,6 +55,7 @@ for i = 4, #ARGV, 4 do
   end
 end
 if done > 0 then
+  move()
   publish(EVENTS, 'completed ' .. table.concat(done_ids, ' '))
   finished()
   redis.call('HINCRBY', K_META, 'm:completed', done)

@@ -65,6 +65,19 @@ local function names_of(argv1)
     base .. 'gparked'}
 end
 
+-- A whole number as text ('%d'): a number passed to redis.call or joined with '..' is
+-- formatted with '%.17g' or '%.14g', several times the cost. Small ones are kept.
+local INT_TEXT = {}
+
+local function int_text(n)
+  local s = INT_TEXT[n]
+  if not s then
+    s = string.format('%d', n)
+    if n >= 0 and n <= 1000 then INT_TEXT[n] = s end
+  end
+  return s
+end
+
 -- Every script body starts here: this call's keys, key base and Redis clock.
 local function begin(keys, argv)
   K_WAIT, K_ACTIVE, K_DELAYED = keys[1], keys[2], keys[3]
