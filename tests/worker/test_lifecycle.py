@@ -104,6 +104,40 @@ def _after(loop: asyncio.AbstractEventLoop, ticks: int, fn: Callable[[], None]) 
         loop.call_soon(_after, loop, ticks - 1, fn)
 
 
+@pytest.mark.parametrize("ticks", [0, 1, 2, 3])
+async def test_a_job_finishing_as_grace_runs_out_is_recorded_not_handed_back(
+    app: Corral, workers: Workers, ticks: int
+) -> None:
+    # The job returns `ticks` turns of the loop after the grace ran out. Either it was
+    # stopped first (handed back, its body never returned) or it returned and its
+    # result is recorded; never both (returned, then handed back: it would run again).
+    started, finish = asyncio.Event(), asyncio.Event()
+    returned: list[bool] = []
+
+    @app.task(name="just.in.time")
+    async def just_in_time() -> str:
+        started.set()
+        await finish.wait()
+        returned.append(True)
+        return "done"
+
+    worker = workers.start(grace=30.0)
+    job = await just_in_time.enqueue()
+    await asyncio.wait_for(started.wait(), 5)
+    worker.stop()  # graceful: the worker waits for the job
+    await asyncio.sleep(0.1)
+    worker.stop()  # the grace is over now
+    _after(asyncio.get_running_loop(), ticks, finish.set)
+    await workers.join(worker)
+    await job.refresh()
+    if returned:
+        assert job.state is JobState.COMPLETED, f"returned, then {job.state.value}"
+        assert job.return_value == "done"
+    else:
+        assert job.state is JobState.WAITING
+        assert job.attempts == 0
+
+
 async def test_stop_right_as_the_worker_starts_waiting_is_prompt(
     app: Corral, workers: Workers, monkeypatch: pytest.MonkeyPatch
 ) -> None:

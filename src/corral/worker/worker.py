@@ -749,10 +749,14 @@ class Worker(EmitsEvents):
             hard.cancel()
         if not self._running:
             return
-        leftovers = list(self._running.values())
+        # A job whose function has returned is recording its outcome (its task ends a
+        # turn of the loop later): handing it back would make its recording fail and
+        # run it again. Only jobs still executing are handed back.
+        recording = [r for r in self._running.values() if not r.executing]
+        leftovers = [r for r in self._running.values() if r.executing]
         for running in leftovers:
             running.ctx._request_cancel("shutdown")
-            if running.is_async and running.task is not None and running.executing:
+            if running.is_async and running.task is not None:
                 running.task.cancel()
         by_queue = self._leases([(r.claimed, r.config) for r in leftovers])
         for (queue, kept), leases in by_queue.items():
@@ -762,5 +766,6 @@ class Worker(EmitsEvents):
             except Exception as exc:
                 report("could not hand jobs back; their leases will expire", exc)
         pending = [r.task for r in leftovers if r.task is not None and r.is_async]
+        pending += [r.task for r in recording if r.task is not None]
         if pending:
             await asyncio.wait(pending, timeout=1.0)
