@@ -51,11 +51,43 @@ def chromium_path() -> str:
     return CHROMIUM
 
 
+#: The browser tests that run in the inner loop: a smoke test per page family (module),
+#: so a page that breaks still turns a test red there. Every other test here that opens
+#: a browser is marked slow (CI runs them all). tests/web/dashboard/test_smoke_names.py
+#: checks that each name is a test of its module.
+SMOKE = {
+    "test_audit_page.py::test_entries_newest_first_with_targets_linked",
+    "test_enqueue_page.py::test_enqueue_with_options_links_to_the_new_job",
+    "test_flow_page.py::test_a_flow_is_drawn_with_arrows_between_its_boxes_and_follows_its_run",
+    "test_job_page.py::test_progress_updates_live_while_a_worker_runs_the_task",
+    "test_jobs_pages_on_redis.py::test_tabs_count_each_state_and_paging_reads_every_job_once",
+    "test_live_browser.py::test_overview_counts_change_live_after_an_enqueue",
+    "test_notify_page.py::test_lists_states_and_an_admin_enables_them",
+    "test_overview_actions.py::test_pause_and_resume_from_the_overview",
+    "test_phone_width.py::test_pages_fit_a_phone",
+    "test_queue_page.py::test_tabs_count_each_state_and_paging_reads_every_job_once",
+    "test_schedules_page.py::test_admin_pauses_resumes_and_runs_a_schedule_now",
+    "test_search_and_bulk.py::test_search_is_bounded_continues_and_bulk_applies_to_all_matching",
+    "test_shell.py::test_keys_require_login_and_a_wrong_key_is_refused",
+    "test_shell.py::test_post_without_csrf_token_is_refused",
+    "test_shell.py::test_script_in_a_queue_name_or_argument_is_inert",
+    "test_user_flows.py::test_a_failed_job_is_retried_from_its_page_and_completes_live",
+    "test_workers_page.py::test_a_worker_with_a_job_in_hand",
+}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The async tests of this directory run on the session loop (the browser's)."""
+    """The async tests of this directory run on the session loop (the browser's); the
+    browser tests outside :data:`SMOKE` are marked slow."""
     for item in items:
-        if item.path.is_relative_to(HERE) and item.get_closest_marker("asyncio"):
+        if not item.path.is_relative_to(HERE):
+            continue
+        if item.get_closest_marker("asyncio"):
             item.add_marker(pytest.mark.asyncio(loop_scope="session"), append=False)
+        function = getattr(item, "originalname", item.name)
+        uses_browser = "browser" in getattr(item, "fixturenames", ())
+        if uses_browser and f"{item.path.name}::{function}" not in SMOKE:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
