@@ -155,30 +155,40 @@ class RedisBackend(
     def _translate(self) -> Iterator[None]:
         try:
             yield
-        except (RedisConnectionError, RedisTimeoutError, OSError, RedisClusterException) as exc:
+        except (RedisError, OSError, RedisClusterException) as exc:
+            raise self._translated(exc) from exc
+
+    def _translated(self, exc: Exception) -> Exception:
+        """The Corral error a driver error stands for."""
+        if isinstance(
+            exc, (RedisConnectionError, RedisTimeoutError, OSError, RedisClusterException)
+        ):
             # RedisClusterException: no seed node let us in (unreachable, or refused).
-            raise ConnectionFailed(
+            return ConnectionFailed(
                 f"cannot reach Redis at {self.safe_url}: {exc} "
                 "(is redis-server running, and are host, port and password right?)",
                 reported=self._reconnect.down,
-            ) from exc
-        except ResponseError as exc:
+            )
+        if isinstance(exc, ResponseError):
             # redis-py strips the OOM prefix (OutOfMemoryError); inside a pipeline the
             # refusal is wrapped in a plain ResponseError: match the message too.
             if isinstance(exc, OutOfMemoryError) or "maxmemory" in str(exc):
-                raise StoreFull(
+                return StoreFull(
                     f"Redis at {self.safe_url} is full (maxmemory reached, nothing was "
                     "written): raise maxmemory or let workers drain the queues"
-                ) from exc
-            raise BackendError(f"Redis at {self.safe_url} refused a command: {exc}") from exc
-        except RedisError as exc:
-            raise BackendError(f"Redis error at {self.safe_url}: {exc}") from exc
+                )
+            return BackendError(f"Redis at {self.safe_url} refused a command: {exc}")
+        return BackendError(f"Redis error at {self.safe_url}: {exc}")
 
     async def _call(self, do: Callable[[], Awaitable[T]]) -> T:
         """``await do()`` with driver errors translated, tried again while Redis is
         unreachable (see ``connection.py``): ``do`` must be safe to repeat."""
-        with self._translate():
+        # try/except rather than _translate(): this is every call's path, and a
+        # generator-based context manager costs more than the rest of it.
+        try:
             return await self._reconnect.call(do)
+        except (RedisError, OSError, RedisClusterException) as exc:
+            raise self._translated(exc) from exc
 
     async def _pipelined(
         self, add: Callable[[Any], object], transaction: bool = False
@@ -340,7 +350,7 @@ class RedisBackend(
 
     async def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> Enqueued:
         created = Enqueued()
-        fresh = await self._follow_new(queue)
+        fresh = queue not in self._known_queues and await self._follow_new(queue)
         for start in range(0, len(jobs), _ENQUEUE_CHUNK):
             chunk, unlisted, now = await self._enqueue_chunk(
                 queue, jobs[start : start + _ENQUEUE_CHUNK]
@@ -349,7 +359,8 @@ class RedisBackend(
             fresh = fresh or unlisted
             # One chunk, one clock reading: the created jobs' created_at.
             created.stored_at_ms = now if start == 0 else None
-        await self._register(queue, fresh)
+        if fresh:
+            await self._register(queue, fresh)
         return created
 
     async def _follow_new(self, queue: str) -> bool:
@@ -380,7 +391,7 @@ class RedisBackend(
         keys = self._k(queue)
         # Caller-chosen ids carry this request's nonce, so a repeat of this request
         # knows the jobs it stored itself (see add_job.lua).
-        rows = job_rows(jobs, os.urandom(8).hex())
+        rows = job_rows(jobs, os.urandom(8).hex() if any(j.given_id for j in jobs) else "")
         script_keys, args = self._queue_keys(keys), [keys.script_base, rows]
         attempts = 0
 
