@@ -202,19 +202,30 @@ async def open_link(client: Redis) -> Link | None:
     return link
 
 
+# Command name as given -> "pooled", "blocking read" or "" (shared connection): every
+# command asks, and most names repeat.
+_ROUTES: dict[Any, str] = {}
+
+
+def _route(given: Any) -> str:
+    route = _ROUTES.get(given) if isinstance(given, (str, bytes)) else None
+    if route is None:
+        name = (given.decode() if isinstance(given, bytes) else str(given)).upper()
+        route = "pooled" if name in _POOLED else "blocking read" if name in _BLOCKING_READS else ""
+        if isinstance(given, (str, bytes)) and len(_ROUTES) < 1000:
+            _ROUTES[given] = route
+    return route
+
+
 def _pooled_only(args: tuple[Any, ...]) -> bool:
-    name = args[0]
-    if isinstance(name, bytes):
-        name = name.decode()
-    name = str(name).upper()
-    if name in _POOLED:
-        return True
-    if name in _BLOCKING_READS:
-        for arg in args[1:]:
-            if isinstance(arg, bytes):
-                arg = arg.decode(errors="replace")
-            if isinstance(arg, str) and arg.upper() == "BLOCK":
-                return True
+    route = _route(args[0])
+    if route != "blocking read":
+        return route == "pooled"
+    for arg in args[1:]:
+        if isinstance(arg, bytes):
+            arg = arg.decode(errors="replace")
+        if isinstance(arg, str) and arg.upper() == "BLOCK":
+            return True
     return False
 
 
