@@ -98,7 +98,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         # those deployments too (CI's topology run; too slow for the inner loop).
         extra = os.environ.get("CORRAL_TEST_TOPOLOGIES", "")
         names = (*names, *(t for t in extra.split(",") if t in TOPOLOGIES))
-    metafunc.parametrize("store_url", names, indirect=True)
+    # ``@pytest.mark.inner_loop_backends("sqlite")``: the other backends' variants are
+    # marked slow (CI runs them; the inner loop does not).
+    inner = metafunc.definition.get_closest_marker("inner_loop_backends")
+    params = [
+        pytest.param(n, marks=pytest.mark.slow) if inner and n not in inner.args else n
+        for n in names
+    ]
+    metafunc.parametrize("store_url", params, indirect=True)
 
 
 @pytest.fixture

@@ -50,6 +50,8 @@ def test_the_blocking_twin_merges_too(url: str) -> None:
         app.close_sync()
 
 
+# CLI processes: on Redis in CI only, as most CLI tests (tests/cli/conftest.py).
+@pytest.mark.inner_loop_backends("sqlite")
 @pytest.mark.parametrize("option", ["--rate", "--max-active"])
 def test_cli_limits_merge(url: str, option: str) -> None:
     from tests.cli.test_first_run import corral

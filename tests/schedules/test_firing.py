@@ -194,6 +194,8 @@ async def test_pending_tick_survives_the_worker_that_would_fire_it(app: Corral) 
     assert f"later@{tick_ms}" in await _jobs(app)
 
 
+# CLI processes: on Redis in CI only, as most CLI tests (tests/cli/conftest.py).
+@pytest.mark.inner_loop_backends("sqlite")
 def test_cli_lists_schedules(url: str) -> None:
     app = make_app(url)
     app.schedules.add_sync("cli-one", "s.report", cron="0 9 * * 1", tz="Europe/Berlin", args=["a"])

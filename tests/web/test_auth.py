@@ -307,6 +307,8 @@ def test_serve_refuses_a_short_api_key(url: str) -> None:
     assert "short:admin" not in done.stderr, "the key was echoed"
 
 
+# Slow (a `corral serve` process; CI): the next two tests start one in the inner loop.
+@pytest.mark.slow
 def test_serve_insecure_public_without_auth_warns_and_serves(url: str) -> None:
     port = free_port()
     proc = subprocess.Popen(
