@@ -26,6 +26,7 @@ __all__ = ["Job"]
 
 #: Seconds the re-read after a wait may take beyond ``timeout`` (its final answer).
 _REREAD = 1.0
+_READ_BATCH = 500  # children read at once (per queue)
 
 
 def _dt(ms: int | None) -> datetime | None:
@@ -276,6 +277,39 @@ class Job:
         except TimeoutError:
             return None
         return state
+
+    async def children(self) -> dict[str, Job]:
+        """The jobs this job spawned (``WaitForChildren``), every wait's, by the name
+        ``ctx.dependency_results()`` gives them, in the order spawned, each read now
+        (children removed since are left out). Empty for a job that spawned none. The
+        children of one wait may depend on one another (a chain...), but they have no
+        flow record: this is their listing."""
+        backend = await self._app.backend()
+        edges = await backend.spawned(self.queue, self.id)
+        by_queue: dict[str, list[str]] = {}
+        for queue, job_id, _ in edges:
+            by_queue.setdefault(queue, []).append(job_id)
+        batches = [
+            (queue, ids[i : i + _READ_BATCH])
+            for queue, ids in by_queue.items()
+            for i in range(0, len(ids), _READ_BATCH)
+        ]
+        read = await asyncio.gather(*(backend.get_many(q, ids) for q, ids in batches))
+        found = {
+            (queue, record.id): record
+            for (queue, _), records in zip(batches, read, strict=True)
+            for record in records
+            if record is not None
+        }
+        return {
+            name: Job(self._app, queue, job_id, found[(queue, job_id)])
+            for queue, job_id, name in edges
+            if (queue, job_id) in found
+        }
+
+    def children_sync(self) -> dict[str, Job]:
+        """Blocking twin of :meth:`children`."""
+        return run_sync(self.children())
 
     async def blockers(self) -> list[Blocker]:
         """Why the job has not started yet, most fundamental first (delayed, queue

@@ -296,7 +296,10 @@ async def test_a_parked_job_waits_for_its_children_without_its_lease(backend: Ba
     ]
     assert not await backend.park(Q, "parent", "stale", "parent.s0", children)
     assert await state(backend, "parent") is JobState.ACTIVE
+    assert await backend.spawned(Q, "parent") == []
     assert await backend.park(Q, "parent", parent.token, "parent.s0", children)
+    spawned = [(Q, "parent.s0.0", "page"), (OTHER, "parent.s0.1", "page#2")]
+    assert await backend.spawned(Q, "parent") == spawned
     record = await backend.get(Q, "parent")
     assert record is not None and record.state is JobState.BLOCKED
     assert record.attempts == 0  # the parked run gave its attempt back
@@ -311,6 +314,13 @@ async def test_a_parked_job_waits_for_its_children_without_its_lease(backend: Ba
     assert again.id == "parent" and again.attempt == 1
     outcomes = await backend.dependency_outcomes(Q, "parent")
     assert {n: o.result for n, o in outcomes.items()} == {"page": b"3", "page#2": b"4"}
+    # A second wait adds to the list, after the first; its 11th child after its 3rd.
+    more = [FlowJob(Q, new_job(f"parent.s2.{n}"), (), f"more#{n}") for n in range(11)]
+    assert await backend.park(Q, "parent", again.token, "parent.s2", more)
+    assert await backend.spawned(Q, "parent") == [
+        *spawned,
+        *((Q, f"parent.s2.{n}", f"more#{n}") for n in range(11)),
+    ]
 
 
 async def test_parked_children_may_depend_on_one_another_across_queues(
@@ -331,6 +341,8 @@ async def test_parked_children_may_depend_on_one_another_across_queues(
         FlowJob(OTHER, new_job("parent.s0.2"), (on("b", "parent.s0.1"),), "c"),
     ]
     assert await backend.park(Q, "parent", parent.token, "parent.s0", children)
+    assert [name for _, _, name in await backend.spawned(Q, "parent")] == ["a", "b", "c"]
+    assert await backend.spawned(Q, "parent.s0.1") == []  # a dependency, not its child
     assert await state(backend, "parent.s0.1") is JobState.BLOCKED
     assert await state(backend, "parent.s0.2", OTHER) is JobState.BLOCKED
     assert await run(backend, OTHER, result=b"1") == "parent.s0.0"

@@ -553,6 +553,12 @@ class Backend(Protocol):
     async def dependency_outcomes(self, queue: str, job_id: str) -> dict[str, DependencyOutcome]:
         """The outcomes a job received from its dependencies so far, by edge name."""
 
+    async def spawned(self, queue: str, job_id: str) -> list[tuple[str, str, str]]:
+        """The children a job spawned (:meth:`park`), every wait's, as (queue, id, edge
+        name) in the order spawned (by spawn, then child: ids ``<job id>.s<k>.<n>``);
+        children removed since are listed too. Redis: children of a job parked by a
+        version without this listing are not (the relation was kept on the child only)."""
+
     async def prune_flows(self, queue: str) -> int:
         """Delete the records of flows that lost their last job (retention, remove,
         drain) in ``queue``: a flow's record lives as long as any of its jobs. Returns

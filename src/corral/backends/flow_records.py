@@ -11,7 +11,7 @@ dependency's queue, applied idempotently by :meth:`Backend.pass_handoffs`).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -29,6 +29,7 @@ __all__ = [
     "decode_flow",
     "encode_flow",
     "retry_plan",
+    "spawn_order",
 ]
 
 
@@ -154,6 +155,26 @@ def retry_plan(
         )
     again = {k for k, s in states.items() if s in ("failed", "cancelled")}
     return again, deps
+
+
+def spawn_order(
+    parent_id: str, edges: Iterable[tuple[str, str, str]]
+) -> list[tuple[str, str, str]]:
+    """The (queue, id, name) edges of ``parent_id`` that lead to children it spawned
+    (ids ``<parent id>.s<k>.<n>``; a flow job's other dependencies are not), by wait
+    ``k`` then child ``n``."""
+    prefix = parent_id + ".s"
+
+    def key(edge: tuple[str, str, str]) -> tuple[int, int]:
+        wait, _, n = edge[1][len(prefix) :].partition(".")
+        return int(wait), int(n)
+
+    mine = []
+    for edge in edges:
+        rest = edge[1][len(prefix) :].split(".") if edge[1].startswith(prefix) else []
+        if len(rest) == 2 and all(part.isdigit() for part in rest):
+            mine.append(edge)
+    return sorted(mine, key=key)
 
 
 _BADLY = ("failed", "cancelled")

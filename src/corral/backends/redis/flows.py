@@ -32,6 +32,7 @@ from corral.backends.flow_records import (
     decode_flow,
     encode_flow,
     retry_plan,
+    spawn_order,
 )
 from corral.backends.redis.plumbing import Plumbing
 from corral.backends.redis.records import job_row, stored_state
@@ -285,6 +286,16 @@ class RedisFlows(Plumbing):
                 )
         return out
 
+    async def spawned(self, queue: str, job_id: str) -> list[tuple[str, str, str]]:
+        client = self._client_or_fail()
+        fields = await self._call(lambda: client.hgetall(self._k(queue).job(job_id)))
+        edges = []
+        for field, value in fields.items():
+            if field.startswith(b"c:"):
+                child_queue, child_id = orjson.loads(value)
+                edges.append((child_queue, child_id, field[2:].decode()))
+        return spawn_order(job_id, edges)
+
     async def prune_flows(self, queue: str) -> int:
         client = self._client_or_fail()
         gone = self._k(queue).base + "fgone"
@@ -370,7 +381,7 @@ class RedisFlows(Plumbing):
                 "flow_add", other, [spawn_id, orjson.dumps(items).decode()]
             )
             await self._register(other, fresh or bool(unlisted))
-        names = orjson.dumps([c.name for c in children]).decode()
+        names = orjson.dumps([[c.name, c.queue, c.job.id] for c in children]).decode()
         reply = await self._run(
             "park", queue, [job_id, token, spawn_id, names, orjson.dumps(mine).decode()]
         )

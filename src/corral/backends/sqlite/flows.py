@@ -23,6 +23,7 @@ from corral.backends.flow_records import (
     decode_flow,
     encode_flow,
     retry_plan,
+    spawn_order,
 )
 from corral.backends.sqlite.rows import (
     add_error,
@@ -381,6 +382,16 @@ class SQLiteFlows:
             return {n: DependencyOutcome(s, r, e) for n, s, r, e in rows}
 
         return await self._s().read(tx)
+
+    async def spawned(self, queue: str, job_id: str) -> list[tuple[str, str, str]]:
+        def tx(conn: Conn) -> list[tuple[str, str, str]]:
+            rows = conn.execute(
+                "SELECT queue, job_id, name FROM flow_edges WHERE dep_queue = ? AND dep_id = ?",
+                (queue, job_id),
+            )
+            return [(q, i, n) for q, i, n in rows]
+
+        return spawn_order(job_id, await self._s().read(tx))
 
     async def retry_flow(
         self, flow_id: str, roots: Collection[tuple[str, str]] | None = None

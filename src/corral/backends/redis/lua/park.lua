@@ -1,8 +1,9 @@
 -- Park a leased job until its children (see flow_note in common) have ended: store the
 -- children given here (in this queue) with the job as their dependent, give the lease
--- and the attempt back, and wait 'blocked' while a child's outcome is missing.
+-- and the attempt back, and wait 'blocked' while a child's outcome is missing. The job
+-- keeps where each child is in 'c:<edge name>' ([queue, id]: Backend.spawned).
 -- KEYS: common.  ARGV: 1 base, 2 id, 3 token, 4 spawn id (the children's flow id),
---   5 JSON array of every child's edge name, 6 JSON array of child items as flow_add
+--   5 JSON array of every child's [edge name, queue, id], 6 JSON array of child items as flow_add
 --   takes them (those of this queue; the others were stored before)
 -- Returns: 0 token not current (nothing changed); 1 parked; 2 waiting again at once;
 --   3 cancelled (its cancellation was asked for while it ran).
@@ -28,6 +29,10 @@ for i = 1, #items do
   end
 end
 publish_added()
+local children = cjson.decode(ARGV[5])
+for _, child in ipairs(children) do
+  redis.call('HSET', k, 'c:' .. child[1], cjson.encode({child[2], child[3]}))
+end
 redis.call('ZREM', K_ACTIVE, id)
 finished()
 group_left(redis.call('HGET', k, 'grp'))
@@ -38,8 +43,8 @@ end
 redis.call('HDEL', k, 'tok')
 redis.call('HINCRBY', k, 'att', -1)
 local pending = 0
-for _, name in ipairs(cjson.decode(ARGV[5])) do
-  if redis.call('HEXISTS', k, 'd:' .. name) == 0 then pending = pending + 1 end
+for _, child in ipairs(children) do
+  if redis.call('HEXISTS', k, 'd:' .. child[1]) == 0 then pending = pending + 1 end
 end
 if pending > 0 then
   redis.call('HSET', k, 'state', 'blocked', 'fpn', pending)
