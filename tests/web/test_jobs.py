@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from corral import Corral, JobContext, WaitForChildren
 from tests.web.apps import QUEUE, build_app
 from tests.web.conftest import Serve, Workers, wait_until
 
@@ -305,3 +306,45 @@ async def test_delete_of_an_active_job_is_a_conflict_then_cancel_stops_it(
 
 async def _is(client: httpx.AsyncClient, job_id: str, state: str) -> bool:
     return await job_state(client, job_id) == state
+
+
+# -- spawned children ----------------------------------------------------------------
+
+
+async def test_a_parent_lists_the_children_it_spawned(
+    corral: Corral, client: httpx.AsyncClient, workers: Workers
+) -> None:
+    """GET of one job names the jobs it spawned (WaitForChildren) with their queue and
+    state, in the order spawned; a job that spawned none has an empty list, and lists
+    of jobs leave the field out (null)."""
+
+    @corral.task(name="web.parent", queue=QUEUE)
+    async def parent(ctx: JobContext) -> int:
+        results = await ctx.dependency_results()
+        if not results:
+            pages = [corral.call("web.echo", [n]) for n in (1, 2)]
+            raise WaitForChildren([*pages, corral.call("web.fail")], on_failure="ignore")
+        return sum(results.values())
+
+    job = await parent.enqueue()
+    lone = await corral.enqueue("web.echo", [1])
+    workers.start()
+    assert await job.result(timeout=10) == 3
+    for path in (f"/api/v1/queues/{QUEUE}/jobs/{job.id}", f"{JOBS}/{job.id}"):
+        response = await client.get(path)
+        assert response.status_code == 200, response.text
+        assert response.json()["children"] == [
+            {"name": name, "queue": QUEUE, "id": f"{job.id}.s0.{n}", "state": state, "task": task}
+            for n, (name, state, task) in enumerate(
+                [
+                    ("echo", "completed", "web.echo"),
+                    ("echo#2", "completed", "web.echo"),
+                    ("fail", "failed", "web.fail"),
+                ]
+            )
+        ]
+    response = await client.get(f"/api/v1/queues/{QUEUE}/jobs/{lone.id}")
+    assert response.json()["children"] == []
+    listed = await client.get(f"/api/v1/queues/{QUEUE}/jobs", params={"state": "completed"})
+    assert listed.status_code == 200, listed.text
+    assert all(row["children"] is None for row in listed.json()["jobs"])

@@ -11,10 +11,11 @@ from fastapi.responses import JSONResponse
 from corral.backends.base import WorkerInfo
 from corral.errors import InvalidTransition
 from corral.health import HEALTH_RULE, judge
+from corral.job import Job
 from corral.search import JobFilter
 from corral.web.audit import audited
 from corral.web.auth import Scope
-from corral.web.deps import job_out, require, settings_of
+from corral.web.deps import Settings, job_out, require, settings_of
 from corral.web.schemas import (
     ACTION_ERRORS,
     COMMON_ERRORS,
@@ -51,7 +52,7 @@ _LAST_OFFSET = 9_999_999
 async def find_job(job_id: JobId, request: Request, scope: Read) -> Any:
     """A job by id, searching every queue."""
     settings = settings_of(request)
-    return job_out(await settings.corral.get_job(job_id), scope, settings)
+    return await _one_job(await settings.corral.get_job(job_id), scope, settings)
 
 
 @router.get(
@@ -183,7 +184,17 @@ async def history(
 async def get_job(queue: QueueName, job_id: JobId, request: Request, scope: Read) -> Any:
     """A job: state, progress, result, errors of every attempt, timestamps, logs."""
     settings = settings_of(request)
-    return job_out(await settings.corral.get_job(job_id, queue), scope, settings)
+    return await _one_job(await settings.corral.get_job(job_id, queue), scope, settings)
+
+
+async def _one_job(job: Job, scope: Scope, settings: Settings) -> dict[str, Any]:
+    """A job as GET of one job shows it: with the children it spawned."""
+    data = job_out(job, scope, settings)
+    data["children"] = [
+        {"name": name, "queue": c.queue, "id": c.id, "state": c.state.value, "task": c.name}
+        for name, c in (await job.children()).items()
+    ]
+    return data
 
 
 @router.get(

@@ -218,6 +218,16 @@ class CleanRequest(_Strict):
     limit: Integer = Field(default=10_000, ge=1, le=100_000)
 
 
+class ChildOut(BaseModel):
+    """A job spawned by the one shown (``WaitForChildren``)."""
+
+    name: str = Field(description="its name in the parent's dependency results")
+    queue: str
+    id: str
+    state: State
+    task: str
+
+
 class JobOut(BaseModel):
     id: str
     queue: str
@@ -251,6 +261,11 @@ class JobOut(BaseModel):
         default=None,
         description="on enqueue: false when an existing job stands for it (same job_id, "
         "dedupe_key or debounce)",
+    )
+    children: list[ChildOut] | None = Field(
+        default=None,
+        description="on GET of one job: the jobs it spawned (WaitForChildren), every "
+        "wait's, in the order spawned ([] when none; removed ones left out)",
     )
 
 
