@@ -9,8 +9,9 @@ from typing import Any
 import httpx
 from playwright.async_api import Page, expect
 
-from corral import Corral, JobContext
+from corral import Corral, JobContext, WaitForChildren
 from corral.backends.base import JobState
+from corral.web.dashboard.job_page import CHILD_LINKS
 from tests.web.apps import QUEUE, build_app
 from tests.web.conftest import ADMIN_KEY, API_KEYS, READ_KEY, LiveServer, Serve, Workers, wait_until
 from tests.web.dashboard.conftest import Pages, log_in
@@ -218,3 +219,55 @@ async def test_a_job_removed_elsewhere_says_so_in_place(
     assert await job.remove()
     await expect(page.locator("#job-live")).to_contain_text("This job has been removed.")
     assert page.url == job_url(server, QUEUE, job.id)
+
+
+async def test_a_parent_lists_the_children_it_spawned_and_links_to_them(
+    pages: Pages, page: Page, server: LiveServer, corral: Corral, workers: Workers
+) -> None:
+    """A job that spawned children (WaitForChildren) lists them on its page: how many
+    in each state, then each one's name, state and id linking to its page; past
+    CHILD_LINKS, "show all" lists every one. A job that spawned none has no section."""
+
+    @corral.task(name="web.fan_out", queue=QUEUE)
+    async def fan_out(ctx: JobContext, count: int) -> int:
+        results = await ctx.dependency_results()
+        if not results:
+            calls = [corral.call("web.echo", [n]) for n in range(count - 1)]
+            failing = corral.call("web.fail", ["page 7 is gone"])
+            raise WaitForChildren([*calls, failing], on_failure="ignore")
+        return len(results)
+
+    count = CHILD_LINKS + 5
+    job = await corral.enqueue("web.fan_out", [count])
+    lone = await corral.enqueue("web.echo", [1])
+    workers.start()
+    assert await job.result(timeout=20) == count - 1
+    await page.goto(job_url(server, QUEUE, job.id))
+    section = page.locator("#job-children")
+    await expect(section.locator("h2")).to_have_text("Spawned children")
+    await expect(page.locator("#children-summary")).to_contain_text(
+        f"{count} jobs spawned by this one"
+    )
+    await expect(page.locator("#children-summary .badge")).to_have_text(
+        [f"{count - 1} completed", "1 failed"]
+    )
+    rows = page.locator("#children-table tbody tr[data-child]")
+    await expect(rows).to_have_count(CHILD_LINKS)
+    first = page.locator("tr[data-child=echo]")
+    await expect(first).to_contain_text("completed")
+    await expect(first).to_contain_text(f"{job.id}.s0.0")
+    await page.set_viewport_size({"width": 1280, "height": 1100})
+    await page.screenshot(path="/tmp/corral-children-light.png", full_page=True)
+    await page.locator("#children-all").click()
+    await expect(rows).to_have_count(count)
+    failed = page.locator("tr[data-child=fail]")
+    await expect(failed.locator(".badge")).to_have_text("failed")
+    await failed.locator("a").click()
+    await expect(page).to_have_url(job_url(server, QUEUE, f"{job.id}.s0.{count - 1}"))
+    await expect(page.locator("#job-children")).to_have_count(0)  # a child spawned none
+    dark = await pages.new(dark=True, width=390, height=900)
+    await dark.goto(job_url(server, QUEUE, job.id))
+    await expect(dark.locator("#children-table tbody tr[data-child]")).to_have_count(CHILD_LINKS)
+    await dark.locator("#job-children").screenshot(path="/tmp/corral-children-phone-dark.png")
+    await page.goto(job_url(server, QUEUE, lone.id))
+    await expect(page.locator("#job-children")).to_have_count(0)

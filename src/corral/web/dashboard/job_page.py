@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -40,6 +41,8 @@ Admin = Annotated[Viewer, Depends(action(Scope.ADMIN))]
 LOG_LINES = 200
 #: Dependencies (and dependents) of a flow job listed on its page, each way.
 FLOW_LINKS = 20
+#: Spawned children listed on a parent's page (``?children=all``: every one).
+CHILD_LINKS = 20
 #: The largest JSON text the run-again form takes per field.
 MAX_JSON = 1_000_000
 
@@ -117,11 +120,41 @@ async def _flow_of(request: Request, job: Job) -> dict[str, Any] | None:
     }
 
 
+async def _children_of(job: Job, every: bool) -> dict[str, Any] | None:
+    """The jobs ``job`` spawned (``WaitForChildren``) for its page: how many in each
+    state and the first CHILD_LINKS (all with ``every``); None when it spawned none.
+    Spawned children have no flow page: this is where they are listed."""
+    children = await job.children()
+    if not children:
+        return None
+    rows = [
+        {
+            "name": n,
+            "href": job_path(c.queue, c.id),
+            "queue": c.queue,
+            "id": c.id,
+            "state": c.state.value,
+            "task": c.name,
+        }
+        for n, c in children.items()
+    ]
+    counts = Counter(row["state"] for row in rows)
+    shown = rows if every else rows[:CHILD_LINKS]
+    return {
+        "rows": shown,
+        "total": len(rows),
+        "more": len(rows) - len(shown),
+        "counts": [(s.value, counts[s.value]) for s in JobState if counts[s.value]],
+        "queues": len({row["queue"] for row in rows}) > 1 or rows[0]["queue"] != job.queue,
+    }
+
+
 async def _page(
     request: Request,
     viewer: Viewer,
     job: Job,
     *,
+    every_child: bool = False,
     status: int = 200,
     flash: str | None = None,
     flash_kind: str = "ok",
@@ -146,6 +179,7 @@ async def _page(
         kwargs_text=_pretty(data["kwargs"]) if kwargs_text is None else kwargs_text,
         rerun_error=rerun_error,
         flow=await _flow_of(request, job),
+        children=await _children_of(job, every_child),
         # The live feed's job events refetch the live part while the job may change.
         live=None
         if job.state.terminal
@@ -163,9 +197,11 @@ async def job_page(
     job_id: JobId,
     viewer: Page,
     done: Annotated[str | None, Query(max_length=20)] = None,
+    children: Annotated[Literal["all"] | None, Query()] = None,
 ) -> Response:
     job = await settings_of(request).corral.get_job(job_id, queue)
-    return await _page(request, viewer, job, flash=_DONE.get(done or ""))
+    flash = _DONE.get(done or "")
+    return await _page(request, viewer, job, flash=flash, every_child=children == "all")
 
 
 @router.get("/queues/{queue}/jobs/{job_id}/live")
