@@ -119,24 +119,27 @@ def list_(app: Corral, limit: int, cursor: str | None, as_json: bool) -> None:
     run_closing(app, go)
 
 
+def _act(app: Corral, flow_id: str, as_json: bool, action: str, verb: str) -> None:
+    """Cancel (``action`` "cancel") or retry-failed a flow, audit it, print the flow."""
+
+    async def go() -> None:
+        run = await app.get_flow(flow_id, read_jobs=action == "cancel")
+        count = await (run.cancel() if action == "cancel" else run.retry_failed())
+        await record_action(app, f"flow.{action}", flow_id, {"jobs": count})
+        data = run.to_dict()
+        text = f"flow {flow_id}: {verb} {count} job{'s' if count != 1 else ''}; now {data['state']}"
+        output.message(data | {verb: count}, text, as_json)
+
+    run_closing(app, go)
+
+
 @flow.command()
 @click.argument("flow_id")
 @json_option
 @with_app
 def cancel(app: Corral, flow_id: str, as_json: bool) -> None:
     """Cancel every unfinished job of a flow (running ones are asked to stop)."""
-
-    async def go() -> None:
-        run = await app.get_flow(flow_id)
-        count = await run.cancel()
-        await record_action(app, "flow.cancel", flow_id, {"jobs": count})
-        data = run.to_dict()
-        text = (
-            f"flow {flow_id}: cancelled {count} job{'s' if count != 1 else ''}; now {data['state']}"
-        )
-        output.message(data | {"cancelled": count}, text, as_json)
-
-    run_closing(app, go)
+    _act(app, flow_id, as_json, "cancel", "cancelled")
 
 
 @flow.command("retry-failed")
@@ -146,18 +149,7 @@ def cancel(app: Corral, flow_id: str, as_json: bool) -> None:
 def retry_failed(app: Corral, flow_id: str, as_json: bool) -> None:
     """Run a finished flow's failed and cancelled jobs again (after the jobs they wait
     for that are retried with them); completed jobs are not run again."""
-
-    async def go() -> None:
-        run = await app.get_flow(flow_id, read_jobs=False)
-        count = await run.retry_failed()
-        await record_action(app, "flow.retry", flow_id, {"jobs": count})
-        data = run.to_dict()
-        text = (
-            f"flow {flow_id}: retried {count} job{'s' if count != 1 else ''}; now {data['state']}"
-        )
-        output.message(data | {"retried": count}, text, as_json)
-
-    run_closing(app, go)
+    _act(app, flow_id, as_json, "retry", "retried")
 
 
 for _command in flow.commands.values():
