@@ -45,7 +45,10 @@ def write_lock_holders(db: Path) -> set[int]:
 
 
 def _forker(env: Env, n: int) -> subprocess.Popen[str]:
-    environment = {**os.environ, "CHAOS_LEDGER": env.ledger.path, "PYTHONPATH": str(ROOT)}
+    # ROOT ahead of the caller's path (as the worker pool does): a checkout's src given
+    # there must win over an installed Corral, or the forks run other code on the file.
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    environment = {**os.environ, "CHAOS_LEDGER": env.ledger.path, "PYTHONPATH": path}
     return subprocess.Popen(
         [sys.executable, "-m", "chaos.forker", env.url, env.ledger.path, str(n)],
         cwd=ROOT,
