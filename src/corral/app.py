@@ -488,14 +488,15 @@ class Corral(AuditLog, HookRegistry, NotifyRegistry):
         return run_sync(self.get_flow(flow_id))
 
     async def list_flows(self, limit: int = 20, *, cursor: str | None = None) -> FlowPage:
-        """Stored flows, newest first, each with its jobs read now (for its state and
-        progress); ``page.next_cursor`` fetches the next page. ValidationError for a
+        """Stored flows, newest first, each with its jobs' states, task names and attempts
+        read now (:meth:`FlowRun.refresh_briefs`; ``refresh()`` reads a flow's jobs
+        whole); ``page.next_cursor`` fetches the next page. ValidationError for a
         ``limit`` outside 1..200 or a cursor this listing did not make."""
         if not 1 <= limit <= 200:
             raise ValidationError(f"limit must be between 1 and 200, got {limit!r}")
         backend = await self.backend()
         records = await backend.list_flows(limit + 1, parse_flow_cursor(cursor))
-        runs = await asyncio.gather(*(FlowRun(self, r).refresh() for r in records[:limit]))
+        runs = await asyncio.gather(*(FlowRun(self, r).refresh_briefs() for r in records[:limit]))
         more = len(records) > limit
         return FlowPage(list(runs), flow_cursor(records[limit - 1]) if more else None)
 

@@ -11,11 +11,12 @@ import asyncio
 import math
 import re
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from corral._sync import run_sync
-from corral.backends.base import FlowRecord, JobState
+from corral.backends.base import Backend, FlowRecord, JobBrief, JobState
 from corral.errors import InvalidTransition, JobNotFound, ValidationError
 from corral.job import Job
 
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from corral.app import Corral
 
 __all__ = ["FlowPage", "FlowRun", "flow_cursor", "parse_flow_cursor"]
+
+T = TypeVar("T")
 
 #: Jobs read per backend call when a flow is refreshed (one pipeline / transaction each).
 _READ_BATCH = 500
@@ -41,12 +44,35 @@ class FlowRun:
         }
         #: Set by ``start_flow``: False when a flow with this id was stored already.
         self.created: bool | None = None
+        # Set by refresh_briefs (the jobs' records are then not read), None otherwise.
+        self._briefs: dict[str, JobBrief | None] | None = None
 
     def __repr__(self) -> str:
         return f"<FlowRun {self.id} {len(self.jobs)} jobs>"
 
     async def refresh(self) -> FlowRun:
         """Re-read every job of the flow."""
+        found = await self._read(lambda backend, queue, ids: backend.get_many(queue, ids))
+        self._briefs = None
+        for queue, job_id, name in self.record.jobs:
+            record = found[(queue, job_id)]
+            self.jobs[name] = None if record is None else Job(self._app, queue, job_id, record)
+        return self
+
+    async def refresh_briefs(self) -> FlowRun:
+        """Re-read each job's state, task name and attempts only, as a listing of
+        flows shows them (their arguments, results, errors and logs are not read)."""
+        found = await self._read(lambda backend, queue, ids: backend.job_briefs(queue, ids))
+        self._briefs = {name: found[(queue, job_id)] for queue, job_id, name in self.record.jobs}
+        for queue, job_id, name in self.record.jobs:
+            brief = self._briefs[name]
+            self.jobs[name] = None if brief is None else Job(self._app, queue, job_id)
+        return self
+
+    async def _read(
+        self, read: Callable[[Backend, str, list[str]], Awaitable[Sequence[T | None]]]
+    ) -> dict[tuple[str, str], T | None]:
+        """``read`` for every job of the flow, in batches per queue, all at once."""
         backend = await self._app.backend()
         by_queue: dict[str, list[str]] = {}
         for queue, job_id, _ in self.record.jobs:
@@ -56,22 +82,20 @@ class FlowRun:
             for queue, ids in by_queue.items()
             for i in range(0, len(ids), _READ_BATCH)
         ]
-        read = await asyncio.gather(*(backend.get_many(q, ids) for q, ids in batches))
-        found = {
-            (queue, job_id): record
-            for (queue, ids), records in zip(batches, read, strict=True)
-            for job_id, record in zip(ids, records, strict=True)
+        read_all = await asyncio.gather(*(read(backend, q, ids) for q, ids in batches))
+        return {
+            (queue, job_id): value
+            for (queue, ids), values in zip(batches, read_all, strict=True)
+            for job_id, value in zip(ids, values, strict=True)
         }
-        records = [found[(queue, job_id)] for queue, job_id, _ in self.record.jobs]
-        for (queue, job_id, name), record in zip(self.record.jobs, records, strict=True):
-            self.jobs[name] = None if record is None else Job(self._app, queue, job_id, record)
-        return self
 
     def refresh_sync(self) -> FlowRun:
         """Blocking twin of :meth:`refresh`."""
         return run_sync(self.refresh())
 
     def _states(self) -> dict[str, JobState | None]:
+        if self._briefs is not None:
+            return {name: None if b is None else b.state for name, b in self._briefs.items()}
         out: dict[str, JobState | None] = {}
         for name, job in self.jobs.items():
             record = None if job is None else job._record
@@ -184,6 +208,20 @@ class FlowRun:
                 needed_by.append((names.get((dq, di), di), dq, di, policy))
         return waits_for, needed_by
 
+    def _job_dict(self, name: str) -> dict[str, Any]:
+        if self._briefs is not None:
+            brief = self._briefs[name]
+            if brief is None:
+                return {"state": None}
+            return {"state": brief.state.value, "attempts": brief.attempts, "task": brief.name}
+        job = self.jobs.get(name)
+        if job is None or job._record is None:
+            return {"state": None}
+        data = job.to_dict()
+        return {k: data[k] for k in ("state", "attempts", "result", "errors")} | {
+            "task": data["name"]
+        }
+
     def to_dict(self) -> dict[str, Any]:
         """The flow, its jobs and edges as JSON-friendly values (for the HTTP API)."""
         done, total = self.progress
@@ -195,8 +233,7 @@ class FlowRun:
             "created_at": self.record.created_at,
             "fail_fast": self.record.fail_fast,
             "jobs": [
-                {"name": name, "queue": queue, "id": job_id}
-                | ({"state": None} if (job := self.jobs.get(name)) is None else _job(job))
+                {"name": name, "queue": queue, "id": job_id} | self._job_dict(name)
                 for queue, job_id, name in self.record.jobs
             ],
             "edges": [
@@ -209,13 +246,6 @@ class FlowRun:
                 for queue, job_id, edge in self.record.edges
             ],
         }
-
-
-def _job(job: Job) -> dict[str, Any]:
-    if job._record is None:
-        return {"state": None}
-    data = job.to_dict()
-    return {k: data[k] for k in ("state", "attempts", "result", "errors")} | {"task": data["name"]}
 
 
 def _dependents_first(record: FlowRecord) -> list[str]:

@@ -14,6 +14,7 @@ from corral.backends.base import (
     Completion,
     FlowEdge,
     FlowJob,
+    JobBrief,
     JobState,
     OnFailure,
     Retention,
@@ -488,6 +489,24 @@ async def test_get_many_reads_jobs_of_a_queue_in_order(backend: Backend) -> None
     assert [r.id if r else None for r in got] == ["b", None, "a"]
     assert [r.state if r else None for r in got] == [JobState.BLOCKED, None, JobState.WAITING]
     assert await backend.get_many(Q, []) == []
+
+
+async def test_job_briefs_are_the_records_state_name_and_attempts(backend: Backend) -> None:
+    # A flow listing reads these instead of whole jobs: they must agree with the records
+    # in every state a job of a flow can be in (waiting ones store no state on Redis).
+    jobs = [fj("a"), fj("b", on("a", "a")), fj("c"), fj("d"), fj("e", on("a", "a"))]
+    await backend.add_flow("f1", jobs)
+    assert await run(backend) == "a"  # completed; b and e now waiting
+    second = await claim_one(backend, Q)  # active
+    await backend.cancel(Q, "d")
+    ids = ["a", "b", "c", "d", "e", "nope", second.id]
+    briefs = await backend.job_briefs(Q, ids)
+    records = await backend.get_many(Q, ids)
+    assert briefs == [None if r is None else JobBrief(r.state, r.name, r.attempts) for r in records]
+    states = {b.state for b in briefs if b is not None}
+    assert {JobState.COMPLETED, JobState.ACTIVE, JobState.WAITING, JobState.CANCELLED} <= states
+    assert briefs[5] is None
+    assert await backend.job_briefs(Q, []) == []
 
 
 async def test_a_flow_record_goes_with_its_last_job_and_live_flows_stay(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 
 from corral import Corral
 from tests.web.conftest import READ_KEY, Workers, bearer, wait_until
@@ -200,6 +201,39 @@ async def test_list_flows_newest_first_in_pages(corral: Corral, client: httpx.As
     for bad in ({"cursor": "nonsense"}, {"limit": 0}, {"limit": 201}):
         response = await client.get(FLOWS, params=bad)
         assert response.status_code == 422, (bad, response.text)
+
+
+async def test_the_list_reads_each_job_s_state_not_the_whole_job(
+    client: httpx.AsyncClient, url: str
+) -> None:
+    response = await client.post(FLOWS, json=diamond("brief"))
+    assert response.status_code == 201, response.text
+    redis = aioredis.Redis.from_url(url) if url.startswith("redis") else None
+
+    async def reads() -> tuple[int, int]:
+        if redis is None:
+            return 0, 0
+        stats = await redis.info("commandstats")
+        return tuple(  # type: ignore[return-value]
+            stats.get(f"cmdstat_{c}", {}).get("calls", 0) for c in ("hgetall", "lrange")
+        )
+
+    try:
+        before = await reads()
+        page = (await client.get(FLOWS)).json()
+        # Whole jobs (arguments, results, errors, logs) are one HGETALL and two LRANGEs
+        # each on Redis: a listing of flows of a thousand jobs must not read them.
+        assert await reads() == before
+    finally:
+        if redis is not None:
+            await redis.aclose()
+    (flow,) = page["flows"]
+    assert [(j["name"], j["state"], j["task"], j["attempts"]) for j in flow["jobs"]] == [
+        ("a", "waiting", "web.echo", 0),
+        ("b", "blocked", "web.echo", 0),
+        ("c", "blocked", "web.fail", 0),
+        ("d", "blocked", "web.echo", 0),
+    ]
 
 
 async def test_flags_must_be_json_booleans(client: httpx.AsyncClient) -> None:

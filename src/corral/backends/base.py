@@ -47,6 +47,7 @@ from corral.backends.records import (
     Completion,
     Enqueued,
     HistoryWindow,
+    JobBrief,
     JobRecord,
     JobState,
     NewJob,
@@ -78,6 +79,7 @@ __all__ = [
     "FlowJob",
     "FlowRecord",
     "HistoryWindow",
+    "JobBrief",
     "JobRecord",
     "JobState",
     "NewJob",
@@ -307,6 +309,11 @@ class Backend(Protocol):
     async def get_many(self, queue: str, job_ids: Sequence[str]) -> list[JobRecord | None]:
         """Read several jobs of one queue in one round trip (one pipeline, one read
         transaction), in the order asked; None for each that does not exist."""
+
+    async def job_briefs(self, queue: str, job_ids: Sequence[str]) -> list[JobBrief | None]:
+        """The state, task name and attempts of several jobs of one queue in one round
+        trip, in the order asked; None for each that does not exist (for listings of
+        many jobs, such as a flow's: nothing else of the jobs is read)."""
 
     async def list_jobs(
         self, queue: str, state: JobState, offset: int, limit: int

@@ -18,6 +18,7 @@ __all__ = [
     "ClaimedJob",
     "Completion",
     "HistoryWindow",
+    "JobBrief",
     "JobRecord",
     "JobState",
     "NewJob",
@@ -261,6 +262,16 @@ class Completion:
     result: bytes
     #: Outcomes the worker knows to notify for this job ("" none; see NewJob.notify).
     notify: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class JobBrief:
+    """A job's state, task name and attempts: what a listing of many jobs shows, read
+    without the job's arguments, result, errors and logs."""
+
+    state: JobState
+    name: str
+    attempts: int
 
 
 @dataclass(slots=True)

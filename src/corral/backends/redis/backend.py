@@ -19,6 +19,7 @@ from corral.backends.base import (
     ClaimedJob,
     Completion,
     Enqueued,
+    JobBrief,
     JobRecord,
     JobState,
     NewJob,
@@ -50,7 +51,7 @@ from corral.backends.redis.mux import Link, MuxRedis, pack
 from corral.backends.redis.outbox import RedisOutbox
 from corral.backends.redis.paging import RedisPaging
 from corral.backends.redis.pubsub import EventStream, Hub, Subscriber
-from corral.backends.redis.records import job_rows, record_from_hash, waiting_order
+from corral.backends.redis.records import job_rows, record_from_hash, stored_state, waiting_order
 from corral.backends.redis.records import text as _text
 from corral.backends.redis.recover import adopt
 from corral.backends.redis.scripts import ScriptSet
@@ -766,6 +767,23 @@ class RedisBackend(
 
     async def get_many(self, queue: str, job_ids: Sequence[str]) -> list[JobRecord | None]:
         return await self._get_many(queue, job_ids) if job_ids else []
+
+    async def job_briefs(self, queue: str, job_ids: Sequence[str]) -> list[JobBrief | None]:
+        if not job_ids:
+            return []
+        keys = self._k(queue)
+
+        def add(pipe: Any) -> None:
+            for job_id in job_ids:
+                pipe.hmget(keys.job(job_id), "state", "name", "att")
+
+        briefs: list[JobBrief | None] = []
+        for state, name, att in await self._pipelined(add):
+            known = stored_state(state, name)
+            briefs.append(
+                JobBrief(JobState(known), name.decode(), int(att or 0)) if known else None
+            )
+        return briefs
 
     async def _get_many(self, queue: str, job_ids: Sequence[str]) -> list[JobRecord | None]:
         keys = self._k(queue)

@@ -20,6 +20,7 @@ from corral.backends.base import (
     KEEP_ALL,
     ClaimedJob,
     Completion,
+    JobBrief,
     JobRecord,
     JobState,
     NewJob,
@@ -486,6 +487,18 @@ class SQLiteBackend(
 
     async def get_many(self, queue: str, job_ids: Sequence[str]) -> list[JobRecord | None]:
         return await self._s().read(lambda conn: records(conn, queue, job_ids)) if job_ids else []
+
+    async def job_briefs(self, queue: str, job_ids: Sequence[str]) -> list[JobBrief | None]:
+        def read(conn: Conn) -> list[JobBrief | None]:
+            found = {}
+            for i in range(0, len(job_ids), 500):  # under SQLite's bound on parameters
+                chunk = job_ids[i : i + 500]
+                sql = q.JOB_BRIEFS.format(ids=",".join("?" * len(chunk)))
+                for job_id, state, name, attempts in conn.execute(sql, (queue, *chunk)):
+                    found[job_id] = JobBrief(JobState(state), name, attempts)
+            return [found.get(job_id) for job_id in job_ids]
+
+        return await self._s().read(read) if job_ids else []
 
     async def list_jobs(
         self, queue: str, state: JobState, offset: int, limit: int

@@ -171,6 +171,8 @@ DELETE_ERRORS = (
 )
 DELETE_LOGS = "DELETE FROM job_logs WHERE queue = ? AND job_id IN (SELECT value FROM json_each(?))"
 GET_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE queue = ? AND id = ?"
+# {ids}: as many "?" as ids, comma-separated.
+JOB_BRIEFS = "SELECT id, state, name, attempts FROM jobs WHERE queue = ? AND id IN ({ids})"
 GET_ERRORS = "SELECT error FROM job_errors WHERE queue = ? AND job_id = ? ORDER BY rowid"
 GET_LOGS = "SELECT line FROM job_logs WHERE queue = ? AND job_id = ? ORDER BY rowid"
 LIST_ORDER = {
