@@ -24,7 +24,7 @@ async def add_old_lists(
     client: Redis, keys: QueueKeys, job_ids: Sequence[str], replies: list[Any]
 ) -> None:
     """Put old-layout errors and logs ahead of the new ones in ``replies`` (three per
-    job: hash, errors, logs, as ``_get_many`` reads them)."""
+    job: hash, errors, logs, as ``RedisReads._get_many`` reads them)."""
     wanted = [
         (3 * i + 1 + kind, key)
         for i, job_id in enumerate(job_ids)
