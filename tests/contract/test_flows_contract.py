@@ -617,3 +617,29 @@ async def test_retrying_several_jobs_at_once_is_retrying_each_dependencies_first
     }
     assert {await run(backend), await run(backend)} == {"a", "g"}
     assert {await run(backend), await run(backend)} == {"b", "f"}
+
+
+async def test_a_fan_in_retried_one_dependency_at_a_time_waits_for_each(
+    backend: Backend,
+) -> None:
+    """``job.retry()`` of each failed dependency of a fan-in in turn: the second retry
+    takes the fan-in back, and it waits for the first one too (still running: its old
+    failure is forgotten), not only for the second."""
+    await backend.add_flow("f1", [fj("a1"), fj("a2"), fj("t", on("a1", "a1"), on("a2", "a2"))])
+    assert await fail_for_good(backend) == "a1"
+    assert await fail_for_good(backend) == "a2"
+    assert await backend.retry_flow("f1", [(Q, "a1")]) == 1  # t: a2 would fail it again
+    assert await state(backend, "t") is JobState.FAILED
+    assert await backend.retry_flow("f1", [(Q, "a2")]) == 2
+    jobs, _ = await backend.claim(Q, 10, 30_000, "w1")
+    assert sorted(j.id for j in jobs) == ["a1", "a2"]
+    a1, a2 = sorted(jobs, key=lambda j: j.id)
+    assert await backend.complete(Q, [Completion(a2.id, a2.token, b"2")], KEEP_ALL)
+    assert await state(backend, "t") is JobState.BLOCKED  # a1 still runs
+    assert await backend.complete(Q, [Completion(a1.id, a1.token, b"1")], KEEP_ALL)
+    assert await run(backend) == "t"
+    outcomes = await backend.dependency_outcomes(Q, "t")
+    assert {n: (o.state, o.result) for n, o in outcomes.items()} == {
+        "a1": ("completed", b"1"),
+        "a2": ("completed", b"2"),
+    }

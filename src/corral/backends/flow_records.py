@@ -28,6 +28,7 @@ __all__ = [
     "OnFailure",
     "decode_flow",
     "encode_flow",
+    "heard_anew",
     "retry_plan",
     "spawn_order",
 ]
@@ -175,6 +176,16 @@ def spawn_order(
         if len(rest) == 2 and all(part.isdigit() for part in rest):
             mine.append(edge)
     return sorted(mine, key=key)
+
+
+def heard_anew(
+    dep: tuple[str, str], again: set[tuple[str, str]], states: dict[tuple[str, str], str]
+) -> bool:
+    """Whether a job put back by a retry must forget the outcome it holds from ``dep``
+    and wait for a new one: ``dep`` is put back with it, or is unfinished (put back by
+    an earlier retry, e.g. each dependency of a fan-in retried on its own), so what it
+    handed over before is old."""
+    return dep in again or states.get(dep, "") not in _ENDED
 
 
 _BADLY = ("failed", "cancelled")

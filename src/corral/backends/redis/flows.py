@@ -31,6 +31,7 @@ from corral.backends.flow_records import (
     OnFailure,
     decode_flow,
     encode_flow,
+    heard_anew,
     retry_plan,
     spawn_order,
 )
@@ -413,7 +414,12 @@ class RedisFlows(Plumbing):
             if key not in again:
                 continue
             mine = deps.get(key, [])
-            retried = [[name, gens[dep]] for name, dep in mine if dep in again]
+            # A dependency unfinished now hands over its current generation (not bumped).
+            retried = [
+                [name, gens[dep] if dep in again else gens[dep] - 1]
+                for name, dep in mine
+                if heard_anew(dep, again, states)
+            ]
             item = [key[1], gens[key], [name for name, _ in mine], retried]
             # Jobs that will wait for others first: none of theirs can end before.
             phases[0 if retried else 1][key[0]].append(item)

@@ -22,6 +22,7 @@ from corral.backends.flow_records import (
     OnFailure,
     decode_flow,
     encode_flow,
+    heard_anew,
     retry_plan,
     spawn_order,
 )
@@ -277,7 +278,7 @@ def retry_flow_jobs(
     again, deps = retry_plan(record, states, roots)
     for queue, job_id in again:
         for name, dep in deps.get((queue, job_id), []):
-            if dep in again:
+            if heard_anew(dep, again, states):
                 conn.execute(
                     "UPDATE flow_edges SET outcome = NULL, result = NULL, error = NULL "
                     "WHERE dep_queue = ? AND dep_id = ? AND name = ?",
