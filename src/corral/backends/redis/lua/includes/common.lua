@@ -1,6 +1,7 @@
 -- Shared by every queue script: inlined ahead of a script's body where it says
 -- "--@include common" (EVAL), or defined once in the function library (Redis >= 7),
--- so nothing here may hold state from one call to the next except through begin().
+-- so nothing here may hold state from one call to the next except through begin(),
+-- and caches of what depends on the arguments alone (NAMES, INT_TEXT).
 -- KEYS (same order in every queue script):
 --   1 wait  2 active  3 delayed  4 completed  5 failed  6 cancelled  7 meta  8 marker
 -- ARGV[1]: "<db> <key base>": the database number, a space, then the queue's key base
