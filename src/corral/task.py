@@ -91,6 +91,8 @@ class Task(Generic[P, R]):
         plain = all(p.kind is p.POSITIONAL_OR_KEYWORD and p.default is p.empty for p in params)
         self._arity = len(params) if plain else -1
         self._options = options or JobOptions()
+        # What every job of this task with these options stores alike (_template()).
+        self._stored: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         return f"<Task {self.name} queue={self.queue}>"
@@ -168,6 +170,7 @@ class Task(Generic[P, R]):
         # option set, and an enqueue over HTTP pays for options() on every request.
         derived = copy.copy(self)
         derived._options = self._options.merged(overrides)
+        derived._stored = None
         return derived
 
     def call(self, *args: P.args, **kwargs: P.kwargs) -> Call:
@@ -182,21 +185,30 @@ class Task(Generic[P, R]):
             except TypeError as exc:
                 raise InvalidArguments(f"task {self.name!r}: {exc}") from None
         opts = self._options
-        opts.check_dedupe()
         data = encode_call(self.name, args, kwargs, self.app.max_payload_bytes, self.param_names)
-        delay_ms, run_at_ms = opts.delay_ms()
         return self.queue, NewJob(
             id=opts.job_id or new_job_id(),
-            name=self.name,
             data=data,
-            priority=self.config.priority if opts.priority is None else opts.priority,
-            delay_ms=delay_ms,
-            run_at_ms=run_at_ms,
-            options=opts.stored(),
-            given_id=bool(opts.job_id),
             notify=self.app.notify_events(self, opts.notify or ()),
-            **opts.dedupe_fields(),
+            **(self._stored or self._template()),
         )
+
+    def _template(self) -> dict[str, Any]:
+        """The NewJob fields that come from the task and its options alone, checked and
+        encoded once (a bulk enqueue prepares thousands of jobs of one task)."""
+        opts = self._options
+        opts.check_dedupe()
+        delay_ms, run_at_ms = opts.delay_ms()
+        self._stored = {
+            "name": self.name,
+            "priority": self.config.priority if opts.priority is None else opts.priority,
+            "delay_ms": delay_ms,
+            "run_at_ms": run_at_ms,
+            "options": opts.stored(),
+            "given_id": bool(opts.job_id),
+            **opts.dedupe_fields(),
+        }
+        return self._stored
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         """Enqueue one job; arguments are checked against the function's signature
