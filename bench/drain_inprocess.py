@@ -2,14 +2,16 @@
 check of Corral's own per-job cost, without peers or separate processes.
 
     .venv/bin/python bench/drain_inprocess.py redis|sqlite [--jobs 5000] [--runs 3]
-        [--body noop|incr] [--prefetch N] [--freeze]
+        [--body noop|incr] [--prefetch N] [--freeze] [--kept N]
     PYTHONPATH=/path/to/other/checkout/src .venv/bin/python bench/drain_inprocess.py redis
 
 Prints the best jobs/s of ``--runs`` and the process's CPU µs per job (the jobs are
-enqueued first, in batches of 1000; every completed job is kept so the count can be
-read back). ``--body incr``: one ``INCR`` through a plain ``redis.asyncio.Redis`` (the
+enqueued first, in batches of 1000; the drain ends when the worker has recorded them
+all). ``--body incr``: one ``INCR`` through a plain ``redis.asyncio.Redis`` (the
 benchmark's headline body; Redis only). ``--prefetch N`` sets the worker's prefetch
 (default: its own). ``--freeze`` freezes the start-up heap as ``corral worker`` does.
+``--kept N`` keeps the last N completed jobs (the default app keeps 1,000), so each
+completion also deletes the job N back, as in the benchmark's runs.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from corral.worker import Worker
 
 
 async def drain(url: str, jobs: int, args: argparse.Namespace) -> tuple[float, float]:
-    app = Corral(url, completed=Retention())
+    app = Corral(url, completed=Retention(count=args.kept))
     client = Redis.from_url(args.redis) if args.body == "incr" else None
 
     @app.task(name="bench.noop", queue="bench")
@@ -47,8 +49,7 @@ async def drain(url: str, jobs: int, args: argparse.Namespace) -> tuple[float, f
     cpu = time.process_time()
     started = time.perf_counter()
     running = asyncio.create_task(worker.run())
-    queue = app.queue("bench")
-    while (await queue.counts())["completed"] < jobs:
+    while worker.processed < jobs:
         await asyncio.sleep(0.01)
     elapsed = time.perf_counter() - started
     cpu = time.process_time() - cpu
@@ -71,6 +72,7 @@ def main() -> None:
     parser.add_argument("--body", choices=["noop", "incr"], default="noop")
     parser.add_argument("--prefetch", type=int, default=None)
     parser.add_argument("--freeze", action="store_true")
+    parser.add_argument("--kept", type=int, default=None, help="completed jobs kept (all)")
     args = parser.parse_args()
     with redis_url(args.redis) as args.redis:
         best, best_cpu = 0.0, float("inf")
