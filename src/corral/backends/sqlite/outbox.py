@@ -1,6 +1,6 @@
-"""The notification outbox on SQLite: table ``outbox``, filled by the ``jobs_outbox``
-trigger (migration 10) in the transaction that ends a job; endpoint states and
-windowed counters for deliveries.
+"""The notification outbox on SQLite: table ``outbox``, filled by the ``jobs_moved``
+trigger (migration 10's ``jobs_outbox``, merged into it by 15) in the transaction that
+ends a job; endpoint states and windowed counters for deliveries.
 
 A mixin of :class:`SQLiteBackend`.
 """

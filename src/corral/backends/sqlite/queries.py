@@ -309,7 +309,7 @@ AUDIT_ENTRIES = """
 SELECT id, at, key, action, target, detail FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?
 """
 # The outcomes a job's worker knows to notify, added to those stored at its enqueue
-# (the jobs_outbox trigger reads the column as the job ends, in the same transaction).
+# (the jobs_moved trigger reads the column as the job ends, in the same transaction).
 ADD_NOTIFY = """
 UPDATE jobs SET notify = CASE WHEN notify IS NULL THEN ?1 ELSE notify || ',' || ?1 END
 WHERE queue = ?2 AND id = ?3 AND token = ?4
