@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import orjson
@@ -22,6 +23,7 @@ from corral.app import Corral
 from corral.backends.base import NewJob
 from corral.errors import BackendError, UnknownTask, ValidationError
 from corral.job import Job
+from corral.task import Task
 from corral.web.audit import audited
 from corral.web.auth import Scope
 from corral.web.deps import ANONYMOUS, Settings, job_out, require, settings_of
@@ -44,66 +46,99 @@ Write = Annotated[Scope, Depends(require(Scope.WRITE))]
 _SHOWN_ERRORS = 10
 
 
-def prepare(corral: Corral, settings: Settings, body: EnqueueRequest) -> tuple[str, NewJob]:
-    """Check and encode one job as ``Corral.enqueue`` does: (queue, NewJob)."""
+#: The fields of a request that become the job's options.
+_OPTIONS = (
+    "priority", "delay", "attempts", "timeout", "job_id", "group", "dedupe_key",
+    "dedupe_window", "debounce",
+)  # fmt: skip
+
+
+def prepare(
+    corral: Corral,
+    settings: Settings,
+    body: EnqueueRequest,
+    seen: dict[tuple[Any, ...], Task[Any, Any]] | None = None,
+) -> tuple[str, NewJob]:
+    """Check and encode one job as ``Corral.enqueue`` does: (queue, NewJob). ``seen``
+    keeps the task of each set of options met in one request (a bulk request's jobs
+    mostly share theirs, and a task checks and encodes its options once)."""
     if body.task not in corral.tasks and not settings.allow_unregistered:
         raise UnknownTask(f"task: no task named {body.task!r} is registered in this server's app")
-    task = corral.call(body.task, queue=body.queue).task.options(
-        priority=body.priority,
-        delay=body.delay,
-        attempts=body.attempts,
-        timeout=body.timeout,
-        job_id=body.job_id,
-        group=body.group,
-        dedupe_key=body.dedupe_key,
-        dedupe_window=body.dedupe_window,
-        debounce=body.debounce,
+    b = body
+    key = (
+        *(b.task, b.queue, b.priority, b.delay, b.attempts, b.timeout, b.job_id, b.group),
+        *(b.dedupe_key, b.dedupe_window, b.debounce),
     )
+    task = None if seen is None else seen.get(key)
+    if task is None:
+        options = {name: getattr(body, name) for name in _OPTIONS}
+        task = corral.call(body.task, queue=body.queue).task.options(**options)
+        if seen is not None:
+            seen[key] = task
     return task.prepare(tuple(body.args), dict(body.kwargs))
 
 
-class _EnqueueRoute(APIRoute):
-    """``POST /jobs``: a lean handler takes the common request (a JSON body that
-    validates, a key that may write), FastAPI's own handler everything else.
+class _LeanRoute(APIRoute):
+    """``POST /jobs`` and ``POST /jobs/bulk``: a lean handler takes the common request
+    (a JSON body that validates, a key that may write), FastAPI's own handler
+    everything else.
 
     FastAPI's request machinery (reading and decoding the body, solving the
     dependencies, serializing the answer) cost more than the enqueue itself; here the
     body is validated straight from its bytes and the answer encoded once. Anything
     the lean path is unsure of (another content type, a body that does not validate, a
     missing or weak key) goes to FastAPI's handler, so errors are answered exactly as
-    on every other route. The OpenAPI document is FastAPI's, from :func:`enqueue`.
+    on every other route. The OpenAPI document is FastAPI's, from the endpoint.
     """
+
+    #: The request model and what to do with a valid one (set per route).
+    model: type[EnqueueRequest] | type[BulkEnqueueRequest]
+    lean: Callable[[Any, Request, Scope, Settings], Awaitable[Response]]
 
     def get_route_handler(self) -> Any:
         slow = super().get_route_handler()
 
         async def handler(request: Request) -> Response:
-            fast = await _enqueue_fast(request)
+            fast = await self._fast(request)
             return fast if fast is not None else await slow(request)
 
         return handler
 
-
-async def _enqueue_fast(request: Request) -> Response | None:
-    """The lean ``POST /jobs`` (see :class:`_EnqueueRoute`), or None to hand over."""
-    headers = request.headers
-    if headers.get("content-type") != "application/json":
-        return None
-    settings = settings_of(request)
-    scope = Scope.ADMIN
-    if settings.keys.enabled:
-        kind, _, token = (headers.get("authorization") or "").partition(" ")
-        found = settings.keys.lookup(token.strip()) if kind.lower() == "bearer" else None
-        if found is None or found[1] < Scope.WRITE:
+    async def _fast(self, request: Request) -> Response | None:
+        headers = request.headers
+        if headers.get("content-type") != "application/json":
             return None
-        request.state.corral_key, scope = found
-    else:
-        request.state.corral_key = ANONYMOUS
-    try:
-        body = EnqueueRequest.model_validate_json(await request.body())
-    except (BodyInvalid, ValueError):
-        return None  # FastAPI's handler names what is wrong, as on every route
-    return await _enqueue(body, request, scope, settings)
+        settings = settings_of(request)
+        scope = Scope.ADMIN
+        if settings.keys.enabled:
+            kind, _, token = (headers.get("authorization") or "").partition(" ")
+            found = settings.keys.lookup(token.strip()) if kind.lower() == "bearer" else None
+            if found is None or found[1] < Scope.WRITE:
+                return None
+            request.state.corral_key, scope = found
+        else:
+            request.state.corral_key = ANONYMOUS
+        try:
+            body = self.model.model_validate_json(await request.body())
+        except (BodyInvalid, ValueError):
+            return None  # FastAPI's handler names what is wrong, as on every route
+        return await type(self).lean(body, request, scope, settings)
+
+
+class _EnqueueRoute(_LeanRoute):
+    model = EnqueueRequest
+
+    @staticmethod
+    async def lean(body: Any, request: Request, scope: Scope, settings: Settings) -> Response:
+        return await _enqueue(body, request, scope, settings)
+
+
+class _BulkRoute(_LeanRoute):
+    model = BulkEnqueueRequest
+
+    @staticmethod
+    async def lean(body: Any, request: Request, scope: Scope, settings: Settings) -> Response:
+        return await _enqueue_bulk(body, request, settings)
 
 
 async def enqueue(body: EnqueueRequest, request: Request, scope: Write) -> Any:
@@ -155,13 +190,6 @@ async def _reread(job: Job) -> None:
         log.warning("job %s stored, re-reading it failed: %s", job.id, exc)
 
 
-@router.post(
-    "/jobs/bulk",
-    status_code=201,
-    response_model=BulkEnqueueOut,
-    tags=["jobs"],
-    responses={200: {"model": BulkEnqueueOut, "description": "every job already existed"}},
-)
 async def enqueue_bulk(body: BulkEnqueueRequest, request: Request, scope: Write) -> Any:
     """Enqueue up to 1,000 jobs in one request, all or nothing: if any job is
     invalid (unknown task, arguments that do not fit its signature, a payload over the
@@ -169,13 +197,29 @@ async def enqueue_bulk(body: BulkEnqueueRequest, request: Request, scope: Write)
     Otherwise the jobs are stored with one backend call per queue. Each item takes the
     fields of ``POST /jobs``; ``job_id`` and ``dedupe_key`` make items idempotent
     (``created: false``). Status 201 when any job was created, 200 when none was."""
-    settings = settings_of(request)
+    return await _enqueue_bulk(body, request, settings_of(request))
+
+
+router.add_api_route(
+    "/jobs/bulk",
+    enqueue_bulk,
+    methods=["POST"],
+    status_code=201,
+    response_model=BulkEnqueueOut,
+    tags=["jobs"],
+    responses={200: {"model": BulkEnqueueOut, "description": "every job already existed"}},
+    route_class_override=_BulkRoute,
+)
+
+
+async def _enqueue_bulk(body: BulkEnqueueRequest, request: Request, settings: Settings) -> Response:
     corral = settings.corral
     prepared: list[tuple[str, NewJob]] = []
     errors: list[str] = []
+    seen: dict[tuple[Any, ...], Task[Any, Any]] = {}
     for index, item in enumerate(body.jobs):
         try:
-            prepared.append(prepare(corral, settings, item))
+            prepared.append(prepare(corral, settings, item, seen))
         except (ValidationError, UnknownTask) as exc:
             errors.append(_item_error(index, str(exc)))
     if errors:
@@ -199,7 +243,9 @@ async def enqueue_bulk(body: BulkEnqueueRequest, request: Request, scope: Write)
         ],
         "created": created,
     }
-    return JSONResponse(payload, status_code=201 if created else 200)
+    return Response(
+        orjson.dumps(payload), status_code=201 if created else 200, media_type="application/json"
+    )
 
 
 def _item_error(index: int, message: str) -> str:
