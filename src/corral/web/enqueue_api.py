@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -46,11 +47,12 @@ Write = Annotated[Scope, Depends(require(Scope.WRITE))]
 _SHOWN_ERRORS = 10
 
 
-#: The fields of a request that become the job's options.
+#: The fields of a request that become the job's options, and a reader of their values.
 _OPTIONS = (
     "priority", "delay", "attempts", "timeout", "job_id", "group", "dedupe_key",
     "dedupe_window", "debounce",
 )  # fmt: skip
+_option_values = operator.attrgetter(*_OPTIONS)
 
 
 def prepare(
@@ -64,14 +66,11 @@ def prepare(
     mostly share theirs, and a task checks and encodes its options once)."""
     if body.task not in corral.tasks and not settings.allow_unregistered:
         raise UnknownTask(f"task: no task named {body.task!r} is registered in this server's app")
-    b = body
-    key = (
-        *(b.task, b.queue, b.priority, b.delay, b.attempts, b.timeout, b.job_id, b.group),
-        *(b.dedupe_key, b.dedupe_window, b.debounce),
-    )
+    values = _option_values(body)
+    key = (body.task, body.queue, *values)
     task = None if seen is None else seen.get(key)
     if task is None:
-        options = {name: getattr(body, name) for name in _OPTIONS}
+        options = dict(zip(_OPTIONS, values, strict=True))
         task = corral.call(body.task, queue=body.queue).task.options(**options)
         if seen is not None:
             seen[key] = task
