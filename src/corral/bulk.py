@@ -82,8 +82,12 @@ class FlowRetries:
                 for queue, job_id in roots:
                     alone.setdefault(queue, []).append(job_id)
                 continue
-            keys = list(roots)
-            now = await asyncio.gather(*(backend.get(q, i) for q, i in keys))
+            by_queue: dict[str, list[str]] = {}
+            for queue, job_id in roots:
+                by_queue.setdefault(queue, []).append(job_id)
+            keys = [(q, i) for q, ids in by_queue.items() for i in ids]
+            read = await asyncio.gather(*(backend.get_many(q, ids) for q, ids in by_queue.items()))
+            now = [record for records in read for record in records]
             for key, record in zip(keys, now, strict=True):
                 if record is None:
                     continue  # removed meanwhile
