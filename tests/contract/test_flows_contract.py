@@ -344,6 +344,20 @@ async def test_parked_children_may_depend_on_one_another_across_queues(
     assert await backend.park(Q, "parent", parent.token, "parent.s0", children)
     assert [name for _, _, name in await backend.spawned(Q, "parent")] == ["a", "b", "c"]
     assert await backend.spawned(Q, "parent.s0.1") == []  # a dependency, not its child
+    # Who waits for each child: the parent (for all), and the next child of the chain.
+    waiting = [
+        (dq, di, e.name, e.job_id, e.on_failure, e.pass_result)
+        for queue, ids in ((OTHER, ["parent.s0.0", "parent.s0.2", "nope"]), (Q, ["parent.s0.1"]))
+        for dq, di, e in await backend.dependents(queue, ids)
+    ]
+    assert sorted(waiting) == [
+        (Q, "parent", "a", "parent.s0.0", OnFailure.FAIL, False),
+        (Q, "parent", "b", "parent.s0.1", OnFailure.FAIL, False),
+        (Q, "parent", "c", "parent.s0.2", OnFailure.FAIL, False),
+        (Q, "parent.s0.1", "a", "parent.s0.0", OnFailure.FAIL, True),
+        (OTHER, "parent.s0.2", "b", "parent.s0.1", OnFailure.FAIL, False),
+    ]
+    assert await backend.dependents(Q, ["parent"]) == []
     assert await state(backend, "parent.s0.1") is JobState.BLOCKED
     assert await state(backend, "parent.s0.2", OTHER) is JobState.BLOCKED
     assert await run(backend, OTHER, result=b"1") == "parent.s0.0"
@@ -360,6 +374,8 @@ async def test_parked_children_may_depend_on_one_another_across_queues(
     assert await state(backend, "parent") is JobState.WAITING
     outcomes = await backend.dependency_outcomes(Q, "parent")
     assert {n: o.result for n, o in outcomes.items()} == {"a": b"1", "b": b"2", "c": b"3"}
+    # Kept once handed over: a finished child still names its parent.
+    assert [di for _, di, _ in await backend.dependents(OTHER, ["parent.s0.2"])] == ["parent"]
 
 
 async def test_a_failing_child_fails_its_parked_parent_by_default(backend: Backend) -> None:

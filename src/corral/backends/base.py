@@ -566,6 +566,16 @@ class Backend(Protocol):
         children removed since are listed too. Redis: children of a job parked by a
         version without this listing are not (the relation was kept on the child only)."""
 
+    async def dependents(
+        self, queue: str, job_ids: Sequence[str]
+    ) -> list[tuple[str, str, FlowEdge]]:
+        """The jobs waiting for jobs of ``queue`` (in a flow, or as the parent that
+        spawned them), as a flow record's edges: (dependent queue, dependent id, edge
+        whose ``queue``/``job_id`` is the job waited for), in no set order. Edges stay
+        after the outcome is handed over; an edge to a dependent removed since may be
+        listed (Redis). One read: SQLite one query, Redis one pipeline over ``queue``'s
+        slot (each job keeps its dependents)."""
+
     async def prune_flows(self, queue: str) -> int:
         """Delete the records of flows that lost their last job (retention, remove,
         drain) in ``queue``: a flow's record lives as long as any of its jobs. Returns

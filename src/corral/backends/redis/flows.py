@@ -26,6 +26,7 @@ import orjson
 
 from corral.backends.flow_records import (
     DependencyOutcome,
+    FlowEdge,
     FlowJob,
     FlowRecord,
     OnFailure,
@@ -296,6 +297,25 @@ class RedisFlows(Plumbing):
                 child_queue, child_id = orjson.loads(value)
                 edges.append((child_queue, child_id, field[2:].decode()))
         return spawn_order(job_id, edges)
+
+    async def dependents(
+        self, queue: str, job_ids: Sequence[str]
+    ) -> list[tuple[str, str, FlowEdge]]:
+        if not job_ids:
+            return []
+        keys = self._k(queue)
+
+        def add(pipe: Any) -> None:
+            for job_id in job_ids:
+                pipe.hget(keys.job(job_id), "fdn")
+
+        out = []
+        for job_id, raw in zip(job_ids, await self._pipelined(add), strict=True):
+            # 'fdn': [queue, key base, id, edge name, policy, pass] per dependent.
+            for dq, _, di, name, policy, passed in orjson.loads(raw) if raw else ():
+                edge = FlowEdge(name, queue, job_id, OnFailure(policy), bool(passed))
+                out.append((dq, di, edge))
+        return out
 
     async def prune_flows(self, queue: str) -> int:
         client = self._client_or_fail()

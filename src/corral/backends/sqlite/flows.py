@@ -17,6 +17,7 @@ import orjson
 
 from corral.backends.flow_records import (
     DependencyOutcome,
+    FlowEdge,
     FlowJob,
     FlowRecord,
     OnFailure,
@@ -63,6 +64,9 @@ _FLOWS_BEFORE = (
 )
 _STILL_OPEN = "SELECT 1 FROM flow_edges WHERE dep_queue = ? AND dep_id = ? AND outcome IS NULL"
 
+
+#: Ids per ``IN (...)`` of one query (SQLite allows 32,766 parameters).
+_IDS_PER_QUERY = 500
 
 _DEPENDENCY_ERRORS = ("DependencyFailed", "DependencySkipped")
 
@@ -393,6 +397,27 @@ class SQLiteFlows:
             return [(q, i, n) for q, i, n in rows]
 
         return spawn_order(job_id, await self._s().read(tx))
+
+    async def dependents(
+        self, queue: str, job_ids: Sequence[str]
+    ) -> list[tuple[str, str, FlowEdge]]:
+        def tx(conn: Conn) -> list[tuple[str, str, FlowEdge]]:
+            out = []
+            for i in range(0, len(job_ids), _IDS_PER_QUERY):
+                part = job_ids[i : i + _IDS_PER_QUERY]
+                marks = ",".join("?" * len(part))
+                rows = conn.execute(
+                    "SELECT dep_queue, dep_id, name, job_id, policy, pass_result FROM flow_edges"
+                    f" WHERE queue = ? AND job_id IN ({marks})",
+                    (queue, *part),
+                )
+                out += [
+                    (dq, di, FlowEdge(name, queue, j, OnFailure(policy), bool(passed)))
+                    for dq, di, name, j, policy, passed in rows
+                ]
+            return out
+
+        return await self._s().read(tx)
 
     async def retry_flow(
         self, flow_id: str, roots: Collection[tuple[str, str]] | None = None
