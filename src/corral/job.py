@@ -13,6 +13,7 @@ import orjson
 
 from corral._sync import run_sync
 from corral.backends.base import JobRecord, JobState
+from corral.backends.flow_records import spawn_parent
 from corral.backends.wire import raw_text
 from corral.blockers import Blocker, blockers
 from corral.errors import CorralError, JobCancelled, JobFailed, JobNotFound, ResultTimeout
@@ -310,6 +311,64 @@ class Job:
     def children_sync(self) -> dict[str, Job]:
         """Blocking twin of :meth:`children`."""
         return run_sync(self.children())
+
+    async def child_edges(self) -> list[dict[str, Any]]:
+        """How the jobs this job spawned depend on one another (a ``chain``, a
+        ``chord``...), as :meth:`FlowRun.to_dict` gives a flow's edges: ``{"from",
+        "to", "on_failure", "pass_result"}`` between the names :meth:`children` gives
+        them, ordered by dependent then dependency as spawned. Empty when they wait for
+        none waits for another (plain calls, a group) or it spawned none."""
+        backend = await self._app.backend()
+        spawned = await backend.spawned(self.queue, self.id)
+        order = {(queue, job_id): i for i, (queue, job_id, _) in enumerate(spawned)}
+        by_queue: dict[str, list[str]] = {}
+        for queue, job_id, _ in spawned:
+            by_queue.setdefault(queue, []).append(job_id)
+        read = await asyncio.gather(
+            *(
+                backend.dependents(queue, ids[i : i + _READ_BATCH])
+                for queue, ids in by_queue.items()
+                for i in range(0, len(ids), _READ_BATCH)
+            )
+        )
+        found = []
+        for edges in read:
+            for dq, di, edge in edges:
+                to, source = order.get((dq, di)), order.get((edge.queue, edge.job_id))
+                if to is not None and source is not None:  # not the edge to this job
+                    found.append((to, source, edge))
+        return [
+            {
+                "from": spawned[source][2],
+                "to": spawned[to][2],
+                "on_failure": edge.on_failure.value,
+                "pass_result": edge.pass_result,
+            }
+            for to, source, edge in sorted(found, key=lambda f: (f[0], f[1]))
+        ]
+
+    def child_edges_sync(self) -> list[dict[str, Any]]:
+        """Blocking twin of :meth:`child_edges`."""
+        return run_sync(self.child_edges())
+
+    async def parent(self) -> Job | None:
+        """The job that spawned this one (``WaitForChildren``), read now; None when
+        this job was not spawned, or its parent has been removed. The relation is the
+        parent's edge to it (the parent waits for each child), so nothing more is
+        stored for it."""
+        parent_id = spawn_parent(self.id)
+        if parent_id is None:
+            return None
+        backend = await self._app.backend()
+        for queue, job_id, _ in await backend.dependents(self.queue, [self.id]):
+            if job_id == parent_id:
+                record = await backend.get(queue, job_id)
+                return None if record is None else Job(self._app, queue, job_id, record)
+        return None
+
+    def parent_sync(self) -> Job | None:
+        """Blocking twin of :meth:`parent`."""
+        return run_sync(self.parent())
 
     async def blockers(self) -> list[Blocker]:
         """Why the job has not started yet, most fundamental first (delayed, queue

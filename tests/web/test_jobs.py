@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from corral import Corral, JobContext, WaitForChildren
+from corral import Corral, JobContext, WaitForChildren, chain
 from tests.web.apps import QUEUE, build_app
 from tests.web.conftest import Serve, Workers, wait_until
 
@@ -348,3 +348,41 @@ async def test_a_parent_lists_the_children_it_spawned(
     listed = await client.get(f"/api/v1/queues/{QUEUE}/jobs", params={"state": "completed"})
     assert listed.status_code == 200, listed.text
     assert all(row["children"] is None for row in listed.json()["jobs"])
+
+
+async def test_a_spawned_child_names_its_parent(
+    corral: Corral, client: httpx.AsyncClient, workers: Workers
+) -> None:
+    """GET of one job gives ``parent: {queue, id}`` for a child spawned by
+    WaitForChildren (each child of a chain, the one in another queue too), null for
+    any other job and once the parent is removed; the OpenAPI model says so."""
+
+    @corral.task(name="web.chain_parent", queue=QUEUE)
+    async def chain_parent(ctx: JobContext) -> list[Any]:
+        results = await ctx.dependency_results()
+        if not results:
+            raise WaitForChildren(
+                chain(
+                    corral.call("web.echo", [1]),
+                    corral.call("web.echo", queue="web-other"),
+                )
+            )
+        return sorted(results)
+
+    job = await chain_parent.enqueue()
+    workers.start([QUEUE, "web-other"])
+    assert await job.result(timeout=10) == ["echo", "echo#2"]
+    parent = {"queue": QUEUE, "id": job.id}
+    for queue, child in ((QUEUE, f"{job.id}.s0.0"), ("web-other", f"{job.id}.s0.1")):
+        for path in (f"/api/v1/queues/{queue}/jobs/{child}", f"{JOBS}/{child}"):
+            response = await client.get(path)
+            assert response.status_code == 200, response.text
+            assert response.json()["parent"] == parent
+    response = await client.get(f"/api/v1/queues/{QUEUE}/jobs/{job.id}")
+    assert response.json()["parent"] is None
+    spec = (await client.get("/api/v1/openapi.json")).json()["components"]["schemas"]
+    assert set(spec["ParentOut"]["properties"]) == {"queue", "id"}
+    assert "parent" in spec["JobOut"]["properties"]
+    assert await job.remove()
+    response = await client.get(f"/api/v1/queues/{QUEUE}/jobs/{job.id}.s0.0")
+    assert response.json()["parent"] is None

@@ -393,6 +393,55 @@ async def test_children_may_form_a_chain_or_a_chord(app: Corral, workers: Worker
     assert job.attempts == 1
 
 
+async def test_spawned_children_know_their_parent_and_how_they_depend(
+    app: Corral, workers: Workers
+) -> None:
+    """Each child of a chain spawned across two queues (the middle one in another, so
+    another slot on Redis Cluster) names its parent, and the parent gives the chain's
+    edges between its children's names; a plain job, and a flow's job whose id looks
+    like a child's, have no parent."""
+    t = register(app)
+
+    @app.task()
+    async def importer(ctx: JobContext) -> list[int]:
+        results = await ctx.dependency_results()
+        if not results:
+            raise WaitForChildren(
+                chain(
+                    t["double"].call(1),
+                    t["double"].options(queue="other").call(),
+                    t["double"].call(),
+                )
+            )
+        return sorted(results.values())
+
+    job = await importer.enqueue()
+    # A flow whose jobs' ids have the shape of the importer's children's: not its.
+    look_alike = chain(t["double"].call(1), t["double"].call())
+    run = await app.start_flow(look_alike, flow_id=f"{job.id}.s9")
+    workers.start([Q, "other"])
+    assert await job.result(timeout=20) == [2, 4, 8]
+    children = await job.children()
+    assert [(c.queue, c.id) for c in children.values()] == [
+        (Q, f"{job.id}.s0.0"),
+        ("other", f"{job.id}.s0.1"),
+        (Q, f"{job.id}.s0.2"),
+    ]
+    for child in children.values():
+        parent = await child.parent()
+        assert parent is not None and (parent.queue, parent.id) == (Q, job.id)
+        assert parent.state is JobState.COMPLETED
+    assert await job.child_edges() == [
+        {"from": "double", "to": "double#2", "on_failure": "fail", "pass_result": True},
+        {"from": "double#2", "to": "double#3", "on_failure": "fail", "pass_result": True},
+    ]
+    assert await job.parent() is None
+    assert await run.wait(timeout=10) == "completed"
+    flow_jobs = [await app.get_job(i, q) for q, i, _ in run.record.jobs]
+    assert [j.id for j in flow_jobs] == [f"{job.id}.s9.0", f"{job.id}.s9.1"]
+    assert [await j.parent() for j in flow_jobs] == [None, None]
+
+
 async def test_children_that_are_not_valid_fail_the_parent_naming_why(
     app: Corral, workers: Workers
 ) -> None:

@@ -31,6 +31,7 @@ __all__ = [
     "heard_anew",
     "retry_plan",
     "spawn_order",
+    "spawn_parent",
 ]
 
 
@@ -176,6 +177,15 @@ def spawn_order(
         if len(rest) == 2 and all(part.isdigit() for part in rest):
             mine.append(edge)
     return sorted(mine, key=key)
+
+
+def spawn_parent(job_id: str) -> str | None:
+    """The id of the job that spawned ``job_id`` if it is a child's (``<parent
+    id>.s<k>.<n>``), else None. Only a candidate: a flow's job may have an id of that
+    shape too; the parent's edge to the child (:meth:`Backend.dependents`) tells."""
+    parent, _, rest = job_id.rpartition(".s")
+    wait, dot, n = rest.partition(".")
+    return parent if parent and dot and wait.isdigit() and n.isdigit() else None
 
 
 def heard_anew(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Annotated, Any, Literal
 
@@ -188,12 +189,14 @@ async def get_job(queue: QueueName, job_id: JobId, request: Request, scope: Read
 
 
 async def _one_job(job: Job, scope: Scope, settings: Settings) -> dict[str, Any]:
-    """A job as GET of one job shows it: with the children it spawned."""
+    """A job as GET of one job shows it: with the children it spawned and its parent."""
     data = job_out(job, scope, settings)
+    children, parent = await asyncio.gather(job.children(), job.parent())
     data["children"] = [
         {"name": name, "queue": c.queue, "id": c.id, "state": c.state.value, "task": c.name}
-        for name, c in (await job.children()).items()
+        for name, c in children.items()
     ]
+    data["parent"] = None if parent is None else {"queue": parent.queue, "id": parent.id}
     return data
 
 

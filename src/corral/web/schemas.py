@@ -228,6 +228,13 @@ class ChildOut(BaseModel):
     task: str
 
 
+class ParentOut(BaseModel):
+    """The job that spawned the one shown (``WaitForChildren``)."""
+
+    queue: str
+    id: str
+
+
 class JobOut(BaseModel):
     id: str
     queue: str
@@ -266,6 +273,11 @@ class JobOut(BaseModel):
         default=None,
         description="on GET of one job: the jobs it spawned (WaitForChildren), every "
         "wait's, in the order spawned ([] when none; removed ones left out)",
+    )
+    parent: ParentOut | None = Field(
+        default=None,
+        description="on GET of one job: the job that spawned it (WaitForChildren); null "
+        "when it was not spawned, or its parent has been removed",
     )
 
 
