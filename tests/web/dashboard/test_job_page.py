@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from playwright.async_api import Page, expect
 
-from corral import Corral, JobContext, WaitForChildren
+from corral import Corral, Dep, Flow, JobContext, WaitForChildren
 from corral.backends.base import JobState
 from corral.web.dashboard.job_page import CHILD_LINKS
 from tests.web.apps import QUEUE, build_app
@@ -219,6 +219,70 @@ async def test_a_job_removed_elsewhere_says_so_in_place(
     assert await job.remove()
     await expect(page.locator("#job-live")).to_contain_text("This job has been removed.")
     assert page.url == job_url(server, QUEUE, job.id)
+
+
+async def test_a_child_links_to_its_parent_whose_page_draws_the_children_graph(
+    page: Page, server: LiveServer, corral: Corral, workers: Workers
+) -> None:
+    """A spawned child's page says which job spawned it, linking there; the parent's
+    page draws how its children depend on one another as the flow page draws a flow
+    (a column per depth, an arrow per dependency, non-fail policies labelled)."""
+
+    @corral.task(name="web.importer", queue=QUEUE)
+    async def importer(ctx: JobContext) -> list[str]:
+        results = await ctx.dependency_results()
+        if not results:
+            flow = Flow()
+            fetch = flow.add(corral.call("web.echo", ["rows"]), name="fetch")
+            parse = flow.add(corral.call("web.echo"), name="parse", after=[fetch], pass_result=True)
+            thumbs = flow.add(corral.call("web.echo", [1]), name="thumbs", after=[parse])
+            index = flow.add(
+                corral.call("web.echo", [2], queue="web-other"),
+                name="index",
+                after=[Dep(parse, on_failure="ignore")],
+            )
+            flow.add(corral.call("web.echo", [3]), name="store", after=[thumbs, index])
+            raise WaitForChildren(flow)
+        return sorted(results)
+
+    job = await importer.enqueue()
+    workers.start([QUEUE, "web-other"])
+    assert await job.result(timeout=20) == ["fetch", "index", "parse", "store", "thumbs"]
+    await page.set_viewport_size({"width": 1280, "height": 1000})
+    await page.goto(job_url(server, "web-other", f"{job.id}.s0.3"))  # index, other queue
+    spawned_by = page.locator("#spawned-by")
+    await expect(spawned_by).to_contain_text(f"Spawned by web.importer {job.id}")
+    await expect(spawned_by.locator(".badge")).to_have_text("completed")
+    await expect(spawned_by).to_contain_text(f"in queue {QUEUE}")
+    await page.locator(".job-head").screenshot(path="/tmp/corral-spawn-child-head.png")
+    await page.locator("#parent-link").click()
+    await expect(page).to_have_url(job_url(server, QUEUE, job.id) + "#job-children")
+    await expect(page.locator("#spawned-by")).to_have_count(0)  # the parent was not spawned
+    graph = page.locator("#children-graph svg")
+    await expect(graph.locator(".flow-node")).to_have_count(5)
+    edges = graph.locator("path.flow-edge")
+    await expect(edges).to_have_count(5)
+    drawn = {await e.get_attribute("data-edge") for e in await edges.all()}
+    assert drawn == {
+        "fetch-parse",
+        "parse-thumbs",
+        "parse-index",
+        "thumbs-store",
+        "index-store",
+    }
+    depths = {
+        name: await graph.locator(f".flow-node[data-job='{name}']").get_attribute("data-depth")
+        for name in ("fetch", "parse", "thumbs", "index", "store")
+    }
+    assert depths == {"fetch": "0", "parse": "1", "thumbs": "2", "index": "2", "store": "3"}
+    await expect(graph.locator("[data-edge-label='parse-index']")).to_have_text("ignore")
+    await expect(graph.locator(".flow-edge.edge-completed")).to_have_count(5)
+    await page.locator("#job-children").screenshot(path="/tmp/corral-spawn-graph.png")
+    await page.screenshot(path="/tmp/corral-spawn-parent-page.png", full_page=True)
+    # Each box links to its child's page, which links back.
+    await graph.locator(".flow-node[data-job='store'] a").click()
+    await expect(page).to_have_url(job_url(server, QUEUE, f"{job.id}.s0.4"))
+    await expect(page.locator("#parent-link")).to_have_text("web.importer")
 
 
 async def test_a_parent_lists_the_children_it_spawned_and_links_to_them(

@@ -23,6 +23,7 @@ from corral.errors import JobNotFound, ValidationError
 from corral.job import Job
 from corral.web.audit import record_action
 from corral.web.auth import Scope
+from corral.web.dashboard.flow_graph import layout
 from corral.web.dashboard.job_view import bar_of, options_of, timeline_of
 from corral.web.dashboard.render import render, url_for
 from corral.web.dashboard.session import Viewer, action, viewer_of
@@ -120,11 +121,12 @@ async def _flow_of(request: Request, job: Job) -> dict[str, Any] | None:
     }
 
 
-async def _children_of(job: Job, every: bool) -> dict[str, Any] | None:
+async def _children_of(request: Request, job: Job, every: bool) -> dict[str, Any] | None:
     """The jobs ``job`` spawned (``WaitForChildren``) for its page: how many in each
-    state and the first CHILD_LINKS (all with ``every``); None when it spawned none.
-    Spawned children have no flow page: this is where they are listed."""
-    children = await job.children()
+    state, the graph of how they depend on one another (when some do: a chain...),
+    and the first CHILD_LINKS (all with ``every``); None when it spawned none.
+    Spawned children have no flow record, so no flow page: this card stands for one."""
+    children, edges = await asyncio.gather(job.children(), job.child_edges())
     if not children:
         return None
     rows = [
@@ -140,7 +142,14 @@ async def _children_of(job: Job, every: bool) -> dict[str, Any] | None:
     ]
     counts = Counter(row["state"] for row in rows)
     shown = rows if every else rows[:CHILD_LINKS]
+    # Drawn as a flow's page draws it; children removed since (and their edges) left out.
+    edges = [e for e in edges if e["from"] in children and e["to"] in children]
+    graph = None
+    if edges:
+        spawn = {"jobs": rows, "edges": edges}
+        graph = layout(spawn, lambda queue, job_id: url_for(request, job_path(queue, job_id)))
     return {
+        "graph": graph,
         "rows": shown,
         "total": len(rows),
         "more": len(rows) - len(shown),
@@ -179,7 +188,8 @@ async def _page(
         kwargs_text=_pretty(data["kwargs"]) if kwargs_text is None else kwargs_text,
         rerun_error=rerun_error,
         flow=await _flow_of(request, job),
-        children=await _children_of(job, every_child),
+        children=await _children_of(request, job, every_child),
+        parent=await job.parent(),
         # The live feed's job events refetch the live part while the job may change.
         live=None
         if job.state.terminal
