@@ -230,14 +230,24 @@ class Reconnect:
         """``await do()``, again after each connection error or timeout until
         ``timeout`` seconds have passed since the first failure (then that error
         propagates). ``do`` must be safe to repeat."""
+        task = asyncio.current_task()
+        asked = 0 if task is None else task.cancelling()
         if self._down_since is None:
             # The usual case costs one await: the retry machinery starts at a failure.
             attempt_at = asyncio.get_running_loop().time()
             try:
-                return await do()
+                result = await do()
             except (RedisConnectionError, RedisTimeoutError) as error:
-                return await self._retrying(do, error, attempt_at)
-        return await self._retrying(do, None, 0.0)
+                result = await self._retrying(do, error, attempt_at)
+        else:
+            result = await self._retrying(do, None, 0.0)
+        if task is not None and task.cancelling() > asked:
+            # redis-py can lose a cancel: on Python 3.11 its asyncio.wait_for around a
+            # write returns the write's result when the cancel arrives as it finishes.
+            # The task cancelled to stop would carry on, and whoever awaits it (a
+            # worker's or a hub's stop) would wait for ever.
+            raise asyncio.CancelledError
+        return result
 
     async def _retrying(
         self, do: Callable[[], Awaitable[T]], error: Exception | None, attempt_at: float
