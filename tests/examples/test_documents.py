@@ -202,7 +202,9 @@ def test_uploads_stream_to_disk_and_oversize_is_refused(system: System) -> None:
         answer = system.upload([("big report.txt", big)])
         grown = peak_rss(system.proc.pid) - rss
         assert answer.status_code == 202, answer.text
-        assert grown < LIMIT // 3, f"the web process grew by {grown:,} bytes"
+        # Held in memory, the file alone would grow it by LIMIT; the rest is noise of a
+        # few MB (buffers, the job's enqueue), so half of LIMIT tells the two apart.
+        assert grown < LIMIT // 2, f"the web process grew by {grown:,} bytes"
         [queued] = answer.json()["jobs"]
         assert queued["size"] == len(big) and queued["filename"] == "big report.txt"
         stored = system.uploads / queued["jobId"] / "big report.txt"

@@ -219,8 +219,13 @@ async def test_cancel_kills_the_child(app: Corral, workers: Workers, tmp_path: P
             os.kill(child, 0)
         except ProcessLookupError:
             return True
-        # A zombie until reaped counts as gone: it runs nothing.
-        return Path(f"/proc/{child}/stat").read_text().split(")")[1].split()[0] == "Z"
+        # A zombie until reaped counts as gone: it runs nothing. It may be reaped
+        # between the two looks, and then its /proc entry is gone too.
+        try:
+            stat = Path(f"/proc/{child}/stat").read_text()
+        except (ProcessLookupError, FileNotFoundError):
+            return True
+        return stat.split(")")[1].split()[0] == "Z"
 
     await wait_until(gone, timeout=5)
 
