@@ -390,7 +390,10 @@ class ProcessPool:
                 )
             wait = next_sample - now if deadline is None else min(next_sample, deadline) - now
             try:
-                frame = await asyncio.wait_for(child.inbox.get(), max(wait, 0.0))
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancel
+                # (the job's) that arrives as a frame does, and the child would run on.
+                async with asyncio.timeout(max(wait, 0.0)):
+                    frame = await child.inbox.get()
             except TimeoutError:
                 continue
             if frame is None:

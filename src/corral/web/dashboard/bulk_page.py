@@ -112,7 +112,8 @@ async def bulk(
         token = runs.start(run, work)
         assert run.task is not None
         with contextlib.suppress(TimeoutError):  # most runs are done by then
-            await asyncio.wait_for(asyncio.shield(run.task), QUICK)
+            async with asyncio.timeout(QUICK):
+                await asyncio.shield(run.task)
         if run.running or run.error:
             return RedirectResponse(url_for(request, f"/queues/{queue}/bulk/{token}"), 303)
         return RedirectResponse(_result_url(request, queue, run.back, act, run), 303)
