@@ -17,8 +17,11 @@ follow ``GET /api/v1/queues/big/events`` while wrk enqueues at about ``--sse-rat
 jobs/s (paced connections) and a second wrk measures ``/healthz`` (4 connections) on
 the same server; it prints both rates, healthz p99 and the events each listener got.
 
+Each row is measured after ``--warmup`` seconds (2) of the same load on the same server
+(a fresh process's first requests build caches and connections: up to 300 ms each).
+
     .venv/bin/python bench/http_api.py [--backends sqlite,redis] [--workers 1,2]
-        [--duration 10] [--connections 32] [--bulk 1000] [--json out.json]
+        [--duration 10] [--warmup 2] [--connections 32] [--bulk 1000] [--json out.json]
         [--sse 500 [--sse-rate 1000]]
 
 Needs ``wrk`` (``apt-get install wrk``) and ``redis-server`` on PATH.
@@ -261,8 +264,10 @@ def run_backend(
         for label, path, body, per in cases:
             if path.endswith("bulk") and args.no_bulk:
                 continue
-            before = asyncio.run(stored(url)) if per else 0
             connections = args.bulk_connections if per > 1 else args.connections
+            if args.warmup:  # a fresh server's first requests build caches, connections
+                wrk(base + path, body, connections, args.warmup, script)
+            before = asyncio.run(stored(url)) if per else 0
             cpu = cpu_seconds(pid)
             figures = wrk(base + path, body, connections, args.duration, script)
             cpu = cpu_seconds(pid) - cpu
@@ -321,15 +326,19 @@ async def _listen(port: int, path: str, streams: int, seconds: float) -> dict[st
     return {"min": min(counts), "max": max(counts), "resyncs": sum(resyncs)}
 
 
-def run_sse(name: str, url: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    """The fan-out scenario (see the module doc) on one serve process."""
+def run_sse(
+    name: str, url: str, workers: int, args: argparse.Namespace, work: Path
+) -> dict[str, Any]:
+    """The fan-out scenario (see the module doc) on ``workers`` serve processes."""
     paced = work / "paced.lua"
     paced.write_text(PACED_LUA)
     plain = work / "post.lua"
     connections = 16
     delay_ms = connections * 1000 / args.sse_rate
-    with served(url, 1, args.serve_arg) as (base, pid):
+    with served(url, workers, args.serve_arg) as (base, pid):
         port = int(base.rsplit(":", 1)[1])
+        if args.warmup:
+            wrk(base + "/api/v1/jobs", json.dumps(one_job(0)), connections, args.warmup, plain)
         listeners = subprocess.Popen(
             [
                 sys.executable,
@@ -361,6 +370,7 @@ def run_sse(name: str, url: str, args: argparse.Namespace, work: Path) -> dict[s
     row = {
         "backend": name,
         "case": f"SSE fan-out: {args.sse} queue streams",
+        "workers": workers,
         "listeners": args.sse,
         "enqueue_rps": enqueued["rps"],
         "enqueue_p99_us": enqueued["p99_us"],
@@ -374,7 +384,7 @@ def run_sse(name: str, url: str, args: argparse.Namespace, work: Path) -> dict[s
         "socket_errors": enqueued["socket_errors"] + health["socket_errors"],
     }
     print(
-        f"{name:7} SSE x{args.sse}: enqueue {enqueued['rps']:7,.0f}/s "
+        f"{name:7} w{workers} SSE x{args.sse}: enqueue {enqueued['rps']:7,.0f}/s "
         f"(p99 {enqueued['p99_us'] / 1000:.1f} ms)  healthz {health['rps']:7,.0f}/s "
         f"p50 {health['p50_us'] / 1000:.2f} ms p99 {health['p99_us'] / 1000:.2f} ms  "
         f"server CPU {cpu / args.duration:.0%}  events per listener {got['min']:,}-"
@@ -387,17 +397,17 @@ def run_sse(name: str, url: str, args: argparse.Namespace, work: Path) -> dict[s
 def run_rows(
     backend: str, workers: int, args: argparse.Namespace, work: Path, script: Path
 ) -> list[dict[str, Any]]:
-    """The wrk rows, then the SSE scenario (one process only), of one backend."""
+    """The wrk rows, then the SSE scenario, of one backend and serve process count."""
     rows: list[dict[str, Any]] = []
     with contextlib.ExitStack() as stack:
         if backend == "sqlite":
-            url, sse_url = f"sqlite:///{work}/w{workers}.db", f"sqlite:///{work}/sse.db"
+            url, sse_url = f"sqlite:///{work}/w{workers}.db", f"sqlite:///{work}/sse{workers}.db"
         else:
             url = sse_url = stack.enter_context(redis_server(work))
         if not args.sse_only:
             rows += run_backend(backend, url, workers, args, script)
-        if args.sse and workers == 1:
-            rows.append(run_sse(backend, sse_url, args, work))
+        if args.sse:
+            rows.append(run_sse(backend, sse_url, workers, args, work))
     return rows
 
 
@@ -406,6 +416,9 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,redis")
     parser.add_argument("--workers", default="1,2", help="serve --workers counts to run")
     parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument(
+        "--warmup", type=int, default=2, help="seconds of the same load before each row"
+    )
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--bulk", type=int, default=1000, help="jobs per bulk request")
     parser.add_argument("--bulk-connections", type=int, default=4)

@@ -180,20 +180,9 @@ def create_app(
         secret_fields=secret_fields,
         max_body_bytes=max_body_bytes,
     )
-    app.include_router(enqueue_api.router)
-    app.include_router(api.router)
-    app.include_router(audit.router)
-    app.include_router(schedules_api.router)
-    app.include_router(flows_api.router)
-    app.include_router(notify_api.router)
-    app.include_router(sse.router)
-    app.include_router(metrics.router)
-    keyring = app.state.corral_settings.keys
-    if pages:
-        web_dashboard.install(app, secret or default_secret(keyring.tokens()))
-    app.add_middleware(BodyLimit, limit=max_body_bytes)
-    app.add_middleware(ServerErrors)
 
+    # First: FastAPI tries routes in order, and a probe every few seconds should not
+    # walk the API's and the dashboard's ~150 routes first (~0.3 ms a request).
     @app.get("/healthz", tags=["operations"], response_model=dict[str, str])
     async def healthz() -> JSONResponse:
         """The process is up. ``X-Corral-Pid`` names the process that answered (with
@@ -209,6 +198,20 @@ def create_app(
             log_5xx(503, "GET", "/readyz", exc)
             return JSONResponse({"status": "unavailable", "error": str(exc)}, status_code=503)
         return JSONResponse({"status": "ok"})
+
+    app.include_router(enqueue_api.router)
+    app.include_router(api.router)
+    app.include_router(audit.router)
+    app.include_router(schedules_api.router)
+    app.include_router(flows_api.router)
+    app.include_router(notify_api.router)
+    app.include_router(sse.router)
+    app.include_router(metrics.router)
+    keyring = app.state.corral_settings.keys
+    if pages:
+        web_dashboard.install(app, secret or default_secret(keyring.tokens()))
+    app.add_middleware(BodyLimit, limit=max_body_bytes)
+    app.add_middleware(ServerErrors)
 
     _answer_errors(app, pages)
     return app
