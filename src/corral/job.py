@@ -316,8 +316,8 @@ class Job:
         """How the jobs this job spawned depend on one another (a ``chain``, a
         ``chord``...), as :meth:`FlowRun.to_dict` gives a flow's edges: ``{"from",
         "to", "on_failure", "pass_result"}`` between the names :meth:`children` gives
-        them, ordered by dependent then dependency as spawned. Empty when they wait for
-        none waits for another (plain calls, a group) or it spawned none."""
+        them, ordered by dependent then dependency as spawned. Empty when none waits for
+        another (plain calls, a group) or it spawned none."""
         backend = await self._app.backend()
         spawned = await backend.spawned(self.queue, self.id)
         order = {(queue, job_id): i for i, (queue, job_id, _) in enumerate(spawned)}
