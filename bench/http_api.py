@@ -13,9 +13,10 @@ It prints req/s, jobs/s, p50 and p99 per row, counts non-2xx answers (any makes 
 row fail), and checks that the store holds every job the server said it created.
 
 ``--sse N`` adds the fan-out scenario: N clients (a separate process, raw sockets)
-follow ``GET /api/v1/queues/big/events`` while wrk enqueues at about ``--sse-rate``
-jobs/s (paced connections) and a second wrk measures ``/healthz`` (4 connections) on
-the same server; it prints both rates, healthz p99 and the events each listener got.
+follow ``GET /api/v1/queues/big/events`` while a third process enqueues ``--sse-rate``
+jobs/s on schedule, whatever the answers take (open loop; latency counted from when
+each request was due), and wrk measures ``/healthz`` (4 connections) on the same
+server; it prints both rates, healthz p99 and the events each listener got.
 
 Each row is measured after ``--warmup`` seconds (2) of the same load on the same server
 (a fresh process's first requests build caches and connections: up to 300 ms each).
@@ -75,18 +76,6 @@ done = function(summary, latency, requests)
     latency.max, e.status, e.connect + e.read + e.write + e.timeout))
 end
 """
-
-
-#: wrk script for a paced enqueue: each connection waits BENCH_DELAY_MS between requests.
-PACED_LUA = (
-    LUA
-    + r"""
-local pause = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
-delay = function()
-  return pause
-end
-"""
-)
 
 
 def free_port() -> int:
@@ -192,9 +181,8 @@ def wrk(
     connections: int,
     duration: int,
     script: Path,
-    delay_ms: float = 0,
 ) -> dict[str, Any]:
-    out = wrk_start(url, body, connections, duration, script, delay_ms).communicate()[0]
+    out = wrk_start(url, body, connections, duration, script).communicate()[0]
     return wrk_figures(out)
 
 
@@ -204,13 +192,11 @@ def wrk_start(
     connections: int,
     duration: int,
     script: Path,
-    delay_ms: float = 0,
 ) -> subprocess.Popen[str]:
     env = {
         **os.environ,
         "BENCH_BODY": body or "",
         "BENCH_METHOD": "GET" if body is None else "POST",
-        "BENCH_DELAY_MS": str(delay_ms),
     }
     return subprocess.Popen(
         [
@@ -326,15 +312,68 @@ async def _listen(port: int, path: str, streams: int, seconds: float) -> dict[st
     return {"min": min(counts), "max": max(counts), "resyncs": sum(resyncs)}
 
 
+async def _paced(port: int, body: bytes, rate: float, seconds: float) -> dict[str, Any]:
+    """POST ``body`` to /api/v1/jobs at ``rate`` a second on schedule, whatever the
+    answers take (open loop: wrk's delay() waits after each answer, so it falls short
+    of the rate as soon as answers take time). Each request's latency counts from when
+    it was due, so a slow server is not hidden by requests sent late. Keep-alive
+    connections are opened as the schedule needs them."""
+    request = (
+        f"POST /api/v1/jobs HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
+    latencies: list[float] = []
+    failed = 0
+    loop = asyncio.get_running_loop()
+
+    async def one(due: float) -> None:
+        nonlocal failed
+        while idle:
+            reader, writer, used = idle.pop()
+            if loop.time() - used < 2.0:  # uvicorn closes a keep-alive idle for 5 s
+                break
+            writer.close()
+        else:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        await reader.readexactly(length)
+        latencies.append(loop.time() - due)
+        if not head.startswith((b"HTTP/1.1 200", b"HTTP/1.1 201")):
+            failed += 1
+        idle.append((reader, writer, loop.time()))
+
+    start = loop.time()
+    sent, pending = 0, set()
+    while (now := loop.time()) - start < seconds:
+        while sent < (now - start) * rate:
+            task = asyncio.create_task(one(start + sent / rate))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            sent += 1
+        await asyncio.sleep(0.001)
+    await asyncio.gather(*pending, return_exceptions=True)
+    elapsed = loop.time() - start
+    latencies.sort()
+    n = len(latencies)
+    return {
+        "requests": n,
+        "rps": n / elapsed,
+        "p50_us": latencies[n // 2] * 1e6 if n else 0,
+        "p99_us": latencies[min(n - 1, int(n * 0.99))] * 1e6 if n else 0,
+        "non2xx": failed,
+        "socket_errors": sent - n,
+    }
+
+
 def run_sse(
     name: str, url: str, workers: int, args: argparse.Namespace, work: Path
 ) -> dict[str, Any]:
     """The fan-out scenario (see the module doc) on ``workers`` serve processes."""
-    paced = work / "paced.lua"
-    paced.write_text(PACED_LUA)
     plain = work / "post.lua"
-    connections = 16
-    delay_ms = connections * 1000 / args.sse_rate
+    connections = 16  # of the warm-up
     with served(url, workers, args.serve_arg) as (base, pid):
         port = int(base.rsplit(":", 1)[1])
         if args.warmup:
@@ -354,16 +393,18 @@ def run_sse(
             raise RuntimeError("the SSE listeners did not connect")
         before = asyncio.run(stored(url))
         cpu = cpu_seconds(pid)
-        enqueue = wrk_start(
-            base + "/api/v1/jobs",
-            json.dumps(one_job(0)),
-            connections,
-            args.duration,
-            paced,
-            delay_ms,
+        enqueue = subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--pace",
+                f"{port}:{args.sse_rate}:{args.duration}",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
         )
         health = wrk(base + "/healthz", None, 4, args.duration, plain)
-        enqueued = wrk_figures(enqueue.communicate()[0])
+        enqueued = json.loads(enqueue.communicate()[0].strip().splitlines()[-1])
         cpu = cpu_seconds(pid) - cpu
         got = json.loads(listeners.communicate()[0].strip().splitlines()[-1])
         jobs = asyncio.run(stored(url)) - before
@@ -430,11 +471,17 @@ def main() -> None:
     parser.add_argument("--sse-rate", type=int, default=1000, help="enqueues/s meanwhile")
     parser.add_argument("--sse-only", action="store_true", help="skip the wrk rows")
     parser.add_argument("--listen", help=argparse.SUPPRESS)  # the listeners' process
+    parser.add_argument("--pace", help=argparse.SUPPRESS)  # the paced enqueuer's process
     args = parser.parse_args()
     if args.listen:
         port, path, streams, seconds = args.listen.split(":")
         got = asyncio.run(_listen(int(port), path, int(streams), float(seconds)))
         print(json.dumps(got), flush=True)
+        return
+    if args.pace:
+        port, rate, seconds = args.pace.split(":")
+        body = json.dumps(one_job(0)).encode()
+        print(json.dumps(asyncio.run(_paced(int(port), body, float(rate), float(seconds)))))
         return
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install wrk")
