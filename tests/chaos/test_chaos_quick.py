@@ -17,14 +17,18 @@ from chaos.verdict import Result
 pytestmark = pytest.mark.slow
 
 
-def _run(name: str, backend: str, root: Path) -> Result:
+def _run(name: str, backend: str, root: Path, *, replicated: bool = False) -> Result:
+    """Run a scenario in quick mode; nothing may be lost, except with ``replicated``:
+    enqueues a replica had not received when its primary died (Redis replicates
+    asynchronously), which the scenario's own check bounds."""
     if backend != "sqlite" and shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed")
     scenario = next(s for s in SCENARIOS if s.name == name)
     (result,) = run(scenario, backend, root, quick=True)  # quick mode: one result each
     failed = [f"{c.name}: {c.detail}" for c in result.checks if not c.ok]
     assert not failed, result.summary() + "\n" + "\n".join(result.notes)
-    assert result.lost == 0
+    if not replicated:
+        assert result.lost == 0
     assert result.unexplained == 0
     assert result.explained == result.duplicates
     return result
@@ -116,8 +120,11 @@ def test_primary_kill(topology: str, durable: bool, tmp_path: Path) -> None:
 
 def test_sentinels_paused(tmp_path: Path) -> None:
     # The primary SIGKILLed and the sentinels stopped for 1.5 s: they fail over once
-    # resumed (measured: a job completes again 3.7-3.8 s after the kill).
-    result = _run("sentinels_paused", "sentinel", tmp_path)
+    # resumed (measured: a job completes again 3.7-3.8 s after the kill). No AOF and
+    # no WAIT, like test_primary_kill's plain variant: what the replica had not
+    # received may be lost, within the scenario's bound (one CI run lost 193 of 1,089
+    # when the sentinels failed over a second time, back to the restarted primary).
+    result = _run("sentinels_paused", "sentinel", tmp_path, replicated=True)
     assert result.recovery_s is not None and result.recovery_s < 12
 
 
